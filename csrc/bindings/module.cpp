@@ -1,0 +1,49 @@
+// medfuse._core: the pybind11 module. Creates the module and registers each
+// kernel family; argument checks and GIL handling live in register_*.cpp.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/register.hpp"
+#include "common/cpu.hpp"
+
+namespace py = pybind11;
+
+#ifndef MEDFUSE_VERSION
+#define MEDFUSE_VERSION "unknown"
+#endif
+
+namespace {
+
+std::string compiler() {
+#if defined(__clang__)
+    return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    return std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+    return "msvc " + std::to_string(_MSC_VER);
+#else
+    return "unknown";
+#endif
+}
+
+py::dict build_info() {
+    py::dict d;
+    d["core_version"] = MEDFUSE_VERSION;
+    d["compiler"] = compiler();
+    d["build_type"] = MEDFUSE_BUILD_TYPE;
+    d["native"] = static_cast<bool>(MEDFUSE_NATIVE_BUILD);
+    d["simd_compiled"] = medfuse::isa_compiled();
+    d["simd_supported"] = medfuse::isa_supported();
+    d["simd_active"] = std::string(medfuse::isa_name(medfuse::active_isa()));
+    d["simd_request_error"] = medfuse::simd_request_error();
+    d["hardware_threads"] = std::thread::hardware_concurrency();
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+    m.doc() = "medfuse C++ kernels (internal; use the functions in medfuse)";
+    m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
+    medfuse::bind::register_edges(m);
+}

@@ -1,0 +1,6 @@
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace medfuse::bind {
+void register_edges(pybind11::module_& m);
+}  // namespace medfuse::bind

@@ -1,0 +1,395 @@
+// Canny orchestration: SIMD dispatch, bands and threads, optional Gaussian
+// pre-smoothing, hysteresis; and the Sobel operator. Inner loops live in
+// canny_kernels.hpp (compiled once per ISA).
+#include "edges/canny.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+
+namespace medfuse {
+namespace baseline {
+#include "edges/canny_kernels.hpp"
+}  // namespace baseline
+
+namespace {
+
+using i64 = std::int64_t;
+
+// ---- scratch ---------------------------------------------------------------
+class Scratch {
+   public:
+    Scratch(int count, i64 elems) : ptrs_(static_cast<std::size_t>(count)) {
+        const i64 stride = ((elems * 8 + 63) / 64) * 64;  // bytes, 64-byte multiple
+        mem_.reset(new unsigned char[static_cast<std::size_t>(stride * count + 64)]);
+        auto base = reinterpret_cast<std::uintptr_t>(mem_.get());
+        base = (base + 63) & ~static_cast<std::uintptr_t>(63);
+        for (int i = 0; i < count; ++i)
+            ptrs_[static_cast<std::size_t>(i)] = reinterpret_cast<void*>(base + static_cast<std::uintptr_t>(stride * i));
+    }
+    void* const* data() const { return ptrs_.data(); }
+
+   private:
+    std::unique_ptr<unsigned char[]> mem_;
+    std::vector<void*> ptrs_;
+};
+
+using BandFn = void (*)(const CannyJob&, i64, i64, void* const*);
+
+BandFn band2d_fn() {
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            return &avx512::canny2d_band;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            return &avx2::canny2d_band;
+#endif
+        default:
+            return &baseline::canny2d_band;
+    }
+}
+
+BandFn slab3d_fn() {
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            return &avx512::canny3d_slab;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            return &avx2::canny3d_slab;
+#endif
+        default:
+            return &baseline::canny3d_slab;
+    }
+}
+
+// ---- non-finite check -------------------------------------------------------
+template <class T>
+i64 count_nonfinite(const T* x, i64 n, int threads) {
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 16)));
+    std::vector<i64> counts(static_cast<std::size_t>(parts), 0);
+    parallel_for(parts, threads, [&](i64 p) {
+        const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
+        i64 c = 0;
+        for (i64 i = b; i < e; ++i) c += !std::isfinite(x[i]);
+        counts[static_cast<std::size_t>(p)] = c;
+    });
+    i64 total = 0;
+    for (i64 c : counts) total += c;
+    return total;
+}
+
+Status check_finite(const CannyJob& job, int threads) {
+    Status st;
+    const i64 n = job.depth * job.height * job.width;
+    if (job.dtype == DType::f32)
+        st.nonfinite = count_nonfinite(static_cast<const float*>(job.img), n, threads);
+    else if (job.dtype == DType::f64)
+        st.nonfinite = count_nonfinite(static_cast<const double*>(job.img), n, threads);
+    return st;
+}
+
+// ---- separable correlation along one axis -----------------------------------
+i64 border_index(i64 i, i64 n, int border) {
+    if (border == 0 || n == 1) return std::min(std::max(i, i64(0)), n - 1);
+    const i64 period = 2 * n - 2;
+    i64 r = (i < 0 ? -i : i) % period;
+    return r >= n ? period - r : r;
+}
+
+// out = correlate(in, taps) along `axis` of a C-contiguous (Z, H, W) array.
+// Accumulates from zero, taps ascending, zero taps skipped (see the twins).
+template <class T>
+void correlate_axis(const T* in, T* out, const i64 dims[3], int axis, const std::vector<double>& taps,
+                    int border, int threads) {
+    const i64 Z = dims[0], H = dims[1], W = dims[2];
+    const int K = static_cast<int>(taps.size());
+    const i64 r = K / 2;
+    std::vector<T> t(taps.size());
+    for (std::size_t k = 0; k < taps.size(); ++k) t[k] = static_cast<T>(taps[k]);
+    if (axis == 2) {
+        std::vector<i64> idx(static_cast<std::size_t>(W + 2 * r));
+        for (i64 i = 0; i < W + 2 * r; ++i) idx[static_cast<std::size_t>(i)] = border_index(i - r, W, border);
+        const i64 rows = Z * H;
+        const i64 parts = std::max<i64>(1, std::min<i64>(threads, rows / 8));
+        parallel_for(parts, threads, [&](i64 p) {
+            std::vector<T> pad(static_cast<std::size_t>(W + 2 * r));
+            for (i64 row = split_begin(rows, parts, p); row < split_begin(rows, parts, p + 1); ++row) {
+                const T* src = in + row * W;
+                T* dst = out + row * W;
+                for (i64 i = 0; i < W + 2 * r; ++i) pad[static_cast<std::size_t>(i)] = src[idx[static_cast<std::size_t>(i)]];
+                for (i64 x = 0; x < W; ++x) {
+                    T acc = T(0);
+                    for (int k = 0; k < K; ++k)
+                        if (taps[static_cast<std::size_t>(k)] != 0.0)
+                            acc = acc + t[static_cast<std::size_t>(k)] * pad[static_cast<std::size_t>(x + k)];
+                    dst[x] = acc;
+                }
+            }
+        });
+        return;
+    }
+    // Along y or z: whole rows at a time, vectorized across x.
+    const i64 n = axis == 1 ? H : Z;
+    const i64 outer = axis == 1 ? Z : 1;
+    const i64 inner = axis == 1 ? W : H * W;  // contiguous run per index along the axis
+    const i64 stride = inner;
+    const i64 lines = outer * n;
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, lines / 4));
+    parallel_for(parts, threads, [&](i64 p) {
+        for (i64 line = split_begin(lines, parts, p); line < split_begin(lines, parts, p + 1); ++line) {
+            const i64 o = line / n, i = line % n;
+            const T* base = in + o * n * stride;
+            T* dst = out + o * n * stride + i * stride;
+            for (i64 x = 0; x < inner; ++x) dst[x] = T(0);
+            for (int k = 0; k < K; ++k) {
+                if (taps[static_cast<std::size_t>(k)] == 0.0) continue;
+                const T tk = t[static_cast<std::size_t>(k)];
+                const T* src = base + border_index(i + k - r, n, border) * stride;
+                for (i64 x = 0; x < inner; ++x) dst[x] = dst[x] + tk * src[x];
+            }
+        }
+    });
+}
+
+template <class In>
+std::vector<double> to_double(const In* img, i64 n) {
+    std::vector<double> v(static_cast<std::size_t>(n));
+    for (i64 i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<double>(img[i]);
+    return v;
+}
+
+std::vector<double> as_double(const CannyJob& job) {
+    const i64 n = job.depth * job.height * job.width;
+    switch (job.dtype) {
+        case DType::u8:
+            return to_double(static_cast<const std::uint8_t*>(job.img), n);
+        case DType::u16:
+            return to_double(static_cast<const std::uint16_t*>(job.img), n);
+        case DType::i16:
+            return to_double(static_cast<const std::int16_t*>(job.img), n);
+        case DType::f32:
+            return to_double(static_cast<const float*>(job.img), n);
+        default:
+            return to_double(static_cast<const double*>(job.img), n);
+    }
+}
+
+// ---- hysteresis ---------------------------------------------------------------
+// The map holds 0 (no edge), 1 (weak candidate), 255 (edge). Edges grow into
+// 8- (2D) or 26-connected (3D) candidates. The result is the set of
+// candidates connected to a strong pixel, whatever the order of growth.
+struct Grid {
+    i64 Z, H, W;
+};
+
+// Grow from `stack` through units (rows in 2D, slices in 3D) [lo, hi).
+void grow(std::uint8_t* map, const Grid& g, bool is3d, i64 lo, i64 hi, std::vector<i64>& stack) {
+    const i64 HW = g.H * g.W;
+    while (!stack.empty()) {
+        const i64 p = stack.back();
+        stack.pop_back();
+        const i64 z = is3d ? p / HW : 0;
+        const i64 rem = p - z * HW;
+        const i64 y = rem / g.W, x = rem - (rem / g.W) * g.W;
+        const i64 zlo = is3d ? std::max(z - 1, lo) : 0, zhi = is3d ? std::min(z + 1, hi - 1) : 0;
+        const i64 ylo = is3d ? std::max<i64>(y - 1, 0) : std::max(y - 1, lo);
+        const i64 yhi = is3d ? std::min(y + 1, g.H - 1) : std::min(y + 1, hi - 1);
+        const i64 xlo = std::max<i64>(x - 1, 0), xhi = std::min(x + 1, g.W - 1);
+        for (i64 zz = zlo; zz <= zhi; ++zz)
+            for (i64 yy = ylo; yy <= yhi; ++yy) {
+                std::uint8_t* row = map + zz * HW + yy * g.W;
+                for (i64 xx = xlo; xx <= xhi; ++xx)
+                    if (row[xx] == 1) {
+                        row[xx] = 255;
+                        stack.push_back(zz * HW + yy * g.W + xx);
+                    }
+            }
+    }
+}
+
+void push_strong(const std::uint8_t* map, i64 begin, i64 end, std::vector<i64>& stack) {
+    i64 i = begin;
+    for (; i + 8 <= end; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, map + i, 8);
+        // any byte == 0xFF?
+        const std::uint64_t t = ~w;
+        if (((t - 0x0101010101010101ULL) & ~t & 0x8080808080808080ULL) == 0) continue;
+        for (i64 j = i; j < i + 8; ++j)
+            if (map[j] == 255) stack.push_back(j);
+    }
+    for (; i < end; ++i)
+        if (map[i] == 255) stack.push_back(i);
+}
+
+void hysteresis(std::uint8_t* map, const Grid& g, bool is3d, const std::vector<i64>& cuts, int threads) {
+    const i64 unit = is3d ? g.H * g.W : g.W;
+    const i64 nb = static_cast<i64>(cuts.size()) - 1;
+    // 1. every band on its own, in parallel (bands touch only their own units)
+    parallel_for(nb, threads, [&](i64 b) {
+        std::vector<i64> stack;
+        const i64 lo = cuts[static_cast<std::size_t>(b)], hi = cuts[static_cast<std::size_t>(b + 1)];
+        push_strong(map, lo * unit, hi * unit, stack);
+        grow(map, g, is3d, lo, hi, stack);
+    });
+    // 2. across band borders, serially, growing without limits
+    const i64 total_units = is3d ? g.Z : g.H;
+    std::vector<i64> stack;
+    for (i64 b = 1; b < nb; ++b) {
+        const i64 e = cuts[static_cast<std::size_t>(b)];
+        for (int side = 0; side < 2; ++side) {
+            const i64 from = side == 0 ? e - 1 : e;  // unit holding edges
+            const i64 to = side == 0 ? e : e - 1;    // unit across the border
+            const std::uint8_t* src = map + from * unit;
+            for (i64 i = 0; i < unit; ++i) {
+                if (src[i] != 255) continue;
+                const i64 y = is3d ? i / g.W : 0;
+                const i64 x = is3d ? i - y * g.W : i;
+                for (i64 yy = std::max<i64>(y - 1, 0); yy <= (is3d ? std::min(y + 1, g.H - 1) : 0); ++yy)
+                    for (i64 xx = std::max<i64>(x - 1, 0); xx <= std::min(x + 1, g.W - 1); ++xx) {
+                        const i64 q = to * unit + yy * g.W + xx;
+                        if (map[q] == 1) {
+                            map[q] = 255;
+                            stack.push_back(q);
+                        }
+                    }
+            }
+            grow(map, g, is3d, 0, total_units, stack);
+        }
+    }
+    // 3. weak candidates left are not edges
+    parallel_for(nb, threads, [&](i64 b) {
+        std::uint8_t* p = map + cuts[static_cast<std::size_t>(b)] * unit;
+        const i64 n = (cuts[static_cast<std::size_t>(b + 1)] - cuts[static_cast<std::size_t>(b)]) * unit;
+        for (i64 i = 0; i < n; ++i) p[i] = p[i] == 255 ? std::uint8_t(255) : std::uint8_t(0);
+    });
+}
+
+std::vector<i64> make_cuts(i64 n, i64 parts) {
+    std::vector<i64> cuts(static_cast<std::size_t>(parts + 1));
+    for (i64 i = 0; i <= parts; ++i) cuts[static_cast<std::size_t>(i)] = split_begin(n, parts, i);
+    return cuts;
+}
+
+Status run_canny(const CannyJob& job, int threads) {
+    const bool is3d = job.ndim == 3;
+    const Grid g{job.depth, job.height, job.width};
+    const i64 A = job.aperture;
+    std::vector<i64> cuts;
+    if (!is3d) {
+        const i64 nb = std::max<i64>(1, std::min<i64>(threads, job.height / 32));
+        cuts = make_cuts(job.height, nb);
+        const BandFn fn = band2d_fn();
+        const int count = static_cast<int>(1 + 2 * A + 9);
+        parallel_for(nb, threads, [&](i64 b) {
+            Scratch s(count, job.width + 16);
+            fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
+        });
+    } else {
+        const i64 nb = std::max<i64>(1, std::min<i64>(threads, job.depth / 4));
+        cuts = make_cuts(job.depth, nb);
+        const BandFn fn = slab3d_fn();
+        const int count = static_cast<int>(3 + 3 * A + 12);
+        const i64 plane = (job.height + 2) * (job.width + 2) + 16;
+        parallel_for(nb, threads, [&](i64 b) {
+            Scratch s(count, plane);
+            fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
+        });
+    }
+    hysteresis(job.out, g, is3d, cuts, threads);
+    return Status{};
+}
+
+}  // namespace
+
+Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smooth, int threads) {
+    threads = std::max(threads, 1);
+    if (job_in.depth <= 0 || job_in.height <= 0 || job_in.width <= 0)
+        throw std::invalid_argument("canny: image is empty");
+    if (job_in.aperture != 3 && job_in.aperture != 5 && job_in.aperture != 7)
+        throw std::invalid_argument("canny: aperture_size must be 3, 5 or 7");
+    Status st = check_finite(job_in, threads);
+    if (!st.ok()) return st;
+    bool smoothing = false;
+    for (const auto& t : smooth) smoothing = smoothing || t.size() > 1;
+    if (!smoothing) return run_canny(job_in, threads);
+
+    // Gaussian pre-smoothing into a float64 copy, x then y then z.
+    const i64 dims[3] = {job_in.depth, job_in.height, job_in.width};
+    const int nd = job_in.ndim;
+    std::vector<double> a = as_double(job_in);
+    std::vector<double> b(a.size());
+    for (int ax = nd - 1; ax >= 0; --ax) {
+        const auto& taps = smooth[static_cast<std::size_t>(ax)];
+        if (taps.size() <= 1) continue;
+        const int axis = ax + (3 - nd);  // axis in (z, y, x)
+        correlate_axis<double>(a.data(), b.data(), dims, axis, taps, 1, threads);
+        a.swap(b);
+    }
+    CannyJob job = job_in;
+    job.img = a.data();
+    job.dtype = DType::f64;
+    job.exact_int = false;
+    job.round16 = false;
+    return run_canny(job, threads);
+}
+
+// ---- Sobel ----------------------------------------------------------------------
+template <class In, class Out>
+Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border, Out* const* out,
+             int threads) {
+    threads = std::max(threads, 1);
+    using Acc = typename std::conditional<std::is_floating_point<In>::value, double, i64>::type;
+    const i64 dims[3] = {ndim == 3 ? shape[0] : 1, shape[ndim - 2], shape[ndim - 1]};
+    const i64 n = dims[0] * dims[1] * dims[2];
+    Status st;
+    if (std::is_floating_point<In>::value) {
+        st.nonfinite = count_nonfinite(img, n, threads);
+        if (!st.ok()) return st;
+    }
+    std::vector<double> s, d;
+    switch (aperture) {
+        case 3: s = {1, 2, 1}; d = {-1, 0, 1}; break;
+        case 5: s = {1, 4, 6, 4, 1}; d = {-1, -2, 0, 2, 1}; break;
+        case 7: s = {1, 6, 15, 20, 15, 6, 1}; d = {-1, -4, -5, 0, 5, 4, 1}; break;
+        default: throw std::invalid_argument("sobel: aperture_size must be 3, 5 or 7");
+    }
+    std::vector<Acc> src(static_cast<std::size_t>(n)), t1(static_cast<std::size_t>(n)), t2(static_cast<std::size_t>(n));
+    for (i64 i = 0; i < n; ++i) src[static_cast<std::size_t>(i)] = static_cast<Acc>(img[i]);
+    for (int g = 0; g < ndim; ++g) {
+        const Acc* cur = src.data();
+        Acc* bufs[2] = {t1.data(), t2.data()};
+        int which = 0;
+        for (int ax = ndim - 1; ax >= 0; --ax) {
+            const int axis = ax + (3 - ndim);
+            correlate_axis<Acc>(cur, bufs[which], dims, axis, ax == g ? d : s, border, threads);
+            cur = bufs[which];
+            which ^= 1;
+        }
+        Out* o = out[g];
+        for (i64 i = 0; i < n; ++i) o[i] = static_cast<Out>(cur[i]);
+    }
+    return st;
+}
+
+template Status sobel<std::uint8_t, std::int32_t>(const std::uint8_t*, int, const i64*, int, int, std::int32_t* const*, int);
+template Status sobel<std::uint16_t, std::int32_t>(const std::uint16_t*, int, const i64*, int, int, std::int32_t* const*, int);
+template Status sobel<std::int16_t, std::int32_t>(const std::int16_t*, int, const i64*, int, int, std::int32_t* const*, int);
+template Status sobel<std::uint16_t, std::int64_t>(const std::uint16_t*, int, const i64*, int, int, std::int64_t* const*, int);
+template Status sobel<std::int16_t, std::int64_t>(const std::int16_t*, int, const i64*, int, int, std::int64_t* const*, int);
+template Status sobel<float, float>(const float*, int, const i64*, int, int, float* const*, int);
+template Status sobel<double, double>(const double*, int, const i64*, int, int, double* const*, int);
+
+}  // namespace medfuse

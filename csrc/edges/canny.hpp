@@ -1,0 +1,61 @@
+// Canny edge detection and Sobel gradients, 2D (y, x) and 3D (z, y, x).
+//
+// Pure C++17, no Python. Arrays are C-contiguous; a 2D image is a volume
+// with depth 1. The semantics (stated in python/medfuse/edges.py) are the
+// same as the NumPy twins in python/medfuse/reference/edges.py: integer
+// inputs in 2D use exact integer arithmetic; everything else float64 in a
+// fixed operation order, so results are bit-identical to the twins.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace medfuse {
+
+enum class DType { u8, u16, i16, f32, f64 };
+
+struct CannyJob {
+    const void* img = nullptr;
+    DType dtype = DType::u8;
+    int ndim = 2;
+    std::int64_t depth = 1, height = 0, width = 0;
+    int aperture = 3;
+    bool l2 = false;
+    bool exact_int = false;  // 2D 8/16-bit: integer gradients and magnitudes
+    bool round16 = false;    // uint8 aperture 7: round-half-even(S / 16), as cv2
+    double low_cmp = 0.0;    // candidate if magnitude > low_cmp (squared for L2)
+    double high_cmp = 0.0;   // strong if magnitude > high_cmp
+    double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)
+    std::uint8_t* out = nullptr;
+};
+
+// Per-band scratch: kScratchBuffers buffers of scratch_elems(width) 8-byte
+// elements each, 64-byte aligned, carved by the caller.
+constexpr int kScratchBuffers = 24;
+
+// Canny over the whole job. `smooth` holds per-axis (z, y, x) Gaussian taps
+// (empty, or one vector per axis; a single tap means "not smoothed").
+Status canny(const CannyJob& job, const std::vector<std::vector<double>>& smooth, int threads);
+
+// Sobel derivative along every axis. `out[a]` receives d/d(axis a), same
+// shape as the input. Integer inputs accumulate in int64 and are stored as
+// OutInt; float inputs accumulate in float64. border: 0 replicate, 1 reflect101.
+template <class In, class Out>
+Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, int border,
+             Out* const* out, int threads);
+
+// ---- per-ISA entry points (canny_kernels.hpp compiled once per ISA) --------
+#define MEDFUSE_DECLARE_ISA(ns)                                                          \
+    namespace ns {                                                                       \
+    void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1,             \
+                      void* const* bufs);                                                \
+    void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1,             \
+                      void* const* bufs);                                                \
+    }
+MEDFUSE_DECLARE_ISA(baseline)
+MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
+#undef MEDFUSE_DECLARE_ISA
+
+}  // namespace medfuse

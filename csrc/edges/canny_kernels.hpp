@@ -1,0 +1,429 @@
+// Canny inner loops, compiled once per instruction set.
+//
+// This file is included *inside* a namespace by canny.cpp (baseline),
+// canny_avx2.cpp and canny_avx512.cpp, each built with its own -m flags, so
+// every function here exists once per ISA and none can be merged across
+// paths by the linker. It includes no headers and uses no std:: templates
+// for the same reason. Loops are written for the auto-vectorizer: contiguous
+// rows, restrict pointers, branch-free selects.
+//
+// Float order of operations is fixed (and must match reference/edges.py):
+// a 1D pass accumulates from zero over taps in ascending order, skipping zero
+// taps; passes run along x, then y, then z; magnitudes sum x, y, z.
+
+#ifndef MEDFUSE_RESTRICT
+#define MEDFUSE_RESTRICT __restrict__
+#endif
+
+namespace kern {
+
+using i64 = std::int64_t;
+using u8 = unsigned char;
+
+template <int A> struct Taps;
+template <> struct Taps<3> {
+    static constexpr int s[3] = {1, 2, 1};
+    static constexpr int d[3] = {-1, 0, 1};
+};
+template <> struct Taps<5> {
+    static constexpr int s[5] = {1, 4, 6, 4, 1};
+    static constexpr int d[5] = {-1, -2, 0, 2, 1};
+};
+template <> struct Taps<7> {
+    static constexpr int s[7] = {1, 6, 15, 20, 15, 6, 1};
+    static constexpr int d[7] = {-1, -4, -5, 0, 5, 4, 1};
+};
+
+template <class T> inline T vabs(T v) { return v < T(0) ? T(-v) : v; }
+inline i64 clampi(i64 v, i64 lo, i64 hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Replicate-border copy of one input row into `pad` (length W + 2R), as G.
+template <class In, class G, int R>
+inline void load_row(const In* MEDFUSE_RESTRICT src, G* MEDFUSE_RESTRICT pad, i64 W) {
+    for (i64 x = 0; x < W; ++x) pad[R + x] = static_cast<G>(src[x]);
+    for (int k = 0; k < R; ++k) {
+        pad[k] = static_cast<G>(src[0]);
+        pad[R + W + k] = static_cast<G>(src[W - 1]);
+    }
+}
+
+// Horizontal pass: hd = derivative taps, hs = smoothing taps.
+template <class G, int A>
+inline void row_pass(const G* MEDFUSE_RESTRICT pad, G* MEDFUSE_RESTRICT hd,
+                     G* MEDFUSE_RESTRICT hs, i64 W) {
+    for (i64 x = 0; x < W; ++x) {
+        G ad = G(0), as = G(0);
+        for (int k = 0; k < A; ++k) {
+            if (Taps<A>::d[k] != 0) ad = ad + static_cast<G>(Taps<A>::d[k]) * pad[x + k];
+            as = as + static_cast<G>(Taps<A>::s[k]) * pad[x + k];
+        }
+        hd[x] = ad;
+        hs[x] = as;
+    }
+}
+
+// Vertical pass over A rows: out = sum_k taps[k] * rows[k].
+template <class G, int A, bool Deriv>
+inline void col_pass(const G* const* rows, G* MEDFUSE_RESTRICT out, i64 n) {
+    const G* r[A];
+    for (int k = 0; k < A; ++k) r[k] = rows[k];
+    for (i64 x = 0; x < n; ++x) {
+        G acc = G(0);
+        for (int k = 0; k < A; ++k) {
+            const int t = Deriv ? Taps<A>::d[k] : Taps<A>::s[k];
+            if (t != 0) acc = acc + static_cast<G>(t) * r[k][x];
+        }
+        out[x] = acc;
+    }
+}
+
+// cv2's aperture-7 rule: int16(round-half-even(v / 16)).
+inline void round16_row(int* MEDFUSE_RESTRICT g, i64 W) {
+    for (i64 x = 0; x < W; ++x) {
+        const int v = g[x];
+        const int q = v >> 4;  // floor
+        const int rem = v & 15;
+        g[x] = q + ((rem > 8) | ((rem == 8) & (q & 1)));
+    }
+}
+
+template <class G>
+inline void scale_row(G* MEDFUSE_RESTRICT g, double w, i64 n) {
+    for (i64 x = 0; x < n; ++x) g[x] = g[x] * w;
+}
+
+template <class G, class M, bool L2>
+inline void magnitude2(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
+                       M* MEDFUSE_RESTRICT mag, i64 W) {
+    for (i64 x = 0; x < W; ++x) {
+        const M a = static_cast<M>(gx[x]), b = static_cast<M>(gy[x]);
+        mag[x] = L2 ? M(a * a + b * b) : M(vabs(a) + vabs(b));
+    }
+}
+
+// Non-maximum suppression and double threshold for one row.
+// mp, mc, mn: magnitudes of rows y-1, y, y+1, padded (index x+1), zero outside.
+// out: 0 = not an edge, 1 = weak candidate, 255 = strong.
+template <class G, class M, class D>
+inline void nms_row(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
+                    const M* MEDFUSE_RESTRICT mp, const M* MEDFUSE_RESTRICT mc,
+                    const M* MEDFUSE_RESTRICT mn, u8* MEDFUSE_RESTRICT out, i64 W, M low,
+                    M high) {
+    for (i64 x = 0; x < W; ++x) {
+        const M m = mc[x + 1];
+        const D ax = vabs(static_cast<D>(gx[x]));
+        const D ay = vabs(static_cast<D>(gy[x]));
+        const D ay15 = ay * D(32768);
+        const bool ysig = ay15 >= ax * D(13573);  // not horizontal
+        const bool xsig = ay15 <= ax * D(79109);  // not vertical
+        const bool neg = (gx[x] < G(0)) != (gy[x] < G(0));
+        const bool diag = xsig & ysig;
+        const M pl = mp[x], pc = mp[x + 1], pr = mp[x + 2];
+        const M cl = mc[x], cr = mc[x + 2];
+        const M nl = mn[x], nc = mn[x + 1], nr = mn[x + 2];
+        const M dn1 = neg ? pr : pl;
+        const M dn2 = neg ? nl : nr;
+        const M n1 = !ysig ? cl : (!xsig ? pc : dn1);
+        const M n2 = !ysig ? cr : (!xsig ? nc : dn2);
+        const bool keep = (m > low) & (m > n1) & ((m > n2) | ((m == n2) & !diag));
+        out[x] = keep ? (m > high ? u8(255) : u8(1)) : u8(0);
+    }
+}
+
+struct Bufs2D {
+    void* const* b;
+    template <class T> T* get(int i) const { return static_cast<T*>(b[i]); }
+};
+
+// One band of rows [r0, r1) of a 2D image.
+template <class In, class G, class M, class D, int A, bool L2, bool R16>
+void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
+    constexpr int R = A / 2;
+    const i64 H = job.height, W = job.width;
+    const In* img = static_cast<const In*>(job.img);
+    constexpr bool kFloat = G(0.5) != G(0);  // float path (no <type_traits> here)
+    Bufs2D B{bufs};
+    G* pad = B.get<G>(0);
+    G* hd[A];
+    G* hs[A];
+    for (int k = 0; k < A; ++k) {
+        hd[k] = B.get<G>(1 + k);
+        hs[k] = B.get<G>(1 + A + k);
+    }
+    G* gxr[3];
+    G* gyr[3];
+    M* magr[3];
+    for (int k = 0; k < 3; ++k) {
+        gxr[k] = B.get<G>(1 + 2 * A + k);
+        gyr[k] = B.get<G>(4 + 2 * A + k);
+        magr[k] = B.get<M>(7 + 2 * A + k);
+    }
+    const M low = static_cast<M>(job.low_cmp), high = static_cast<M>(job.high_cmp);
+    const double wy = job.weights[1], wx = job.weights[2];
+
+    auto slot = [](i64 v, i64 n) { return static_cast<int>(((v % n) + n) % n); };
+    const i64 ystart = r0 - 1 < 0 ? 0 : r0 - 1;
+    i64 next_v = ystart - R;
+    const G* rows[A];
+    for (i64 y = r0 - 1; y <= r1; ++y) {
+        M* mag = magr[slot(y, 3)];
+        if (y < 0 || y >= H) {
+            for (i64 x = 0; x < W + 2; ++x) mag[x] = M(0);
+        } else {
+            for (; next_v <= y + R; ++next_v) {
+                const In* src = img + clampi(next_v, 0, H - 1) * W;
+                load_row<In, G, R>(src, pad, W);
+                const int s = slot(next_v, A);
+                row_pass<G, A>(pad, hd[s], hs[s], W);
+            }
+            G* gx = gxr[slot(y, 3)];
+            G* gy = gyr[slot(y, 3)];
+            for (int k = 0; k < A; ++k) rows[k] = hd[slot(y - R + k, A)];
+            col_pass<G, A, false>(rows, gx, W);
+            for (int k = 0; k < A; ++k) rows[k] = hs[slot(y - R + k, A)];
+            col_pass<G, A, true>(rows, gy, W);
+            if constexpr (R16) {
+                round16_row(reinterpret_cast<int*>(gx), W);
+                round16_row(reinterpret_cast<int*>(gy), W);
+            }
+            if constexpr (kFloat) {
+                scale_row(gx, wx, W);
+                scale_row(gy, wy, W);
+            }
+            mag[0] = M(0);
+            mag[W + 1] = M(0);
+            magnitude2<G, M, L2>(gx, gy, mag + 1, W);
+        }
+        const i64 yc = y - 1;  // row whose suppression is now possible
+        if (yc >= r0 && yc < r1) {
+            nms_row<G, M, D>(gxr[slot(yc, 3)], gyr[slot(yc, 3)], magr[slot(yc - 1, 3)],
+                             magr[slot(yc, 3)], magr[slot(yc + 1, 3)], job.out + yc * W, W,
+                             low, high);
+        }
+    }
+}
+
+// Dispatch on aperture / norm for one pixel type.
+template <class In, class G, class M, class D, bool AllowR16>
+void band2d_any(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
+    const bool l2 = job.l2;
+    switch (job.aperture) {
+        case 3:
+            return l2 ? band2d<In, G, M, D, 3, true, false>(job, r0, r1, bufs)
+                      : band2d<In, G, M, D, 3, false, false>(job, r0, r1, bufs);
+        case 5:
+            return l2 ? band2d<In, G, M, D, 5, true, false>(job, r0, r1, bufs)
+                      : band2d<In, G, M, D, 5, false, false>(job, r0, r1, bufs);
+        default:
+            if constexpr (AllowR16) {
+                if (job.round16)
+                    return l2 ? band2d<In, G, M, D, 7, true, true>(job, r0, r1, bufs)
+                              : band2d<In, G, M, D, 7, false, true>(job, r0, r1, bufs);
+            }
+            return l2 ? band2d<In, G, M, D, 7, true, false>(job, r0, r1, bufs)
+                      : band2d<In, G, M, D, 7, false, false>(job, r0, r1, bufs);
+    }
+}
+
+// ---------------------------------------------------------------- 3D ------
+
+// In-plane passes of one input slice: ps = Ys Xs f, pdx = Ys Xd f, pdy = Yd Xs f.
+template <class In, int A>
+void plane_pass(const In* src, i64 H, i64 W, double* pad, double* hd, double* hs, double* ps,
+                double* pdx, double* pdy) {
+    constexpr int R = A / 2;
+    for (i64 y = 0; y < H; ++y) {
+        load_row<In, double, R>(src + y * W, pad, W);
+        row_pass<double, A>(pad, hd + y * W, hs + y * W, W);
+    }
+    const double* rows[A];
+    for (i64 y = 0; y < H; ++y) {
+        for (int k = 0; k < A; ++k) rows[k] = hd + clampi(y - R + k, 0, H - 1) * W;
+        col_pass<double, A, false>(rows, pdx + y * W, W);
+        for (int k = 0; k < A; ++k) rows[k] = hs + clampi(y - R + k, 0, H - 1) * W;
+        col_pass<double, A, false>(rows, ps + y * W, W);
+        col_pass<double, A, true>(rows, pdy + y * W, W);
+    }
+}
+
+template <bool L2>
+inline void magnitude3(const double* MEDFUSE_RESTRICT gx, const double* MEDFUSE_RESTRICT gy,
+                       const double* MEDFUSE_RESTRICT gz, double* MEDFUSE_RESTRICT mag, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        mag[i] = L2 ? (gx[i] * gx[i] + gy[i] * gy[i]) + gz[i] * gz[i]
+                    : (vabs(gx[i]) + vabs(gy[i])) + vabs(gz[i]);
+    }
+}
+
+// 3D suppression of slice z. mags: padded (H+2)x(W+2) slices z-1, z, z+1.
+inline void nms_slice(const double* gx, const double* gy, const double* gz,
+                      const double* const* mags, u8* out, i64 H, i64 W, double low,
+                      double high) {
+    const i64 PW = W + 2;
+    for (i64 y = 0; y < H; ++y) {
+        for (i64 x = 0; x < W; ++x) {
+            const i64 i = y * W + x;
+            const i64 pc = (y + 1) * PW + (x + 1);
+            const double m = mags[1][pc];
+            u8 res = 0;
+            if (m > low) {
+                const double az = vabs(gz[i]), ay = vabs(gy[i]), ax = vabs(gx[i]);
+                const double az15 = az * 32768.0, ay15 = ay * 32768.0;
+                const bool zs = (az15 >= ay * 13573.0) & (az15 >= ax * 13573.0);
+                const bool ys = (az15 <= ay * 79109.0) & (ay15 >= ax * 13573.0);
+                const bool xs = (az15 <= ax * 79109.0) & (ay15 <= ax * 79109.0);
+                int oz = zs, oy = ys, ox = xs;
+                const int count = oz + oy + ox;
+                bool keep;
+                if (count == 1) {
+                    const i64 o = oy * PW + ox;
+                    const double* lo_s = oz ? mags[0] : mags[1];
+                    const double* hi_s = oz ? mags[2] : mags[1];
+                    keep = (m > lo_s[pc - o]) & (m >= hi_s[pc + o]);
+                } else {
+                    // First counted axis positive; others by sign agreement.
+                    const bool nz = gz[i] < 0.0, ny = gy[i] < 0.0, nx = gx[i] < 0.0;
+                    const bool first_neg = zs ? nz : ny;
+                    if (oy && zs) oy = (ny != first_neg) ? -1 : 1;
+                    if (ox) ox = (nx != first_neg) ? -1 : 1;
+                    const i64 o = oy * PW + ox;
+                    const double* lo_s = oz ? mags[0] : mags[1];
+                    const double* hi_s = oz ? mags[2] : mags[1];
+                    keep = (m > lo_s[pc - o]) & (m > hi_s[pc + o]);
+                }
+                if (keep) res = m > high ? u8(255) : u8(1);
+            }
+            out[i] = res;
+        }
+    }
+}
+
+// Slab of slices [z0, z1) of a 3D volume, float64 arithmetic throughout.
+template <class In, int A, bool L2>
+void slab3d(const medfuse::CannyJob& job, i64 z0, i64 z1, void* const* bufs) {
+    constexpr int R = A / 2;
+    const i64 Z = job.depth, H = job.height, W = job.width, HW = H * W;
+    const In* img = static_cast<const In*>(job.img);
+    int bi = 0;
+    auto take = [&]() { return static_cast<double*>(bufs[bi++]); };
+    double* pad = take();
+    double* hd = take();
+    double* hs = take();
+    double* ps[A];
+    double* pdx[A];
+    double* pdy[A];
+    for (int k = 0; k < A; ++k) {
+        ps[k] = take();
+        pdx[k] = take();
+        pdy[k] = take();
+    }
+    double* gxr[3];
+    double* gyr[3];
+    double* gzr[3];
+    double* magr[3];
+    for (int k = 0; k < 3; ++k) {
+        gxr[k] = take();
+        gyr[k] = take();
+        gzr[k] = take();
+        magr[k] = take();
+    }
+    const double wz = job.weights[0], wy = job.weights[1], wx = job.weights[2];
+    const i64 PW = W + 2, PHW = (H + 2) * PW;
+    auto slot = [](i64 v, i64 n) { return static_cast<int>(((v % n) + n) % n); };
+    const i64 zstart = z0 - 1 < 0 ? 0 : z0 - 1;
+    i64 next_v = zstart - R;
+    const double* rows[A];
+    for (i64 z = z0 - 1; z <= z1; ++z) {
+        double* mag = magr[slot(z, 3)];
+        for (i64 i = 0; i < PHW; ++i) mag[i] = 0.0;
+        if (z >= 0 && z < Z) {
+            for (; next_v <= z + R; ++next_v) {
+                const int s = slot(next_v, A);
+                plane_pass<In, A>(img + clampi(next_v, 0, Z - 1) * HW, H, W, pad, hd, hs,
+                                  ps[s], pdx[s], pdy[s]);
+            }
+            const int c = slot(z, 3);
+            for (int k = 0; k < A; ++k) rows[k] = pdx[slot(z - R + k, A)];
+            col_pass<double, A, false>(rows, gxr[c], HW);
+            for (int k = 0; k < A; ++k) rows[k] = pdy[slot(z - R + k, A)];
+            col_pass<double, A, false>(rows, gyr[c], HW);
+            for (int k = 0; k < A; ++k) rows[k] = ps[slot(z - R + k, A)];
+            col_pass<double, A, true>(rows, gzr[c], HW);
+            scale_row(gxr[c], wx, HW);
+            scale_row(gyr[c], wy, HW);
+            scale_row(gzr[c], wz, HW);
+            double* tmp = hd;  // reuse as a contiguous magnitude plane
+            magnitude3<L2>(gxr[c], gyr[c], gzr[c], tmp, HW);
+            for (i64 y = 0; y < H; ++y)
+                for (i64 x = 0; x < W; ++x) mag[(y + 1) * PW + x + 1] = tmp[y * W + x];
+        }
+        const i64 zc = z - 1;
+        if (zc >= z0 && zc < z1) {
+            const double* m3[3] = {magr[slot(zc - 1, 3)], magr[slot(zc, 3)], magr[slot(zc + 1, 3)]};
+            const int c = slot(zc, 3);
+            nms_slice(gxr[c], gyr[c], gzr[c], m3, job.out + zc * HW, H, W, job.low_cmp,
+                      job.high_cmp);
+        }
+    }
+}
+
+template <class In>
+void slab3d_any(const medfuse::CannyJob& job, i64 z0, i64 z1, void* const* bufs) {
+    switch (job.aperture) {
+        case 3:
+            return job.l2 ? slab3d<In, 3, true>(job, z0, z1, bufs)
+                          : slab3d<In, 3, false>(job, z0, z1, bufs);
+        case 5:
+            return job.l2 ? slab3d<In, 5, true>(job, z0, z1, bufs)
+                          : slab3d<In, 5, false>(job, z0, z1, bufs);
+        default:
+            return job.l2 ? slab3d<In, 7, true>(job, z0, z1, bufs)
+                          : slab3d<In, 7, false>(job, z0, z1, bufs);
+    }
+}
+
+}  // namespace kern
+
+void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* const* bufs) {
+    using namespace kern;
+    if (job.exact_int) {
+        switch (job.dtype) {
+            case DType::u8:
+                return band2d_any<unsigned char, int, int, int, true>(job, r0, r1, bufs);
+            case DType::u16:
+                return band2d_any<unsigned short, int, i64, i64, false>(job, r0, r1, bufs);
+            case DType::i16:
+                return band2d_any<short, int, i64, i64, false>(job, r0, r1, bufs);
+            default:
+                break;
+        }
+    }
+    switch (job.dtype) {
+        case DType::u8:
+            return band2d_any<unsigned char, double, double, double, false>(job, r0, r1, bufs);
+        case DType::u16:
+            return band2d_any<unsigned short, double, double, double, false>(job, r0, r1, bufs);
+        case DType::i16:
+            return band2d_any<short, double, double, double, false>(job, r0, r1, bufs);
+        case DType::f32:
+            return band2d_any<float, double, double, double, false>(job, r0, r1, bufs);
+        default:
+            return band2d_any<double, double, double, double, false>(job, r0, r1, bufs);
+    }
+}
+
+void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1, void* const* bufs) {
+    using namespace kern;
+    switch (job.dtype) {
+        case DType::u8:
+            return slab3d_any<unsigned char>(job, z0, z1, bufs);
+        case DType::u16:
+            return slab3d_any<unsigned short>(job, z0, z1, bufs);
+        case DType::i16:
+            return slab3d_any<short>(job, z0, z1, bufs);
+        case DType::f32:
+            return slab3d_any<float>(job, z0, z1, bufs);
+        default:
+            return slab3d_any<double>(job, z0, z1, bufs);
+    }
+}
