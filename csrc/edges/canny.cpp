@@ -187,93 +187,117 @@ std::vector<double> as_double(const CannyJob& job) {
 }
 
 // ---- hysteresis ---------------------------------------------------------------
-// The map holds 0 (no edge), 1 (weak candidate), 255 (edge). Edges grow into
-// 8- (2D) or 26-connected (3D) candidates. The result is the set of
-// candidates connected to a strong pixel, whatever the order of growth.
-struct Grid {
-    i64 Z, H, W;
+// The padded map holds 0 (no edge, and every padding cell), 1 (weak candidate)
+// and 255 (edge). Edges grow into 8- (2D) or 26-connected (3D) candidates.
+// The result is the set of candidates connected to a strong pixel, whatever
+// the order of growth, hence identical for any number of bands or threads.
+struct PaddedMap {
+    std::unique_ptr<std::uint8_t[]> mem;
+    i64 Z = 1, H = 0, W = 0;      // interior size
+    i64 row = 0, slice = 0;       // strides of the padded buffer
+    i64 zpad = 0;                 // 1 in 3D (padding slices), 0 in 2D
+    std::uint8_t* origin = nullptr;  // interior element (0, 0, 0)
+    int n_offsets = 0;
+    i64 offsets[26] = {};
+
+    PaddedMap(i64 depth, i64 height, i64 width, bool is3d) : Z(depth), H(height), W(width) {
+        row = W + 2;
+        slice = (H + 2) * row;
+        zpad = is3d ? 1 : 0;
+        const i64 total = (Z + 2 * zpad) * slice;
+        mem.reset(new std::uint8_t[static_cast<std::size_t>(total)]);
+        // Zero the padding only; the kernels write every interior cell.
+        std::uint8_t* base = mem.get();
+        if (is3d) {
+            std::memset(base, 0, static_cast<std::size_t>(slice));
+            std::memset(base + (Z + 1) * slice, 0, static_cast<std::size_t>(slice));
+        }
+        for (i64 z = 0; z < Z; ++z) {
+            std::uint8_t* s = base + (z + zpad) * slice;
+            std::memset(s, 0, static_cast<std::size_t>(row));
+            std::memset(s + (H + 1) * row, 0, static_cast<std::size_t>(row));
+            for (i64 y = 1; y <= H; ++y) {
+                s[y * row] = 0;
+                s[y * row + W + 1] = 0;
+            }
+        }
+        origin = base + zpad * slice + row + 1;
+        for (i64 dz = -zpad; dz <= zpad; ++dz)
+            for (i64 dy = -1; dy <= 1; ++dy)
+                for (i64 dx = -1; dx <= 1; ++dx)
+                    if (dz || dy || dx) offsets[n_offsets++] = dz * slice + dy * row + dx;
+    }
+    // Offset (from origin) of the first cell of unit u (a row in 2D, a slice in 3D).
+    i64 unit_begin(i64 u, bool is3d) const { return is3d ? u * slice - row - 1 : u * row - 1; }
 };
 
-// Grow from `stack` through units (rows in 2D, slices in 3D) [lo, hi).
-void grow(std::uint8_t* map, const Grid& g, bool is3d, i64 lo, i64 hi, std::vector<i64>& stack) {
-    const i64 HW = g.H * g.W;
+// Grow from `stack`, never leaving the offsets [lo, hi) from the origin.
+void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack) {
+    std::uint8_t* const o = pm.origin;
+    const int no = pm.n_offsets;
     while (!stack.empty()) {
         const i64 p = stack.back();
         stack.pop_back();
-        const i64 z = is3d ? p / HW : 0;
-        const i64 rem = p - z * HW;
-        const i64 y = rem / g.W, x = rem - (rem / g.W) * g.W;
-        const i64 zlo = is3d ? std::max(z - 1, lo) : 0, zhi = is3d ? std::min(z + 1, hi - 1) : 0;
-        const i64 ylo = is3d ? std::max<i64>(y - 1, 0) : std::max(y - 1, lo);
-        const i64 yhi = is3d ? std::min(y + 1, g.H - 1) : std::min(y + 1, hi - 1);
-        const i64 xlo = std::max<i64>(x - 1, 0), xhi = std::min(x + 1, g.W - 1);
-        for (i64 zz = zlo; zz <= zhi; ++zz)
-            for (i64 yy = ylo; yy <= yhi; ++yy) {
-                std::uint8_t* row = map + zz * HW + yy * g.W;
-                for (i64 xx = xlo; xx <= xhi; ++xx)
-                    if (row[xx] == 1) {
-                        row[xx] = 255;
-                        stack.push_back(zz * HW + yy * g.W + xx);
-                    }
+        for (int k = 0; k < no; ++k) {
+            const i64 q = p + pm.offsets[k];
+            if (o[q] == 1 && q >= lo && q < hi) {
+                o[q] = 255;
+                stack.push_back(q);
             }
+        }
     }
 }
 
-void push_strong(const std::uint8_t* map, i64 begin, i64 end, std::vector<i64>& stack) {
+void push_strong(const std::uint8_t* origin, i64 begin, i64 end, std::vector<i64>& stack) {
     i64 i = begin;
     for (; i + 8 <= end; i += 8) {
         std::uint64_t w;
-        std::memcpy(&w, map + i, 8);
-        // any byte == 0xFF?
-        const std::uint64_t t = ~w;
+        std::memcpy(&w, origin + i, 8);
+        const std::uint64_t t = ~w;  // a 0xFF byte becomes 0x00
         if (((t - 0x0101010101010101ULL) & ~t & 0x8080808080808080ULL) == 0) continue;
         for (i64 j = i; j < i + 8; ++j)
-            if (map[j] == 255) stack.push_back(j);
+            if (origin[j] == 255) stack.push_back(j);
     }
     for (; i < end; ++i)
-        if (map[i] == 255) stack.push_back(i);
+        if (origin[i] == 255) stack.push_back(i);
 }
 
-void hysteresis(std::uint8_t* map, const Grid& g, bool is3d, const std::vector<i64>& cuts, int threads) {
-    const i64 unit = is3d ? g.H * g.W : g.W;
+void hysteresis(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out,
+                int threads) {
     const i64 nb = static_cast<i64>(cuts.size()) - 1;
-    // 1. every band on its own, in parallel (bands touch only their own units)
+    auto band_lo = [&](i64 b) { return pm.unit_begin(cuts[static_cast<std::size_t>(b)], is3d); };
+    // 1. every band on its own, in parallel (bands touch only their own cells)
     parallel_for(nb, threads, [&](i64 b) {
         std::vector<i64> stack;
-        const i64 lo = cuts[static_cast<std::size_t>(b)], hi = cuts[static_cast<std::size_t>(b + 1)];
-        push_strong(map, lo * unit, hi * unit, stack);
-        grow(map, g, is3d, lo, hi, stack);
+        stack.reserve(4096);
+        const i64 lo = band_lo(b), hi = band_lo(b + 1);
+        push_strong(pm.origin, lo, hi, stack);
+        grow(pm, lo, hi, stack);
     });
     // 2. across band borders, serially, growing without limits
-    const i64 total_units = is3d ? g.Z : g.H;
-    std::vector<i64> stack;
-    for (i64 b = 1; b < nb; ++b) {
-        const i64 e = cuts[static_cast<std::size_t>(b)];
-        for (int side = 0; side < 2; ++side) {
-            const i64 from = side == 0 ? e - 1 : e;  // unit holding edges
-            const i64 to = side == 0 ? e : e - 1;    // unit across the border
-            const std::uint8_t* src = map + from * unit;
-            for (i64 i = 0; i < unit; ++i) {
-                if (src[i] != 255) continue;
-                const i64 y = is3d ? i / g.W : 0;
-                const i64 x = is3d ? i - y * g.W : i;
-                for (i64 yy = std::max<i64>(y - 1, 0); yy <= (is3d ? std::min(y + 1, g.H - 1) : 0); ++yy)
-                    for (i64 xx = std::max<i64>(x - 1, 0); xx <= std::min(x + 1, g.W - 1); ++xx) {
-                        const i64 q = to * unit + yy * g.W + xx;
-                        if (map[q] == 1) {
-                            map[q] = 255;
-                            stack.push_back(q);
-                        }
-                    }
-            }
-            grow(map, g, is3d, 0, total_units, stack);
+    if (nb > 1) {
+        const i64 all_lo = pm.unit_begin(0, is3d);
+        const i64 all_hi = pm.unit_begin(is3d ? pm.Z : pm.H, is3d);
+        std::vector<i64> stack;
+        for (i64 b = 1; b < nb; ++b) {
+            // edges in the last unit of band b-1 and the first unit of band b
+            const i64 lo = pm.unit_begin(cuts[static_cast<std::size_t>(b)] - 1, is3d);
+            const i64 hi = pm.unit_begin(cuts[static_cast<std::size_t>(b)] + 1, is3d);
+            push_strong(pm.origin, lo, hi, stack);
+            grow(pm, all_lo, all_hi, stack);
         }
     }
-    // 3. weak candidates left are not edges
+    // 3. the output: edges are 255, everything else 0
     parallel_for(nb, threads, [&](i64 b) {
-        std::uint8_t* p = map + cuts[static_cast<std::size_t>(b)] * unit;
-        const i64 n = (cuts[static_cast<std::size_t>(b + 1)] - cuts[static_cast<std::size_t>(b)]) * unit;
-        for (i64 i = 0; i < n; ++i) p[i] = p[i] == 255 ? std::uint8_t(255) : std::uint8_t(0);
+        const i64 u0 = cuts[static_cast<std::size_t>(b)], u1 = cuts[static_cast<std::size_t>(b + 1)];
+        const i64 z0 = is3d ? u0 : 0, z1 = is3d ? u1 : 1;
+        const i64 y0 = is3d ? 0 : u0, y1 = is3d ? pm.H : u1;
+        for (i64 z = z0; z < z1; ++z)
+            for (i64 y = y0; y < y1; ++y) {
+                const std::uint8_t* src = pm.origin + z * pm.slice + y * pm.row;
+                std::uint8_t* dst = out + (z * pm.H + y) * pm.W;
+                for (i64 x = 0; x < pm.W; ++x) dst[x] = src[x] == 255 ? std::uint8_t(255) : std::uint8_t(0);
+            }
     });
 }
 
@@ -283,9 +307,13 @@ std::vector<i64> make_cuts(i64 n, i64 parts) {
     return cuts;
 }
 
-Status run_canny(const CannyJob& job, int threads) {
-    const bool is3d = job.ndim == 3;
-    const Grid g{job.depth, job.height, job.width};
+Status run_canny(const CannyJob& job_in, int threads) {
+    const bool is3d = job_in.ndim == 3;
+    PaddedMap pm(job_in.depth, job_in.height, job_in.width, is3d);
+    CannyJob job = job_in;
+    job.map = pm.origin;
+    job.map_row = pm.row;
+    job.map_slice = pm.slice;
     const i64 A = job.aperture;
     std::vector<i64> cuts;
     if (!is3d) {
@@ -308,7 +336,7 @@ Status run_canny(const CannyJob& job, int threads) {
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
         });
     }
-    hysteresis(job.out, g, is3d, cuts, threads);
+    hysteresis(pm, is3d, cuts, job.out, threads);
     return Status{};
 }
 

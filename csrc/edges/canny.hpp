@@ -28,6 +28,11 @@ struct CannyJob {
     double high_cmp = 0.0;   // strong if magnitude > high_cmp
     double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)
     std::uint8_t* out = nullptr;
+    // Where the kernels write the 0/1/255 map: element (z, y, x) is at
+    // map + z * map_slice + y * map_row + x (a zero-padded buffer, so that
+    // hysteresis needs no bounds checks).
+    std::uint8_t* map = nullptr;
+    std::int64_t map_row = 0, map_slice = 0;
 };
 
 // Per-band scratch: kScratchBuffers buffers of scratch_elems(width) 8-byte

@@ -197,7 +197,7 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
         const i64 yc = y - 1;  // row whose suppression is now possible
         if (yc >= r0 && yc < r1) {
             nms_row<G, M, D>(gxr[slot(yc, 3)], gyr[slot(yc, 3)], magr[slot(yc - 1, 3)],
-                             magr[slot(yc, 3)], magr[slot(yc + 1, 3)], job.out + yc * W, W,
+                             magr[slot(yc, 3)], magr[slot(yc + 1, 3)], job.map + yc * job.map_row, W,
                              low, high);
         }
     }
@@ -257,7 +257,7 @@ inline void magnitude3(const double* MEDFUSE_RESTRICT gx, const double* MEDFUSE_
 
 // 3D suppression of slice z. mags: padded (H+2)x(W+2) slices z-1, z, z+1.
 inline void nms_slice(const double* gx, const double* gy, const double* gz,
-                      const double* const* mags, u8* out, i64 H, i64 W, double low,
+                      const double* const* mags, u8* out, i64 out_row, i64 H, i64 W, double low,
                       double high) {
     const i64 PW = W + 2;
     for (i64 y = 0; y < H; ++y) {
@@ -293,7 +293,7 @@ inline void nms_slice(const double* gx, const double* gy, const double* gz,
                 }
                 if (keep) res = m > high ? u8(255) : u8(1);
             }
-            out[i] = res;
+            out[y * out_row + x] = res;
         }
     }
 }
@@ -361,7 +361,7 @@ void slab3d(const medfuse::CannyJob& job, i64 z0, i64 z1, void* const* bufs) {
         if (zc >= z0 && zc < z1) {
             const double* m3[3] = {magr[slot(zc - 1, 3)], magr[slot(zc, 3)], magr[slot(zc + 1, 3)]};
             const int c = slot(zc, 3);
-            nms_slice(gxr[c], gyr[c], gzr[c], m3, job.out + zc * HW, H, W, job.low_cmp,
+            nms_slice(gxr[c], gyr[c], gzr[c], m3, job.map + zc * job.map_slice, job.map_row, H, W, job.low_cmp,
                       job.high_cmp);
         }
     }
