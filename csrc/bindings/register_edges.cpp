@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -41,12 +42,18 @@ py::array_t<std::uint8_t> canny_impl(py::array_t<T, py::array::c_style> image, i
     if (round16 && !(exact_int && std::is_same<T, std::uint8_t>::value && aperture == 7))
         throw py::value_error("round16 applies to uint8 with aperture 7 only");
     checked_threads(threads);
+    if (!(std::isfinite(low_cmp) && std::isfinite(high_cmp) && low_cmp >= 0 && low_cmp <= high_cmp))
+        throw py::value_error("thresholds must be finite with 0 <= low <= high");
+    for (double w : weights)
+        if (!(std::isfinite(w) && w > 0)) throw py::value_error("weights must be finite and > 0");
 
     std::vector<std::vector<double>> taps;
     for (auto& k : smooth) {
         if (k.ndim() != 1 || k.shape(0) < 1 || k.shape(0) % 2 == 0)
             throw py::value_error("smoothing kernels must be 1D with an odd length");
         taps.emplace_back(k.data(), k.data() + k.shape(0));
+        for (double t : taps.back())
+            if (!std::isfinite(t)) throw py::value_error("smoothing kernels must be finite");
     }
 
     CannyJob job;

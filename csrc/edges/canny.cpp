@@ -125,16 +125,18 @@ void correlate_axis(const T* in, T* out, const i64 dims[3], int axis, const std:
         const i64 parts = std::max<i64>(1, std::min<i64>(threads, rows / 8));
         parallel_for(parts, threads, [&](i64 p) {
             std::vector<T> pad(static_cast<std::size_t>(W + 2 * r));
+            T* pd = pad.data();
             for (i64 row = split_begin(rows, parts, p); row < split_begin(rows, parts, p + 1); ++row) {
                 const T* src = in + row * W;
                 T* dst = out + row * W;
-                for (i64 i = 0; i < W + 2 * r; ++i) pad[static_cast<std::size_t>(i)] = src[idx[static_cast<std::size_t>(i)]];
-                for (i64 x = 0; x < W; ++x) {
-                    T acc = T(0);
-                    for (int k = 0; k < K; ++k)
-                        if (taps[static_cast<std::size_t>(k)] != 0.0)
-                            acc = acc + t[static_cast<std::size_t>(k)] * pad[static_cast<std::size_t>(x + k)];
-                    dst[x] = acc;
+                for (i64 i = 0; i < W + 2 * r; ++i) pd[i] = src[idx[static_cast<std::size_t>(i)]];
+                for (i64 x = 0; x < W; ++x) dst[x] = T(0);
+                // Per pixel the sum still runs over taps in ascending order.
+                for (int k = 0; k < K; ++k) {
+                    if (taps[static_cast<std::size_t>(k)] == 0.0) continue;
+                    const T tk = t[static_cast<std::size_t>(k)];
+                    const T* sk = pd + k;
+                    for (i64 x = 0; x < W; ++x) dst[x] = dst[x] + tk * sk[x];
                 }
             }
         });

@@ -37,6 +37,17 @@ template <> struct Taps<7> {
 template <class T> inline T vabs(T v) { return v < T(0) ? T(-v) : v; }
 inline i64 clampi(i64 v, i64 lo, i64 hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+// A comparison threshold as magnitude type M, saturated (no UB on overflow).
+template <class M>
+inline M to_threshold(double v) {
+    if constexpr (M(0.5) == M(0)) {  // integral M
+        constexpr M kMax = M((1ull << (sizeof(M) * 8 - 1)) - 1);
+        if (!(v > 0.0)) return M(0);
+        if (v >= static_cast<double>(kMax)) return kMax;
+    }
+    return static_cast<M>(v);
+}
+
 // Replicate-border copy of one input row into `pad` (length W + 2R), as G.
 template <class In, class G, int R>
 inline void load_row(const In* MEDFUSE_RESTRICT src, G* MEDFUSE_RESTRICT pad, i64 W) {
@@ -54,8 +65,8 @@ inline void row_pass(const G* MEDFUSE_RESTRICT pad, G* MEDFUSE_RESTRICT hd,
     for (i64 x = 0; x < W; ++x) {
         G ad = G(0), as = G(0);
         for (int k = 0; k < A; ++k) {
-            if (Taps<A>::d[k] != 0) ad = ad + static_cast<G>(Taps<A>::d[k]) * pad[x + k];
-            as = as + static_cast<G>(Taps<A>::s[k]) * pad[x + k];
+            if (Taps<A>::d[k] != 0) ad = static_cast<G>(ad + static_cast<G>(Taps<A>::d[k]) * pad[x + k]);
+            as = static_cast<G>(as + static_cast<G>(Taps<A>::s[k]) * pad[x + k]);
         }
         hd[x] = ad;
         hs[x] = as;
@@ -71,7 +82,7 @@ inline void col_pass(const G* const* rows, G* MEDFUSE_RESTRICT out, i64 n) {
         G acc = G(0);
         for (int k = 0; k < A; ++k) {
             const int t = Deriv ? Taps<A>::d[k] : Taps<A>::s[k];
-            if (t != 0) acc = acc + static_cast<G>(t) * r[k][x];
+            if (t != 0) acc = static_cast<G>(acc + static_cast<G>(t) * r[k][x]);
         }
         out[x] = acc;
     }
@@ -105,11 +116,11 @@ inline void magnitude2(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT g
 // mp, mc, mn: magnitudes of rows y-1, y, y+1, padded (index x+1), zero outside.
 // out: 0 = not an edge, 1 = weak candidate, 255 = strong.
 template <class G, class M, class D>
-inline void nms_row(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
-                    const M* MEDFUSE_RESTRICT mp, const M* MEDFUSE_RESTRICT mc,
-                    const M* MEDFUSE_RESTRICT mn, u8* MEDFUSE_RESTRICT out, i64 W, M low,
-                    M high) {
-    for (i64 x = 0; x < W; ++x) {
+inline void nms_span(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
+                     const M* MEDFUSE_RESTRICT mp, const M* MEDFUSE_RESTRICT mc,
+                     const M* MEDFUSE_RESTRICT mn, u8* MEDFUSE_RESTRICT out, i64 b, i64 e,
+                     M low, M high) {
+    for (i64 x = b; x < e; ++x) {
         const M m = mc[x + 1];
         const D ax = vabs(static_cast<D>(gx[x]));
         const D ay = vabs(static_cast<D>(gy[x]));
@@ -128,6 +139,27 @@ inline void nms_row(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
         const bool keep = (m > low) & (m > n1) & ((m > n2) | ((m == n2) & !diag));
         out[x] = keep ? (m > high ? u8(255) : u8(1)) : u8(0);
     }
+}
+
+// The same over a whole row, skipping blocks where no magnitude exceeds
+// `low` (most of a typical image) after one cheap vector comparison.
+template <class G, class M, class D>
+inline void nms_row(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
+                    const M* MEDFUSE_RESTRICT mp, const M* MEDFUSE_RESTRICT mc,
+                    const M* MEDFUSE_RESTRICT mn, u8* MEDFUSE_RESTRICT out, i64 W, M low,
+                    M high) {
+    constexpr i64 kBlock = 64;
+    i64 b = 0;
+    for (; b + kBlock <= W; b += kBlock) {
+        int any = 0;
+        for (i64 x = b; x < b + kBlock; ++x) any |= static_cast<int>(mc[x + 1] > low);
+        if (!any) {
+            for (i64 x = b; x < b + kBlock; ++x) out[x] = u8(0);
+            continue;
+        }
+        nms_span<G, M, D>(gx, gy, mp, mc, mn, out, b, b + kBlock, low, high);
+    }
+    nms_span<G, M, D>(gx, gy, mp, mc, mn, out, b, W, low, high);
 }
 
 struct Bufs2D {
@@ -158,7 +190,7 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
         gyr[k] = B.get<G>(4 + 2 * A + k);
         magr[k] = B.get<M>(7 + 2 * A + k);
     }
-    const M low = static_cast<M>(job.low_cmp), high = static_cast<M>(job.high_cmp);
+    const M low = to_threshold<M>(job.low_cmp), high = to_threshold<M>(job.high_cmp);
     const double wy = job.weights[1], wx = job.weights[2];
 
     auto slot = [](i64 v, i64 n) { return static_cast<int>(((v % n) + n) % n); };
@@ -389,7 +421,10 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
     if (job.exact_int) {
         switch (job.dtype) {
             case DType::u8:
-                return band2d_any<unsigned char, int, int, int, true>(job, r0, r1, bufs);
+                // int16 gradients fit apertures 3 and 5 (|g| <= 12240): twice the lanes.
+                if (job.aperture == 7)
+                    return band2d_any<unsigned char, int, int, int, true>(job, r0, r1, bufs);
+                return band2d_any<unsigned char, short, int, int, false>(job, r0, r1, bufs);
             case DType::u16:
                 return band2d_any<unsigned short, int, i64, i64, false>(job, r0, r1, bufs);
             case DType::i16:
