@@ -250,18 +250,25 @@ void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack) {
     }
 }
 
+bool block_has_strong(const std::uint8_t* __restrict__ p, i64 n) {
+    int any = 0;
+    for (i64 i = 0; i < n; ++i) any |= static_cast<int>(p[i] == 255);
+    return any != 0;
+}
+
 void push_strong(const std::uint8_t* origin, i64 begin, i64 end, std::vector<i64>& stack) {
-    i64 i = begin;
-    for (; i + 8 <= end; i += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, origin + i, 8);
-        const std::uint64_t t = ~w;  // a 0xFF byte becomes 0x00
-        if (((t - 0x0101010101010101ULL) & ~t & 0x8080808080808080ULL) == 0) continue;
-        for (i64 j = i; j < i + 8; ++j)
+    constexpr i64 kBlock = 256;
+    for (i64 i = begin; i < end; i += kBlock) {
+        const i64 n = std::min(kBlock, end - i);
+        if (!block_has_strong(origin + i, n)) continue;
+        for (i64 j = i; j < i + n; ++j)
             if (origin[j] == 255) stack.push_back(j);
     }
-    for (; i < end; ++i)
-        if (origin[i] == 255) stack.push_back(i);
+}
+
+// Output row from map row: edges 255, everything else 0.
+void finish_row(const std::uint8_t* __restrict__ src, std::uint8_t* __restrict__ dst, i64 n) {
+    for (i64 x = 0; x < n; ++x) dst[x] = static_cast<std::uint8_t>(-static_cast<int>(src[x] == 255));
 }
 
 void hysteresis(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out,
@@ -296,9 +303,7 @@ void hysteresis(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, st
         const i64 y0 = is3d ? 0 : u0, y1 = is3d ? pm.H : u1;
         for (i64 z = z0; z < z1; ++z)
             for (i64 y = y0; y < y1; ++y) {
-                const std::uint8_t* src = pm.origin + z * pm.slice + y * pm.row;
-                std::uint8_t* dst = out + (z * pm.H + y) * pm.W;
-                for (i64 x = 0; x < pm.W; ++x) dst[x] = src[x] == 255 ? std::uint8_t(255) : std::uint8_t(0);
+                finish_row(pm.origin + z * pm.slice + y * pm.row, out + (z * pm.H + y) * pm.W, pm.W);
             }
     });
 }
