@@ -327,9 +327,11 @@ Status run_canny(const CannyJob& job_in, int threads) {
         const i64 nb = std::max<i64>(1, std::min<i64>(threads, job.height / 32));
         cuts = make_cuts(job.height, nb);
         const BandFn fn = band2d_fn();
-        const int count = static_cast<int>(1 + 2 * A + 9);
+        const int ky = job.smooth_len[1];
+        const i64 rx = job.smooth_len[2] / 2;
+        const int count = static_cast<int>(13 + 2 * A + 2 * ky);
         parallel_for(nb, threads, [&](i64 b) {
-            Scratch s(count, job.width + 16);
+            Scratch s(count, std::max<i64>(job.width + 2 * rx, 2 * ky) + 16);
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
         });
     } else {
@@ -360,6 +362,18 @@ Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smo
     bool smoothing = false;
     for (const auto& t : smooth) smoothing = smoothing || t.size() > 1;
     if (!smoothing) return run_canny(job_in, threads);
+    if (job_in.ndim == 2) {
+        // Fused into the band loop: no full-size intermediate image.
+        CannyJob job = job_in;
+        job.exact_int = false;
+        job.round16 = false;
+        for (int ax = 0; ax < 2; ++ax) {
+            const auto& taps = smooth[static_cast<std::size_t>(ax)];
+            job.smooth_taps[ax + 1] = taps.data();
+            job.smooth_len[ax + 1] = static_cast<int>(taps.size());
+        }
+        return run_canny(job, threads);
+    }
 
     // Gaussian pre-smoothing into a float64 copy, x then y then z.
     const i64 dims[3] = {job_in.depth, job_in.height, job_in.width};

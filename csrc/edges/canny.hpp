@@ -27,6 +27,10 @@ struct CannyJob {
     double low_cmp = 0.0;    // candidate if magnitude > low_cmp (squared for L2)
     double high_cmp = 0.0;   // strong if magnitude > high_cmp
     double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)
+    // 2D Gaussian pre-smoothing fused into the band loop (float path only):
+    // per-axis taps (z, y, x); length 1 means the axis is not smoothed.
+    const double* smooth_taps[3] = {nullptr, nullptr, nullptr};
+    int smooth_len[3] = {1, 1, 1};
     std::uint8_t* out = nullptr;
     // Where the kernels write the 0/1/255 map: element (z, y, x) is at
     // map + z * map_slice + y * map_row + x (a zero-padded buffer, so that

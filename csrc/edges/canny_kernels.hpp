@@ -37,6 +37,14 @@ template <> struct Taps<7> {
 template <class T> inline T vabs(T v) { return v < T(0) ? T(-v) : v; }
 inline i64 clampi(i64 v, i64 lo, i64 hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+// reflect101 ("mirror") border index, any i.
+inline i64 reflect101(i64 i, i64 n) {
+    if (n == 1) return 0;
+    const i64 period = 2 * n - 2;
+    i64 r = (i < 0 ? -i : i) % period;
+    return r >= n ? period - r : r;
+}
+
 // A comparison threshold as magnitude type M, saturated (no UB on overflow).
 template <class M>
 inline M to_threshold(double v) {
@@ -194,6 +202,49 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
     const double wy = job.weights[1], wx = job.weights[2];
 
     auto slot = [](i64 v, i64 n) { return static_cast<int>(((v % n) + n) % n); };
+
+    // Optional Gaussian pre-smoothing, one smoothed row at a time: x pass of
+    // input rows (cached by row), then y pass (reflect101 borders both).
+    const int ky = job.smooth_len[1], kx = job.smooth_len[2];
+    const bool smoothing = kFloat && (ky > 1 || kx > 1);
+    const double* wyt = job.smooth_taps[1];
+    const double* wxt = job.smooth_taps[2];
+    const i64 ry = ky / 2, rx = kx / 2;
+    double* xpad = B.get<double>(10 + 2 * A);
+    double* srow = B.get<double>(11 + 2 * A);
+    const int ncache = 2 * ky;
+    i64* cache_id = B.get<i64>(12 + 2 * A);
+    for (int i = 0; i < ncache; ++i) cache_id[i] = -1;
+    i64 srow_id = -1;
+    auto xpass_row = [&](i64 r) -> const double* {
+        const int sl = static_cast<int>(r % ncache);
+        double* dst = B.get<double>(13 + 2 * A + sl);
+        if (cache_id[sl] == r) return dst;
+        const In* src = img + r * W;
+        for (i64 i = 0; i < W + 2 * rx; ++i) xpad[i] = static_cast<double>(src[reflect101(i - rx, W)]);
+        for (i64 x = 0; x < W; ++x) dst[x] = 0.0;
+        for (int k = 0; k < kx; ++k) {
+            const double t = wxt[k];
+            if (t == 0.0) continue;
+            const double* sk = xpad + k;
+            for (i64 x = 0; x < W; ++x) dst[x] = dst[x] + t * sk[x];
+        }
+        cache_id[sl] = r;
+        return dst;
+    };
+    auto smoothed_row = [&](i64 yy) -> const double* {
+        if (srow_id == yy) return srow;
+        for (i64 x = 0; x < W; ++x) srow[x] = 0.0;
+        for (int k = 0; k < ky; ++k) {
+            const double t = wyt[k];
+            if (t == 0.0) continue;
+            const double* xr = xpass_row(reflect101(yy + k - ry, H));
+            for (i64 x = 0; x < W; ++x) srow[x] = srow[x] + t * xr[x];
+        }
+        srow_id = yy;
+        return srow;
+    };
+
     const i64 ystart = r0 - 1 < 0 ? 0 : r0 - 1;
     i64 next_v = ystart - R;
     const G* rows[A];
@@ -203,8 +254,11 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
             for (i64 x = 0; x < W + 2; ++x) mag[x] = M(0);
         } else {
             for (; next_v <= y + R; ++next_v) {
-                const In* src = img + clampi(next_v, 0, H - 1) * W;
-                load_row<In, G, R>(src, pad, W);
+                if (smoothing) {
+                    load_row<double, G, R>(smoothed_row(clampi(next_v, 0, H - 1)), pad, W);
+                } else {
+                    load_row<In, G, R>(img + clampi(next_v, 0, H - 1) * W, pad, W);
+                }
                 const int s = slot(next_v, A);
                 row_pass<G, A>(pad, hd[s], hs[s], W);
             }
