@@ -82,7 +82,7 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
     parallel_for(parts, threads, [&](i64 p) {
         const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
         i64 c = 0;
-        for (i64 i = b; i < e; ++i) c += !std::isfinite(x[i]);
+        for (i64 i = b; i < e; ++i) c += static_cast<i64>((x[i] - x[i]) != T(0));  // NaN for NaN/inf
         counts[static_cast<std::size_t>(p)] = c;
     });
     i64 total = 0;
@@ -329,7 +329,7 @@ Status run_canny(const CannyJob& job_in, int threads) {
         const BandFn fn = band2d_fn();
         const int ky = job.smooth_len[1];
         const i64 rx = job.smooth_len[2] / 2;
-        const int count = static_cast<int>(13 + 2 * A + 2 * ky);
+        const int count = static_cast<int>(14 + 2 * A + 2 * ky);
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, std::max<i64>(job.width + 2 * rx, 2 * ky) + 16);
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());

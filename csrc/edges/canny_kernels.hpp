@@ -108,7 +108,8 @@ inline void round16_row(int* MEDFUSE_RESTRICT g, i64 W) {
 
 template <class G>
 inline void scale_row(G* MEDFUSE_RESTRICT g, double w, i64 n) {
-    for (i64 x = 0; x < n; ++x) g[x] = g[x] * w;
+    const G wg = static_cast<G>(w);  // multiply in G's precision, as the twin does
+    for (i64 x = 0; x < n; ++x) g[x] = g[x] * wg;
 }
 
 template <class G, class M, bool L2>
@@ -210,36 +211,39 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
     const double* wyt = job.smooth_taps[1];
     const double* wxt = job.smooth_taps[2];
     const i64 ry = ky / 2, rx = kx / 2;
-    double* xpad = B.get<double>(10 + 2 * A);
-    double* srow = B.get<double>(11 + 2 * A);
+    G* xpad = B.get<G>(10 + 2 * A);
+    G* srow = B.get<G>(11 + 2 * A);
     const int ncache = 2 * ky;
     i64* cache_id = B.get<i64>(12 + 2 * A);
+    i64* xidx = B.get<i64>(13 + 2 * A);  // reflect101 column of each padded position
     for (int i = 0; i < ncache; ++i) cache_id[i] = -1;
+    if (smoothing)
+        for (i64 i = 0; i < W + 2 * rx; ++i) xidx[i] = reflect101(i - rx, W);
     i64 srow_id = -1;
-    auto xpass_row = [&](i64 r) -> const double* {
+    auto xpass_row = [&](i64 r) -> const G* {
         const int sl = static_cast<int>(r % ncache);
-        double* dst = B.get<double>(13 + 2 * A + sl);
+        G* dst = B.get<G>(14 + 2 * A + sl);
         if (cache_id[sl] == r) return dst;
         const In* src = img + r * W;
-        for (i64 i = 0; i < W + 2 * rx; ++i) xpad[i] = static_cast<double>(src[reflect101(i - rx, W)]);
-        for (i64 x = 0; x < W; ++x) dst[x] = 0.0;
+        for (i64 i = 0; i < W + 2 * rx; ++i) xpad[i] = static_cast<G>(src[xidx[i]]);
+        for (i64 x = 0; x < W; ++x) dst[x] = G(0);
         for (int k = 0; k < kx; ++k) {
-            const double t = wxt[k];
-            if (t == 0.0) continue;
-            const double* sk = xpad + k;
-            for (i64 x = 0; x < W; ++x) dst[x] = dst[x] + t * sk[x];
+            if (wxt[k] == 0.0) continue;
+            const G t = static_cast<G>(wxt[k]);
+            const G* sk = xpad + k;
+            for (i64 x = 0; x < W; ++x) dst[x] = static_cast<G>(dst[x] + t * sk[x]);
         }
         cache_id[sl] = r;
         return dst;
     };
-    auto smoothed_row = [&](i64 yy) -> const double* {
+    auto smoothed_row = [&](i64 yy) -> const G* {
         if (srow_id == yy) return srow;
-        for (i64 x = 0; x < W; ++x) srow[x] = 0.0;
+        for (i64 x = 0; x < W; ++x) srow[x] = G(0);
         for (int k = 0; k < ky; ++k) {
-            const double t = wyt[k];
-            if (t == 0.0) continue;
-            const double* xr = xpass_row(reflect101(yy + k - ry, H));
-            for (i64 x = 0; x < W; ++x) srow[x] = srow[x] + t * xr[x];
+            if (wyt[k] == 0.0) continue;
+            const G t = static_cast<G>(wyt[k]);
+            const G* xr = xpass_row(reflect101(yy + k - ry, H));
+            for (i64 x = 0; x < W; ++x) srow[x] = static_cast<G>(srow[x] + t * xr[x]);
         }
         srow_id = yy;
         return srow;
@@ -255,7 +259,7 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
         } else {
             for (; next_v <= y + R; ++next_v) {
                 if (smoothing) {
-                    load_row<double, G, R>(smoothed_row(clampi(next_v, 0, H - 1)), pad, W);
+                    load_row<G, G, R>(smoothed_row(clampi(next_v, 0, H - 1)), pad, W);
                 } else {
                     load_row<In, G, R>(img + clampi(next_v, 0, H - 1) * W, pad, W);
                 }
@@ -273,8 +277,8 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
                 round16_row(reinterpret_cast<int*>(gy), W);
             }
             if constexpr (kFloat) {
-                scale_row(gx, wx, W);
-                scale_row(gy, wy, W);
+                if (wx != 1.0) scale_row(gx, wx, W);  // x * 1 == x: skipping is exact
+                if (wy != 1.0) scale_row(gy, wy, W);
             }
             mag[0] = M(0);
             mag[W + 1] = M(0);
@@ -495,7 +499,9 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
         case DType::i16:
             return band2d_any<short, double, double, double, false>(job, r0, r1, bufs);
         case DType::f32:
-            return band2d_any<float, double, double, double, false>(job, r0, r1, bufs);
+            // float32 data: gradients in float32 (8 lanes), magnitudes and the
+            // direction test in float64 (exact for integer-valued data).
+            return band2d_any<float, float, double, double, false>(job, r0, r1, bufs);
         default:
             return band2d_any<double, double, double, double, false>(job, r0, r1, bufs);
     }

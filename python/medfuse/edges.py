@@ -77,8 +77,10 @@ def canny(
       limits, so ``canny(x.astype(uint16) * 257, 257*low, 257*high)`` equals
       ``canny(x, low, high)`` for apertures 3 and 5 (and for 7 up to cv2's
       rounding of 8-bit gradients, which wider types do not need).
-    * float32 / float64: computed in float64; integer-valued input gives the
-      uint8 result for apertures 3 and 5.
+    * float32 / float64: 2D float32 is smoothed and differentiated in
+      float32, everything else in float64; magnitudes and suppression are
+      float64. Integer-valued input gives the uint8 result for apertures 3
+      and 5 (float32 gradients of such data are exact).
     * 3D: 3D Sobel gradients, non-maximum suppression along the gradient
       quantized to the 13 directions of the 26-neighbourhood (in a plane with
       no z-gradient this is exactly the 2D rule), 26-connected hysteresis.

@@ -81,7 +81,7 @@ def sobel(
     return tuple(g.astype(out_dtype) for g in grads)
 
 
-def _smooth(x: npt.NDArray[np.float64], taps: tuple[npt.NDArray[np.float64], ...]) -> npt.NDArray[np.float64]:
+def _smooth(x: npt.NDArray[np.floating], taps: tuple[npt.NDArray[np.float64], ...]) -> npt.NDArray[np.floating]:
     for ax in reversed(range(x.ndim)):
         if len(taps[ax]) > 1:
             x = _correlate1d(x, taps[ax], ax, "reflect101")
@@ -176,11 +176,14 @@ def _canny_planned(img: npt.NDArray, plan: CannyPlan) -> npt.NDArray[np.uint8]:
         if plan.round16:
             g = [np.rint(c / 16.0).astype(np.int64) for c in g]  # rint: half to even
     else:
-        x = img.astype(np.float64)
+        # 2D float32 data is smoothed and differentiated in float32; all else
+        # in float64. Magnitudes and suppression are float64 either way.
+        work = np.float32 if (img.dtype == np.float32 and img.ndim == 2) else np.float64
+        x = img.astype(work)
         if plan.smooth is not None:
             x = _smooth(x, plan.smooth)
         g = _gradients(x, plan.aperture, "replicate")
-        g = [c * w for c, w in zip(g, plan.weights)]
+        g = [(c * work(w)).astype(np.float64) for c, w in zip(g, plan.weights)]
     # Magnitude: components summed x first, then y, then z.
     comps = list(reversed(g))
     if plan.l2:
