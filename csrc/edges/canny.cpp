@@ -90,6 +90,21 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
     return total;
 }
 
+// Largest |x| of a float32 image (finite values).
+float max_abs_f32(const float* x, i64 n, int threads) {
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 16)));
+    std::vector<float> m(static_cast<std::size_t>(parts), 0.0f);
+    parallel_for(parts, threads, [&](i64 p) {
+        float v = 0.0f;
+        for (i64 i = split_begin(n, parts, p); i < split_begin(n, parts, p + 1); ++i) {
+            const float a = x[i] < 0.0f ? -x[i] : x[i];
+            v = a > v ? a : v;
+        }
+        m[static_cast<std::size_t>(p)] = v;
+    });
+    return *std::max_element(m.begin(), m.end());
+}
+
 Status check_finite(const CannyJob& job, int threads) {
     Status st;
     const i64 n = job.depth * job.height * job.width;
@@ -351,6 +366,8 @@ Status run_canny(const CannyJob& job_in, int threads) {
 
 }  // namespace
 
+Status canny_checked(const CannyJob& job_in, const std::vector<std::vector<double>>& smooth, int threads);
+
 Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smooth, int threads) {
     threads = std::max(threads, 1);
     if (job_in.depth <= 0 || job_in.height <= 0 || job_in.width <= 0)
@@ -359,6 +376,14 @@ Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smo
         throw std::invalid_argument("canny: aperture_size must be 3, 5 or 7");
     Status st = check_finite(job_in, threads);
     if (!st.ok()) return st;
+    CannyJob widened = job_in;
+    if (job_in.dtype == DType::f32 && job_in.ndim == 2)
+        widened.f32_in_f64 = max_abs_f32(static_cast<const float*>(job_in.img),
+                                         job_in.height * job_in.width, threads) > 0x1p100f;
+    return canny_checked(widened, smooth, threads);
+}
+
+Status canny_checked(const CannyJob& job_in, const std::vector<std::vector<double>>& smooth, int threads) {
     bool smoothing = false;
     for (const auto& t : smooth) smoothing = smoothing || t.size() > 1;
     if (!smoothing) return run_canny(job_in, threads);

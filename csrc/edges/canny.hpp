@@ -24,6 +24,7 @@ struct CannyJob {
     bool l2 = false;
     bool exact_int = false;  // 2D 8/16-bit: integer gradients and magnitudes
     bool round16 = false;    // uint8 aperture 7: round-half-even(S / 16), as cv2
+    bool f32_in_f64 = false;  // 2D float32 with |values| > 2^100: float64 arithmetic
     double low_cmp = 0.0;    // candidate if magnitude > low_cmp (squared for L2)
     double high_cmp = 0.0;   // strong if magnitude > high_cmp
     double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)

@@ -501,6 +501,8 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
         case DType::f32:
             // float32 data: gradients in float32 (8 lanes), magnitudes and the
             // direction test in float64 (exact for integer-valued data).
+            if (job.f32_in_f64)  // float32 sums could overflow: widen
+                return band2d_any<float, double, double, double, false>(job, r0, r1, bufs);
             return band2d_any<float, float, double, double, false>(job, r0, r1, bufs);
         default:
             return band2d_any<double, double, double, double, false>(job, r0, r1, bufs);

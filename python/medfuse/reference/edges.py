@@ -74,8 +74,9 @@ def sobel(
     if border not in _BORDERS:
         raise ValueError(f"border must be one of {', '.join(_BORDERS)}; got {border!r}")
     if img.dtype.kind == "f":
-        grads = _gradients(img.astype(np.float64), a, border)
-        return tuple(g.astype(img.dtype) for g in grads)
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = _gradients(img.astype(np.float64), a, border)
+            return tuple(g.astype(img.dtype) for g in grads)
     grads = _gradients(img.astype(np.int64), a, border)
     out_dtype = np.int64 if (img.ndim == 3 and a == 7 and img.dtype != np.uint8) else np.int32
     return tuple(g.astype(out_dtype) for g in grads)
@@ -178,7 +179,9 @@ def _canny_planned(img: npt.NDArray, plan: CannyPlan) -> npt.NDArray[np.uint8]:
     else:
         # 2D float32 data is smoothed and differentiated in float32; all else
         # in float64. Magnitudes and suppression are float64 either way.
-        work = np.float32 if (img.dtype == np.float32 and img.ndim == 2) else np.float64
+        # (float32 data beyond 2^100 in magnitude is widened: its sums could overflow.)
+        narrow = img.dtype == np.float32 and img.ndim == 2 and np.abs(img).max() <= 2.0**100
+        work = np.float32 if narrow else np.float64
         x = img.astype(work)
         if plan.smooth is not None:
             x = _smooth(x, plan.smooth)
@@ -214,4 +217,5 @@ def canny(
     img = v.as_image(image)
     plan = plan_canny(img, low, high, aperture_size, l2_gradient, sigma, spacing)
     v.check_finite_image(img)
-    return _canny_planned(img, plan)
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme float64 data: inf/NaN gradients
+        return _canny_planned(img, plan)
