@@ -180,29 +180,6 @@ void correlate_axis(const T* in, T* out, const i64 dims[3], int axis, const std:
     });
 }
 
-template <class In>
-std::vector<double> to_double(const In* img, i64 n) {
-    std::vector<double> v(static_cast<std::size_t>(n));
-    for (i64 i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<double>(img[i]);
-    return v;
-}
-
-std::vector<double> as_double(const CannyJob& job) {
-    const i64 n = job.depth * job.height * job.width;
-    switch (job.dtype) {
-        case DType::u8:
-            return to_double(static_cast<const std::uint8_t*>(job.img), n);
-        case DType::u16:
-            return to_double(static_cast<const std::uint16_t*>(job.img), n);
-        case DType::i16:
-            return to_double(static_cast<const std::int16_t*>(job.img), n);
-        case DType::f32:
-            return to_double(static_cast<const float*>(job.img), n);
-        default:
-            return to_double(static_cast<const double*>(job.img), n);
-    }
-}
-
 // ---- hysteresis ---------------------------------------------------------------
 // The padded map holds 0 (no edge, and every padding cell), 1 (weak candidate)
 // and 255 (edge). Edges grow into 8- (2D) or 26-connected (3D) candidates.
@@ -353,8 +330,11 @@ Status run_canny(const CannyJob& job_in, int threads) {
         const i64 nb = std::max<i64>(1, std::min<i64>(threads, job.depth / 4));
         cuts = make_cuts(job.depth, nb);
         const BandFn fn = slab3d_fn();
-        const int count = static_cast<int>(3 + 3 * A + 12);
-        const i64 plane = (job.height + 2) * (job.width + 2) + 16;
+        const int kz = job.smooth_len[0];
+        const bool smoothing = kz > 1 || job.smooth_len[1] > 1 || job.smooth_len[2] > 1;
+        const int count = static_cast<int>(3 + 3 * A + 12 + 5 + (smoothing ? 2 * kz : 0));
+        const i64 plane = std::max<i64>({(job.height + 2) * (job.width + 2),
+                                         job.width + job.smooth_len[2], 2 * kz}) + 16;
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, plane);
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
@@ -387,36 +367,18 @@ Status canny_checked(const CannyJob& job_in, const std::vector<std::vector<doubl
     bool smoothing = false;
     for (const auto& t : smooth) smoothing = smoothing || t.size() > 1;
     if (!smoothing) return run_canny(job_in, threads);
-    if (job_in.ndim == 2) {
-        // Fused into the band loop: no full-size intermediate image.
-        CannyJob job = job_in;
-        job.exact_int = false;
-        job.round16 = false;
-        for (int ax = 0; ax < 2; ++ax) {
-            const auto& taps = smooth[static_cast<std::size_t>(ax)];
-            job.smooth_taps[ax + 1] = taps.data();
-            job.smooth_len[ax + 1] = static_cast<int>(taps.size());
-        }
-        return run_canny(job, threads);
-    }
-
-    // Gaussian pre-smoothing into a float64 copy, x then y then z.
-    const i64 dims[3] = {job_in.depth, job_in.height, job_in.width};
-    const int nd = job_in.ndim;
-    std::vector<double> a = as_double(job_in);
-    std::vector<double> b(a.size());
-    for (int ax = nd - 1; ax >= 0; --ax) {
-        const auto& taps = smooth[static_cast<std::size_t>(ax)];
-        if (taps.size() <= 1) continue;
-        const int axis = ax + (3 - nd);  // axis in (z, y, x)
-        correlate_axis<double>(a.data(), b.data(), dims, axis, taps, 1, threads);
-        a.swap(b);
-    }
+    // Fused into the band / slab loops: no full-size intermediate image.
     CannyJob job = job_in;
-    job.img = a.data();
-    job.dtype = DType::f64;
     job.exact_int = false;
     job.round16 = false;
+    const int nd = job_in.ndim;
+    for (int ax = 0; ax < nd; ++ax) {
+        const auto& taps = smooth[static_cast<std::size_t>(ax)];
+        job.smooth_taps[ax + 3 - nd] = taps.data();
+        job.smooth_len[ax + 3 - nd] = static_cast<int>(taps.size());
+    }
+    if (job.smooth_len[0] > 255)
+        throw std::invalid_argument("canny: sigma along z is too large (at most 31 voxels)");
     return run_canny(job, threads);
 }
 

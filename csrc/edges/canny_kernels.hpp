@@ -419,6 +419,71 @@ void slab3d(const medfuse::CannyJob& job, i64 z0, i64 z1, void* const* bufs) {
     }
     const double wz = job.weights[0], wy = job.weights[1], wx = job.weights[2];
     const i64 PW = W + 2, PHW = (H + 2) * PW;
+
+    // Optional Gaussian pre-smoothing, one smoothed slice at a time: x and y
+    // passes per input slice (cached by slice), then the z pass (reflect101).
+    const int kz = job.smooth_len[0], ky = job.smooth_len[1], kx = job.smooth_len[2];
+    const bool smoothing = kz > 1 || ky > 1 || kx > 1;
+    const double* wzt = job.smooth_taps[0];
+    const double* wyt = job.smooth_taps[1];
+    const double* wxt = job.smooth_taps[2];
+    const i64 rz = kz / 2, ry = ky / 2, rx = kx / 2;
+    double* splane = take();
+    double* xplane = take();
+    double* xpad = take();
+    i64* xidx = reinterpret_cast<i64*>(take());
+    i64* cache_id = reinterpret_cast<i64*>(take());
+    const int ncache = 2 * kz;
+    double* xycache[2 * 256];  // kz <= 255 is checked by the caller
+    for (int i = 0; i < ncache; ++i) {
+        xycache[i] = smoothing ? take() : nullptr;
+        cache_id[i] = -1;
+    }
+    if (smoothing)
+        for (i64 i = 0; i < W + 2 * rx; ++i) xidx[i] = reflect101(i - rx, W);
+    i64 splane_id = -1;
+    auto xy_slice = [&](i64 zz) -> const double* {
+        const int sl = static_cast<int>(zz % ncache);
+        double* dst = xycache[sl];
+        if (cache_id[sl] == zz) return dst;
+        const In* src = img + zz * HW;
+        for (i64 y = 0; y < H; ++y) {
+            const In* row = src + y * W;
+            double* xr = xplane + y * W;
+            for (i64 i = 0; i < W + 2 * rx; ++i) xpad[i] = static_cast<double>(row[xidx[i]]);
+            for (i64 x = 0; x < W; ++x) xr[x] = 0.0;
+            for (int k = 0; k < kx; ++k) {
+                const double t = wxt[k];
+                if (t == 0.0) continue;
+                const double* sk = xpad + k;
+                for (i64 x = 0; x < W; ++x) xr[x] = xr[x] + t * sk[x];
+            }
+        }
+        for (i64 y = 0; y < H; ++y) {
+            double* out = dst + y * W;
+            for (i64 x = 0; x < W; ++x) out[x] = 0.0;
+            for (int k = 0; k < ky; ++k) {
+                const double t = wyt[k];
+                if (t == 0.0) continue;
+                const double* src_row = xplane + reflect101(y + k - ry, H) * W;
+                for (i64 x = 0; x < W; ++x) out[x] = out[x] + t * src_row[x];
+            }
+        }
+        cache_id[sl] = zz;
+        return dst;
+    };
+    auto smoothed_slice = [&](i64 zz) -> const double* {
+        if (splane_id == zz) return splane;
+        for (i64 i = 0; i < HW; ++i) splane[i] = 0.0;
+        for (int k = 0; k < kz; ++k) {
+            const double t = wzt[k];
+            if (t == 0.0) continue;
+            const double* src = xy_slice(reflect101(zz + k - rz, Z));
+            for (i64 i = 0; i < HW; ++i) splane[i] = splane[i] + t * src[i];
+        }
+        splane_id = zz;
+        return splane;
+    };
     auto slot = [](i64 v, i64 n) { return static_cast<int>(((v % n) + n) % n); };
     const i64 zstart = z0 - 1 < 0 ? 0 : z0 - 1;
     i64 next_v = zstart - R;
@@ -429,8 +494,12 @@ void slab3d(const medfuse::CannyJob& job, i64 z0, i64 z1, void* const* bufs) {
         if (z >= 0 && z < Z) {
             for (; next_v <= z + R; ++next_v) {
                 const int s = slot(next_v, A);
-                plane_pass<In, A>(img + clampi(next_v, 0, Z - 1) * HW, H, W, pad, hd, hs,
-                                  ps[s], pdx[s], pdy[s]);
+                if (smoothing)
+                    plane_pass<double, A>(smoothed_slice(clampi(next_v, 0, Z - 1)), H, W, pad,
+                                          hd, hs, ps[s], pdx[s], pdy[s]);
+                else
+                    plane_pass<In, A>(img + clampi(next_v, 0, Z - 1) * HW, H, W, pad, hd, hs,
+                                      ps[s], pdx[s], pdy[s]);
             }
             const int c = slot(z, 3);
             for (int k = 0; k < A; ++k) rows[k] = pdx[slot(z - R + k, A)];

@@ -76,6 +76,10 @@ def plan_canny(
     smooth = None
     if sg is not None and any(s > 0 for s in sg):
         vox = sg if sp is None else tuple(s / d for s, d in zip(sg, sp))
+        if ndim == 3 and vox[0] > 31.0:
+            raise ValueError(
+                f"sigma along z is {vox[0]:g} voxels; at most 31 voxels are supported"
+            )
         smooth = tuple(gaussian_taps(s) for s in vox)
 
     is_int = image.dtype.kind in "ui"
