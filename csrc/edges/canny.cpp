@@ -77,7 +77,7 @@ BandFn slab3d_fn() {
 // ---- non-finite check -------------------------------------------------------
 template <class T>
 i64 count_nonfinite(const T* x, i64 n, int threads) {
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 16)));
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 20)));
     std::vector<i64> counts(static_cast<std::size_t>(parts), 0);
     parallel_for(parts, threads, [&](i64 p) {
         const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
@@ -92,7 +92,7 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
 
 // Largest |x| of a float32 image (finite values).
 float max_abs_f32(const float* x, i64 n, int threads) {
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 16)));
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 20)));
     std::vector<float> m(static_cast<std::size_t>(parts), 0.0f);
     parallel_for(parts, threads, [&](i64 p) {
         float v = 0.0f;
@@ -234,7 +234,7 @@ void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack) {
         stack.pop_back();
         for (int k = 0; k < no; ++k) {
             const i64 q = p + pm.offsets[k];
-            if (o[q] == 1 && q >= lo && q < hi) {
+            if (q >= lo && q < hi && o[q] == 1) {  // never read outside [lo, hi)
                 o[q] = 255;
                 stack.push_back(q);
             }
@@ -263,19 +263,21 @@ void finish_row(const std::uint8_t* __restrict__ src, std::uint8_t* __restrict__
     for (i64 x = 0; x < n; ++x) dst[x] = static_cast<std::uint8_t>(-static_cast<int>(src[x] == 255));
 }
 
-void hysteresis(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out,
-                int threads) {
+// 1. Hysteresis inside one band, run by the task that computed the band
+// (it reads and writes only the band's own cells).
+void grow_band(const PaddedMap& pm, bool is3d, i64 u0, i64 u1) {
+    std::vector<i64> stack;
+    stack.reserve(4096);
+    const i64 lo = pm.unit_begin(u0, is3d), hi = pm.unit_begin(u1, is3d);
+    push_strong(pm.origin, lo, hi, stack);
+    grow(pm, lo, hi, stack);
+}
+
+// 2. Across band borders, serially, growing without limits; then 3. the
+// output: edges are 255, everything else 0.
+void finish(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out,
+            int threads) {
     const i64 nb = static_cast<i64>(cuts.size()) - 1;
-    auto band_lo = [&](i64 b) { return pm.unit_begin(cuts[static_cast<std::size_t>(b)], is3d); };
-    // 1. every band on its own, in parallel (bands touch only their own cells)
-    parallel_for(nb, threads, [&](i64 b) {
-        std::vector<i64> stack;
-        stack.reserve(4096);
-        const i64 lo = band_lo(b), hi = band_lo(b + 1);
-        push_strong(pm.origin, lo, hi, stack);
-        grow(pm, lo, hi, stack);
-    });
-    // 2. across band borders, serially, growing without limits
     if (nb > 1) {
         const i64 all_lo = pm.unit_begin(0, is3d);
         const i64 all_hi = pm.unit_begin(is3d ? pm.Z : pm.H, is3d);
@@ -288,15 +290,13 @@ void hysteresis(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, st
             grow(pm, all_lo, all_hi, stack);
         }
     }
-    // 3. the output: edges are 255, everything else 0
     parallel_for(nb, threads, [&](i64 b) {
         const i64 u0 = cuts[static_cast<std::size_t>(b)], u1 = cuts[static_cast<std::size_t>(b + 1)];
         const i64 z0 = is3d ? u0 : 0, z1 = is3d ? u1 : 1;
         const i64 y0 = is3d ? 0 : u0, y1 = is3d ? pm.H : u1;
         for (i64 z = z0; z < z1; ++z)
-            for (i64 y = y0; y < y1; ++y) {
+            for (i64 y = y0; y < y1; ++y)
                 finish_row(pm.origin + z * pm.slice + y * pm.row, out + (z * pm.H + y) * pm.W, pm.W);
-            }
     });
 }
 
@@ -325,6 +325,7 @@ Status run_canny(const CannyJob& job_in, int threads) {
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, std::max<i64>(job.width + 2 * rx, 2 * ky) + 16);
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
+            grow_band(pm, false, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)]);
         });
     } else {
         const i64 nb = std::max<i64>(1, std::min<i64>(threads, job.depth / 4));
@@ -338,9 +339,10 @@ Status run_canny(const CannyJob& job_in, int threads) {
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, plane);
             fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
+            grow_band(pm, true, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)]);
         });
     }
-    hysteresis(pm, is3d, cuts, job.out, threads);
+    finish(pm, is3d, cuts, job.out, threads);
     return Status{};
 }
 
