@@ -1,0 +1,51 @@
+"""Shared setup for the pytest-benchmark suites.
+
+Run from the repository root:
+
+    python -m pytest benchmarks --benchmark-only                  # timings
+    python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+    python benchmarks/report.py bench.json -o BENCHMARKS.md       # Markdown tables
+    python -m pytest benchmarks --benchmark-disable               # each case once (CI)
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from typing import Any, Iterator
+
+import pytest
+
+import medfuse
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Record what the numbers depend on beyond the CPU: build and library versions."""
+    machine_info["medfuse"] = medfuse.build_info()
+    machine_info["libraries"] = {
+        name: _version(name)
+        for name in ("numpy", "scipy", "opencv-python-headless", "scikit-image", "SimpleITK")
+    }
+    machine_info["platform"] = platform.platform()
+    machine_info["command"] = " ".join(["python -m pytest", *sys.argv[1:]])
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_counts() -> Iterator[None]:
+    """Put medfuse's and OpenCV's thread counts back after every benchmark."""
+    saved = medfuse.get_num_threads()
+    cv2 = sys.modules.get("cv2")
+    saved_cv2 = cv2.getNumThreads() if cv2 is not None else None
+    yield
+    medfuse.set_num_threads(saved)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(saved_cv2 if saved_cv2 is not None else -1)  # -1: OpenCV's default

@@ -1,0 +1,256 @@
+"""Turn a pytest-benchmark JSON file into the Markdown tables of BENCHMARKS.md.
+
+    python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+    python benchmarks/report.py bench.json -o BENCHMARKS.md
+
+Per group: the median time of every implementation and its ratio to medfuse
+at the same thread count (single-threaded NumPy/SciPy code is compared with
+medfuse on 1 thread), plus the machine, the library versions and the command
+that reproduces the numbers. Only what the JSON holds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+# Display order of implementation families within a group.
+FAMILY_ORDER = ("medfuse", "reference", "cv2", "skimage", "sitk")
+FAMILY_TITLES = {
+    "medfuse": "medfuse",
+    "reference": "medfuse.reference",
+    "cv2": "cv2.Canny",
+    "skimage": "skimage",
+    "sitk": "SimpleITK",
+}
+
+REPRODUCE = """\
+python -m pip install ".[bench]"
+python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+python benchmarks/report.py bench.json -o BENCHMARKS.md"""
+
+
+@dataclass(frozen=True)
+class Row:
+    group: str
+    label: str
+    family: str
+    threads: Optional[int]
+    median: float  # seconds
+    iqr: float  # seconds
+    rounds: int
+    edge_fraction: Optional[float]
+    checked_against: Optional[str]
+    description: str
+
+    @property
+    def baseline_threads(self) -> int:
+        return self.threads or 1
+
+
+def _row(bench: dict[str, Any]) -> Row:
+    extra = bench.get("extra_info", {})
+    stats = bench["stats"]
+    label = extra.get("implementation") or bench.get("param") or bench["name"]
+    family = extra.get("family") or str(bench.get("param") or label).split("-")[0]
+    return Row(
+        group=bench.get("group") or bench["name"],
+        label=label,
+        family=family,
+        threads=extra.get("threads"),
+        median=float(stats["median"]),
+        iqr=float(stats["iqr"]),
+        rounds=int(stats["rounds"]),
+        edge_fraction=extra.get("edge_fraction"),
+        checked_against=extra.get("checked_against"),
+        description=extra.get("input", ""),
+    )
+
+
+def _sort_key(row: Row) -> tuple[int, int]:
+    order = FAMILY_ORDER.index(row.family) if row.family in FAMILY_ORDER else len(FAMILY_ORDER)
+    return order, row.threads or 0
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    if ms < 1:
+        return f"{ms:.3f}"
+    if ms < 10:
+        return f"{ms:.2f}"
+    if ms < 100:
+        return f"{ms:.1f}"
+    return f"{ms:,.0f}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
+
+
+def _threads_text(n: Optional[int]) -> str:
+    return f"{n} thread{'s' * (n != 1)}" if n else "1 thread"
+
+
+def _short(row: Row) -> str:
+    """Family and threads, e.g. ``cv2.Canny 2 threads`` or ``skimage``."""
+    name = FAMILY_TITLES.get(row.family, row.family)
+    return name if row.threads is None else f"{name} {_threads_text(row.threads)}"
+
+
+def _versus(row: Row, medfuse: dict[int, Row]) -> str:
+    """The ratio cell: how this row's time compares with medfuse's."""
+    if row.family == "medfuse":
+        one = medfuse.get(1)
+        if row.baseline_threads == 1 or one is None:
+            return "baseline"
+        return f"speed-up over 1 thread: {_ratio(one.median / row.median)}"
+    base = medfuse.get(row.baseline_threads)
+    if base is None:
+        return "—"
+    return f"{_short(row)} / {_short(base)} = **{_ratio(row.median / base.median)}**"
+
+
+def _table(rows: Sequence[Row]) -> list[str]:
+    medfuse = {r.baseline_threads: r for r in rows if r.family == "medfuse"}
+    lines = [
+        "| implementation | median ms | IQR ms | rounds | edges | checked identical to | time vs medfuse |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for r in sorted(rows, key=_sort_key):
+        edges = "" if r.edge_fraction is None else f"{100 * r.edge_fraction:.2f}%"
+        lines.append(
+            f"| {r.label} | {_ms(r.median)} | {_ms(r.iqr)} | {r.rounds} | {edges} | "
+            f"{r.checked_against or ''} | {_versus(r, medfuse)} |"
+        )
+    return lines
+
+
+def _summary(groups: dict[str, list[Row]]) -> list[str]:
+    """One line per group: medfuse's medians and every other family at 1 thread."""
+    families = [f for f in FAMILY_ORDER[1:] if any(r.family == f for rows in groups.values() for r in rows)]
+    thread_counts = sorted({r.baseline_threads for rows in groups.values() for r in rows if r.family == "medfuse"})
+    head = ["group"] + [f"medfuse {_threads_text(n)} (ms)" for n in thread_counts]
+    head += [f"{FAMILY_TITLES.get(f, f)} / medfuse, 1 thread" for f in families]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for group, rows in groups.items():
+        medfuse = {r.baseline_threads: r for r in rows if r.family == "medfuse"}
+        cells = [f"`{group}`"]
+        cells += [_ms(medfuse[n].median) if n in medfuse else "—" for n in thread_counts]
+        for f in families:
+            match = [r for r in rows if r.family == f and r.baseline_threads == 1]
+            base = medfuse.get(1)
+            cells.append(_ratio(match[0].median / base.median) if match and base else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _machine(info: dict[str, Any]) -> list[str]:
+    cpu = info.get("cpu", {})
+    flags = set(cpu.get("flags", []))
+    simd = ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw") if f in flags) or "none listed"
+    family = f", family {cpu['family']} model {cpu['model']}" if "family" in cpu and "model" in cpu else ""
+    lines = [
+        f"- CPU: {cpu.get('brand_raw', 'unknown')}{family}, {cpu.get('count', '?')} logical cores, "
+        f"{cpu.get('hz_advertised_friendly', '? GHz')} ({cpu.get('arch', info.get('machine', '?'))}; "
+        f"SIMD flags: {simd})",
+        f"- OS: {info.get('platform') or info.get('system', '?') + ' ' + info.get('release', '')}",
+        f"- Python: {info.get('python_implementation', '')} {info.get('python_version', '?')}",
+    ]
+    build = info.get("medfuse")
+    if build:
+        lines.append(
+            f"- medfuse {build.get('version', '?')}: {build.get('compiler', '?')}, "
+            f"{build.get('build_type', '?')}, native={build.get('native', '?')}; "
+            f"SIMD active: {build.get('simd_active', '?')} "
+            f"(compiled: {', '.join(build.get('simd_compiled', []))}; "
+            f"supported here: {', '.join(build.get('simd_supported', []))})"
+        )
+    libraries = info.get("libraries")
+    if libraries:
+        lines.append("- Libraries: " + ", ".join(f"{k} {v}" for k, v in libraries.items()))
+    return lines
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole Markdown document for one benchmark run."""
+    groups: dict[str, list[Row]] = {}
+    for bench in data.get("benchmarks", []):
+        row = _row(bench)
+        groups.setdefault(row.group, []).append(row)
+    if not groups:
+        raise ValueError("the JSON file holds no benchmarks (was it written with --benchmark-disable?)")
+
+    info = data.get("machine_info", {})
+    commit = data.get("commit_info", {})
+    rev = commit.get("id", "")[:10] or "unknown"
+    if commit.get("dirty"):
+        rev += " (with uncommitted changes)"
+    out = [
+        "# Benchmarks",
+        "",
+        f"One run of `pytest-benchmark` on {data.get('datetime', '?')[:19].replace('T', ' ')} UTC, "
+        f"commit {rev}. Generated by `benchmarks/report.py`; do not edit by hand.",
+        "",
+        "## Machine",
+        "",
+        *_machine(info),
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        REPRODUCE,
+        "```",
+        "",
+    ]
+    if info.get("command"):
+        out += [f"This run: `{info['command']}`.", ""]
+    out += [
+        "## How to read the tables",
+        "",
+        "Times are medians of wall time per call over the rounds shown. *Time vs medfuse* is "
+        "the implementation's median divided by medfuse's at the same thread count; NumPy/SciPy "
+        "code (single-threaded) is compared with medfuse on 1 thread. Above 1x, medfuse is "
+        "faster. *Edges* is the fraction of pixels (voxels) marked, to show that the "
+        "implementations solve the same problem; *checked identical to* names the result the "
+        "output was asserted equal to, pixel for pixel, before timing. Inputs come from the "
+        "synthetic chest phantom (`medfuse._phantoms`); the parameters of each group are in "
+        "`medfuse/_benchcases.py`.",
+        "",
+        "## Summary",
+        "",
+        *_summary(groups),
+        "",
+    ]
+    for group, rows in groups.items():
+        out += [f"## `{group}`", ""]
+        description = next((r.description for r in rows if r.description), "")
+        if description:
+            out += [description + ".", ""]
+        out += [*_table(rows), ""]
+    return "\n".join(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json_file", type=Path, help="output of --benchmark-json")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="Markdown file (default: stdout)")
+    args = parser.parse_args(argv)
+    try:
+        data = json.loads(args.json_file.read_text(encoding="utf-8"))
+        text = render(data)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"report.py: error: {err}", file=sys.stderr)
+        return 1
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Small deterministic synthetic chest data: a lung CT volume and an X-ray.
+
+NumPy only, seedable, fast (the default volume takes well under a second).
+The anatomy is schematic but has the intensities and edges that matter for
+image kernels: air, a fat rim around soft tissue, two lungs with a cardiac
+notch, branching vessels, ribs, a vertebral column and one solid nodule.
+
+Geometry. The field of view is physical and fixed: 358.4 mm in-plane (a
+512 x 512 scan at 0.7 mm) and 160 mm cranio-caudal, so the voxel spacing
+follows from the shape: (64, 256, 256) gives (2.5, 1.4, 1.4) mm and
+(64, 512, 512) gives (2.5, 0.7, 0.7) mm. Axes are (z, y, x): z from head
+(index 0) to feet, y from anterior (index 0) to posterior, x from the
+patient's right (index 0, image left, radiological convention) to left.
+
+Structures are painted with a partial-volume edge one voxel wide, then
+Gaussian noise (15 HU) is added, as in a reconstructed CT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CTPhantom", "ct_phantom", "ct_volume", "window_u8", "xray_from_ct"]
+
+FOV_YX_MM = 358.4
+FOV_Z_MM = 160.0
+
+HU_AIR = -1000.0
+HU_FAT = -100.0
+HU_SOFT = 40.0
+HU_LUNG = -850.0
+HU_NODULE = 30.0
+HU_RIB = 700.0
+HU_VERTEBRA = 350.0
+HU_CORTEX = 900.0
+HU_DISC = 80.0
+NOISE_HU = 15.0
+
+# Linear attenuation of water at ~70 keV, per mm; HU = 1000 (mu - mu_w) / mu_w.
+MU_WATER_PER_MM = 0.019
+
+
+@dataclass(frozen=True)
+class CTPhantom:
+    """A synthetic CT and the ground truth needed to score edge detection."""
+
+    volume: npt.NDArray[np.int16]  # HU, (z, y, x)
+    spacing: tuple[float, float, float]  # (dz, dy, dx) in mm
+    nodule_center: tuple[float, float, float]  # (z, y, x) in voxels (fractional)
+    nodule_radius_mm: float
+
+    def nodule_box(self, margin: int = 2) -> tuple[slice, slice, slice]:
+        """Index box holding the nodule plus ``margin`` voxels on every side."""
+        box = []
+        for c, s, n in zip(self.nodule_center, self.spacing, self.volume.shape):
+            r = self.nodule_radius_mm / s
+            box.append(slice(max(0, int(np.floor(c - r)) - margin), min(n, int(np.ceil(c + r)) + margin + 1)))
+        return box[0], box[1], box[2]
+
+    def nodule_mask(self, box: tuple[slice, slice, slice] | None = None) -> npt.NDArray[np.bool_]:
+        """Voxels whose centre lies inside the nodule sphere (within ``box`` if given)."""
+        if box is None:
+            box = (slice(0, self.volume.shape[0]), slice(0, self.volume.shape[1]), slice(0, self.volume.shape[2]))
+        centre_mm = tuple(c * s for c, s in zip(self.nodule_center, self.spacing))
+        zz, yy, xx = _box_coords(box, self.spacing, centre_mm)
+        inside: npt.NDArray[np.bool_] = zz * zz + yy * yy + xx * xx <= np.float32(self.nodule_radius_mm**2)
+        return inside
+
+
+def _spacing_for(shape: tuple[int, int, int]) -> tuple[float, float, float]:
+    z, y, x = shape
+    return (FOV_Z_MM / z, FOV_YX_MM / y, FOV_YX_MM / x)
+
+
+def _soft(distance_inside_mm: npt.NDArray[np.float32], width_mm: float) -> npt.NDArray[np.float32]:
+    """Partial-volume occupancy from a signed distance (> 0 inside)."""
+    f = distance_inside_mm / np.float32(width_mm) + np.float32(0.5)
+    frac: npt.NDArray[np.float32] = np.clip(f, 0.0, 1.0).astype(np.float32, copy=False)
+    return frac
+
+
+def _ellipse_distance(
+    offsets: list[npt.NDArray[np.float32]], semi_axes: list[float]
+) -> npt.NDArray[np.float32]:
+    """Signed distance (mm, > 0 inside) to an axis-aligned ellipse/ellipsoid.
+
+    Measured along the ray from the centre, which is exact for a circle and
+    close enough elsewhere for a one-voxel partial-volume edge.
+    """
+    rho2 = sum((o / np.float32(a)) ** 2 for o, a in zip(offsets, semi_axes))
+    r2 = sum(o * o for o in offsets)
+    rho = np.sqrt(np.maximum(rho2, np.float32(1e-12)))
+    r = np.sqrt(r2)
+    return (r / rho - r).astype(np.float32, copy=False)
+
+
+def _paint(
+    vol: npt.NDArray[np.float32],
+    frac: npt.NDArray[np.float32],
+    hu: float | npt.NDArray[np.float32],
+) -> None:
+    """vol <- vol * (1 - frac) + hu * frac, in place (broadcasting frac)."""
+    target = np.float32(hu) if isinstance(hu, float) else hu
+    vol += frac * (target - vol)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: npt.NDArray[np.float64]  # (z, y, x) mm
+    end: npt.NDArray[np.float64]
+    radius: float  # mm
+    hu: float
+
+
+def _vessel_tree(
+    rng: np.random.Generator, hilum: npt.NDArray[np.float64], side: float
+) -> list[_Segment]:
+    """Branching tubes growing out of a hilum, thinner at every generation."""
+    segments: list[_Segment] = []
+    # (start, direction, radius, generation)
+    stack: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float, int]] = []
+    for k in range(5):
+        angle = np.pi * (-0.45 + 0.9 * k / 4)  # fan from cranial to caudal
+        direction = np.array([np.sin(angle), rng.uniform(-0.3, 0.3), side * np.cos(angle)])
+        stack.append((hilum, direction / np.linalg.norm(direction), 3.0, 0))
+    while stack:
+        start, direction, radius, gen = stack.pop()
+        length = rng.uniform(28.0, 40.0) * 0.75**gen
+        end = start + direction * length
+        segments.append(_Segment(start, end, radius, rng.uniform(40.0, 200.0)))
+        if gen < 3:
+            for turn in (-0.5, 0.5):
+                d = direction + rng.normal(0.0, 0.15, 3)
+                d[0] += turn * 0.6
+                d[1] += -turn * 0.4
+                stack.append((end, d / np.linalg.norm(d), radius * 0.7, gen + 1))
+    return segments
+
+
+def _paint_segment(
+    vol: npt.NDArray[np.float32],
+    lung: npt.NDArray[np.float32],
+    seg: _Segment,
+    spacing: tuple[float, float, float],
+) -> None:
+    """Paint one tube (a capsule around a segment), only where there is lung."""
+    middle = (seg.start + seg.end) / 2
+    half_extent = np.abs(seg.end - seg.start) / 2 + seg.radius
+    box = _box_for(middle, half_extent, vol.shape, spacing)
+    if box is None:
+        return
+    rel = _box_coords(box, spacing, (float(seg.start[0]), float(seg.start[1]), float(seg.start[2])))
+    ab = (seg.end - seg.start).astype(np.float32)
+    t = np.clip((rel[0] * ab[0] + rel[1] * ab[1] + rel[2] * ab[2]) / np.float32(ab @ ab), 0.0, 1.0)
+    d2 = sum((r - t * a) ** 2 for r, a in zip(rel, ab))  # squared distance to the segment
+    frac = _soft(np.float32(seg.radius) - np.sqrt(d2), spacing[2]) * lung[box]
+    _paint(vol[box], frac, seg.hu)
+
+
+def _box_for(
+    center_mm: npt.NDArray[np.float64] | tuple[float, ...],
+    half_extent_mm: npt.NDArray[np.float64] | tuple[float, ...],
+    shape: tuple[int, ...],
+    spacing: tuple[float, ...],
+) -> tuple[slice, ...] | None:
+    """Index box covering centre +- half extent (plus two voxels), or None if empty."""
+    box = []
+    for c, h, n, s in zip(center_mm, half_extent_mm, shape, spacing):
+        lo = max(0, int(np.floor((c - h) / s)) - 2)
+        hi = min(n, int(np.ceil((c + h) / s)) + 3)
+        if hi <= lo:
+            return None
+        box.append(slice(lo, hi))
+    return tuple(box)
+
+
+def _box_coords(
+    box: tuple[slice, ...], spacing: tuple[float, ...], center_mm: tuple[float, ...]
+) -> list[npt.NDArray[np.float32]]:
+    """Open-grid coordinates (mm) of a box, relative to ``center_mm``."""
+    ndim = len(box)
+    out = []
+    for axis, (sl, s, c) in enumerate(zip(box, spacing, center_mm)):
+        v = np.arange(sl.start, sl.stop, dtype=np.float32) * np.float32(s) - np.float32(c)
+        out.append(v.reshape([-1 if i == axis else 1 for i in range(ndim)]))
+    return out
+
+
+def _ellipsoid(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center_mm: tuple[float, float, float],
+    semi_axes: tuple[float, float, float],
+    edge: float,
+) -> tuple[tuple[slice, ...], npt.NDArray[np.float32]] | None:
+    """Occupancy of an ellipsoid inside its bounding box: (box, fraction)."""
+    box = _box_for(center_mm, semi_axes, shape, spacing)
+    if box is None:
+        return None
+    return box, _soft(_ellipse_distance(_box_coords(box, spacing, center_mm), list(semi_axes)), edge)
+
+
+def ct_phantom(shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0) -> CTPhantom:
+    """Build a synthetic chest CT with its nodule ground truth.
+
+    ``shape`` is (z, y, x), each at least 1 (use at least 32 in y and x for
+    recognisable anatomy); the spacing follows from it (see the module doc).
+    ``seed`` sets the vessel tree, the nodule position and the noise.
+    """
+    dims = tuple(int(n) for n in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"shape must be three positive integers (z, y, x); got {tuple(shape)}")
+    shape3: tuple[int, int, int] = (dims[0], dims[1], dims[2])
+    rng = np.random.default_rng(seed)
+    spacing = _spacing_for(shape3)
+    nz, ny, nx = shape3
+    dz, dy, dx = spacing
+    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)  # mm
+    edge = dx  # partial-volume width, mm
+    y2, x2 = _box_coords((slice(0, ny), slice(0, nx)), (dy, dx), center[1:])
+
+    # Axial template: air, a fat rim, soft tissue (muscle, mediastinum), and
+    # the vertebral column -- a vertebral body (cortex, trabecular bone) with
+    # the neural arch behind it, or an intervertebral disc.
+    body = _ellipse_distance([y2 - 5.0, x2], [118.0, 160.0])
+    bone_slice = np.full((ny, nx), HU_AIR, dtype=np.float32)
+    _paint(bone_slice, _soft(body, edge), HU_FAT)
+    _paint(bone_slice, _soft(body - 13.0, edge), HU_SOFT)
+    disc_slice = bone_slice.copy()
+    spine_y = 89.0
+    vertebra = _ellipse_distance([y2 - spine_y, x2], [16.0, 19.0])
+    cortex = _soft(vertebra, edge)
+    _paint(disc_slice, cortex, HU_DISC)
+    _paint(bone_slice, cortex, HU_CORTEX + (HU_VERTEBRA - HU_CORTEX) * _soft(vertebra - 2.5, edge))
+    canal = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [8.0, 9.0]), edge)
+    arch = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [13.0, 14.0]), edge) - canal
+    _paint(bone_slice, arch, HU_CORTEX)
+    z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
+    is_disc = np.abs((z_mm + 8.0) % 27.0 - 13.5) > 11.5
+    vol = np.where(is_disc[:, None, None], disc_slice[None], bone_slice[None])
+
+    # Lungs: ellipsoids that narrow towards the apex, kept off the spine; the
+    # heart carves the left lung's medial lower part (cardiac notch).
+    lung = np.zeros(shape3, dtype=np.float32)
+    spine_free = 1.0 - np.maximum(cortex, arch + canal)
+    for side in (-1.0, 1.0):  # -1: patient's right (image left)
+        c = (center[0] + 25.0, center[1] + 8.0, center[2] + side * 68.0)
+        found = _ellipsoid(shape3, spacing, c, (125.0, 78.0, 52.0), edge)
+        if found is not None:
+            box, frac = found
+            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
+    heart_center = (center[0] + 60.0, center[1] - 25.0, center[2] + 28.0)
+    found = _ellipsoid(shape3, spacing, heart_center, (70.0, 55.0, 58.0), edge)
+    if found is not None:
+        box, heart = found
+        lung[box] *= 1.0 - heart
+    _paint(vol, lung, HU_LUNG)
+
+    # Vessels: two trees from the hila, inside the lungs only.
+    for side in (-1.0, 1.0):
+        hilum = np.array([center[0] + 5.0, center[1] + 8.0, center[2] + side * 30.0])
+        for seg in _vessel_tree(rng, hilum, side):
+            _paint_segment(vol, lung, seg, spacing)
+
+    # Nodule: a solid sphere well inside the right lung.
+    nodule_radius = 6.0
+    offset = (rng.uniform(-25.0, 15.0), rng.uniform(-10.0, 25.0), -68.0 + rng.uniform(-12.0, 12.0))
+    nodule_mm = (center[0] + offset[0], center[1] + offset[1], center[2] + offset[2])
+    found = _ellipsoid(shape3, spacing, nodule_mm, (nodule_radius,) * 3, edge)
+    if found is not None:
+        box, frac = found
+        _paint(vol[box], frac, HU_NODULE)
+
+    # Ribs: oblique bands in a shell inside the chest wall, descending
+    # anteriorly; none in front (costal cartilage is soft tissue here).
+    wall = (118.0 - 13.0, 160.0 - 13.0)
+    rho = np.sqrt(((y2 - 5.0) / np.float32(wall[0])) ** 2 + (x2 / np.float32(wall[1])) ** 2)
+    theta = np.arctan2((y2 - 5.0) / np.float32(wall[0]), x2 / np.float32(wall[1]))
+    from_back = np.abs(theta - np.float32(np.pi / 2))
+    from_back = np.minimum(from_back, np.float32(2 * np.pi) - from_back)  # 0 at the spine, pi in front
+    shell = (np.abs(rho - 0.92) < 0.08) & (from_back > 0.25) & (from_back < 0.72 * np.pi)
+    iy, ix = np.nonzero(shell)
+    if iy.size:
+        radial_mm = (rho[iy, ix] - np.float32(0.92)) * np.float32(wall[0])
+        period, half_height, half_depth = 26.0, 5.0, 4.5
+        phase = (z_mm[:, None] - np.float32(22.0) * from_back[iy, ix][None, :]) % np.float32(period)
+        band = np.abs(phase - np.float32(period / 2)) / np.float32(half_height)
+        r = np.sqrt(band**2 + (radial_mm / np.float32(half_depth))[None, :] ** 2)
+        plane = vol.reshape(nz, -1)
+        flat = iy * nx + ix
+        sub = plane[:, flat]
+        _paint(sub, _soft((1.0 - r) * np.float32(half_height), edge), HU_RIB)
+        plane[:, flat] = sub
+
+    vol += rng.standard_normal(shape3, dtype=np.float32) * np.float32(NOISE_HU)
+    np.rint(vol, out=vol)
+    np.clip(vol, -1024, 3071, out=vol)
+    nodule_vox = (nodule_mm[0] / dz, nodule_mm[1] / dy, nodule_mm[2] / dx)
+    return CTPhantom(vol.astype(np.int16), spacing, nodule_vox, nodule_radius)
+
+
+def ct_volume(
+    shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0
+) -> tuple[npt.NDArray[np.int16], tuple[float, float, float]]:
+    """Synthetic chest CT: (int16 HU volume (z, y, x), spacing (dz, dy, dx) mm)."""
+    ph = ct_phantom(shape, seed)
+    return ph.volume, ph.spacing
+
+
+def xray_from_ct(
+    volume: npt.ArrayLike,
+    spacing: tuple[float, float, float],
+    *,
+    bits: int = 12,
+    seed: int = 0,
+) -> npt.NDArray[np.uint16]:
+    """A frontal (AP) chest X-ray from a CT volume: uint16, ``bits`` bits used.
+
+    HU become linear attenuation, integrated along y (anterior-posterior);
+    the detector value is the log-attenuation ``-log(I / I0)``, so bone and
+    soft tissue are bright and lungs dark, quantized to ``bits`` bits (12 by
+    default, up to 16) with a little quantum noise. Rows are resampled so
+    pixels are square at the in-plane spacing dx: the image has shape
+    (round(nz * dz / dx), nx), head at the top, patient's right on the left.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3 or vol.size == 0:
+        raise ValueError(f"volume must be a non-empty 3D array (z, y, x); got shape {vol.shape}")
+    if not 8 <= int(bits) <= 16:
+        raise ValueError(f"bits must be between 8 and 16; got {bits}")
+    dz, dy, dx = (float(s) for s in spacing)
+    if min(dz, dy, dx) <= 0:
+        raise ValueError(f"spacing must be positive; got {spacing}")
+    mu = np.maximum(vol.astype(np.float32) * np.float32(MU_WATER_PER_MM / 1000) + np.float32(MU_WATER_PER_MM), 0)
+    path = mu.sum(axis=1, dtype=np.float64) * dy  # (z, x), dimensionless line integral
+
+    # Linear interpolation along z onto rows of height dx (ends clamped).
+    nz = vol.shape[0]
+    rows = max(1, int(round(nz * dz / dx)))
+    pos = np.clip((np.arange(rows) + 0.5) * (nz / rows) - 0.5, 0.0, nz - 1.0)
+    i0 = np.floor(pos).astype(np.intp)
+    i1 = np.minimum(i0 + 1, nz - 1)
+    w = (pos - i0)[:, None]
+    path = path[i0] * (1.0 - w) + path[i1] * w
+
+    rng = np.random.default_rng(seed)
+    # Quantum noise: relative sd of the detected intensity, 1 / sqrt(photons).
+    photons = 1.0e6 * np.exp(-path)
+    path = path + rng.standard_normal(path.shape) / np.sqrt(np.maximum(photons, 1.0))
+    full_scale = 8.0  # log-attenuation mapped to the top code value
+    top = 2 ** int(bits) - 1
+    image: npt.NDArray[np.uint16] = np.clip(np.rint(path / full_scale * top), 0, top).astype(np.uint16)
+    return image
+
+
+def window_u8(hu: npt.ArrayLike, center: float = -600.0, width: float = 1500.0) -> npt.NDArray[np.uint8]:
+    """CT windowing to 8 bits: [center - width/2, center + width/2] -> [0, 255].
+
+    Rounds to nearest; the default is a lung window. One HU step is
+    ``255 / width`` grey levels, so HU thresholds convert the same way.
+    """
+    if not width > 0:
+        raise ValueError(f"width must be > 0; got {width}")
+    x = np.asarray(hu, dtype=np.float32)
+    scaled = (x - np.float32(center - width / 2)) * np.float32(255.0 / width)
+    out: npt.NDArray[np.uint8] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return out
