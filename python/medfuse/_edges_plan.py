@@ -9,6 +9,7 @@ cannot drift apart on threshold semantics. Every rule here is stated in the
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -43,9 +44,9 @@ class CannyPlan:
 
 def gaussian_taps(sigma: float, truncate: float = 4.0) -> npt.NDArray[np.float64]:
     """Normalized 1D Gaussian, radius int(truncate*sigma + 0.5), as scipy.ndimage."""
-    if sigma == 0:
-        return np.ones(1, dtype=np.float64)
     radius = int(truncate * sigma + 0.5)
+    if radius == 0:  # a one-tap kernel: no smoothing, as scipy.ndimage
+        return np.ones(1, dtype=np.float64)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma * sigma) * x * x)
     return phi / phi.sum()
@@ -76,6 +77,10 @@ def plan_canny(
     smooth = None
     if sg is not None and any(s > 0 for s in sg):
         vox = sg if sp is None else tuple(s / d for s, d in zip(sg, sp))
+        if max(vox) > 256.0:
+            raise ValueError(
+                f"sigma is {max(vox):g} voxels on some axis; at most 256 voxels are supported"
+            )
         if ndim == 3 and vox[0] > 31.0:
             raise ValueError(
                 f"sigma along z is {vox[0]:g} voxels; at most 31 voxels are supported"
@@ -97,7 +102,7 @@ def plan_canny(
             t = t * t
         if exact_int:
             t = float(math.floor(min(t, _INT_CMP_MAX)))
-        return t
+        return min(t, sys.float_info.max)  # squaring a huge threshold must not give inf
 
     return CannyPlan(
         ndim=ndim,

@@ -85,7 +85,9 @@ def canny(
       quantized to the 13 directions of the 26-neighbourhood (in a plane with
       no z-gradient this is exactly the 2D rule), 26-connected hysteresis.
       Thresholds are scaled by the Sobel gain of the extra axis, so a volume
-      of identical slices has, slice by slice, the 2D result.
+      of identical slices has, slice by slice, the 2D result (for float32
+      only when the data are integer-valued: 3D works in float64, 2D float32
+      in float32).
     """
     img = v.as_image(image)
     plan = plan_canny(img, low, high, aperture_size, l2_gradient, sigma, spacing)

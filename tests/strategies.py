@@ -1,0 +1,205 @@
+"""Hypothesis strategies for medfuse's image kernels.
+
+Images are drawn as (family, shape, dtype, seed) and generated with NumPy
+(fast at 64x64), except the smallest ones, which hypothesis also draws
+element by element so it can shrink them. Layouts then turn an image into a
+non-contiguous view, a transpose, a negative-stride view, a big-endian copy,
+a Fortran-ordered copy or a read-only array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import images
+import numpy as np
+import numpy.typing as npt
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from medfuse._edges_plan import SOBEL_GAIN
+
+MAX_SIDE_2D = 64
+MAX_SIDE_3D = 24
+
+dtypes = st.sampled_from([np.dtype(d) for d in images.DTYPES])
+apertures = st.sampled_from([3, 5, 7])
+borders = st.sampled_from(["reflect101", "replicate"])
+
+
+def shapes(ndim: int, *, min_side: int = 1, max_side: int | None = None) -> st.SearchStrategy[tuple[int, ...]]:
+    if max_side is None:
+        max_side = MAX_SIDE_2D if ndim == 2 else MAX_SIDE_3D
+    return st.tuples(*[st.integers(min_side, max_side)] * ndim)
+
+
+def elements(dtype: np.dtype) -> st.SearchStrategy:
+    """Any finite value of the dtype, with its extremes drawn often."""
+    dtype = np.dtype(dtype)
+    extremes = st.sampled_from(images.extreme_values(dtype))
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return st.one_of(extremes, st.integers(int(info.min), int(info.max)))
+    width = 8 * dtype.itemsize
+    return st.one_of(extremes, st.floats(allow_nan=False, allow_infinity=False, width=width))
+
+
+@st.composite
+def images_of(
+    draw: st.DrawFn,
+    dtype: npt.DTypeLike | None = None,
+    ndim: int | None = None,
+    *,
+    families: tuple[str, ...] = tuple(images.FAMILIES),
+    max_side: int | None = None,
+) -> npt.NDArray:
+    """A C-contiguous image of one of the families (or drawn element-wise)."""
+    dt = draw(dtypes) if dtype is None else np.dtype(dtype)
+    nd = draw(st.sampled_from([2, 3])) if ndim is None else ndim
+    shape = draw(shapes(nd, max_side=max_side))
+    family = draw(st.sampled_from(families + ("elements",)))
+    if family == "elements" and math.prod(shape) <= 144:
+        el = elements(dt) if "extremes" in families else _tame_elements(dt)
+        return draw(hnp.arrays(dt, shape, elements=el))
+    if family == "elements":
+        family = "noise"
+    seed = draw(st.integers(0, 2**32 - 1))
+    return images.make(family, shape, dt, seed)
+
+
+def _tame_elements(dtype: np.dtype) -> st.SearchStrategy:
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return st.integers(int(info.min), int(info.max))
+    return st.floats(-1e6, 1e6, width=8 * dtype.itemsize)
+
+
+LAYOUTS = ("contiguous", "strided", "reversed", "transposed", "big_endian", "fortran", "read_only")
+
+
+def apply_layout(arr: npt.NDArray, layout: str, draw: st.DrawFn) -> npt.NDArray:
+    if layout == "strided":  # e.g. x[::2, 1::3]
+        idx = []
+        for n in arr.shape:
+            step = draw(st.integers(1, 3))
+            start = draw(st.integers(0, min(step - 1, n - 1)))
+            idx.append(slice(start, None, step))
+        return arr[tuple(idx)]
+    if layout == "reversed":  # negative strides on some axes
+        flips = draw(st.lists(st.booleans(), min_size=arr.ndim, max_size=arr.ndim))
+        if not any(flips):
+            flips[0] = True
+        return arr[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+    if layout == "transposed":
+        perm = draw(st.permutations(range(arr.ndim)))
+        return arr.transpose(perm)
+    if layout == "big_endian":
+        return arr.astype(arr.dtype.newbyteorder(">"))
+    if layout == "fortran":
+        return np.asfortranarray(arr)
+    if layout == "read_only":
+        ro = arr.view()
+        ro.flags.writeable = False
+        return ro
+    return arr
+
+
+@st.composite
+def layouts_of(draw: st.DrawFn, arr: npt.NDArray, *, max_ops: int = 2) -> npt.NDArray:
+    """``arr`` seen through up to ``max_ops`` layout changes (values may be subsampled)."""
+    ops = draw(st.lists(st.sampled_from(LAYOUTS), min_size=1, max_size=max_ops))
+    for op in ops:
+        arr = apply_layout(arr, op, draw)
+    return arr
+
+
+@st.composite
+def image_views(draw: st.DrawFn, dtype=None, ndim=None, **kw) -> npt.NDArray:
+    """An image of the families above in an arbitrary memory layout."""
+    return draw(layouts_of(draw(images_of(dtype, ndim, **kw))))
+
+
+def magnitude_quantiles(
+    image: npt.NDArray, aperture: int, *, l2: bool = False, sigma: float | None = None
+) -> tuple[float, float]:
+    """(median, max) of the L1 (or L2) Sobel magnitude, in the units of canny's thresholds.
+
+    Computed with scipy.ndimage (replicated border, as Canny) in float64, and
+    divided by the Sobel gain of the extra axis for volumes, so thresholds
+    drawn in [0, max] separate edge pixels from the rest.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 extremes overflow to inf
+        return _magnitude_quantiles(np.asarray(image, dtype=np.float64), aperture, l2, sigma)
+
+
+def _magnitude_quantiles(x, aperture, l2, sigma):
+    from medfuse._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
+    from scipy import ndimage
+
+    if sigma:
+        x = ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=4.0)
+    mag = np.zeros(x.shape)
+    for axis in range(x.ndim):
+        g = x
+        for ax in range(x.ndim):
+            taps = SOBEL_DERIV[aperture] if ax == axis else SOBEL_SMOOTH[aperture]
+            g = ndimage.correlate1d(g, np.asarray(taps, dtype=np.float64), axis=ax, mode="nearest")
+        mag = mag + (g * g if l2 else np.abs(g))
+    if l2:
+        mag = np.sqrt(mag)
+    if x.ndim == 3:
+        mag = mag / SOBEL_GAIN[aperture]
+    finite = mag[np.isfinite(mag)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    return float(np.median(finite)), float(finite.max())
+
+
+@st.composite
+def thresholds_for(draw: st.DrawFn, image: npt.NDArray, aperture: int) -> tuple[float, float]:
+    """(low, high) with 0 <= low <= high, scaled to the image's gradients.
+
+    Mostly quantile-like values between 0 and the largest magnitude, and the
+    special cases: low == high, low == 0, both 0, above every magnitude.
+    """
+    med, top = magnitude_quantiles(image, aperture)
+    # Capped so that squared (L2) and 3D-gain-scaled thresholds stay finite:
+    # see test_canny.py::test_huge_finite_thresholds.
+    top = min(max(top, 1.0), 1e150)
+    med = min(med, top)
+    kind = draw(st.sampled_from(["range", "range", "range", "equal", "zero_low", "zero", "above", "median"]))
+    if kind == "zero":
+        return 0.0, 0.0
+    if kind == "above":
+        t = top * 1.5
+        return t, t
+    if kind == "median":
+        lo = min(med, top)
+        return lo, max(lo, 0.5 * top)
+    a = draw(st.floats(0.0, 1.0))
+    b = draw(st.floats(0.0, 1.0))
+    lo, hi = sorted((a * top, b * top))
+    if kind == "equal":
+        return hi, hi
+    if kind == "zero_low":
+        return 0.0, hi
+    return lo, hi
+
+
+# Sigmas from 0.05 up (tiny positive sigmas: test_canny.py::test_tiny_sigma).
+sigmas_2d = st.one_of(
+    st.none(),
+    st.just(0.0),
+    st.floats(0.05, 2.5),
+    st.tuples(st.sampled_from([0.0, 0.5, 1.0, 1.7]), st.floats(0.3, 2.0)),
+)
+sigmas_3d = st.one_of(
+    st.none(),
+    st.just(0.0),
+    st.floats(0.05, 2.0),
+    st.tuples(st.sampled_from([0.0, 0.8]), st.floats(0.3, 1.5), st.one_of(st.just(0.0), st.floats(0.05, 1.5))),
+)
+spacing_value = st.sampled_from([0.3, 0.7, 1.0, 1.25, 2.5, 3.0])
+
+
+def spacings(ndim: int) -> st.SearchStrategy:
+    return st.one_of(st.none(), st.tuples(*[spacing_value] * ndim))

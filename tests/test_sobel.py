@@ -1,0 +1,235 @@
+"""medfuse.sobel: against its NumPy twin, cv2.Sobel (2D) and scipy.ndimage (2D/3D)."""
+
+from __future__ import annotations
+
+import images
+import medfuse
+import medfuse.reference as ref
+import numpy as np
+import pytest
+import strategies as S
+from hypothesis import given
+from medfuse._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
+from scipy import ndimage
+
+_CV2_BORDER = {"reflect101": "BORDER_REFLECT_101", "replicate": "BORDER_REPLICATE"}
+_SCIPY_MODE = {"reflect101": "mirror", "replicate": "nearest"}
+
+
+def ref_sobel(x, **kw):
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 extremes overflow to inf
+        return ref.sobel(x, **kw)
+
+
+def expected_dtype(dtype, ndim, aperture):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype
+    if ndim == 3 and aperture == 7 and dtype != np.uint8:
+        return np.dtype(np.int64)
+    return np.dtype(np.int32)
+
+
+def assert_same_gradients(got, want):
+    assert isinstance(got, tuple) and len(got) == len(want)
+    for axis, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype, f"axis {axis}: dtype {g.dtype}, want {w.dtype}"
+        assert g.shape == w.shape
+        if not np.array_equal(g, w, equal_nan=g.dtype.kind == "f"):
+            bad = np.argwhere(~((g == w) | (np.isnan(g) & np.isnan(w)) if g.dtype.kind == "f" else g == w))
+            i = tuple(bad[0])
+            raise AssertionError(f"axis {axis}: {len(bad)} values differ; first at {list(i)}: got {g[i]!r}, want {w[i]!r}")
+
+
+def scipy_sobel(x, aperture, border):
+    """Independent Sobel: separable correlation with scipy.ndimage in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    out = []
+    for axis in range(x.ndim):
+        g = x
+        for ax in range(x.ndim):
+            taps = SOBEL_DERIV[aperture] if ax == axis else SOBEL_SMOOTH[aperture]
+            g = ndimage.correlate1d(g, np.asarray(taps, dtype=np.float64), axis=ax, mode=_SCIPY_MODE[border])
+        out.append(g)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# kernel == twin
+
+
+@given(x=S.image_views(), aperture=S.apertures, border=S.borders)
+def test_matches_reference_property(x, aperture, border):
+    got = medfuse.sobel(x, aperture_size=aperture, border=border)
+    assert_same_gradients(got, ref_sobel(x, aperture_size=aperture, border=border))
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate"])
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("family", list(images.FAMILIES))
+def test_matches_reference_families(family, dtype, ndim, border):
+    shape = (37, 41) if ndim == 2 else (7, 19, 16)
+    x = images.make(family, shape, dtype, seed=ndim)
+    for aperture in (3, 5, 7):
+        got = medfuse.sobel(x, aperture_size=aperture, border=border)
+        assert_same_gradients(got, ref_sobel(x, aperture_size=aperture, border=border))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+def test_output_dtypes_and_shapes(dtype, ndim, aperture):
+    shape = (6, 5) if ndim == 2 else (3, 6, 5)
+    x = images.make("noise", shape, dtype, seed=1)
+    before = x.copy()
+    out = medfuse.sobel(x, aperture_size=aperture)
+    assert isinstance(out, tuple) and len(out) == ndim
+    for g in out:
+        assert g.dtype == expected_dtype(dtype, ndim, aperture)
+        assert g.shape == x.shape
+        assert not np.shares_memory(g, x)
+    assert np.array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16], ids=["uint16", "int16"])
+def test_wide_3d_aperture7_does_not_overflow(dtype):
+    """The largest 16-bit steps: sums beyond int32 must come out exact (int64)."""
+    info = np.iinfo(dtype)
+    x = np.full((9, 9, 9), info.min, dtype=dtype)
+    x[4:, 4:, 4:] = info.max
+    for border in ("reflect101", "replicate"):
+        got = medfuse.sobel(x, aperture_size=7, border=border)
+        want = scipy_sobel(x, 7, border)
+        assert max(np.abs(w).max() for w in want) > 2**31  # the case is really out of int32 range
+        for g, w in zip(got, want):
+            assert g.dtype == np.int64
+            assert np.array_equal(g, w.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------
+# independent references: scipy.ndimage (2D and 3D) and cv2.Sobel (2D)
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate"])
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+@pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", [(31, 26), (1, 9), (9, 1), (1, 1), (11, 13, 12), (1, 5, 6), (4, 1, 1)])
+def test_matches_scipy(shape, dtype, aperture, border):
+    family = "natural" if np.dtype(dtype).kind in "ui" else "ct"
+    x = images.make(family, shape, dtype, seed=3)
+    got = medfuse.sobel(x, aperture_size=aperture, border=border)
+    want = scipy_sobel(x, aperture, border)
+    for g, w in zip(got, want):
+        if g.dtype.kind in "iu":
+            assert np.array_equal(g, w.astype(g.dtype))  # integer sums are exact in float64
+        else:
+            scale = np.abs(x).max() * sum(map(abs, SOBEL_DERIV[aperture])) * sum(SOBEL_SMOOTH[aperture]) ** (x.ndim - 1)
+            eps = np.finfo(g.dtype).eps * 8
+            np.testing.assert_allclose(g, w, rtol=0, atol=eps * scale + 1e-300)
+
+
+def _cv2_sobel(cv2, x, ddepth, aperture, border, axis):
+    dx, dy = (1, 0) if axis == 1 else (0, 1)
+    x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))  # cv2 ignores byte order
+    return cv2.Sobel(x, ddepth, dx, dy, ksize=aperture, borderType=getattr(cv2, _CV2_BORDER[border]))
+
+
+@given(x=S.image_views(np.uint8, 2), aperture=S.apertures, border=S.borders)
+def test_uint8_matches_cv2_property(cv2, x, aperture, border):
+    gy, gx = medfuse.sobel(x, aperture_size=aperture, border=border)
+    for axis, g in ((0, gy), (1, gx)):
+        want = _cv2_sobel(cv2, x, cv2.CV_32F, aperture, border, axis)
+        assert g.dtype == np.int32
+        assert np.array_equal(g, want.astype(np.int64)), f"axis {axis}"
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate"])
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+@pytest.mark.parametrize("family", list(images.FAMILIES))
+def test_uint8_matches_cv2_families(cv2, family, aperture, border):
+    for shape in [(64, 64), (33, 70), (200, 131)]:
+        x = images.make(family, shape, np.uint8, seed=4)
+        gy, gx = medfuse.sobel(x, aperture_size=aperture, border=border)
+        assert np.array_equal(gx, _cv2_sobel(cv2, x, cv2.CV_32F, aperture, border, 1))
+        assert np.array_equal(gy, _cv2_sobel(cv2, x, cv2.CV_32F, aperture, border, 0))
+
+
+def test_default_border_is_cv2_default(cv2, natural_image):
+    gy, gx = medfuse.sobel(natural_image)
+    assert np.array_equal(gx, cv2.Sobel(natural_image, cv2.CV_32F, 1, 0, ksize=3))
+    assert np.array_equal(gy, cv2.Sobel(natural_image, cv2.CV_32F, 0, 1, ksize=3))
+
+
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+def test_uint8_matches_cv2_tiny(cv2, tiny_image, aperture):
+    for border in ("reflect101", "replicate"):
+        gy, gx = medfuse.sobel(tiny_image, aperture_size=aperture, border=border)
+        assert np.array_equal(gx, _cv2_sobel(cv2, tiny_image, cv2.CV_32F, aperture, border, 1))
+        assert np.array_equal(gy, _cv2_sobel(cv2, tiny_image, cv2.CV_32F, aperture, border, 0))
+
+
+@given(
+    x=S.image_views(np.float32, 2, families=images.TAME_FAMILIES),
+    aperture=S.apertures,
+    border=S.borders,
+)
+def test_float32_matches_cv2_property(cv2, x, aperture, border):
+    _check_float_vs_cv2(cv2, x, aperture, border, cv2.CV_32F, 1e-5)
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate"])
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_float_matches_cv2_families(cv2, dtype, aperture, border):
+    depth, rtol = (cv2.CV_32F, 1e-5) if dtype == np.float32 else (cv2.CV_64F, 1e-12)
+    for family in images.TAME_FAMILIES:
+        x = images.make(family, (57, 83), dtype, seed=5)
+        _check_float_vs_cv2(cv2, x, aperture, border, depth, rtol)
+
+
+def _check_float_vs_cv2(cv2, x, aperture, border, depth, rtol):
+    """Equal up to float rounding: |diff| <= rtol * (largest possible |gradient|)."""
+    gy, gx = medfuse.sobel(x, aperture_size=aperture, border=border)
+    scale = max(float(np.abs(x).max()), 1e-30) * sum(map(abs, SOBEL_DERIV[aperture])) * sum(SOBEL_SMOOTH[aperture])
+    for axis, g in ((0, gy), (1, gx)):
+        assert g.dtype == x.dtype.newbyteorder("=")
+        want = _cv2_sobel(cv2, x, depth, aperture, border, axis)
+        np.testing.assert_allclose(g, want, rtol=0, atol=rtol * scale, err_msg=f"axis {axis}")
+
+
+# ---------------------------------------------------------------------------
+# properties
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
+def test_constant_has_zero_gradient(dtype, ndim):
+    for value in images.extreme_values(dtype):
+        if np.dtype(dtype) == np.float64 and abs(value) > 1e300:
+            continue  # gradients of +-max overflow the float64 accumulator
+        x = np.full((5, 7) if ndim == 2 else (3, 5, 7), value, dtype=dtype)
+        for aperture in (3, 5, 7):
+            for border in ("reflect101", "replicate"):
+                for g in medfuse.sobel(x, aperture_size=aperture, border=border):
+                    assert not np.any(g), (value, aperture, border)
+
+
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+def test_linear_ramp_interior(aperture):
+    """Interior of a ramp a*z + b*y + c*x: gradients are slope x Sobel gain, per axis."""
+    slopes = (3, -2, 5)
+    z, y, x = np.indices((12, 13, 14))
+    vol = (100 + slopes[0] * z + slopes[1] * y + slopes[2] * x).astype(np.int16)
+    r = aperture // 2
+    gain = sum(k * t for k, t in enumerate(SOBEL_DERIV[aperture], -r)) * sum(SOBEL_SMOOTH[aperture]) ** 2
+    inner = tuple(slice(r, n - r) for n in vol.shape)
+    for g, s in zip(medfuse.sobel(vol, aperture_size=aperture), slopes):
+        assert np.all(g[inner] == s * gain)
+
+
+@given(x=S.image_views(), aperture=S.apertures)
+def test_input_untouched(x, aperture):
+    before = x.copy()
+    medfuse.sobel(x, aperture_size=aperture)
+    assert np.array_equal(x, before)
