@@ -90,28 +90,77 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
     return total;
 }
 
-// Largest |x| of a float32 image (finite values).
-float max_abs_f32(const float* x, i64 n, int threads) {
+// One vectorisable pass over a float image: the largest |x| ignoring NaN
+// (inf shows as inf) and whether any NaN occurs. Lanes are independent
+// accumulators (elementwise max/or vectorise without fast-math); parts are
+// merged in a fixed order.
+struct FloatScan {
+    double max_abs = 0.0;
+    bool any_nan = false;
+};
+
+template <class T>
+FloatScan scan_float(const T* x, i64 n, int threads) {
+    constexpr int L = 16;
     const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 20)));
-    std::vector<float> m(static_cast<std::size_t>(parts), 0.0f);
+    std::vector<FloatScan> res(static_cast<std::size_t>(parts));
     parallel_for(parts, threads, [&](i64 p) {
-        float v = 0.0f;
-        for (i64 i = split_begin(n, parts, p); i < split_begin(n, parts, p + 1); ++i) {
-            const float a = x[i] < 0.0f ? -x[i] : x[i];
-            v = a > v ? a : v;
+        const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
+        T m[L] = {};
+        int nan[L] = {};
+        i64 i = b;
+#if defined(__GNUC__)
+        // Vector extensions: lane-wise max/or (no cross-lane reduction until the end).
+        typedef T VT __attribute__((vector_size(16 * sizeof(T)), aligned(alignof(T)), may_alias));
+        VT vm = {};
+        VT vnan = {};
+        for (; i + L <= e; i += L) {
+            const VT v = *reinterpret_cast<const VT*>(x + i);
+            const VT a = v < T(0) ? -v : v;
+            vm = a > vm ? a : vm;
+            vnan = (v != v) ? v : vnan;  // any NaN lane stays NaN
         }
-        m[static_cast<std::size_t>(p)] = v;
+        for (int j = 0; j < L; ++j) {
+            m[j] = vm[j];
+            nan[j] = static_cast<int>(vnan[j] != vnan[j]);
+        }
+#endif
+        T mm = T(0);
+        int any = 0;
+        for (; i < e; ++i) {
+            const T a = std::fabs(x[i]);
+            mm = a > mm ? a : mm;
+            any |= static_cast<int>(x[i] != x[i]);
+        }
+        for (int j = 0; j < L; ++j) {
+            mm = m[j] > mm ? m[j] : mm;
+            any |= nan[j];
+        }
+        res[static_cast<std::size_t>(p)] = FloatScan{static_cast<double>(mm), any != 0};
     });
-    return *std::max_element(m.begin(), m.end());
+    FloatScan out;
+    for (const auto& r : res) {
+        out.max_abs = std::max(out.max_abs, r.max_abs);
+        out.any_nan = out.any_nan || r.any_nan;
+    }
+    return out;
 }
 
-Status check_finite(const CannyJob& job, int threads) {
+// Counts NaN/inf in float input; `scan` (if given) receives the largest |x|.
+Status check_finite(const CannyJob& job, int threads, FloatScan* scan = nullptr) {
     Status st;
     const i64 n = job.depth * job.height * job.width;
-    if (job.dtype == DType::f32)
-        st.nonfinite = count_nonfinite(static_cast<const float*>(job.img), n, threads);
-    else if (job.dtype == DType::f64)
-        st.nonfinite = count_nonfinite(static_cast<const double*>(job.img), n, threads);
+    FloatScan fs;
+    if (job.dtype == DType::f32) {
+        fs = scan_float(static_cast<const float*>(job.img), n, threads);
+        if (fs.any_nan || std::isinf(fs.max_abs))
+            st.nonfinite = count_nonfinite(static_cast<const float*>(job.img), n, threads);
+    } else if (job.dtype == DType::f64) {
+        fs = scan_float(static_cast<const double*>(job.img), n, threads);
+        if (fs.any_nan || std::isinf(fs.max_abs))
+            st.nonfinite = count_nonfinite(static_cast<const double*>(job.img), n, threads);
+    }
+    if (scan != nullptr) *scan = fs;
     return st;
 }
 
@@ -369,12 +418,11 @@ Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smo
         throw std::invalid_argument("canny: image is empty");
     if (job_in.aperture != 3 && job_in.aperture != 5 && job_in.aperture != 7)
         throw std::invalid_argument("canny: aperture_size must be 3, 5 or 7");
-    Status st = check_finite(job_in, threads);
+    FloatScan scan;
+    Status st = check_finite(job_in, threads, &scan);
     if (!st.ok()) return st;
     CannyJob widened = job_in;
-    if (job_in.dtype == DType::f32 && job_in.ndim == 2)
-        widened.f32_in_f64 = max_abs_f32(static_cast<const float*>(job_in.img),
-                                         job_in.height * job_in.width, threads) > 0x1p100f;
+    if (job_in.dtype == DType::f32 && job_in.ndim == 2) widened.f32_in_f64 = scan.max_abs > 0x1p100;
     return canny_checked(widened, smooth, threads);
 }
 
