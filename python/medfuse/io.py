@@ -554,7 +554,16 @@ def _decode_report(raw: bytes, p: Path, encoding: str | None) -> str:
         ) from err
     non_ascii = [c for c in text if ord(c) > 127]
     implausible = [c for c in non_ascii if not _PLAUSIBLE_ZH.match(c)]
-    if not _CJK.search(text) or len(implausible) > 0:
+    # Mis-decoded Latin-1/CP1252 gives isolated CJK glued to Latin letters
+    # ("l\u959fsion"); real Chinese has CJK runs.
+    cjk = [m.start() for m in _CJK.finditer(text)]
+    glued = sum(
+        1
+        for i in cjk
+        if (i > 0 and text[i - 1].isascii() and text[i - 1].isalpha())
+        or (i + 1 < len(text) and text[i + 1].isascii() and text[i + 1].isalpha())
+    )
+    if not cjk or implausible or glued * 2 > len(cjk):
         raise MedfuseIOError(
             f"report is not UTF-8 ({first_error.reason} at byte {first_error.start}) and does not decode "
             "to plausible Chinese text as GB18030; refusing to guess (pass encoding=)",

@@ -333,8 +333,6 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.input_tags.one_d_array = True
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
