@@ -533,7 +533,9 @@ def nodule_ct_phantom(
         raise ValueError(f"lobe must be one of {', '.join(LOBE_OFFSETS_MM)}; got {lobe!r}")
     shape3: tuple[int, int, int] = (dims[0], dims[1], dims[2])
     anatomy = _static_anatomy(shape3)
-    rng = np.random.default_rng(seed)
+    # Separate streams: anatomy and noise do not depend on the nodule's margin.
+    rng_anatomy = np.random.default_rng([seed, 0])
+    rng = np.random.default_rng([seed, 1])
     spacing = anatomy.spacing
     nz, ny, nx = shape3
     dz, dy, dx = spacing
@@ -541,7 +543,8 @@ def nodule_ct_phantom(
     lung = anatomy.lung
     # Vessels: one of N_VESSEL_VARIANTS cached trees (painting a tree costs
     # more than the rest of the case), picked by the seed.
-    vol = _with_vessels(shape3, int(rng.integers(N_VESSEL_VARIANTS))).copy()
+    vol = _with_vessels(shape3, int(rng_anatomy.integers(N_VESSEL_VARIANTS))).copy()
+    oz, oy, ox = (int(rng_anatomy.integers(0, b - s + 1)) for b, s in zip(anatomy.noise.shape, shape3))
 
     # Nodule: radius modulated by low-order lobes and thin spikes.
     lo = LOBE_OFFSETS_MM[lobe]
@@ -572,7 +575,6 @@ def nodule_ct_phantom(
         _paint(vol[box], frac, float(nodule_hu))
 
     # Noise from the cached bank at a random offset.
-    oz, oy, ox = (int(rng.integers(0, b - s + 1)) for b, s in zip(anatomy.noise.shape, shape3))
     vol += anatomy.noise[oz : oz + nz, oy : oy + ny, ox : ox + nx]
     np.rint(vol, out=vol)
     np.clip(vol, -1024, 3071, out=vol)

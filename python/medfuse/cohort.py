@@ -89,7 +89,9 @@ class Cohort:
     ``deep=True`` also opens every file.
     """
 
-    def __init__(self, frame: Any, *, cache_size: int = 32, truth: Any = None, source: str = "manifest") -> None:
+    def __init__(
+        self, frame: Any, *, cache_size: int = 32, truth: Any = None, source: str = "manifest", _checked: bool = False
+    ) -> None:
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame):
@@ -97,7 +99,7 @@ class Cohort:
         if int(cache_size) < 0:
             raise ValueError(f"cache_size must be >= 0; got {cache_size}")
         self._source = source
-        problems = _check_frame(frame)
+        problems = [] if _checked else _check_frame(frame)
         if problems:
             raise CohortError(problems, source)
         self._frame = frame.set_index("patient_id", drop=False)
@@ -176,14 +178,16 @@ class Cohort:
             problems.extend(probs)
             if r is not None:
                 resolved.append((r, name))
-        if problems:
-            raise CohortError(problems, "manifest" if len(names) == 1 else f"{len(names)} manifests")
-        joined, probs = _join(resolved)
-        if probs:
-            raise CohortError(probs, f"{len(names)} manifests")
-        assert isinstance(joined, pd.DataFrame)
         source = names[0] if len(names) == 1 else f"{len(names)} manifests"
-        return cls(joined, cache_size=cache_size, source=source)
+        if len(resolved) < len(frames):  # a manifest without patient_id: nothing more to check
+            raise CohortError(problems, source)
+        joined, probs = _join(resolved)
+        problems.extend(probs)
+        problems.extend(_check_frame(joined, duplicates=False))
+        if problems:
+            raise CohortError(problems, source)
+        assert isinstance(joined, pd.DataFrame)
+        return cls(joined, cache_size=cache_size, source=source, _checked=True)
 
     # ------------------------------------------------------------------ access
 
@@ -385,7 +389,7 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
     return out, problems
 
 
-def _check_frame(frame: Any, check_files: bool = True) -> list[str]:
+def _check_frame(frame: Any, check_files: bool = True, duplicates: bool = True) -> list[str]:
     """Problems in a resolved frame: ids, labels, files (existence and type)."""
     import pandas as pd
 
@@ -393,9 +397,10 @@ def _check_frame(frame: Any, check_files: bool = True) -> list[str]:
     if "patient_id" not in frame.columns:
         return ["no 'patient_id' column"]
     ids = frame["patient_id"]
-    dup = ids[ids.duplicated(keep=False)]
-    for pid in pd.unique(dup):
-        problems.append(f"duplicate patient_id {pid!r} ({int((ids == pid).sum())} rows)")
+    if duplicates:
+        dup = ids[ids.duplicated(keep=False)]
+        for pid in pd.unique(dup):
+            problems.append(f"duplicate patient_id {pid!r} ({int((ids == pid).sum())} rows)")
     if "label" in frame.columns:
         problems.extend(_label_problems(frame))
     if check_files:
