@@ -10,8 +10,8 @@ import pytest
 pd = pytest.importorskip("pandas")
 cv2 = pytest.importorskip("cv2")
 
-from medfuse import io as mio  # noqa: E402
-from medfuse.cohort import Cohort, CohortError, PatientRecord  # noqa: E402
+from medfuse import io as mio
+from medfuse.cohort import Cohort, CohortError, PatientRecord
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
-
-from medfuse import io as mio  # noqa: E402
+from medfuse import io as mio
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
 

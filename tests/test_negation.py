@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("jieba")
 pytest.importorskip("sklearn")
 
-from medfuse.features.text import mark_negation, tokenize  # noqa: E402
+from medfuse.features.text import mark_negation, tokenize
 
 # (sentence, tokens that must be negated, tokens that must stay positive)
 EN_CASES = [

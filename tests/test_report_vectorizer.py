@@ -13,10 +13,9 @@ import pytest
 pytest.importorskip("gensim")
 pytest.importorskip("jieba")
 sklearn = pytest.importorskip("sklearn")
-from sklearn.base import clone  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
-from medfuse.features import ReportVectorizer  # noqa: E402
+from medfuse.features import ReportVectorizer
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 EN = [
     "A 12 mm spiculated nodule in the right upper lobe. Findings are suspicious for malignancy.",

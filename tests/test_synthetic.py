@@ -11,10 +11,9 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pydicom")
 pytest.importorskip("cv2")
 
-from scipy import ndimage as ndi  # noqa: E402
-
-from medfuse import _phantoms  # noqa: E402
-from medfuse.cohort import Cohort, synthetic_cohort  # noqa: E402
+from medfuse import _phantoms
+from medfuse.cohort import Cohort, synthetic_cohort
+from scipy import ndimage as ndi
 
 
 def test_same_seed_same_data_other_seed_differs():
@@ -198,7 +197,7 @@ def test_fusion_beats_every_single_modality():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    c = synthetic_cohort(240, seed=0, lang="mixed", missing=0.0)
+    c = synthetic_cohort(300, seed=0, lang="mixed", missing=0.0)
     y = c.labels.to_numpy().astype(int)
     blocks = {"ct": [], "xray": [], "report": []}
     for rec in c:
@@ -215,5 +214,4 @@ def test_fusion_beats_every_single_modality():
         auc[name] = roc_auc_score(y, p)
     best_single = max(auc["ct"], auc["xray"], auc["report"])
     assert auc["ct"] > 0.65 and auc["report"] > 0.65, auc  # each strong view is informative
-    print(auc)
-    assert auc["fused"] > best_single + 0.02, auc
+    assert auc["fused"] > best_single + 0.03, auc

@@ -13,8 +13,8 @@ Latent factors per case (the ground-truth table returned as ``cohort.truth``):
   N(0, 1).
 - ``lobe``: RUL, RML, RLL, LUL, LLL (upper lobes slightly more suspicious).
 
-Malignancy: ``logit = -0.6 + 3.0 log(d/11) + 2.8 (2 s - 1) + 1.5 g
-+ 1.8 [part-solid] + 1.0 [ground-glass] - 4.0 [calcified] + 0.4 [upper lobe]``
+Malignancy: ``logit = -1.0 + 4.5 log(d/11) + 4.0 (2 s - 1) + 2.0 g
++ 3.0 [part-solid] + 1.6 [ground-glass] - 6.0 [calcified] + 0.6 [upper lobe]``
 and ``label ~ Bernoulli(sigmoid(logit))`` (1 = malignant, 0 = benign).
 
 What each modality sees (partly, noisily), so that fusion genuinely helps:
@@ -25,9 +25,9 @@ What each modality sees (partly, noisily), so that fusion genuinely helps:
 - X-ray (projection of the same volume): size and calcification coarsely
   (the nodule is a faint blob over vessels and ribs; ground glass is nearly
   invisible), margin and growth not at all.
-- Report: the radiologist's measured size (+-25 % noise, rounded, sometimes
+- Report: the radiologist's measured size (+-30 % noise, rounded, sometimes
   in cm), margin words that are right 65 % of the time (adjacent category
-  otherwise), density (20 %) and calcification (30 %) mentioned only sometimes, growth
+  otherwise), density (15 %) and calcification (25 %) mentioned only sometimes, growth
   statements ("increased in size" / "stable") when growth is marked, and an
   impression whose hedge ("suspicious for", "cannot exclude", "likely
   benign", "no evidence of malignancy") follows the radiologist's own noisy
@@ -36,6 +36,7 @@ What each modality sees (partly, noisily), so that fusion genuinely helps:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,14 +87,14 @@ def draw_cases(n: int, seed: int, lang: str) -> list[Case]:
         g = float(rng.normal())
         lobe = str(rng.choice(LOBES, p=[0.3, 0.1, 0.2, 0.25, 0.15]))
         logit = (
-            -0.6
-            + 3.0 * np.log(d / 11.0)
-            + 2.8 * (2 * s - 1)
-            + 1.5 * g
-            + 1.8 * (density == "part-solid")
-            + 1.0 * (density == "ground-glass")
-            - 4.0 * calcified
-            + 0.4 * (lobe in ("RUL", "LUL"))
+            -1.0
+            + 4.5 * np.log(d / 11.0)
+            + 4.0 * (2 * s - 1)
+            + 2.0 * g
+            + 3.0 * (density == "part-solid")
+            + 1.6 * (density == "ground-glass")
+            - 6.0 * calcified
+            + 0.6 * (lobe in ("RUL", "LUL"))
         )
         label = int(rng.random() < _sigmoid(float(logit)))
         case_lang = lang if lang in ("en", "zh") else ("en" if rng.random() < 0.5 else "zh")
@@ -141,6 +142,13 @@ _DENSITY_EN = {"solid": "solid", "part-solid": "part-solid", "ground-glass": "gr
 _DENSITY_ZH = {"solid": "实性", "part-solid": "部分实性", "ground-glass": "磨玻璃"}
 
 
+def _picker(rng: np.random.Generator) -> Callable[[Sequence[str]], str]:
+    def pick(options: Sequence[str]) -> str:
+        return options[int(rng.integers(len(options)))]
+
+    return pick
+
+
 def _reported_margin(case: Case, rng: np.random.Generator) -> str:
     k = MARGINS.index(case.margin)
     if rng.random() < 0.35:
@@ -169,12 +177,12 @@ def _size_text(size_mm: float, rng: np.random.Generator, lang: str) -> str:
 def write_report(case: Case) -> str:
     """A free-text report from what the radiologist perceives of the case."""
     rng = np.random.default_rng([case.seed, 7])
-    size = max(2.0, case.diameter_mm * (1.0 + rng.normal(0.0, 0.25)))
+    size = max(2.0, case.diameter_mm * (1.0 + rng.normal(0.0, 0.3)))
     margin = _reported_margin(case, rng)
     level = _impression_level(case, size, margin, rng)
     size_txt = _size_text(size, rng, case.lang)
-    mention_density = rng.random() < 0.2
-    mention_calc = case.calcified and rng.random() < 0.3
+    mention_density = rng.random() < 0.15
+    mention_calc = case.calcified and rng.random() < 0.25
     growth_txt = None
     if case.growth > 0.8 and rng.random() < 0.75:
         growth_txt = "grew"
@@ -195,7 +203,7 @@ def _report_en(
     mention_calc: bool,
     growth_txt: str | None,
 ) -> str:
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    pick = _picker(rng)
     lobe = _LOBE_EN[case.lobe]
     margin_word = pick(_MARGIN_EN[margin])
     dens = f"{_DENSITY_EN[case.density]} " if mention_density else ""
@@ -243,7 +251,7 @@ def _report_zh(
     mention_calc: bool,
     growth_txt: str | None,
 ) -> str:
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    pick = _picker(rng)
     lobe = _LOBE_ZH[case.lobe]
     margin_word = pick(_MARGIN_ZH[margin])
     dens = _DENSITY_ZH[case.density] if mention_density else ""

@@ -21,10 +21,12 @@ in one :class:`CohortError`.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -104,6 +106,7 @@ class Cohort:
             raise CohortError(problems, source)
         self._frame = frame.set_index("patient_id", drop=False)
         self._cache: OrderedDict[str, PatientRecord] = OrderedDict()
+        self._lock = threading.Lock()  # the cache may be shared by threads
         self._cache_size = int(cache_size)
         self.truth = truth
 
@@ -116,7 +119,7 @@ class Cohort:
         *,
         base_dir: PathLike | Sequence[PathLike] | None = None,
         cache_size: int = 32,
-    ) -> "Cohort":
+    ) -> Cohort:
         """From one DataFrame or a list of them (joined by patient_id).
 
         ``base_dir`` (one, or one per frame) resolves relative paths;
@@ -139,21 +142,21 @@ class Cohort:
         return cls._build(frames, bases, names, cache_size)
 
     @classmethod
-    def from_csv(cls, paths: PathLike | Sequence[PathLike], *, cache_size: int = 32) -> "Cohort":
+    def from_csv(cls, paths: PathLike | Sequence[PathLike], *, cache_size: int = 32) -> Cohort:
         """From one or several CSV manifests (paths relative to each file's folder)."""
         import pandas as pd
 
         return cls._from_files(paths, lambda p: pd.read_csv(p, dtype={"patient_id": str}, keep_default_na=True), cache_size)
 
     @classmethod
-    def from_parquet(cls, paths: PathLike | Sequence[PathLike], *, cache_size: int = 32) -> "Cohort":
+    def from_parquet(cls, paths: PathLike | Sequence[PathLike], *, cache_size: int = 32) -> Cohort:
         """From one or several Parquet manifests (needs pyarrow)."""
         import pandas as pd
 
         return cls._from_files(paths, pd.read_parquet, cache_size)
 
     @classmethod
-    def _from_files(cls, paths: Any, reader: Any, cache_size: int) -> "Cohort":
+    def _from_files(cls, paths: Any, reader: Any, cache_size: int) -> Cohort:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         files = [Path(os.fspath(p)) for p in paths]
@@ -168,7 +171,7 @@ class Cohort:
         return cls._build(frames, [f.resolve().parent for f in files], [os.fspath(f) for f in files], cache_size)
 
     @classmethod
-    def _build(cls, frames: list[Any], bases: list[Path], names: list[str], cache_size: int) -> "Cohort":
+    def _build(cls, frames: list[Any], bases: list[Path], names: list[str], cache_size: int) -> Cohort:
         import pandas as pd
 
         problems: list[str] = []
@@ -221,10 +224,11 @@ class Cohort:
         key = str(patient_id)
         if key not in self._frame.index:
             raise KeyError(f"no patient {patient_id!r} in the cohort")
-        rec = self._cache.get(key)
-        if rec is not None:
-            self._cache.move_to_end(key)
-            return rec
+        with self._lock:
+            rec = self._cache.get(key)
+            if rec is not None:
+                self._cache.move_to_end(key)
+                return rec
         row = self._frame.loc[key]
         rec = PatientRecord(
             patient_id=key,
@@ -234,13 +238,15 @@ class Cohort:
             report=_load("report", row.get("report")),
         )
         if self._cache_size:
-            self._cache[key] = rec
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._lock:
+                self._cache[key] = rec
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return rec
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     def has(self, modality: str) -> Any:
         """Boolean Series (by patient_id): does each patient have ``modality``?"""
@@ -347,7 +353,7 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
     if not present and "label" not in frame.columns:
         problems.append(f"{name}: none of the columns label, {', '.join(MODALITIES)}")
     out = frame.copy()
-    ids = []
+    ids: list[str | None] = []
     for i, v in enumerate(out["patient_id"]):
         if _is_missing(v):
             problems.append(f"{name}: row {i + 2 if name.endswith('.csv') else i}: empty patient_id")
@@ -359,7 +365,7 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
     for pid, c in counts[counts > 1].items():
         problems.append(f"{name}: duplicate patient_id {pid!r} ({c} rows)")
     for m in present:
-        values = []
+        values: list[Any] = []
         for pid, v in zip(ids, out[m]):
             if _is_missing(v):
                 values.append(None)
@@ -642,7 +648,12 @@ def _write_ct_series(
 ) -> None:
     """Write a (z, y, x) HU volume as an axial CT DICOM series, head first."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import (
+        PYDICOM_IMPLEMENTATION_UID,
+        UID,
+        CTImageStorage,
+        ExplicitVRLittleEndian,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 11])
@@ -651,7 +662,7 @@ def _write_ct_series(
     nz, ny, nx = volume.shape
     stored = (volume.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16)
     for k in range(nz):
-        sop_uid = _uid(rng)
+        sop_uid = UID(_uid(rng))
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = sop_uid

@@ -31,11 +31,11 @@ import numpy.typing as npt
 
 __all__ = [
     "CT_EXTENSIONS",
+    "REPORT_EXTENSIONS",
+    "XRAY_EXTENSIONS",
     "MedfuseFileNotFoundError",
     "MedfuseIOError",
-    "REPORT_EXTENSIONS",
     "Volume",
-    "XRAY_EXTENSIONS",
     "read_ct",
     "read_report",
     "read_xray",
@@ -186,7 +186,7 @@ def _check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float
 
 
 def _read_numpy_ct(p: Path, spacing: tuple[float, float, float] | None) -> Volume:
-    origin = None
+    origin: tuple[float, float, float] | None = None
     stored_spacing = None
     try:
         if _suffix(p) == ".npy":
@@ -208,7 +208,10 @@ def _read_numpy_ct(p: Path, spacing: tuple[float, float, float] | None) -> Volum
                 if "spacing" in keys:
                     stored_spacing = z["spacing"]
                 if "origin" in keys:
-                    origin = tuple(float(v) for v in z["origin"].ravel()[:3])
+                    o = [float(v) for v in z["origin"].ravel()[:3]]
+                    if len(o) != 3:
+                        raise MedfuseIOError(f"stored origin must have 3 values; got {o}", p)
+                    origin = (o[0], o[1], o[2])
     except MedfuseIOError:
         raise
     except Exception as err:  # numpy raises several types for corrupt files
@@ -236,7 +239,7 @@ def _read_nifti(p: Path, spacing: tuple[float, float, float] | None) -> Volume:
 
     try:
         img = nib.load(os.fspath(p))
-        canon = nib.as_closest_canonical(img)
+        canon = nib.as_closest_canonical(img)  # type: ignore[no-untyped-call]
         data = np.asanyarray(canon.dataobj)
         zooms = canon.header.get_zooms()[:3]
         affine = canon.affine
@@ -367,8 +370,8 @@ def _read_dicom_files(
         intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
         planes.append(px.astype(np.float64) * slope + intercept)
     vol = _to_hu_int16(np.stack(planes), where)
-    origin = tuple(float(v) for v in slices[0][1])
-    return Volume(vol, sp, (origin[0], origin[1], origin[2]), meta)
+    first_pos = slices[0][1]
+    return Volume(vol, sp, (float(first_pos[0]), float(first_pos[1]), float(first_pos[2])), meta)
 
 
 # ------------------------------------------------------------------------ X-ray
@@ -424,7 +427,7 @@ def _read_dicom_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
     if not photometric.startswith("MONOCHROME"):
         raise MedfuseIOError(f"X-ray must be grayscale; PhotometricInterpretation is {photometric}", p)
     if apply_voi:
-        from pydicom.pixels import apply_voi_lut
+        from pydicom.pixels import apply_voi_lut  # type: ignore[attr-defined]
 
         out = np.asarray(apply_voi_lut(px, ds), dtype=np.float32)
         if photometric == "MONOCHROME1":

@@ -28,8 +28,9 @@ import logging
 import re
 import threading
 import zlib
+from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -224,7 +225,7 @@ def tokenize(text: str, *, negation: bool = True, stop_words: bool = True) -> li
     for t in tokens:
         if t in PUNCT_TERMINATORS:
             continue
-        base = t[4:] if t.startswith("NEG_") else t
+        base = t.removeprefix("NEG_")
         if base in stops:
             continue
         out.append(t)
@@ -272,7 +273,7 @@ def _as_texts(X: Any, name: str = "X") -> list[str]:
     return texts
 
 
-class ReportVectorizer(TransformerMixin, BaseEstimator):
+class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Reports → dense features: pooled word vectors (+ optional TF-IDF).
 
     Parameters
@@ -354,7 +355,7 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):
         ):
             raise ValueError(f"max_features must be a positive integer or None; got {self.max_features!r}")
 
-    def fit(self, X: Any, y: Any = None) -> "ReportVectorizer":
+    def fit(self, X: Any, y: Any = None) -> ReportVectorizer:
         """Tokenise, fit IDF weights and train (or adopt) word vectors."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
