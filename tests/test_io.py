@@ -267,6 +267,27 @@ def test_dicom_xray_monochrome1_inverted(tmp_path):
     np.testing.assert_array_equal(mio.read_xray(tmp_path / "m1.dcm"), 4095 - px)
 
 
+def test_tiff_16bit_and_jpeg_8bit(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    img16 = (np.arange(30 * 20, dtype=np.uint32).reshape(30, 20) * 97 % 65536).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "x.tif"), img16)
+    out = mio.read_xray(tmp_path / "x.tif")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, img16)
+    img8 = np.full((16, 16), 128, np.uint8)
+    assert cv2.imwrite(str(tmp_path / "x.jpg"), img8)
+    out = mio.read_xray(tmp_path / "x.jpg")
+    assert out.dtype == np.uint8 and out.shape == (16, 16) and abs(int(out.mean()) - 128) <= 2
+
+
+def test_dicom_xray_voi_monochrome1_inverted_within_range(tmp_path):
+    _xray_dicom(tmp_path / "m2.dcm", "MONOCHROME2")
+    _xray_dicom(tmp_path / "m1.dcm", "MONOCHROME1")
+    w2 = mio.read_xray(tmp_path / "m2.dcm", apply_voi=True)
+    w1 = mio.read_xray(tmp_path / "m1.dcm", apply_voi=True)
+    np.testing.assert_allclose(w1, 4095 - w2)
+
+
 def test_dicom_xray_voi_only_on_request(tmp_path):
     px = _xray_dicom(tmp_path / "m2.dcm", "MONOCHROME2")
     raw = mio.read_xray(tmp_path / "m2.dcm")

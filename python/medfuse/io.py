@@ -431,7 +431,10 @@ def _read_dicom_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
 
         out = np.asarray(apply_voi_lut(px, ds), dtype=np.float32)
         if photometric == "MONOCHROME1":
-            out = out.max() + out.min() - out
+            # Invert within the output range of the window/LUT (the stored bit range).
+            bits = int(ds.get("BitsStored", px.dtype.itemsize * 8))
+            lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if px.dtype.kind == "i" else (0, 2**bits - 1)
+            out = np.float32(lo + hi) - out
         return np.ascontiguousarray(out)
     if photometric == "MONOCHROME1":
         if px.dtype.kind == "u":
