@@ -405,9 +405,8 @@ def _static_anatomy(shape: tuple[int, int, int]) -> _Anatomy:
     if cached is not None:
         return cached
     nz, ny, nx = shape
-    # The anatomy of ct_phantom without its nodule: paint a nodule-free
-    # phantom by building with a zero-size nodule is not possible, so rebuild
-    # from ct_phantom's pieces with the noise removed.
+    # ct_phantom's anatomy (same geometry and HU), without its nodule, vessels
+    # and noise; ct_phantom itself is left unchanged.
     spacing = _spacing_for(shape)
     dz, dy, dx = spacing
     center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)

@@ -283,8 +283,12 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         is given).
     keyed_vectors : gensim KeyedVectors or None
         Pre-trained vectors to use instead of training (not modified).
-    vector_size, window, min_count, epochs, sg : int
+    vector_size, window, epochs, sg : int
         gensim training parameters (``sg=1`` skip-gram, 0 CBOW).
+    min_count : int
+        Tokens seen fewer times in the fitted corpus are left out of the
+        pooled mean (the model itself trains on every token, so tiny
+        corpora still work).
     tfidf : bool
         Append a TF-IDF block (sklearn TfidfVectorizer on the same tokens,
         ``max_features`` most frequent terms), dense.
