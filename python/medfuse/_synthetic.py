@@ -142,6 +142,12 @@ _DENSITY_EN = {"solid": "solid", "part-solid": "part-solid", "ground-glass": "gr
 _DENSITY_ZH = {"solid": "实性", "part-solid": "部分实性", "ground-glass": "磨玻璃"}
 
 
+def _article(next_word: str) -> str:
+    """'An' before words read with a leading vowel sound (8, 11, 18, 80-89)."""
+    number = next_word.split()[0].split(".")[0]
+    return "An" if number.startswith("8") or number in ("11", "18") else "A"
+
+
 def _picker(rng: np.random.Generator) -> Callable[[Sequence[str]], str]:
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
@@ -209,7 +215,7 @@ def _report_en(
     dens = f"{_DENSITY_EN[case.density]} " if mention_density else ""
     finding = pick(
         [
-            f"A {size_txt} {margin_word} {dens}nodule is seen in the {lobe}.",
+            f"{_article(size_txt)} {size_txt} {margin_word} {dens}nodule is seen in the {lobe}.",
             f"There is a {dens}nodule in the {lobe} measuring {size_txt}, with {margin_word} margins.",
             f"{lobe.capitalize()}: {dens}pulmonary nodule, {size_txt}, margins {margin_word}.",
         ]

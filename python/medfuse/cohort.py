@@ -625,6 +625,7 @@ def synthetic_cohort(
         t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2]})
         truth.append(t)
     truth_df = pd.DataFrame(truth).set_index("patient_id", drop=False)
+    truth_df.index.name = None  # the ids are also the patient_id column
     if out is None:
         frame = pd.DataFrame(rows, columns=["patient_id", "label", "ct", "xray", "report"])
         frame = frame.astype({"ct": object, "xray": object, "report": object})
