@@ -82,6 +82,11 @@ def test_negation_window_is_bounded():
     assert toks[0] == "NEG_terma" and toks[-1] == "terml"
 
 
+def test_measurements_never_negated():
+    assert tokenize("No 2.5 cm nodule.") == ["2.5", "cm", "NEG_nodule"]
+    assert tokenize("未见2.5cm结节影") == ["2.5", "cm", "NEG_结节影"]
+
+
 def test_negation_off_and_stopwords_off():
     assert tokenize("No nodule.", negation=False) == ["no", "nodule"]
     assert "the" in tokenize("The nodule.", stop_words=False)

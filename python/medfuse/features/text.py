@@ -79,6 +79,7 @@ _POST = frozenset(EN_POST_TRIGGERS) | frozenset(ZH_POST_TRIGGERS)
 _PSEUDO = frozenset(EN_PSEUDO) | frozenset(ZH_PSEUDO)
 _TERM = frozenset(EN_TERMINATORS) | frozenset(ZH_TERMINATORS)
 _MAX_PHRASE = 4
+_NUMBER_OR_UNIT = re.compile(r"\d+(?:\.\d+)?|mm|cm|ml|hu")
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _EN_TOKEN = re.compile(r"[a-z]+(?:[-'][a-z]+)*|\d+(?:\.\d+)?|[.;,:!?]")
@@ -108,7 +109,8 @@ def mark_negation(tokens: Sequence[str], window: int = NEG_WINDOW) -> list[str]:
     hedges: they negate nothing and are kept as one token
     ("cannot_be_excluded"). Triggers
     and terminators are dropped from the output; punctuation is kept (for
-    the caller to drop). Marked tokens become ``NEG_<token>``.
+    the caller to drop). Marked tokens become ``NEG_<token>``; numbers and
+    units (mm, cm, ml, hu) are never marked and do not use up the window.
     """
     out: list[str] = []
     clause_start = 0  # index in out where the current clause starts
@@ -144,12 +146,12 @@ def mark_negation(tokens: Sequence[str], window: int = NEG_WINDOW) -> list[str]:
                 remaining = 0
             i += length
             continue
-        if remaining > 0:
+        if remaining > 0 and not _NUMBER_OR_UNIT.fullmatch(tok):
             out.append("NEG_" + tok)
             if tok not in _stop_words():
                 remaining -= 1
         else:
-            out.append(tok)
+            out.append(tok)  # measurements ("12", "mm") are never negated
         i += 1
     return out
 
