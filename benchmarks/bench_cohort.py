@@ -34,7 +34,9 @@ def series_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_read_ct_series(benchmark: BenchmarkFixture, series_dir: Path, impl: str) -> None:
     expected = mio.read_ct(series_dir).array
     if impl == "medfuse":
-        run = lambda: mio.read_ct(series_dir).array  # noqa: E731
+        def run() -> np.ndarray:
+            return mio.read_ct(series_dir).array
+
         checked = None
     else:
         sitk = pytest.importorskip("SimpleITK")

@@ -47,7 +47,7 @@ def test_anatomy_dtypes_and_intensities():
 
 
 def test_phantom_nodule_parameters():
-    kw = dict(seed=5, lobe="RUL")
+    kw = {"seed": 5, "lobe": "RUL"}
     none = _phantoms.nodule_ct_phantom(diameter_mm=0.1, **kw)
     small = _phantoms.nodule_ct_phantom(diameter_mm=8.0, **kw)
     big = _phantoms.nodule_ct_phantom(diameter_mm=20.0, **kw)

@@ -510,7 +510,7 @@ def _same(a: Any, b: Any) -> bool:
         return a is b
     try:
         return bool(a == b)
-    except Exception:  # pragma: no cover
+    except (TypeError, ValueError):  # pragma: no cover - exotic cell values
         return False
 
 

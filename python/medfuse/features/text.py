@@ -396,16 +396,16 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         from gensim.models import FastText, Word2Vec
 
         sentences = [d for d in docs if d] or [["<empty>"]]
-        common = dict(
-            vector_size=int(self.vector_size),
-            window=int(self.window),
-            min_count=1,  # min_count is applied when pooling (below), so tiny corpora still train
-            workers=1,
-            seed=int(self.seed),
-            sg=int(self.sg),
-            epochs=int(self.epochs),
-            hashfxn=_stable_hash,
-        )
+        common: dict[str, Any] = {
+            "vector_size": int(self.vector_size),
+            "window": int(self.window),
+            "min_count": 1,  # min_count is applied when pooling, so tiny corpora still train
+            "workers": 1,
+            "seed": int(self.seed),
+            "sg": int(self.sg),
+            "epochs": int(self.epochs),
+            "hashfxn": _stable_hash,
+        }
         cls = FastText if self.embedding == "fasttext" else Word2Vec
         model = cls(sentences=sentences, **common)
         counts: dict[str, int] = {}
