@@ -10,6 +10,7 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from . import cohort, io  # data integration (pure Python); medfuse.features is imported on demand (sklearn is slow to import)
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
     "__version__",
     "build_info",
     "canny",
+    "cohort",
+    "io",
     "get_num_threads",
     "set_num_threads",
     "sobel",

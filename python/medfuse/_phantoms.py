@@ -368,3 +368,214 @@ def window_u8(hu: npt.ArrayLike, center: float = -600.0, width: float = 1500.0) 
     scaled = (x - np.float32(center - width / 2)) * np.float32(255.0 / width)
     out: npt.NDArray[np.uint8] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Cohort phantoms (added for medfuse.cohort.synthetic_cohort): the same
+# anatomy as ct_phantom, but the static part (body, spine, lungs, ribs) is
+# built once per shape and cached, vessels are thinner, and the nodule is
+# parameterised (size, density, margin, location). Nothing above changed.
+# ---------------------------------------------------------------------------
+
+# Lobe centres as offsets (z, y, x) in mm from the volume centre, and the
+# lung each lobe lies in (-1: patient's right, image left; +1: left).
+LOBE_OFFSETS_MM: dict[str, tuple[float, float, float]] = {
+    "RUL": (-30.0, 0.0, -68.0),
+    "RML": (10.0, -25.0, -72.0),
+    "RLL": (40.0, 25.0, -66.0),
+    "LUL": (-30.0, 0.0, 68.0),
+    "LLL": (40.0, 25.0, 70.0),
+}
+
+
+@dataclass(frozen=True)
+class _Anatomy:
+    volume: npt.NDArray[np.float32]  # HU without vessels, nodule or noise
+    lung: npt.NDArray[np.float32]  # lung occupancy in [0, 1]
+    spacing: tuple[float, float, float]
+    noise: npt.NDArray[np.float32]  # a noise bank larger than the volume
+
+
+_ANATOMY_CACHE: dict[tuple[int, int, int], _Anatomy] = {}
+
+
+def _static_anatomy(shape: tuple[int, int, int]) -> _Anatomy:
+    """Body, spine, lungs and ribs for ``shape`` (cached; treat as read-only)."""
+    cached = _ANATOMY_CACHE.get(shape)
+    if cached is not None:
+        return cached
+    nz, ny, nx = shape
+    # ct_phantom's anatomy (same geometry and HU), without its nodule, vessels
+    # and noise; ct_phantom itself is left unchanged.
+    spacing = _spacing_for(shape)
+    dz, dy, dx = spacing
+    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    edge = dx
+    y2, x2 = _box_coords((slice(0, ny), slice(0, nx)), (dy, dx), center[1:])
+    body = _ellipse_distance([y2 - 5.0, x2], [118.0, 160.0])
+    bone_slice = np.full((ny, nx), HU_AIR, dtype=np.float32)
+    _paint(bone_slice, _soft(body, edge), HU_FAT)
+    _paint(bone_slice, _soft(body - 13.0, edge), HU_SOFT)
+    disc_slice = bone_slice.copy()
+    spine_y = 89.0
+    vertebra = _ellipse_distance([y2 - spine_y, x2], [16.0, 19.0])
+    cortex = _soft(vertebra, edge)
+    _paint(disc_slice, cortex, HU_DISC)
+    _paint(bone_slice, cortex, HU_CORTEX + (HU_VERTEBRA - HU_CORTEX) * _soft(vertebra - 2.5, edge))
+    canal = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [8.0, 9.0]), edge)
+    arch = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [13.0, 14.0]), edge) - canal
+    _paint(bone_slice, arch, HU_CORTEX)
+    z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
+    is_disc = np.abs((z_mm + 8.0) % 27.0 - 13.5) > 11.5
+    vol = np.where(is_disc[:, None, None], disc_slice[None], bone_slice[None]).astype(np.float32)
+    lung = np.zeros(shape, dtype=np.float32)
+    spine_free = 1.0 - np.maximum(cortex, arch + canal)
+    for side in (-1.0, 1.0):
+        c = (center[0] + 25.0, center[1] + 8.0, center[2] + side * 68.0)
+        found = _ellipsoid(shape, spacing, c, (125.0, 78.0, 52.0), edge)
+        if found is not None:
+            box, frac = found
+            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
+    heart_center = (center[0] + 60.0, center[1] - 25.0, center[2] + 28.0)
+    found = _ellipsoid(shape, spacing, heart_center, (70.0, 55.0, 58.0), edge)
+    if found is not None:
+        box, heart = found
+        lung[box] *= 1.0 - heart
+    _paint(vol, lung, HU_LUNG)
+    wall = (118.0 - 13.0, 160.0 - 13.0)
+    rho = np.sqrt(((y2 - 5.0) / np.float32(wall[0])) ** 2 + (x2 / np.float32(wall[1])) ** 2)
+    theta = np.arctan2((y2 - 5.0) / np.float32(wall[0]), x2 / np.float32(wall[1]))
+    from_back = np.abs(theta - np.float32(np.pi / 2))
+    from_back = np.minimum(from_back, np.float32(2 * np.pi) - from_back)
+    shell = (np.abs(rho - 0.92) < 0.08) & (from_back > 0.25) & (from_back < 0.72 * np.pi)
+    iy, ix = np.nonzero(shell)
+    if iy.size:
+        radial_mm = (rho[iy, ix] - np.float32(0.92)) * np.float32(wall[0])
+        period, half_height, half_depth = 26.0, 5.0, 4.5
+        phase = (z_mm[:, None] - np.float32(22.0) * from_back[iy, ix][None, :]) % np.float32(period)
+        band = np.abs(phase - np.float32(period / 2)) / np.float32(half_height)
+        r = np.sqrt(band**2 + (radial_mm / np.float32(half_depth))[None, :] ** 2)
+        plane = vol.reshape(nz, -1)
+        flat = iy * nx + ix
+        sub = plane[:, flat]
+        _paint(sub, _soft((1.0 - r) * np.float32(half_height), edge), HU_RIB)
+        plane[:, flat] = sub
+    bank_shape = (nz + 8, ny + 16, nx + 16)
+    noise = np.random.default_rng(12345).standard_normal(bank_shape, dtype=np.float32) * np.float32(NOISE_HU)
+    vol.setflags(write=False)
+    lung.setflags(write=False)
+    noise.setflags(write=False)
+    anatomy = _Anatomy(vol, lung, spacing, noise)
+    _ANATOMY_CACHE[shape] = anatomy
+    return anatomy
+
+
+N_VESSEL_VARIANTS = 8
+_VESSEL_CACHE: dict[tuple[tuple[int, int, int], int], npt.NDArray[np.float32]] = {}
+
+
+def _with_vessels(shape: tuple[int, int, int], variant: int) -> npt.NDArray[np.float32]:
+    """The static anatomy plus vessel tree number ``variant`` (cached, read-only).
+
+    Vessels are thinner than ct_phantom's (radius 1.65 mm at the hilum).
+    """
+    key = (shape, variant)
+    cached = _VESSEL_CACHE.get(key)
+    if cached is not None:
+        return cached
+    anatomy = _static_anatomy(shape)
+    nz, ny, nx = shape
+    dz, dy, dx = anatomy.spacing
+    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    vol = anatomy.volume.copy()
+    rng = np.random.default_rng([variant, 424242])
+    for side in (-1.0, 1.0):
+        hilum = np.array([center[0] + 5.0, center[1] + 8.0, center[2] + side * 30.0])
+        for seg in _vessel_tree(rng, hilum, side):
+            thin = _Segment(seg.start, seg.end, seg.radius * 0.55, seg.hu)
+            _paint_segment(vol, anatomy.lung, thin, anatomy.spacing)
+    vol.setflags(write=False)
+    _VESSEL_CACHE[key] = vol
+    return vol
+
+
+def nodule_ct_phantom(
+    shape: tuple[int, int, int] = (48, 128, 128),
+    *,
+    seed: int = 0,
+    diameter_mm: float = 12.0,
+    nodule_hu: float = HU_NODULE,
+    spiculation: float = 0.0,
+    lobulation: float = 0.0,
+    lobe: str = "RUL",
+    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> CTPhantom:
+    """A chest CT (int16 HU) with one parameterised nodule; fast for cohorts.
+
+    Same geometry and axis conventions as :func:`ct_phantom`. ``diameter_mm``
+    (> 0) and ``nodule_hu`` set the nodule's size and density (e.g. +30 solid,
+    -300 part-solid, -600 ground glass, +300 calcified); ``lobulation`` in
+    [0, 1] bulges the surface in a few broad lobes; ``spiculation`` in [0, 1]
+    adds thin radial spikes (about a voxel wide, so a small scan sees them
+    only partly, like real CT at this resolution). ``lobe`` is one of
+    RUL, RML, RLL, LUL, LLL; ``offset_mm`` shifts the nodule from the lobe
+    centre. ``seed`` sets the vessel trees, the margin shape and the noise.
+    The static anatomy is cached per shape, so calls after the first take
+    a few tens of milliseconds at the default shape.
+    """
+    dims = tuple(int(n) for n in shape)
+    if len(dims) != 3 or min(dims) < 8:
+        raise ValueError(f"shape must be three integers >= 8 (z, y, x); got {tuple(shape)}")
+    if not diameter_mm > 0:
+        raise ValueError(f"diameter_mm must be > 0; got {diameter_mm}")
+    if lobe not in LOBE_OFFSETS_MM:
+        raise ValueError(f"lobe must be one of {', '.join(LOBE_OFFSETS_MM)}; got {lobe!r}")
+    shape3: tuple[int, int, int] = (dims[0], dims[1], dims[2])
+    anatomy = _static_anatomy(shape3)
+    # Separate streams: anatomy and noise do not depend on the nodule's margin.
+    rng_anatomy = np.random.default_rng([seed, 0])
+    rng = np.random.default_rng([seed, 1])
+    spacing = anatomy.spacing
+    nz, ny, nx = shape3
+    dz, dy, dx = spacing
+    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    lung = anatomy.lung
+    # Vessels: one of N_VESSEL_VARIANTS cached trees (painting a tree costs
+    # more than the rest of the case), picked by the seed.
+    vol = _with_vessels(shape3, int(rng_anatomy.integers(N_VESSEL_VARIANTS))).copy()
+    oz, oy, ox = (int(rng_anatomy.integers(0, b - s + 1)) for b, s in zip(anatomy.noise.shape, shape3))
+
+    # Nodule: radius modulated by low-order lobes and thin spikes.
+    lo = LOBE_OFFSETS_MM[lobe]
+    c_mm = tuple(c + o + d for c, o, d in zip(center, lo, offset_mm))
+    radius = float(diameter_mm) / 2
+    reach = radius * (1.0 + 0.35 * float(lobulation)) + 6.0 * float(spiculation) + 1.0
+    box = _box_for(c_mm, (reach,) * 3, shape3, spacing)
+    if box is not None:
+        rel = _box_coords(box, spacing, c_mm)
+        r = np.sqrt(rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2)
+        unit = [o / np.maximum(r, np.float32(1e-6)) for o in rel]
+        bound = np.full(r.shape, np.float32(radius), dtype=np.float32)
+        if lobulation > 0:
+            for _ in range(4):
+                d = rng.normal(size=3)
+                d /= np.linalg.norm(d)
+                cos = unit[0] * d[0] + unit[1] * d[1] + unit[2] * d[2]
+                bound = bound + np.float32(0.25 * radius * lobulation) * np.maximum(cos, 0) ** 4
+        if spiculation > 0:
+            n_spikes = 6 + int(10 * spiculation)
+            for _ in range(n_spikes):
+                d = rng.normal(size=3)
+                d /= np.linalg.norm(d)
+                cos = unit[0] * d[0] + unit[1] * d[1] + unit[2] * d[2]
+                length = np.float32(rng.uniform(3.0, 7.0) * spiculation)
+                bound = bound + length * np.maximum(cos, 0) ** 60
+        frac = _soft(bound - r, dx) * lung[box]
+        _paint(vol[box], frac, float(nodule_hu))
+
+    # Noise from the cached bank at a random offset.
+    vol += anatomy.noise[oz : oz + nz, oy : oy + ny, ox : ox + nx]
+    np.rint(vol, out=vol)
+    np.clip(vol, -1024, 3071, out=vol)
+    nodule_vox = (c_mm[0] / dz, c_mm[1] / dy, c_mm[2] / dx)
+    return CTPhantom(vol.astype(np.int16), spacing, nodule_vox, radius)

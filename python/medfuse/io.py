@@ -1,0 +1,578 @@
+"""Reading CT volumes, X-rays and report text into NumPy arrays and strings.
+
+Orientation convention (shared with :mod:`medfuse._phantoms` and the
+kernels): a CT volume is indexed ``(z, y, x)`` with
+
+- z from the head (index 0, superior) to the feet (inferior),
+- y from anterior (index 0) to posterior,
+- x from the patient's right (index 0, image left, radiological display)
+  to the patient's left,
+
+which is the order of a standard axial DICOM series (rows run along +y,
+columns along +x of the LPS patient frame) read superior slice first.
+``spacing`` is ``(dz, dy, dx)`` in mm and ``origin`` is the LPS position
+(x, y, z) in mm of voxel ``[0, 0, 0]``.
+
+Every reading problem raises :class:`MedfuseIOError` (a ``ValueError``) or
+:class:`MedfuseFileNotFoundError` (a ``FileNotFoundError``), both carrying
+the offending ``path``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CT_EXTENSIONS",
+    "REPORT_EXTENSIONS",
+    "XRAY_EXTENSIONS",
+    "MedfuseFileNotFoundError",
+    "MedfuseIOError",
+    "Volume",
+    "read_ct",
+    "read_report",
+    "read_xray",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# File suffixes each reader accepts (a CT may also be a folder of DICOM files).
+CT_EXTENSIONS = (".nii", ".nii.gz", ".npy", ".npz", ".dcm")
+XRAY_EXTENSIONS = (".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+REPORT_EXTENSIONS = (".txt",)
+
+_INT16_MIN, _INT16_MAX = -32768, 32767
+
+
+class MedfuseIOError(ValueError):
+    """A file exists but cannot be read as asked; ``path`` names it."""
+
+    def __init__(self, message: str, path: PathLike | None = None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        super().__init__(message if path is None else f"{message} [{self.path}]")
+
+
+class MedfuseFileNotFoundError(FileNotFoundError):
+    """A path given to a reader does not exist; ``path`` names it."""
+
+    def __init__(self, message: str, path: PathLike) -> None:
+        self.path = os.fspath(path)
+        super().__init__(f"{message} [{self.path}]")
+
+
+@dataclass
+class Volume:
+    """A CT volume in HU with its geometry.
+
+    ``array`` is int16 HU, (z, y, x) as in the module docstring; ``spacing``
+    is (dz, dy, dx) mm; ``origin`` the LPS position (x, y, z) mm of voxel
+    [0, 0, 0] (None when the source has no geometry); ``metadata`` holds
+    what matters downstream: ``modality``, ``series_uid``, ``patient_id``,
+    ``slice_thickness``, ``source`` (path), ``format``.
+    """
+
+    array: npt.NDArray[np.int16]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        s = self.array.shape
+        return (int(s[0]), int(s[1]), int(s[2]))
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return path.suffix.lower()
+
+
+def _exists(path: Path, what: str) -> None:
+    if not path.exists():
+        raise MedfuseFileNotFoundError(f"{what} not found", path)
+
+
+# --------------------------------------------------------------------------- CT
+
+
+def read_ct(
+    path: PathLike,
+    *,
+    spacing: tuple[float, float, float] | None = None,
+    allow_gaps: bool = False,
+) -> Volume:
+    """Read a CT volume as int16 HU, (z, y, x), head first.
+
+    ``path`` may be:
+
+    - a folder holding one DICOM series (every regular file in it is read;
+      files that are not DICOM are an error). Slices are ordered by their
+      ImagePositionPatient projected on the slice normal (the cross product
+      of the two ImageOrientationPatient directions), superior first for an
+      axial series, never by file name. RescaleSlope/RescaleIntercept are
+      applied; HU outside int16 are refused (no silent clipping). dy, dx come
+      from PixelSpacing; dz from the slice positions, which must be evenly
+      spaced: a missing slice is an error naming the positions around the
+      gap unless ``allow_gaps=True`` (then dz is the smallest step and the
+      gap is recorded in ``metadata['gaps_mm']``). Several
+      SeriesInstanceUIDs in one folder are an error naming them.
+    - a single ``.dcm`` file (a one-slice volume; dz from SliceThickness).
+    - a NIfTI file (``.nii``, ``.nii.gz``): reoriented with
+      ``nibabel.as_closest_canonical`` (RAS+) and then flipped/transposed
+      to medfuse's (z, y, x) = (S->I, A->P, R->L); spacing from the header
+      zooms. Oblique affines are snapped to the closest axes.
+    - ``.npy`` (a 3D array, already (z, y, x)); ``.npz`` with a ``volume``
+      (or ``array``, or single) array and optional ``spacing`` and
+      ``origin`` arrays. ``spacing=`` overrides; without either the spacing
+      is (1, 1, 1) and ``metadata['spacing_source']`` says it was assumed.
+
+    Float arrays are rounded to the nearest HU; NaN/inf and values outside
+    int16 raise :class:`MedfuseIOError`.
+    """
+    p = Path(os.fspath(path))
+    _exists(p, "CT path")
+    if p.is_dir():
+        return _read_dicom_series(p, allow_gaps=allow_gaps, spacing=spacing)
+    suffix = _suffix(p)
+    if suffix == ".dcm":
+        return _read_dicom_files([p], p, allow_gaps=allow_gaps, spacing=spacing)
+    if suffix in (".nii", ".nii.gz"):
+        return _read_nifti(p, spacing)
+    if suffix in (".npy", ".npz"):
+        return _read_numpy_ct(p, spacing)
+    raise MedfuseIOError(
+        f"unsupported CT file type {suffix or '(no suffix)'!r}; expected a DICOM series folder "
+        f"or one of {', '.join(CT_EXTENSIONS)}",
+        p,
+    )
+
+
+def _to_hu_int16(values: npt.NDArray[Any], path: Path) -> npt.NDArray[np.int16]:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise MedfuseIOError("CT contains NaN or infinite values", path)
+        arr = np.rint(arr)
+    elif arr.dtype.kind not in "iub":
+        raise MedfuseIOError(f"CT array has non-numeric dtype {arr.dtype}", path)
+    if arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < _INT16_MIN or hi > _INT16_MAX:
+            raise MedfuseIOError(
+                f"CT values span [{lo:g}, {hi:g}] HU, outside int16 [{_INT16_MIN}, {_INT16_MAX}]; "
+                "refusing to clip (check RescaleSlope/RescaleIntercept)",
+                path,
+            )
+    return np.ascontiguousarray(arr.astype(np.int16))
+
+
+def _check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(s) for s in np.asarray(spacing, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be three positive numbers (dz, dy, dx) in mm; got {spacing!r}") from None
+    if len(vals) != 3 or not all(np.isfinite(v) and v > 0 for v in vals):
+        raise ValueError(f"{name} must be three positive numbers (dz, dy, dx) in mm; got {spacing!r}")
+    return (vals[0], vals[1], vals[2])
+
+
+def _read_numpy_ct(p: Path, spacing: tuple[float, float, float] | None) -> Volume:
+    origin: tuple[float, float, float] | None = None
+    stored_spacing = None
+    try:
+        if _suffix(p) == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        else:
+            with np.load(p, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = next((k for k in ("volume", "array", "ct") if k in keys), None)
+                if key is None:
+                    data_keys = [k for k in keys if k not in ("spacing", "origin")]
+                    if len(data_keys) != 1:
+                        raise MedfuseIOError(
+                            f"npz holds arrays {keys}; expected 'volume' (or one array) "
+                            "plus optional 'spacing' and 'origin'",
+                            p,
+                        )
+                    key = data_keys[0]
+                arr = z[key]
+                if "spacing" in keys:
+                    stored_spacing = z["spacing"]
+                if "origin" in keys:
+                    o = [float(v) for v in z["origin"].ravel()[:3]]
+                    if len(o) != 3:
+                        raise MedfuseIOError(f"stored origin must have 3 values; got {o}", p)
+                    origin = (o[0], o[1], o[2])
+    except MedfuseIOError:
+        raise
+    except Exception as err:  # numpy raises several types for corrupt files
+        raise MedfuseIOError(f"cannot read NumPy file: {err}", p) from err
+    if arr.ndim != 3:
+        raise MedfuseIOError(f"CT array must be 3D (z, y, x); got shape {arr.shape}", p)
+    meta: dict[str, Any] = {"source": os.fspath(p), "format": _suffix(p).lstrip(".")}
+    if spacing is not None:
+        sp = _check_spacing(spacing)
+        meta["spacing_source"] = "argument"
+    elif stored_spacing is not None:
+        try:
+            sp = _check_spacing(stored_spacing)
+        except ValueError as err:
+            raise MedfuseIOError(f"stored {err}", p) from None
+        meta["spacing_source"] = "file"
+    else:
+        sp = (1.0, 1.0, 1.0)
+        meta["spacing_source"] = "assumed (1, 1, 1) mm: the file stores no spacing"
+    return Volume(_to_hu_int16(arr, p), sp, origin, meta)
+
+
+def _read_nifti(p: Path, spacing: tuple[float, float, float] | None) -> Volume:
+    import nibabel as nib
+
+    try:
+        img = nib.load(os.fspath(p))
+        canon = nib.as_closest_canonical(img)  # type: ignore[no-untyped-call]
+        data = np.asanyarray(canon.dataobj)
+        zooms = canon.header.get_zooms()[:3]
+        affine = canon.affine
+    except Exception as err:
+        raise MedfuseIOError(f"cannot read NIfTI file: {err}", p) from err
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise MedfuseIOError(f"NIfTI image must be 3D; got shape {data.shape}", p)
+    # Canonical axes (i, j, k) point to R, A, S; medfuse wants (S->I, A->P, R->L).
+    out = data[::-1, ::-1, ::-1].transpose(2, 1, 0)
+    ni, nj, nk = data.shape
+    corner_ras = affine @ np.array([ni - 1, nj - 1, nk - 1, 1.0])
+    origin = (float(-corner_ras[0]), float(-corner_ras[1]), float(corner_ras[2]))  # RAS -> LPS
+    sp = _check_spacing(spacing) if spacing is not None else (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+    meta = {"source": os.fspath(p), "format": "nifti", "modality": "CT"}
+    return Volume(_to_hu_int16(out, p), sp, origin, meta)
+
+
+def _dicom_files(folder: Path) -> list[Path]:
+    files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    if not files:
+        raise MedfuseIOError("DICOM series folder is empty", folder)
+    return files
+
+
+def _read_dicom_series(folder: Path, *, allow_gaps: bool, spacing: tuple[float, float, float] | None) -> Volume:
+    return _read_dicom_files(_dicom_files(folder), folder, allow_gaps=allow_gaps, spacing=spacing)
+
+
+def _dcmread(f: Path, *, header_only: bool = False) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(f, stop_before_pixels=header_only)
+    except InvalidDicomError as err:
+        raise MedfuseIOError(f"not a DICOM file ({err})", f) from err
+    except Exception as err:
+        raise MedfuseIOError(f"cannot read DICOM file: {err}", f) from err
+
+
+def _read_dicom_files(
+    files: list[Path], where: Path, *, allow_gaps: bool, spacing: tuple[float, float, float] | None
+) -> Volume:
+    headers = [(f, _dcmread(f)) for f in files]
+    series: dict[str, list[Path]] = {}
+    for f, ds in headers:
+        series.setdefault(str(getattr(ds, "SeriesInstanceUID", "<no SeriesInstanceUID>")), []).append(f)
+    if len(series) > 1:
+        listing = "; ".join(f"{uid} ({len(fs)} files, e.g. {fs[0].name})" for uid, fs in sorted(series.items()))
+        raise MedfuseIOError(
+            f"folder mixes {len(series)} DICOM series; keep one series per folder: {listing}", where
+        )
+    first = headers[0][1]
+    try:
+        iop = np.array([float(v) for v in first.ImageOrientationPatient], dtype=np.float64)
+        row_dir, col_dir = iop[:3], iop[3:]
+        normal = np.cross(row_dir, col_dir)
+    except AttributeError:
+        if len(headers) > 1:
+            raise MedfuseIOError("DICOM slices lack ImageOrientationPatient; cannot order them", where) from None
+        normal = np.array([0.0, 0.0, 1.0])
+    rows_cols = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
+    if len(rows_cols) > 1:
+        raise MedfuseIOError(f"slices have different sizes {sorted(rows_cols)}", where)
+    slices = []
+    for f, ds in headers:
+        try:
+            pos = np.array([float(v) for v in ds.ImagePositionPatient], dtype=np.float64)
+        except AttributeError:
+            if len(headers) > 1:
+                raise MedfuseIOError("DICOM slice lacks ImagePositionPatient; cannot order it", f) from None
+            pos = np.zeros(3)
+        slices.append((float(pos @ normal), pos, f, ds))
+    # Superior first: descending along the normal when it points up (+z in LPS).
+    descending = normal[2] >= 0
+    slices.sort(key=lambda s: -s[0] if descending else s[0])
+    proj = np.array([s[0] for s in slices])
+    steps = np.abs(np.diff(proj))
+    meta: dict[str, Any] = {
+        "source": os.fspath(where),
+        "format": "dicom",
+        "modality": str(getattr(first, "Modality", "")),
+        "series_uid": str(getattr(first, "SeriesInstanceUID", "")),
+        "patient_id": str(getattr(first, "PatientID", "")),
+        "slice_thickness": float(first.SliceThickness) if "SliceThickness" in first else None,
+        "n_slices": len(slices),
+    }
+    if steps.size:
+        if np.any(steps < 1e-3):
+            dup = [float(proj[i]) for i in np.nonzero(steps < 1e-3)[0]]
+            raise MedfuseIOError(f"several slices share a position along the slice normal: {dup} mm", where)
+        dz = float(np.min(steps))
+        ratios = steps / dz
+        uneven = np.abs(ratios - np.rint(ratios)) > 0.05
+        if np.any(uneven):
+            raise MedfuseIOError(
+                f"slice positions are not evenly spaced (steps {np.unique(np.round(steps, 3)).tolist()} mm)", where
+            )
+        gaps = [(float(proj[i]), float(proj[i + 1])) for i in np.nonzero(np.rint(ratios) > 1)[0]]
+        if gaps:
+            if not allow_gaps:
+                listing = ", ".join(f"between {a:g} and {b:g} mm" for a, b in gaps)
+                raise MedfuseIOError(
+                    f"missing slices in the series (step {dz:g} mm): gap {listing}; "
+                    "pass allow_gaps=True to read it anyway",
+                    where,
+                )
+            meta["gaps_mm"] = gaps
+    else:
+        dz = float(first.get("SpacingBetweenSlices", first.get("SliceThickness", 1.0)) or 1.0)
+    try:
+        ps = [float(v) for v in first.PixelSpacing]
+    except AttributeError:
+        ps = [1.0, 1.0]
+        meta["spacing_source"] = "assumed 1 mm in-plane: no PixelSpacing"
+    sp = _check_spacing(spacing) if spacing is not None else (dz, ps[0], ps[1])
+    planes = []
+    for _, _, f, ds in slices:
+        try:
+            px = ds.pixel_array
+        except Exception as err:
+            raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", f) from err
+        if px.ndim != 2:
+            raise MedfuseIOError(f"expected a single-frame 2D slice; got pixel shape {px.shape}", f)
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        planes.append(px.astype(np.float64) * slope + intercept)
+    vol = _to_hu_int16(np.stack(planes), where)
+    first_pos = slices[0][1]
+    return Volume(vol, sp, (float(first_pos[0]), float(first_pos[1]), float(first_pos[2])), meta)
+
+
+# ------------------------------------------------------------------------ X-ray
+
+
+def read_xray(path: PathLike, *, apply_voi: bool = False) -> npt.NDArray[Any]:
+    """Read a 2D X-ray image.
+
+    - DICOM: the stored pixel values (uint8/uint16 usually); MONOCHROME1
+      images are inverted (``2**BitsStored - 1 - value``) so that high
+      values are always bright (dense). With ``apply_voi=True`` the VOI LUT
+      or window (``pydicom.pixels.apply_voi_lut``) is applied as well and a
+      float32 array is returned.
+    - PNG/JPEG/TIFF, 8- or 16-bit grayscale, read by ``cv2.imread`` with
+      ``IMREAD_UNCHANGED`` (dtype preserved). Colour files whose channels
+      are all equal (grey saved as RGB) are accepted as grey; true colour
+      images are refused (an X-ray has one channel; a colour file is most
+      likely a screenshot or annotated export).
+    - ``.npy`` holding a 2D numeric array.
+    """
+    p = Path(os.fspath(path))
+    _exists(p, "X-ray file")
+    if p.is_dir():
+        raise MedfuseIOError("X-ray path is a folder; expected one image file", p)
+    suffix = _suffix(p)
+    if suffix == ".dcm":
+        return _read_dicom_xray(p, apply_voi)
+    if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        return _read_image_xray(p)
+    if suffix == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as err:
+            raise MedfuseIOError(f"cannot read NumPy file: {err}", p) from err
+        if arr.ndim != 2 or arr.dtype.kind not in "uif":
+            raise MedfuseIOError(f"X-ray array must be 2D numeric; got {arr.dtype} shape {arr.shape}", p)
+        return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    raise MedfuseIOError(
+        f"unsupported X-ray file type {suffix or '(no suffix)'!r}; expected one of {', '.join(XRAY_EXTENSIONS)}",
+        p,
+    )
+
+
+def _read_dicom_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
+    ds = _dcmread(p)
+    try:
+        px = ds.pixel_array
+    except Exception as err:
+        raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", p) from err
+    if px.ndim != 2:
+        raise MedfuseIOError(f"expected a single-frame grayscale X-ray; got pixel shape {px.shape}", p)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if not photometric.startswith("MONOCHROME"):
+        raise MedfuseIOError(f"X-ray must be grayscale; PhotometricInterpretation is {photometric}", p)
+    if apply_voi:
+        from pydicom.pixels import apply_voi_lut  # type: ignore[attr-defined]
+
+        out = np.asarray(apply_voi_lut(px, ds), dtype=np.float32)
+        if photometric == "MONOCHROME1":
+            # Invert within the output range of the window/LUT (the stored bit range).
+            bits = int(ds.get("BitsStored", px.dtype.itemsize * 8))
+            lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if px.dtype.kind == "i" else (0, 2**bits - 1)
+            out = np.float32(lo + hi) - out
+        return np.ascontiguousarray(out)
+    if photometric == "MONOCHROME1":
+        if px.dtype.kind == "u":
+            bits = int(ds.get("BitsStored", px.dtype.itemsize * 8))
+            px = (np.array((1 << bits) - 1, dtype=px.dtype) - px).astype(px.dtype)
+        else:
+            px = (px.max() + px.min() - px).astype(px.dtype)
+    return np.ascontiguousarray(px)
+
+
+def _read_image_xray(p: Path) -> npt.NDArray[Any]:
+    import cv2
+
+    img = cv2.imread(os.fspath(p), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise MedfuseIOError("cv2 cannot decode this image (corrupt or unsupported)", p)
+    if img.ndim == 3:
+        colour = img[..., :3]
+        if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
+            raise MedfuseIOError(
+                f"X-ray image has {img.shape[2]} colour channels with different values; "
+                "expected a grayscale image (convert it explicitly if the colour is meaningless)",
+                p,
+            )
+        img = np.ascontiguousarray(colour[..., 0])
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
+        raise MedfuseIOError(f"unsupported X-ray pixel type {img.dtype}; expected 8- or 16-bit", p)
+    return img
+
+
+# ----------------------------------------------------------------------- reports
+
+_WS = re.compile(r"[ \t\f\v\u00a0\u3000\u2000-\u200b\u202f\u205f]+")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Characters plausible in Chinese text decoded from GB18030/GBK besides ASCII.
+_PLAUSIBLE_ZH = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef\u00b0-\u00b7\u00d7\u2010-\u2027\u2030-\u2040"
+    r"\u2150-\u218f\u2460-\u24ff\u2190-\u21ff\u2200-\u22ff\u0391-\u03c9\u0401-\u0451\u00e0-\u00fc]"
+)
+
+
+def _normalise_whitespace(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and text.strip().lower().endswith(REPORT_EXTENSIONS) and len(text) < 4096
+
+
+def read_report(path_or_text: PathLike, *, encoding: str | None = None) -> str:
+    """Return a report's text with normalised whitespace.
+
+    What is a path: an ``os.PathLike`` always; a ``str`` when it names an
+    existing file. A ``str`` that does not name a file is inline report text,
+    except when it looks like a path (one line ending in ``.txt``): then it
+    is a :class:`MedfuseFileNotFoundError`, never silently used as text.
+
+    Decoding (unless ``encoding`` is given): UTF-8, with or without BOM;
+    otherwise GB18030 (a superset of GBK/GB2312) if the result is plausible
+    Chinese text (it contains CJK characters and no characters outside the
+    scripts GB18030 files hold). Anything else, or a file with NUL bytes
+    (binary), raises :class:`MedfuseIOError` naming the path.
+
+    Normalisation: line ends become ``\\n``, runs of spaces/tabs (incl.
+    no-break and ideographic spaces) one space, lines stripped, runs of
+    blank lines one blank line, no leading/trailing blank lines. Chinese
+    full-width punctuation is kept as is.
+    """
+    if isinstance(path_or_text, os.PathLike):
+        p = Path(os.fspath(path_or_text))
+    elif isinstance(path_or_text, str):
+        text = path_or_text
+        is_file = False
+        if "\n" not in text and 0 < len(text) < 4096 and "\x00" not in text:
+            try:
+                is_file = os.path.isfile(text)
+            except (OSError, ValueError):
+                is_file = False
+        if not is_file:
+            if _looks_like_path(text):
+                raise MedfuseFileNotFoundError("report file not found (a one-line string ending in .txt is taken as a path)", text)
+            return _normalise_whitespace(text)
+        p = Path(text)
+    else:
+        raise TypeError(f"path_or_text must be a str or os.PathLike; got {type(path_or_text).__name__}")
+    _exists(p, "report file")
+    if p.is_dir():
+        raise MedfuseIOError("report path is a folder; expected a text file", p)
+    try:
+        raw = p.read_bytes()
+    except OSError as err:
+        raise MedfuseIOError(f"cannot read report file: {err}", p) from err
+    return _normalise_whitespace(_decode_report(raw, p, encoding))
+
+
+def _decode_report(raw: bytes, p: Path, encoding: str | None) -> str:
+    if encoding is not None:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as err:
+            raise MedfuseIOError(f"report is not valid {encoding}: {err}", p) from err
+    if b"\x00" in raw:
+        raise MedfuseIOError("report file contains NUL bytes: binary, or UTF-16/32 (pass encoding=)", p)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_err:
+        first_error = utf8_err
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError as err:
+        raise MedfuseIOError(
+            f"report is neither UTF-8 ({first_error.reason} at byte {first_error.start}) "
+            f"nor GB18030 ({err.reason} at byte {err.start}); pass encoding= if you know it",
+            p,
+        ) from err
+    non_ascii = [c for c in text if ord(c) > 127]
+    implausible = [c for c in non_ascii if not _PLAUSIBLE_ZH.match(c)]
+    # Mis-decoded Latin-1/CP1252 gives isolated CJK glued to Latin letters
+    # ("l\u959fsion"); real Chinese has CJK runs.
+    cjk = [m.start() for m in _CJK.finditer(text)]
+    glued = sum(
+        1
+        for i in cjk
+        if (i > 0 and text[i - 1].isascii() and text[i - 1].isalpha())
+        or (i + 1 < len(text) and text[i + 1].isascii() and text[i + 1].isalpha())
+    )
+    if not cjk or implausible or glued * 2 > len(cjk):
+        raise MedfuseIOError(
+            f"report is not UTF-8 ({first_error.reason} at byte {first_error.start}) and does not decode "
+            "to plausible Chinese text as GB18030; refusing to guess (pass encoding=)",
+            p,
+        )
+    return text
