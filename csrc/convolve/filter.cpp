@@ -203,12 +203,39 @@ void correlate_t(const FilterJob& job, const double* kernel, const i64 ks[3]) {
 // ---- separable ----------------------------------------------------------------
 bool is_identity(const std::vector<double>& t) { return t.size() == 1 && t[0] == 1.0; }
 
-bool is_symmetric(const std::vector<double>& t) {
-    const std::size_t K = t.size();
-    if (K % 2 == 0 || K < 3) return false;
-    for (std::size_t j = 0; j < K / 2; ++j)
-        if (t[j] != t[K - 1 - j]) return false;
-    return true;
+// Non-zero taps of a 1D kernel (zero taps are skipped, as in the dense
+// path, so 0 * inf never turns into NaN); `symm` if what is left is odd,
+// centred and symmetric (mirrored pairs are then added first).
+template <class T>
+struct TapPlan {
+    std::vector<i64> off;
+    std::vector<T> c;
+    bool symm = false;
+    bool identity = false;
+    explicit TapPlan(const std::vector<double>& t) {
+        identity = is_identity(t);
+        for (std::size_t j = 0; j < t.size(); ++j)
+            if (t[j] != 0.0) {
+                off.push_back(static_cast<i64>(j));
+                c.push_back(static_cast<T>(t[j]));
+            }
+        const std::size_t n = off.size();
+        symm = n % 2 == 1 && n >= 3;
+        for (std::size_t j = 0; symm && j < n / 2; ++j)
+            symm = t[static_cast<std::size_t>(off[j])] == t[static_cast<std::size_t>(off[n - 1 - j])] &&
+                   off[j] + off[n - 1 - j] == static_cast<i64>(t.size()) - 1;
+        if (symm) symm = off[n / 2] == static_cast<i64>(t.size() / 2);
+    }
+    int size() const { return static_cast<int>(off.size()); }
+};
+
+// out = sum of plan taps over ptrs (zeros if the kernel is all zeros).
+template <class T>
+void apply(FirFn<T> fir, const TapPlan<T>& p, const T* const* ptrs, T* out, i64 n) {
+    if (p.off.empty())
+        std::fill(out, out + n, T(0));
+    else
+        fir(ptrs, p.c.data(), p.size(), p.symm, out, n);
 }
 
 // Where row (z, y) of a (D, H, W) array starts: rows are grouped in chunks of
@@ -225,9 +252,8 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
             const Layout& lay, const std::vector<double>& ty, const std::vector<double>& tx) {
     const i64 D = job.shape[0], H = job.shape[1], W = job.shape[2];
     const i64 KY = static_cast<i64>(ty.size()), KX = static_cast<i64>(tx.size());
-    const std::vector<T> cy(ty.begin(), ty.end()), cx(tx.begin(), tx.end());
-    const bool sy = is_symmetric(ty), sx = is_symmetric(tx);
-    const bool idx_ = is_identity(tx), idy = is_identity(ty);
+    const TapPlan<T> py_(ty), px(tx);
+    const bool idx_ = px.identity, idy = py_.identity;
     const std::vector<i64> yidx = axis_table(H, KY, job.border);
     const std::vector<i64> xidx = axis_table(W, KX, job.border);
     const i64 Wp = W + KX - 1;
@@ -254,8 +280,9 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
             if (ys < 0) {
                 if (!have_const) {
                     std::fill(padded.begin(), padded.end(), value);
-                    for (i64 j = 0; j < KX; ++j) ptrs[static_cast<std::size_t>(j)] = padded.data() + j;
-                    fir(ptrs.data(), cx.data(), static_cast<int>(KX), sx, const_row.data(), W);
+                    for (int j = 0; j < px.size(); ++j)
+                        ptrs[static_cast<std::size_t>(j)] = padded.data() + px.off[static_cast<std::size_t>(j)];
+                    apply(fir, px, ptrs.data(), const_row.data(), W);
                     have_const = true;
                 }
                 std::copy(const_row.begin(), const_row.end(), out_row);
@@ -267,8 +294,9 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
                 return;
             }
             load_padded<T>(src, src_type, off, xidx, W, KX, value, padded.data());
-            for (i64 j = 0; j < KX; ++j) ptrs[static_cast<std::size_t>(j)] = padded.data() + j;
-            fir(ptrs.data(), cx.data(), static_cast<int>(KX), sx, out_row, W);
+            for (int j = 0; j < px.size(); ++j)
+                ptrs[static_cast<std::size_t>(j)] = padded.data() + px.off[static_cast<std::size_t>(j)];
+            apply(fir, px, ptrs.data(), out_row, W);
         };
         const i64 a = KY / 2;
         // virtual row v = iy + a lives in slot v % KY; output y needs v in [y, y + KY).
@@ -281,9 +309,10 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
                 store_span(ring.data() + (y % KY) * W, dst, dst_type, off, W);
                 continue;
             }
-            for (i64 j = 0; j < KY; ++j) ptrs[static_cast<std::size_t>(j)] = ring.data() + ((y + j) % KY) * W;
+            for (int j = 0; j < py_.size(); ++j)
+                ptrs[static_cast<std::size_t>(j)] = ring.data() + ((y + py_.off[static_cast<std::size_t>(j)]) % KY) * W;
             T* out_row = direct ? static_cast<T*>(dst) + off : acc.data();
-            fir(ptrs.data(), cy.data(), static_cast<int>(KY), sy, out_row, W);
+            apply(fir, py_, ptrs.data(), out_row, W);
             if (!direct) store_span(acc.data(), dst, dst_type, off, W);
         }
     });
@@ -295,8 +324,7 @@ void sep_z(const FilterJob& job, const T* src, const Layout& lay, void* dst, Pix
            const std::vector<double>& tz, T fill) {
     const i64 D = job.shape[0], H = job.shape[1], W = job.shape[2], P = H * W;
     const i64 KZ = static_cast<i64>(tz.size());
-    const std::vector<T> cz(tz.begin(), tz.end());
-    const bool sz = is_symmetric(tz);
+    const TapPlan<T> pz(tz);
     const std::vector<i64> zidx = axis_table(D, KZ, job.border);
     const i64 chunks = (H + lay.rpc - 1) / lay.rpc;
     const PixelType tt = pixel_type_of<T>();
@@ -309,13 +337,13 @@ void sep_z(const FilterJob& job, const T* src, const Layout& lay, void* dst, Pix
         std::vector<T> acc(static_cast<std::size_t>(n));
         std::vector<const T*> ptrs(static_cast<std::size_t>(KZ));
         for (i64 z = 0; z < D; ++z) {
-            for (i64 j = 0; j < KZ; ++j) {
-                const i64 zs = zidx[static_cast<std::size_t>(z + j)];
+            for (int j = 0; j < pz.size(); ++j) {
+                const i64 zs = zidx[static_cast<std::size_t>(z + pz.off[static_cast<std::size_t>(j)])];
                 ptrs[static_cast<std::size_t>(j)] = zs < 0 ? const_chunk.data() : base + zs * lay.cs;
             }
             const i64 off = z * P + p0;
             T* out = direct ? static_cast<T*>(dst) + off : acc.data();
-            fir(ptrs.data(), cz.data(), static_cast<int>(KZ), sz, out, n);
+            apply(fir, pz, ptrs.data(), out, n);
             if (!direct) store_span(acc.data(), dst, dst_type, off, n);
         }
     });

@@ -10,6 +10,7 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,11 @@ __all__ = [
     "__version__",
     "build_info",
     "canny",
+    "convolve",
+    "filter_bank",
+    "gaussian",
+    "sep_filter",
+    "unsharp_mask",
     "get_num_threads",
     "set_num_threads",
     "sobel",

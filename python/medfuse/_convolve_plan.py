@@ -217,3 +217,83 @@ def positive(value: object, name: str) -> float:
 
 def optional_float(value: Optional[object], name: str) -> Optional[float]:
     return None if value is None else v.real_number(value, name)
+
+
+# ---- unsharp mask ------------------------------------------------------------------
+def unsharp_combine(img: npt.NDArray, blurred: npt.NDArray, amount: float, threshold: float) -> npt.NDArray:
+    """out = img + amount * d where |d| >= threshold (d = img - blurred), in float64;
+    integers rounded half to even and clipped to the dtype's range."""
+    x = img.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = x - blurred.astype(np.float64)
+        out = np.where(np.abs(d) >= threshold, x + amount * d, x)
+    if img.dtype.kind in "ui":
+        info = np.iinfo(img.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+        out = np.nan_to_num(out, nan=0.0)
+    with np.errstate(over="ignore"):
+        return out.astype(img.dtype)
+
+
+# ---- filter bank specifications ------------------------------------------------------
+class BankSpec:
+    """One filter of a bank: a sum of separable terms, a Gabor kernel, or Laws energy."""
+
+    def __init__(self, name: str, kind: str, terms: list[list[npt.NDArray[np.float64]]],
+                 scale: float = 1.0, kernel: Optional[npt.NDArray[np.complex128]] = None) -> None:
+        self.name = name
+        self.kind = kind
+        self.terms = terms
+        self.scale = scale
+        self.kernel = kernel
+
+
+def bank_kind(kind: object, ndim: int) -> str:
+    if not isinstance(kind, str) or kind not in ("log", "gabor", "laws"):
+        raise ValueError(f"kind must be 'log', 'gabor' or 'laws'; got {kind!r}")
+    if kind == "gabor" and ndim != 2:
+        raise ValueError("kind='gabor' needs a 2D image; got a 3D volume")
+    return kind
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def bank_specs(kind: str, ndim: int, sigmas: object, normalize: object, frequencies: object,
+               orientations: object, bandwidth: object, laws_vectors: object, laws_window_: object,
+               truncate: float) -> list[BankSpec]:
+    specs: list[BankSpec] = []
+    if kind == "log":
+        norm = v.flag(normalize, "normalize")
+        for s in scale_list(sigmas, "sigmas"):
+            g = gaussian_taps(s, truncate)
+            d2 = gaussian_taps(s, truncate, order=2)
+            terms = [[d2 if a == axis else g for a in range(ndim)] for axis in range(ndim)]
+            specs.append(BankSpec(f"log_s{_fmt(s)}", "sep_sum", terms, s * s if norm else 1.0))
+    elif kind == "gabor":
+        freqs = scale_list(frequencies, "frequencies")
+        if isinstance(orientations, (bool, np.bool_)) or not isinstance(orientations, (numbers.Integral, np.integer)):
+            raise TypeError(f"orientations must be an integer >= 1; got {orientations!r}")
+        n_or = int(orientations)
+        if n_or < 1:
+            raise ValueError(f"orientations must be >= 1; got {n_or}")
+        bw = positive(bandwidth, "bandwidth")
+        for f in freqs:
+            if f > 0.5:
+                raise ValueError(f"frequencies must be in (0, 0.5] cycles per pixel; got {f:g}")
+            for k in range(n_or):
+                ker = gabor_kernel(f, k * math.pi / n_or, bw, 3.0)
+                if ker.size > MAX_TAPS:
+                    raise ValueError(f"frequencies: {f:g} gives a Gabor kernel of {ker.shape}; too large")
+                # skimage.filters.gabor convolves: correlate with the flipped kernel
+                specs.append(BankSpec(f"gabor_f{_fmt(f)}_t{k}", "gabor", [],
+                                      kernel=np.ascontiguousarray(ker[::-1, ::-1])))
+    else:
+        combos = laws_names(laws_vectors, ndim)
+        win = laws_window(laws_window_, ndim)
+        box = [np.full(w, 1.0 / w) for w in win]
+        for combo in combos:
+            vecs = [np.asarray(LAWS_VECTORS[n], dtype=np.float64) for n in combo]
+            specs.append(BankSpec("".join(combo), "laws", [vecs, box]))
+    return specs
