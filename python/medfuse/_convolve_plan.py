@@ -106,6 +106,10 @@ def gaussian_taps(sigma: float, truncate: float, order: int = 0) -> npt.NDArray[
     if sigma == 0.0 and order == 0:
         return np.ones(1)
     radius = int(truncate * sigma + 0.5)
+    if 2 * radius + 1 > MAX_TAPS:
+        raise ValueError(
+            f"sigma * truncate too large: {2 * radius + 1} taps; at most 2**20 = {MAX_TAPS} are allowed"
+        )
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     s2 = sigma * sigma
     phi = np.exp(-0.5 / s2 * x * x)
@@ -133,11 +137,7 @@ def truncate_value(truncate: object) -> float:
 
 
 def gaussian_kernels(sig: Sequence[float], truncate: float) -> list[npt.NDArray[np.float64]]:
-    ks = [gaussian_taps(s, truncate) for s in sig]
-    for k in ks:
-        if k.size > MAX_TAPS:
-            raise ValueError(f"sigma * truncate too large: {k.size} taps; at most 2**20 = {MAX_TAPS}")
-    return ks
+    return [gaussian_taps(s, truncate) for s in sig]
 
 
 # ---- filter bank --------------------------------------------------------------------
