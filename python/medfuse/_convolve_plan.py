@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,7 @@ def border(value: object) -> str:
     return value
 
 
-def out_dtype(value: object, image: npt.NDArray) -> np.dtype:
+def out_dtype(value: object, image: npt.NDArray[Any]) -> np.dtype:
     """None -> float32 (float64 for float64 input); else float32, float64 or the input dtype."""
     if value is None:
         return np.dtype(np.float64) if image.dtype == np.float64 else np.dtype(np.float32)
@@ -51,7 +51,7 @@ def out_dtype(value: object, image: npt.NDArray) -> np.dtype:
     return dt.newbyteorder("=")
 
 
-def compute_f64(image: npt.NDArray, out: np.dtype) -> bool:
+def compute_f64(image: npt.NDArray[Any], out: np.dtype) -> bool:
     """float64 sums for float64 input or float64 output, float32 otherwise."""
     return image.dtype == np.float64 or out == np.float64
 
@@ -197,7 +197,7 @@ def laws_window(window: object, ndim: int) -> tuple[int, ...]:
         items = [int(window)] * ndim
     else:
         try:
-            items = [int(w) for w in window]  # type: ignore[union-attr]
+            items = [int(w) for w in window]  # type: ignore[union-attr, attr-defined]
         except TypeError:
             raise TypeError(f"laws_window must be an odd integer or one per axis; got {window!r}") from None
         if len(items) != ndim:
@@ -220,7 +220,7 @@ def optional_float(value: Optional[object], name: str) -> Optional[float]:
 
 
 # ---- unsharp mask ------------------------------------------------------------------
-def unsharp_combine(img: npt.NDArray, blurred: npt.NDArray, amount: float, threshold: float) -> npt.NDArray:
+def unsharp_combine(img: npt.NDArray[Any], blurred: npt.NDArray[Any], amount: float, threshold: float) -> npt.NDArray[Any]:
     """out = img + amount * d where |d| >= threshold (d = img - blurred), in float64;
     integers rounded half to even and clipped to the dtype's range."""
     x = img.astype(np.float64)

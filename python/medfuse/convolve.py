@@ -31,7 +31,7 @@ Common rules
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -51,13 +51,13 @@ _SUFFIX = {
 }
 
 
-def _core():  # imported lazily so that the twins work without the extension
+def _core() -> Any:  # imported lazily so that the twins work without the extension
     from . import _core as core
 
     return core
 
 
-def _out_code(img: npt.NDArray, out: np.dtype) -> int:
+def _out_code(img: npt.NDArray[Any], out: np.dtype) -> int:
     if out == np.float32 and img.dtype != np.float32:
         return 0
     if out == np.float64 and img.dtype != np.float64:
@@ -65,11 +65,12 @@ def _out_code(img: npt.NDArray, out: np.dtype) -> int:
     return 2
 
 
-def _sep(img: npt.NDArray, kernels: Sequence[npt.NDArray[np.float64]], border: str, value: float,
-         out: np.dtype) -> npt.NDArray:
+def _sep(img: npt.NDArray[Any], kernels: Sequence[npt.NDArray[np.float64]], border: str, value: float,
+         out: np.dtype) -> npt.NDArray[Any]:
     fn = getattr(_core(), "sep_filter_" + _SUFFIX[img.dtype])
-    return fn(img, [np.ascontiguousarray(k) for k in kernels], plan.BORDERS[border], value,
+    result: npt.NDArray[Any] = fn(img, [np.ascontiguousarray(k) for k in kernels], plan.BORDERS[border], value,
               _out_code(img, out), plan.compute_f64(img, out), get_num_threads())
+    return result
 
 
 def convolve(
@@ -79,7 +80,7 @@ def convolve(
     border: str = "reflect101",
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Correlate ``image`` with a dense ``kernel`` of the same ndim.
 
     ``out[p] = sum_o kernel[o] * image[p + o - k // 2]`` (see the module doc
@@ -96,7 +97,9 @@ def convolve(
     out = plan.out_dtype(out_dtype, img)
     k = plan.kernel_nd(kernel, img.ndim)
     fn = getattr(_core(), "correlate_" + _SUFFIX[img.dtype])
-    return fn(img, k, plan.BORDERS[b], val, _out_code(img, out), plan.compute_f64(img, out), get_num_threads())
+    result: npt.NDArray[Any] = fn(img, k, plan.BORDERS[b], val, _out_code(img, out), plan.compute_f64(img, out),
+                                  get_num_threads())
+    return result
 
 
 def sep_filter(
@@ -106,7 +109,7 @@ def sep_filter(
     border: str = "reflect101",
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Separable correlation: one 1D kernel per axis, in array order.
 
     ``kernels`` is ``(ky, kx)`` for 2D and ``(kz, ky, kx)`` for 3D — note
@@ -133,7 +136,7 @@ def gaussian(
     spacing: Optional[Sequence[float]] = None,
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Gaussian smoothing, one sigma per axis (or one for all).
 
     Equal, to 1e-5 relative, to ``scipy.ndimage.gaussian_filter(image,
@@ -163,7 +166,7 @@ def unsharp_mask(
     threshold: float = 0.0,
     truncate: float = 4.0,
     border: str = "reflect101",
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Sharpen: ``image + amount * (image - gaussian(image, sigma))``.
 
     The detail ``d = image - blurred`` is added only where ``|d| >=

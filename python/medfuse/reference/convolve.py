@@ -7,7 +7,7 @@ correlation is a sum of shifted slices, one per non-zero tap.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +63,7 @@ def _correlate64(x: npt.NDArray[np.float64], k: npt.NDArray[np.float64], border:
     return out
 
 
-def _finish(r: npt.NDArray[np.float64], out: np.dtype) -> npt.NDArray:
+def _finish(r: npt.NDArray[np.float64], out: np.dtype) -> npt.NDArray[Any]:
     if out.kind in "ui":
         info = np.iinfo(out)
         r = np.nan_to_num(np.clip(np.rint(r), info.min, info.max), nan=0.0)
@@ -78,7 +78,7 @@ def convolve(
     border: str = "reflect101",
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Twin of medfuse.convolve (float64 sums)."""
     img = v.as_image(image)
     b = plan.border(border)
@@ -109,7 +109,7 @@ def sep_filter(
     border: str = "reflect101",
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Twin of medfuse.sep_filter (float64 sums)."""
     img = v.as_image(image)
     b = plan.border(border)
@@ -129,7 +129,7 @@ def gaussian(
     spacing: Optional[Sequence[float]] = None,
     value: float = 0.0,
     out_dtype: Optional[npt.DTypeLike] = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Twin of medfuse.gaussian (float64 sums)."""
     img = v.as_image(image)
     sig = plan.sigmas(sigma, img.ndim, spacing)
@@ -150,7 +150,7 @@ def unsharp_mask(
     threshold: float = 0.0,
     truncate: float = 4.0,
     border: str = "reflect101",
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Twin of medfuse.unsharp_mask."""
     img = v.as_image(image)
     a = v.real_number(amount, "amount")
