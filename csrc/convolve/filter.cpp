@@ -349,6 +349,35 @@ void sep_z(const FilterJob& job, const T* src, const Layout& lay, void* dst, Pix
     });
 }
 
+// z pass in place on a T volume (C order): each task copies a column block
+// (all slices of ~4 KiB of the plane) into a contiguous scratch, then filters
+// it back into the volume. No full-size intermediate, so no extra page faults.
+template <class T>
+void sep_z_inplace(const FilterJob& job, T* vol, const std::vector<double>& tz, T fill) {
+    const i64 D = job.shape[0], P = job.shape[1] * job.shape[2];
+    const i64 KZ = static_cast<i64>(tz.size());
+    const TapPlan<T> pz(tz);
+    const std::vector<i64> zidx = axis_table(D, KZ, job.border);
+    const i64 chunk = 1024;
+    const i64 ns = chunk + 64 / static_cast<i64>(sizeof(T));  // padded: slices do not share L1 sets
+    const i64 chunks = (P + chunk - 1) / chunk;
+    const FirFn<T> fir = fir_fn<T>();
+    parallel_for(chunks, job.threads, [&](i64 c) {
+        const i64 p0 = c * chunk, n = std::min(chunk, P - p0);
+        std::vector<T> scratch(static_cast<std::size_t>(D * ns));
+        std::vector<T> const_chunk(static_cast<std::size_t>(n), fill);
+        std::vector<const T*> ptrs(static_cast<std::size_t>(std::max<i64>(KZ, 1)));
+        for (i64 z = 0; z < D; ++z) std::memcpy(scratch.data() + z * ns, vol + z * P + p0, static_cast<std::size_t>(n) * sizeof(T));
+        for (i64 z = 0; z < D; ++z) {
+            for (int j = 0; j < pz.size(); ++j) {
+                const i64 zs = zidx[static_cast<std::size_t>(z + pz.off[static_cast<std::size_t>(j)])];
+                ptrs[static_cast<std::size_t>(j)] = zs < 0 ? const_chunk.data() : scratch.data() + zs * ns;
+            }
+            apply(fir, pz, ptrs.data(), vol + z * P + p0, n);
+        }
+    });
+}
+
 template <class T>
 void sep_filter_t(const FilterJob& job, const std::vector<double> taps[3]) {
     if (is_identity(taps[0])) {
@@ -356,7 +385,17 @@ void sep_filter_t(const FilterJob& job, const std::vector<double> taps[3]) {
         sep_xy<T>(job, job.in, job.in_type, job.out, job.out_type, plain, taps[1], taps[2]);
         return;
     }
-    // The x-y pass writes a chunk-major intermediate: chunks of rows (~8 KiB)
+    double sy = 0.0, sx = 0.0;
+    for (double t : taps[1]) sy += t;
+    for (double t : taps[2]) sx += t;
+    const T fill = static_cast<T>(job.value * sy * sx);
+    if (job.out_type == pixel_type_of<T>()) {
+        const Layout plain{job.shape[1], job.shape[1] * job.shape[2], job.shape[0]};
+        sep_xy<T>(job, job.in, job.in_type, job.out, job.out_type, plain, taps[1], taps[2]);
+        sep_z_inplace<T>(job, static_cast<T*>(job.out), taps[0], fill);
+        return;
+    }
+    // Other output types: the x-y pass writes a chunk-major intermediate: chunks of rows (~8 KiB)
     // with the same rows of every slice stored next to each other, so the z
     // pass reads KZ nearby streams; the chunk stride is padded by one cache
     // line so that those streams do not share L1 sets.
@@ -368,10 +407,7 @@ void sep_filter_t(const FilterJob& job, const std::vector<double> taps[3]) {
     const PixelType tt = pixel_type_of<T>();
     std::unique_ptr<T[]> tmp(new T[static_cast<std::size_t>(chunks * D * cs)]);
     sep_xy<T>(job, job.in, job.in_type, tmp.get(), tt, lay, taps[1], taps[2]);
-    double sy = 0.0, sx = 0.0;
-    for (double t : taps[1]) sy += t;
-    for (double t : taps[2]) sx += t;
-    sep_z<T>(job, tmp.get(), lay, job.out, job.out_type, taps[0], static_cast<T>(job.value * sy * sx));
+    sep_z<T>(job, tmp.get(), lay, job.out, job.out_type, taps[0], fill);
 }
 
 }  // namespace
