@@ -125,6 +125,15 @@ void load_padded(const void* base, PixelType t, i64 row_off, const std::vector<i
     }
 }
 
+// Row stride (elements) for buffers holding several rows that are read
+// together: a multiple of 64 bytes plus one cache line, so rows whose width
+// is a multiple of 4 KiB do not all fall into the same L1 sets.
+template <class T>
+i64 padded_stride(i64 n) {
+    const i64 line = 64 / static_cast<i64>(sizeof(T));
+    return (n + line - 1) / line * line + line;
+}
+
 // Bands of rows: independent of the thread count only in cost, never in
 // results (every output row is computed the same way in any band).
 i64 band_count(i64 rows, i64 width, int threads) {
@@ -160,39 +169,74 @@ void correlate_t(const FilterJob& job, const double* kernel, const i64 ks[3]) {
     const i64 Wp = W + KX - 1;
     const i64 bands = band_count(D * H, W * std::max<i64>(1, static_cast<i64>(taps.size())) / 8, job.threads);
     const bool direct = job.out_type == tt;
+    const bool same_type = job.in_type == tt;
     const FirFn<T> fir = fir_fn<T>();
+
+    const i64 R = KY;  // ring of padded rows per kernel plane
 
     parallel_for(bands, job.threads, [&](i64 band) {
         const i64 r0 = split_begin(D * H, bands, band), r1 = split_begin(D * H, bands, band + 1);
-        const std::size_t nslots = static_cast<std::size_t>(KZ * KY);
-        std::vector<T> rows(nslots * static_cast<std::size_t>(Wp));
+        const std::size_t nslots = same_type ? 0 : static_cast<std::size_t>(KZ * R);
+        const i64 Ws = padded_stride<T>(Wp);
+        std::vector<T> rows(nslots * static_cast<std::size_t>(Ws));
         std::vector<i64> keys(nslots, -3);
         std::vector<T> acc(static_cast<std::size_t>(W));
-        std::vector<const T*> ptrs(taps.size());
+        std::vector<const T*> ptrs(taps.size()), trow(taps.size());
+        std::vector<T> const_row(static_cast<std::size_t>(W), value);
+        // Input of the compute type: the interior of each output row reads the
+        // image rows in place (no padded copy); the KX - 1 edge columns are
+        // summed from the border table.
+        auto direct_row = [&](i64 z, i64 y, T* out) {
+            const T* img = static_cast<const T*>(job.in);
+            for (std::size_t t = 0; t < taps.size(); ++t) {
+                const i64 zs = zidx[static_cast<std::size_t>(z + taps[t].dz)];
+                const i64 ys = yidx[static_cast<std::size_t>(y + taps[t].dy)];
+                trow[t] = (zs < 0 || ys < 0) ? const_row.data() : img + (zs * H + ys) * W;
+            }
+            const i64 a = KX / 2, xb = W - (KX - 1 - a);
+            if (xb > a) {
+                for (std::size_t t = 0; t < taps.size(); ++t) ptrs[t] = trow[t] + taps[t].dx;
+                fir(ptrs.data(), coef.data(), static_cast<int>(taps.size()), false, out + a, xb - a);
+            }
+            auto edge = [&](i64 x) {
+                T s = T(0);
+                for (std::size_t t = 0; t < taps.size(); ++t) {
+                    const i64 src = xidx[static_cast<std::size_t>(x + taps[t].dx)];
+                    const T v = (src < 0 || trow[t] == const_row.data()) ? value : trow[t][src];
+                    s = coef[t] * v + s;
+                }
+                out[x] = s;
+            };
+            const i64 left = std::min(a, W), right = std::max(xb, left);
+            for (i64 x = 0; x < left; ++x) edge(x);
+            for (i64 x = right; x < W; ++x) edge(x);
+        };
+        // Padded input row for kernel plane dz and virtual row v = y + dy of slice z.
+        auto row_for = [&](i64 z, i64 dz, i64 v) -> const T* {
+            const std::size_t slot = static_cast<std::size_t>(dz * R + v % R);
+            T* row = rows.data() + slot * static_cast<std::size_t>(Ws);
+            const i64 zs = zidx[static_cast<std::size_t>(z + dz)];
+            const i64 ys = yidx[static_cast<std::size_t>(v)];
+            const i64 key = (zs < 0 || ys < 0) ? -2 : zs * H + ys;
+            if (keys[slot] != key) {
+                if (key == -2)
+                    std::fill(row, row + Wp, value);
+                else
+                    load_padded<T>(job.in, job.in_type, key * W, xidx, W, KX, value, row);
+                keys[slot] = key;
+            }
+            return row;
+        };
         for (i64 r = r0; r < r1; ++r) {
             const i64 z = r / H, y = r % H;
             T* dst = direct ? static_cast<T*>(job.out) + r * W : acc.data();
             if (taps.empty()) {
                 std::fill(dst, dst + W, T(0));
+            } else if (same_type) {
+                direct_row(z, y, dst);
             } else {
-                for (std::size_t t = 0; t < taps.size(); ++t) {
-                    const Tap& tp = taps[t];
-                    const std::size_t slot = static_cast<std::size_t>(tp.dz * KY + (y + tp.dy) % KY);
-                    T* row = rows.data() + slot * static_cast<std::size_t>(Wp);
-                    {
-                        const i64 zs = zidx[static_cast<std::size_t>(z + tp.dz)];
-                        const i64 ys = yidx[static_cast<std::size_t>(y + tp.dy)];
-                        const i64 key = (zs < 0 || ys < 0) ? -2 : zs * H + ys;
-                        if (keys[slot] != key) {
-                            if (key == -2)
-                                std::fill(row, row + Wp, value);
-                            else
-                                load_padded<T>(job.in, job.in_type, key * W, xidx, W, KX, value, row);
-                            keys[slot] = key;
-                        }
-                    }
-                    ptrs[t] = row + tp.dx;
-                }
+                for (std::size_t t = 0; t < taps.size(); ++t)
+                    ptrs[t] = row_for(z, taps[t].dz, y + taps[t].dy) + taps[t].dx;
                 fir(ptrs.data(), coef.data(), static_cast<int>(taps.size()), false, dst, W);
             }
             if (!direct) store_span(acc.data(), job.out, job.out_type, r * W, W);
@@ -269,7 +313,8 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
         const i64 z = task / per_slice, b = task % per_slice;
         const i64 y0 = split_begin(H, per_slice, b), y1 = split_begin(H, per_slice, b + 1);
         std::vector<T> padded(static_cast<std::size_t>(Wp));
-        std::vector<T> ring(static_cast<std::size_t>(KY * W));
+        const i64 Wr = padded_stride<T>(W);
+        std::vector<T> ring(static_cast<std::size_t>(KY * Wr));
         std::vector<T> const_row(static_cast<std::size_t>(W));
         std::vector<T> acc(static_cast<std::size_t>(W));
         std::vector<const T*> ptrs(static_cast<std::size_t>(std::max(KX, KY)));
@@ -300,17 +345,17 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
         };
         const i64 a = KY / 2;
         // virtual row v = iy + a lives in slot v % KY; output y needs v in [y, y + KY).
-        for (i64 v = y0; v < y0 + KY - 1; ++v) x_row(v - a, ring.data() + (v % KY) * W);
+        for (i64 v = y0; v < y0 + KY - 1; ++v) x_row(v - a, ring.data() + (v % KY) * Wr);
         for (i64 y = y0; y < y1; ++y) {
             const i64 vn = y + KY - 1;
-            x_row(vn - a, ring.data() + (vn % KY) * W);
+            x_row(vn - a, ring.data() + (vn % KY) * Wr);
             const i64 off = lay.offset(z, y, W);
             if (idy) {
-                store_span(ring.data() + (y % KY) * W, dst, dst_type, off, W);
+                store_span(ring.data() + (y % KY) * Wr, dst, dst_type, off, W);
                 continue;
             }
             for (int j = 0; j < py_.size(); ++j)
-                ptrs[static_cast<std::size_t>(j)] = ring.data() + ((y + py_.off[static_cast<std::size_t>(j)]) % KY) * W;
+                ptrs[static_cast<std::size_t>(j)] = ring.data() + ((y + py_.off[static_cast<std::size_t>(j)]) % KY) * Wr;
             T* out_row = direct ? static_cast<T*>(dst) + off : acc.data();
             apply(fir, py_, ptrs.data(), out_row, W);
             if (!direct) store_span(acc.data(), dst, dst_type, off, W);

@@ -40,8 +40,8 @@ void correlate(const FilterJob& job, const double* kernel, const std::int64_t ks
 void sep_filter(const FilterJob& job, const std::vector<double> taps[3]);
 
 // ---- per-ISA entry points (filter_kernels.hpp compiled once per ISA) -------
-// out[i] = sum_j taps[j] * src[j][i] for i < n. With `symmetric` (K odd and
-// taps[j] == taps[K-1-j]) mirrored pairs are added first.
+// fir: out[i] = sum_j taps[j] * src[j][i] for i < n. With `symmetric` (K odd
+// and taps[j] == taps[K-1-j]) mirrored pairs are added first.
 #define MEDFUSE_DECLARE_FILTER_ISA(ns)                                                     \
     namespace ns {                                                                         \
     void fir_f32(const float* const* src, const float* taps, int K, bool symmetric,        \

@@ -31,11 +31,14 @@ template <class V, class T>
 inline void vstore(T* p, V v) {
     std::memcpy(p, &v, sizeof(V));
 }
-template <class V, class T>
-inline V vsplat(T c) {
-    V v = {};
-    return v + c;
-}
+template <class V, class T> inline V vsplat(T c);
+#if MEDFUSE_FILTER_VEC_BYTES == 32
+template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm256_set1_ps(c); }
+template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm256_set1_pd(c); }
+#else
+template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm_set1_ps(c); }
+template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm_set1_pd(c); }
+#endif
 
 inline vf32 vmadd(vf32 a, vf32 b, vf32 c) {
 #if defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
@@ -60,6 +63,10 @@ inline T smadd(T a, T b, T c) {
 #endif
 }
 
+// kU independent accumulators per block: FMA latency (4-5 cycles) times two
+// FMA pipes needs about 8 chains in flight.
+constexpr int kU = 8;
+
 template <class T>
 void fir_impl(const T* const* src, const T* taps, int K, bool symmetric, T* out, std::int64_t n) {
     using V = typename VecOf<T>::type;
@@ -69,22 +76,16 @@ void fir_impl(const T* const* src, const T* taps, int K, bool symmetric, T* out,
         const int r = K / 2;
         const T* mid = src[r];
         const V cm = vsplat<V>(taps[r]);
-        for (; x + 4 * L <= n; x += 4 * L) {
-            V a0 = cm * vload<V>(mid + x), a1 = cm * vload<V>(mid + x + L);
-            V a2 = cm * vload<V>(mid + x + 2 * L), a3 = cm * vload<V>(mid + x + 3 * L);
+        for (; x + kU * L <= n; x += kU * L) {
+            V a[kU];
+            for (int u = 0; u < kU; ++u) a[u] = cm * vload<V>(mid + x + u * L);
             for (int j = 0; j < r; ++j) {
                 const V c = vsplat<V>(taps[j]);
                 const T* p = src[j] + x;
                 const T* q = src[K - 1 - j] + x;
-                a0 = vmadd(c, vload<V>(p) + vload<V>(q), a0);
-                a1 = vmadd(c, vload<V>(p + L) + vload<V>(q + L), a1);
-                a2 = vmadd(c, vload<V>(p + 2 * L) + vload<V>(q + 2 * L), a2);
-                a3 = vmadd(c, vload<V>(p + 3 * L) + vload<V>(q + 3 * L), a3);
+                for (int u = 0; u < kU; ++u) a[u] = vmadd(c, vload<V>(p + u * L) + vload<V>(q + u * L), a[u]);
             }
-            vstore(out + x, a0);
-            vstore(out + x + L, a1);
-            vstore(out + x + 2 * L, a2);
-            vstore(out + x + 3 * L, a3);
+            for (int u = 0; u < kU; ++u) vstore(out + x + u * L, a[u]);
         }
         for (; x + L <= n; x += L) {
             V a0 = cm * vload<V>(mid + x);
@@ -101,21 +102,15 @@ void fir_impl(const T* const* src, const T* taps, int K, bool symmetric, T* out,
     }
     const V c0 = vsplat<V>(taps[0]);
     const T* s0 = src[0];
-    for (; x + 4 * L <= n; x += 4 * L) {
-        V a0 = c0 * vload<V>(s0 + x), a1 = c0 * vload<V>(s0 + x + L);
-        V a2 = c0 * vload<V>(s0 + x + 2 * L), a3 = c0 * vload<V>(s0 + x + 3 * L);
+    for (; x + kU * L <= n; x += kU * L) {
+        V a[kU];
+        for (int u = 0; u < kU; ++u) a[u] = c0 * vload<V>(s0 + x + u * L);
         for (int j = 1; j < K; ++j) {
             const V c = vsplat<V>(taps[j]);
             const T* p = src[j] + x;
-            a0 = vmadd(c, vload<V>(p), a0);
-            a1 = vmadd(c, vload<V>(p + L), a1);
-            a2 = vmadd(c, vload<V>(p + 2 * L), a2);
-            a3 = vmadd(c, vload<V>(p + 3 * L), a3);
+            for (int u = 0; u < kU; ++u) a[u] = vmadd(c, vload<V>(p + u * L), a[u]);
         }
-        vstore(out + x, a0);
-        vstore(out + x + L, a1);
-        vstore(out + x + 2 * L, a2);
-        vstore(out + x + 3 * L, a3);
+        for (int u = 0; u < kU; ++u) vstore(out + x + u * L, a[u]);
     }
     for (; x + L <= n; x += L) {
         V a0 = c0 * vload<V>(s0 + x);
