@@ -11,6 +11,7 @@ from typing import Any
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
 from . import cohort, io  # data integration (pure Python); medfuse.features is imported on demand (sklearn is slow to import)
+from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,11 @@ __all__ = [
     "canny",
     "cohort",
     "io",
+    "convolve",
+    "filter_bank",
+    "gaussian",
+    "sep_filter",
+    "unsharp_mask",
     "get_num_threads",
     "set_num_threads",
     "sobel",

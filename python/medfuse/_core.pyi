@@ -35,3 +35,47 @@ def sobel_u16(image: npt.NDArray[np.uint16], aperture: int, border: int, threads
 def sobel_i16(image: npt.NDArray[np.int16], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.integer[Any]], ...]: ...
 def sobel_f32(image: npt.NDArray[np.float32], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.float32], ...]: ...
 def sobel_f64(image: npt.NDArray[np.float64], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.float64], ...]: ...
+
+# ---- convolve (csrc/convolve) ------------------------------------------------
+# out_code: 0 float32, 1 float64, 2 the image's dtype (rounded, saturated);
+# border: 0 reflect101, 1 reflect, 2 replicate, 3 constant, 4 wrap.
+def correlate_u8(
+    image: npt.NDArray[np.uint8], kernel: npt.NDArray[np.float64], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def sep_filter_u8(
+    image: npt.NDArray[np.uint8], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def correlate_u16(
+    image: npt.NDArray[np.uint16], kernel: npt.NDArray[np.float64], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def sep_filter_u16(
+    image: npt.NDArray[np.uint16], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def correlate_i16(
+    image: npt.NDArray[np.int16], kernel: npt.NDArray[np.float64], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def sep_filter_i16(
+    image: npt.NDArray[np.int16], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def correlate_f32(
+    image: npt.NDArray[np.float32], kernel: npt.NDArray[np.float64], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def sep_filter_f32(
+    image: npt.NDArray[np.float32], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def correlate_f64(
+    image: npt.NDArray[np.float64], kernel: npt.NDArray[np.float64], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def sep_filter_f64(
+    image: npt.NDArray[np.float64], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
+    f64: bool, threads: int,
+) -> npt.NDArray[Any]: ...

@@ -5,5 +5,6 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .edges import canny, sobel
+from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 
-__all__ = ["canny", "sobel"]
+__all__ = ["canny", "sobel", "convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]

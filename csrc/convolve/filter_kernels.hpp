@@ -1,0 +1,134 @@
+// Inner loop of the filters: a multi-row FIR, vectorized along the row.
+// Included inside namespace medfuse::<isa> by filter.cpp (baseline) and
+// filter_avx2.cpp (-mavx2 -mfma): system headers come from the includer.
+//
+// The AVX2 build uses fused multiply-add (_mm256_fmadd_*), so its results
+// differ from the baseline's by rounding (a few ulp of the sum); the tests
+// compare floats with a tolerance scaled to sum |kernel| * |image|.
+
+#ifndef MEDFUSE_FILTER_VEC_BYTES
+#if defined(__AVX2__)
+#define MEDFUSE_FILTER_VEC_BYTES 32
+#else
+#define MEDFUSE_FILTER_VEC_BYTES 16
+#endif
+#endif
+
+typedef float vf32 __attribute__((vector_size(MEDFUSE_FILTER_VEC_BYTES)));
+typedef double vf64 __attribute__((vector_size(MEDFUSE_FILTER_VEC_BYTES)));
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { using type = vf32; };
+template <> struct VecOf<double> { using type = vf64; };
+
+template <class V, class T>
+inline V vload(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+}
+template <class V, class T>
+inline void vstore(T* p, V v) {
+    std::memcpy(p, &v, sizeof(V));
+}
+template <class V, class T> inline V vsplat(T c);
+#if MEDFUSE_FILTER_VEC_BYTES == 32
+template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm256_set1_ps(c); }
+template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm256_set1_pd(c); }
+#else
+template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm_set1_ps(c); }
+template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm_set1_pd(c); }
+#endif
+
+inline vf32 vmadd(vf32 a, vf32 b, vf32 c) {
+#if defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
+    return (vf32)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+inline vf64 vmadd(vf64 a, vf64 b, vf64 c) {
+#if defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
+    return (vf64)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+    return a * b + c;
+#endif
+}
+template <class T>
+inline T smadd(T a, T b, T c) {
+#if defined(__FMA__)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+// kU independent accumulators per block: FMA latency (4-5 cycles) times two
+// FMA pipes needs about 8 chains in flight.
+constexpr int kU = 8;
+
+template <class T>
+void fir_impl(const T* const* src, const T* taps, int K, bool symmetric, T* out, std::int64_t n) {
+    using V = typename VecOf<T>::type;
+    constexpr std::int64_t L = static_cast<std::int64_t>(sizeof(V) / sizeof(T));
+    std::int64_t x = 0;
+    if (symmetric) {
+        const int r = K / 2;
+        const T* mid = src[r];
+        const V cm = vsplat<V>(taps[r]);
+        for (; x + kU * L <= n; x += kU * L) {
+            V a[kU];
+            for (int u = 0; u < kU; ++u) a[u] = cm * vload<V>(mid + x + u * L);
+            for (int j = 0; j < r; ++j) {
+                const V c = vsplat<V>(taps[j]);
+                const T* p = src[j] + x;
+                const T* q = src[K - 1 - j] + x;
+                for (int u = 0; u < kU; ++u) a[u] = vmadd(c, vload<V>(p + u * L) + vload<V>(q + u * L), a[u]);
+            }
+            for (int u = 0; u < kU; ++u) vstore(out + x + u * L, a[u]);
+        }
+        for (; x + L <= n; x += L) {
+            V a0 = cm * vload<V>(mid + x);
+            for (int j = 0; j < r; ++j)
+                a0 = vmadd(vsplat<V>(taps[j]), vload<V>(src[j] + x) + vload<V>(src[K - 1 - j] + x), a0);
+            vstore(out + x, a0);
+        }
+        for (; x < n; ++x) {
+            T a = taps[r] * mid[x];
+            for (int j = 0; j < r; ++j) a = smadd(taps[j], src[j][x] + src[K - 1 - j][x], a);
+            out[x] = a;
+        }
+        return;
+    }
+    const V c0 = vsplat<V>(taps[0]);
+    const T* s0 = src[0];
+    for (; x + kU * L <= n; x += kU * L) {
+        V a[kU];
+        for (int u = 0; u < kU; ++u) a[u] = c0 * vload<V>(s0 + x + u * L);
+        for (int j = 1; j < K; ++j) {
+            const V c = vsplat<V>(taps[j]);
+            const T* p = src[j] + x;
+            for (int u = 0; u < kU; ++u) a[u] = vmadd(c, vload<V>(p + u * L), a[u]);
+        }
+        for (int u = 0; u < kU; ++u) vstore(out + x + u * L, a[u]);
+    }
+    for (; x + L <= n; x += L) {
+        V a0 = c0 * vload<V>(s0 + x);
+        for (int j = 1; j < K; ++j) a0 = vmadd(vsplat<V>(taps[j]), vload<V>(src[j] + x), a0);
+        vstore(out + x, a0);
+    }
+    for (; x < n; ++x) {
+        T a = taps[0] * s0[x];
+        for (int j = 1; j < K; ++j) a = smadd(taps[j], src[j][x], a);
+        out[x] = a;
+    }
+}
+
+void fir_f32(const float* const* src, const float* taps, int K, bool symmetric, float* out,
+             std::int64_t n) {
+    fir_impl<float>(src, taps, K, symmetric, out, n);
+}
+void fir_f64(const double* const* src, const double* taps, int K, bool symmetric, double* out,
+             std::int64_t n) {
+    fir_impl<double>(src, taps, K, symmetric, out, n);
+}

@@ -1,0 +1,206 @@
+"""medfuse.gaussian and medfuse.unsharp_mask against their twins,
+scipy.ndimage.gaussian_filter and cv2.GaussianBlur; refusals."""
+
+from __future__ import annotations
+
+import images
+import medfuse
+import medfuse.reference as ref
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import image_views
+
+ndi = pytest.importorskip("scipy.ndimage")
+
+TAME = ("natural", "ct", "noise", "constant", "blocks")
+BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
+SCIPY = {"reflect101": "mirror", "reflect": "reflect", "replicate": "nearest", "constant": "constant",
+         "wrap": "grid-wrap"}
+
+
+def _close(got, want, x, rtol=1e-5):
+    """|got - want| <= rtol * (gaussian of |x|): taps are positive and sum to 1."""
+    scale = np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=0, atol=rtol * scale + 1e-30)
+
+
+sigmas = st.floats(0.0, 6.0).map(lambda s: round(s, 3))
+
+
+@given(data=st.data())
+def test_gaussian_matches_scipy_and_twin(data):
+    nd = data.draw(st.sampled_from([2, 3]))
+    x = data.draw(image_views(ndim=nd, families=TAME, max_side=48 if nd == 2 else 14))
+    sig = tuple(data.draw(sigmas) for _ in range(nd))
+    truncate = data.draw(st.sampled_from([4.0, 2.5, 1.0]))
+    border = data.draw(st.sampled_from(BORDERS))
+    got = medfuse.gaussian(x, sig, truncate=truncate, border=border)
+    assert got.dtype == (np.float64 if x.dtype.newbyteorder("=") == np.float64 else np.float32)
+    want = ndi.gaussian_filter(np.asarray(x, dtype=np.float64), sig, truncate=truncate, mode=SCIPY[border])
+    _close(got, want, x)
+    _close(got, ref.gaussian(x, sig, truncate=truncate, border=border), x)
+
+
+@pytest.mark.parametrize("dtype", images.DTYPES)
+def test_gaussian_out_dtype_like_scipy(dtype):
+    """out_dtype=image.dtype gives scipy's dtype. Integers are rounded once at the
+    end (scipy rounds after every axis pass, so it can be 2 levels off)."""
+    x = images.make("natural", (40, 37), dtype, seed=1)
+    got = medfuse.gaussian(x, 1.7, out_dtype=x.dtype)
+    want = ndi.gaussian_filter(x, 1.7, mode="mirror")
+    assert got.dtype == want.dtype
+    if x.dtype.kind in "ui":
+        exact = np.rint(ndi.gaussian_filter(x.astype(np.float64), 1.7, mode="mirror"))
+        assert np.abs(got.astype(int) - exact).max() <= 1
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 2
+    else:
+        _close(got, want, x)
+
+
+def test_gaussian_matches_cv2_gaussianblur(cv2):
+    x = images.make("natural", (300, 211), np.float32, seed=2)
+    for s in (0.8, 2.0, 3.3):
+        r = int(4.0 * s + 0.5)
+        want = cv2.GaussianBlur(x, (2 * r + 1, 2 * r + 1), s, borderType=cv2.BORDER_REFLECT_101)
+        # cv2 truncates its kernel at ksize but normalises it the same way as scipy
+        _close(medfuse.gaussian(x, s), want, x, rtol=2e-5)
+
+
+def test_spacing_converts_mm_to_voxels():
+    x = images.make("ct", (10, 30, 32), np.float32, seed=3)
+    got = medfuse.gaussian(x, 2.0, spacing=(4.0, 1.0, 0.5))
+    np.testing.assert_array_equal(got, medfuse.gaussian(x, (0.5, 2.0, 4.0)))
+
+
+def test_sigma_zero_axis_is_untouched():
+    x = images.make("natural", (20, 30), np.float64, seed=4)
+    got = medfuse.gaussian(x, (0.0, 1.5))
+    np.testing.assert_allclose(got, ndi.gaussian_filter1d(x, 1.5, axis=1, mode="mirror"), rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(medfuse.gaussian(x, 0.0), x)
+
+
+def test_gaussian_of_constant_is_constant():
+    for dt in images.DTYPES:
+        x = images.make("constant", (17, 19, 5), dt, seed=5)
+        got = medfuse.gaussian(x, (1.0, 2.0, 3.0))
+        np.testing.assert_allclose(got, x.astype(np.float64), rtol=1e-6)
+
+
+def test_large_sigma_on_small_image():
+    x = images.make("noise", (3, 4), np.float32, seed=6)
+    got = medfuse.gaussian(x, 10.0)
+    want = ndi.gaussian_filter(x.astype(np.float64), 10.0, mode="mirror")
+    _close(got, want, x)
+
+
+def test_gaussian_threads_invariant():
+    x = images.make("ct", (23, 140, 131), np.int16, seed=7)
+    res = []
+    for n in (1, 2, 7):
+        medfuse.set_num_threads(n)
+        res.append(medfuse.gaussian(x, (1.0, 2.0, 1.5)))
+    for r in res[1:]:
+        np.testing.assert_array_equal(r, res[0])
+
+
+@pytest.mark.parametrize("fn", [medfuse.gaussian, ref.gaussian])
+def test_gaussian_refusals(fn):
+    x = np.zeros((5, 6), np.float32)
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, -1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, (1.0, -0.5))
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, (1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, np.nan)
+    with pytest.raises(TypeError, match="sigma"):
+        fn(x, None)
+    with pytest.raises(ValueError, match="truncate"):
+        fn(x, 1.0, truncate=0.0)
+    with pytest.raises(ValueError, match="border"):
+        fn(x, 1.0, border="nearest")
+    with pytest.raises(ValueError, match="spacing"):
+        fn(x, 1.0, spacing=(1.0, 0.0))
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, 1e7)
+    with pytest.raises(TypeError, match="image"):
+        fn(np.zeros((4, 4), np.int64), 1.0)
+
+
+# ---- unsharp mask -------------------------------------------------------------------
+@given(data=st.data())
+def test_unsharp_matches_twin(data):
+    x = data.draw(image_views(families=TAME, max_side=40))
+    sigma = data.draw(st.floats(0.3, 3.0))
+    amount = data.draw(st.sampled_from([0.0, 0.5, 1.0, 2.5, -0.5]))
+    thr = data.draw(st.sampled_from([0.0, 2.0, 30.0]))
+    got = medfuse.unsharp_mask(x, sigma, amount, threshold=thr)
+    want = ref.unsharp_mask(x, sigma, amount, threshold=thr)
+    assert got.dtype == want.dtype == x.dtype.newbyteorder("=")
+    xf = np.asarray(x, dtype=np.float64)
+    scale = np.abs(xf).max(initial=0.0)
+    if x.dtype.kind in "ui":
+        # float32 blur vs float64: a pixel may round or pass the threshold differently
+        d = np.abs(got.astype(np.int64) - want.astype(np.int64))
+        near_thr = np.abs(np.abs(xf - ref.gaussian(x, sigma, out_dtype=np.float64)) - thr) <= 1e-4 * scale + 1e-9
+        assert (d[~near_thr] <= 1).all()
+    else:
+        tol = 1e-5 * scale * (1 + abs(amount))
+        d = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        near_thr = np.abs(np.abs(xf - ref.gaussian(x, sigma, out_dtype=np.float64)) - thr) <= 1e-4 * scale + 1e-9
+        assert (d[~near_thr] <= tol + 1e-30).all()
+
+
+def test_unsharp_formula_and_clipping():
+    x = np.array([[10, 10, 10, 200, 200, 200]] * 3, np.uint8)
+    blurred = medfuse.gaussian(x, 1.0).astype(np.float64)
+    d = x - blurred
+    got = medfuse.unsharp_mask(x, 1.0, 3.0)
+    want = np.clip(np.rint(x + 3.0 * d), 0, 255)
+    np.testing.assert_array_equal(got, want)
+    assert got.min() == 0 and got.max() == 255  # clipped both ways
+    # threshold: pixels with |d| < threshold are unchanged
+    thr = float(np.sort(np.abs(d).ravel())[len(d.ravel()) // 2]) + 1e-3
+    got = medfuse.unsharp_mask(x, 1.0, 3.0, threshold=thr)
+    small = np.abs(d) < thr
+    np.testing.assert_array_equal(got[small], x[small])
+    assert (got[~small] != x[~small]).any()
+
+
+def test_unsharp_float_stays_float_and_amount_zero_is_identity():
+    x = images.make("natural", (20, 21), np.float32, seed=8)
+    got = medfuse.unsharp_mask(x, 2.0, 0.0)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, x)
+    x16 = images.make("extremes", (9, 9), np.int16, seed=9)
+    assert medfuse.unsharp_mask(x16, 1.0, 5.0).dtype == np.int16
+
+
+@pytest.mark.parametrize("fn", [medfuse.unsharp_mask, ref.unsharp_mask])
+def test_unsharp_refusals(fn):
+    x = np.zeros((5, 6), np.uint8)
+    with pytest.raises(ValueError, match="threshold"):
+        fn(x, 1.0, 1.0, threshold=-1)
+    with pytest.raises(ValueError, match="amount"):
+        fn(x, 1.0, np.inf)
+    with pytest.raises(TypeError, match="amount"):
+        fn(x, 1.0, None)
+    with pytest.raises(ValueError, match="sigma"):
+        fn(x, -2.0, 1.0)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("out_dtype", [None, np.float64, np.int16])
+def test_gaussian_3d_multi_chunk_volume(border, out_dtype):
+    """Planes larger than the z pass's column blocks (several blocks, both z-pass layouts)."""
+    x = images.make("ct", (9, 41, 53), np.int16, seed=11)
+    got = medfuse.gaussian(x, (1.2, 0.8, 2.0), border=border, value=-1000.0, out_dtype=out_dtype)
+    want = ndi.gaussian_filter(x.astype(np.float64), (1.2, 0.8, 2.0), mode=SCIPY[border], cval=-1000.0)
+    if out_dtype == np.int16:
+        assert np.abs(got.astype(int) - np.rint(want)).max() <= 1
+    else:
+        _close(got, want, x)
