@@ -1,0 +1,44 @@
+// Median filter, 2D (y, x) and 3D (z, y, x), uint8 / uint16 / int16 / float32.
+//
+// Pure C++17, no Python. The input is C-contiguous; a 2D image is a volume of
+// depth 1. Out-of-range neighbours follow `border` (reflect101 = scipy
+// "mirror", replicate = scipy "nearest" / cv2.medianBlur). The window holds
+// size[0] * size[1] * size[2] values (every size odd) and the result is the
+// element of rank n / 2, exactly as scipy.ndimage.median_filter.
+//
+// Algorithms (chosen per call, same result for any choice and thread count):
+//  * uint8 2D 3x3 and 5x5: column-sorted sorting networks on vectors
+//    (per-ISA, median_kernels.hpp);
+//  * uint8 otherwise, 16-bit with windows > 49 values: a sliding two-level
+//    histogram along x (cost O(window height * depth) per pixel, not the
+//    window area);
+//  * float32 and small 16-bit windows: gather + nth_element.
+#pragma once
+#include <cstdint>
+
+namespace medfuse {
+
+enum class MedianBorder : int { reflect101 = 0, replicate = 1 };
+
+// shape/size: `ndim` entries (2 or 3). out: same shape as img.
+template <class T>
+void median_filter(const T* img, int ndim, const std::int64_t* shape, const std::int64_t* size,
+                   MedianBorder border, T* out, int threads);
+
+// ---- per-ISA entry points (median_kernels.hpp compiled once per ISA) -------
+// One output row of a uint8 k x k median (k = 3 or 5): rows[0..k) are the
+// padded input rows it reads (w + k - 1 columns, output column x reads
+// padded columns x..x+k-1), each readable for round_up(w + k - 1, lanes)
+// bytes. `scratch` holds median_u8_scratch(w) bytes.
+#define MEDFUSE_DECLARE_ISA(ns)                                                             \
+    namespace ns {                                                                          \
+    int median_u8_lanes();                                                                  \
+    std::int64_t median_u8_scratch(std::int64_t w);                                         \
+    void median_u8_row(const std::uint8_t* const* rows, std::int64_t w, int k,             \
+                       std::uint8_t* out, std::uint8_t* scratch);                           \
+    }
+MEDFUSE_DECLARE_ISA(baseline)
+MEDFUSE_DECLARE_ISA(avx2)
+#undef MEDFUSE_DECLARE_ISA
+
+}  // namespace medfuse
