@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/convert.hpp"
 #include "bindings/register.hpp"
+#include "enhance/bilateral.hpp"
 #include "enhance/median.hpp"
 
 namespace py = pybind11;
@@ -54,6 +56,35 @@ void def_median(py::module_& m, const char* name) {
           py::arg("threads"), "Median filter on a C-contiguous array of this dtype (use medfuse.median).");
 }
 
+template <class T>
+py::array_t<T> bilateral_impl(py::array_t<T, py::array::c_style> image, int radius, double sigma_color,
+                              double sigma_space, int threads) {
+    const auto shape = checked_shape(image, "image", {2});
+    if (radius < 1 || radius > 1024) throw py::value_error("radius must be between 1 and 1024");
+    if (!(std::isfinite(sigma_color) && sigma_color > 0)) throw py::value_error("sigma_color must be finite and > 0");
+    if (!(std::isfinite(sigma_space) && sigma_space > 0)) throw py::value_error("sigma_space must be finite and > 0");
+    checked_threads(threads);
+    const std::int64_t h = shape[0], w = shape[1];
+    if ((h + 2 * radius) > (std::int64_t(1) << 31) / (w + 2 * radius))
+        throw py::value_error("image is too large for the padded copy");
+    const T* src = image.data();
+    if constexpr (std::is_same<T, float>::value) {
+        for (std::int64_t i = 0; i < h * w; ++i)
+            if (!std::isfinite(src[i])) throw py::value_error("image contains NaN or infinity");
+    }
+    py::array_t<T> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w)});
+    T* dst = out.mutable_data();
+    {
+        // Nothing below touches a Python object.
+        py::gil_scoped_release nogil;
+        if constexpr (std::is_same<T, float>::value)
+            bilateral_f32(src, h, w, radius, sigma_color, sigma_space, dst, threads);
+        else
+            bilateral_u8(src, h, w, radius, sigma_color, sigma_space, dst, threads);
+    }
+    return out;
+}
+
 }  // namespace
 
 void register_enhance(py::module_& m) {
@@ -61,6 +92,11 @@ void register_enhance(py::module_& m) {
     def_median<std::uint16_t>(m, "median_u16");
     def_median<std::int16_t>(m, "median_i16");
     def_median<float>(m, "median_f32");
+    const char* bdoc = "Bilateral filter, 2D (use medfuse.bilateral).";
+    m.def("bilateral_u8", &bilateral_impl<std::uint8_t>, py::arg("image").noconvert(), py::arg("radius"),
+          py::arg("sigma_color"), py::arg("sigma_space"), py::arg("threads"), bdoc);
+    m.def("bilateral_f32", &bilateral_impl<float>, py::arg("image").noconvert(), py::arg("radius"),
+          py::arg("sigma_color"), py::arg("sigma_space"), py::arg("threads"), bdoc);
 }
 
 }  // namespace medfuse::bind

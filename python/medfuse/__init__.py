@@ -10,14 +10,17 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .enhance import bilateral, median
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "build_info",
+    "bilateral",
     "canny",
     "get_num_threads",
+    "median",
     "set_num_threads",
     "sobel",
 ]

@@ -5,5 +5,6 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .edges import canny, sobel
+from .enhance import bilateral, median
 
-__all__ = ["canny", "sobel"]
+__all__ = ["bilateral", "canny", "median", "sobel"]
