@@ -10,6 +10,7 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .cnn import conv2d
 from .enhance import bilateral, median
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "build_info",
     "bilateral",
     "canny",
+    "conv2d",
     "get_num_threads",
     "median",
     "set_num_threads",

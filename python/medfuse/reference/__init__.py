@@ -5,6 +5,7 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .edges import canny, sobel
+from .cnn import conv2d
 from .enhance import bilateral, median
 
-__all__ = ["bilateral", "canny", "median", "sobel"]
+__all__ = ["bilateral", "canny", "conv2d", "median", "sobel"]
