@@ -184,6 +184,8 @@ def pair(value: object, name: str, *, minimum: int) -> tuple[int, int]:
     """An integer or a pair of integers, each >= minimum."""
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
         items: list[object] = [value, value]
+    elif isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an integer or a pair of integers; got {value!r}")
     else:
         try:
             items = list(value)  # type: ignore[call-overload]
@@ -209,7 +211,7 @@ def conv2d_args(
     xa = x if isinstance(x, np.ndarray) else np.asarray(x)
     wa = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
     for arr, name in ((xa, "x"), (wa, "weight")):
-        if arr.dtype != np.float32:
+        if arr.dtype.newbyteorder("=") != np.float32:
             raise TypeError(f"{name} must have dtype float32; got {arr.dtype}")
         if arr.ndim != 4:
             raise ValueError(f"{name} must be 4-dimensional ({'N, C, H, W' if name == 'x' else 'C_out, C_in/groups, kH, kW'}); got shape {arr.shape}")
@@ -239,7 +241,7 @@ def conv2d_args(
     ba = None
     if bias is not None:
         ba = bias if isinstance(bias, np.ndarray) else np.asarray(bias)
-        if ba.dtype != np.float32:
+        if ba.dtype.newbyteorder("=") != np.float32:
             raise TypeError(f"bias must have dtype float32; got {ba.dtype}")
         if ba.shape != (co,):
             raise ValueError(f"bias must have shape ({co},); got {ba.shape}")
