@@ -33,7 +33,7 @@ py::array_t<T> median_impl(py::array_t<T, py::array::c_style> image, std::vector
         const auto ua = static_cast<std::size_t>(a);
         cnt *= size[ua];
         padded *= shape[ua] + size[ua];
-        if (cnt > (std::int64_t(1) << 31) || padded > (std::int64_t(1) << 40))
+        if (cnt > (std::int64_t(1) << 31) || padded > (std::int64_t(1) << 34))
             throw py::value_error("size is too large: the window or the padded image would not fit in memory");
     }
     if (border != 0 && border != 1) throw py::value_error("border must be 0 (reflect101) or 1 (replicate)");
