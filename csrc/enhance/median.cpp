@@ -188,20 +188,20 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
 
     if constexpr (std::is_same<T, std::uint8_t>::value) {
         if (n[0] == 1 && k[0] == 1 && k[1] == k[2] && (k[1] == 3 || k[1] == 5)) {
-            // Network path: a ring of k padded rows per band, no padded copy.
+            // Network path: row pointers into the image (no padded copy).
             bool use_avx2 = false;
 #if defined(MEDFUSE_HAVE_AVX2)
             use_avx2 = active_isa() != Isa::baseline;
 #endif
             const int kk = static_cast<int>(k[1]);
             const i64 rr = r[1];
-            const i64 wp = n[2] + 2 * r[2];
-            const i64 prow = wp + 64;  // readable past the used columns
-            std::vector<i64> xmap(static_cast<std::size_t>(wp));
-            for (i64 x = 0; x < wp; ++x) xmap[static_cast<std::size_t>(x)] = border_index(x - r[2], n[2], border);
+            i64 lmap[2] = {0, 0}, rmap[2] = {0, 0};
+            for (i64 t = 0; t < rr; ++t) {
+                lmap[t] = border_index(t - rr, n[2], border);
+                rmap[t] = border_index(n[2] + t, n[2], border);
+            }
             parallel_for(n_tasks, threads, [&](i64 t) {
                 const i64 y0 = t * band, y1 = std::min(rows, y0 + band);
-                std::vector<std::uint8_t> ring(static_cast<std::size_t>(prow * kk), 0);
                 const i64 scratch_n = use_avx2 ?
 #if defined(MEDFUSE_HAVE_AVX2)
                     avx2::median_u8_scratch(n[2])
@@ -210,26 +210,16 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
 #endif
                     : baseline::median_u8_scratch(n[2]);
                 std::vector<std::uint8_t> scratch(static_cast<std::size_t>(scratch_n));
-                auto load_row = [&](i64 py) {  // padded row py -> ring slot py % k
-                    const i64 sy = border_index(py - rr, n[1], border);
-                    const std::uint8_t* src = img + sy * n[2];
-                    std::uint8_t* dst = ring.data() + (py % kk) * prow;
-                    for (i64 x = 0; x < r[2]; ++x) dst[x] = src[xmap[static_cast<std::size_t>(x)]];
-                    std::memcpy(dst + r[2], src, static_cast<std::size_t>(n[2]));
-                    for (i64 x = r[2] + n[2]; x < wp; ++x) dst[x] = src[xmap[static_cast<std::size_t>(x)]];
-                };
-                for (i64 py = y0; py < y0 + kk - 1; ++py) load_row(py);
                 const std::uint8_t* rp[5];
                 for (i64 y = y0; y < y1; ++y) {
-                    load_row(y + kk - 1);
-                    for (int i = 0; i < kk; ++i) rp[i] = ring.data() + ((y + i) % kk) * prow;
+                    for (int i = 0; i < kk; ++i) rp[i] = img + border_index(y + i - rr, n[1], border) * n[2];
 #if defined(MEDFUSE_HAVE_AVX2)
                     if (use_avx2) {
-                        avx2::median_u8_row(rp, n[2], kk, out + y * n[2], scratch.data());
+                        avx2::median_u8_row(rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
                         continue;
                     }
 #endif
-                    baseline::median_u8_row(rp, n[2], kk, out + y * n[2], scratch.data());
+                    baseline::median_u8_row(rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
                 }
             });
             return;

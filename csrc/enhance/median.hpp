@@ -27,15 +27,16 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
 
 // ---- per-ISA entry points (median_kernels.hpp compiled once per ISA) -------
 // One output row of a uint8 k x k median (k = 3 or 5): rows[0..k) are the
-// padded input rows it reads (w + k - 1 columns, output column x reads
-// padded columns x..x+k-1), each readable for round_up(w + k - 1, lanes)
-// bytes. `scratch` holds median_u8_scratch(w) bytes.
+// k source image rows it reads (vertical border already resolved), each `w`
+// bytes; lmap / rmap give the source column of the k/2 columns left of 0 and
+// right of w - 1. `scratch` holds median_u8_scratch(w) bytes.
 #define MEDFUSE_DECLARE_ISA(ns)                                                             \
     namespace ns {                                                                          \
     int median_u8_lanes();                                                                  \
     std::int64_t median_u8_scratch(std::int64_t w);                                         \
     void median_u8_row(const std::uint8_t* const* rows, std::int64_t w, int k,             \
-                       std::uint8_t* out, std::uint8_t* scratch);                           \
+                       const std::int64_t* lmap, const std::int64_t* rmap, std::uint8_t* out, \
+                       std::uint8_t* scratch);                                              \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

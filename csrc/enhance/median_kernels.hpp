@@ -178,47 +178,73 @@ std::int64_t median_u8_scratch(std::int64_t w) {
     return 6 * row;
 }
 
-void median_u8_row(const std::uint8_t* const* rows, std::int64_t w, int k, std::uint8_t* out,
-                   std::uint8_t* scratch) {
+void median_u8_row(const std::uint8_t* const* rows, std::int64_t w, int k, const std::int64_t* lmap,
+                   const std::int64_t* rmap, std::uint8_t* out, std::uint8_t* scratch) {
     const std::int64_t row = round_up(w + 4, kLanes) + kLanes;
+    const int r = k / 2;
     std::uint8_t* rank[5];
     for (int i = 0; i < 5; ++i) rank[i] = scratch + i * row;
     std::uint8_t* orow = scratch + 5 * row;
-    const std::int64_t wp = w + k - 1;                // padded columns actually used
-    const std::int64_t wcols = round_up(wp, kLanes);  // columns sorted (rows readable that far)
-    const std::int64_t wout = round_up(w, kLanes);
+    // 1. Column sorts of the image columns, straight from the k source rows,
+    //    into rank[i][r + x]; the tail without over-reading the rows.
+    std::int64_t x = 0;
     if (k == 3) {
         const std::uint8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
-        for (std::int64_t x = 0; x < wcols; x += kLanes) {
+        for (; x + kLanes <= w; x += kLanes) {
             V a = vload(r0 + x), b = vload(r1 + x), c = vload(r2 + x);
             cswap(a, b);
             cswap(b, c);
             cswap(a, b);
-            vstore(rank[0] + x, a);
-            vstore(rank[1] + x, b);
-            vstore(rank[2] + x, c);
-        }
-        for (std::int64_t x = 0; x < wout; x += kLanes) {
-            const V lo = vmax(vmax(vload(rank[0] + x), vload(rank[0] + x + 1)), vload(rank[0] + x + 2));
-            const V mid = med3(vload(rank[1] + x), vload(rank[1] + x + 1), vload(rank[1] + x + 2));
-            const V hi = vmin(vmin(vload(rank[2] + x), vload(rank[2] + x + 1)), vload(rank[2] + x + 2));
-            vstore(orow + x, med3(lo, mid, hi));
+            vstore(rank[0] + 1 + x, a);
+            vstore(rank[1] + 1 + x, b);
+            vstore(rank[2] + 1 + x, c);
         }
     } else {
-        for (std::int64_t x = 0; x < wcols; x += kLanes) {
+        for (; x + kLanes <= w; x += kLanes) {
             V v[5];
             for (int i = 0; i < 5; ++i) v[i] = vload(rows[i] + x);
             cswap(v[0], v[1]); cswap(v[3], v[4]); cswap(v[2], v[4]);
             cswap(v[2], v[3]); cswap(v[1], v[4]); cswap(v[0], v[3]);
             cswap(v[0], v[2]); cswap(v[1], v[3]); cswap(v[1], v[2]);
-            for (int i = 0; i < 5; ++i) vstore(rank[i] + x, v[i]);
-        }
-        for (std::int64_t x = 0; x < wout; x += kLanes) {
-            V s[5][5];
-            for (int i = 0; i < 5; ++i)
-                for (int j = 0; j < 5; ++j) s[i][j] = vload(rank[i] + x + j);
-            vstore(orow + x, med25(s[0], s[1], s[2], s[3], s[4]));
+            for (int i = 0; i < 5; ++i) vstore(rank[i] + 2 + x, v[i]);
         }
     }
-    std::memcpy(out, orow, static_cast<std::size_t>(w));
+    for (; x < w; ++x) {  // insertion sort of one column
+        std::uint8_t v[5];
+        for (int i = 0; i < k; ++i) {
+            std::uint8_t t = rows[i][x];
+            int j = i;
+            for (; j > 0 && v[j - 1] > t; --j) v[j] = v[j - 1];
+            v[j] = t;
+        }
+        for (int i = 0; i < k; ++i) rank[i][r + x] = v[i];
+    }
+    // 2. Border columns are copies of image columns (the column sort commutes
+    //    with the horizontal border map).
+    for (int i = 0; i < k; ++i)
+        for (int t = 0; t < r; ++t) {
+            rank[i][t] = rank[i][r + lmap[t]];
+            rank[i][r + w + t] = rank[i][r + rmap[t]];
+        }
+    // 3. Medians: full vectors straight to `out`, the last partial one via orow.
+    for (x = 0; x < w; x += kLanes) {
+        V m;
+        if (k == 3) {
+            const V lo = vmax(vmax(vload(rank[0] + x), vload(rank[0] + x + 1)), vload(rank[0] + x + 2));
+            const V mid = med3(vload(rank[1] + x), vload(rank[1] + x + 1), vload(rank[1] + x + 2));
+            const V hi = vmin(vmin(vload(rank[2] + x), vload(rank[2] + x + 1)), vload(rank[2] + x + 2));
+            m = med3(lo, mid, hi);
+        } else {
+            V s5[5][5];
+            for (int i = 0; i < 5; ++i)
+                for (int j = 0; j < 5; ++j) s5[i][j] = vload(rank[i] + x + j);
+            m = med25(s5[0], s5[1], s5[2], s5[3], s5[4]);
+        }
+        if (x + kLanes <= w) {
+            vstore(out + x, m);
+        } else {
+            vstore(orow, m);
+            std::memcpy(out + x, orow, static_cast<std::size_t>(w - x));
+        }
+    }
 }
