@@ -60,6 +60,18 @@ def test_networks_at_vector_widths(k, shape, cv2):
         np.testing.assert_array_equal(medfuse.median(x, k), ndimage.median_filter(x, size=k, mode="mirror"))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float32])
+@pytest.mark.parametrize("k", [3, 5])
+def test_networks_other_dtypes(dtype, k):
+    """3x3/5x5 networks on 16-bit and float32 images around the 4/8/16-lane widths."""
+    for shape in [(1, 1), (3, 4), (6, 8), (5, 9), (7, 16), (9, 17), (12, 33), (30, 70)]:
+        for family in ("noise", "extremes", "natural"):
+            x = images.make(family, shape, dtype, seed=sum(shape) + k)
+            for border in ("reflect101", "replicate"):
+                want = ndimage.median_filter(x, size=k, mode=SCIPY_MODE[border])
+                np.testing.assert_array_equal(medfuse.median(x, k, border=border), want)
+
+
 def test_few_levels_exhaustive_5x5():
     """0/1 images (the 0-1 principle behind sorting networks): every 5x5 result."""
     rng = np.random.default_rng(0)
@@ -139,9 +151,14 @@ import medfuse
 bad = 0
 rng = np.random.default_rng(0)
 for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100)]:
-    x = rng.integers(0, 256, shape).astype(np.uint8)
-    for k in (3, 5, 7):
-        bad += int((medfuse.median(x, k) != ndimage.median_filter(x, k, mode="mirror")).sum())
+    for dtype in (np.uint8, np.uint16, np.int16, np.float32):
+        if dtype == np.float32:
+            x = rng.standard_normal(shape).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        for k in (3, 5, 7):
+            bad += int((medfuse.median(x, k) != ndimage.median_filter(x, k, mode="mirror")).sum())
 print(medfuse.build_info()["simd_active"], bad)
 """
 

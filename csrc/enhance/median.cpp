@@ -164,6 +164,26 @@ void median_select_rows(const T* pad, const i64* n, const i64* k, i64 r0, i64 r1
     }
 }
 
+#if defined(MEDFUSE_HAVE_AVX2)
+#define MEDFUSE_ROW_DISPATCH(type, fn)                                                              \
+    void median_row_isa(bool avx, const type* const* rows, i64 w, int k, const i64* lmap,          \
+                        const i64* rmap, type* out, type* scratch) {                                \
+        if (avx) return avx2::fn(rows, w, k, lmap, rmap, out, scratch);                             \
+        baseline::fn(rows, w, k, lmap, rmap, out, scratch);                                         \
+    }
+#else
+#define MEDFUSE_ROW_DISPATCH(type, fn)                                                              \
+    void median_row_isa(bool, const type* const* rows, i64 w, int k, const i64* lmap,              \
+                        const i64* rmap, type* out, type* scratch) {                                \
+        baseline::fn(rows, w, k, lmap, rmap, out, scratch);                                         \
+    }
+#endif
+MEDFUSE_ROW_DISPATCH(std::uint8_t, median_row_u8)
+MEDFUSE_ROW_DISPATCH(std::uint16_t, median_row_u16)
+MEDFUSE_ROW_DISPATCH(std::int16_t, median_row_i16)
+MEDFUSE_ROW_DISPATCH(float, median_row_f32)
+#undef MEDFUSE_ROW_DISPATCH
+
 }  // namespace
 
 template <class T>
@@ -186,44 +206,29 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
     const i64 band = std::max<i64>(1, (i64(1) << 15) / std::max<i64>(1, n[2] * std::min<i64>(cnt, 64) / 8));
     const i64 n_tasks = (rows + band - 1) / band;
 
-    if constexpr (std::is_same<T, std::uint8_t>::value) {
-        if (n[0] == 1 && k[0] == 1 && k[1] == k[2] && (k[1] == 3 || k[1] == 5)) {
-            // Network path: row pointers into the image (no padded copy).
-            bool use_avx2 = false;
+    if (n[0] == 1 && k[0] == 1 && k[1] == k[2] && (k[1] == 3 || k[1] == 5)) {
+        // Network path: row pointers into the image (no padded copy).
+        bool use_avx2 = false;
 #if defined(MEDFUSE_HAVE_AVX2)
-            use_avx2 = active_isa() != Isa::baseline;
+        use_avx2 = active_isa() != Isa::baseline;
 #endif
-            const int kk = static_cast<int>(k[1]);
-            const i64 rr = r[1];
-            i64 lmap[2] = {0, 0}, rmap[2] = {0, 0};
-            for (i64 t = 0; t < rr; ++t) {
-                lmap[t] = border_index(t - rr, n[2], border);
-                rmap[t] = border_index(n[2] + t, n[2], border);
-            }
-            parallel_for(n_tasks, threads, [&](i64 t) {
-                const i64 y0 = t * band, y1 = std::min(rows, y0 + band);
-                const i64 scratch_n = use_avx2 ?
-#if defined(MEDFUSE_HAVE_AVX2)
-                    avx2::median_u8_scratch(n[2])
-#else
-                    0
-#endif
-                    : baseline::median_u8_scratch(n[2]);
-                std::vector<std::uint8_t> scratch(static_cast<std::size_t>(scratch_n));
-                const std::uint8_t* rp[5];
-                for (i64 y = y0; y < y1; ++y) {
-                    for (int i = 0; i < kk; ++i) rp[i] = img + border_index(y + i - rr, n[1], border) * n[2];
-#if defined(MEDFUSE_HAVE_AVX2)
-                    if (use_avx2) {
-                        avx2::median_u8_row(rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
-                        continue;
-                    }
-#endif
-                    baseline::median_u8_row(rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
-                }
-            });
-            return;
+        const int kk = static_cast<int>(k[1]);
+        const i64 rr = r[1];
+        i64 lmap[2] = {0, 0}, rmap[2] = {0, 0};
+        for (i64 t = 0; t < rr; ++t) {
+            lmap[t] = border_index(t - rr, n[2], border);
+            rmap[t] = border_index(n[2] + t, n[2], border);
         }
+        parallel_for(n_tasks, threads, [&](i64 t) {
+            const i64 y0 = t * band, y1 = std::min(rows, y0 + band);
+            std::vector<T> scratch(static_cast<std::size_t>(median_row_scratch(n[2])));
+            const T* rp[5];
+            for (i64 y = y0; y < y1; ++y) {
+                for (int i = 0; i < kk; ++i) rp[i] = img + border_index(y + i - rr, n[1], border) * n[2];
+                median_row_isa(use_avx2, rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
+            }
+        });
+        return;
     }
     const i64 pd = n[0] + 2 * r[0], ph = n[1] + 2 * r[1], pw = n[2] + 2 * r[2];
     std::vector<T> padbuf(static_cast<std::size_t>(pd * ph * pw));

@@ -7,12 +7,12 @@
 // element of rank n / 2, exactly as scipy.ndimage.median_filter.
 //
 // Algorithms (chosen per call, same result for any choice and thread count):
-//  * uint8 2D 3x3 and 5x5: column-sorted sorting networks on vectors
-//    (per-ISA, median_kernels.hpp);
+//  * 2D 3x3 and 5x5 (every dtype): column-sorted min/max networks on
+//    vectors (per-ISA, median_kernels.hpp);
 //  * uint8 otherwise, 16-bit with windows > 49 values: a sliding two-level
 //    histogram along x (cost O(window height * depth) per pixel, not the
 //    window area);
-//  * float32 and small 16-bit windows: gather + nth_element.
+//  * float32 and small 16-bit windows otherwise: gather + nth_element.
 #pragma once
 #include <cstdint>
 
@@ -26,20 +26,25 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
                    MedianBorder border, T* out, int threads);
 
 // ---- per-ISA entry points (median_kernels.hpp compiled once per ISA) -------
-// One output row of a uint8 k x k median (k = 3 or 5): rows[0..k) are the
-// k source image rows it reads (vertical border already resolved), each `w`
-// bytes; lmap / rmap give the source column of the k/2 columns left of 0 and
-// right of w - 1. `scratch` holds median_u8_scratch(w) bytes.
-#define MEDFUSE_DECLARE_ISA(ns)                                                             \
-    namespace ns {                                                                          \
-    int median_u8_lanes();                                                                  \
-    std::int64_t median_u8_scratch(std::int64_t w);                                         \
-    void median_u8_row(const std::uint8_t* const* rows, std::int64_t w, int k,             \
-                       const std::int64_t* lmap, const std::int64_t* rmap, std::uint8_t* out, \
-                       std::uint8_t* scratch);                                              \
+// One output row of a k x k median (k = 3 or 5) of a 2D image: rows[0..k)
+// are the k source image rows it reads (vertical border already resolved),
+// each `w` elements; lmap / rmap give the source column of the k/2 columns
+// left of 0 and right of w - 1. `scratch` holds median_row_scratch(w)
+// elements.
+inline std::int64_t median_row_scratch(std::int64_t w) { return 6 * (w + 4 + 128); }
+#define MEDFUSE_DECLARE_ROW(name, type)                                                          \
+    void name(const type* const* rows, std::int64_t w, int k, const std::int64_t* lmap,        \
+              const std::int64_t* rmap, type* out, type* scratch);
+#define MEDFUSE_DECLARE_ISA(ns)                     \
+    namespace ns {                                  \
+    MEDFUSE_DECLARE_ROW(median_row_u8, std::uint8_t)   \
+    MEDFUSE_DECLARE_ROW(median_row_u16, std::uint16_t) \
+    MEDFUSE_DECLARE_ROW(median_row_i16, std::int16_t)  \
+    MEDFUSE_DECLARE_ROW(median_row_f32, float)         \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
 #undef MEDFUSE_DECLARE_ISA
+#undef MEDFUSE_DECLARE_ROW
 
 }  // namespace medfuse
