@@ -219,8 +219,10 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
             lmap[t] = border_index(t - rr, n[2], border);
             rmap[t] = border_index(n[2] + t, n[2], border);
         }
-        parallel_for(n_tasks, threads, [&](i64 t) {
-            const i64 y0 = t * band, y1 = std::min(rows, y0 + band);
+        // Bands of >= 2^18 pixels (a few rows of scratch per band).
+        const i64 nband = std::max<i64>(band, (i64(1) << 18) / n[2]);
+        parallel_for((rows + nband - 1) / nband, threads, [&](i64 t) {
+            const i64 y0 = t * nband, y1 = std::min(rows, y0 + nband);
             std::vector<T> scratch(static_cast<std::size_t>(median_row_scratch(n[2])));
             const T* rp[5];
             for (i64 y = y0; y < y1; ++y) {

@@ -56,10 +56,13 @@ def median(
       (``mode="nearest"`` with ``border="replicate"``) for every dtype, 2D and 3D.
     * 2D uint8 with ``border="replicate"`` is identical to
       ``cv2.medianBlur(image, k)`` for every odd k (cv2 replicates the edge).
-    * Cost: uint8 3x3 / 5x5 use vector min/max networks; other 8- and 16-bit
-      windows use a sliding histogram whose cost per pixel grows with the
-      window's height x depth, not its area; float32 selects among the
-      gathered window values (cost grows with the window's volume).
+    * Cost: 2D 3x3 / 5x5 windows (every dtype) use vector min/max networks;
+      other 8-bit windows and 16-bit windows above 49 values use a sliding
+      histogram whose cost per pixel grows with the window's height x depth,
+      not its area; float32 (and small 16-bit windows) otherwise select among
+      the gathered window values (cost grows with the window's volume).
+    * Threads: rows are split into bands by image size; results are
+      identical for every thread count and SIMD path.
     """
     img = v.as_image(image, dtypes=v.MEDIAN_DTYPES)
     k = v.median_size(size, img.ndim)
