@@ -122,8 +122,8 @@ def test_nan_propagates():
 
 def test_thread_count_invariance():
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 16, 40, 70)).astype(np.float32)
-    w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((3, 100, 40, 70)).astype(np.float32)  # K = 900: three K blocks
+    w = rng.standard_normal((20, 100, 3, 3)).astype(np.float32)
     results = []
     for n in (1, 2, 7):
         medfuse.set_num_threads(n)

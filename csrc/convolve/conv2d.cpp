@@ -61,30 +61,39 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
                 }
         }
 
-    // Pixel blocks sized so the packed B tile (K x nc floats) stays in L2.
-    i64 nc = std::max<i64>(kNR, (32768 / std::max<i64>(K, 1)) / kNR * kNR);
+    // Pixel blocks sized so the packed B tile (min(K, KC) x nc floats) stays in L2.
+    const i64 kc = conv2d_detail::block_k(K);
+    i64 nc = std::max<i64>(kNR, (32768 / std::max<i64>(kc, 1)) / kNR * kNR);
     nc = std::min<i64>(nc, (P + kNR - 1) / kNR * kNR);
     const i64 pblocks = (P + nc - 1) / nc;
-    const i64 n_tasks = job.n * G * pblocks;
+    // A task runs up to 8 consecutive pixel blocks of one (image, group),
+    // reusing one packed-B buffer (no allocation per block).
+    const i64 per_task = 8;
+    const i64 chunks = (pblocks + per_task - 1) / per_task;
+    const i64 n_tasks = job.n * G * chunks;
 
     bool avx = false;
 #if defined(MEDFUSE_HAVE_AVX2)
     avx = active_isa() != Isa::baseline;
 #endif
-    const int nthreads = static_cast<int>(std::min<i64>(threads, n_tasks));
-    // Each task packs its own B tile; which thread runs a task never changes
+    // Each task packs its own B tiles; which thread runs a task never changes
     // its result.
-    parallel_for(n_tasks, nthreads, [&](i64 t) {
-        const i64 pb = t % pblocks, rest = t / pblocks;
+    parallel_for(n_tasks, threads, [&](i64 t) {
+        const i64 ch = t % chunks, rest = t / chunks;
         const i64 g = rest % G, img = rest / G;
-        const i64 p0 = pb * nc, p1 = std::min(P, p0 + nc);
-        Buffer bpack = aligned_floats(K * ((p1 - p0 + kNR - 1) / kNR) * kNR);
+        Buffer bpack = aligned_floats(kc * nc);
         const float* a = apack.get() + g * mblocks * K * kMR;
+        for (i64 pb = ch * per_task; pb < std::min(pblocks, (ch + 1) * per_task); ++pb) {
+            const i64 p0 = pb * nc, p1 = std::min(P, p0 + nc);
 #if defined(MEDFUSE_HAVE_AVX2)
-        if (avx) return avx2::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+            if (avx) {
+                avx2::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+                continue;
+            }
 #endif
-        (void)avx;
-        baseline::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+            (void)avx;
+            baseline::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+        }
     });
 }
 

@@ -33,11 +33,17 @@ void conv2d_f32(const Conv2dJob& job, int threads);
 namespace conv2d_detail {
 constexpr int kMR = 6;   // output channels per micro-tile
 constexpr int kNR = 16;  // output pixels per micro-tile
+constexpr int kKC = 384;  // largest reduction block (packed B rows per pass)
+// Reduction block for a given K: K split into equal blocks of at most kKC.
+inline std::int64_t block_k(std::int64_t K) {
+    const std::int64_t nb = (K + kKC - 1) / kKC;
+    return nb <= 1 ? K : (K + nb - 1) / nb;
+}
 }  // namespace conv2d_detail
 
 // ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
 // Output pixels [p0, p1) of image `img`, group `g`: packs B into `bpack`
-// (K * round_up(p1 - p0, 16) floats) and runs every micro-tile of the group.
+// (block_k(K) * round_up(p1 - p0, 16) floats) and runs every micro-tile of the group.
 // `apack`: the group's packed weights (mblocks panels of K x 6).
 #define MEDFUSE_DECLARE_ISA(ns)                                                                \
     namespace ns {                                                                             \

@@ -11,9 +11,9 @@ using i64 = std::int64_t;
 constexpr int MR = conv2d_detail::kMR;
 constexpr int NR = conv2d_detail::kNR;
 
-// One 16-pixel panel of the im2col tile: dst[k * NR + j] for pixels
-// p0 + j (j < n_valid; the rest are zero).
-void pack_panel(const Conv2dJob& job, const float* ximg, i64 p0, int n_valid, i64 K, float* dst) {
+// One 16-pixel panel of the im2col tile, rows k0..k1-1: dst[(k - k0) * NR + j]
+// for pixels p0 + j (j < n_valid; the rest are zero).
+void pack_panel(const Conv2dJob& job, const float* ximg, i64 p0, int n_valid, i64 k0, i64 k1, float* dst) {
     // Split the panel into runs of pixels on the same output row.
     struct Seg { int j0, len; i64 ho, wo0; };
     Seg segs[NR];
@@ -26,13 +26,13 @@ void pack_panel(const Conv2dJob& job, const float* ximg, i64 p0, int n_valid, i6
         j += static_cast<int>(len);
     }
     const i64 H = job.h, W = job.wd;
-    const i64 cg = K / (job.kh * job.kw);
-    i64 k = 0;
-    for (i64 ci = 0; ci < cg; ++ci) {
-        const float* plane = ximg + ci * H * W;
-        for (i64 ky = 0; ky < job.kh; ++ky)
-            for (i64 kx = 0; kx < job.kw; ++kx, ++k) {
-                float* d = dst + k * NR;
+    const i64 taps = job.kh * job.kw;
+    i64 ci = k0 / taps, ky = (k0 % taps) / job.kw, kx = k0 % job.kw;
+    for (i64 k = k0; k < k1; ++k) {
+        {
+            {
+                const float* plane = ximg + ci * H * W;
+                float* d = dst + (k - k0) * NR;
                 for (int j = n_valid; j < NR; ++j) d[j] = 0.f;
                 for (int s = 0; s < nseg; ++s) {
                     const Seg& sg = segs[s];
@@ -60,18 +60,30 @@ void pack_panel(const Conv2dJob& job, const float* ximg, i64 p0, int n_valid, i6
                     for (; t < sg.len; ++t) ds[t] = 0.f;
                 }
             }
+        }
+        if (++kx == job.kw) {
+            kx = 0;
+            if (++ky == job.kh) {
+                ky = 0;
+                ++ci;
+            }
+        }
     }
 }
 
-// C tile (MR x NR) = A panel (K x MR) * B panel (K x NR), then bias, ReLU,
-// store the valid mr x nr part into y (rows `ystride` apart).
+// C tile (MR x NR) (+)= A panel (K x MR) * B panel (K x NR), on the valid
+// mr x nr part of y (rows `ystride` apart). first: start from zero (else
+// continue the sums already in y); last: add the bias and apply ReLU.
 void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, int mr, int nr,
-                const float* bias, bool relu) {
+                const float* bias, bool relu, bool first, bool last) {
+    alignas(32) float acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = (!first && i < mr && j < nr) ? y[i * ystride + j] : 0.f;
 #if defined(__AVX2__)
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    __m256 c00 = _mm256_load_ps(acc[0]), c01 = _mm256_load_ps(acc[0] + 8), c10 = _mm256_load_ps(acc[1]),
+           c11 = _mm256_load_ps(acc[1] + 8), c20 = _mm256_load_ps(acc[2]), c21 = _mm256_load_ps(acc[2] + 8),
+           c30 = _mm256_load_ps(acc[3]), c31 = _mm256_load_ps(acc[3] + 8), c40 = _mm256_load_ps(acc[4]),
+           c41 = _mm256_load_ps(acc[4] + 8), c50 = _mm256_load_ps(acc[5]), c51 = _mm256_load_ps(acc[5] + 8);
     for (i64 k = 0; k < K; ++k) {
         const __m256 b0 = _mm256_load_ps(b + k * NR), b1 = _mm256_load_ps(b + k * NR + 8);
         const float* ak = a + k * MR;
@@ -88,7 +100,6 @@ void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, in
         av = _mm256_broadcast_ss(ak + 5);
         c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
     }
-    alignas(32) float acc[MR][NR];
     _mm256_store_ps(acc[0], c00); _mm256_store_ps(acc[0] + 8, c01);
     _mm256_store_ps(acc[1], c10); _mm256_store_ps(acc[1] + 8, c11);
     _mm256_store_ps(acc[2], c20); _mm256_store_ps(acc[2] + 8, c21);
@@ -96,7 +107,6 @@ void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, in
     _mm256_store_ps(acc[4], c40); _mm256_store_ps(acc[4] + 8, c41);
     _mm256_store_ps(acc[5], c50); _mm256_store_ps(acc[5] + 8, c51);
 #else
-    alignas(32) float acc[MR][NR] = {};
     for (i64 k = 0; k < K; ++k) {
         const float* bk = b + k * NR;
         const float* ak = a + k * MR;
@@ -108,6 +118,10 @@ void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, in
 #endif
     for (int i = 0; i < mr; ++i) {
         float* yr = y + i * ystride;
+        if (!last) {
+            for (int j = 0; j < nr; ++j) yr[j] = acc[i][j];
+            continue;
+        }
         const float bi = bias ? bias[i] : 0.f;
         if (relu) {
             for (int j = 0; j < nr; ++j) {
@@ -128,22 +142,29 @@ void conv2d_block(const Conv2dJob& job, const float* apack, i64 img, i64 g, i64 
     const i64 P = job.ho * job.wo;
     const float* ximg = job.x + (img * job.c + g * cg) * job.h * job.wd;
     const i64 npanels = (p1 - p0 + NR - 1) / NR;
-    for (i64 q = 0; q < npanels; ++q) {
-        const i64 pp = p0 + q * NR;
-        const int nv = static_cast<int>(p1 - pp < NR ? p1 - pp : NR);
-        pack_panel(job, ximg, pp, nv, K, bpack + q * K * NR);
-    }
     const i64 mblocks = (cog + MR - 1) / MR;
     float* ybase = job.y + (img * job.co + g * cog) * P;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
-    for (i64 mb = 0; mb < mblocks; ++mb) {
-        const int mr = static_cast<int>(cog - mb * MR < MR ? cog - mb * MR : MR);
-        const float* a = apack + mb * K * MR;
+    // K in blocks of KC: every output keeps one accumulation chain over
+    // k = 0..K-1 (stored in y between blocks), whatever the blocking.
+    const i64 kb = conv2d_detail::block_k(K);
+    for (i64 k0 = 0; k0 < K; k0 += kb) {
+        const i64 k1 = K - k0 < kb ? K : k0 + kb;
+        const i64 kc = k1 - k0;
         for (i64 q = 0; q < npanels; ++q) {
             const i64 pp = p0 + q * NR;
-            const int nr = static_cast<int>(p1 - pp < NR ? p1 - pp : NR);
-            micro_tile(a, bpack + q * K * NR, K, ybase + mb * MR * P + pp, P, mr, nr,
-                       bias ? bias + mb * MR : nullptr, job.relu);
+            const int nv = static_cast<int>(p1 - pp < NR ? p1 - pp : NR);
+            pack_panel(job, ximg, pp, nv, k0, k1, bpack + q * kc * NR);
+        }
+        for (i64 mb = 0; mb < mblocks; ++mb) {
+            const int mr = static_cast<int>(cog - mb * MR < MR ? cog - mb * MR : MR);
+            const float* a = apack + mb * K * MR + k0 * MR;
+            for (i64 q = 0; q < npanels; ++q) {
+                const i64 pp = p0 + q * NR;
+                const int nr = static_cast<int>(p1 - pp < NR ? p1 - pp : NR);
+                micro_tile(a, bpack + q * kc * NR, kc, ybase + mb * MR * P + pp, P, mr, nr,
+                           bias ? bias + mb * MR : nullptr, job.relu, k0 == 0, k1 == K);
+            }
         }
     }
 }
