@@ -7,7 +7,8 @@
 // K = C_in/groups * kH * kW. A (the weights) is packed once per call into
 // 6-row panels; B is packed per block of output pixels straight from x (an
 // im2col tile of 16-pixel panels, zeros for the padding) and consumed by a
-// 6x16 register-tile micro-kernel (AVX2 FMA, or portable C++). Every output
+// 6x16 register-tile micro-kernel (AVX2 FMA, or portable C++), K in equal
+// blocks of at most 384 (partial sums wait in y between blocks). Every output
 // element is one accumulation chain over k = 0..K-1 in order, so results do
 // not depend on the thread count or on how the work was split.
 #pragma once

@@ -29,37 +29,32 @@ void pack_panel(const Conv2dJob& job, const float* ximg, i64 p0, int n_valid, i6
     const i64 taps = job.kh * job.kw;
     i64 ci = k0 / taps, ky = (k0 % taps) / job.kw, kx = k0 % job.kw;
     for (i64 k = k0; k < k1; ++k) {
-        {
-            {
-                const float* plane = ximg + ci * H * W;
-                float* d = dst + (k - k0) * NR;
-                for (int j = n_valid; j < NR; ++j) d[j] = 0.f;
-                for (int s = 0; s < nseg; ++s) {
-                    const Seg& sg = segs[s];
-                    float* ds = d + sg.j0;
-                    const i64 hi = sg.ho * job.sh - job.ph + ky * job.dh;
-                    if (hi < 0 || hi >= H) {
-                        for (int t = 0; t < sg.len; ++t) ds[t] = 0.f;
-                        continue;
-                    }
-                    const float* row = plane + hi * W;
-                    const i64 wi0 = sg.wo0 * job.sw - job.pw + kx * job.dw;
-                    // valid t: 0 <= wi0 + t * sw < W
-                    i64 tlo = wi0 >= 0 ? 0 : (-wi0 + job.sw - 1) / job.sw;
-                    i64 thi = wi0 > W - 1 ? 0 : (W - 1 - wi0) / job.sw + 1;
-                    if (thi > sg.len) thi = sg.len;
-                    if (tlo > thi) tlo = thi;
-                    int t = 0;
-                    for (; t < tlo; ++t) ds[t] = 0.f;
-                    if (job.sw == 1) {
-                        const float* src = row + wi0;
-                        for (; t < thi; ++t) ds[t] = src[t];
-                    } else {
-                        for (; t < thi; ++t) ds[t] = row[wi0 + t * job.sw];
-                    }
-                    for (; t < sg.len; ++t) ds[t] = 0.f;
-                }
+        const float* plane = ximg + ci * H * W;
+        float* d = dst + (k - k0) * NR;
+        for (int j = n_valid; j < NR; ++j) d[j] = 0.f;
+        for (int s = 0; s < nseg; ++s) {
+            const Seg& sg = segs[s];
+            float* ds = d + sg.j0;
+            const i64 hi = sg.ho * job.sh - job.ph + ky * job.dh;
+            if (hi < 0 || hi >= H) {
+                for (int t = 0; t < sg.len; ++t) ds[t] = 0.f;
+                continue;
             }
+            const float* row = plane + hi * W;
+            const i64 wi0 = sg.wo0 * job.sw - job.pw + kx * job.dw;
+            // valid t: 0 <= wi0 + t * sw < W
+            i64 tlo = wi0 >= 0 ? 0 : (-wi0 + job.sw - 1) / job.sw;
+            i64 thi = wi0 > W - 1 ? 0 : (W - 1 - wi0) / job.sw + 1;
+            if (thi > sg.len) thi = sg.len;
+            if (tlo > thi) tlo = thi;
+            int t = 0;
+            for (; t < tlo; ++t) ds[t] = 0.f;
+            if (job.sw == 1) {
+                for (; t < thi; ++t) ds[t] = row[wi0 + t];
+            } else {
+                for (; t < thi; ++t) ds[t] = row[wi0 + t * job.sw];
+            }
+            for (; t < sg.len; ++t) ds[t] = 0.f;
         }
         if (++kx == job.kw) {
             kx = 0;
