@@ -47,4 +47,6 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
     medfuse::bind::register_edges(m);
     medfuse::bind::register_convolve(m);
+    medfuse::bind::register_enhance(m);
+    medfuse::bind::register_cnn(m);
 }

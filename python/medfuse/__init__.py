@@ -12,12 +12,15 @@ from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
 from . import cohort, io  # data integration (pure Python); medfuse.features is imported on demand (sklearn is slow to import)
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .cnn import conv2d
+from .enhance import bilateral, median
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "build_info",
+    "bilateral",
     "canny",
     "cohort",
     "io",
@@ -26,7 +29,9 @@ __all__ = [
     "gaussian",
     "sep_filter",
     "unsharp_mask",
+    "conv2d",
     "get_num_threads",
+    "median",
     "set_num_threads",
     "sobel",
 ]

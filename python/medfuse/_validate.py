@@ -112,3 +112,140 @@ def per_axis(
             raise ValueError(f"{name} values must be finite and {req}; got {f}")
         out.append(f)
     return tuple(out)
+
+
+# ---- enhance (median, bilateral) and cnn (conv2d) ---------------------------
+
+MEDIAN_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
+MEDIAN_BORDERS = {"reflect101": 0, "replicate": 1}
+BILATERAL_DTYPES = (np.uint8, np.float32)
+MAX_FILTER_SIZE = 1 << 20
+
+
+def _integer(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def median_size(size: object, ndim: int) -> tuple[int, ...]:
+    """An odd integer >= 1, or one per axis."""
+    if isinstance(size, (numbers.Integral, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        items: list[object] = [size] * ndim
+    else:
+        try:
+            items = list(size)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"size must be an odd integer or a sequence of {ndim} odd integers; got {size!r}") from None
+        if len(items) != ndim:
+            raise ValueError(f"size must have one value per axis ({ndim}); got {len(items)}")
+    out = []
+    for item in items:
+        s = _integer(item, "size")
+        if s < 1 or s % 2 == 0 or s > MAX_FILTER_SIZE:
+            raise ValueError(f"size values must be odd integers between 1 and {MAX_FILTER_SIZE}; got {s}")
+        out.append(s)
+    return tuple(out)
+
+
+def median_border(border: object) -> str:
+    if not isinstance(border, str) or border not in MEDIAN_BORDERS:
+        raise ValueError(f"border must be one of {', '.join(MEDIAN_BORDERS)}; got {border!r}")
+    return border
+
+
+def no_nan(arr: npt.NDArray, name: str = "image") -> None:
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN; the median is undefined there (infinities are allowed)")
+
+
+def bilateral_params(d: object, sigma_color: object, sigma_space: object) -> tuple[int, float, float, int]:
+    """(d, sigma_color, sigma_space, radius) with cv2.bilateralFilter's radius rule."""
+    dd = _integer(d, "d")
+    sc = real_number(sigma_color, "sigma_color")
+    ss = real_number(sigma_space, "sigma_space")
+    if sc <= 0:
+        raise ValueError(f"sigma_color must be > 0; got {sc:g}")
+    if ss <= 0:
+        raise ValueError(f"sigma_space must be > 0; got {ss:g}")
+    radius = dd // 2 if dd > 0 else int(np.round(ss * 1.5))
+    radius = max(radius, 1)
+    if radius > 1024:
+        raise ValueError(f"d (or 1.5 * sigma_space when d <= 0) gives a radius of {radius}; at most 1024 is supported")
+    return dd, sc, ss, radius
+
+
+def finite_image(arr: npt.NDArray, name: str = "image") -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity; the filter is undefined there")
+
+
+def pair(value: object, name: str, *, minimum: int) -> tuple[int, int]:
+    """An integer or a pair of integers, each >= minimum."""
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        items: list[object] = [value, value]
+    elif isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an integer or a pair of integers; got {value!r}")
+    else:
+        try:
+            items = list(value)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"{name} must be an integer or a pair of integers; got {value!r}") from None
+        if len(items) != 2:
+            raise ValueError(f"{name} must be an integer or a pair of integers; got {len(items)} values")
+    out = []
+    for item in items:
+        iv = _integer(item, name)
+        if iv < minimum:
+            raise ValueError(f"{name} values must be >= {minimum}; got {iv}")
+        out.append(iv)
+    return out[0], out[1]
+
+
+def conv2d_args(
+    x: object, weight: object, bias: object, stride: object, padding: object, dilation: object,
+    groups: object, activation: object,
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray | None, tuple[int, int], tuple[int, int],
+           tuple[int, int], int, str | None, tuple[int, int]]:
+    """Validate conv2d arguments; returns arrays (C-contiguous, native) and the output size."""
+    xa = x if isinstance(x, np.ndarray) else np.asarray(x)
+    wa = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
+    for arr, name in ((xa, "x"), (wa, "weight")):
+        if arr.dtype.newbyteorder("=") != np.float32:
+            raise TypeError(f"{name} must have dtype float32; got {arr.dtype}")
+        if arr.ndim != 4:
+            raise ValueError(f"{name} must be 4-dimensional ({'N, C, H, W' if name == 'x' else 'C_out, C_in/groups, kH, kW'}); got shape {arr.shape}")
+        if 0 in arr.shape:
+            raise ValueError(f"{name} is empty (shape {arr.shape})")
+    g = _integer(groups, "groups")
+    if g < 1:
+        raise ValueError(f"groups must be >= 1; got {g}")
+    n, c, h, w = xa.shape
+    co, cig, kh, kw = wa.shape
+    if c % g or co % g:
+        raise ValueError(f"groups={g} must divide the input channels ({c}) and the output channels ({co})")
+    if cig * g != c:
+        raise ValueError(f"weight expects {cig * g} input channels (C_in/groups={cig}, groups={g}); x has {c} (mismatched channels)")
+    s = pair(stride, "stride", minimum=1)
+    p = pair(padding, "padding", minimum=0)
+    d = pair(dilation, "dilation", minimum=1)
+    if activation is not None and not (isinstance(activation, str) and activation == "relu"):
+        raise ValueError(f"activation must be None or 'relu'; got {activation!r}")
+    ho = (h + 2 * p[0] - d[0] * (kh - 1) - 1) // s[0] + 1
+    wo = (w + 2 * p[1] - d[1] * (kw - 1) - 1) // s[1] + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"weight (kernel {kh}x{kw}, dilation {d}) is larger than the padded input "
+            f"({h + 2 * p[0]}x{w + 2 * p[1]}): the output would be empty"
+        )
+    ba = None
+    if bias is not None:
+        ba = bias if isinstance(bias, np.ndarray) else np.asarray(bias)
+        if ba.dtype.newbyteorder("=") != np.float32:
+            raise TypeError(f"bias must have dtype float32; got {ba.dtype}")
+        if ba.shape != (co,):
+            raise ValueError(f"bias must have shape ({co},); got {ba.shape}")
+        ba = np.ascontiguousarray(ba, dtype=np.dtype(np.float32).newbyteorder("="))
+    native = np.dtype(np.float32).newbyteorder("=")
+    return (np.ascontiguousarray(xa, dtype=native), np.ascontiguousarray(wa, dtype=native), ba,
+            s, p, d, g, activation, (ho, wo))  # type: ignore[return-value]

@@ -8,3 +8,7 @@ from .edges import canny, sobel
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 
 __all__ = ["canny", "sobel", "convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]
+from .cnn import conv2d
+from .enhance import bilateral, median
+
+__all__ = ["bilateral", "canny", "conv2d", "median", "sobel"]

@@ -1,0 +1,100 @@
+// conv2d driver: weight packing, work split, ISA choice (see conv2d.hpp).
+#include "convolve/conv2d.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <vector>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+
+namespace medfuse {
+namespace baseline {
+#include "convolve/conv2d_kernels.hpp"
+}  // namespace baseline
+
+namespace {
+
+using i64 = std::int64_t;
+using conv2d_detail::kMR;
+using conv2d_detail::kNR;
+
+struct AlignedFree {
+    void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float[], AlignedFree>;
+
+Buffer aligned_floats(i64 n) {
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (!p) throw std::bad_alloc();
+    return Buffer(static_cast<float*>(p));
+}
+
+}  // namespace
+
+void conv2d_f32(const Conv2dJob& job, int threads) {
+    if (job.groups < 1 || job.c % job.groups || job.co % job.groups)
+        throw std::invalid_argument("conv2d: groups must divide the channels");
+    const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const i64 K = cg * job.kh * job.kw;
+    const i64 P = job.ho * job.wo;
+    const i64 mblocks = (cog + kMR - 1) / kMR;
+
+    // A: per group, mblocks panels of K x MR (row-major weights -> k-major panels).
+    Buffer apack = aligned_floats(G * mblocks * K * kMR);
+    for (i64 g = 0; g < G; ++g)
+        for (i64 mb = 0; mb < mblocks; ++mb) {
+            float* dst = apack.get() + (g * mblocks + mb) * K * kMR;
+            for (i64 k = 0; k < K; ++k)
+                for (int i = 0; i < kMR; ++i) {
+                    const i64 o = mb * kMR + i;
+                    dst[k * kMR + i] = o < cog ? job.w[(g * cog + o) * K + k] : 0.f;
+                }
+        }
+
+    // Pixel blocks sized so the packed B tile (min(K, KC) x nc floats) stays in L2.
+    const i64 kc = conv2d_detail::block_k(K);
+    i64 nc = std::max<i64>(kNR, (32768 / std::max<i64>(kc, 1)) / kNR * kNR);
+    nc = std::min<i64>(nc, (P + kNR - 1) / kNR * kNR);
+    const i64 pblocks = (P + nc - 1) / nc;
+    // A task runs up to 8 consecutive pixel blocks of one (image, group),
+    // reusing one packed-B buffer (no allocation per block).
+    const i64 per_task = 8;
+    const i64 chunks = (pblocks + per_task - 1) / per_task;
+    const i64 n_tasks = job.n * G * chunks;
+
+    bool avx = false;
+#if defined(MEDFUSE_HAVE_AVX2)
+    avx = active_isa() != Isa::baseline;
+#endif
+    // Each task packs its own B tiles; which thread runs a task never changes
+    // its result.
+    parallel_for(n_tasks, threads, [&](i64 t) {
+        const i64 ch = t % chunks, rest = t / chunks;
+        const i64 g = rest % G, img = rest / G;
+        Buffer bpack = aligned_floats(kc * nc);
+        const float* a = apack.get() + g * mblocks * K * kMR;
+        for (i64 pb = ch * per_task; pb < std::min(pblocks, (ch + 1) * per_task); ++pb) {
+            const i64 p0 = pb * nc, p1 = std::min(P, p0 + nc);
+#if defined(MEDFUSE_HAVE_AVX2)
+            if (avx) {
+                avx2::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+                continue;
+            }
+#endif
+            (void)avx;
+            baseline::conv2d_block(job, a, img, g, p0, p1, bpack.get());
+        }
+    });
+}
+
+}  // namespace medfuse

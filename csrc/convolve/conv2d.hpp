@@ -1,0 +1,58 @@
+// CNN convolution layer y = f(W * x + b), NCHW float32, as
+// torch.nn.functional.conv2d (cross-correlation, zero padding, stride,
+// dilation, groups), optional ReLU.
+//
+// Pure C++17, no Python. Implicit GEMM per (image, group): the output block
+// [C_out/groups x pixels] = A [C_out/groups x K] * B [K x pixels] with
+// K = C_in/groups * kH * kW. A (the weights) is packed once per call into
+// 6-row panels; B is packed per block of output pixels straight from x (an
+// im2col tile of 16-pixel panels, zeros for the padding) and consumed by a
+// 6x16 register-tile micro-kernel (AVX2 FMA, or portable C++), K in equal
+// blocks of at most 384 (partial sums wait in y between blocks). Every output
+// element is one accumulation chain over k = 0..K-1 in order, so results do
+// not depend on the thread count or on how the work was split.
+#pragma once
+#include <cstdint>
+
+namespace medfuse {
+
+struct Conv2dJob {
+    const float* x = nullptr;     // (n, c, h, w)
+    const float* w = nullptr;     // (co, c / groups, kh, kw)
+    const float* bias = nullptr;  // (co) or null
+    float* y = nullptr;           // (n, co, ho, wo)
+    std::int64_t n = 0, c = 0, h = 0, wd = 0;
+    std::int64_t co = 0, kh = 0, kw = 0;
+    std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    std::int64_t groups = 1;
+    std::int64_t ho = 0, wo = 0;
+    bool relu = false;
+};
+
+void conv2d_f32(const Conv2dJob& job, int threads);
+
+namespace conv2d_detail {
+constexpr int kMR = 6;   // output channels per micro-tile
+constexpr int kNR = 16;  // output pixels per micro-tile
+constexpr int kKC = 384;  // largest reduction block (packed B rows per pass)
+// Reduction block for a given K: K split into equal blocks of at most kKC.
+inline std::int64_t block_k(std::int64_t K) {
+    const std::int64_t nb = (K + kKC - 1) / kKC;
+    return nb <= 1 ? K : (K + nb - 1) / nb;
+}
+}  // namespace conv2d_detail
+
+// ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
+// Output pixels [p0, p1) of image `img`, group `g`: packs B into `bpack`
+// (block_k(K) * round_up(p1 - p0, 16) floats) and runs every micro-tile of the group.
+// `apack`: the group's packed weights (mblocks panels of K x 6).
+#define MEDFUSE_DECLARE_ISA(ns)                                                                \
+    namespace ns {                                                                             \
+    void conv2d_block(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g, \
+                      std::int64_t p0, std::int64_t p1, float* bpack);                         \
+    }
+MEDFUSE_DECLARE_ISA(baseline)
+MEDFUSE_DECLARE_ISA(avx2)
+#undef MEDFUSE_DECLARE_ISA
+
+}  // namespace medfuse

@@ -1,0 +1,12 @@
+// Bilateral-filter inner loops for the avx2 path (built with its own -m flags).
+#include <cmath>
+#include <cstdint>
+#include <immintrin.h>
+
+#include "enhance/bilateral.hpp"
+
+namespace medfuse {
+namespace avx2 {
+#include "enhance/bilateral_kernels.hpp"
+}  // namespace avx2
+}  // namespace medfuse

@@ -1,0 +1,46 @@
+"""NumPy twin of ``medfuse.conv2d`` (einsum over the kernel taps, float64 sums)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _validate as v
+
+__all__ = ["conv2d"]
+
+
+def conv2d(
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: Optional[npt.ArrayLike] = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    activation: Optional[str] = None,
+) -> npt.NDArray[np.float32]:
+    """Twin of :func:`medfuse.conv2d`: same signature and refusals; sums in float64."""
+    xa, wa, ba, s, p, d, g, act, (ho, wo) = v.conv2d_args(x, weight, bias, stride, padding, dilation, groups, activation)
+    n, c, h, w = xa.shape
+    co, cg, kh, kw = wa.shape
+    cog = co // g
+    xp = np.zeros((n, c, h + 2 * p[0], w + 2 * p[1]), np.float64)
+    xp[:, :, p[0]:p[0] + h, p[1]:p[1] + w] = xa
+    out = np.zeros((n, co, ho, wo), np.float64)
+    for gi in range(g):
+        xg = xp[:, gi * cg:(gi + 1) * cg]
+        wg = wa[gi * cog:(gi + 1) * cog].astype(np.float64)
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = ky * d[0], kx * d[1]
+                patch = xg[:, :, y0:y0 + s[0] * (ho - 1) + 1:s[0], x0:x0 + s[1] * (wo - 1) + 1:s[1]]
+                out[:, gi * cog:(gi + 1) * cog] += np.einsum("nchw,oc->nohw", patch, wg[:, :, ky, kx])
+    if ba is not None:
+        out += ba.astype(np.float64)[None, :, None, None]
+    if act == "relu":
+        out = np.maximum(out, 0.0)
+    return out.astype(np.float32)

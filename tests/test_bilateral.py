@@ -1,0 +1,157 @@
+"""medfuse.bilateral: kernel vs NumPy twin (bit-identical) vs cv2.bilateralFilter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import images
+import medfuse
+import medfuse.reference as ref
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import image_views
+
+params = st.tuples(
+    st.sampled_from([-1, 0, 1, 2, 3, 5, 9, 15]),
+    st.floats(0.5, 200.0),
+    st.floats(0.3, 8.0),
+)
+
+
+def _native(x):
+    return np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+
+
+@settings(max_examples=80)
+@given(data=st.data())
+def test_uint8_matches_twin_and_cv2(data, cv2):
+    x = data.draw(image_views(np.uint8, 2, families=images.TAME_FAMILIES))
+    d, sc, ss = data.draw(params)
+    got = medfuse.bilateral(x, d, sc, ss)
+    assert got.dtype == np.uint8 and got.shape == x.shape
+    np.testing.assert_array_equal(got, ref.bilateral(x, d, sc, ss))
+    want = cv2.bilateralFilter(_native(x), d, sc, ss)
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+@settings(max_examples=80)
+@given(data=st.data())
+def test_float32_matches_twin_and_cv2(data, cv2):
+    x = data.draw(image_views(np.float32, 2, families=images.TAME_FAMILIES))
+    d, sc, ss = data.draw(params)
+    rng = float(np.ptp(x)) if x.size else 0.0
+    sc = sc * max(rng, 1e-3) / 100.0
+    got = medfuse.bilateral(x, d, sc, ss)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_array_equal(got, ref.bilateral(x, d, sc, ss))
+    want = cv2.bilateralFilter(_native(x), d, sc, ss)
+    scale = max(float(np.abs(want).max()), rng, 1e-30)
+    assert np.abs(got - want).max() <= 1e-4 * scale
+
+
+def test_invariants(cv2):
+    c = np.full((20, 30), 100, np.uint8)
+    np.testing.assert_array_equal(medfuse.bilateral(c, 5, 20.0, 3.0), c)
+    cf = np.full((20, 30), -3.5, np.float32)
+    np.testing.assert_array_equal(medfuse.bilateral(cf, 5, 20.0, 3.0), cf)
+    # Tiny sigma_color: every neighbour with another value gets weight ~0.
+    x = images.make("blocks", (40, 40), np.uint8, seed=1)
+    np.testing.assert_array_equal(medfuse.bilateral(x, 5, 0.01, 3.0), x)
+    # Result stays within the window's range.
+    y = images.make("noise", (60, 70), np.uint8, seed=2)
+    r = medfuse.bilateral(y, 7, 50.0, 3.0)
+    assert r.min() >= y.min() and r.max() <= y.max()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_thread_count_invariance(dtype):
+    x = images.make("natural", (700, 530), dtype, seed=3)
+    results = []
+    for n in (1, 2, 7):
+        medfuse.set_num_threads(n)
+        results.append(medfuse.bilateral(x, 5, 30.0, 2.0))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_python_threads_concurrently():
+    xs = [images.make("noise", (200, 210), np.uint8, seed=i) for i in range(5)]
+    serial = [medfuse.bilateral(x, 5, 40.0, 2.0) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda x: medfuse.bilateral(x, 5, 40.0, 2.0), xs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+_DISPATCH = r"""
+import numpy as np, medfuse, medfuse.reference as ref
+rng = np.random.default_rng(0)
+bad = 0
+for shape in [(1, 1), (5, 7), (9, 17), (33, 40)]:
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    bad += int((medfuse.bilateral(x, 5, 30.0, 2.0) != ref.bilateral(x, 5, 30.0, 2.0)).sum())
+    xf = (x * 3.7 - 100).astype(np.float32)
+    bad += int((medfuse.bilateral(xf, 5, 80.0, 2.0) != ref.bilateral(xf, 5, 80.0, 2.0)).sum())
+print(medfuse.build_info()["simd_active"], bad)
+"""
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2"])
+def test_dispatch_paths(simd):
+    if simd not in medfuse.build_info()["simd_supported"]:
+        pytest.skip(f"{simd} not available")
+    env = {**os.environ, "MEDFUSE_SIMD": simd}
+    out = subprocess.run([sys.executable, "-c", _DISPATCH], env=env, capture_output=True, text=True, check=True)
+    active, bad = out.stdout.split()
+    assert active == simd and bad == "0"
+
+
+# ---- refusals -------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_sigma_color(value):
+    with pytest.raises(ValueError, match="sigma_color"):
+        medfuse.bilateral(np.zeros((5, 5), np.uint8), 5, value, 2.0)
+
+
+@pytest.mark.parametrize("value", [0.0, -2.0, float("nan")])
+def test_bad_sigma_space(value):
+    with pytest.raises(ValueError, match="sigma_space"):
+        ref.bilateral(np.zeros((5, 5), np.uint8), 5, 10.0, value)
+    with pytest.raises(ValueError, match="sigma_space"):
+        medfuse.bilateral(np.zeros((5, 5), np.uint8), 5, 10.0, value)
+
+
+def test_bad_d():
+    with pytest.raises(TypeError, match="d"):
+        medfuse.bilateral(np.zeros((5, 5), np.uint8), 5.0, 10.0, 2.0)
+    with pytest.raises(ValueError, match="d"):
+        medfuse.bilateral(np.zeros((5, 5), np.uint8), 5000, 10.0, 2.0)
+    with pytest.raises(ValueError, match="sigma_space"):
+        medfuse.bilateral(np.zeros((5, 5), np.uint8), 0, 10.0, 2000.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float64])
+def test_wrong_dtype(dtype):
+    with pytest.raises(TypeError, match="image"):
+        medfuse.bilateral(np.zeros((5, 5), dtype), 5, 10.0, 2.0)
+
+
+def test_wrong_ndim():
+    with pytest.raises(ValueError, match="image"):
+        medfuse.bilateral(np.zeros((3, 5, 5), np.uint8), 5, 10.0, 2.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_refused(bad):
+    x = np.zeros((5, 5), np.float32)
+    x[1, 1] = bad
+    with pytest.raises(ValueError, match="NaN"):
+        medfuse.bilateral(x, 3, 10.0, 2.0)
+    with pytest.raises(ValueError, match="NaN"):
+        ref.bilateral(x, 3, 10.0, 2.0)

@@ -1,0 +1,246 @@
+"""medfuse.conv2d: kernel vs NumPy twin vs torch.nn.functional.conv2d."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import medfuse
+import medfuse.reference as ref
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pair_or_int = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 4))
+    cout = groups * draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = draw(pair_or_int(1, 3))
+    dilation = draw(pair_or_int(1, 3))
+    padding = draw(pair_or_int(0, 3))
+    s = stride if isinstance(stride, tuple) else (stride, stride)
+    d = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    p = padding if isinstance(padding, tuple) else (padding, padding)
+    hmin = max(1, d[0] * (kh - 1) + 1 - 2 * p[0])
+    wmin = max(1, d[1] * (kw - 1) + 1 - 2 * p[1])
+    h = draw(st.integers(hmin, hmin + 20))
+    w = draw(st.integers(wmin, wmin + 40))
+    n = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin, h, w)).astype(np.float32)
+    weight = rng.standard_normal((cout, cin // groups, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(cout).astype(np.float32) if draw(st.booleans()) else None
+    act = draw(st.sampled_from([None, "relu"]))
+    layout = draw(st.sampled_from(["contiguous", "strided", "big_endian", "read_only"]))
+    if layout == "strided":
+        x = np.ascontiguousarray(np.repeat(x, 2, axis=3))[..., ::2]
+    elif layout == "big_endian":
+        x = x.astype(">f4")
+    elif layout == "read_only":
+        x.flags.writeable = False
+    return x, weight, bias, dict(stride=stride, padding=padding, dilation=dilation, groups=groups, activation=act)
+
+
+def _close(got, want):
+    scale = max(float(np.abs(want).max()), 1e-6)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4 * scale
+
+
+@settings(max_examples=150)
+@given(case=conv_cases())
+def test_matches_twin(case):
+    x, w, b, kw = case
+    got = medfuse.conv2d(x, w, b, **kw)
+    assert got.dtype == np.float32
+    _close(got, ref.conv2d(x, w, b, **kw))
+
+
+@settings(max_examples=60)
+@given(case=conv_cases())
+def test_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, w, b, kw = case
+    kw = dict(kw)
+    act = kw.pop("activation")
+    got = medfuse.conv2d(x, w, b, activation=act, **kw)
+    xt = torch.from_numpy(np.array(x, dtype=np.float32))
+    want = F.conv2d(xt, torch.from_numpy(w), None if b is None else torch.from_numpy(b), **kw)
+    if act == "relu":
+        want = torch.relu(want)
+    _close(got, want.numpy())
+
+
+def test_layer_shapes_vs_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for (n, c, h, w, co, k, s, p, g) in [(8, 32, 64, 64, 64, 3, 1, 1, 1), (2, 16, 31, 29, 24, 5, 2, 2, 4),
+                                         (1, 64, 14, 14, 128, 1, 1, 0, 1), (3, 12, 17, 40, 12, 3, 1, 1, 12)]:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
+        b = rng.standard_normal(co).astype(np.float32)
+        got = medfuse.conv2d(x, wt, b, stride=s, padding=p, groups=g, activation="relu")
+        want = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b),
+                                                     stride=s, padding=p, groups=g)).numpy()
+        _close(got, want)
+
+
+def test_invariants():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    # A centred delta kernel with padding 1 is the identity per channel.
+    w = np.zeros((3, 1, 3, 3), np.float32)
+    w[:, 0, 1, 1] = 1
+    np.testing.assert_array_equal(medfuse.conv2d(x, w, padding=1, groups=3), x)
+    # ReLU output is max(conv, 0) exactly.
+    w2 = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    np.testing.assert_array_equal(medfuse.conv2d(x, w2, b, activation="relu"),
+                                  np.maximum(medfuse.conv2d(x, w2, b), 0))
+    # Linear in the bias: y(b) - y(0) == b broadcast (exact: same sums, one add).
+    y0 = medfuse.conv2d(x, w2)
+    y1 = medfuse.conv2d(x, w2, b)
+    np.testing.assert_array_equal(y1, y0 + b[None, :, None, None])
+
+
+def test_nan_propagates():
+    x = np.zeros((1, 1, 5, 5), np.float32)
+    x[0, 0, 2, 2] = np.nan
+    y = medfuse.conv2d(x, np.ones((1, 1, 3, 3), np.float32), padding=1)
+    assert np.isnan(y[0, 0, 1:4, 1:4]).all() and not np.isnan(y[0, 0, 0]).any()
+
+
+def test_thread_count_invariance():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 100, 40, 70)).astype(np.float32)  # K = 900: three K blocks
+    w = rng.standard_normal((20, 100, 3, 3)).astype(np.float32)
+    results = []
+    for n in (1, 2, 7):
+        medfuse.set_num_threads(n)
+        results.append(medfuse.conv2d(x, w, padding=1))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_python_threads_concurrently():
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((2, 8, 30, 30)).astype(np.float32) for _ in range(6)]
+    w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
+    serial = [medfuse.conv2d(x, w, padding=1) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda x: medfuse.conv2d(x, w, padding=1), xs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+_DISPATCH = r"""
+import numpy as np, medfuse, medfuse.reference as ref
+rng = np.random.default_rng(0)
+worst = 0.0
+for (n, c, h, w, co, k, s, p, g) in [(1, 1, 1, 1, 1, 1, 1, 0, 1), (2, 6, 9, 23, 14, 3, 1, 1, 2), (1, 5, 20, 17, 7, 5, 2, 2, 1)]:
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
+    got = medfuse.conv2d(x, wt, stride=s, padding=p, groups=g)
+    want = ref.conv2d(x, wt, stride=s, padding=p, groups=g)
+    worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6)))
+print(medfuse.build_info()["simd_active"], int(worst <= 1e-5))
+"""
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2"])
+def test_dispatch_paths(simd):
+    if simd not in medfuse.build_info()["simd_supported"]:
+        pytest.skip(f"{simd} not available")
+    env = {**os.environ, "MEDFUSE_SIMD": simd}
+    out = subprocess.run([sys.executable, "-c", _DISPATCH], env=env, capture_output=True, text=True, check=True)
+    active, ok = out.stdout.split()
+    assert active == simd and ok == "1"
+
+
+# ---- refusals -------------------------------------------------------------
+
+X = np.zeros((1, 4, 8, 8), np.float32)
+W = np.zeros((6, 4, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize("fn", [medfuse.conv2d, ref.conv2d])
+def test_mismatched_channels(fn):
+    with pytest.raises(ValueError, match="channels"):
+        fn(X, np.zeros((6, 3, 3, 3), np.float32))
+
+
+def test_groups_not_dividing():
+    with pytest.raises(ValueError, match="groups"):
+        medfuse.conv2d(X, np.zeros((6, 4, 3, 3), np.float32), groups=3)
+    with pytest.raises(ValueError, match="groups"):
+        medfuse.conv2d(X, np.zeros((6, 2, 3, 3), np.float32), groups=0)
+    with pytest.raises(TypeError, match="groups"):
+        medfuse.conv2d(X, W, groups=1.0)
+
+
+@pytest.mark.parametrize("stride", [0, -1, (1, 0)])
+def test_bad_stride(stride):
+    with pytest.raises(ValueError, match="stride"):
+        medfuse.conv2d(X, W, stride=stride)
+
+
+def test_bad_padding_and_dilation():
+    with pytest.raises(ValueError, match="padding"):
+        medfuse.conv2d(X, W, padding=-1)
+    with pytest.raises(ValueError, match="dilation"):
+        medfuse.conv2d(X, W, dilation=0)
+    with pytest.raises(ValueError, match="stride"):
+        medfuse.conv2d(X, W, stride=(1, 2, 3))
+    with pytest.raises(TypeError, match="padding"):
+        medfuse.conv2d(X, W, padding="same")
+
+
+@pytest.mark.parametrize("act", ["tanh", "ReLU", 1])
+def test_bad_activation(act):
+    with pytest.raises(ValueError, match="activation"):
+        medfuse.conv2d(X, W, activation=act)
+
+
+def test_kernel_larger_than_input():
+    with pytest.raises(ValueError, match="weight"):
+        medfuse.conv2d(X, np.zeros((6, 4, 9, 3), np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        medfuse.conv2d(X, W, dilation=5)
+
+
+@pytest.mark.parametrize("name", ["x", "weight", "bias"])
+def test_wrong_dtype(name):
+    args = {"x": X, "weight": W, "bias": np.zeros(6, np.float32)}
+    args[name] = args[name].astype(np.float64)
+    with pytest.raises(TypeError, match=name):
+        medfuse.conv2d(args["x"], args["weight"], args["bias"])
+
+
+def test_wrong_shapes():
+    with pytest.raises(ValueError, match="x"):
+        medfuse.conv2d(X[0], W)
+    with pytest.raises(ValueError, match="bias"):
+        medfuse.conv2d(X, W, np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="x"):
+        medfuse.conv2d(np.zeros((0, 4, 8, 8), np.float32), W)
+
+
+def test_core_defends_itself():
+    from medfuse import _core
+
+    with pytest.raises(TypeError):
+        _core.conv2d_f32(X.astype(np.float64), W, None, 1, 1, 0, 0, 1, 1, 1, False, 1)
+    with pytest.raises(ValueError, match="stride"):
+        _core.conv2d_f32(X, W, None, 0, 1, 0, 0, 1, 1, 1, False, 1)
+    with pytest.raises(ValueError, match="channels"):
+        _core.conv2d_f32(X, np.ascontiguousarray(W[:, :3]), None, 1, 1, 0, 0, 1, 1, 1, False, 1)
