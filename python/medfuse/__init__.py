@@ -10,6 +10,8 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .contrast import clahe, equalize_hist
+from .histogram import first_order, histogram, quantize, window
 
 __version__ = "0.1.0"
 
@@ -17,9 +19,15 @@ __all__ = [
     "__version__",
     "build_info",
     "canny",
+    "clahe",
+    "equalize_hist",
+    "first_order",
     "get_num_threads",
+    "histogram",
+    "quantize",
     "set_num_threads",
     "sobel",
+    "window",
 ]
 
 try:

@@ -267,3 +267,111 @@ def edges_indices(vals: npt.NDArray, edges: npt.NDArray) -> npt.NDArray[np.intp]
     n = edges.size - 1
     idx = np.searchsorted(edges, vals, side="right") - 1
     return np.minimum(idx, n - 1)
+
+
+# ---- PyRadiomics binning and first-order helpers (shared with the twin) -----------
+FIRST_ORDER_NAMES = (
+    "Energy",
+    "TotalEnergy",
+    "Entropy",
+    "Minimum",
+    "10Percentile",
+    "90Percentile",
+    "Maximum",
+    "Mean",
+    "Median",
+    "InterquartileRange",
+    "Range",
+    "MeanAbsoluteDeviation",
+    "RobustMeanAbsoluteDeviation",
+    "RootMeanSquared",
+    "StandardDeviation",
+    "Skewness",
+    "Kurtosis",
+    "Variance",
+    "Uniformity",
+)
+MAX_LEVELS = 1 << 24
+
+
+def positive_real(value: object, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    v = float(value)  # type: ignore[arg-type]
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be finite and > 0; got {v}")
+    return v
+
+
+def check_binning(levels: object, bin_width: object) -> tuple[Optional[int], Optional[float]]:
+    if levels is not None and bin_width is not None:
+        raise ValueError("give levels (fixed bin count) or bin_width (fixed bin width), not both")
+    if levels is not None:
+        if isinstance(levels, (bool, np.bool_)) or not isinstance(levels, numbers.Integral):
+            raise TypeError(f"levels must be an integer >= 1; got {levels!r}")
+        n = int(levels)
+        if n < 1 or n > MAX_LEVELS:
+            raise ValueError(f"levels must be between 1 and {MAX_LEVELS}; got {n}")
+        return n, None
+    return None, positive_real(25.0 if bin_width is None else bin_width, "bin_width")
+
+
+def width_edges(minimum: Any, maximum: Any, bin_width: float) -> npt.NDArray:
+    """PyRadiomics ``getBinEdges`` for a fixed bin width (numpy scalars in, same dtypes)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        low = minimum - (minimum % bin_width)
+        high = maximum + 2 * bin_width
+        span = float(high) - float(low)
+    if not (math.isfinite(span) and math.isfinite(float(low))):
+        raise ValueError("bin_width: the data range overflows the binning arithmetic")
+    if span / bin_width > MAX_LEVELS:
+        raise ValueError(
+            f"bin_width {bin_width:g} is too small for the data range [{minimum}, {maximum}] "
+            f"(more than {MAX_LEVELS} levels)"
+        )
+    edges = np.arange(low, high, bin_width)
+    if len(edges) == 1:  # flat region: one bin
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    return np.asarray(edges)
+
+
+def count_edges(minimum: Any, maximum: Any, levels: int, dtype: np.dtype) -> npt.NDArray:
+    """PyRadiomics ``getBinEdges`` for a fixed bin count: numpy.histogram's edges, last + 1."""
+    first, last = outer_edges(minimum, maximum)
+    edges = np.array(uniform_plan(dtype, levels, first, last).edges)
+    edges[-1] += 1
+    return edges
+
+
+def roi_range(lo: Any, hi: Any, range_: Optional[tuple[Any, Any]], dtype: np.dtype) -> tuple[Any, Any]:
+    """The (min, max) binning starts from: the ROI's, or the given range as data-dtype scalars."""
+    if range_ is None:
+        return lo, hi
+    t = np.dtype(dtype).type
+    return t(range_[0]), t(range_[1])
+
+
+def percentile_sorted(value_at: Any, n: int, q: float) -> float:
+    """numpy.percentile(..., method='linear') given the k-th smallest value as value_at(k)."""
+    quantile = np.true_divide(q, 100)
+    vi = (n - 1) * quantile
+    if vi >= n - 1:
+        return float(value_at(n - 1))
+    prev = int(np.floor(vi))
+    a = np.float64(value_at(prev))
+    b = np.float64(value_at(prev + 1))
+    t = vi - prev
+    diff = b - a
+    if t >= 0.5:
+        return float(b - diff * (1 - t))
+    return float(a + diff * t)
+
+
+def level_stats(level_counts: npt.NDArray[np.int64]) -> tuple[float, float]:
+    """PyRadiomics Entropy and Uniformity from the counts of each discretized level."""
+    c = level_counts[level_counts > 0]
+    p = c.astype(float) / float(c.sum())
+    eps = np.spacing(1)
+    entropy = -1.0 * np.sum(p * np.log2(p + eps))
+    uniformity = np.nansum(p**2)
+    return float(entropy), float(uniformity)

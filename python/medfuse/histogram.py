@@ -136,3 +136,190 @@ def histogram(
 
 def _is_identity(fold: npt.NDArray[np.int64], nbins: int) -> bool:
     return fold.size == nbins and bool(fold[0] == 0) and bool(fold[-1] == nbins - 1)
+
+
+def _roi_min_max(core: Any, arr: npt.NDArray, m: Optional[npt.NDArray[np.bool_]], name: str) -> tuple[Any, Any]:
+    mn, mx, _sel, nan = getattr(core, "min_max_" + hp.suffix(arr.dtype))(arr, m, get_num_threads())
+    if nan:
+        raise ValueError(f"{name} contains NaN inside the region ({nan} values)")
+    if arr.dtype.kind == "f" and not (math.isfinite(float(mn)) and math.isfinite(float(mx))):
+        raise ValueError(f"{name} contains infinite values inside the region")
+    t = arr.dtype.type
+    return t(mn), t(mx)
+
+
+def quantize(
+    image: npt.ArrayLike,
+    *,
+    levels: Optional[int] = None,
+    bin_width: Optional[float] = None,
+    range: Optional[tuple[float, float]] = None,
+    mask: Optional[npt.ArrayLike] = None,
+) -> npt.NDArray[np.int32]:
+    """Gray-level discretisation as PyRadiomics (``imageoperations.binImage``).
+
+    Fixed bin width (``bin_width``, default 25 when ``levels`` is not given):
+    edges ``arange(min - min % w, max + 2w, w)`` (a flat region gets one bin),
+    so level = floor(x / w) - floor(min / w) + 1. Fixed bin count
+    (``levels``): numpy.histogram's edges over [min, max] with the last edge
+    raised by 1, so the maximum gets level ``levels``. Levels are
+    ``numpy.digitize(x, edges)``: int32, starting at 1 in the region, 0
+    outside the mask. ``range=(lo, hi)`` replaces the region's min and max;
+    values outside it are clipped to the first and last level. Any ndim;
+    uint8, uint16, int16, int32, float32, float64; NaN/inf in the region are
+    refused. Edges are computed in the data's dtype (float32 stays float32),
+    as PyRadiomics does on the image array.
+    """
+    arr = hp.as_data(image, "image")
+    n_levels, width = hp.check_binning(levels, bin_width)
+    rng = hp.check_range(range)
+    m = hp.as_mask(mask, arr.shape)
+    core = _core()
+    mn, mx = _roi_min_max(core, arr, m, "image")
+    lo, hi = hp.roi_range(mn, mx, rng, arr.dtype)
+    if n_levels is not None:
+        edges = hp.count_edges(lo, hi, n_levels, arr.dtype)
+    else:
+        assert width is not None
+        edges = hp.width_edges(lo, hi, width)
+    out = getattr(core, "digitize_" + hp.suffix(arr.dtype))(arr, m, np.ascontiguousarray(edges, dtype=np.float64), get_num_threads())
+    if rng is not None:  # values outside the range go to the first / last level
+        top = max(len(edges) - 1 if n_levels is None else n_levels, 1)
+        clipped = np.clip(out, 1, top).astype(np.int32)
+        out = clipped if m is None else np.where(m, clipped, np.int32(0)).astype(np.int32)
+    return out
+
+
+def _first_order_from_counts(
+    vals: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], dtype: np.dtype, bin_width: float, voxel_volume: float
+) -> dict[str, float]:
+    """Features from the count of each distinct value (integer data, one pass over the image)."""
+    c = counts
+    n = int(c.sum())
+    cum = np.cumsum(c)
+
+    def value_at(k: int) -> float:
+        return float(vals[int(np.searchsorted(cum, k, side="right"))])
+
+    v = vals.astype(np.float64)
+    cf = c.astype(np.float64)
+    total = np.float64(int(np.dot(c, vals)))
+    mean = total / np.float64(n)
+    energy = float(np.dot(cf, v * v)) if n * float(max(abs(v[0]), abs(v[-1]))) ** 2 >= 2.0**62 else float(
+        int(np.dot(c, vals * vals))
+    )
+    d = v - mean
+    m2 = float(np.dot(cf, d * d)) / n
+    m3 = float(np.dot(cf, d * d * d)) / n
+    m4 = float(np.dot(cf, (d * d) * (d * d))) / n
+    std = math.sqrt(m2)
+    mad = float(np.dot(cf, np.abs(d))) / n
+    p10 = hp.percentile_sorted(value_at, n, 10)
+    p90 = hp.percentile_sorted(value_at, n, 90)
+    p25 = hp.percentile_sorted(value_at, n, 25)
+    p75 = hp.percentile_sorted(value_at, n, 75)
+    if n % 2:
+        median = value_at(n // 2)
+    else:
+        median = float((np.float64(value_at(n // 2 - 1)) + np.float64(value_at(n // 2))) / 2.0)
+    keep = (v >= p10) & (v <= p90)
+    ck, vk = c[keep], vals[keep]
+    nk = int(ck.sum())
+    mean_k = np.float64(int(np.dot(ck, vk))) / np.float64(nk)
+    rmad = float(np.dot(ck.astype(np.float64), np.abs(vk.astype(np.float64) - mean_k))) / nk
+    t = dtype.type
+    edges = hp.width_edges(t(vals[0]), t(vals[-1]), bin_width)
+    lv = np.digitize(vals, edges)
+    level_counts = np.zeros(len(edges) + 1, dtype=np.int64)
+    np.add.at(level_counts, lv, c)
+    entropy, uniformity = hp.level_stats(level_counts)
+    m2s = m2 if m2 != 0 else 1.0
+    return _assemble(
+        energy, voxel_volume, entropy, float(v[0]), p10, p90, float(v[-1]), float(mean), median, p75 - p25,
+        float(v[-1]) - float(v[0]), mad, rmad, math.sqrt(energy / n), std, m3 / m2s**1.5, m4 / m2s**2.0, std**2,
+        uniformity,
+    )
+
+
+def _assemble(*values: float) -> dict[str, float]:
+    energy, voxel_volume, *rest = values
+    out = [float(energy), float(energy) * float(voxel_volume), *[float(r) for r in rest]]
+    return dict(zip(hp.FIRST_ORDER_NAMES, out))
+
+
+def first_order(
+    image: npt.ArrayLike,
+    mask: Optional[npt.ArrayLike] = None,
+    *,
+    bin_width: float = 25.0,
+    voxel_volume: float = 1.0,
+) -> dict[str, float]:
+    """PyRadiomics first-order features of the voxels in ``mask`` (all voxels without one).
+
+    Returns a dict with Energy, TotalEnergy (= Energy * ``voxel_volume``, the
+    voxel volume in mm³), Entropy, Minimum, 10Percentile, 90Percentile,
+    Maximum, Mean, Median, InterquartileRange, Range, MeanAbsoluteDeviation,
+    RobustMeanAbsoluteDeviation, RootMeanSquared, StandardDeviation,
+    Skewness, Kurtosis, Variance, Uniformity — PyRadiomics' definitions
+    (voxelArrayShift 0): percentiles with numpy's linear interpolation,
+    population moments, Entropy and Uniformity over the gray levels
+    discretized with ``bin_width`` (see :func:`quantize`), flat regions give
+    Skewness = Kurtosis = 0.
+
+    uint8, uint16 and int16 images take one pass: a masked count of every
+    value (C++), from which all features follow exactly (sums of integers
+    are exact; percentiles, median and the entropy equal PyRadiomics bit for
+    bit, moments to rounding). int32 and float images are gathered and
+    reduced with NumPy. NaN/inf in the region are refused.
+    """
+    arr = hp.as_data(image, "image")
+    m = hp.as_mask(mask, arr.shape)
+    width = hp.positive_real(bin_width, "bin_width")
+    vv = hp.positive_real(voxel_volume, "voxel_volume")
+    if arr.dtype.itemsize <= 2 and arr.dtype.kind in "iu":
+        info = np.iinfo(arr.dtype)
+        core = _core()
+        counts = getattr(core, "hist_keys_" + hp.suffix(arr.dtype))(arr, m, int(info.min), int(info.max), 0, get_num_threads())
+        nz = np.flatnonzero(counts)
+        return _first_order_from_counts(nz.astype(np.int64) + int(info.min), counts[nz], arr.dtype, width, vv)
+    from .reference.histogram import _first_order_values
+
+    vals = arr[m] if m is not None else arr.ravel()
+    return _first_order_values(vals, width, vv)
+
+
+_WINDOW_TOP = {np.dtype(np.uint8): (255.0, "u8"), np.dtype(np.uint16): (65535.0, "u16"),
+               np.dtype(np.float32): (1.0, "f32"), np.dtype(np.float64): (1.0, "f64")}
+
+
+def check_window(center: object, width: object, out_dtype: object) -> tuple[float, float, float, str, np.dtype]:
+    from . import _validate as v
+
+    c = v.real_number(center, "center")
+    w = hp.positive_real(width, "width")
+    try:
+        od = np.dtype(out_dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {out_dtype!r}") from None
+    if od not in _WINDOW_TOP:
+        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {od}")
+    top, code = _WINDOW_TOP[od]
+    lo = c - w / 2.0
+    return lo, top / w, top, code, od
+
+
+def window(
+    hu: npt.ArrayLike, center: float, width: float, *, out_dtype: npt.DTypeLike = np.uint8
+) -> npt.NDArray:
+    """CT windowing: [center - width/2, center + width/2] onto the output range.
+
+    ``y = (hu - (center - width / 2)) * (top / width)`` in float64, clipped
+    to [0, top]; top is 255 for uint8, 65535 for uint16 (rounded half to
+    even), 1.0 for float32/float64. E.g. lung ``window(ct, -600, 1500)``,
+    mediastinum ``window(ct, 40, 400)``, bone ``window(ct, 400, 1800)``.
+    Any ndim; input dtypes as :func:`histogram`; NaN input is refused.
+    """
+    arr = hp.as_data(hu, "hu")
+    lo, scale, top, code, _od = check_window(center, width, out_dtype)
+    fn = getattr(_core(), "window_" + hp.suffix(arr.dtype))
+    return fn(arr, lo, scale, top, code, get_num_threads())
