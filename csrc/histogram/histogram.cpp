@@ -11,9 +11,26 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/cpu.hpp"
 #include "common/parallel.hpp"
+#include "histogram/histogram_internal.hpp"
 
 namespace medfuse {
+namespace baseline {
+#include "histogram/histogram_kernels.hpp"
+
+#define MEDFUSE_KP(T)                                                                                          \
+    void keys_part(const T* x, const std::uint8_t* m, i64 b, i64 e, i64 lo, i64 hi, int s, i64 nk, i64* out, \
+                   std::uint32_t* h, i64 stride, int nsub) {                                                  \
+        hk::keys_part<T>(x, m, b, e, lo, hi, s, nk, out, h, stride, nsub);                                    \
+    }
+MEDFUSE_KP(std::uint8_t)
+MEDFUSE_KP(std::uint16_t)
+MEDFUSE_KP(std::int16_t)
+MEDFUSE_KP(std::int32_t)
+#undef MEDFUSE_KP
+}  // namespace baseline
+
 namespace {
 
 constexpr i64 kMinPart = i64(1) << 18;  // elements per thread part, at least
@@ -22,129 +39,6 @@ constexpr int kSlots = 8;               // weighted blocks summed in parallel pe
 
 i64 n_parts(i64 n, int threads) {
     return std::max<i64>(1, std::min<i64>(threads, (n + kMinPart - 1) / kMinPart));
-}
-
-// ---- integer keys ---------------------------------------------------------------
-// Keys of a tile of up to kTile elements: (x - lo) >> shift, or `dummy` when
-// out of [lo, hi] or unselected. Written for the auto-vectorizer.
-constexpr i64 kTile = 256;
-
-template <class T>
-inline void tile_keys(const T* __restrict__ x, const std::uint8_t* __restrict__ m, i64 len, i64 lo, i64 range,
-                      int shift, std::uint32_t dummy, std::uint32_t* __restrict__ keys) {
-    if constexpr (sizeof(T) <= 2) {
-        const std::int32_t lo32 = static_cast<std::int32_t>(lo);
-        const std::uint32_t r32 = static_cast<std::uint32_t>(range);
-        if (m) {
-            for (i64 j = 0; j < len; ++j) {
-                const std::uint32_t d = static_cast<std::uint32_t>(static_cast<std::int32_t>(x[j]) - lo32);
-                keys[j] = (d <= r32 && m[j]) ? (d >> shift) : dummy;
-            }
-        } else {
-            for (i64 j = 0; j < len; ++j) {
-                const std::uint32_t d = static_cast<std::uint32_t>(static_cast<std::int32_t>(x[j]) - lo32);
-                keys[j] = d <= r32 ? (d >> shift) : dummy;
-            }
-        }
-    } else {
-        const std::uint64_t r64 = static_cast<std::uint64_t>(range);
-        for (i64 j = 0; j < len; ++j) {
-            const std::uint64_t d = static_cast<std::uint64_t>(static_cast<i64>(x[j]) - lo);
-            const bool ok = d <= r64 && (!m || m[j]);
-            keys[j] = ok ? static_cast<std::uint32_t>(d >> shift) : dummy;
-        }
-    }
-}
-
-// Counts keys into `nsub` interleaved sub-histograms (stride `stride`), so
-// consecutive increments rarely hit the same counter (no store-to-load chain).
-template <int NSUB>
-inline void scatter(const std::uint32_t* __restrict__ keys, i64 len, std::uint32_t* __restrict__ h, i64 stride) {
-    i64 j = 0;
-    if constexpr (NSUB == 4) {
-        std::uint32_t* h0 = h;
-        std::uint32_t* h1 = h + stride;
-        std::uint32_t* h2 = h + 2 * stride;
-        std::uint32_t* h3 = h + 3 * stride;
-        for (; j + 8 <= len; j += 8) {
-            ++h0[keys[j]];
-            ++h1[keys[j + 1]];
-            ++h2[keys[j + 2]];
-            ++h3[keys[j + 3]];
-            ++h0[keys[j + 4]];
-            ++h1[keys[j + 5]];
-            ++h2[keys[j + 6]];
-            ++h3[keys[j + 7]];
-        }
-    } else if constexpr (NSUB == 2) {
-        std::uint32_t* h1 = h + stride;
-        for (; j + 2 <= len; j += 2) {
-            ++h[keys[j]];
-            ++h1[keys[j + 1]];
-        }
-    }
-    for (; j < len; ++j) ++h[keys[j]];
-}
-
-// uint8 with every value a key: count straight from the data.
-inline void scatter_u8(const std::uint8_t* __restrict__ x, i64 len, std::uint32_t* __restrict__ h, i64 stride) {
-    std::uint32_t* h0 = h;
-    std::uint32_t* h1 = h + stride;
-    std::uint32_t* h2 = h + 2 * stride;
-    std::uint32_t* h3 = h + 3 * stride;
-    i64 j = 0;
-    for (; j + 8 <= len; j += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, x + j, 8);
-        ++h0[w & 0xff];
-        ++h1[(w >> 8) & 0xff];
-        ++h2[(w >> 16) & 0xff];
-        ++h3[(w >> 24) & 0xff];
-        ++h0[(w >> 32) & 0xff];
-        ++h1[(w >> 40) & 0xff];
-        ++h2[(w >> 48) & 0xff];
-        ++h3[w >> 56];
-    }
-    for (; j < len; ++j) ++h0[x[j]];
-}
-
-template <class T>
-void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 hi, int shift, i64 n_keys,
-               i64* out) {
-    const i64 range = hi - lo;
-    const i64 slots = n_keys + 1;                    // + dummy
-    const i64 stride = (slots + 15) / 16 * 16;
-    const int nsub = slots <= 8192 ? 4 : (slots <= 32768 ? 2 : 1);
-    std::vector<std::uint32_t> h(static_cast<std::size_t>(stride * nsub), 0u);
-    std::uint32_t keys[kTile];
-    const bool direct_u8 = std::is_same<T, std::uint8_t>::value && !mask && lo == 0 && range == 255 && shift == 0;
-    // Flush before any 32-bit counter can overflow.
-    constexpr i64 kFlush = i64(1) << 30;
-    auto flush = [&]() {
-        for (int s = 0; s < nsub; ++s)
-            for (i64 k = 0; k < n_keys; ++k) {
-                out[k] += h[static_cast<std::size_t>(s * stride + k)];
-            }
-        std::fill(h.begin(), h.end(), 0u);
-    };
-    for (i64 start = b; start < e; start += kFlush) {
-        const i64 stop = std::min(e, start + kFlush);
-        for (i64 t = start; t < stop; t += kTile) {
-            const i64 len = std::min(kTile, stop - t);
-            if (direct_u8) {
-                scatter_u8(reinterpret_cast<const std::uint8_t*>(x + t), len, h.data(), stride);
-                continue;
-            }
-            tile_keys(x + t, mask ? mask + t : nullptr, len, lo, range, shift, static_cast<std::uint32_t>(n_keys), keys);
-            if (nsub == 4)
-                scatter<4>(keys, len, h.data(), stride);
-            else if (nsub == 2)
-                scatter<2>(keys, len, h.data(), stride);
-            else
-                scatter<1>(keys, len, h.data(), stride);
-        }
-        flush();
-    }
 }
 
 // ---- per-element bin of the uniform and edges paths ---------------------------------
@@ -250,10 +144,25 @@ void hist_keys(const T* x, const std::uint8_t* mask, i64 n, i64 lo, i64 hi, int 
     const i64 n_keys = ((hi - lo) >> shift) + 1;
     const i64 parts = n_parts(n, threads);
     std::vector<std::vector<i64>> partial(static_cast<std::size_t>(parts));
+    const i64 slots = n_keys + 1;  // + one for values outside [lo, hi] or unselected
+    const i64 stride = (slots + 15) / 16 * 16;
+    // Four sub-histograms break the store-to-load chains of runs of equal
+    // keys (CT air, lung); with many keys they would leave L1/L2 instead.
+    const int nsub = slots <= 8192 ? 4 : (slots <= 32768 ? 2 : 1);
+    const bool use_avx2 = active_isa() != Isa::baseline;
     parallel_for(parts, threads, [&](i64 p) {
         auto& h = partial[static_cast<std::size_t>(p)];
         h.assign(static_cast<std::size_t>(n_keys), 0);
-        keys_part(x, mask, split_begin(n, parts, p), split_begin(n, parts, p + 1), lo, hi, shift, n_keys, h.data());
+        std::vector<std::uint32_t> scratch(static_cast<std::size_t>(stride * nsub));
+        const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
+#ifdef MEDFUSE_HAVE_AVX2
+        if (use_avx2) {
+            avx2::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), scratch.data(), stride, nsub);
+            return;
+        }
+#endif
+        (void)use_avx2;
+        baseline::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), scratch.data(), stride, nsub);
     });
     for (auto& h : partial)
         for (i64 k = 0; k < n_keys; ++k) keys[k] += h[static_cast<std::size_t>(k)];
