@@ -198,9 +198,6 @@ def _uniform_plan_cached(dtype_str: str, nbins: int, first: Any, last: Any, _tf:
     if np.issubdtype(b, np.integer):
         b = np.result_type(b, float)
     b = np.dtype(b)
-    edges = np.linspace(first, last, nbins + 1, endpoint=True, dtype=b)
-    if np.any(edges[:-1] >= edges[1:]):
-        raise ValueError(f"bins: too many bins for data range. Cannot create {nbins} finite-sized bins.")
     with np.errstate(over="ignore", invalid="ignore"):
         norm_denom = unsigned_subtract(last, first)
         step = unsigned_subtract(np.zeros(1, dtype=b), first) / norm_denom
@@ -212,6 +209,9 @@ def _uniform_plan_cached(dtype_str: str, nbins: int, first: Any, last: Any, _tf:
         raise ValueError(
             f"range [{first}, {last}] is too wide for {b.name} arithmetic (last - first overflows)"
         )
+    edges = np.linspace(first, last, nbins + 1, endpoint=True, dtype=b)
+    if np.any(edges[:-1] >= edges[1:]):
+        raise ValueError(f"bins: too many bins for data range. Cannot create {nbins} finite-sized bins.")
     lo_thr, hi_thr, empty = _thresholds(dtype, first, last)
     keys = None
     if dtype.kind in "iu" and not empty and hi_thr - lo_thr < MAX_LUT:
