@@ -69,9 +69,13 @@ def data_with_edges(draw):
                 rng = (lo, hi)
         # plant values on the edges numpy will use, and their neighbours
         first, last = (x.min(), x.max()) if rng is None else rng
-        if first != last:
+        try:
             with np.errstate(all="ignore"):
                 edges = np.histogram_bin_edges(x, bins, rng)
+        except ValueError:  # numpy refuses these bins; the test checks we refuse too
+            edges = None
+        if first != last and edges is not None:
+            with np.errstate(all="ignore"):
                 if dt.kind == "f":
                     pts = np.concatenate([edges, np.nextafter(edges.astype(dt), np.inf), np.nextafter(edges.astype(dt), -np.inf)])
                 else:
@@ -100,7 +104,13 @@ def data_with_edges(draw):
 @given(data_with_edges())
 def test_matches_numpy_on_and_next_to_edges(case):
     x, bins, rng, mask, weights = case
-    want = _np_hist(x, bins, rng, mask, weights)
+    try:
+        want = _np_hist(x, bins, rng, mask, weights)
+    except ValueError:  # e.g. numpy's "too many bins for data range": refused alike
+        for fn in (medfuse.histogram, ref.histogram):
+            with pytest.raises(ValueError, match="bins|range"):
+                fn(x, bins, rng, mask=mask, weights=weights)
+        return
     got = medfuse.histogram(x, bins, rng, mask=mask, weights=weights)
     exact = weights is None or np.ndim(bins) == 0
     _assert_same(got, want, exact_weights=exact)
