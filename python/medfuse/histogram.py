@@ -225,8 +225,11 @@ def _first_order_from_counts(
     keep = (v >= p10) & (v <= p90)
     ck, vk = c[keep], vals[keep]
     nk = int(ck.sum())
-    mean_k = np.float64(int(np.dot(ck, vk))) / np.float64(nk)
-    rmad = float(np.dot(ck.astype(np.float64), np.abs(vk.astype(np.float64) - mean_k))) / nk
+    if nk == 0:  # no voxel within [P10, P90] (two distinct values): NaN, as PyRadiomics
+        rmad = math.nan
+    else:
+        mean_k = np.float64(int(np.dot(ck, vk))) / np.float64(nk)
+        rmad = float(np.dot(ck.astype(np.float64), np.abs(vk.astype(np.float64) - mean_k))) / nk
     t = dtype.type
     edges = hp.width_edges(t(vals[0]), t(vals[-1]), bin_width)
     lv = np.digitize(vals, edges)
@@ -264,7 +267,8 @@ def first_order(
     (voxelArrayShift 0): percentiles with numpy's linear interpolation,
     population moments, Entropy and Uniformity over the gray levels
     discretized with ``bin_width`` (see :func:`quantize`), flat regions give
-    Skewness = Kurtosis = 0.
+    Skewness = Kurtosis = 0; RobustMeanAbsoluteDeviation is NaN when no
+    voxel lies within [P10, P90] (PyRadiomics' nanmean of nothing).
 
     uint8, uint16 and int16 images take one pass: a masked count of every
     value (C++), from which all features follow exactly (sums of integers

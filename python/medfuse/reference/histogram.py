@@ -101,7 +101,7 @@ def _first_order_values(vals: npt.NDArray, bin_width: float, voxel_volume: float
     iqr = np.nanpercentile(x, 75) - np.nanpercentile(x, 25)
     mad = np.nanmean(np.absolute(x - mean))
     r = x[(x >= p10) & (x <= p90)]
-    rmad = np.nanmean(np.absolute(r - np.nanmean(r)))
+    rmad = np.nanmean(np.absolute(r - np.nanmean(r))) if r.size else np.nan
     m2 = np.nanmean((x - mean) ** 2)
     m3 = np.nanmean((x - mean) ** 3)
     m4 = np.nanmean((x - mean) ** 4)
