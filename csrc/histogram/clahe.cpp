@@ -138,6 +138,17 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
         ind1[static_cast<std::size_t>(c)] = static_cast<i64>(t1) * levels;
         ind2[static_cast<std::size_t>(c)] = static_cast<i64>(t2) * levels;
     }
+    // LUTs as float (exact: integers < 2^16), so the per-pixel loop does no
+    // int->float conversions; the arithmetic is cv2's, operation by operation.
+    std::vector<float> lutf(lut.size());
+    for (std::size_t i = 0; i < lut.size(); ++i) lutf[i] = static_cast<float>(lut[i]);
+    // Columns split into runs sharing the same pair of tile columns.
+    std::vector<i64> run_start;
+    for (i64 c = 0; c < W; ++c)
+        if (c == 0 || ind1[static_cast<std::size_t>(c)] != ind1[static_cast<std::size_t>(c - 1)] ||
+            ind2[static_cast<std::size_t>(c)] != ind2[static_cast<std::size_t>(c - 1)])
+            run_start.push_back(c);
+    run_start.push_back(W);
     const float inv_th = 1.0f / static_cast<float>(th);
     const i64 parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 17)));
     parallel_for(parts, threads, [&](i64 p) {
@@ -148,17 +159,23 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
             const float ya = tyf - static_cast<float>(t1), ya1 = 1.0f - ya;
             t1 = std::max(t1, 0);
             t2 = std::min(t2, tiles_y - 1);
-            const T* lp1 = lut.data() + static_cast<i64>(t1) * tiles_x * levels;
-            const T* lp2 = lut.data() + static_cast<i64>(t2) * tiles_x * levels;
+            const float* lp1 = lutf.data() + static_cast<i64>(t1) * tiles_x * levels;
+            const float* lp2 = lutf.data() + static_cast<i64>(t2) * tiles_x * levels;
             const T* src = x + y * W;
             T* dst = out + y * W;
-            for (i64 c = 0; c < W; ++c) {
-                const std::size_t cs = static_cast<std::size_t>(c);
-                const i64 v = src[c];
-                const i64 i1 = ind1[cs] + v, i2 = ind2[cs] + v;
-                const float res = (static_cast<float>(lp1[i1]) * xa1[cs] + static_cast<float>(lp1[i2]) * xa[cs]) * ya1 +
-                                  (static_cast<float>(lp2[i1]) * xa1[cs] + static_cast<float>(lp2[i2]) * xa[cs]) * ya;
-                dst[c] = saturate_round<T>(res);
+            for (std::size_t r = 0; r + 1 < run_start.size(); ++r) {
+                const i64 c0 = run_start[r], c1 = run_start[r + 1];
+                const float* a1 = lp1 + ind1[static_cast<std::size_t>(c0)];
+                const float* a2 = lp1 + ind2[static_cast<std::size_t>(c0)];
+                const float* b1 = lp2 + ind1[static_cast<std::size_t>(c0)];
+                const float* b2 = lp2 + ind2[static_cast<std::size_t>(c0)];
+                const float* xw = xa.data();
+                const float* xw1 = xa1.data();
+                for (i64 c = c0; c < c1; ++c) {
+                    const T v = src[c];
+                    const float res = (a1[v] * xw1[c] + a2[v] * xw[c]) * ya1 + (b1[v] * xw1[c] + b2[v] * xw[c]) * ya;
+                    dst[c] = saturate_round<T>(res);
+                }
             }
         }
     });
