@@ -148,7 +148,7 @@ void hist_keys(const T* x, const std::uint8_t* mask, i64 n, i64 lo, i64 hi, int 
     const i64 stride = (slots + 15) / 16 * 16;
     // Four sub-histograms break the store-to-load chains of runs of equal
     // keys (CT air, lung); with many keys they would leave L1/L2 instead.
-    const int nsub = slots <= 8192 ? 4 : (slots <= 32768 ? 2 : 1);
+    const int nsub = slots <= 2048 ? 4 : (slots <= 16384 ? 2 : 1);
     const bool use_avx2 = active_isa() != Isa::baseline;
     parallel_for(parts, threads, [&](i64 p) {
         auto& h = partial[static_cast<std::size_t>(p)];
