@@ -9,7 +9,6 @@ first-order features; ``window`` CT windowing.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Optional
 
 import numpy as np

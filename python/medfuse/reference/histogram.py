@@ -8,7 +8,6 @@ region's values; ``window`` is the float64 formula.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
