@@ -81,6 +81,10 @@ py::array hist_uniform_impl(carr<T> x, py::object mask, py::object weights, doub
     check_native(x, "x");
     if (edges.ndim() != 1 || edges.shape(0) < 2) throw py::value_error("edges must be 1D with at least 2 values");
     if (!(std::isfinite(denom) && denom > 0)) throw py::value_error("denom must be finite and > 0");
+    const double tmin = static_cast<double>(std::numeric_limits<T>::lowest());
+    const double tmax = static_cast<double>(std::numeric_limits<T>::max());
+    if (!(lo_thr >= tmin && lo_thr <= tmax && hi_thr >= tmin && hi_thr <= tmax))
+        throw py::value_error("lo_thr and hi_thr must be values of the data type");
     carr<bool> mk;
     carr<double> wk;
     const std::uint8_t* m = mask_ptr(mask, x, mk);
