@@ -49,4 +49,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     medfuse::bind::register_convolve(m);
     medfuse::bind::register_enhance(m);
     medfuse::bind::register_cnn(m);
+    medfuse::bind::register_histogram(m);
 }

@@ -6,4 +6,5 @@ void register_edges(pybind11::module_& m);
 void register_convolve(pybind11::module_& m);
 void register_enhance(pybind11::module_& m);
 void register_cnn(pybind11::module_& m);
+void register_histogram(pybind11::module_& m);
 }  // namespace medfuse::bind

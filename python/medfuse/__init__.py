@@ -14,6 +14,8 @@ from . import cohort, io  # data integration (pure Python); medfuse.features is 
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .cnn import conv2d
 from .enhance import bilateral, median
+from .contrast import clahe, equalize_hist
+from .histogram import first_order, histogram, quantize, window
 
 __version__ = "0.1.0"
 
@@ -32,8 +34,15 @@ __all__ = [
     "conv2d",
     "get_num_threads",
     "median",
+    "clahe",
+    "equalize_hist",
+    "first_order",
+    "get_num_threads",
+    "histogram",
+    "quantize",
     "set_num_threads",
     "sobel",
+    "window",
 ]
 
 try:

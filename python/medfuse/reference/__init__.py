@@ -4,6 +4,7 @@ They are the ground truth for the tests and the "pure" baseline of the
 benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
+from .contrast import clahe, equalize_hist
 from .edges import canny, sobel
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 
@@ -12,3 +13,6 @@ from .cnn import conv2d
 from .enhance import bilateral, median
 
 __all__ = ["bilateral", "canny", "conv2d", "median", "sobel"]
+from .histogram import first_order, histogram, quantize, window
+
+__all__ = ["canny", "clahe", "equalize_hist", "first_order", "histogram", "quantize", "sobel", "window"]
