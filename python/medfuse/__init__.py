@@ -10,6 +10,7 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .texture import glcm, glcm_features
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "build_info",
     "canny",
     "get_num_threads",
+    "glcm",
+    "glcm_features",
     "set_num_threads",
     "sobel",
 ]

@@ -5,5 +5,6 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .edges import canny, sobel
+from .texture import glcm, glcm_features
 
-__all__ = ["canny", "sobel"]
+__all__ = ["canny", "glcm", "glcm_features", "sobel"]
