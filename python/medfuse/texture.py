@@ -63,8 +63,10 @@ def glcm(
           of the 26-neighbourhood, ``(0,0,1) (0,1,1) (0,1,0) (0,1,-1)
           (1,0,0) (1,0,1) (1,0,-1) (1,1,0) (1,-1,0) (1,1,1) (1,1,-1)
           (1,-1,1) (1,-1,-1)`` (the first four are the 2D default angles, so a
-          volume of depth 1 gives the 2D matrices there). PyRadiomics uses
-          the same 13 directions at distance 1.
+          volume of depth 1 gives the 2D matrices there at distance 1; at
+          distance d vectors scale exactly, d * v, while radians round:
+          pi/4 at d = 2 is (1, 1) in scikit-image). PyRadiomics uses the same
+          13 directions at distance 1.
     levels : int >= 1, or None for uint8/int8 images (then 256)
         The matrices are ``levels x levels`` (at most 65536 levels).
     mask : bool array of the image's shape, optional
