@@ -95,7 +95,7 @@ py::array glcm_impl(py::array_t<T, py::array::c_style> image, py::object mask, s
 
 template <class S>
 py::tuple features_impl(py::array_t<S, py::array::c_style> P, bool want_skimage, bool want_radiomics,
-                        int threads) {
+                        bool want_entropy, int threads) {
     const auto shape = checked_shape(P, "P", {3});
     checked_threads(threads);
     if (shape[0] != shape[1]) throw py::value_error("P must have shape (levels, levels, n)");
@@ -113,6 +113,7 @@ py::tuple features_impl(py::array_t<S, py::array::c_style> P, bool want_skimage,
     job.n = n;
     job.want_skimage = want_skimage;
     job.want_radiomics = want_radiomics;
+    job.want_entropy = want_entropy;
     job.out_skimage = ski.mutable_data();
     job.out_radiomics = rad.mutable_data();
     job.out_totals = totals.mutable_data();
@@ -144,9 +145,9 @@ void register_texture(py::module_& m) {
     def_glcm<std::int64_t>(m, "glcm_i64");
     const char* fdoc = "Per-direction GLCM features of a (L, L, n) array (use medfuse.glcm_features).";
     m.def("glcm_features_u32", &features_impl<std::uint32_t>, py::arg("P").noconvert(),
-          py::arg("want_skimage"), py::arg("want_radiomics"), py::arg("threads"), fdoc);
+          py::arg("want_skimage"), py::arg("want_radiomics"), py::arg("want_entropy"), py::arg("threads"), fdoc);
     m.def("glcm_features_f64", &features_impl<double>, py::arg("P").noconvert(), py::arg("want_skimage"),
-          py::arg("want_radiomics"), py::arg("threads"), fdoc);
+          py::arg("want_radiomics"), py::arg("want_entropy"), py::arg("threads"), fdoc);
 }
 
 }  // namespace medfuse::bind

@@ -204,8 +204,10 @@ void count_all(const I* idx, const GlcmJob& job, i64 Lp, int threads) {
     });
 
     // Merge the chunks of each offset in chunk order; totals over [0, L)^2.
+    // Small outputs are merged and written by one thread.
+    const int tw = cells * n < (i64{1} << 20) ? 1 : threads;
     std::vector<u64> totals(static_cast<std::size_t>(n), 0);
-    parallel_for(n, threads, [&](i64 k) {
+    parallel_for(n, tw, [&](i64 k) {
         std::uint32_t* M = first[static_cast<std::size_t>(k)];
         const i64 c = chunks[static_cast<std::size_t>(k)];
         for (i64 t = 1; t < c; ++t) {
@@ -227,7 +229,7 @@ void count_all(const I* idx, const GlcmJob& job, i64 Lp, int threads) {
         if (job.symmetric) s *= 2;
         inv[static_cast<std::size_t>(k)] = s == 0 ? 1.0 : static_cast<double>(s);
     }
-    parallel_for(n_blocks, threads, [&](i64 bidx) {
+    parallel_for(n_blocks, tw, [&](i64 bidx) {
         const i64 i0 = bidx * block, i1 = std::min(L, i0 + block);
         for (i64 i = i0; i < i1; ++i) {
             for (i64 j = 0; j < L; ++j) {
@@ -306,35 +308,40 @@ GlcmStatus run_typed(const GlcmJob& job, int threads) {
 constexpr double kEps = std::numeric_limits<double>::epsilon();  // numpy.spacing(1)
 
 struct DirScratch {
-    std::vector<double> p, px, py, psum, pdiff;
+    std::vector<double> px, py, psum, pdiff;
 };
 
+// One pass over P in memory order: each direction's matrix into its own
+// contiguous float64 buffer, and its total (exact for counts; sequential in
+// cell order for floats).
 template <class S>
-void features_one(const GlcmFeatureJob& job, const S* P, i64 k, i64 Ng, DirScratch& s) {
-    const i64 L = job.levels, n = job.n;
-    s.p.assign(static_cast<std::size_t>(L * L), 0.0);
-    // Gather and total (exact for counts; sequential for floats).
-    double total;
+void gather(const S* P, i64 L, i64 n, double* dst, double* totals) {
+    const i64 cells = L * L;
     if constexpr (std::is_same<S, std::uint32_t>::value) {
-        u64 t = 0;
-        for (i64 e = 0; e < L * L; ++e) {
-            const std::uint32_t c = P[e * n + k];
-            t += c;
-            s.p[static_cast<std::size_t>(e)] = static_cast<double>(c);
-        }
-        total = static_cast<double>(t);
+        std::vector<u64> t(static_cast<std::size_t>(n), 0);
+        for (i64 e = 0; e < cells; ++e)
+            for (i64 k = 0; k < n; ++k) {
+                const std::uint32_t c = P[e * n + k];
+                t[static_cast<std::size_t>(k)] += c;
+                dst[k * cells + e] = static_cast<double>(c);
+            }
+        for (i64 k = 0; k < n; ++k) totals[k] = static_cast<double>(t[static_cast<std::size_t>(k)]);
     } else {
-        double t = 0.0;
-        for (i64 e = 0; e < L * L; ++e) {
-            const double c = P[e * n + k];
-            t += c;
-            s.p[static_cast<std::size_t>(e)] = c;
-        }
-        total = t;
+        for (i64 k = 0; k < n; ++k) totals[k] = 0.0;
+        for (i64 e = 0; e < cells; ++e)
+            for (i64 k = 0; k < n; ++k) {
+                const double c = P[e * n + k];
+                totals[k] += c;
+                dst[k * cells + e] = c;
+            }
     }
-    job.out_totals[k] = total;
+}
+
+void features_one(const GlcmFeatureJob& job, double* p, i64 k, i64 Ng, DirScratch& s) {
+    const i64 L = job.levels;
+    const double total = job.out_totals[k];
+
     const double div = total == 0.0 ? 1.0 : total;
-    double* p = s.p.data();
     for (i64 e = 0; e < L * L; ++e) p[e] = p[e] / div;
 
     s.px.assign(static_cast<std::size_t>(L), 0.0);
@@ -365,7 +372,7 @@ void features_one(const GlcmFeatureJob& job, const S* P, i64 k, i64 Ng, DirScrat
                 autoc += v * static_cast<double>(i) * static_cast<double>(j);
                 hxy -= v * std::log2(v + kEps);
             }
-            if (job.want_skimage) ent_ln -= v * std::log(v);
+            if (job.want_entropy) ent_ln -= v * std::log(v);
         }
         px[i] = rsum;
     }
@@ -505,10 +512,11 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     for (i64 i = 0; i < L; ++i) {
         const S* r = P + i * L * n;
         std::uint8_t any_row = 0;
-        for (i64 e = 0; e < L * n; ++e) {
-            const bool nz = r[e] != 0;
-            any_row |= static_cast<std::uint8_t>(nz);
-            col_nz[static_cast<std::size_t>(e / n)] |= static_cast<std::uint8_t>(nz);
+        for (i64 j = 0; j < L; ++j) {
+            std::uint8_t nz = 0;
+            for (i64 k = 0; k < n; ++k) nz |= static_cast<std::uint8_t>(r[j * n + k] != 0);
+            any_row |= nz;
+            col_nz[static_cast<std::size_t>(j)] |= nz;
         }
         row_nz[static_cast<std::size_t>(i)] = any_row;
     }
@@ -518,9 +526,13 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
         job.present[i] = pr;
         if (pr) Ng = i;
     }
-    parallel_for(n, threads, [&](i64 k) {
+    // Small matrices: one thread (thread start-up would cost more than it saves).
+    const int nt = L * L * n < (i64{1} << 20) ? 1 : threads;
+    std::unique_ptr<double[]> mats(new double[static_cast<std::size_t>(L * L * n)]);
+    gather<S>(P, L, n, mats.get(), job.out_totals);
+    parallel_for(n, nt, [&](i64 k) {
         DirScratch s;
-        features_one<S>(job, P, k, Ng, s);
+        features_one(job, mats.get() + k * L * L, k, Ng, s);
     });
 }
 

@@ -53,6 +53,7 @@ struct GlcmFeatureJob {
     std::int64_t levels = 0, n = 0;
     bool want_skimage = true;
     bool want_radiomics = true;
+    bool want_entropy = true;  // skimage 'entropy' (one log per non-zero cell)
     double* out_skimage = nullptr;    // n * kGlcmSkimageProps
     double* out_radiomics = nullptr;  // n * kGlcmRadiomics (NaN rows for empty directions)
     double* out_totals = nullptr;     // n: sum of each matrix

@@ -35,3 +35,43 @@ def sobel_u16(image: npt.NDArray[np.uint16], aperture: int, border: int, threads
 def sobel_i16(image: npt.NDArray[np.int16], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.integer[Any]], ...]: ...
 def sobel_f32(image: npt.NDArray[np.float32], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.float32], ...]: ...
 def sobel_f64(image: npt.NDArray[np.float64], aperture: int, border: int, threads: int) -> tuple[npt.NDArray[np.float64], ...]: ...
+
+# ---- texture (csrc/texture, register_texture.cpp) ----
+def glcm_u8(
+    image: npt.NDArray[np.uint8], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_u16(
+    image: npt.NDArray[np.uint16], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_u32(
+    image: npt.NDArray[np.uint32], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_u64(
+    image: npt.NDArray[np.uint64], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_i8(
+    image: npt.NDArray[np.int8], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_i16(
+    image: npt.NDArray[np.int16], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_i32(
+    image: npt.NDArray[np.int32], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_i64(
+    image: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_] | None, levels: int,
+    offsets: npt.NDArray[np.int64], symmetric: bool, normed: bool, threads: int,
+) -> npt.NDArray[Any]: ...
+def glcm_features_u32(
+    P: npt.NDArray[np.uint32], want_skimage: bool, want_radiomics: bool, want_entropy: bool, threads: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]: ...
+def glcm_features_f64(
+    P: npt.NDArray[np.float64], want_skimage: bool, want_radiomics: bool, want_entropy: bool, threads: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]: ...

@@ -220,7 +220,7 @@ def plan_features(P: object, features: object) -> FeaturePlan:
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ValueError("P contains NaN or infinity")
-    if (arr < 0).any():
+    if arr.dtype.kind != "u" and (arr < 0).any():
         raise ValueError("P has negative entries; expected co-occurrence counts or fractions")
     L, _, nd, na = arr.shape
     if arr.dtype == np.uint32 or (arr.dtype.kind in "ui" and int(arr.max()) < 2**32):

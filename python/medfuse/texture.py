@@ -135,7 +135,9 @@ def glcm_features(
     plan = tp.plan_features(P, features)
     core = _core()
     fn = core.glcm_features_u32 if plan.P.dtype == np.uint32 else core.glcm_features_f64
-    ski, rad, totals, present = fn(plan.P, plan.want_skimage, plan.want_radiomics, get_num_threads())
+    ski, rad, totals, present = fn(
+        plan.P, plan.want_skimage, plan.want_radiomics, "entropy" in plan.names, get_num_threads()
+    )
     mcc_value = None
     if "MCC" in plan.names:
         mcc_value = tp.mcc(_present_submatrices(plan.P, present, totals))
