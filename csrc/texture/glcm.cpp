@@ -311,38 +311,51 @@ struct DirScratch {
     std::vector<double> px, py, psum, pdiff;
 };
 
-// One pass over P in memory order: each direction's matrix into its own
-// contiguous float64 buffer, and its total (exact for counts; sequential in
-// cell order for floats).
+struct Entry {
+    std::int32_t i, j;
+    double v;
+};
+
+// One pass over P in memory order: the non-zero cells of each direction, in
+// row-major order, and each direction's total (exact for counts; sequential
+// in cell order for floats). Also marks the levels with a non-zero row or
+// column in some direction.
 template <class S>
-void gather(const S* P, i64 L, i64 n, double* dst, double* totals) {
-    const i64 cells = L * L;
-    if constexpr (std::is_same<S, std::uint32_t>::value) {
-        std::vector<u64> t(static_cast<std::size_t>(n), 0);
-        for (i64 e = 0; e < cells; ++e)
+void gather(const S* P, i64 L, i64 n, std::vector<std::vector<Entry>>& entries, double* totals,
+            std::uint8_t* present) {
+    std::vector<u64> ti(static_cast<std::size_t>(n), 0);
+    std::vector<double> tf(static_cast<std::size_t>(n), 0.0);
+    for (i64 i = 0; i < L; ++i) {
+        for (i64 j = 0; j < L; ++j) {
+            const S* c = P + (i * L + j) * n;
             for (i64 k = 0; k < n; ++k) {
-                const std::uint32_t c = P[e * n + k];
-                t[static_cast<std::size_t>(k)] += c;
-                dst[k * cells + e] = static_cast<double>(c);
+                const S v = c[k];
+                if constexpr (std::is_same<S, std::uint32_t>::value)
+                    ti[static_cast<std::size_t>(k)] += v;
+                else
+                    tf[static_cast<std::size_t>(k)] += v;
+                if (v != 0) {
+                    entries[static_cast<std::size_t>(k)].push_back(
+                        {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j), static_cast<double>(v)});
+                    present[i] = 1;
+                    present[j] = 1;
+                }
             }
-        for (i64 k = 0; k < n; ++k) totals[k] = static_cast<double>(t[static_cast<std::size_t>(k)]);
-    } else {
-        for (i64 k = 0; k < n; ++k) totals[k] = 0.0;
-        for (i64 e = 0; e < cells; ++e)
-            for (i64 k = 0; k < n; ++k) {
-                const double c = P[e * n + k];
-                totals[k] += c;
-                dst[k * cells + e] = c;
-            }
+        }
+    }
+    for (i64 k = 0; k < n; ++k) {
+        if constexpr (std::is_same<S, std::uint32_t>::value)
+            totals[k] = static_cast<double>(ti[static_cast<std::size_t>(k)]);
+        else
+            totals[k] = tf[static_cast<std::size_t>(k)];
     }
 }
 
-void features_one(const GlcmFeatureJob& job, double* p, i64 k, i64 Ng, DirScratch& s) {
+void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64 Ng, DirScratch& s) {
     const i64 L = job.levels;
     const double total = job.out_totals[k];
-
     const double div = total == 0.0 ? 1.0 : total;
-    for (i64 e = 0; e < L * L; ++e) p[e] = p[e] / div;
+    for (Entry& e : ent) e.v = e.v / div;
 
     s.px.assign(static_cast<std::size_t>(L), 0.0);
     s.py.assign(static_cast<std::size_t>(L), 0.0);
@@ -356,25 +369,20 @@ void features_one(const GlcmFeatureJob& job, double* p, i64 k, i64 Ng, DirScratc
     // Pass 1: marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j, entropies of p.
     double asm_ = 0.0, pmax = 0.0, autoc = 0.0, hxy = 0.0, ent_ln = 0.0;
     const bool rad = job.want_radiomics;
-    for (i64 i = 0; i < L; ++i) {
-        const double* row = p + i * L;
-        double rsum = 0.0;
-        for (i64 j = 0; j < L; ++j) {
-            const double v = row[j];
-            if (v == 0.0) continue;
-            rsum += v;
-            py[j] += v;
-            psum[i + j] += v;
-            pdiff[i > j ? i - j : j - i] += v;
-            asm_ += v * v;
-            pmax = std::max(pmax, v);
-            if (rad) {
-                autoc += v * static_cast<double>(i) * static_cast<double>(j);
-                hxy -= v * std::log2(v + kEps);
-            }
-            if (job.want_entropy) ent_ln -= v * std::log(v);
+    for (const Entry& e : ent) {
+        const i64 i = e.i, j = e.j;
+        const double v = e.v;
+        px[i] += v;
+        py[j] += v;
+        psum[i + j] += v;
+        pdiff[i > j ? i - j : j - i] += v;
+        asm_ += v * v;
+        pmax = std::max(pmax, v);
+        if (rad) {
+            autoc += v * static_cast<double>(i) * static_cast<double>(j);
+            hxy -= v * std::log2(v + kEps);
         }
-        px[i] = rsum;
+        if (job.want_entropy) ent_ln -= v * std::log(v);
     }
     double ux = 0.0, uy = 0.0;
     for (i64 i = 0; i < L; ++i) {
@@ -389,15 +397,10 @@ void features_one(const GlcmFeatureJob& job, double* p, i64 k, i64 Ng, DirScratc
     }
     // Pass 2: centred covariance and HXY1 (needs the marginals).
     double cov = 0.0, hxy1 = 0.0;
-    for (i64 i = 0; i < L; ++i) {
-        const double* row = p + i * L;
-        const double di = static_cast<double>(i) - ux;
-        for (i64 j = 0; j < L; ++j) {
-            const double v = row[j];
-            if (v == 0.0) continue;
-            cov += v * di * (static_cast<double>(j) - uy);
-            if (rad) hxy1 -= v * std::log2(px[i] * py[j] + kEps);
-        }
+    for (const Entry& e : ent) {
+        const double v = e.v;
+        cov += v * (static_cast<double>(e.i) - ux) * (static_cast<double>(e.j) - uy);
+        if (rad) hxy1 -= v * std::log2(px[e.i] * py[e.j] + kEps);
     }
     double contrast = 0.0, dissim = 0.0, homog = 0.0;
     for (i64 d = 0; d < L; ++d) {
@@ -508,31 +511,19 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     const S* P = static_cast<const S*>(job.P);
     const i64 L = job.levels, n = job.n;
     // Levels present: a non-zero entry in row i or column i, any direction.
-    std::vector<std::uint8_t> row_nz(static_cast<std::size_t>(L), 0), col_nz(static_cast<std::size_t>(L), 0);
-    for (i64 i = 0; i < L; ++i) {
-        const S* r = P + i * L * n;
-        std::uint8_t any_row = 0;
-        for (i64 j = 0; j < L; ++j) {
-            std::uint8_t nz = 0;
-            for (i64 k = 0; k < n; ++k) nz |= static_cast<std::uint8_t>(r[j * n + k] != 0);
-            any_row |= nz;
-            col_nz[static_cast<std::size_t>(j)] |= nz;
-        }
-        row_nz[static_cast<std::size_t>(i)] = any_row;
-    }
+    for (i64 i = 0; i < L; ++i) job.present[i] = 0;
+    std::vector<std::vector<Entry>> entries(static_cast<std::size_t>(n));
+    gather<S>(P, L, n, entries, job.out_totals, job.present);
     i64 Ng = 0;
-    for (i64 i = 0; i < L; ++i) {
-        const std::uint8_t pr = row_nz[static_cast<std::size_t>(i)] | col_nz[static_cast<std::size_t>(i)];
-        job.present[i] = pr;
-        if (pr) Ng = i;
-    }
-    // Small matrices: one thread (thread start-up would cost more than it saves).
-    const int nt = L * L * n < (i64{1} << 20) ? 1 : threads;
-    std::unique_ptr<double[]> mats(new double[static_cast<std::size_t>(L * L * n)]);
-    gather<S>(P, L, n, mats.get(), job.out_totals);
+    for (i64 i = 0; i < L; ++i)
+        if (job.present[i]) Ng = i;
+    // Few cells: one thread (thread start-up would cost more than it saves).
+    i64 nnz = 0;
+    for (const auto& e : entries) nnz += static_cast<i64>(e.size());
+    const int nt = nnz < (i64{1} << 17) ? 1 : threads;
     parallel_for(n, nt, [&](i64 k) {
         DirScratch s;
-        features_one(job, mats.get() + k * L * L, k, Ng, s);
+        features_one(job, entries[static_cast<std::size_t>(k)], k, Ng, s);
     });
 }
 
