@@ -140,7 +140,7 @@ def glcm_features(
     )
     mcc_value = None
     if "MCC" in plan.names:
-        mcc_value = tp.mcc(_present_submatrices(plan.P, present, totals))
+        mcc_value = tp.mcc(_present_submatrices(plan.P, present, totals), get_num_threads())
     return tp.assemble(plan.names, plan.n_distances, plan.n_angles, ski, rad, totals, mcc_value)
 
 
