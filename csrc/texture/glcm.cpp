@@ -215,6 +215,7 @@ void count_all(const I* idx, const GlcmJob& job, i64 Lp, int threads) {
             const std::uint32_t* Q = M + t * cells;
             for (i64 e = 0; e < cells; ++e) M[e] += Q[e];
         }
+        if (!job.normed) return;  // totals only divide normalised output
         u64 s = 0;
         for (i64 i = 0; i < L; ++i)
             for (i64 j = 0; j < L; ++j) s += M[i * Lp + j];
@@ -235,6 +236,10 @@ void count_all(const I* idx, const GlcmJob& job, i64 Lp, int threads) {
         for (i64 i = i0; i < i1; ++i) {
             for (i64 j = 0; j < L; ++j) {
                 const i64 o = (i * L + j) * n;
+                if (!job.symmetric && !job.normed) {
+                    for (i64 k = 0; k < n; ++k) job.out_counts[o + k] = first[static_cast<std::size_t>(k)][i * Lp + j];
+                    continue;
+                }
                 for (i64 k = 0; k < n; ++k) {
                     const std::uint32_t* M = first[static_cast<std::size_t>(k)];
                     std::uint32_t c = M[i * Lp + j];
