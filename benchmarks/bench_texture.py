@@ -20,13 +20,12 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-import numpy as np
-import pytest
-from pytest_benchmark.fixture import BenchmarkFixture
-
 import medfuse
 import medfuse.reference as ref
+import numpy as np
+import pytest
 from medfuse import _phantoms
+from pytest_benchmark.fixture import BenchmarkFixture
 
 SKI_PROPS = ["contrast", "dissimilarity", "homogeneity", "ASM", "energy", "correlation"]
 ANGLES = [0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]

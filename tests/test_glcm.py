@@ -286,7 +286,7 @@ def test_same_result_on_every_simd_path():
     outs = []
     for path in runnable:
         env = dict(os.environ, MEDFUSE_SIMD=path)
-        proc = subprocess.run([sys.executable, "-c", _DISPATCH], env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-c", _DISPATCH], check=False, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert all(o["ok"] for o in outs)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -54,7 +53,7 @@ def c_round(r: float) -> int:
 @dataclass(frozen=True)
 class GlcmPlan:
     image: npt.NDArray  # (z, y, x), C-contiguous, native byte order
-    mask: Optional[npt.NDArray[np.bool_]]  # same shape or None
+    mask: npt.NDArray[np.bool_] | None  # same shape or None
     levels: int
     offsets: npt.NDArray[np.int64]  # (n_distances * n_angles, 3), distance-major
     n_distances: int
@@ -183,11 +182,11 @@ def plan_glcm(
     offsets = []
     for d in dist:
         for a in range(len(ang)):
+            off: list[int]
             if kind == "radians":
-                off = (0, c_round(math.sin(ang[a]) * d), c_round(math.cos(ang[a]) * d))
+                off = [0, c_round(math.sin(ang[a]) * d), c_round(math.cos(ang[a]) * d)]
             else:
-                v = [int(x) for x in ang[a]]
-                off = tuple([0] * (3 - img.ndim) + [x * int(d) for x in v])
+                off = [0] * (3 - img.ndim) + [int(x) * int(d) for x in ang[a]]
             # |offset| >= size means no pair at all: clip (same counts, bounded ints).
             offsets.append([max(-n, min(n, o)) for o, n in zip(off, shape3)])
     img3 = img.reshape(shape3)
@@ -217,9 +216,8 @@ def plan_features(P: object, features: object) -> FeaturePlan:
         raise ValueError(f"P must have shape (levels, levels, n_distances, n_angles); got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"P is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            raise ValueError("P contains NaN or infinity")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError("P contains NaN or infinity")
     if arr.dtype.kind != "u" and (arr < 0).any():
         raise ValueError("P has negative entries; expected co-occurrence counts or fractions")
     L, _, nd, na = arr.shape
@@ -317,7 +315,7 @@ def assemble(
     skimage_values: npt.NDArray[np.float64],  # (n, len(SKIMAGE_PROPS))
     radiomics_values: npt.NDArray[np.float64],  # (n, len(RADIOMICS_CORE)), NaN rows for empty directions
     totals: npt.NDArray[np.float64],  # (n,)
-    mcc_value: Optional[float],
+    mcc_value: float | None,
 ) -> dict[str, object]:
     out: dict[str, object] = {}
     nonempty = totals > 0

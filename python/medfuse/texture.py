@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,10 +34,10 @@ def _core():  # imported lazily so that the twins work without the extension
 def glcm(
     image: npt.ArrayLike,
     distances: Sequence[float] | npt.ArrayLike,
-    angles: Optional[Sequence[float] | npt.ArrayLike],
-    levels: Optional[int],
+    angles: Sequence[float] | npt.ArrayLike | None,
+    levels: int | None,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     symmetric: bool = False,
     normed: bool = False,
 ) -> npt.NDArray:
@@ -93,7 +94,7 @@ def glcm(
 
 
 def glcm_features(
-    P: npt.ArrayLike, *, features: Optional[Union[str, Sequence[str]]] = None
+    P: npt.ArrayLike, *, features: str | Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Texture features of co-occurrence matrices ``P`` (levels, levels, n_distances, n_angles).
 

@@ -9,7 +9,8 @@ explicit sum over k, as in PyRadiomics' source).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +25,10 @@ EPS = tp.EPS
 def glcm(
     image: npt.ArrayLike,
     distances: Sequence[float] | npt.ArrayLike,
-    angles: Optional[Sequence[float] | npt.ArrayLike],
-    levels: Optional[int],
+    angles: Sequence[float] | npt.ArrayLike | None,
+    levels: int | None,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     symmetric: bool = False,
     normed: bool = False,
 ) -> npt.NDArray:
@@ -53,13 +54,13 @@ def glcm(
         P[:, :, k] = np.bincount(pair, minlength=L * L).reshape(L, L)
     if plan.symmetric:
         P = P + P.transpose(1, 0, 2)
-    P = P.reshape(L, L, plan.n_distances, plan.n_angles)
+    P4 = P.reshape(L, L, plan.n_distances, plan.n_angles)
     if plan.normed:
-        Pf = P.astype(np.float64)
+        Pf = P4.astype(np.float64)
         sums = Pf.sum(axis=(0, 1), keepdims=True)
         sums[sums == 0] = 1
         return Pf / sums
-    return P
+    return P4
 
 
 def _skimage_props(p: npt.NDArray[np.float64]) -> list[float]:
@@ -151,12 +152,12 @@ def _mcc_q(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def glcm_features(
-    P: npt.ArrayLike, *, features: Optional[Union[str, Sequence[str]]] = None
+    P: npt.ArrayLike, *, features: str | Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Twin of :func:`medfuse.glcm_features`."""
     plan = tp.plan_features(P, features)
     P3 = plan.P.astype(np.float64)
-    L, _, n = P3.shape
+    n = P3.shape[2]
     totals = np.array([P3[:, :, k].sum() for k in range(n)])
     present = (P3.sum(axis=(1, 2)) > 0) | (P3.sum(axis=(0, 2)) > 0)
     Ng = int(np.flatnonzero(present).max()) if present.any() else 0
@@ -180,7 +181,7 @@ def glcm_features(
         else:
             # One batched eigvals call, as PyRadiomics: if any direction has complex
             # eigenvalues, all are complex and a negative one has root 0j, not NaN.
-            Qs = np.stack([_mcc_q(P3[np.ix_(idx, idx, [k])][:, :, 0] / totals[k]) for k in keep])
+            Qs = np.stack([_mcc_q(P3[np.ix_(idx, idx)][:, :, k] / totals[k]) for k in keep])
             ev = np.linalg.eigvals(Qs)
             ev.sort(axis=-1)
             with np.errstate(invalid="ignore"):
