@@ -16,6 +16,7 @@ from .cnn import conv2d
 from .enhance import bilateral, median
 from .contrast import clahe, equalize_hist
 from .histogram import first_order, histogram, quantize, window
+from .texture import glcm, glcm_features
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,8 @@ __all__ = [
     "get_num_threads",
     "histogram",
     "quantize",
+    "glcm",
+    "glcm_features",
     "set_num_threads",
     "sobel",
     "window",

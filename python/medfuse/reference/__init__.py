@@ -16,3 +16,6 @@ __all__ = ["bilateral", "canny", "conv2d", "median", "sobel"]
 from .histogram import first_order, histogram, quantize, window
 
 __all__ = ["canny", "clahe", "equalize_hist", "first_order", "histogram", "quantize", "sobel", "window"]
+from .texture import glcm, glcm_features
+
+__all__ = ["canny", "glcm", "glcm_features", "sobel"]
