@@ -46,4 +46,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "medfuse C++ kernels (internal; use the functions in medfuse)";
     m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
     medfuse::bind::register_edges(m);
+    medfuse::bind::register_attention(m);
 }

@@ -3,4 +3,5 @@
 
 namespace medfuse::bind {
 void register_edges(pybind11::module_& m);
+void register_attention(pybind11::module_& m);
 }  // namespace medfuse::bind

@@ -10,11 +10,15 @@ from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from .edges import canny, sobel
+from .attention import attention, attention_backward, multi_head_attention
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "attention",
+    "attention_backward",
+    "multi_head_attention",
     "build_info",
     "canny",
     "get_num_threads",

@@ -5,5 +5,6 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .edges import canny, sobel
+from .attention import attention, attention_backward, multi_head_attention
 
-__all__ = ["canny", "sobel"]
+__all__ = ["canny", "sobel", "attention", "attention_backward", "multi_head_attention"]
