@@ -283,17 +283,18 @@ def torch_attention(case: dict, dtype=None, grad_out=None):
     batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     if mask is not None:
         batch = np.broadcast_shapes(batch, mask.shape[:-2])
+    lq, lk = q.shape[-2], k.shape[-2]
     tdtype = {None: torch.float64, np.float32: torch.float32, np.float64: torch.float64}[dtype]
 
     def t(x, shape):
         return torch.tensor(np.ascontiguousarray(np.broadcast_to(x, shape)), dtype=tdtype,
                             requires_grad=grad_out is not None)
 
-    lq, lk = q.shape[-2], k.shape[-2]
     tq, tk, tv = t(q, batch + q.shape[-2:]), t(k, batch + k.shape[-2:]), t(v, batch + v.shape[-2:])
     tm = None
     if mask is not None:
-        tm = torch.tensor(np.ascontiguousarray(mask), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
+        full = np.broadcast_shapes(batch + (lq, lk), mask.shape)  # torch wants >= 2D masks
+        tm = torch.tensor(np.ascontiguousarray(np.broadcast_to(mask, full)), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
     causal = case["causal"]
     if causal and tm is not None:
         tril = torch.ones(lq, lk, dtype=torch.bool).tril()

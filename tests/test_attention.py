@@ -65,7 +65,8 @@ def test_matches_torch(case):
     pytest.importorskip("torch")
     out, lse = _call(medfuse.attention, case, return_lse=True)
     want = torch_attention(case)  # float64 on the same inputs: the exact answer
-    live = np.isfinite(lse)  # torch gives NaN on fully masked rows, we give zeros
+    # fully masked rows: zeros here and in torch 2.13 (older torch: NaN, not compared)
+    live = ~np.isnan(want).any(axis=-1)
     _assert_close(out[live], want[live], _bound(case, out.dtype), "out vs torch")
     assert np.all(out[~live] == 0)
 
@@ -77,7 +78,7 @@ def test_float32_close_to_torch_float32(case):
     pytest.importorskip("torch")
     out, lse = _call(medfuse.attention, case, return_lse=True)
     want = torch_attention(case, dtype=np.float32)
-    live = np.isfinite(lse)
+    live = ~np.isnan(want).any(axis=-1)
     _assert_close(out[live], want[live], 3 * _bound(case, out.dtype), "out vs torch float32")
 
 
@@ -154,12 +155,9 @@ def test_fully_masked_rows_are_zero(rng, dtype):
     t = torch.nn.functional.scaled_dot_product_attention(
         *(torch.from_numpy(x) for x in (q, k, v)), attn_mask=torch.from_numpy(mask)
     ).numpy()
-    assert np.isnan(t[0, 3]).all()  # the documented difference from torch
-    live = np.ones((2, 70), bool)
-    live[0, 3] = False
-    live[1, 65:] = False
+    # torch 2.13 also gives zeros there (older releases gave NaN)
     out = medfuse.attention(q, k, v, mask=mask)
-    np.testing.assert_allclose(out[live], t[live], rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(out, t, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("lq,lk", [(1, 200), (200, 1), (70, 130), (130, 70), (64, 64), (65, 63)])

@@ -6,7 +6,7 @@
 // mirrored by the NumPy twin python/medfuse/reference/attention.py):
 //   S = scale * Q K^T (+ additive mask | bool mask -> -inf | causal -> -inf)
 //   O = softmax(S) V, row-wise; a row with no finite score gets O = 0 and
-//   lse = -inf (torch returns NaN there).
+//   lse = -inf (as torch 2.13; older torch returned NaN there).
 //
 // Layout: q, k, v are C-contiguous buffers holding several (L, d) matrices;
 // batch element b (the flattened broadcast batch) reads q at q + q_off[b]

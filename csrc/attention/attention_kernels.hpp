@@ -358,9 +358,14 @@ void fwd_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
             V mx = V::load(s);
             for (i64 j = W; j < bc; j += W) mx = vmax(mx, V::load(s + j));
             const T bm = mx.hmax();
-            const T mnew = bm > m[r] ? bm : m[r];
-            if (mnew == ninf) {  // nothing to attend to so far
-                for (i64 j = 0; j < bc; ++j) s[j] = T(0);
+            const T mnew = (bm > m[r] || bm != bm) ? bm : m[r];  // NaN propagates
+            if (mnew == ninf) {  // nothing to attend to so far (or only NaN: the max skips it)
+                bool nan = false;
+                for (i64 j = 0; j < bc; ++j) {
+                    nan = nan || s[j] != s[j];
+                    s[j] = T(0);
+                }
+                if (nan) m[r] = l[r] = s[0] = static_cast<T>(__builtin_nan(""));
                 continue;
             }
             const V mv = V::set1(mnew);
@@ -389,14 +394,14 @@ void fwd_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
     for (i64 r = 0; r < nq; ++r) {
         const T* o = O + r * dvp;
         T* dst = out + r * dv;
-        if (l[r] > T(0)) {
+        if (!(l[r] == T(0))) {  // l = 0 only for rows with nothing to attend to; NaN propagates
             const T inv = T(1) / l[r];
             for (i64 c = 0; c < dv; ++c) dst[c] = o[c] * inv;
         } else {
             for (i64 c = 0; c < dv; ++c) dst[c] = T(0);
         }
         if (job.lse != nullptr)
-            job.lse[b * job.lq + i0 + r] = l[r] > T(0) ? m[r] + std::log(l[r]) : ninf;
+            job.lse[b * job.lq + i0 + r] = l[r] == T(0) ? ninf : m[r] + std::log(l[r]);
     }
 }
 

@@ -98,8 +98,8 @@ def attention(
     out : ndarray (..., Lq, dv), q's dtype; ``(out, lse)`` with ``return_lse``.
 
     Rows with nothing to attend to (every key masked out by a bool mask or
-    by -inf in an additive mask) give ``out = 0`` and ``lse = -inf``; torch
-    returns NaN for such rows. ``causal`` alone never empties a row (row i
+    by -inf in an additive mask) give ``out = 0`` and ``lse = -inf``, as
+    torch 2.13's SDPA (older torch releases returned NaN there). ``causal`` alone never empties a row (row i
     always sees key 0). NaN or inf in the
     inputs propagate to the rows they touch (no check is made).
     """
