@@ -60,12 +60,12 @@ i64 blocks(i64 n, i64 b) { return (n + b - 1) / b; }
 template <class T>
 void forward_impl(const AttnJob<T>& job, int threads) {
     const Kernels<T> kern = pick<T>();
-    const i64 nqb = blocks(job.lq, kAttnBr);
+    const i64 nqb = blocks(job.lq, kAttnFwdBr);
     const i64 need = attn_fwd_scratch(job);
     // Tasks are (batch, query block); each thread takes runs of consecutive
     // tasks so that its scratch is allocated once per run.
     const i64 n_tasks = job.batch * nqb;
-    const i64 chunk = 4;
+    const i64 chunk = 1;
     parallel_for(blocks(n_tasks, chunk), threads, [&](i64 c) {
         Scratch<T> s(need);
         const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;

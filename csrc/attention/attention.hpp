@@ -14,7 +14,7 @@
 // copy: broadcast batch elements share an offset. Outputs are dense
 // (batch, Lq, dv) / (batch, Lq) / ... buffers written by the kernels.
 //
-// Threads: forward tasks are (batch, query block); backward computes dk/dv per
+// Threads: forward tasks are (batch, block of 256 query rows); backward computes dk/dv per
 // (batch, key block) looping over query blocks in ascending order, and dq per
 // (batch, query block) looping over key blocks in ascending order (or, when
 // there are enough batch elements, both in one pass per batch element with
@@ -31,6 +31,9 @@ enum class MaskKind { none = 0, boolean = 1, additive = 2 };
 // block is 16 KiB.
 constexpr std::int64_t kAttnBr = 64;
 constexpr std::int64_t kAttnBc = 64;
+// Forward query rows per task: each packed key/value block serves this many
+// rows (packing is amortised), the S block stays in L2.
+constexpr std::int64_t kAttnFwdBr = 256;
 
 // Row length of packed buffers: a multiple of 64 bytes (the widest register
 // tile of any ISA path), so micro-kernels never see a column tail.
@@ -73,7 +76,7 @@ struct AttnJob {
 template <class T>
 std::int64_t attn_fwd_scratch(const AttnJob<T>& j) {
     const std::int64_t bc = attn_pad<T>(kAttnBc), dvp = attn_pad<T>(j.dv);
-    return j.d * bc + kAttnBc * dvp + kAttnBr * bc + kAttnBr * dvp + 2 * kAttnBr + 64;
+    return j.d * bc + kAttnBc * dvp + kAttnFwdBr * bc + kAttnFwdBr * dvp + 2 * kAttnFwdBr + 64;
 }
 template <class T>
 std::int64_t attn_bwd_scratch(const AttnJob<T>& j) {

@@ -328,14 +328,14 @@ void fwd_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
     constexpr int W = V::W;
     const i64 d = job.d, dv = job.dv;
     const i64 bc = attn_pad<T>(kAttnBc), dvp = attn_pad<T>(dv);
-    const i64 i0 = qb * kAttnBr;
-    const i64 nq = job.lq - i0 < kAttnBr ? job.lq - i0 : kAttnBr;
+    const i64 i0 = qb * kAttnFwdBr;
+    const i64 nq = job.lq - i0 < kAttnFwdBr ? job.lq - i0 : kAttnFwdBr;
     T* Kt = scratch;
     T* Vp = Kt + d * bc;
     T* S = Vp + kAttnBc * dvp;
-    T* O = S + kAttnBr * bc;
-    T* m = O + kAttnBr * dvp;
-    T* l = m + kAttnBr;
+    T* O = S + kAttnFwdBr * bc;
+    T* m = O + kAttnFwdBr * dvp;
+    T* l = m + kAttnFwdBr;
     const T ninf = neg_inf<T>();
     for (i64 i = 0; i < nq * dvp; ++i) O[i] = T(0);
     for (i64 r = 0; r < nq; ++r) {
