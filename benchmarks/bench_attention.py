@@ -13,7 +13,9 @@ backward 2.5x that, the FlashAttention convention), ``gemm_share`` (gflops
 over the float32 GEMM rate numpy.matmul reaches with the same number of
 threads, 1024³, measured in a subprocess with OPENBLAS_NUM_THREADS set) and,
 for N = 16384 with timings on, ``peak_mib``: the call's RSS high-water mark
-beyond inputs and outputs, measured in a fresh subprocess.
+beyond inputs and outputs, measured in a fresh subprocess (ru_maxrss; the
+inputs are resident before the baseline is read), and for medfuse
+``peak_mib_backward``, the same for attention_backward.
 
 With ``--benchmark-disable`` (CI) every case runs once (~40 s in total).
 """
@@ -63,33 +65,35 @@ import resource, sys, json
 import numpy as np
 impl, n, backward = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 rng = np.random.default_rng(0)
-q, k, v = (rng.standard_normal((1, n, 64)).astype(np.float32) for _ in range(3))
-g = rng.standard_normal((1, n, 64)).astype(np.float32)
+# float32 straight from the generator: no float64 temporaries raise the high-water mark
+q, k, v = (rng.standard_normal((1, n, 64), dtype=np.float32) for _ in range(3))
 if impl == "torch":
     import torch
     torch.set_num_threads(1)
     tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
     torch.nn.functional.scaled_dot_product_attention(tq[:, :64], tk[:, :64], tv[:, :64])  # warm up
-    out = torch.empty_like(tq)  # output-sized buffer counted as output
+    call = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
 else:
     import medfuse
     medfuse.set_num_threads(1)
-    medfuse.attention(q[:, :64], k[:, :64], v[:, :64])
-    out = np.empty_like(q); out[:] = 0
-    lse = np.zeros((1, n), np.float32)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if impl == "torch":
-    r = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
-else:
-    r = medfuse.attention(q, k, v)
+    medfuse.attention(q[:, :64], k[:, :64], v[:, :64])  # warm up
+    call = lambda: medfuse.attention(q, k, v)
+    if backward:
+        out, lse = medfuse.attention(q, k, v, return_lse=True)
+        g = rng.standard_normal((1, n, 64), dtype=np.float32)
+        call = lambda: medfuse.attention_backward(q, k, v, out, g, lse)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, inputs already resident
+r = call()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak_mib": max(0, peak - base) / 1024 - q.nbytes / 2**20}))
+outputs = (3 if backward else 1) * q.nbytes  # dq, dk, dv or out
+print(json.dumps({"peak_mib": (peak - base) / 1024 - outputs / 2**20}))
 """
 
 
-def peak_mib(impl: str, n: int) -> float:
-    """RSS high-water mark of one forward call beyond inputs and the output (MiB)."""
-    out = subprocess.run([sys.executable, "-c", _PEAK, impl, str(n), "0"], capture_output=True, text=True,
+def peak_mib(impl: str, n: int, backward: bool = False) -> float:
+    """RSS high-water mark of one call beyond inputs and outputs (MiB), fresh process."""
+    out = subprocess.run([sys.executable, "-c", _PEAK, impl, str(n), "1" if backward else "0"],
+                         capture_output=True, text=True,
                          check=True, timeout=600)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"])
 
@@ -186,6 +190,8 @@ def _bench(benchmark: BenchmarkFixture, impl: str, n: int, batch: int, backward:
         info["gemm_share"] = round(gf / gemm_rate(threads or 1), 3)
         if n == 16384 and not backward and threads == 1 and name in ("medfuse", "torch"):
             info["peak_mib"] = round(peak_mib(name, n), 1)
+            if name == "medfuse":
+                info["peak_mib_backward"] = round(peak_mib(name, n, backward=True), 1)
     benchmark.extra_info.update(info)
 
 
