@@ -13,7 +13,7 @@ backward 2.5x that, the FlashAttention convention), ``gemm_share`` (gflops
 over the float32 GEMM rate numpy.matmul reaches with the same number of
 threads, 1024³, measured in a subprocess with OPENBLAS_NUM_THREADS set) and,
 for N = 16384 with timings on, ``peak_mib``: the call's RSS high-water mark
-beyond inputs and outputs, measured in a fresh subprocess (ru_maxrss; the
+beyond inputs and outputs, measured in a fresh subprocess (VmHWM; the
 inputs are resident before the baseline is read), and for medfuse
 ``peak_mib_backward``, the same for attention_backward.
 
@@ -82,9 +82,20 @@ else:
         out, lse = medfuse.attention(q, k, v, return_lse=True)
         g = rng.standard_normal((1, n, 64), dtype=np.float32)
         call = lambda: medfuse.attention_backward(q, k, v, out, g, lse)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, inputs already resident
+def hwm():
+    # VmHWM: this process image's RSS high-water mark (KiB). ru_maxrss would
+    # also count the parent's size at fork time, which Linux keeps across exec.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()  # inputs already resident
 r = call()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 outputs = (3 if backward else 1) * q.nbytes  # dq, dk, dv or out
 print(json.dumps({"peak_mib": (peak - base) / 1024 - outputs / 2**20}))
 """
