@@ -350,7 +350,10 @@ void fwd_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
     for (i64 j0 = 0; j0 < kend; j0 += kAttnBc) {
         const i64 nk = job.lk - j0 < kAttnBc ? job.lk - j0 : kAttnBc;
         pack_t(Kb + j0 * d, nk, d, Kt, bc);
-        pack_rows(Vb + j0 * dv, nk, dv, Vp, dvp);
+        // rows of V serve as B directly when dv needs no column padding
+        const T* Vsrc = Vp;
+        if (dv == dvp) Vsrc = Vb + j0 * dv;
+        else pack_rows(Vb + j0 * dv, nk, dv, Vp, dvp);
         gemm<T>(nq, bc, d, Q, d, 1, Kt, bc, S, bc, false);
         finish_scores(job, b, i0, nq, j0, nk, S, bc);
         for (i64 r = 0; r < nq; ++r) {
@@ -388,7 +391,7 @@ void fwd_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
                 l[r] = l[r] + sum.hsum();
             }
         }
-        gemm<T>(nq, dvp, nk, S, bc, 1, Vp, dvp, O, dvp, true);
+        gemm<T>(nq, dvp, nk, S, bc, 1, Vsrc, dvp, O, dvp, true);
     }
     T* out = job.out + (b * job.lq + i0) * dv;
     for (i64 r = 0; r < nq; ++r) {
@@ -455,7 +458,10 @@ void bwd_kv_block(const AttnJob<T>& job, i64 b, i64 kb, T* scratch, T* dq_acc) {
     const T* dOb = job.dout + b * job.lq * dv;
     pack_t(Kb, nk, d, Kt, bc);
     pack_t(Vb, nk, dv, Vt, bc);
-    if (dq_acc != nullptr) pack_rows(Kb, nk, d, Kp, dp);
+    // Row-major operands are used in place when their width needs no padding
+    // (same arithmetic either way).
+    const T* Ksrc = d == dp ? Kb : Kp;
+    if (dq_acc != nullptr && d != dp) pack_rows(Kb, nk, d, Kp, dp);
     for (i64 i = 0; i < nk * dp; ++i) dK[i] = T(0);
     for (i64 i = 0; i < nk * dvp; ++i) dV[i] = T(0);
     i64 qstart = 0;
@@ -468,12 +474,16 @@ void bwd_kv_block(const AttnJob<T>& job, i64 b, i64 kb, T* scratch, T* dq_acc) {
         gemm<T>(nq, bc, d, Q, d, 1, Kt, bc, S, bc, false);
         gemm<T>(nq, bc, dv, dO, dv, 1, Vt, bc, dP, bc, false);
         make_p_ds(job, b, i0, nq, j0, nk, S, dP, bc);
-        pack_rows(dO, nq, dv, dOp, dvp);
-        pack_rows(Q, nq, d, Qp, dp);
-        gemm<T>(nk, dvp, nq, S, 1, bc, dOp, dvp, dV, dvp, true);  // dV += P^T dO
-        gemm<T>(nk, dp, nq, dP, 1, bc, Qp, dp, dK, dp, true);     // dK += dS^T Q
+        const T* dOsrc = dOp;
+        if (dv == dvp) dOsrc = dO;
+        else pack_rows(dO, nq, dv, dOp, dvp);
+        const T* Qsrc = Qp;
+        if (d == dp) Qsrc = Q;
+        else pack_rows(Q, nq, d, Qp, dp);
+        gemm<T>(nk, dvp, nq, S, 1, bc, dOsrc, dvp, dV, dvp, true);  // dV += P^T dO
+        gemm<T>(nk, dp, nq, dP, 1, bc, Qsrc, dp, dK, dp, true);     // dK += dS^T Q
         if (dq_acc != nullptr)
-            gemm<T>(nq, dp, nk, dP, bc, 1, Kp, dp, dq_acc + i0 * dp, dp, true);  // dQ += dS K
+            gemm<T>(nq, dp, nk, dP, bc, 1, Ksrc, dp, dq_acc + i0 * dp, dp, true);  // dQ += dS K
     }
     T* dko = job.dk + (b * job.lk + j0) * d;
     T* dvo = job.dv_out + (b * job.lk + j0) * dv;
@@ -508,11 +518,13 @@ void bwd_q_block(const AttnJob<T>& job, i64 b, i64 qb, T* scratch) {
         const T* Vb = job.v + job.v_off[b] + j0 * dv;
         pack_t(Kb, nk, d, Kt, bc);
         pack_t(Vb, nk, dv, Vt, bc);
-        pack_rows(Kb, nk, d, Kp, dp);
+        const T* Ksrc = Kp;
+        if (d == dp) Ksrc = Kb;
+        else pack_rows(Kb, nk, d, Kp, dp);
         gemm<T>(nq, bc, d, Q, d, 1, Kt, bc, S, bc, false);
         gemm<T>(nq, bc, dv, dO, dv, 1, Vt, bc, dP, bc, false);
         make_p_ds(job, b, i0, nq, j0, nk, S, dP, bc);
-        gemm<T>(nq, dp, nk, dP, bc, 1, Kp, dp, dQ, dp, true);
+        gemm<T>(nq, dp, nk, dP, bc, 1, Ksrc, dp, dQ, dp, true);
     }
     T* dqo = job.dq + (b * job.lq + i0) * d;
     for (i64 r = 0; r < nq; ++r)
