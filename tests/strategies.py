@@ -203,3 +203,113 @@ spacing_value = st.sampled_from([0.3, 0.7, 1.0, 1.25, 2.5, 3.0])
 
 def spacings(ndim: int) -> st.SearchStrategy:
     return st.one_of(st.none(), st.tuples(*[spacing_value] * ndim))
+
+
+# ---------------------------------------------------------------- attention --
+# Cases for tests/test_attention.py and tests/test_attention_backward.py: a
+# dict of numpy arrays (q, k, v, mask) and keyword arguments, drawn so that
+# every broadcast form of the batch dimensions and of the mask occurs, with
+# Lq != Lk, L = 1, d and dv off the vector widths, block edges (63/64/65 keys)
+# and magnitudes from tiny to large.
+
+_ATTN_MAGNITUDES = [1e-30, 1e-3, 0.3, 1.0, 4.0]
+
+
+def _attn_broadcast_form(draw, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with some axes set to 1 and some leading axes dropped."""
+    out = tuple(1 if draw(st.booleans()) else n for n in shape)
+    drop = draw(st.integers(0, len(out)))
+    return out[drop:]
+
+
+@st.composite
+def attention_cases(draw, *, dtypes=(np.float32, np.float64), masks=True, max_len=80):
+    dtype = draw(st.sampled_from(dtypes))
+    nbatch = draw(st.integers(0, 2))
+    batch = tuple(draw(st.integers(1, 3)) for _ in range(nbatch))
+    lq = draw(st.one_of(st.integers(1, max_len), st.sampled_from([1, 63, 64, 65])))
+    lk = draw(st.one_of(st.integers(1, max_len), st.sampled_from([1, 63, 64, 65])))
+    d = draw(st.integers(1, 40))
+    dv = draw(st.integers(1, 40))
+    mag = draw(st.sampled_from(_ATTN_MAGNITUDES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+
+    def arr(shape):
+        return (rng.standard_normal(shape) * mag).astype(dtype)
+
+    q = arr(_attn_broadcast_form(draw, batch) + (lq, d))
+    k = arr(_attn_broadcast_form(draw, batch) + (lk, d))
+    v = rng.standard_normal(_attn_broadcast_form(draw, batch) + (lk, dv)).astype(dtype)
+    # make sure the batch shape is reached by at least one operand
+    q = np.broadcast_to(q, batch + (lq, d)) if draw(st.booleans()) else q
+    mask_kind = draw(st.sampled_from(["none", "bool", "float"] if masks else ["none"]))
+    mask = None
+    if mask_kind != "none":
+        full = _attn_broadcast_form(draw, np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (lq, lk))
+        if mask_kind == "bool":
+            mask = rng.random(full) < draw(st.sampled_from([0.3, 0.8, 1.0]))
+        else:
+            mask = rng.standard_normal(full).astype(dtype)
+            if draw(st.booleans()):
+                mask[rng.random(full) < 0.3] = -np.inf
+    causal = draw(st.booleans())
+    scale = draw(st.one_of(st.none(), st.sampled_from([0.0, -0.5, 0.05, 2.0])))
+    return dict(q=q, k=k, v=v, mask=mask, causal=causal, scale=scale)
+
+
+def attention_score_bound(case: dict) -> float:
+    """max(1, largest |score|): error bounds scale with it (a relative rounding
+    error eps·|s| in a score is an absolute error in the softmax's exponent)."""
+    q = np.asarray(case["q"], np.float64)
+    k = np.asarray(case["k"], np.float64)
+    scale = case["scale"] if case["scale"] is not None else 1.0 / np.sqrt(q.shape[-1])
+    s = np.abs(q) @ np.swapaxes(np.abs(k), -1, -2) * abs(scale)
+    bound = float(s.max())
+    m = case["mask"]
+    if m is not None and m.dtype.kind == "f" and np.isfinite(m).any():
+        bound += float(np.abs(m[np.isfinite(m)]).max())
+    return max(1.0, bound)
+
+
+def torch_attention(case: dict, dtype=None, grad_out=None):
+    """torch SDPA on the case (inputs broadcast explicitly; causal and mask
+    combined into one mask since torch refuses both). Returns out (and
+    (dq, dk, dv) summed to the input shapes when ``grad_out`` is given), as
+    float64 numpy unless ``dtype`` says otherwise."""
+    import torch
+
+    q, k, v, mask = case["q"], case["k"], case["v"], case["mask"]
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    if mask is not None:
+        batch = np.broadcast_shapes(batch, mask.shape[:-2])
+    lq, lk = q.shape[-2], k.shape[-2]
+    tdtype = {None: torch.float64, np.float32: torch.float32, np.float64: torch.float64}[dtype]
+
+    def t(x, shape):
+        return torch.tensor(np.ascontiguousarray(np.broadcast_to(x, shape)), dtype=tdtype,
+                            requires_grad=grad_out is not None)
+
+    tq, tk, tv = t(q, batch + q.shape[-2:]), t(k, batch + k.shape[-2:]), t(v, batch + v.shape[-2:])
+    tm = None
+    if mask is not None:
+        full = np.broadcast_shapes(batch + (lq, lk), mask.shape)  # torch wants >= 2D masks
+        tm = torch.tensor(np.ascontiguousarray(np.broadcast_to(mask, full)), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
+    causal = case["causal"]
+    if causal and tm is not None:
+        tril = torch.ones(lq, lk, dtype=torch.bool).tril()
+        tm = (tm & tril) if tm.dtype == torch.bool else tm.masked_fill(~tril, float("-inf"))
+        causal = False
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, attn_mask=tm, is_causal=causal,
+                                                           scale=case["scale"])
+    if grad_out is None:
+        return out.detach().numpy()
+    out.backward(torch.tensor(np.ascontiguousarray(grad_out), dtype=tdtype))
+    grads = []
+    for x, tx in ((q, tq), (k, tk), (v, tv)):
+        g = tx.grad.numpy()
+        lead = g.ndim - x.ndim
+        g = g.sum(axis=tuple(range(lead))) if lead else g
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1 and g.shape[i] != 1)
+        grads.append(g.sum(axis=axes, keepdims=True) if axes else g)
+    return out.detach().numpy(), tuple(grads)

@@ -17,11 +17,15 @@ from .enhance import bilateral, median
 from .contrast import clahe, equalize_hist
 from .histogram import first_order, histogram, quantize, window
 from .texture import glcm, glcm_features
+from .attention import attention, attention_backward, multi_head_attention
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "attention",
+    "attention_backward",
+    "multi_head_attention",
     "build_info",
     "bilateral",
     "canny",

@@ -158,3 +158,38 @@ def glcm_features_u32(
 def glcm_features_f64(
     P: npt.NDArray[np.float64], want_skimage: bool, want_radiomics: bool, want_entropy: bool, threads: int,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]: ...
+# ---- attention (csrc/attention) ----
+def attention_f32(
+    q: npt.NDArray[np.float32], k: npt.NDArray[np.float32], v: npt.NDArray[np.float32],
+    q_off: npt.NDArray[np.int64], k_off: npt.NDArray[np.int64], v_off: npt.NDArray[np.int64],
+    batch: int, lq: int, lk: int, d: int, dv: int,
+    mask_b: npt.NDArray[np.uint8] | None = None, mask_f: npt.NDArray[np.float32] | None = None,
+    mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
+    causal: bool = False, scale: float = 1.0, return_lse: bool = False, threads: int = 1,
+) -> Any: ...
+def attention_f64(
+    q: npt.NDArray[np.float64], k: npt.NDArray[np.float64], v: npt.NDArray[np.float64],
+    q_off: npt.NDArray[np.int64], k_off: npt.NDArray[np.int64], v_off: npt.NDArray[np.int64],
+    batch: int, lq: int, lk: int, d: int, dv: int,
+    mask_b: npt.NDArray[np.uint8] | None = None, mask_f: npt.NDArray[np.float64] | None = None,
+    mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
+    causal: bool = False, scale: float = 1.0, return_lse: bool = False, threads: int = 1,
+) -> Any: ...
+def attention_backward_f32(
+    q: npt.NDArray[np.float32], k: npt.NDArray[np.float32], v: npt.NDArray[np.float32],
+    q_off: npt.NDArray[np.int64], k_off: npt.NDArray[np.int64], v_off: npt.NDArray[np.int64],
+    out: npt.NDArray[np.float32], grad_out: npt.NDArray[np.float32], lse: npt.NDArray[np.float32],
+    batch: int, lq: int, lk: int, d: int, dv: int,
+    mask_b: npt.NDArray[np.uint8] | None = None, mask_f: npt.NDArray[np.float32] | None = None,
+    mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
+    causal: bool = False, scale: float = 1.0, threads: int = 1,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def attention_backward_f64(
+    q: npt.NDArray[np.float64], k: npt.NDArray[np.float64], v: npt.NDArray[np.float64],
+    q_off: npt.NDArray[np.int64], k_off: npt.NDArray[np.int64], v_off: npt.NDArray[np.int64],
+    out: npt.NDArray[np.float64], grad_out: npt.NDArray[np.float64], lse: npt.NDArray[np.float64],
+    batch: int, lq: int, lk: int, d: int, dv: int,
+    mask_b: npt.NDArray[np.uint8] | None = None, mask_f: npt.NDArray[np.float64] | None = None,
+    mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
+    causal: bool = False, scale: float = 1.0, threads: int = 1,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

@@ -19,3 +19,6 @@ __all__ = ["canny", "clahe", "equalize_hist", "first_order", "histogram", "quant
 from .texture import glcm, glcm_features
 
 __all__ = ["canny", "glcm", "glcm_features", "sobel"]
+from .attention import attention, attention_backward, multi_head_attention
+
+__all__ = ["canny", "sobel", "attention", "attention_backward", "multi_head_attention"]
