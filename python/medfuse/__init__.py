@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
-from .edges import canny, sobel
-from . import cohort, io  # data integration (pure Python); medfuse.features is imported on demand (sklearn is slow to import)
-from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .attention import attention, attention_backward, multi_head_attention
 from .cnn import conv2d
-from .enhance import bilateral, median
 from .contrast import clahe, equalize_hist
+from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .edges import canny, sobel
+from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
 from .texture import glcm, glcm_features
-from .attention import attention, attention_backward, multi_head_attention
 
 __version__ = "0.1.0"
 
@@ -25,32 +24,47 @@ __all__ = [
     "__version__",
     "attention",
     "attention_backward",
-    "multi_head_attention",
-    "build_info",
     "bilateral",
+    "build_info",
     "canny",
-    "cohort",
-    "io",
-    "convolve",
-    "filter_bank",
-    "gaussian",
-    "sep_filter",
-    "unsharp_mask",
-    "conv2d",
-    "get_num_threads",
-    "median",
     "clahe",
+    "cohort",
+    "conv2d",
+    "convolve",
     "equalize_hist",
+    "filter_bank",
     "first_order",
+    "gaussian",
     "get_num_threads",
-    "histogram",
-    "quantize",
     "glcm",
     "glcm_features",
+    "histogram",
+    "io",
+    "median",
+    "multi_head_attention",
+    "quantize",
+    "sep_filter",
     "set_num_threads",
     "sobel",
+    "unsharp_mask",
     "window",
 ]
+
+# Data integration, features and learners pull in pandas, pydicom, gensim and
+# scikit-learn; they load on first use so that `import medfuse` stays fast
+# for users who only call the kernels.
+_LAZY_SUBMODULES = frozenset({"cohort", "io", "features"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'medfuse' has no attribute {name!r}")
+
 
 try:
     from . import _core

@@ -4,21 +4,35 @@ They are the ground truth for the tests and the "pure" baseline of the
 benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
-from .contrast import clahe, equalize_hist
-from .edges import canny, sobel
-from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
-
-__all__ = ["canny", "sobel", "convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]
+from .attention import attention, attention_backward, multi_head_attention
 from .cnn import conv2d
+from .contrast import clahe, equalize_hist
+from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .edges import canny, sobel
 from .enhance import bilateral, median
-
-__all__ = ["bilateral", "canny", "conv2d", "median", "sobel"]
 from .histogram import first_order, histogram, quantize, window
-
-__all__ = ["canny", "clahe", "equalize_hist", "first_order", "histogram", "quantize", "sobel", "window"]
 from .texture import glcm, glcm_features
 
-__all__ = ["canny", "glcm", "glcm_features", "sobel"]
-from .attention import attention, attention_backward, multi_head_attention
-
-__all__ = ["canny", "sobel", "attention", "attention_backward", "multi_head_attention"]
+__all__ = [
+    "attention",
+    "attention_backward",
+    "bilateral",
+    "canny",
+    "clahe",
+    "conv2d",
+    "convolve",
+    "equalize_hist",
+    "filter_bank",
+    "first_order",
+    "gaussian",
+    "glcm",
+    "glcm_features",
+    "histogram",
+    "median",
+    "multi_head_attention",
+    "quantize",
+    "sep_filter",
+    "sobel",
+    "unsharp_mask",
+    "window",
+]
