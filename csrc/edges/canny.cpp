@@ -11,6 +11,9 @@
 #include <memory>
 #include <stdexcept>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
@@ -90,58 +93,73 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
     return total;
 }
 
-// One vectorisable pass over a float image: the largest |x| ignoring NaN
-// (inf shows as inf) and whether any NaN occurs. Lanes are independent
-// accumulators (elementwise max/or vectorise without fast-math); parts are
-// merged in a fixed order.
+// One pass over a float image: the largest |x| ignoring NaN (inf shows as
+// inf) and whether any NaN occurs. SSE2 (every x86-64) keeps 4 or 2 lanes of
+// running max and of (x - x), which is NaN exactly for NaN and inf input;
+// parts are merged in a fixed order.
 struct FloatScan {
     double max_abs = 0.0;
-    bool any_nan = false;
+    bool nonfinite = false;  // a NaN or an inf was seen
 };
+
+#if defined(__SSE2__)
+inline void scan_lanes(const float* x, i64& i, i64 e, double& mm, bool& bad) {
+    const __m128 sign = _mm_set1_ps(-0.0f);
+    __m128 m = _mm_setzero_ps(), d = _mm_setzero_ps();
+    for (; i + 4 <= e; i += 4) {
+        const __m128 v = _mm_loadu_ps(x + i);
+        m = _mm_max_ps(_mm_andnot_ps(sign, v), m);  // returns m when |v| is NaN
+        d = _mm_add_ps(d, _mm_sub_ps(v, v));
+    }
+    alignas(16) float mv[4], dv[4];
+    _mm_store_ps(mv, m);
+    _mm_store_ps(dv, d);
+    for (int j = 0; j < 4; ++j) {
+        mm = std::max(mm, static_cast<double>(mv[j]));
+        bad = bad || dv[j] != 0.0f;
+    }
+}
+inline void scan_lanes(const double* x, i64& i, i64 e, double& mm, bool& bad) {
+    const __m128d sign = _mm_set1_pd(-0.0);
+    __m128d m = _mm_setzero_pd(), d = _mm_setzero_pd();
+    for (; i + 2 <= e; i += 2) {
+        const __m128d v = _mm_loadu_pd(x + i);
+        m = _mm_max_pd(_mm_andnot_pd(sign, v), m);
+        d = _mm_add_pd(d, _mm_sub_pd(v, v));
+    }
+    alignas(16) double mv[2], dv[2];
+    _mm_store_pd(mv, m);
+    _mm_store_pd(dv, d);
+    for (int j = 0; j < 2; ++j) {
+        mm = std::max(mm, mv[j]);
+        bad = bad || dv[j] != 0.0;
+    }
+}
+#endif
 
 template <class T>
 FloatScan scan_float(const T* x, i64 n, int threads) {
-    constexpr int L = 16;
     const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 20)));
     std::vector<FloatScan> res(static_cast<std::size_t>(parts));
     parallel_for(parts, threads, [&](i64 p) {
-        const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
-        T m[L] = {};
-        int nan[L] = {};
-        i64 i = b;
-#if defined(__GNUC__)
-        // Vector extensions: lane-wise max/or (no cross-lane reduction until the end).
-        typedef T VT __attribute__((vector_size(16 * sizeof(T)), aligned(alignof(T)), may_alias));
-        VT vm = {};
-        VT vnan = {};
-        for (; i + L <= e; i += L) {
-            const VT v = *reinterpret_cast<const VT*>(x + i);
-            const VT a = v < T(0) ? -v : v;
-            vm = a > vm ? a : vm;
-            vnan = (v != v) ? v : vnan;  // any NaN lane stays NaN
-        }
-        for (int j = 0; j < L; ++j) {
-            m[j] = vm[j];
-            nan[j] = static_cast<int>(vnan[j] != vnan[j]);
-        }
+        i64 i = split_begin(n, parts, p);
+        const i64 e = split_begin(n, parts, p + 1);
+        double mm = 0.0;
+        bool bad = false;  // a NaN or an inf was seen
+#if defined(__SSE2__)
+        scan_lanes(x, i, e, mm, bad);
 #endif
-        T mm = T(0);
-        int any = 0;
         for (; i < e; ++i) {
-            const T a = std::fabs(x[i]);
+            const double a = std::fabs(static_cast<double>(x[i]));
             mm = a > mm ? a : mm;
-            any |= static_cast<int>(x[i] != x[i]);
+            bad = bad || x[i] - x[i] != T(0);
         }
-        for (int j = 0; j < L; ++j) {
-            mm = m[j] > mm ? m[j] : mm;
-            any |= nan[j];
-        }
-        res[static_cast<std::size_t>(p)] = FloatScan{static_cast<double>(mm), any != 0};
+        res[static_cast<std::size_t>(p)] = FloatScan{mm, bad};
     });
     FloatScan out;
     for (const auto& r : res) {
         out.max_abs = std::max(out.max_abs, r.max_abs);
-        out.any_nan = out.any_nan || r.any_nan;
+        out.nonfinite = out.nonfinite || r.nonfinite;
     }
     return out;
 }
@@ -153,12 +171,10 @@ Status check_finite(const CannyJob& job, int threads, FloatScan* scan = nullptr)
     FloatScan fs;
     if (job.dtype == DType::f32) {
         fs = scan_float(static_cast<const float*>(job.img), n, threads);
-        if (fs.any_nan || std::isinf(fs.max_abs))
-            st.nonfinite = count_nonfinite(static_cast<const float*>(job.img), n, threads);
+        if (fs.nonfinite) st.nonfinite = count_nonfinite(static_cast<const float*>(job.img), n, threads);
     } else if (job.dtype == DType::f64) {
         fs = scan_float(static_cast<const double*>(job.img), n, threads);
-        if (fs.any_nan || std::isinf(fs.max_abs))
-            st.nonfinite = count_nonfinite(static_cast<const double*>(job.img), n, threads);
+        if (fs.nonfinite) st.nonfinite = count_nonfinite(static_cast<const double*>(job.img), n, threads);
     }
     if (scan != nullptr) *scan = fs;
     return st;
