@@ -22,20 +22,15 @@ from typing import Any, Optional
 import numpy as np
 import numpy.typing as npt
 
+from . import _validate as v
+
 HIST_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64)
-_SUFFIX = {
-    np.dtype(np.uint8): "u8",
-    np.dtype(np.uint16): "u16",
-    np.dtype(np.int16): "i16",
-    np.dtype(np.int32): "i32",
-    np.dtype(np.float32): "f32",
-    np.dtype(np.float64): "f64",
-}
+_HIST_DTYPES = frozenset(np.dtype(t) for t in HIST_DTYPES)
 MAX_LUT = 1 << 20  # integer values whose bins are tabulated (int32 over a narrow range)
 
 
 def suffix(dtype: np.dtype) -> str:
-    return _SUFFIX[np.dtype(dtype)]
+    return v.core_suffix(dtype)
 
 
 def _dtype_names() -> str:
@@ -45,7 +40,7 @@ def _dtype_names() -> str:
 def as_data(x: object, name: str = "x") -> npt.NDArray:
     """Any-ndim array of a supported dtype, C-contiguous, native byte order."""
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype.kind not in "iuf" or np.dtype(arr.dtype.newbyteorder("=")) not in _SUFFIX:
+    if arr.dtype.kind not in "iuf" or np.dtype(arr.dtype.newbyteorder("=")) not in _HIST_DTYPES:
         raise TypeError(f"{name} must have dtype {_dtype_names()}; got {arr.dtype}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")

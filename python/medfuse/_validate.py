@@ -16,6 +16,28 @@ import numpy.typing as npt
 IMAGE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
+# Suffix of the dtype-specific entry points in medfuse._core (STYLE §5):
+# canny_u8, glcm_i64, attention_f32, ... One table for every family; which
+# dtypes a function accepts is checked before the lookup.
+_CORE_SUFFIX = {
+    np.dtype(np.uint8): "u8",
+    np.dtype(np.uint16): "u16",
+    np.dtype(np.uint32): "u32",
+    np.dtype(np.uint64): "u64",
+    np.dtype(np.int8): "i8",
+    np.dtype(np.int16): "i16",
+    np.dtype(np.int32): "i32",
+    np.dtype(np.int64): "i64",
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+}
+
+
+def core_suffix(dtype: object) -> str:
+    """The ``_core`` entry-point suffix of a (validated) native-order dtype."""
+    return _CORE_SUFFIX[np.dtype(dtype).newbyteorder("=")]
+
+
 def dtype_names(dtypes: Sequence[type]) -> str:
     return ", ".join(np.dtype(d).name for d in dtypes)
 

@@ -8,12 +8,12 @@ from typing import Optional, Union
 import numpy as np
 import numpy.typing as npt
 
+from ._validate import core_suffix
 from ._attention_plan import AttentionPlan, check_backward, plan_attention, unbroadcast
 from ._threads import get_num_threads
 
 __all__ = ["attention", "attention_backward", "multi_head_attention"]
 
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
 def _core():  # imported lazily so that the twins work without the extension
@@ -104,7 +104,7 @@ def attention(
     inputs propagate to the rows they touch (no check is made).
     """
     plan = plan_attention(q, k, v, mask, causal, scale)
-    fn = getattr(_core(), "attention_" + _SUFFIX[plan.dtype])
+    fn = getattr(_core(), "attention_" + core_suffix(plan.dtype))
     res = fn(**_common_args(plan), return_lse=bool(return_lse))
     shape = plan.batch_shape + (plan.lq, plan.dv)
     if return_lse:
@@ -138,7 +138,7 @@ def attention_backward(
     """
     plan = plan_attention(q, k, v, mask, causal, scale)
     o, go, ls = check_backward(plan, out, grad_out, lse)
-    fn = getattr(_core(), "attention_backward_" + _SUFFIX[plan.dtype])
+    fn = getattr(_core(), "attention_backward_" + core_suffix(plan.dtype))
     dq, dk, dv = fn(**_common_args(plan), out=o.reshape(-1), grad_out=go.reshape(-1), lse=ls.reshape(-1))
     b = plan.batch_shape
     return (

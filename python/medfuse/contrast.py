@@ -12,7 +12,6 @@ from ._threads import get_num_threads
 
 __all__ = ["clahe", "equalize_hist"]
 
-_SUFFIX = {np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16"}
 
 
 def _core():  # imported lazily so that the twins work without the extension
@@ -58,7 +57,7 @@ def equalize_hist(image: npt.ArrayLike) -> npt.NDArray:
     img = v.as_image(image, dtypes=(np.uint8, np.uint16))
     if img.size >= 2**31 - 1:
         raise ValueError(f"image has {img.size} pixels; at most 2**31 - 2 are supported")
-    return getattr(_core(), "equalize_hist_" + _SUFFIX[img.dtype])(img, get_num_threads())
+    return getattr(_core(), "equalize_hist_" + v.core_suffix(img.dtype))(img, get_num_threads())
 
 
 def clahe(image: npt.ArrayLike, clip_limit: float = 40.0, tile_grid: tuple[int, int] = (8, 8)) -> npt.NDArray:
@@ -76,4 +75,4 @@ def clahe(image: npt.ArrayLike, clip_limit: float = 40.0, tile_grid: tuple[int, 
     img = v.as_image(image, dtypes=(np.uint8, np.uint16), ndims=(2,))
     clip, tx, ty = check_clahe(clip_limit, tile_grid)
     check_clip_range(img.shape, clip, tx, ty, 256 if img.dtype == np.uint8 else 65536)
-    return getattr(_core(), "clahe_" + _SUFFIX[img.dtype])(img, clip, ty, tx, get_num_threads())
+    return getattr(_core(), "clahe_" + v.core_suffix(img.dtype))(img, clip, ty, tx, get_num_threads())

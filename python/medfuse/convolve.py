@@ -42,13 +42,6 @@ from ._threads import get_num_threads
 
 __all__ = ["convolve", "sep_filter", "gaussian", "unsharp_mask", "filter_bank"]
 
-_SUFFIX = {
-    np.dtype(np.uint8): "u8",
-    np.dtype(np.uint16): "u16",
-    np.dtype(np.int16): "i16",
-    np.dtype(np.float32): "f32",
-    np.dtype(np.float64): "f64",
-}
 
 
 def _core() -> Any:  # imported lazily so that the twins work without the extension
@@ -67,7 +60,7 @@ def _out_code(img: npt.NDArray[Any], out: np.dtype) -> int:
 
 def _sep(img: npt.NDArray[Any], kernels: Sequence[npt.NDArray[np.float64]], border: str, value: float,
          out: np.dtype) -> npt.NDArray[Any]:
-    fn = getattr(_core(), "sep_filter_" + _SUFFIX[img.dtype])
+    fn = getattr(_core(), "sep_filter_" + v.core_suffix(img.dtype))
     result: npt.NDArray[Any] = fn(img, [np.ascontiguousarray(k) for k in kernels], plan.BORDERS[border], value,
               _out_code(img, out), plan.compute_f64(img, out), get_num_threads())
     return result
@@ -96,7 +89,7 @@ def convolve(
     val = plan.fill_value(value)
     out = plan.out_dtype(out_dtype, img)
     k = plan.kernel_nd(kernel, img.ndim)
-    fn = getattr(_core(), "correlate_" + _SUFFIX[img.dtype])
+    fn = getattr(_core(), "correlate_" + v.core_suffix(img.dtype))
     result: npt.NDArray[Any] = fn(img, k, plan.BORDERS[b], val, _out_code(img, out), plan.compute_f64(img, out),
                                   get_num_threads())
     return result

@@ -13,13 +13,6 @@ from ._threads import get_num_threads
 
 __all__ = ["canny", "sobel"]
 
-_SUFFIX = {
-    np.dtype(np.uint8): "u8",
-    np.dtype(np.uint16): "u16",
-    np.dtype(np.int16): "i16",
-    np.dtype(np.float32): "f32",
-    np.dtype(np.float64): "f64",
-}
 _BORDERS = {"replicate": 0, "reflect101": 1}
 
 
@@ -92,7 +85,7 @@ def canny(
     img = v.as_image(image)
     plan = plan_canny(img, low, high, aperture_size, l2_gradient, sigma, spacing)
     core = _core()
-    fn = getattr(core, "canny_" + _SUFFIX[img.dtype])
+    fn = getattr(core, "canny_" + v.core_suffix(img.dtype))
     smooth = [] if plan.smooth is None else [np.ascontiguousarray(t) for t in plan.smooth]
     return fn(
         img,
@@ -125,5 +118,5 @@ def sobel(
     if not isinstance(border, str) or border not in _BORDERS:
         raise ValueError(f"border must be one of {', '.join(_BORDERS)}; got {border!r}")
     core = _core()
-    fn = getattr(core, "sobel_" + _SUFFIX[img.dtype])
+    fn = getattr(core, "sobel_" + v.core_suffix(img.dtype))
     return tuple(fn(img, a, _BORDERS[border], get_num_threads()))

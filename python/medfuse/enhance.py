@@ -12,12 +12,6 @@ from ._threads import get_num_threads
 
 __all__ = ["median", "bilateral"]
 
-_SUFFIX = {
-    np.dtype(np.uint8): "u8",
-    np.dtype(np.uint16): "u16",
-    np.dtype(np.int16): "i16",
-    np.dtype(np.float32): "f32",
-}
 
 
 def _core():  # imported lazily so that the twins work without the extension
@@ -68,11 +62,10 @@ def median(
     k = v.median_size(size, img.ndim)
     b = v.median_border(border)
     v.no_nan(img)
-    fn = getattr(_core(), "median_" + _SUFFIX[img.dtype])
+    fn = getattr(_core(), "median_" + v.core_suffix(img.dtype))
     return fn(img, list(k), v.MEDIAN_BORDERS[b], get_num_threads())
 
 
-_BILATERAL_SUFFIX = {np.dtype(np.uint8): "u8", np.dtype(np.float32): "f32"}
 
 
 def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: float) -> npt.NDArray:
@@ -110,5 +103,5 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     """
     img = v.as_image(image, dtypes=v.BILATERAL_DTYPES, ndims=(2,))
     _, sc, ss, radius = v.bilateral_params(d, sigma_color, sigma_space)
-    fn = getattr(_core(), "bilateral_" + _BILATERAL_SUFFIX[img.dtype])
+    fn = getattr(_core(), "bilateral_" + v.core_suffix(img.dtype))
     return fn(img, radius, sc, ss, get_num_threads())

@@ -9,20 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _texture_plan as tp
+from . import _validate as v
 from ._threads import get_num_threads
 
 __all__ = ["glcm", "glcm_features"]
 
-_SUFFIX = {
-    np.dtype(np.uint8): "u8",
-    np.dtype(np.uint16): "u16",
-    np.dtype(np.uint32): "u32",
-    np.dtype(np.uint64): "u64",
-    np.dtype(np.int8): "i8",
-    np.dtype(np.int16): "i16",
-    np.dtype(np.int32): "i32",
-    np.dtype(np.int64): "i64",
-}
 
 
 def _core():  # imported lazily so that the twins work without the extension
@@ -88,7 +79,7 @@ def glcm(
         symmetric, normed)``. Results do not depend on the thread count.
     """
     plan = tp.plan_glcm(image, distances, angles, levels, mask, symmetric, normed)
-    fn = getattr(_core(), "glcm_" + _SUFFIX[plan.image.dtype])
+    fn = getattr(_core(), "glcm_" + v.core_suffix(plan.image.dtype))
     out = fn(plan.image, plan.mask, plan.levels, plan.offsets, plan.symmetric, plan.normed, get_num_threads())
     return out.reshape(plan.levels, plan.levels, plan.n_distances, plan.n_angles)
 

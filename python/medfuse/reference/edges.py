@@ -14,21 +14,13 @@ from typing import Optional, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .convolve import _index  # source index for every border mode, shared by the twins
 from .. import _validate as v
 from .._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH, CannyPlan, plan_canny
 
 __all__ = ["canny", "sobel"]
 
 _BORDERS = ("reflect101", "replicate")
-
-
-def _border_index(n: int, idx: npt.NDArray[np.int64], border: str) -> npt.NDArray[np.int64]:
-    """Map out-of-range indices into [0, n) for the given border mode."""
-    if border == "replicate" or n == 1:
-        return np.clip(idx, 0, n - 1)
-    period = 2 * n - 2  # reflect101: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
-    i = np.abs(idx) % period
-    return np.where(i >= n, period - i, i)
 
 
 def _correlate1d(
@@ -47,7 +39,7 @@ def _correlate1d(
     for k, t in enumerate(taps):
         if t == 0:
             continue
-        src = np.take(x, _border_index(n, base + (k - r), border), axis=axis)
+        src = np.take(x, _index(base + (k - r), n, border), axis=axis)
         acc = acc + (src * x.dtype.type(t) if x.dtype.kind == "f" else src * t)
     return acc
 

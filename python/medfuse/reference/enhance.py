@@ -13,24 +13,16 @@ from typing import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .convolve import _index  # source index for every border mode, shared by the twins
 from .. import _validate as v
 
 __all__ = ["median", "bilateral"]
 
 
-def _border_index(n: int, idx: npt.NDArray[np.int64], border: str) -> npt.NDArray[np.int64]:
-    """Map out-of-range indices into [0, n) for the given border mode."""
-    if border == "replicate" or n == 1:
-        return np.clip(idx, 0, n - 1)
-    period = 2 * n - 2  # reflect101: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
-    i = np.abs(idx) % period
-    return np.where(i >= n, period - i, i)
-
-
 def _pad(x: npt.NDArray, radius: Sequence[int], border: str) -> npt.NDArray:
     for axis, r in enumerate(radius):
         n = x.shape[axis]
-        idx = _border_index(n, np.arange(-r, n + r, dtype=np.int64), border)
+        idx = _index(np.arange(-r, n + r, dtype=np.int64), n, border)
         x = np.take(x, idx, axis=axis)
     return x
 
