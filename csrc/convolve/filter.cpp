@@ -457,34 +457,6 @@ void sep_filter_t(const FilterJob& job, const std::vector<double> taps[3]) {
 
 }  // namespace
 
-i64 border_index(i64 i, i64 n, Border b) {
-    if (i >= 0 && i < n) return i;
-    switch (b) {
-        case Border::constant:
-            return -1;
-        case Border::replicate:
-            return i < 0 ? 0 : n - 1;
-        case Border::wrap: {
-            const i64 r = i % n;
-            return r < 0 ? r + n : r;
-        }
-        case Border::reflect: {
-            const i64 period = 2 * n;
-            i64 r = i % period;
-            if (r < 0) r += period;
-            return r >= n ? period - 1 - r : r;
-        }
-        case Border::reflect101:
-        default: {
-            if (n == 1) return 0;
-            const i64 period = 2 * n - 2;
-            i64 r = i % period;
-            if (r < 0) r += period;
-            return r >= n ? period - r : r;
-        }
-    }
-}
-
 void correlate(const FilterJob& job, const double* kernel, const i64 kshape[3]) {
     if (job.f64)
         correlate_t<double>(job, kernel, kshape);

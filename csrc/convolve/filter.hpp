@@ -11,12 +11,13 @@
 // whatever the band / thread split, so results do not depend on threads.
 #pragma once
 #include <cstdint>
+
+#include "common/border.hpp"
 #include <vector>
 
 namespace medfuse {
 
 enum class PixelType { u8, u16, i16, f32, f64 };
-enum class Border { reflect101 = 0, reflect = 1, replicate = 2, constant = 3, wrap = 4 };
 
 struct FilterJob {
     const void* in = nullptr;
@@ -30,8 +31,6 @@ struct FilterJob {
     int threads = 1;
 };
 
-// Source index of sample i on an axis of length n, or -1 for the constant border.
-std::int64_t border_index(std::int64_t i, std::int64_t n, Border b);
 
 // Dense kernel of shape kshape (z, y, x), C order.
 void correlate(const FilterJob& job, const double* kernel, const std::int64_t kshape[3]);

@@ -15,6 +15,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "common/border.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 
@@ -181,11 +182,9 @@ Status check_finite(const CannyJob& job, int threads, FloatScan* scan = nullptr)
 }
 
 // ---- separable correlation along one axis -----------------------------------
+// border: 0 = replicate, else reflect101 (the codes the bindings pass).
 i64 border_index(i64 i, i64 n, int border) {
-    if (border == 0 || n == 1) return std::min(std::max(i, i64(0)), n - 1);
-    const i64 period = 2 * n - 2;
-    i64 r = (i < 0 ? -i : i) % period;
-    return r >= n ? period - r : r;
+    return medfuse::border_index(i, n, border == 0 ? Border::replicate : Border::reflect101);
 }
 
 // out = correlate(in, taps) along `axis` of a C-contiguous (Z, H, W) array.

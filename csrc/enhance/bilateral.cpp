@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/border.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 
@@ -21,14 +22,7 @@ namespace {
 
 using i64 = std::int64_t;
 
-i64 reflect101(i64 i, i64 n) {
-    if (i >= 0 && i < n) return i;
-    if (n == 1) return 0;
-    const i64 period = 2 * n - 2;
-    i64 m = i % period;
-    if (m < 0) m += period;
-    return m >= n ? period - m : m;
-}
+i64 reflect101(i64 i, i64 n) { return border_index(i, n, Border::reflect101); }
 
 template <class T>
 std::vector<T> pad_reflect101(const T* img, i64 h, i64 w, int r) {

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #endif
 
+#include "common/border.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 
@@ -25,12 +26,7 @@ using i64 = std::int64_t;
 
 // Source index of padded coordinate i (may be outside [0, n)).
 i64 border_index(i64 i, i64 n, MedianBorder border) {
-    if (i >= 0 && i < n) return i;
-    if (border == MedianBorder::replicate || n == 1) return i < 0 ? 0 : n - 1;
-    const i64 period = 2 * n - 2;  // reflect101: ... 2 1 | 0 1 ... n-1 | n-2 ...
-    i64 m = i % period;
-    if (m < 0) m += period;
-    return m >= n ? period - m : m;
+    return medfuse::border_index(i, n, border == MedianBorder::replicate ? Border::replicate : Border::reflect101);
 }
 
 template <class T>

@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/border.hpp"
 #include "common/parallel.hpp"
 #include "histogram/histogram.hpp"
 
@@ -26,12 +27,7 @@ inline T saturate_round(float v) {
     return static_cast<T>(r < 0 ? 0 : (r > hi ? hi : r));
 }
 
-inline i64 reflect101(i64 i, i64 n) {
-    if (n == 1) return 0;
-    const i64 period = 2 * n - 2;
-    i64 r = (i < 0 ? -i : i) % period;
-    return r >= n ? period - r : r;
-}
+inline i64 reflect101(i64 i, i64 n) { return border_index(i, n, Border::reflect101); }
 
 }  // namespace
 
