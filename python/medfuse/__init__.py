@@ -16,6 +16,7 @@ from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .edges import canny, sobel
 from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
+from .morphology import label, regionprops_basic
 from .texture import glcm, glcm_features
 
 __version__ = "0.1.0"
@@ -40,9 +41,11 @@ __all__ = [
     "glcm_features",
     "histogram",
     "io",
+    "label",
     "median",
     "multi_head_attention",
     "quantize",
+    "regionprops_basic",
     "sep_filter",
     "set_num_threads",
     "sobel",

@@ -193,3 +193,6 @@ def attention_backward_f64(
     mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
     causal: bool = False, scale: float = 1.0, threads: int = 1,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+# ---- morphology ------------------------------------------------------------
+def label_u8(binary: npt.NDArray[np.uint8], rank: int, threads: int) -> tuple[npt.NDArray[np.int32], int]: ...

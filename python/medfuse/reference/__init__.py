@@ -11,6 +11,7 @@ from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .edges import canny, sobel
 from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
+from .morphology import label, regionprops_basic
 from .texture import glcm, glcm_features
 
 __all__ = [
@@ -28,9 +29,11 @@ __all__ = [
     "glcm",
     "glcm_features",
     "histogram",
+    "label",
     "median",
     "multi_head_attention",
     "quantize",
+    "regionprops_basic",
     "sep_filter",
     "sobel",
     "unsharp_mask",
