@@ -315,3 +315,37 @@ def intensity_image(intensity: object, shape: tuple[int, ...], name: str = "inte
     if not np.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinity; the mean is undefined there")
     return out
+
+
+def structure_element(structure: object, connectivity: object, ndim: int) -> npt.NDArray[np.bool_]:
+    """A boolean structuring element: ``structure`` or one built from
+    ``connectivity`` (not both); neither gives scipy's default (faces only)."""
+    if structure is not None and connectivity is not None:
+        raise ValueError("give structure or connectivity, not both")
+    if structure is None:
+        rank = connectivity_rank(connectivity, ndim)
+        return (np.abs(np.indices((3,) * ndim) - 1).sum(axis=0) <= rank)
+    arr = structure if isinstance(structure, np.ndarray) else np.asarray(structure)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"structure must be a bool or integer array; got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"structure must have the image's {ndim} dimensions; got shape {arr.shape}")
+    if any(n % 2 == 0 for n in arr.shape):
+        raise ValueError(f"structure must have an odd size on every axis (centre = origin); got shape {arr.shape}")
+    if not arr.any():
+        raise ValueError("structure must contain at least one nonzero element")
+    return arr != 0
+
+
+def iteration_count(iterations: object) -> int:
+    """An integer; < 1 means 'repeat until nothing changes' (scipy's rule)."""
+    return _integer(iterations, "iterations")
+
+
+def border_bit(border_value: object) -> int:
+    if isinstance(border_value, (bool, np.bool_)):
+        return int(border_value)
+    b = _integer(border_value, "border_value")
+    if b not in (0, 1):
+        raise ValueError(f"border_value must be 0 or 1; got {b}")
+    return b
