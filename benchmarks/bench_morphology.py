@@ -65,7 +65,7 @@ def _info(benchmark, implementation, family, threads, inp, checked):
 
 def _run(benchmark, fn, large):
     if large:
-        return benchmark.pedantic(fn, rounds=3, iterations=1)
+        return benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)  # first call: page faults
     return benchmark(fn)
 
 

@@ -121,7 +121,7 @@ def test_duality_and_idempotence():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_thread_count_invariance(op):
-    x = np.random.default_rng(7).random((30, 64, 70)) < 0.55
+    x = np.random.default_rng(7).random((40, 96, 100)) < 0.55  # voxels x 27 offsets >= 2**23: threaded
     fn, _, sci = OPS[op]
     want = sci(x, structure=ndimage.generate_binary_structure(3, 3), iterations=2)
     for n in (1, 2, 7):

@@ -126,7 +126,7 @@ def test_input_untouched_and_read_only():
 
 @pytest.mark.parametrize("conn", [6, 26])
 def test_thread_count_invariance(conn):
-    x = np.random.default_rng(4).random((40, 96, 100)) < 0.55  # > 256 rows: several blocks
+    x = np.random.default_rng(4).random((64, 192, 192)) < 0.55  # >= 2**21 voxels (threaded), many row blocks
     want = scipy_label(x, conn)
     for n in (1, 2, 7):
         medfuse.set_num_threads(n)

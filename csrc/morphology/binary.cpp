@@ -16,6 +16,7 @@ namespace medfuse {
 namespace {
 
 constexpr std::int64_t kRowsPerBlock = 64;
+constexpr std::int64_t kMinVoxelsForThreads = std::int64_t{1} << 23;  // voxels x offsets
 
 void and_row(std::uint8_t* __restrict acc, const std::uint8_t* __restrict src, std::int64_t n) {
     for (std::int64_t x = 0; x < n; ++x) acc[x] = static_cast<std::uint8_t>(acc[x] & src[x]);
@@ -30,6 +31,9 @@ void or_row(std::uint8_t* __restrict acc, const std::uint8_t* __restrict src, st
 void binary_morph(const MorphJob& job, int threads) {
     const std::int64_t d = job.depth, h = job.height, w = job.width;
     if (d < 1 || h < 1 || w < 1) throw std::invalid_argument("binary_morph: empty image");
+    // Below ~1M voxels a pass takes well under a millisecond: starting threads
+    // costs more than it saves (measured: 2 threads slower on 512x512).
+    if (d * h * w * job.n_offsets < kMinVoxelsForThreads) threads = 1;
     if (job.n_offsets < 1) throw std::invalid_argument("binary_morph: the structure has no element");
     if (job.border > 1) throw std::invalid_argument("binary_morph: border must be 0 or 1");
     std::int64_t r[3] = {0, 0, 0};

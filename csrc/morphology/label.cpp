@@ -79,6 +79,8 @@ std::int64_t label(const LabelJob& job, int threads) {
         throw std::invalid_argument("label: every axis needs at least one element");
     if (job.rank < 1 || job.rank > 3) throw std::invalid_argument("label: rank must be 1, 2 or 3");
     const std::int64_t w = job.width, h = job.height, d = job.depth;
+    // Small images: thread start-up costs more than the parallel steps save.
+    if (d * h * w < (std::int64_t{1} << 21)) threads = 1;
     const std::int64_t n_rows = d * h;
     const std::int64_t n_blocks = (n_rows + detail::kRowsPerBlock - 1) / detail::kRowsPerBlock;
 
