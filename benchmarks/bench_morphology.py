@@ -16,7 +16,7 @@ the timing. With --benchmark-disable every case runs once.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import medfuse
 import medfuse.reference as ref
@@ -40,13 +40,13 @@ def _air() -> np.ndarray:
     return _ct() < -400
 
 
-@lru_cache(maxsize=None)
+@cache
 def _scipy_label(conn: int, two_d: bool) -> np.ndarray:
     m = np.ascontiguousarray(_air()[64]) if two_d else _air()
     return ndimage.label(m, ndimage.generate_binary_structure(m.ndim, RANK[conn]))[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _scipy_erosion(two_d: bool) -> np.ndarray:
     m = np.ascontiguousarray(_air()[64]) if two_d else _air()
     return ndimage.binary_erosion(m, ndimage.generate_binary_structure(m.ndim, m.ndim))

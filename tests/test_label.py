@@ -108,7 +108,7 @@ def test_shapes_and_extremes():
             assert_same_labels(medfuse.label(x), scipy_label(x, None))
     # a checkerboard: every voxel its own component at the minimal connectivity
     cb = np.indices((9, 11, 13)).sum(axis=0) % 2 == 0
-    lab, n = medfuse.label(cb)
+    _, n = medfuse.label(cb)
     assert n == int(cb.sum())
     assert medfuse.label(cb, connectivity=18)[1] == 1
     # extreme integer values are foreground; -0 does not exist for ints

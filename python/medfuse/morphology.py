@@ -6,7 +6,7 @@ is NumPy (``np.bincount`` / ``np.minimum.at`` over the foreground voxels).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +25,7 @@ def _core():  # imported lazily so that the twins work without the extension
     return core
 
 
-def label(binary: npt.ArrayLike, *, connectivity: Optional[int] = None) -> tuple[npt.NDArray[np.int32], int]:
+def label(binary: npt.ArrayLike, *, connectivity: int | None = None) -> tuple[npt.NDArray[np.int32], int]:
     """Connected components of a 2D (y, x) or 3D (z, y, x) binary image.
 
     Parameters
@@ -54,8 +54,8 @@ def label(binary: npt.ArrayLike, *, connectivity: Optional[int] = None) -> tuple
 
 def regionprops_basic(
     labels: npt.ArrayLike,
-    intensity: Optional[npt.ArrayLike] = None,
-    spacing: Optional[Sequence[float]] = None,
+    intensity: npt.ArrayLike | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> dict[str, npt.NDArray]:
     """Per-label size, extent, centre and mean intensity.
 
@@ -157,9 +157,9 @@ _MORPH_DOC = """
 
 def binary_erode(
     image: npt.ArrayLike,
-    structure: Optional[npt.ArrayLike] = None,
+    structure: npt.ArrayLike | None = None,
     *,
-    connectivity: Optional[int] = None,
+    connectivity: int | None = None,
     iterations: int = 1,
     border_value: int = 0,
 ) -> npt.NDArray[np.bool_]:
@@ -168,9 +168,9 @@ def binary_erode(
 
 def binary_dilate(
     image: npt.ArrayLike,
-    structure: Optional[npt.ArrayLike] = None,
+    structure: npt.ArrayLike | None = None,
     *,
-    connectivity: Optional[int] = None,
+    connectivity: int | None = None,
     iterations: int = 1,
     border_value: int = 0,
 ) -> npt.NDArray[np.bool_]:
@@ -179,9 +179,9 @@ def binary_dilate(
 
 def binary_open(
     image: npt.ArrayLike,
-    structure: Optional[npt.ArrayLike] = None,
+    structure: npt.ArrayLike | None = None,
     *,
-    connectivity: Optional[int] = None,
+    connectivity: int | None = None,
     iterations: int = 1,
     border_value: int = 0,
 ) -> npt.NDArray[np.bool_]:
@@ -191,9 +191,9 @@ def binary_open(
 
 def binary_close(
     image: npt.ArrayLike,
-    structure: Optional[npt.ArrayLike] = None,
+    structure: npt.ArrayLike | None = None,
     *,
-    connectivity: Optional[int] = None,
+    connectivity: int | None = None,
     iterations: int = 1,
     border_value: int = 0,
 ) -> npt.NDArray[np.bool_]:
@@ -211,7 +211,7 @@ binary_close.__doc__ = (
 )
 
 
-def fill_holes(image: npt.ArrayLike, *, connectivity: Optional[int] = None) -> npt.NDArray[np.bool_]:
+def fill_holes(image: npt.ArrayLike, *, connectivity: int | None = None) -> npt.NDArray[np.bool_]:
     """Fill the background regions that do not reach the image border.
 
     ``connectivity`` (None = 4/6, or 8 / 18 / 26) is the connectivity of the

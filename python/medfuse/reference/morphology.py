@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,7 @@ def _offsets(ndim: int, rank: int) -> list[tuple[int, ...]]:
     ]
 
 
-def label(binary: npt.ArrayLike, *, connectivity: Optional[int] = None) -> tuple[npt.NDArray[np.int32], int]:
+def label(binary: npt.ArrayLike, *, connectivity: int | None = None) -> tuple[npt.NDArray[np.int32], int]:
     """Twin of :func:`medfuse.label` (BFS flood fill)."""
     mask = v.binary_image(binary, "binary").astype(bool)
     rank = v.connectivity_rank(connectivity, mask.ndim)
@@ -56,8 +56,8 @@ def label(binary: npt.ArrayLike, *, connectivity: Optional[int] = None) -> tuple
 
 def regionprops_basic(
     labels: npt.ArrayLike,
-    intensity: Optional[npt.ArrayLike] = None,
-    spacing: Optional[Sequence[float]] = None,
+    intensity: npt.ArrayLike | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> dict[str, npt.NDArray]:
     """Twin of :func:`medfuse.regionprops_basic` (one boolean mask per label)."""
     lab = v.label_image(labels, "labels")
