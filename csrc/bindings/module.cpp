@@ -52,4 +52,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     medfuse::bind::register_histogram(m);
     medfuse::bind::register_texture(m);
     medfuse::bind::register_attention(m);
+    medfuse::bind::register_morphology(m);
 }

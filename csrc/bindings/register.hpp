@@ -9,4 +9,5 @@ void register_cnn(pybind11::module_& m);
 void register_histogram(pybind11::module_& m);
 void register_texture(pybind11::module_& m);
 void register_attention(pybind11::module_& m);
+void register_morphology(pybind11::module_& m);
 }  // namespace medfuse::bind

@@ -16,6 +16,15 @@ from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .edges import canny, sobel
 from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
+from .morphology import (
+    binary_close,
+    binary_dilate,
+    binary_erode,
+    binary_open,
+    fill_holes,
+    label,
+    regionprops_basic,
+)
 from .texture import glcm, glcm_features
 
 __version__ = "0.1.0"
@@ -25,6 +34,10 @@ __all__ = [
     "attention",
     "attention_backward",
     "bilateral",
+    "binary_close",
+    "binary_dilate",
+    "binary_erode",
+    "binary_open",
     "build_info",
     "canny",
     "clahe",
@@ -32,6 +45,7 @@ __all__ = [
     "conv2d",
     "convolve",
     "equalize_hist",
+    "fill_holes",
     "filter_bank",
     "first_order",
     "gaussian",
@@ -40,9 +54,11 @@ __all__ = [
     "glcm_features",
     "histogram",
     "io",
+    "label",
     "median",
     "multi_head_attention",
     "quantize",
+    "regionprops_basic",
     "sep_filter",
     "set_num_threads",
     "sobel",

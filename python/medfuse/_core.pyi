@@ -193,3 +193,10 @@ def attention_backward_f64(
     mask_off: npt.NDArray[np.int64] | None = None, mask_rs: int = 0, mask_cs: int = 0,
     causal: bool = False, scale: float = 1.0, threads: int = 1,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+# ---- morphology ------------------------------------------------------------
+def label_u8(binary: npt.NDArray[np.uint8], rank: int, threads: int) -> tuple[npt.NDArray[np.int32], int]: ...
+def binary_morph_u8(
+    image: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], dilate: bool, border: int, iterations: int,
+    threads: int,
+) -> npt.NDArray[np.uint8]: ...

@@ -271,3 +271,103 @@ def conv2d_args(
     native = np.dtype(np.float32).newbyteorder("=")
     return (np.ascontiguousarray(xa, dtype=native), np.ascontiguousarray(wa, dtype=native), ba,
             s, p, d, g, activation, (ho, wo))  # type: ignore[return-value]
+
+
+# ---- morphology (label, regionprops_basic) ----------------------------------
+
+_CONNECTIVITY_RANK = {2: {4: 1, 8: 2}, 3: {6: 1, 18: 2, 26: 3}}
+
+
+def binary_image(image: object, name: str = "binary") -> npt.NDArray[np.uint8]:
+    """A 2D/3D bool or integer array as a C-contiguous 0/1 uint8 array.
+
+    Nonzero is foreground. TypeError for float, complex or object dtypes;
+    ValueError for another ndim or an empty array.
+    """
+    arr = image if isinstance(image, np.ndarray) else np.asarray(image)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must be a bool or integer array (nonzero = foreground); got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must be 2- or 3-dimensional; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    if arr.dtype.kind == "b":
+        return np.ascontiguousarray(arr).view(np.uint8)
+    return np.ascontiguousarray(arr != 0).view(np.uint8)
+
+
+def connectivity_rank(connectivity: object, ndim: int) -> int:
+    """4/8 (2D) or 6/18/26 (3D) as scipy's structure rank; None -> 1 (faces only)."""
+    allowed = _CONNECTIVITY_RANK[ndim]
+    if connectivity is None:
+        return 1
+    if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, (numbers.Integral, np.integer)):
+        raise TypeError(f"connectivity must be None or an integer; got {connectivity!r}")
+    c = int(connectivity)  # type: ignore[arg-type]
+    if c not in allowed:
+        want = ", ".join(str(k) for k in allowed)
+        raise ValueError(f"connectivity must be one of {want} (or None) for a {ndim}D image; got {c}")
+    return allowed[c]
+
+
+def label_image(labels: object, name: str = "labels") -> npt.NDArray[np.int64]:
+    """A 2D/3D integer label image (>= 0) as a C-contiguous int64 array."""
+    arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array; got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must be 2- or 3-dimensional; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} values must fit in int64")
+    out = np.ascontiguousarray(arr, dtype=np.int64)
+    if out.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (0 = background); got minimum {out.min()}")
+    return out
+
+
+def intensity_image(intensity: object, shape: tuple[int, ...], name: str = "intensity") -> npt.NDArray[np.float64]:
+    arr = intensity if isinstance(intensity, np.ndarray) else np.asarray(intensity)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a bool, integer or float array; got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have the labels' shape {shape}; got {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinity; the mean is undefined there")
+    return out
+
+
+def structure_element(structure: object, connectivity: object, ndim: int) -> npt.NDArray[np.bool_]:
+    """A boolean structuring element: ``structure`` or one built from
+    ``connectivity`` (not both); neither gives scipy's default (faces only)."""
+    if structure is not None and connectivity is not None:
+        raise ValueError("give structure or connectivity, not both")
+    if structure is None:
+        rank = connectivity_rank(connectivity, ndim)
+        return (np.abs(np.indices((3,) * ndim) - 1).sum(axis=0) <= rank)
+    arr = structure if isinstance(structure, np.ndarray) else np.asarray(structure)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"structure must be a bool or integer array; got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"structure must have the image's {ndim} dimensions; got shape {arr.shape}")
+    if any(n % 2 == 0 for n in arr.shape):
+        raise ValueError(f"structure must have an odd size on every axis (centre = origin); got shape {arr.shape}")
+    if not arr.any():
+        raise ValueError("structure must contain at least one nonzero element")
+    return arr != 0
+
+
+def iteration_count(iterations: object) -> int:
+    """An integer; < 1 means 'repeat until nothing changes' (scipy's rule)."""
+    return _integer(iterations, "iterations")
+
+
+def border_bit(border_value: object) -> int:
+    if isinstance(border_value, (bool, np.bool_)):
+        return int(border_value)
+    b = _integer(border_value, "border_value")
+    if b not in (0, 1):
+        raise ValueError(f"border_value must be 0 or 1; got {b}")
+    return b

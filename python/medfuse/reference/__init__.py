@@ -11,26 +11,42 @@ from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .edges import canny, sobel
 from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
+from .morphology import (
+    binary_close,
+    binary_dilate,
+    binary_erode,
+    binary_open,
+    fill_holes,
+    label,
+    regionprops_basic,
+)
 from .texture import glcm, glcm_features
 
 __all__ = [
     "attention",
     "attention_backward",
     "bilateral",
+    "binary_close",
+    "binary_dilate",
+    "binary_erode",
+    "binary_open",
     "canny",
     "clahe",
     "conv2d",
     "convolve",
     "equalize_hist",
+    "fill_holes",
     "filter_bank",
     "first_order",
     "gaussian",
     "glcm",
     "glcm_features",
     "histogram",
+    "label",
     "median",
     "multi_head_attention",
     "quantize",
+    "regionprops_basic",
     "sep_filter",
     "sobel",
     "unsharp_mask",

@@ -1,0 +1,192 @@
+"""Connected components and binary morphology: medfuse against scipy.ndimage,
+scikit-image and OpenCV (and the NumPy twin where it is fast enough).
+
+Groups:
+  label-3d-ct-128x512x512-c{6,26}  lung-window mask (HU < -400) of a 128x512x512
+                                   synthetic chest CT: medfuse.label vs
+                                   scipy.ndimage.label and skimage.measure.label.
+  label-2d-ct-512-c8               one 512x512 slice of that mask: + cv2.connectedComponents.
+  erode-3d-ct-128x512x512-c26      binary erosion with the 26-neighbourhood vs scipy.
+  erode-2d-ct-512-c8               2D erosion, 8-neighbourhood, vs scipy and the twin.
+  fill-holes-3d-ct-128x512x512     fill_holes of the body mask (HU > -400) vs scipy.
+
+Inputs are built outside the timed calls; agreement is asserted once, outside
+the timing. With --benchmark-disable every case runs once.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+
+import medfuse
+import medfuse.reference as ref
+import numpy as np
+import pytest
+from medfuse import _phantoms
+from pytest_benchmark.fixture import BenchmarkFixture
+from scipy import ndimage
+
+RANK = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}
+
+
+@lru_cache(maxsize=1)
+def _ct() -> np.ndarray:
+    vol, _ = _phantoms.ct_volume((128, 512, 512), seed=0)
+    return vol
+
+
+@lru_cache(maxsize=1)
+def _air() -> np.ndarray:
+    return _ct() < -400
+
+
+@cache
+def _scipy_label(conn: int, two_d: bool) -> np.ndarray:
+    m = np.ascontiguousarray(_air()[64]) if two_d else _air()
+    return ndimage.label(m, ndimage.generate_binary_structure(m.ndim, RANK[conn]))[0]
+
+
+@cache
+def _scipy_erosion(two_d: bool) -> np.ndarray:
+    m = np.ascontiguousarray(_air()[64]) if two_d else _air()
+    return ndimage.binary_erosion(m, ndimage.generate_binary_structure(m.ndim, m.ndim))
+
+
+@lru_cache(maxsize=1)
+def _scipy_fill() -> np.ndarray:
+    return ndimage.binary_fill_holes(~_air())
+
+
+def _info(benchmark, implementation, family, threads, inp, checked):
+    benchmark.extra_info.update(
+        implementation=implementation, family=family, threads=threads, input=inp, checked_against=checked
+    )
+
+
+def _run(benchmark, fn, large):
+    if large:
+        return benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)  # first call: page faults
+    return benchmark(fn)
+
+
+def _same_partition(a, b) -> bool:
+    """Same components up to numbering (cv2 and skimage may number differently)."""
+    if a.shape != b.shape or not np.array_equal(a > 0, b > 0) or a.max() != b.max():
+        return False
+    mapping = np.zeros(int(a.max()) + 1, dtype=np.int64)
+    mapping[a.ravel()] = b.ravel()  # one b label per a label if the partitions agree
+    return bool(np.array_equal(mapping[a], b)) and len(np.unique(mapping)) == len(mapping)
+
+
+def _medfuse_case(benchmark, impl, fn, large, inp, want, checked, compare=np.array_equal):
+    threads = int(impl.split("-")[1])
+    medfuse.set_num_threads(threads)
+    got = fn()
+    assert compare(got, want)
+    _run(benchmark, fn, large)
+    _info(benchmark, f"medfuse ({threads} thread{'s' if threads > 1 else ''})", "medfuse", threads, inp, checked)
+
+
+# ---- label 3D ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("conn", [6, 26])
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "skimage"])
+def test_label_3d(benchmark: BenchmarkFixture, impl: str, conn: int) -> None:
+    benchmark.group = f"label-3d-ct-128x512x512-c{conn}"
+    m = _air()
+    inp = f"128x512x512 bool mask (synthetic CT HU < -400), connectivity {conn}"
+    structure = ndimage.generate_binary_structure(3, RANK[conn])
+    want = _scipy_label(conn, False)
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.label(m, structure), True)
+        _info(benchmark, "scipy.ndimage.label", "scipy", None, inp, "medfuse")
+    elif impl == "skimage":
+        measure = pytest.importorskip("skimage.measure")
+        got = measure.label(m, connectivity=RANK[conn])
+        assert _same_partition(got, want)
+        _run(benchmark, lambda: measure.label(m, connectivity=RANK[conn]), True)
+        _info(benchmark, "skimage.measure.label", "skimage", None, inp, "scipy (same partition)")
+    else:
+        _medfuse_case(benchmark, impl, lambda: medfuse.label(m, connectivity=conn)[0], True, inp, want, "scipy")
+
+
+# ---- label 2D ------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="label-2d-ct-512-c8")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "skimage", "cv2-1", "cv2-2"])
+def test_label_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    m = np.ascontiguousarray(_air()[64])
+    inp = "512x512 bool slice of the CT mask (HU < -400), connectivity 8"
+    structure = ndimage.generate_binary_structure(2, 2)
+    want = _scipy_label(8, True)
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.label(m, structure), False)
+        _info(benchmark, "scipy.ndimage.label", "scipy", None, inp, "medfuse")
+    elif impl == "skimage":
+        measure = pytest.importorskip("skimage.measure")
+        assert _same_partition(measure.label(m, connectivity=2), want)
+        _run(benchmark, lambda: measure.label(m, connectivity=2), False)
+        _info(benchmark, "skimage.measure.label", "skimage", None, inp, "scipy (same partition)")
+    elif impl.startswith("cv2"):
+        cv2 = pytest.importorskip("cv2")
+        threads = int(impl.split("-")[1])
+        cv2.setNumThreads(threads)
+        u8 = m.view(np.uint8)
+        assert _same_partition(cv2.connectedComponents(u8, connectivity=8, ltype=cv2.CV_32S)[1], want)
+        _run(benchmark, lambda: cv2.connectedComponents(u8, connectivity=8, ltype=cv2.CV_32S), False)
+        _info(benchmark, f"cv2.connectedComponents ({threads} threads)", "cv2", threads, inp, "scipy (same partition)")
+    else:
+        _medfuse_case(benchmark, impl, lambda: medfuse.label(m, connectivity=8)[0], False, inp, want, "scipy")
+
+
+# ---- erosion ------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="erode-3d-ct-128x512x512-c26")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_erode_3d(benchmark: BenchmarkFixture, impl: str) -> None:
+    m = _air()
+    inp = "128x512x512 bool mask (synthetic CT HU < -400), 3x3x3 structure, border 0"
+    structure = ndimage.generate_binary_structure(3, 3)
+    want = _scipy_erosion(False)
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.binary_erosion(m, structure), True)
+        _info(benchmark, "scipy.ndimage.binary_erosion", "scipy", None, inp, "medfuse")
+    else:
+        _medfuse_case(benchmark, impl, lambda: medfuse.binary_erode(m, connectivity=26), True, inp, want, "scipy")
+
+
+@pytest.mark.benchmark(group="erode-2d-ct-512-c8")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "reference"])
+def test_erode_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    m = np.ascontiguousarray(_air()[64])
+    inp = "512x512 bool slice of the CT mask (HU < -400), 3x3 structure, border 0"
+    structure = ndimage.generate_binary_structure(2, 2)
+    want = _scipy_erosion(True)
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.binary_erosion(m, structure), False)
+        _info(benchmark, "scipy.ndimage.binary_erosion", "scipy", None, inp, "medfuse")
+    elif impl == "reference":
+        assert np.array_equal(ref.binary_erode(m, connectivity=8), want)
+        _run(benchmark, lambda: ref.binary_erode(m, connectivity=8), False)
+        _info(benchmark, "medfuse.reference (NumPy twin)", "reference", None, inp, "scipy")
+    else:
+        _medfuse_case(benchmark, impl, lambda: medfuse.binary_erode(m, connectivity=8), False, inp, want, "scipy")
+
+
+# ---- fill holes ---------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="fill-holes-3d-ct-128x512x512")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_fill_holes_3d(benchmark: BenchmarkFixture, impl: str) -> None:
+    body = ~_air()
+    inp = "128x512x512 bool body mask (synthetic CT HU >= -400), 6-connected background"
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.binary_fill_holes(body), True)
+        _info(benchmark, "scipy.ndimage.binary_fill_holes", "scipy", None, inp, "medfuse")
+    else:
+        want = _scipy_fill()
+        _medfuse_case(benchmark, impl, lambda: medfuse.fill_holes(body), True, inp, want, "scipy")
