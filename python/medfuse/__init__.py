@@ -29,6 +29,7 @@ __all__ = [
     "canny",
     "clahe",
     "cohort",
+    "fusion",
     "conv2d",
     "convolve",
     "equalize_hist",
@@ -53,7 +54,7 @@ __all__ = [
 # Data integration, features and learners pull in pandas, pydicom, gensim and
 # scikit-learn; they load on first use so that `import medfuse` stays fast
 # for users who only call the kernels.
-_LAZY_SUBMODULES = frozenset({"cohort", "io", "features"})
+_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion"})
 
 
 def __getattr__(name: str) -> Any:
