@@ -11,13 +11,17 @@ pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 pytest.importorskip("gensim")
 
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
-from medfuse.fusion import EarlyFusionClassifier, LateFusionClassifier, make_learner  # noqa: E402
+from medfuse.fusion import (
+    AttentionFusionClassifier,
+    EarlyFusionClassifier,
+    LateFusionClassifier,
+    make_learner,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 N_PATIENTS = 300
 SHAPE = (24, 64, 64)
@@ -189,6 +193,66 @@ def test_multiclass_and_string_labels():
         assert (est.predict(X) == y).mean() > 0.6
 
 
+# ---------------------------------------------------------------- attention fusion
+
+
+def test_attention_gradients_match_finite_differences():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5))
+    y = (X[:, 0] + X[:, 3] > 0).astype(int)
+    X[:4, 3:] = np.nan
+    X[4:6, :3] = np.nan
+    m = AttentionFusionClassifier({"a": [0, 1, 2], "b": [3, 4]}, d_model=4, alpha=0.01, max_epochs=5,
+                                  random_state=0).fit(X, y)
+    xs, pres = m._inputs(X)
+    Y = np.eye(2)[y]
+    P = m.params_
+    loss, G = m._loss_grad(P, xs, pres, Y)
+    h = 1e-6
+    for key, idx in [("Wq", (1, 2)), ("Wk", (0, 3)), ("Wv", (2, 1)), ("Wo", (3, 1)), ("bo", (0,))]:
+        P2 = dict(P)
+        P2[key] = P[key].copy()
+        P2[key][idx] += h
+        num = (m._loss_grad(P2, xs, pres, Y, grad=False)[0] - loss) / h
+        assert num == pytest.approx(G[key][idx], rel=1e-4, abs=1e-8), key
+    for j, idx in [(0, (2, 1)), (1, (1, 3))]:
+        P2 = dict(P)
+        P2["W"] = [w.copy() for w in P["W"]]
+        P2["W"][j][idx] += h
+        num = (m._loss_grad(P2, xs, pres, Y, grad=False)[0] - loss) / h
+        assert num == pytest.approx(G["W"][j][idx], rel=1e-4, abs=1e-8)
+
+
+def test_attention_fusion_on_cohort(cohort_features):
+    X, y, blocks = cohort_features
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.5, stratify=y, random_state=0)
+    est = AttentionFusionClassifier(blocks, random_state=0).fit(X.iloc[tr], y[tr])
+    assert 1 <= est.n_epochs_ <= est.max_epochs
+    assert roc_auc_score(y[te], est.predict_proba(X.iloc[te])[:, 1]) > 0.7
+    Xm = X.iloc[te].copy()
+    Xm.iloc[:10, [Xm.columns.get_loc(c) for c in blocks["ct"]]] = np.nan
+    Xm.iloc[:, [Xm.columns.get_loc(c) for c in blocks["xray"]]] = np.nan
+    p = est.predict_proba(Xm)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # a missing block's values never matter (it is masked out, not imputed)
+    Xz = Xm.copy()
+    Xz.iloc[:, [Xz.columns.get_loc(c) for c in blocks["xray"]]] = np.nan
+    np.testing.assert_array_equal(est.predict_proba(Xz), p)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(Xm), p)
+    gs = GridSearchCV(AttentionFusionClassifier(blocks, max_epochs=60, random_state=0), {"d_model": [4, 8]}, cv=2,
+                      scoring="roc_auc").fit(X, y)
+    assert gs.best_params_["d_model"] in (4, 8)
+
+
+@pytest.mark.parametrize("params, match", [({"d_model": 0}, "d_model"), ({"learning_rate": -1}, "learning_rate"),
+                                           ({"validation_fraction": 1.0}, "validation_fraction")])
+def test_attention_bad_params(params, match):
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.tile([0, 1], 10)
+    with pytest.raises(ValueError, match=match):
+        AttentionFusionClassifier(**params).fit(X, y)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -254,6 +318,7 @@ EXPECTED_FAILED: dict[str, str] = {}
         EarlyFusionClassifier(),
         EarlyFusionClassifier(learner="rf", random_state=0),
         LateFusionClassifier(cv=3, random_state=0),
+        AttentionFusionClassifier(random_state=0),
     ],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )

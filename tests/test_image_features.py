@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 
-import medfuse as mf  # noqa: E402
-from medfuse import _phantoms  # noqa: E402
-from medfuse.features import ImageFeatureExtractor  # noqa: E402
-from medfuse.features.image import FIRST_ORDER_FEATURES, GLCM_FEATURES  # noqa: E402
-from medfuse.io import Volume  # noqa: E402
+import medfuse as mf
+from medfuse import _phantoms
+from medfuse.features import ImageFeatureExtractor
+from medfuse.features.image import FIRST_ORDER_FEATURES, GLCM_FEATURES
+from medfuse.io import Volume
 
 
 def _xray(seed: int = 0, shape=(64, 80)) -> np.ndarray:
@@ -110,7 +110,7 @@ def test_ct_values_equal_kernels(use_mask):
     if use_mask:
         mask = vol > -300
     ex = ImageFeatureExtractor(window=(-600, 1500))
-    row = ex.fit(None or [Volume(vol, spacing)]).transform([Volume(vol, spacing)], masks=[mask])[0]
+    row = ex.fit([Volume(vol, spacing)]).transform([Volume(vol, spacing)], masks=[mask])[0]
     _compare(row, ex.get_feature_names_out(), _expected(vol, mask, ex, spacing))
 
 

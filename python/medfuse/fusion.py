@@ -27,7 +27,8 @@ Learners: "svm" (``SVC(probability=True)``, or its replacement
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,12 +41,12 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["EarlyFusionClassifier", "LateFusionClassifier", "make_learner", "LEARNERS"]
+__all__ = ["LEARNERS", "AttentionFusionClassifier", "EarlyFusionClassifier", "LateFusionClassifier", "make_learner"]
 
 LEARNERS = ("svm", "logreg", "rf", "gbdt")
 
 
-def _svm(random_state: Optional[int]) -> Any:
+def _svm(random_state: int | None) -> Any:
     """An RBF SVC with Platt-scaled probabilities.
 
     ``SVC(probability=True)`` where scikit-learn still offers it; from 1.9 on
@@ -64,7 +65,7 @@ def _svm(random_state: Optional[int]) -> Any:
     return CalibratedClassifierCV(SVC(random_state=random_state), method="sigmoid", ensemble=False)
 
 
-def make_learner(learner: Any, random_state: Optional[int] = None) -> Any:
+def make_learner(learner: Any, random_state: int | None = None) -> Any:
     """A fresh classifier for a learner name, or a clone of an estimator."""
     if isinstance(learner, str):
         if learner == "svm":
@@ -85,7 +86,7 @@ def make_learner(learner: Any, random_state: Optional[int] = None) -> Any:
     return clone(learner)
 
 
-def _resolve_blocks(blocks: Any, columns: Optional[list[Any]], n_features: int) -> dict[str, npt.NDArray[np.intp]]:
+def _resolve_blocks(blocks: Any, columns: list[Any] | None, n_features: int) -> dict[str, npt.NDArray[np.intp]]:
     """Block name -> column indices, checked (non-empty, in range, no overlap)."""
     if blocks is None:
         return {"all": np.arange(n_features, dtype=np.intp)}
@@ -189,12 +190,12 @@ class EarlyFusionClassifier(_FusionBase):
 
     def __init__(
         self,
-        blocks: Optional[Mapping[str, Any]] = None,
+        blocks: Mapping[str, Any] | None = None,
         learner: Any = "logreg",
         *,
         balance_blocks: bool = True,
         missing_indicators: bool = True,
-        random_state: Optional[int] = None,
+        random_state: int | None = None,
     ) -> None:
         self.blocks = blocks
         self.learner = learner
@@ -287,12 +288,12 @@ class LateFusionClassifier(_FusionBase):
 
     def __init__(
         self,
-        blocks: Optional[Mapping[str, Any]] = None,
+        blocks: Mapping[str, Any] | None = None,
         learner: Any = "logreg",
         *,
         cv: int = 5,
         meta_C: float = 1.0,
-        random_state: Optional[int] = None,
+        random_state: int | None = None,
     ) -> None:
         self.blocks = blocks
         self.learner = learner
@@ -399,3 +400,218 @@ class LateFusionClassifier(_FusionBase):
                 pr[p] = self._full_proba(self.estimators_[name], Xa[np.ix_(p, idx)], len(self.classes_))
             out[name] = pr
         return out
+
+
+class AttentionFusionClassifier(_FusionBase):
+    """Modality tokens, one self-attention layer (``medfuse.attention``), pooled, softmax output.
+
+    Each block (imputed and standardised on the patients who have it) is
+    projected to a token ``t_m = x_m W_m + b_m`` of size ``d_model``; one
+    single-head self-attention layer over the tokens (``q, k, v = T Wq,
+    T Wk, T Wv``; ``medfuse.attention`` forward, ``medfuse.attention_backward``
+    for the gradients) with a residual ``h = T + attn``; the mean of ``h``
+    over the patient's present modalities goes through a linear softmax
+    output (logistic for two classes). Missing modalities are masked out as
+    keys (bool attention mask) and left out of the pooling; a patient with
+    no modality gets the output bias only. Trained full-batch with Adam
+    (``learning_rate``), L2 penalty ``alpha`` on the weights, early stopping
+    on a stratified ``validation_fraction`` of the patients (best weights
+    kept, ``patience`` epochs), at most ``max_epochs``. float64 throughout;
+    deterministic in ``random_state``.
+
+    Fitted: ``classes_``, ``blocks_``, ``scalers_``, ``params_`` (dict of
+    weights), ``n_epochs_``, ``best_val_loss_``, ``loss_curve_``.
+    """
+
+    def __init__(
+        self,
+        blocks: Mapping[str, Any] | None = None,
+        *,
+        d_model: int = 16,
+        learning_rate: float = 0.01,
+        alpha: float = 1e-3,
+        max_epochs: int = 300,
+        patience: int = 20,
+        validation_fraction: float = 0.15,
+        random_state: int | None = None,
+    ) -> None:
+        self.blocks = blocks
+        self.d_model = d_model
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        for name in ("d_model", "max_epochs", "patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if not float(self.learning_rate) > 0:
+            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}")
+        if not float(self.alpha) >= 0:
+            raise ValueError(f"alpha must be >= 0; got {self.alpha!r}")
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}")
+
+    def _inputs(self, Xa: npt.NDArray[np.float64]) -> tuple[list[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
+        present = self._present(Xa)
+        xs = []
+        for name, idx in self.blocks_.items():
+            z = np.zeros((Xa.shape[0], idx.size), dtype=np.float64)
+            p = present[name]
+            if p.any() and name in self.scalers_:
+                z[p] = self.scalers_[name].transform(Xa[np.ix_(p, idx)])
+            xs.append(z)
+        pres = np.column_stack([present[n] for n in self.blocks_]) if self.blocks_ else np.zeros((Xa.shape[0], 0), bool)
+        if not self.scalers_.keys() >= set(self.blocks_):
+            for j, n in enumerate(self.blocks_):
+                if n not in self.scalers_:
+                    pres[:, j] = False
+        return xs, pres
+
+    def _forward(self, P: dict[str, Any], xs: list[Any], pres: npt.NDArray[np.bool_]) -> tuple[Any, dict[str, Any]]:
+        from .attention import attention
+
+        T = np.stack([x @ P["W"][m] + P["b"][m] for m, x in enumerate(xs)], axis=1)  # (n, M, d)
+        q, k, v = T @ P["Wq"], T @ P["Wk"], T @ P["Wv"]
+        mask = pres[:, None, :]  # keys present; (n, 1, M) broadcasts over queries
+        att, lse = attention(q, k, v, mask=mask, return_lse=True)
+        h = T + att
+        npres = pres.sum(axis=1, keepdims=True).astype(np.float64)
+        w = pres / np.maximum(npres, 1.0)  # pooling weights (n, M)
+        pooled = np.einsum("nm,nmd->nd", w, h)
+        logits = pooled @ P["Wo"] + P["bo"]
+        cache = {"T": T, "q": q, "k": k, "v": v, "att": att, "lse": lse, "mask": mask, "w": w, "pooled": pooled}
+        return logits, cache
+
+    @staticmethod
+    def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def _loss_grad(self, P: dict[str, Any], xs: list[Any], pres: Any, Y: Any, grad: bool = True) -> tuple[float, Any]:
+        from .attention import attention_backward
+
+        logits, c = self._forward(P, xs, pres)
+        prob = self._softmax(logits)
+        n = Y.shape[0]
+        a = float(self.alpha)
+        weights = [P["Wq"], P["Wk"], P["Wv"], P["Wo"], *P["W"]]
+        loss = float(-np.sum(Y * np.log(np.clip(prob, 1e-300, None))) / n) + 0.5 * a * sum(float(np.sum(x * x)) for x in weights)
+        if not grad:
+            return loss, None
+        dlog = (prob - Y) / n
+        G: dict[str, Any] = {"Wo": c["pooled"].T @ dlog + a * P["Wo"], "bo": dlog.sum(axis=0)}
+        dpool = dlog @ P["Wo"].T
+        dh = c["w"][:, :, None] * dpool[:, None, :]
+        dq, dk, dv = attention_backward(c["q"], c["k"], c["v"], c["att"], dh, c["lse"], mask=c["mask"])
+        T = c["T"]
+        G["Wq"] = np.einsum("nmd,nme->de", T, dq) + a * P["Wq"]
+        G["Wk"] = np.einsum("nmd,nme->de", T, dk) + a * P["Wk"]
+        G["Wv"] = np.einsum("nmd,nme->de", T, dv) + a * P["Wv"]
+        dT = dh + dq @ P["Wq"].T + dk @ P["Wk"].T + dv @ P["Wv"].T
+        G["W"] = [x.T @ dT[:, m] + a * P["W"][m] for m, x in enumerate(xs)]
+        G["b"] = [dT[:, m].sum(axis=0) for m in range(len(xs))]
+        return loss, G
+
+    def _init_params(self, rng: np.random.Generator, widths: list[int], n_classes: int) -> dict[str, Any]:
+        d = int(self.d_model)
+        return {
+            "W": [rng.normal(0, 1 / np.sqrt(f), (f, d)) for f in widths],
+            "b": [rng.normal(0, 0.1, d) for _ in widths],
+            "Wq": rng.normal(0, 1 / np.sqrt(d), (d, d)),
+            "Wk": rng.normal(0, 1 / np.sqrt(d), (d, d)),
+            "Wv": rng.normal(0, 1 / np.sqrt(d), (d, d)),
+            "Wo": rng.normal(0, 1 / np.sqrt(d), (d, n_classes)),
+            "bo": np.zeros(n_classes),
+        }
+
+    def fit(self, X: Any, y: Any) -> AttentionFusionClassifier:
+        """Fit the block scalers, then the network with Adam and early stopping."""
+        self._check_params()
+        Xa, yi = self._validate_fit(X, y)
+        self.scalers_ = {}
+        for name, idx in self.blocks_.items():
+            blk = Xa[:, idx]
+            p = ~np.isnan(blk).all(axis=1)
+            if p.any():
+                self.scalers_[name] = Pipeline(
+                    [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]
+                ).fit(blk[p])
+        xs, pres = self._inputs(Xa)
+        n_classes = len(self.classes_)
+        Y = np.eye(n_classes)[yi]
+        rng = np.random.default_rng(self.random_state)
+        val = np.zeros(len(yi), dtype=bool)
+        counts = np.bincount(yi, minlength=n_classes)
+        if float(self.validation_fraction) > 0 and counts.min() >= 2:
+            for c in range(n_classes):
+                rows = np.flatnonzero(yi == c)
+                k = round(float(self.validation_fraction) * rows.size)
+                val[rng.choice(rows, size=min(max(k, 1), rows.size - 1), replace=False)] = True
+        tr = ~val
+        xs_tr, xs_va = [x[tr] for x in xs], [x[val] for x in xs]
+        P = self._init_params(rng, [x.shape[1] for x in xs], n_classes)
+        flat_keys = ["Wq", "Wk", "Wv", "Wo", "bo"]
+        m1 = {k: np.zeros_like(P[k]) for k in flat_keys}
+        m2 = {k: np.zeros_like(P[k]) for k in flat_keys}
+        lm1 = {k: [np.zeros_like(w) for w in P[k]] for k in ("W", "b")}
+        lm2 = {k: [np.zeros_like(w) for w in P[k]] for k in ("W", "b")}
+        lr, b1, b2, eps = float(self.learning_rate), 0.9, 0.999, 1e-8
+        best = (np.inf, None, 0)
+        self.loss_curve_ = []
+        wait = 0
+        epoch = 0
+        for epoch in range(1, int(self.max_epochs) + 1):
+            loss, G = self._loss_grad(P, xs_tr, pres[tr], Y[tr])
+            self.loss_curve_.append(loss)
+            cor1, cor2 = 1 - b1**epoch, 1 - b2**epoch
+            for key in flat_keys:
+                m1[key] = b1 * m1[key] + (1 - b1) * G[key]
+                m2[key] = b2 * m2[key] + (1 - b2) * G[key] ** 2
+                P[key] = P[key] - lr * (m1[key] / cor1) / (np.sqrt(m2[key] / cor2) + eps)
+            for key in ("W", "b"):
+                for j in range(len(P[key])):
+                    g = G[key][j]
+                    lm1[key][j] = b1 * lm1[key][j] + (1 - b1) * g
+                    lm2[key][j] = b2 * lm2[key][j] + (1 - b2) * g**2
+                    P[key][j] = P[key][j] - lr * (lm1[key][j] / cor1) / (np.sqrt(lm2[key][j] / cor2) + eps)
+            if val.any():
+                vloss, _ = self._loss_grad(P, xs_va, pres[val], Y[val], grad=False)
+            else:
+                vloss = loss
+            if vloss < best[0] - 1e-6:
+                best = (vloss, _copy_params(P), epoch)
+                wait = 0
+            else:
+                wait += 1
+                if wait >= int(self.patience):
+                    break
+        self.params_ = best[1] if best[1] is not None else _copy_params(P)
+        self.best_val_loss_ = float(best[0])
+        self.n_epochs_ = epoch
+        return self
+
+    def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        """Class probabilities, columns in ``classes_`` order."""
+        Xa = self._validate_predict(X)
+        xs, pres = self._inputs(Xa)
+        logits, _c = self._forward(self.params_, xs, pres)
+        return self._softmax(logits)
+
+    def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
+        """Logit of ``classes_[1]`` (two classes) or the output logits."""
+        Xa = self._validate_predict(X)
+        xs, pres = self._inputs(Xa)
+        logits, _c = self._forward(self.params_, xs, pres)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+
+def _copy_params(P: dict[str, Any]) -> dict[str, Any]:
+    return {k: [w.copy() for w in v] if isinstance(v, list) else v.copy() for k, v in P.items()}

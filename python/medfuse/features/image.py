@@ -9,14 +9,15 @@ Every number comes from the C++ kernels (``medfuse.first_order``,
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["ImageFeatureExtractor", "GLCM_FEATURES", "FIRST_ORDER_FEATURES"]
+__all__ = ["FIRST_ORDER_FEATURES", "GLCM_FEATURES", "ImageFeatureExtractor"]
 
 #: PyRadiomics GLCM features computed by default (all of them).
 GLCM_FEATURES = (
@@ -41,7 +42,7 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def _unwrap(item: Any, index: int) -> tuple[Any, Any, Optional[tuple[float, ...]]]:
+def _unwrap(item: Any, index: int) -> tuple[Any, Any, tuple[float, ...] | None]:
     """(image array or None, mask or None, spacing or None) of one input item."""
     mask = None
     if isinstance(item, tuple):
@@ -142,7 +143,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         self,
         *,
         window: Any = "auto",
-        denoise: Optional[str] = None,
+        denoise: str | None = None,
         median_size: int = 3,
         gaussian_sigma: float = 1.0,
         clahe: bool = False,
@@ -151,7 +152,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         groups: Sequence[str] = _GROUPS,
         bin_width: float = 25.0,
         hist_bins: int = 16,
-        hist_range: Optional[tuple[float, float]] = None,
+        hist_range: tuple[float, float] | None = None,
         canny_thresholds: tuple[float, float] = (40.0, 100.0),
         n_orientations: int = 8,
         glcm_levels: int = 16,
@@ -352,7 +353,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         m = None if mask is None else self._check_mask(mask, img.shape, 0)
         return self._work(mf, img, m)
 
-    def _work(self, mf: Any, img: npt.NDArray, m: Optional[npt.NDArray[np.bool_]]) -> npt.NDArray:
+    def _work(self, mf: Any, img: npt.NDArray, m: npt.NDArray[np.bool_] | None) -> npt.NDArray:
         w = self.window
         work = img
         if isinstance(w, str):  # "auto": the ROI's range onto uint8
@@ -376,7 +377,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             work = mf.clahe(work, float(self.clahe_clip), tuple(self.clahe_grid))
         return work
 
-    def _features(self, img: npt.NDArray, m: Optional[npt.NDArray[np.bool_]], spacing: Any) -> npt.NDArray:
+    def _features(self, img: npt.NDArray, m: npt.NDArray[np.bool_] | None, spacing: Any) -> npt.NDArray:
         import medfuse as mf
 
         g = set(self.groups)
