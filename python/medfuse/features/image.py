@@ -161,7 +161,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         log_sigmas: Sequence[float] = (1.0, 2.0, 4.0),
         laws_vectors: Sequence[str] = ("L5", "E5"),
         laws_window: int = 7,
-        gabor_frequencies: Sequence[float] = (0.1, 0.25),
+        gabor_frequencies: Sequence[float] = (0.25, 0.4),
         gabor_orientations: int = 4,
     ) -> None:
         self.window = window
