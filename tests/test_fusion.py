@@ -318,7 +318,7 @@ EXPECTED_FAILED: dict[str, str] = {}
         EarlyFusionClassifier(),
         EarlyFusionClassifier(learner="rf", random_state=0),
         LateFusionClassifier(cv=3, random_state=0),
-        AttentionFusionClassifier(random_state=0),
+        AttentionFusionClassifier(max_epochs=100, random_state=0),
     ],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
