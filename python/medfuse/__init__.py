@@ -48,6 +48,7 @@ __all__ = [
     "fill_holes",
     "filter_bank",
     "first_order",
+    "fusion",
     "gaussian",
     "get_num_threads",
     "glcm",
@@ -69,7 +70,7 @@ __all__ = [
 # Data integration, features and learners pull in pandas, pydicom, gensim and
 # scikit-learn; they load on first use so that `import medfuse` stays fast
 # for users who only call the kernels.
-_LAZY_SUBMODULES = frozenset({"cohort", "io", "features"})
+_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion"})
 
 
 def __getattr__(name: str) -> Any:
