@@ -36,6 +36,7 @@ __all__ = ["NoduleCandidate", "lung_mask", "nodule_candidates", "nodule_mask"]
 
 RIGHT_LUNG = 1
 LEFT_LUNG = 2
+_MIN_SIGMA_VOXELS = 0.8
 
 
 # ---------------------------------------------------------------- validation
@@ -174,7 +175,7 @@ def lung_mask(
     *,
     spacing: Sequence[float],
     threshold_hu: float = -400.0,
-    close_mm: float = 4.0,
+    close_mm: float = 10.0,
 ) -> npt.NDArray[np.uint8]:
     """Labelled lung mask of a chest CT: 0 background, 1 right lung, 2 left lung.
 
@@ -184,7 +185,10 @@ def lung_mask(
     spacing : (dz, dy, dx) voxel size in mm, positive and finite
     threshold_hu : air/lung below this HU (default -400)
     close_mm : radius of the ellipsoidal closing (in mm, per-axis voxels from
-        ``spacing``) that closes vessels and the lung border's small notches
+        ``spacing``) that closes vessels and the lung border's notches; the
+        default 10 mm also takes back nodules up to about 20 mm that touch
+        the mediastinum or the chest wall (juxtapleural), which thresholding
+        alone leaves outside the lung
 
     Steps: ``ct_hu < threshold_hu`` → :func:`medfuse.label` (6-connected) →
     drop components that touch the y or x faces of the volume (air outside
@@ -322,7 +326,7 @@ def nodule_candidates(
     n_scales: int | None = None,
     max_candidates: int = 20,
     min_score: float = 40.0,
-    clip_hu: tuple[float, float] = (-1000.0, 100.0),
+    clip_hu: tuple[float, float] = (-1000.0, -500.0),
 ) -> list[NoduleCandidate]:
     """Blob-like nodule candidates inside the lungs, best first.
 
@@ -336,25 +340,32 @@ def nodule_candidates(
         default: ratio ≤ 1.5 between neighbours (6 for (4, 30))
     max_candidates : keep at most this many (positive integer)
     min_score : drop blobs whose score is below this (HU-like contrast)
-    clip_hu : HU are clipped to this range first, so bone and calcium do not
-        dominate and every nodule density scores by its contrast
+    clip_hu : HU are clipped to this range first. The default ceiling of
+        -500 HU makes solid, part-solid and calcified nodules and vessels
+        equally bright (ground glass, about -600 HU, nearly so), so that the
+        score ranks by shape and size rather than by density: a thin vessel
+        no longer outscores a ground-glass nodule
 
     Method: in the lung mask's bounding box, HU are clipped and the voxels
-    outside the mask set to the lung's median HU (the chest wall and the
-    mediastinum then give no response); contrast = that minus the median.
+    outside the mask, and its outer voxel layer (partial volume of the
+    wall), set to the lung's median HU (the chest wall and the mediastinum
+    then give no response); contrast = that minus the median.
     Per radius r (σ = r/√3 mm, per axis through ``spacing`` and at least
-    0.6 voxel, since a sampled image holds no smaller detail):
-    ``medfuse.gaussian`` then a finite-difference Laplacian; LoG =
-    -σ²·∇²G (scale-normalised with the geometric mean of the σ applied,
-    positive for bright blobs). Peaks
-    are maxima over the 3×3×3 neighbourhood and the neighbouring scales,
-    inside the lung mask, with score ≥ ``min_score``; then greedy
+    0.8 voxel, since a sampled image holds no finer detail than thin vessels
+    and noise): ``medfuse.gaussian`` then a finite-difference Laplacian;
+    LoG = -σ²·∇²G (scale-normalised with the geometric mean of the σ
+    applied; positive for bright blobs). Peaks are maxima over the 3×3×3
+    neighbourhood and the neighbouring scales, inside the lung mask; the
+    score is the LoG times the Hessian's eigenvalue ratio
+    |λ_smallest|/|λ_largest| at the peak (1 for a sphere, near 0 for a
+    vessel or a plane). Peaks with score ≥ ``min_score`` go through greedy
     suppression in mm (a peak within the radius of a stronger one is
-    dropped), centres refined by the score-weighted centroid of the 3×3×3
-    neighbourhood. Returns a list of :class:`NoduleCandidate` sorted by
+    dropped); centres are refined by the score-weighted centroid of the
+    3×3×3 neighbourhood. Returns a list of :class:`NoduleCandidate` sorted by
     score (descending), possibly empty.
     """
     from .convolve import gaussian
+    from .morphology import binary_erode
 
     ct = _ct(ct_hu)
     sp = _spacing(spacing)
@@ -372,7 +383,12 @@ def nodule_candidates(
 
     box = _bbox(lung, (1, 1, 1))
     sub = np.clip(ct[box], lo_hu, hi_hu)
-    lm = lung[box]
+    # The mask's outer voxel layer holds the partial-volume rim of the chest
+    # wall and the mediastinum: it is treated as outside (border 1: the lungs
+    # may run through the first and last slices).
+    lm = binary_erode(lung[box], connectivity=6, border_value=1)
+    if not lm.any():
+        lm = lung[box]
     bg = np.float32(np.median(sub[lm]))
     sub -= bg
     sub[~lm] = 0.0
@@ -380,9 +396,10 @@ def nodule_candidates(
     scores = np.empty((len(radii),) + sub.shape, dtype=np.float32)
     smoothed = np.empty_like(scores)
     for k, r in enumerate(radii):
-        # A sampled image has no detail below about half a voxel: σ per axis
-        # is at least 0.6 voxel, and the normalisation uses the σ applied.
-        sig = [max(float(r) / math.sqrt(3.0), 0.6 * h) for h in sp]
+        # A sampled image holds no detail finer than about a voxel (thin
+        # vessels and noise live there): σ per axis is at least
+        # _MIN_SIGMA_VOXELS voxel, and the normalisation uses the σ applied.
+        sig = [max(float(r) / math.sqrt(3.0), _MIN_SIGMA_VOXELS * h) for h in sp]
         smoothed[k] = gaussian(sub, [s / h for s, h in zip(sig, sp)])
         norm = float(np.prod(sig)) ** (2.0 / 3.0)
         scores[k] = _laplacian(smoothed[k], sp) * np.float32(-norm)
