@@ -331,7 +331,7 @@ def nodule_candidates(
     n_scales: int | None = None,
     max_candidates: int = 20,
     min_score: float = 40.0,
-    clip_hu: tuple[float, float] = (-1000.0, -500.0),
+    clip_hu: tuple[float, float] = (-1000.0, -600.0),
 ) -> list[NoduleCandidate]:
     """Blob-like nodule candidates inside the lungs, best first.
 
@@ -346,9 +346,9 @@ def nodule_candidates(
     max_candidates : keep at most this many (positive integer)
     min_score : drop blobs whose score is below this (HU-like contrast)
     clip_hu : HU are clipped to this range first. The default ceiling of
-        -500 HU makes solid, part-solid and calcified nodules and vessels
-        equally bright (ground glass, about -600 HU, nearly so), so that the
-        score ranks by shape and size rather than by density: a thin vessel
+        -600 HU makes solid, part-solid, calcified and ground-glass nodules
+        (about -600 HU) and vessels about equally bright, so that the score
+        ranks by shape and size rather than by density: a thin bright vessel
         no longer outscores a ground-glass nodule
 
     Method: in the lung mask's bounding box, HU are clipped and the voxels
