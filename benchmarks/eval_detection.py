@@ -133,14 +133,14 @@ def report(res: dict) -> str:
     scans = res["scans"]
     n = len(scans)
     lines = [
-        f"# Nodule detection on the synthetic cohort (n={n}, seed={res['seed']})",
+        f"## Nodule detection on the synthetic cohort (n={n}, seed={res['seed']})",
         "",
         f"`python benchmarks/eval_detection.py --n {n} --seed {res['seed']} -o <file>`;"
         " detector tuned on seeds 777 and 778.",
         "Hit: candidate centre within the true nodule radius. Dice: `nodule_mask` of the best hit vs the painted nodule"
         " (partial-volume fraction >= 0.5).",
         "",
-        "## Operating points (top k candidates per scan)",
+        "### Operating points (top k candidates per scan)",
         "",
         "| top k | sensitivity | FP/scan |",
         "|---:|---:|---:|",
@@ -149,7 +149,7 @@ def report(res: dict) -> str:
         s, f = _topk(scans, k)
         lines.append(f"| {k} | {100 * s:.1f}% | {f:.2f} |")
     froc = _froc(scans)
-    lines += ["", "## FROC (score threshold over all scans)", "", "| FP/scan | sensitivity | score threshold |",
+    lines += ["", "### FROC (score threshold over all scans)", "", "| FP/scan | sensitivity | score threshold |",
               "|---:|---:|---:|"]
     for p in FP_POINTS:
         s, thr = froc[p]
@@ -158,7 +158,7 @@ def report(res: dict) -> str:
     lines += ["", f"CPM (mean sensitivity over 1/8..8 FP/scan): {100 * cpm:.1f}%", ""]
 
     def block(title, key, groups):
-        out = ["", f"## Per {title}", "",
+        out = ["", f"### Per {title}", "",
                f"| {title} | scans | sens. top 1 | sens. top 3 | FP/scan top 3 | Dice mean | Dice median |",
                "|---|---:|---:|---:|---:|---:|---:|"]
         for name, sel in groups:
@@ -185,7 +185,7 @@ def report(res: dict) -> str:
     t_m = np.median([s["t_mask"] for s in scans])
     lines += [
         "",
-        "## Summary",
+        "### Summary",
         "",
         f"- Dice (hit scans, {d.size}/{n}): mean {d.mean():.3f}, median {np.median(d):.3f}, "
         f"fraction >= 0.8: {100 * np.mean(d >= 0.8):.1f}%",

@@ -48,7 +48,10 @@ python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
 python benchmarks/report.py bench.json -o BENCHMARKS.md
 # or one family at a time, then merge the runs:
 python -m pytest benchmarks/bench_edges.py --benchmark-only --benchmark-json=edges.json
-python benchmarks/report.py edges.json histogram.json ... -o BENCHMARKS.md"""
+python benchmarks/report.py edges.json histogram.json ... -o BENCHMARKS.md
+# with the nodule detection evaluation (not a timing run) appended:
+python benchmarks/eval_detection.py --n 100 --seed 0 -o detection.md
+python benchmarks/report.py edges.json ... --extra detection.md -o BENCHMARKS.md"""
 
 
 @dataclass(frozen=True)
@@ -265,10 +268,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_files", type=Path, nargs="+", help="outputs of --benchmark-json")
     parser.add_argument("-o", "--output", type=Path, default=None, help="Markdown file (default: stdout)")
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="a Markdown section appended as it is (results that are not pytest-benchmark timings, "
+        "e.g. the output of benchmarks/eval_detection.py); may be repeated",
+    )
     args = parser.parse_args(argv)
     try:
         runs = [json.loads(f.read_text(encoding="utf-8")) for f in args.json_files]
         text = render(*runs)
+        for extra in args.extra:
+            text = text.rstrip("\n") + "\n\n" + extra.read_text(encoding="utf-8").strip() + "\n"
     except (OSError, ValueError, KeyError) as err:
         print(f"report.py: error: {err}", file=sys.stderr)
         return 1
