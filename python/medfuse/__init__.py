@@ -62,6 +62,7 @@ __all__ = [
     "multi_head_attention",
     "quantize",
     "regionprops_basic",
+    "segment",
     "sep_filter",
     "set_num_threads",
     "sobel",
@@ -72,7 +73,7 @@ __all__ = [
 # Data integration, features and learners pull in pandas, pydicom, gensim and
 # scikit-learn; they load on first use so that `import medfuse` stays fast
 # for users who only call the kernels.
-_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion", "evaluate", "extract"})
+_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion", "segment", "evaluate", "extract"})
 
 
 def __getattr__(name: str) -> Any:

@@ -35,6 +35,7 @@ FIRST_ORDER_FEATURES = (
 )
 
 _GROUPS = ("first_order", "histogram", "edges", "glcm", "filters")
+_ROIS = (None, "mask", "lung", "nodule")
 _LAWS = ("L5", "E5", "S5", "R5", "W5")
 
 
@@ -54,6 +55,25 @@ def _unwrap(item: Any, index: int) -> tuple[Any, Any, tuple[float, ...] | None]:
         spacing = tuple(float(s) for s in item.spacing)
         item = item.array
     return item, mask, spacing
+
+
+def _auto_roi(img: npt.NDArray, spacing: Any, roi: str | None, index: int) -> npt.NDArray[np.bool_] | None:
+    """The ROI that ``roi="lung"`` / ``"nodule"`` computes for a 3D CT with a spacing; None otherwise."""
+    if roi not in ("lung", "nodule") or img.ndim != 3 or spacing is None or len(spacing) != 3:
+        return None
+    from .. import segment
+
+    try:
+        lungs = segment.lung_mask(img, spacing=spacing)
+    except ValueError as err:
+        raise ValueError(f"X[{index}]: roi={roi!r} could not segment the lungs: {err}") from None
+    if roi == "nodule":
+        cands = segment.nodule_candidates(img, lungs, spacing=spacing, max_candidates=1)
+        if cands:
+            nodule = segment.nodule_mask(img, cands[0], spacing=spacing, lung_mask=lungs)
+            if nodule.any():
+                return nodule
+    return lungs > 0
 
 
 def _as_items(X: Any) -> list[Any]:
@@ -133,6 +153,15 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
       response (``<name>_energy``; Laws maps are already local energies,
       so their feature is the ROI mean, ``laws_<name>_mean``).
 
+    ``roi``: None or "mask" (default) uses the masks given (else the whole
+    image). "lung" and "nodule" compute the ROI of each 3D CT that has a
+    spacing (a ``medfuse.io.Volume``) and no mask given: "lung" =
+    ``medfuse.segment.lung_mask`` (both lungs), "nodule" = the
+    ``medfuse.segment.nodule_mask`` of the top ``nodule_candidates``
+    candidate, or the lung mask when no candidate (or an empty nodule mask)
+    is found. 2D images, arrays without a spacing and items with a mask are
+    unaffected.
+
     ``fit`` learns nothing from the data: it validates X and records
     ``n_dims_`` (2 or 3) which fixes the feature names (Gabor is 2D only).
     Output: float64 (n_images, n_features); ``set_output(transform="pandas")``
@@ -163,6 +192,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         laws_window: int = 7,
         gabor_frequencies: Sequence[float] = (0.25, 0.4),
         gabor_orientations: int = 4,
+        roi: str | None = None,
     ) -> None:
         self.window = window
         self.denoise = denoise
@@ -185,6 +215,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         self.laws_window = laws_window
         self.gabor_frequencies = gabor_frequencies
         self.gabor_orientations = gabor_orientations
+        self.roi = roi
 
     # ------------------------------------------------------------------ sklearn API
     def __sklearn_tags__(self) -> Any:
@@ -216,6 +247,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
                 raise ValueError(f"{name} must be a positive integer; got {val!r}")
         if not (isinstance(self.canny_thresholds, (tuple, list)) and len(self.canny_thresholds) == 2):
             raise ValueError(f"canny_thresholds must be (low, high); got {self.canny_thresholds!r}")
+        if self.roi not in _ROIS:
+            raise ValueError(f"roi must be one of {_ROIS}; got {self.roi!r}")
         bad_laws = [v for v in self.laws_vectors if v not in _LAWS]
         if bad_laws or isinstance(self.laws_vectors, str):
             raise ValueError(f"laws_vectors must be a sequence drawn from {_LAWS}; got {self.laws_vectors!r}")
@@ -305,6 +338,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
                 continue
             if img.ndim != self.n_dims_:
                 raise ValueError(f"X[{i}] is {img.ndim}D; this extractor was fitted on {self.n_dims_}D images")
+            if mask is None:
+                mask = _auto_roi(img, spacing, self.roi, i)
             out[i] = self._features(img, mask, spacing)
         return out
 
