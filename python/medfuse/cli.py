@@ -427,7 +427,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for j, c in enumerate(model.classes_):
             pred[f"probability_{c}"] = proba[:, j]
         out = out.merge(pred, on="patient_id", how="left")
-    out["error"] = out["patient_id"].map(res.failures).fillna("")
+    out["error"] = [res.failures.get(str(p), "") for p in out["patient_id"]]
     tmp = args.output.with_name(f".{args.output.name}.tmp")
     out.to_csv(tmp, index=False)
     os.replace(tmp, args.output)
