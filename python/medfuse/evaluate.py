@@ -388,8 +388,10 @@ def example_images(cohort: Any, patient_id: str | None = None, *, roi_slice: int
     """(caption, 2D image, window or None) examples from one patient of a cohort.
 
     The CT example is the axial slice through the nodule: ``roi_slice`` when
-    given, otherwise the slice with the largest soft-tissue area inside the
-    lungs (see :func:`nodule_slice`). The X-ray is shown whole.
+    given, otherwise the slice where the nodule ROI of
+    ``ImageFeatureExtractor(roi="nodule")`` (:mod:`medfuse.segment`) is
+    largest, or :func:`nodule_slice` when segmentation finds nothing. The
+    X-ray is shown whole.
     """
     ids = cohort.patient_ids if patient_id is None else [patient_id]
     for pid in ids:
@@ -397,12 +399,24 @@ def example_images(cohort: Any, patient_id: str | None = None, *, roi_slice: int
         if rec.ct is None or rec.xray is None:
             continue
         vol = rec.ct.array
-        k = nodule_slice(vol) if roi_slice is None else int(roi_slice)
+        k = _segmented_nodule_slice(rec.ct) if roi_slice is None else int(roi_slice)
         return [
             (f"CT {pid}, axial slice z={k} (lung window)", vol[k], (-600.0, 1500.0)),
             (f"X-ray {pid}", rec.xray, None),
         ]
     return []
+
+
+def _segmented_nodule_slice(ct: Any) -> int:
+    from .features.image import _auto_roi
+
+    try:
+        m = _auto_roi(ct.array, tuple(ct.spacing), "nodule", 0)
+    except ValueError:
+        m = None
+    if m is None or not m.any():
+        return nodule_slice(ct.array)
+    return int(np.argmax(m.sum(axis=(1, 2))))
 
 
 def nodule_slice(volume: npt.NDArray[Any]) -> int:

@@ -56,8 +56,8 @@ SEP = "__"  # modality prefix separator in column names: ct__fo_Mean
 def _default_ct() -> Any:
     from .features import ImageFeatureExtractor
 
-    # Lung window; GLCM/filters over the whole volume (or ROI when given).
-    return ImageFeatureExtractor(window=(-600.0, 1500.0), log_sigmas=(1.0, 2.0), laws_vectors=("L5", "E5"))
+    # Lung window; every feature over the nodule found by medfuse.segment (the lungs when none is found).
+    return ImageFeatureExtractor(window=(-600.0, 1500.0), log_sigmas=(1.0, 2.0), laws_vectors=("L5", "E5"), roi="nodule")
 
 
 def _default_xray() -> Any:
@@ -72,7 +72,9 @@ class CohortFeatures:
 
     ``ct`` and ``xray`` are unfitted or fitted
     :class:`~medfuse.features.ImageFeatureExtractor` instances (defaults:
-    lung window (-600, 1500) HU for CT, "auto" window for X-rays).
+    lung window (-600, 1500) HU and ``roi="nodule"`` for CT: features of the
+    nodule that :mod:`medfuse.segment` finds, or of the lungs when it finds
+    none; "auto" window over the whole image for X-rays).
     """
 
     ct: Any = field(default_factory=_default_ct)
