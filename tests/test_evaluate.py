@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from medfuse.cohort import synthetic_cohort
-from medfuse.evaluate import Evaluation, MultimodalModel, cross_validate, example_images, write_report
+from medfuse.evaluate import (
+    Evaluation,
+    MultimodalModel,
+    cross_validate,
+    example_images,
+    write_report,
+)
 from medfuse.extract import CohortFeatures, extract_cohort
 from medfuse.features import ImageFeatureExtractor
 
@@ -24,7 +29,7 @@ def cohort():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def table(cohort) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    cheap = dict(groups=("first_order", "histogram", "glcm"))
+    cheap = {"groups": ("first_order", "histogram", "glcm")}
     cf = CohortFeatures(ct=ImageFeatureExtractor(window=(-600.0, 1500.0), **cheap), xray=ImageFeatureExtractor(**cheap))
     res = extract_cohort(cohort, cf, workers=2)
     assert not res.failures

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import medfuse
 
@@ -163,7 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _build_parser()
     try:
@@ -250,7 +250,7 @@ def _read_features(path: Path) -> tuple[Any, Any]:
         raise _UsageError(f"feature table {path} is a folder")
     try:
         table = pq.read_table(path)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any reader error is reported to the user
         raise _UsageError(f"cannot read feature table {path} as Parquet: {err}") from None
     frame = table.to_pandas()
     meta = (table.schema.metadata or {}).get(FEATURES_META_KEY)
@@ -274,7 +274,7 @@ def _extraction_from_settings(settings: dict[str, Any]) -> Any:
 
 
 def _run_extraction(cohort: Any, extraction: Any, workers: int, backend: str = "threads",
-                    scheduler: Optional[str] = None, checkpoint: Optional[Path] = None,
+                    scheduler: str | None = None, checkpoint: Path | None = None,
                     progress: bool = True) -> Any:
     from tqdm.auto import tqdm
 
@@ -401,7 +401,7 @@ def _load_model(path: Path) -> Any:
         raise _UsageError(f"model {path} not found")
     try:
         obj = joblib.load(path)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any joblib error is reported to the user
         raise _UsageError(f"cannot read model {path}: {type(err).__name__}: {err}") from None
     if not (isinstance(obj, dict) and obj.get("medfuse_model") == 1):
         raise _UsageError(f"{path} is not a medfuse model (make one with `medfuse train`)")
@@ -517,8 +517,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ev.table.to_csv(out / "results.csv", index=False)
     report = write_report(ev, out, examples=example_images(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients",
-                          notes=[f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
-                                 f"{best_single} AUC {auc_single:.3f}"])
+                          notes=[(f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
+                                  f"{best_single} AUC {auc_single:.3f}")])
     times["HTML report"] = time.perf_counter() - t0
     print(f"[5/5] report: {report} ({times['HTML report']:.1f} s)")
     total = time.perf_counter() - t_all
@@ -529,7 +529,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- bench ------------------------------------------------------------------
 
 
-def _find_benchmarks(path: Optional[Path]) -> Path:
+def _find_benchmarks(path: Path | None) -> Path:
     if path is not None:
         if not path.is_dir():
             raise _UsageError(f"--path {path} is not a folder")

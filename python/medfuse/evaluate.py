@@ -351,8 +351,8 @@ def cross_validate(
     oof_df = pd.DataFrame({"patient_id": frame["patient_id"] if "patient_id" in frame else np.arange(len(frame)),
                            "label": y_raw, **oof})
     roc = {}
-    for name in oof:
-        fpr, tpr, _t = roc_curve(y, oof[name])
+    for name, p_oof in oof.items():
+        fpr, tpr, _t = roc_curve(y, p_oof)
         roc[name] = (fpr, tpr)
     settings = {"folds": int(folds), "seed": int(seed), "learner": str(learner), "modalities": list(mods),
                 "n_patients": len(frame), "class_counts": dict(zip(map(str, classes), counts))}

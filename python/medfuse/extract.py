@@ -34,7 +34,14 @@ import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +234,7 @@ class _Checkpoint:
         try:
             with open(p, "rb") as f:
                 row = pickle.load(f)
-        except Exception:  # a damaged file (cannot happen with atomic writes, but be safe): redo
+        except Exception:  # noqa: BLE001 - a damaged file (cannot happen with atomic writes): redo it
             return None
         return row if isinstance(row, dict) and row.get("patient_id") == task.patient_id else None
 
@@ -382,7 +389,7 @@ def extract_cohort(
             for t in todo:
                 try:
                     row = run_task(features, t)
-                except Exception as err:  # reported and skipped; BaseException aborts
+                except Exception as err:  # noqa: BLE001 - reported and skipped; BaseException aborts
                     finish(t, None, err)
                 else:
                     finish(t, row, None)
@@ -418,7 +425,7 @@ def _run_parallel(
                 t = fut_task[fut]
                 try:
                     row = fut.result()
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
                     finish(t, None, err)
                 else:
                     finish(t, row, None)
@@ -439,7 +446,7 @@ def _run_parallel(
                 t = fut_of.pop(f)
                 try:
                     row = f.result()
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
                     finish(t, None, err)
                 else:
                     finish(t, row, None)

@@ -435,7 +435,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         if ndim == 2 and len(self.gabor_frequencies):
             b = 2.0
             sig = math.sqrt(math.log(2) / 2) / math.pi * (b + 1) / (b - 1) / min(float(f) for f in self.gabor_frequencies)
-            reach = max(reach, int(math.ceil(3.0 * sig)) + 1)
+            reach = max(reach, math.ceil(3.0 * sig) + 1)
         return pre + reach
 
     def _crop_box(self, m: npt.NDArray[np.bool_]) -> tuple[slice, ...] | None:
