@@ -94,6 +94,17 @@ def test_extract_dask_local_cluster(features: Path, cohort_dir: Path, tmp_path: 
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(features))
 
 
+def test_dask_scheduler_unreachable(
+    cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(mx, "DASK_CONNECT_TIMEOUT", "1s")
+    code = main(["extract", str(cohort_dir / "manifest.csv"), "-o", str(tmp_path / "f.parquet"), "--backend", "dask",
+                 "--scheduler", "tcp://127.0.0.1:9", "--no-progress"])
+    assert code == 2
+    assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
+
+
 def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     man = _manifest(cohort_dir)
     i = int(np.flatnonzero((man["xray"] != "").to_numpy())[0])

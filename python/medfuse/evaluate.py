@@ -497,7 +497,7 @@ def write_report(
 
     ex_html = ""
     if examples:
-        fig = Figure(figsize=(8, 4 * len(examples)))
+        fig = Figure(figsize=(8, 3.4 * len(examples)), layout="constrained")
         for i, (caption, image, window) in enumerate(examples):
             img = np.asarray(image)
             if img.ndim != 2:

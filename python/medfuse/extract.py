@@ -58,6 +58,7 @@ __all__ = [
 
 BACKENDS = ("threads", "processes", "dask")
 SEP = "__"  # modality prefix separator in column names: ct__fo_Mean
+DASK_CONNECT_TIMEOUT = "10s"  # how long to wait for a --scheduler address
 
 
 def _default_ct() -> Any:
@@ -313,7 +314,10 @@ def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, C
                 "the dask backend needs dask.distributed: python -m pip install 'medfuse[dask]'"
             ) from None
         if scheduler:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as err:
+                raise ValueError(f"cannot connect to the Dask scheduler at {scheduler}: {err}") from None
         else:
             client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return client, client.close
