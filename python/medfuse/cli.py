@@ -389,7 +389,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     joblib.dump({"medfuse_model": 1, "version": medfuse.__version__, "model": model}, buf)
     _atomic_write_bytes(args.output, buf.getvalue())
     blocks = ", ".join(f"{m} ({len(c)})" for m, c in model.blocks_.items())
-    print(f"trained {args.fusion} fusion ({args.learner}) on {len(frame)} patients, blocks {blocks}, "
+    learner = "" if args.fusion == "attention" else f" ({args.learner})"  # attention has its own output layer
+    print(f"trained {args.fusion} fusion{learner} on {len(frame)} patients, blocks {blocks}, "
           f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK
 
