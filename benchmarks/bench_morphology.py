@@ -9,6 +9,11 @@ Groups:
   erode-3d-ct-128x512x512-c26      binary erosion with the 26-neighbourhood vs scipy.
   erode-2d-ct-512-c8               2D erosion, 8-neighbourhood, vs scipy and the twin.
   fill-holes-3d-ct-128x512x512     fill_holes of the body mask (HU > -400) vs scipy.
+  dilate-{2d-ct-512-c8,3d-ct-128x512x512-c26}   binary dilation vs scipy (and cv2.dilate in 2D).
+  close-{2d-ct-512-c8,3d-ct-128x512x512-c6}     binary closing vs scipy (and cv2.morphologyEx in 2D).
+  open-2d-ct-512-c8                binary opening vs scipy and cv2.morphologyEx.
+  fill-holes-2d-ct-512             fill_holes of one body-mask slice vs scipy.
+  erode-2d also has cv2.erode (3x3 rectangle, constant border 0 = scipy's border_value=0).
 
 Inputs are built outside the timed calls; agreement is asserted once, outside
 the timing. With --benchmark-disable every case runs once.
@@ -159,7 +164,7 @@ def test_erode_3d(benchmark: BenchmarkFixture, impl: str) -> None:
 
 
 @pytest.mark.benchmark(group="erode-2d-ct-512-c8")
-@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "reference"])
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "reference", "cv2-1", "cv2-2"])
 def test_erode_2d(benchmark: BenchmarkFixture, impl: str) -> None:
     m = np.ascontiguousarray(_air()[64])
     inp = "512x512 bool slice of the CT mask (HU < -400), 3x3 structure, border 0"
@@ -168,6 +173,8 @@ def test_erode_2d(benchmark: BenchmarkFixture, impl: str) -> None:
     if impl == "scipy":
         _run(benchmark, lambda: ndimage.binary_erosion(m, structure), False)
         _info(benchmark, "scipy.ndimage.binary_erosion", "scipy", None, inp, "medfuse")
+    elif impl.startswith("cv2"):
+        _cv2_case(benchmark, impl, "erode", m, want, inp)
     elif impl == "reference":
         assert np.array_equal(ref.binary_erode(m, connectivity=8), want)
         _run(benchmark, lambda: ref.binary_erode(m, connectivity=8), False)
@@ -190,3 +197,118 @@ def test_fill_holes_3d(benchmark: BenchmarkFixture, impl: str) -> None:
     else:
         want = _scipy_fill()
         _medfuse_case(benchmark, impl, lambda: medfuse.fill_holes(body), True, inp, want, "scipy")
+
+
+# ---- cv2 helper, dilation, closing, opening, 2D fill holes ------------------------------
+
+
+def _cv2_case(benchmark, impl, op, m, want, inp):
+    """cv2.erode / dilate / morphologyEx on the uint8 view with a 3x3 rectangle and constant border 0."""
+    cv2 = pytest.importorskip("cv2")
+    threads = int(impl.split("-")[1])
+    cv2.setNumThreads(threads)
+    u8 = m.view(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    fns = {
+        "erode": lambda: cv2.erode(u8, kernel, **border),
+        "dilate": lambda: cv2.dilate(u8, kernel, **border),
+        "close": lambda: cv2.morphologyEx(u8, cv2.MORPH_CLOSE, kernel, **border),
+        "open": lambda: cv2.morphologyEx(u8, cv2.MORPH_OPEN, kernel, **border),
+    }
+    fn = fns[op]
+    assert np.array_equal(fn().view(np.bool_), want)
+    _run(benchmark, fn, False)
+    name = f"cv2.{op}" if op in ("erode", "dilate") else f"cv2.morphologyEx({op})"
+    _info(benchmark, f"{name} ({threads} thread{'s' if threads > 1 else ''})", "cv2", threads, inp, "scipy")
+
+
+def _slice64() -> np.ndarray:
+    return np.ascontiguousarray(_air()[64])
+
+
+_SCIPY_OPS = {
+    "dilate": ndimage.binary_dilation,
+    "close": ndimage.binary_closing,
+    "open": ndimage.binary_opening,
+}
+_MEDFUSE_OPS = {
+    "dilate": medfuse.binary_dilate,
+    "close": medfuse.binary_close,
+    "open": medfuse.binary_open,
+}
+
+
+@cache
+def _scipy_op(op: str, two_d: bool, rank: int) -> np.ndarray:
+    m = _slice64() if two_d else _air()
+    return _SCIPY_OPS[op](m, ndimage.generate_binary_structure(m.ndim, rank))
+
+
+def _op_2d(benchmark, impl, op):
+    m = _slice64()
+    inp = "512x512 bool slice of the CT mask (HU < -400), 3x3 structure, border 0"
+    structure = ndimage.generate_binary_structure(2, 2)
+    want = _scipy_op(op, True, 2)
+    if impl == "scipy":
+        _run(benchmark, lambda: _SCIPY_OPS[op](m, structure), False)
+        _info(benchmark, f"scipy.ndimage.{_SCIPY_OPS[op].__name__}", "scipy", None, inp, "medfuse")
+    elif impl.startswith("cv2"):
+        _cv2_case(benchmark, impl, op, m, want, inp)
+    else:
+        _medfuse_case(benchmark, impl, lambda: _MEDFUSE_OPS[op](m, connectivity=8), False, inp, want, "scipy")
+
+
+def _op_3d(benchmark, impl, op, conn):
+    m = _air()
+    inp = f"128x512x512 bool mask (synthetic CT HU < -400), connectivity-{conn} structure, border 0"
+    structure = ndimage.generate_binary_structure(3, RANK[conn])
+    want = _scipy_op(op, False, RANK[conn])
+    if impl == "scipy":
+        _run(benchmark, lambda: _SCIPY_OPS[op](m, structure), True)
+        _info(benchmark, f"scipy.ndimage.{_SCIPY_OPS[op].__name__}", "scipy", None, inp, "medfuse")
+    else:
+        _medfuse_case(benchmark, impl, lambda: _MEDFUSE_OPS[op](m, connectivity=conn), True, inp, want, "scipy")
+
+
+@pytest.mark.benchmark(group="dilate-2d-ct-512-c8")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "cv2-1", "cv2-2"])
+def test_dilate_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    _op_2d(benchmark, impl, "dilate")
+
+
+@pytest.mark.benchmark(group="close-2d-ct-512-c8")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "cv2-1", "cv2-2"])
+def test_close_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    _op_2d(benchmark, impl, "close")
+
+
+@pytest.mark.benchmark(group="open-2d-ct-512-c8")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy", "cv2-1", "cv2-2"])
+def test_open_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    _op_2d(benchmark, impl, "open")
+
+
+@pytest.mark.benchmark(group="dilate-3d-ct-128x512x512-c26")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_dilate_3d(benchmark: BenchmarkFixture, impl: str) -> None:
+    _op_3d(benchmark, impl, "dilate", 26)
+
+
+@pytest.mark.benchmark(group="close-3d-ct-128x512x512-c6")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_close_3d(benchmark: BenchmarkFixture, impl: str) -> None:
+    _op_3d(benchmark, impl, "close", 6)
+
+
+@pytest.mark.benchmark(group="fill-holes-2d-ct-512")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_fill_holes_2d(benchmark: BenchmarkFixture, impl: str) -> None:
+    body = ~_slice64()
+    inp = "512x512 bool body-mask slice (synthetic CT HU >= -400), 4-connected background"
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.binary_fill_holes(body), False)
+        _info(benchmark, "scipy.ndimage.binary_fill_holes", "scipy", None, inp, "medfuse")
+    else:
+        want = ndimage.binary_fill_holes(body)
+        _medfuse_case(benchmark, impl, lambda: medfuse.fill_holes(body), False, inp, want, "scipy")

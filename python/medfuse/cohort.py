@@ -538,7 +538,10 @@ def synthetic_cohort(
     is documented in :mod:`medfuse._synthetic`; ``cohort.truth`` is the
     latent table (one row per patient: diameter_mm, density, calcified,
     nodule_hu, spiculation, margin, growth, lobe, lang, malignancy_logit,
-    label, and which modalities were dropped). ``label`` is 1 for
+    label, which modalities were dropped, and the nodule's centre in voxel
+    indices ``nodule_z, nodule_y, nodule_x`` with ``nodule_radius_mm``
+    — the nominal sphere; lobulated and spiculated margins extend it —
+    for scoring detection). ``label`` is 1 for
     malignant, 0 for benign.
 
     ``lang`` is "en", "zh" or "mixed" (each case English or Chinese at
@@ -623,6 +626,9 @@ def synthetic_cohort(
         rows.append(row)
         t = {k: v for k, v in case.__dict__.items() if k != "seed"}
         t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2]})
+        # Where the nodule is (voxel indices, fractional) and its radius: for detection scoring.
+        t.update({"nodule_z": ph.nodule_center[0], "nodule_y": ph.nodule_center[1],
+                  "nodule_x": ph.nodule_center[2], "nodule_radius_mm": ph.nodule_radius_mm})
         truth.append(t)
     truth_df = pd.DataFrame(truth).set_index("patient_id", drop=False)
     truth_df.index.name = None  # the ids are also the patient_id column

@@ -37,6 +37,7 @@ __all__ = ["NoduleCandidate", "lung_mask", "nodule_candidates", "nodule_mask"]
 RIGHT_LUNG = 1
 LEFT_LUNG = 2
 _MIN_SIGMA_VOXELS = 0.8
+_BONE_HU = 500.0
 
 
 # ---------------------------------------------------------------- validation
@@ -199,7 +200,8 @@ def lung_mask(
     :func:`medfuse.binary_close` with the ellipsoid (the volume padded by
     edge slices in z so that the closing does not erode the first and last
     slices), then :func:`medfuse.fill_holes` per axial slice (vessels,
-    nodules). The lung with the smaller mean x index is the right lung
+    nodules); voxels the closing added that are bone (≥ 500 HU: ribs, spine)
+    are dropped again. The lung with the smaller mean x index is the right lung
     (label 1): radiological orientation, x towards the patient's left.
 
     Returns uint8 of ``ct_hu``'s shape. Raises ValueError when no air
@@ -249,6 +251,9 @@ def lung_mask(
         for z in range(closed.shape[0]):
             if closed[z].any():
                 closed[z] = fill_holes(closed[z])
+        # Bone the closing reached into (ribs and spine bulging into the lung
+        # outline) is not lung: drop it, keep soft tissue (nodules, vessels).
+        closed &= sub | (ct[box] < np.float32(_BONE_HU))
         region = out[box]
         region[closed & (region == 0)] = RIGHT_LUNG if rank == 0 else LEFT_LUNG
     return out
@@ -326,7 +331,7 @@ def nodule_candidates(
     n_scales: int | None = None,
     max_candidates: int = 20,
     min_score: float = 40.0,
-    clip_hu: tuple[float, float] = (-1000.0, -500.0),
+    clip_hu: tuple[float, float] = (-1000.0, -600.0),
 ) -> list[NoduleCandidate]:
     """Blob-like nodule candidates inside the lungs, best first.
 
@@ -341,9 +346,9 @@ def nodule_candidates(
     max_candidates : keep at most this many (positive integer)
     min_score : drop blobs whose score is below this (HU-like contrast)
     clip_hu : HU are clipped to this range first. The default ceiling of
-        -500 HU makes solid, part-solid and calcified nodules and vessels
-        equally bright (ground glass, about -600 HU, nearly so), so that the
-        score ranks by shape and size rather than by density: a thin vessel
+        -600 HU makes solid, part-solid, calcified and ground-glass nodules
+        (about -600 HU) and vessels about equally bright, so that the score
+        ranks by shape and size rather than by density: a thin bright vessel
         no longer outscores a ground-glass nodule
 
     Method: in the lung mask's bounding box, HU are clipped and the voxels
@@ -521,8 +526,10 @@ def nodule_mask(
     spacing : (dz, dy, dx) in mm
     reach : the grown region is confined to a sphere of ``reach`` times the
         candidate radius (plus one voxel), so it cannot leak far along vessels
-    lung_mask : optional lung mask; when given, the parenchyma HU is
-        estimated from lung voxels only
+    lung_mask : optional lung mask (e.g. :func:`lung_mask`); when given, the
+        parenchyma HU is estimated from lung voxels only and the region
+        stays inside the mask (if the centre is in it), so a nodule that
+        touches the mediastinum or the chest wall does not grow into them
 
     Method: nodule HU = 90th percentile of the voxels within 0.6 r of the
     centre (at least the nearest voxel and its face neighbours);
@@ -567,6 +574,8 @@ def nodule_mask(
     parenchyma = float(np.median(sub[shell]))
     thr = 0.5 * (nodule_hu + parenchyma)
     grown = (sub > thr) & (d <= r_max)
+    if lung is not None and lung[box][seed]:
+        grown &= lung[box]  # a nodule touching the heart or the chest wall stops at the lung border
     cand = np.where(core & grown, sub, -np.inf)
     if not np.isfinite(cand).any():
         return out
