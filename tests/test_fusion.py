@@ -46,6 +46,15 @@ def _nodule_rois(cohort, radius_mm: float = 16.0):
     return rois
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():  # type: ignore[no-untyped-def]
+    """HistGradientBoosting's OpenMP threads spin-wait: on a busy 2-core machine one
+    gbdt LateFusion fit took 83 s with 2 threads and 1.3 s with 1."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def cohort_features():
     """Features of a synthetic cohort: CT (nodule ROI), X-ray and report blocks; NaN rows for missing ones."""

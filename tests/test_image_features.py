@@ -303,3 +303,43 @@ def test_sklearn_skips_data_checks_with_reason():
 
     with pytest.warns(SkipTestWarning, match="three_d_array=True"):
         check_estimator(ImageFeatureExtractor())
+
+
+# -- cropping to the ROI's bounding box (a speed-up that must not change any number)
+
+
+@pytest.mark.parametrize("kw", [dict(window=(-600.0, 1500.0)), dict(window="auto", denoise="median"),
+                                dict(window=None, denoise="gaussian")])
+def test_crop_to_roi_gives_the_same_features_3d(kw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medfuse import _phantoms
+    from medfuse.features.image import ImageFeatureExtractor as IFE
+
+    ph = _phantoms.ct_phantom((32, 96, 96), seed=1)
+    vol = ph.volume
+    box = ph.nodule_box()
+    mask = np.zeros(vol.shape, bool)
+    mask[box] = ph.nodule_mask(box)
+    e = IFE(log_sigmas=(1.0, 2.0), **kw).fit([vol])
+    assert e._crop_box(mask) is not None  # the crop really happens
+    got = e.transform([vol], masks=[mask])
+    monkeypatch.setattr(IFE, "_crop_to_roi", False)
+    want = e.transform([vol], masks=[mask])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_crop_to_roi_gives_the_same_features_2d(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medfuse import _phantoms
+    from medfuse.features.image import ImageFeatureExtractor as IFE
+
+    ph = _phantoms.ct_phantom((16, 128, 128), seed=2)
+    xray = _phantoms.xray_from_ct(ph.volume, ph.spacing, seed=2)
+    mask = np.zeros(xray.shape, bool)
+    h, w = xray.shape
+    mask[h // 3: h // 2, w // 4: w // 2] = True
+    e = IFE().fit([xray])
+    assert e._crop_box(mask) is not None
+    got = e.transform([xray], masks=[mask])
+    monkeypatch.setattr(IFE, "_crop_to_roi", False)
+    np.testing.assert_allclose(got, e.transform([xray], masks=[mask]), rtol=1e-9, atol=1e-12)
+    # CLAHE works on tiles of the whole image: never cropped
+    assert IFE(clahe=True).fit([xray])._crop_box(mask) is None

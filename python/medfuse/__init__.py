@@ -45,6 +45,8 @@ __all__ = [
     "conv2d",
     "convolve",
     "equalize_hist",
+    "evaluate",
+    "extract",
     "fill_holes",
     "filter_bank",
     "first_order",
@@ -71,7 +73,7 @@ __all__ = [
 # Data integration, features and learners pull in pandas, pydicom, gensim and
 # scikit-learn; they load on first use so that `import medfuse` stays fast
 # for users who only call the kernels.
-_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion", "segment"})
+_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion", "segment", "evaluate", "extract"})
 
 
 def __getattr__(name: str) -> Any:

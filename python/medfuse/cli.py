@@ -1,41 +1,38 @@
-"""The ``medfuse`` command line: ``demo``, ``bench``, ``info``.
+"""The ``medfuse`` command line.
 
-Exit codes: 0 success, 1 failure (e.g. a benchmark failed), 2 usage error.
+Commands: ``demo``, ``extract``, ``train``, ``predict``, ``evaluate``,
+``bench``, ``info`` (``medfuse COMMAND --help`` for each).
+
+Exit codes: 0 success; 1 failure (some patients could not be extracted, a
+benchmark failed); 2 usage or input error (bad arguments, missing files,
+bad manifests, unreadable feature or model files); 130 interrupted
+(``extract`` keeps its checkpoint: run the same command again to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
-
-import numpy as np
-import numpy.typing as npt
+from typing import Any
 
 import medfuse
-
-from . import _phantoms
-from ._benchcases import pinned_threads
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-# Largest synthetic volume the demo builds (its float32 work array is 4 bytes a voxel).
-MAX_DEMO_VOXELS = 2**27
-
-# Demo parameters: HU thresholds for CT, raw 12-bit units for the X-ray.
-CT_LOW_HU, CT_HIGH_HU, CT_SIGMA = 200.0, 500.0, 1.0
-XRAY_LOW, XRAY_HIGH = 300.0, 600.0
+FEATURES_META_KEY = b"medfuse.extraction"
 
 
 class _UsageError(Exception):
-    """A bad command line that argparse cannot catch by itself."""
+    """A bad command line or input that argparse cannot catch by itself."""
 
 
 def _positive_int(text: str) -> int:
@@ -48,65 +45,117 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cores() -> int:
+    from ._threads import default_num_threads
+
+    return default_num_threads()
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medfuse",
         description="Multimodal medical image analysis with a fast C++ core.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage or input error, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"medfuse {medfuse.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
         "demo",
-        help="Canny edges on a synthetic chest CT and X-ray, with timings",
+        help="synthetic cohort -> files -> features -> every model -> table and HTML report",
         description=(
-            "Build a synthetic chest CT (HU, with a lung nodule) and an X-ray projected "
-            "from it, find edges in a CT slice, the X-ray and the whole volume, and "
-            "report what was found and how long each call took."
+            "Write a synthetic lung-nodule cohort (CT DICOM series, 16-bit PNG X-rays, report "
+            "text, manifest.csv) to --out, read it back through the manifest, extract CT, "
+            "X-ray and report features, cross-validate every single-modality model and the "
+            "early, late and attention fusions, print the table and write report.html."
         ),
     )
-    demo.add_argument(
-        "--shape",
-        nargs=3,
-        type=_positive_int,
-        default=(64, 256, 256),
-        metavar=("Z", "Y", "X"),
-        help="CT volume shape (default: 64 256 256); the field of view is fixed, "
-        "so the shape sets the voxel spacing",
-    )
-    demo.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
-    demo.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        help=f"kernel threads for medfuse and OpenCV (default: {medfuse.get_num_threads()})",
-    )
+    demo.add_argument("--n", type=_positive_int, default=200, help="patients (default: 200)")
+    demo.add_argument("--lang", choices=("en", "zh", "mixed"), default="en", help="report language (default: en)")
+    demo.add_argument("--out", type=Path, default=Path("medfuse-demo"), help="output folder (default: ./medfuse-demo)")
+    demo.add_argument("--seed", type=int, default=0, help="cohort and fold seed (default: 0)")
+    demo.add_argument("--workers", type=_positive_int, default=None, help="extraction workers (default: all cores)")
+    demo.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
+    demo.add_argument("--learner", choices=("svm", "rf", "gbdt", "logreg"), default="logreg",
+                      help="learner of the single-modality, early and late models (default: logreg)")
     demo.set_defaults(handler=_cmd_demo)
+
+    ex = sub.add_parser(
+        "extract",
+        help="features of every patient of a manifest -> Parquet",
+        description=(
+            "Read a manifest (CSV or Parquet: patient_id, label, ct, xray, report), extract "
+            "CT and X-ray features (medfuse.features.ImageFeatureExtractor) and keep the "
+            "report text, one row per patient, written atomically to OUTPUT. Patients that "
+            "fail are reported with their error and skipped. Each finished patient is "
+            "checkpointed in OUTPUT.partial/; an interrupted run resumes from there when "
+            "the same command is run again (--restart discards it). The checkpoint is "
+            "removed when every patient succeeded. Exit code 1 when some patient failed."
+        ),
+    )
+    ex.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest .csv or .parquet")
+    ex.add_argument("-o", "--output", type=Path, required=True, metavar="FEATURES", help="output .parquet")
+    ex.add_argument("--workers", type=_positive_int, default=None,
+                    help="patients extracted at once (default: all cores; each gets one kernel thread)")
+    ex.add_argument("--backend", choices=("threads", "processes", "dask"), default="threads",
+                    help="threads (default; the kernels release the GIL), processes, or dask")
+    ex.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler address (tcp://host:8786); default: a local cluster of --workers processes")
+    ex.add_argument("--restart", action="store_true", help="discard a checkpoint of an earlier run and start over")
+    ex.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ex.set_defaults(handler=_cmd_extract)
+
+    tr = sub.add_parser("train", help="fit a fusion classifier on a feature table -> model file (joblib)",
+                        description="Fit medfuse.evaluate.MultimodalModel on FEATURES (from `medfuse extract`) "
+                        "and save it with the extractor settings, so `medfuse predict` extracts the same features.")
+    tr.add_argument("features", type=Path, metavar="FEATURES", help="feature table (.parquet) with a label column")
+    tr.add_argument("--fusion", choices=("early", "late", "attention"), default="late", help="fusion (default: late)")
+    tr.add_argument("--learner", choices=("svm", "rf", "gbdt", "logreg"), default="logreg",
+                    help="learner (default: logreg; the attention fusion has its own output layer)")
+    tr.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL", help="model file to write")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    tr.set_defaults(handler=_cmd_train)
+
+    pr = sub.add_parser("predict", help="extract a manifest's features and predict with a saved model",
+                        description="Extract MANIFEST's features with the settings stored in MODEL, then write "
+                        "patient_id, prediction, probability (of each class) and error to a CSV. Patients "
+                        "whose extraction failed are listed with their error and no prediction.")
+    pr.add_argument("model", type=Path, metavar="MODEL")
+    pr.add_argument("manifest", type=Path, metavar="MANIFEST")
+    pr.add_argument("-o", "--output", type=Path, required=True, metavar="PREDICTIONS", help="output .csv")
+    pr.add_argument("--workers", type=_positive_int, default=None, help="extraction workers (default: all cores)")
+    pr.set_defaults(handler=_cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="cross-validate every modality and fusion on a feature table -> HTML report",
+                        description="Stratified k-fold evaluation of each single modality and the early, late and "
+                        "attention fusions (AUC, accuracy, F1, mean ± std across folds); prints the table "
+                        "and writes OUT/report.html and OUT/results.csv.")
+    ev.add_argument("features", type=Path, metavar="FEATURES")
+    ev.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    ev.add_argument("--folds", type=_positive_int, default=5, help="folds (default: 5)")
+    ev.add_argument("--seed", type=int, default=0, help="fold seed (default: 0)")
+    ev.add_argument("--learner", choices=("svm", "rf", "gbdt", "logreg"), default="logreg", help="learner")
+    ev.add_argument("--manifest", type=Path, default=None,
+                    help="the cohort's manifest: adds example images (CT slice, X-ray, edges) to the report")
+    ev.set_defaults(handler=_cmd_evaluate)
 
     bench = sub.add_parser(
         "bench",
-        help="run the benchmarks (pytest-benchmark), or a quick in-process timing table",
+        help="kernels vs their NumPy twins and OpenCV/SciPy/PyTorch: medians and ratios",
         description=(
-            "Without --quick: run `python -m pytest BENCHMARKS --benchmark-only` and print "
-            "its tables (needs the source tree's benchmarks/ folder). With --quick: time "
-            "the small Canny cases in this process: medfuse vs its NumPy twin, OpenCV, "
-            "scikit-image and SimpleITK, whichever are installed."
+            "With --quick: time one case of each kernel family in this process (edges, histogram, "
+            "glcm, gaussian/convolve, median, conv2d, attention, label): medfuse at 1 thread and "
+            "all cores vs its NumPy twin and OpenCV, SciPy, scikit-image, PyTorch where installed "
+            "(under a minute). Without --quick: run the pytest-benchmark suites "
+            "(`python -m pytest benchmarks --benchmark-only`; needs the source tree)."
         ),
     )
-    bench.add_argument("--quick", action="store_true", help="in-process timing table, a few seconds")
-    bench.add_argument(
-        "--path",
-        type=Path,
-        default=None,
-        help="benchmarks folder (default: ./benchmarks, else the one beside the source package)",
-    )
+    bench.add_argument("--quick", action="store_true", help="in-process timing table, under a minute")
+    bench.add_argument("--path", type=Path, default=None,
+                       help="benchmarks folder (default: ./benchmarks, else the one beside the source package)")
     bench.add_argument("--json", type=Path, default=None, help="also write pytest-benchmark JSON here")
-    bench.add_argument(
-        "pytest_args",
-        nargs="*",
-        metavar="PYTEST_ARG",
-        help="extra pytest arguments, after `--` (e.g. -- -k u8-512)",
-    )
+    bench.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG",
+                       help="extra pytest arguments, after `--` (e.g. -- -k u8-512)")
     bench.set_defaults(handler=_cmd_bench)
 
     info = sub.add_parser("info", help="print build information (SIMD paths, threads, compiler)")
@@ -114,7 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _build_parser()
     try:
@@ -123,17 +172,128 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("medfuse: error: a command is required (demo, bench, info)", file=sys.stderr)
+        print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, bench, info)",
+              file=sys.stderr)
         return EXIT_USAGE
+    from .cohort import CohortError
+    from .io import MedfuseFileNotFoundError, MedfuseIOError
+
     try:
         return int(args.handler(args))
     except _UsageError as err:
         print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except CohortError as err:
+        print(f"medfuse {args.command}: error: bad manifest: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MedfuseFileNotFoundError, MedfuseIOError) as err:
+        print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"medfuse {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into e.g. `head`, which exited early
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return EXIT_FAILURE
+
+
+# -- shared helpers -----------------------------------------------------------
+
+
+def _load_manifest(path: Path) -> Any:
+    from .cohort import Cohort
+
+    if not path.exists():
+        raise _UsageError(f"manifest {path} not found")
+    if path.is_dir():
+        raise _UsageError(f"manifest {path} is a folder; give the manifest file (.csv or .parquet)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return Cohort.from_csv(path, cache_size=0)
+    if suffix in (".parquet", ".pq"):
+        return Cohort.from_parquet(path, cache_size=0)
+    raise _UsageError(f"manifest {path} must be a .csv or .parquet file")
+
+
+def _check_output(path: Path, what: str) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise _UsageError(f"{what} {path}: folder {parent} does not exist")
+    if path.is_dir():
+        raise _UsageError(f"{what} {path} is a folder; give a file name")
+
+
+def _write_features(frame: Any, path: Path, extraction: Any) -> None:
+    """Atomically write the feature table with the extractor settings in its metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .extract import _atomic_write_bytes
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[FEATURES_META_KEY] = json.dumps(extraction.settings()).encode()
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def _read_features(path: Path) -> tuple[Any, Any]:
+    """(DataFrame, CohortFeatures or None) of a feature table written by `extract`."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise _UsageError(f"feature table {path} not found")
+    if path.is_dir():
+        raise _UsageError(f"feature table {path} is a folder")
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001 - any reader error is reported to the user
+        raise _UsageError(f"cannot read feature table {path} as Parquet: {err}") from None
+    frame = table.to_pandas()
+    meta = (table.schema.metadata or {}).get(FEATURES_META_KEY)
+    extraction = _extraction_from_settings(json.loads(meta)) if meta else None
+    from .evaluate import image_blocks
+
+    if not image_blocks(frame) and "report" not in frame.columns:
+        raise _UsageError(f"{path} holds no medfuse features (no ct__*, xray__* or report column); "
+                          "make it with `medfuse extract`")
+    return frame, extraction
+
+
+def _extraction_from_settings(settings: dict[str, Any]) -> Any:
+    from .extract import CohortFeatures
+    from .features import ImageFeatureExtractor
+
+    def build(params: dict[str, Any]) -> Any:
+        return ImageFeatureExtractor(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+    return CohortFeatures(ct=build(settings["ct"]), xray=build(settings["xray"]))
+
+
+def _run_extraction(cohort: Any, extraction: Any, workers: int, backend: str = "threads",
+                    scheduler: str | None = None, checkpoint: Path | None = None,
+                    progress: bool = True) -> Any:
+    from tqdm.auto import tqdm
+
+    from .extract import extract_cohort
+
+    def report_failure(pid: str, msg: str) -> None:
+        tqdm.write(f"medfuse: patient {pid} failed, skipped: {msg}", file=sys.stderr)
+
+    return extract_cohort(cohort, extraction, workers=workers, backend=backend, scheduler=scheduler,
+                          checkpoint_dir=checkpoint, progress=progress, on_failure=report_failure)
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    print(line.rstrip())
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 # -- info -------------------------------------------------------------------
@@ -147,198 +307,230 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- demo -------------------------------------------------------------------
+# -- extract ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Timed:
-    seconds: float  # best of the repeats
-    result: Any
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .extract import CohortFeatures
+
+    if args.scheduler is not None and args.backend != "dask":
+        raise _UsageError("--scheduler applies to --backend dask only")
+    if args.output.suffix.lower() not in (".parquet", ".pq"):
+        raise _UsageError(f"--output {args.output} must end in .parquet")
+    _check_output(args.output, "--output")
+    if args.backend == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise _UsageError("--backend dask needs dask.distributed: python -m pip install 'medfuse[dask]'") from None
+    cohort = _load_manifest(args.manifest)
+    checkpoint = args.output.with_name(args.output.name + ".partial")
+    if args.restart and checkpoint.exists():
+        for p in checkpoint.iterdir():
+            p.unlink()
+        checkpoint.rmdir()
+    extraction = CohortFeatures()
+    workers = args.workers or _cores()
+    print(f"extracting {len(cohort)} patients from {args.manifest} "
+          f"({workers} {args.backend} worker{'s' * (workers > 1)}; checkpoint {checkpoint})", file=sys.stderr)
+    try:
+        res = _run_extraction(cohort, extraction, workers, args.backend, args.scheduler, checkpoint,
+                              progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"medfuse extract: interrupted; finished patients are kept in {checkpoint}: "
+              "run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as err:  # e.g. a checkpoint of other settings
+        raise _UsageError(str(err)) from None
+    if res.n_ok:
+        _write_features(res.features, args.output, extraction)
+    resumed = f" ({res.resumed} from the checkpoint)" if res.resumed else ""
+    print(f"extracted {res.n_ok} ok{resumed}, {len(res.failures)} failed, of {len(cohort)} patients "
+          f"in {res.seconds:.1f} s" + (f" -> {args.output}" if res.n_ok else ""))
+    for pid, msg in res.failures.items():
+        print(f"  failed: {pid}: {msg}")
+    if not res.failures:
+        from .extract import _Checkpoint
+
+        _Checkpoint(checkpoint, extraction).remove()
+    else:
+        print(f"checkpoint kept in {checkpoint}: fix the failing files and run again to extract only those",
+              file=sys.stderr)
+    if not res.n_ok:
+        print("medfuse extract: error: no patient could be extracted; nothing written", file=sys.stderr)
+    return EXIT_OK if not res.failures else EXIT_FAILURE
 
 
-def _best_of(fn: Callable[[], Any], repeats: int = 3) -> _Timed:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return _Timed(best, result)
+# -- train / predict / evaluate -----------------------------------------------------
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:8.1f} ms" if seconds < 10 else f"{seconds:8.1f} s "
+def _cmd_train(args: argparse.Namespace) -> int:
+    import joblib
 
+    from .evaluate import MultimodalModel
 
-def _segments(edges: Any) -> str:
-    """How many separate 8-connected edge curves were found."""
-    from scipy import ndimage
+    _check_output(args.output, "--output")
+    frame, extraction = _read_features(args.features)
+    if "label" not in frame.columns:
+        raise _UsageError(f"{args.features} has no label column: training needs labels")
+    if frame["label"].isna().any():
+        raise _UsageError(f"{args.features}: {int(frame['label'].isna().sum())} patients have no label")
+    if frame["label"].nunique() < 2:
+        raise _UsageError(f"{args.features}: label has a single class; a classifier needs two")
+    t0 = time.perf_counter()
+    model = MultimodalModel(args.fusion, args.learner, extraction=extraction, random_state=args.seed)
+    try:
+        model.fit(frame)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+    from .extract import _atomic_write_bytes
 
-    _, n = ndimage.label(edges > 0, structure=np.ones((3, 3), dtype=bool))
-    return f"{n} separate edge curves (8-connected)"
-
-
-def _edge_summary(edges: npt.NDArray[np.uint8]) -> str:
-    n = int(np.count_nonzero(edges))
-    return f"{n:>9,} edge px ({100.0 * n / edges.size:4.1f}%)"
-
-
-def _surface_hit(edges: npt.NDArray[np.uint8], inside: npt.NDArray[np.bool_]) -> tuple[int, int]:
-    """(surface voxels with an edge within one voxel, surface voxels) of a region."""
-    from scipy import ndimage
-
-    surface = inside & ~ndimage.binary_erosion(inside, ndimage.generate_binary_structure(inside.ndim, 1))
-    near_edge = ndimage.binary_dilation(edges != 0, np.ones((3,) * edges.ndim, dtype=bool))
-    return int(np.count_nonzero(surface & near_edge)), int(np.count_nonzero(surface))
-
-
-def _hit_text(hit: int, total: int, what: str) -> str:
-    if total == 0:
-        return f"nodule {what}: not in view"
-    return f"nodule {what} hit {100.0 * hit / total:.0f}% ({hit}/{total} px)"
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    shape = tuple(args.shape)
-    if shape[1] < 32 or shape[2] < 32 or shape[0] < 4:
-        raise _UsageError(f"--shape must be at least 4 32 32 (Z Y X); got {' '.join(map(str, shape))}")
-    if int(np.prod(shape, dtype=np.int64)) > MAX_DEMO_VOXELS:
-        raise _UsageError(f"--shape {' '.join(map(str, shape))} exceeds {MAX_DEMO_VOXELS:,} voxels")
-
-    cv2 = _optional_cv2()
-    with pinned_threads(args.threads):  # medfuse's and OpenCV's; restored afterwards
-        _demo(shape, args.seed, cv2)
+    buf = __import__("io").BytesIO()
+    joblib.dump({"medfuse_model": 1, "version": medfuse.__version__, "model": model}, buf)
+    _atomic_write_bytes(args.output, buf.getvalue())
+    blocks = ", ".join(f"{m} ({len(c)})" for m, c in model.blocks_.items())
+    learner = "" if args.fusion == "attention" else f" ({args.learner})"  # attention has its own output layer
+    print(f"trained {args.fusion} fusion{learner} on {len(frame)} patients, blocks {blocks}, "
+          f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK
 
 
-def _optional_cv2() -> Any:
+def _load_model(path: Path) -> Any:
+    import joblib
+
+    if not path.exists():
+        raise _UsageError(f"model {path} not found")
     try:
-        import cv2
-    except ImportError:
-        return None
-    return cv2
+        obj = joblib.load(path)
+    except Exception as err:  # noqa: BLE001 - any joblib error is reported to the user
+        raise _UsageError(f"cannot read model {path}: {type(err).__name__}: {err}") from None
+    if not (isinstance(obj, dict) and obj.get("medfuse_model") == 1):
+        raise _UsageError(f"{path} is not a medfuse model (make one with `medfuse train`)")
+    return obj["model"]
 
 
-def _demo(shape: tuple[int, int, int], seed: int, cv2: Any) -> None:
-    info = medfuse.build_info()
-    print(
-        f"medfuse {medfuse.__version__} demo: {medfuse.get_num_threads()} kernel thread(s), "
-        f"SIMD {info.get('simd_active', '?')}"
-    )
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .extract import CohortFeatures
+
+    model = _load_model(args.model)
+    _check_output(args.output, "--output")
+    cohort = _load_manifest(args.manifest)
+    extraction = model.extraction if model.extraction is not None else CohortFeatures()
+    res = _run_extraction(cohort, extraction, args.workers or _cores(), progress=False)
+    out = pd.DataFrame({"patient_id": cohort.patient_ids})
+    if res.n_ok:
+        proba = model.predict_proba(res.features)
+        pred = pd.DataFrame({"patient_id": res.features["patient_id"].astype(str),
+                             "prediction": model.classes_[np.argmax(proba, axis=1)]})
+        for j, c in enumerate(model.classes_):
+            pred[f"probability_{c}"] = proba[:, j]
+        out = out.merge(pred, on="patient_id", how="left")
+    out["error"] = [res.failures.get(str(p), "") for p in out["patient_id"]]
+    tmp = args.output.with_name(f".{args.output.name}.tmp")
+    out.to_csv(tmp, index=False)
+    os.replace(tmp, args.output)
+    print(f"predicted {res.n_ok} patients, {len(res.failures)} failed -> {args.output}")
+    for pid, msg in res.failures.items():
+        print(f"  failed: {pid}: {msg}")
+    return EXIT_OK if not res.failures else EXIT_FAILURE
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import cross_validate, example_images, write_report
+
+    if args.out.exists() and not args.out.is_dir():
+        raise _UsageError(f"--out {args.out} exists and is not a folder")
+    frame, _extraction = _read_features(args.features)
+    examples = []
+    if args.manifest is not None:
+        examples = example_images(_load_manifest(args.manifest))
+    try:
+        ev = cross_validate(frame, folds=args.folds, seed=args.seed, learner=args.learner)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+    print(ev.format_table())
+    args.out.mkdir(parents=True, exist_ok=True)
+    ev.table.to_csv(args.out / "results.csv", index=False)
+    path = write_report(ev, args.out, examples=examples, title=f"medfuse evaluation of {args.features.name}")
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+# -- demo -------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .cohort import synthetic_cohort
+    from .evaluate import cross_validate, example_images, write_report
+    from .extract import CohortFeatures
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {out} exists and is not a folder")
+    if args.n < 2 * args.folds:
+        raise _UsageError(f"--n {args.n} is too small for {args.folds}-fold cross-validation; use --n >= {4 * args.folds}")
+    workers = args.workers or _cores()
+    print(f"medfuse {medfuse.__version__} demo: {args.n} synthetic patients ({args.lang} reports), "
+          f"{workers} worker(s), SIMD {medfuse.build_info().get('simd_active', '?')}")
+    times: dict[str, float] = {}
+    t_all = time.perf_counter()
 
     t0 = time.perf_counter()
-    ph = _phantoms.ct_phantom(shape, seed=seed)
-    t_ct = time.perf_counter() - t0
+    data = out / "cohort"
+    synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data)
+    times["write cohort (DICOM, PNG, TXT)"] = time.perf_counter() - t0
+    print(f"[1/5] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT)']:.1f} s)")
+
     t0 = time.perf_counter()
-    xray = _phantoms.xray_from_ct(ph.volume, ph.spacing, seed=seed)
-    t_xray = time.perf_counter() - t0
-    vol, spacing = ph.volume, ph.spacing
-    sp = ", ".join(f"{s:g}" for s in spacing)
-    print(
-        f"synthetic chest CT {'x'.join(map(str, vol.shape))} int16 HU, spacing ({sp}) mm, seed {seed} "
-        f"[{t_ct:.2f} s]; X-ray {'x'.join(map(str, xray.shape))} uint16 12-bit [{t_xray:.2f} s]"
-    )
-    print(
-        f"nodule: radius {ph.nodule_radius_mm:g} mm, +{_phantoms.HU_NODULE:g} HU in lung "
-        f"({_phantoms.HU_LUNG:g} HU), centre (z, y, x) = "
-        f"({', '.join(f'{c:.1f}' for c in ph.nodule_center)}) voxels"
-    )
-    print()
+    cohort = _load_manifest(data / "manifest.csv")
+    times["read manifest"] = time.perf_counter() - t0
+    print(f"[2/5] {cohort.describe()}".replace("\n", "\n      "))
 
-    box = ph.nodule_box()
-    inside = ph.nodule_mask(box)
-    k = int(np.clip(round(ph.nodule_center[0]), 0, vol.shape[0] - 1))
-    ct_slice = vol[k]
+    t0 = time.perf_counter()
+    extraction = CohortFeatures()
+    res = _run_extraction(cohort, extraction, workers, progress=True)
+    if res.failures:
+        raise RuntimeError(f"{len(res.failures)} demo patients failed: {res.failures}")
+    features_path = out / "features.parquet"
+    _write_features(res.features, features_path, extraction)
+    times["read files + extract features"] = time.perf_counter() - t0
+    n_feat = sum(len(v) for v in (extraction.ct.get_feature_names_out(), extraction.xray.get_feature_names_out()))
+    print(f"[3/5] extracted {n_feat} image features per patient + report text -> {features_path} "
+          f"({times['read files + extract features']:.1f} s, "
+          f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
-    rows: list[tuple[str, str, str, str, str]] = []
+    t0 = time.perf_counter()
+    ev = cross_validate(res.features, folds=args.folds, seed=args.seed, learner=args.learner)
+    times["cross-validate 6 models"] = time.perf_counter() - t0
+    print(f"[4/5] {args.folds}-fold cross-validation of every modality and fusion "
+          f"({times['cross-validate 6 models']:.1f} s)\n")
+    print(ev.format_table())
+    best_single, auc_single = ev.best("single")
+    best_fused, auc_fused = ev.best("fusion")
+    verdict = "above" if auc_fused > auc_single else "NOT above"
+    print(f"\nbest fusion: {best_fused}, AUC {auc_fused:.3f} — {verdict} the best single modality "
+          f"({best_single}, AUC {auc_single:.3f})\n")
 
-    run = _best_of(lambda: medfuse.canny(ct_slice, CT_LOW_HU, CT_HIGH_HU, sigma=CT_SIGMA))
-    in_slice = k - box[0].start
-    if 0 <= in_slice < inside.shape[0]:
-        hit = _surface_hit(run.result[box[1:]], inside[in_slice])
-    else:
-        hit = (0, 0)
-    rows.append(
-        (
-            f"CT slice z={k} ({ct_slice.shape[0]}x{ct_slice.shape[1]} int16)",
-            f"canny(low={CT_LOW_HU:g}, high={CT_HIGH_HU:g} HU, sigma={CT_SIGMA:g})",
-            _ms(run.seconds),
-            _edge_summary(run.result),
-            _hit_text(*hit, "outline"),
-        )
-    )
-
-    run = _best_of(lambda: medfuse.canny(xray, XRAY_LOW, XRAY_HIGH))
-    rows.append(
-        (
-            f"X-ray ({xray.shape[0]}x{xray.shape[1]} uint16)",
-            f"canny(low={XRAY_LOW:g}, high={XRAY_HIGH:g})",
-            _ms(run.seconds),
-            _edge_summary(run.result),
-            _segments(run.result),
-        )
-    )
-
-    run = _best_of(lambda: medfuse.canny(vol, CT_LOW_HU, CT_HIGH_HU, sigma=CT_SIGMA, spacing=spacing))
-    hit = _surface_hit(run.result[box], inside)
-    rows.append(
-        (
-            f"CT volume ({'x'.join(map(str, vol.shape))} int16)",
-            f"canny(3D, {CT_LOW_HU:g}/{CT_HIGH_HU:g} HU, sigma={CT_SIGMA:g} mm, spacing)",
-            _ms(run.seconds),
-            _edge_summary(run.result),
-            _hit_text(*hit, "surface"),
-        )
-    )
-
-    # The same slice as 8-bit (lung window): medfuse matches cv2.Canny pixel for pixel.
-    center, width = -600.0, 1500.0
-    slice8 = _phantoms.window_u8(ct_slice, center, width)
-    low8, high8 = CT_LOW_HU * 255.0 / width, CT_HIGH_HU * 255.0 / width
-    thresholds = f"(low={low8:.4g}, high={high8:.4g})"
-    ours = _best_of(lambda: medfuse.canny(slice8, low8, high8))
-    rows.append(
-        (
-            f"CT slice z={k}, 8-bit lung window",
-            f"canny{thresholds}, no smoothing",
-            _ms(ours.seconds),
-            _edge_summary(ours.result),
-            "",
-        )
-    )
-    if cv2 is not None:
-        theirs = _best_of(lambda: cv2.Canny(slice8, low8, high8))
-        same = np.array_equal(ours.result, theirs.result)
-        verdict = "identical to medfuse" if same else "DIFFERS from medfuse"
-        ratio = theirs.seconds / ours.seconds if ours.seconds > 0 else float("nan")
-        rows.append(
-            (
-                "",
-                f"cv2.Canny{thresholds}",
-                _ms(theirs.seconds),
-                _edge_summary(theirs.result),
-                f"{verdict}; cv2/medfuse time {ratio:.2f}x",
-            )
-        )
-    else:
-        rows.append(("", "cv2.Canny", "", "", "OpenCV not installed"))
-
-    _print_table(("input", "call", "time", "edges", "found"), rows)
-    print("\ntimes: best of 3 calls. Edges within one voxel of the nodule surface count as hits.")
-
-
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
-    print(line.rstrip())
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    t0 = time.perf_counter()
+    ev.table.to_csv(out / "results.csv", index=False)
+    report = write_report(ev, out, examples=example_images(cohort), timings=times,
+                          title=f"medfuse demo: {args.n} synthetic patients",
+                          notes=[(f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
+                                  f"{best_single} AUC {auc_single:.3f}")])
+    times["HTML report"] = time.perf_counter() - t0
+    print(f"[5/5] report: {report} ({times['HTML report']:.1f} s)")
+    total = time.perf_counter() - t_all
+    print("\nstage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
+    return EXIT_OK
 
 
 # -- bench ------------------------------------------------------------------
 
 
-def _find_benchmarks(path: Optional[Path]) -> Path:
+def _find_benchmarks(path: Path | None) -> Path:
     if path is not None:
         if not path.is_dir():
             raise _UsageError(f"--path {path} is not a folder")
@@ -357,7 +549,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.quick:
         if args.json is not None or args.pytest_args:
             raise _UsageError("--json and pytest arguments apply only without --quick")
-        _quick_bench()
+        from ._quickbench import run_quick
+
+        run_quick(_print_table)
         return EXIT_OK
     folder = _find_benchmarks(args.path)
     cmd = [sys.executable, "-m", "pytest", str(folder), "--benchmark-only"]
@@ -370,41 +564,3 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if code == 0 and args.json is not None:
         print(f"\nMarkdown tables: python {folder / 'report.py'} {args.json} -o BENCHMARKS.md")
     return EXIT_OK if code == 0 else EXIT_FAILURE
-
-
-def _quick_bench() -> None:
-    from . import _benchcases as bc
-
-    print(
-        f"medfuse {medfuse.__version__} quick benchmark: median wall time per call, "
-        f"SIMD {medfuse.build_info().get('simd_active', '?')}; time vs medfuse > 1x means "
-        "medfuse is faster. Full suite: medfuse bench\n"
-    )
-    for group in bc.QUICK_GROUPS:
-        case = bc.case(group)
-        print(f"{group}: {case.description}")
-        timings: list[tuple[bc.Impl, float]] = []
-        skipped: list[str] = []
-        for impl in bc.implementations(case):
-            try:
-                prepared = bc.prepare(case, impl)
-            except ImportError:
-                skipped.append(impl.label(case))
-                continue
-            with bc.pinned_threads(prepared.threads):
-                timings.append((impl, bc.time_call(prepared.run)))
-        base = {impl.threads: t for impl, t in timings if impl.family == "medfuse"}
-        rows = []
-        for impl, t in timings:
-            n = impl.threads or 1
-            if impl.family == "medfuse":
-                vs = f"speed-up over 1 thread {base[1] / t:.2f}x" if n != 1 and 1 in base else ""
-            elif n in base:
-                vs = f"{t / base[n]:.2f}x medfuse {n} thread{'s' * (n > 1)}"
-            else:
-                vs = ""
-            rows.append((impl.label(case), f"{t * 1e3:9.2f} ms", vs))
-        _print_table(("implementation", "median", "time vs medfuse"), rows)
-        if skipped:
-            print(f"(not installed: {', '.join(skipped)})")
-        print()

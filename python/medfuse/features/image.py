@@ -412,9 +412,59 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             work = mf.clahe(work, float(self.clahe_clip), tuple(self.clahe_grid))
         return work
 
+    #: Crop to the ROI's bounding box (plus the filters' reach) before computing; see _crop_box.
+    _crop_to_roi = True
+
+    def _support_radius(self, ndim: int) -> int:
+        """Voxels a working-image feature at one voxel can depend on, in each direction.
+
+        Denoise radius + the largest of: LoG (truncate 4), Laws (5-tap vector +
+        window), Gabor (3 standard deviations, as the kernel), Canny (its
+        Gaussian/Sobel neighbourhood plus 8 voxels of hysteresis reach).
+        """
+        pre = 0
+        if self.denoise == "median":
+            pre = int(self.median_size) // 2
+        elif self.denoise == "gaussian":
+            pre = int(4.0 * float(self.gaussian_sigma) + 0.5)
+        reach = 2 + 8  # Canny: Sobel + hysteresis slack
+        if len(self.log_sigmas):
+            reach = max(reach, int(4.0 * max(float(s) for s in self.log_sigmas) + 0.5) + 1)
+        if len(self.laws_vectors):
+            reach = max(reach, 2 + int(self.laws_window) // 2 + 1)
+        if ndim == 2 and len(self.gabor_frequencies):
+            b = 2.0
+            sig = math.sqrt(math.log(2) / 2) / math.pi * (b + 1) / (b - 1) / min(float(f) for f in self.gabor_frequencies)
+            reach = max(reach, math.ceil(3.0 * sig) + 1)
+        return pre + reach
+
+    def _crop_box(self, m: npt.NDArray[np.bool_]) -> tuple[slice, ...] | None:
+        """Bounding box of the ROI grown by the support radius; None when cropping saves little.
+
+        Every feature is computed on the ROI only, and each ROI voxel's
+        working-image value depends on at most ``_support_radius`` voxels
+        around it, so the numbers are those of the whole image (the
+        intensity window "auto" uses ROI values, which the crop keeps).
+        CLAHE works on tiles of the whole image and is never cropped.
+        """
+        if self.clahe or not self._crop_to_roi:
+            return None
+        r = self._support_radius(m.ndim)
+        box = []
+        for ax in range(m.ndim):
+            other = tuple(a for a in range(m.ndim) if a != ax)
+            idx = np.flatnonzero(m.any(axis=other))
+            box.append(slice(max(0, int(idx[0]) - r), min(m.shape[ax], int(idx[-1]) + r + 1)))
+        size = int(np.prod([b.stop - b.start for b in box]))
+        return tuple(box) if size < 0.7 * m.size else None
+
     def _features(self, img: npt.NDArray, m: npt.NDArray[np.bool_] | None, spacing: Any) -> npt.NDArray:
         import medfuse as mf
 
+        if m is not None:
+            box = self._crop_box(m)
+            if box is not None:
+                img, m = np.ascontiguousarray(img[box]), np.ascontiguousarray(m[box])
         g = set(self.groups)
         vals: list[float] = []
         n_roi = int(m.sum()) if m is not None else img.size
