@@ -227,6 +227,22 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pyt
     assert [p.name for p in tmp_path.iterdir()] == ["f.parquet"]  # no temp file left
 
 
+def test_atomic_outputs_have_the_mode_of_a_plain_write(tmp_path: Path) -> None:
+    # mkstemp makes owner-only files; the renamed outputs must get what open() would give.
+    old = os.umask(0o027)
+    try:
+        plain = tmp_path / "plain.bin"
+        plain.write_bytes(b"x")
+        mx.atomic_write_parquet(pd.DataFrame({"a": [1.0]}), tmp_path / "f.parquet")
+        mx._atomic_write_bytes(tmp_path / "r.html", b"<html></html>")
+    finally:
+        os.umask(old)
+    want = plain.stat().st_mode & 0o777
+    assert want == 0o640
+    assert (tmp_path / "f.parquet").stat().st_mode & 0o777 == want
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == want
+
+
 # ------------------------------------------------------------------ train / predict / evaluate
 
 

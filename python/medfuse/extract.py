@@ -248,9 +248,28 @@ class _Checkpoint:
         self.folder.rmdir()
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask.
+
+    ``tempfile.mkstemp`` creates files readable by the owner only; an output
+    renamed from one must not end up more private than a plainly written file.
+    The umask is read from /proc (no global state changed, so thread-safe);
+    where that is unavailable the usual 0o022 is assumed.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -271,6 +290,7 @@ def atomic_write_parquet(frame: Any, path: str | os.PathLike[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _new_file_mode())
         frame.to_parquet(tmp, index=False)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
