@@ -73,7 +73,13 @@ def _cases() -> list[tuple[str, str, list[_Impl]]]:
         _Impl("reference (NumPy)", lambda: (lambda: ref.canny(sl8, 40.0, 100.0)), None),
         *cv2_impls(lambda cv2: (lambda: cv2.Canny(sl8, 40.0, 100.0))),
     ]))
-    # histogram
+    # histogram: int16 CT in HU (the integer fast path), then float64 (numpy's own arithmetic, no fast path)
+    ct4 = np.ascontiguousarray(np.tile(vol, (4, 1, 1)))
+    cases.append(("histogram", "histogram, 128x128x128 int16 CT (HU), 1024 bins over [-1024, 3072)", [
+        *mf_impls(lambda: mf.histogram(ct4, 1024, (-1024, 3072))),
+        _Impl("reference (NumPy)", lambda: (lambda: ref.histogram(ct4, 1024, (-1024, 3072))), None),
+        _Impl("numpy.histogram", lambda: (lambda: np.histogram(ct4, 1024, (-1024, 3072))), None),
+    ]))
     x = rng.normal(0, 1, 4_000_000).astype(np.float64)
     cases.append(("histogram", "histogram, 4M float64, 256 bins", [
         *mf_impls(lambda: mf.histogram(x, 256, (-4.0, 4.0))),
