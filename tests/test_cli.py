@@ -371,3 +371,22 @@ def test_demo_and_bench_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "file").write_text("x")
     assert "not a folder" in _err(["demo", "--out", str(tmp_path / "file")], capsys)
     assert "only without --quick" in _err(["bench", "--quick", "--json", str(tmp_path / "b.json")], capsys)
+
+
+def test_bench_quick_runs_every_case_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Each implementation is called once (not timed) so that a broken case fails here, not in a user's hands.
+    import medfuse._quickbench as qb
+
+    calls: list[str] = []
+
+    def once(fn: object, budget: float, max_runs: int) -> float:
+        calls.append(repr(fn))
+        fn()  # type: ignore[operator]
+        return 1e-3
+
+    monkeypatch.setattr(qb, "time_call", once)
+    assert main(["bench", "--quick"]) == 0
+    out = capsys.readouterr().out
+    for family in ("edges:", "histogram:", "glcm:", "convolve:", "median:", "conv2d:", "attention:", "label:"):
+        assert family in out
+    assert "reference (NumPy)" in out and len(calls) >= 20
