@@ -102,3 +102,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+# ---- hardening (issue 9): sanitizer profile ---------------------------------
+# .ci/sanitize runs the kernel tests under ASan + UBSan (2-4x slower); a few
+# examples per property keep that job within its time budget.
+settings.register_profile("sanitize", max_examples=6, **_COMMON)
+if os.environ.get("HYPOTHESIS_PROFILE") == "sanitize":
+    settings.load_profile("sanitize")
