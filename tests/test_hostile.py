@@ -12,7 +12,7 @@ of the interpreter. The calls run in a long-lived worker subprocess
 (tests/hostile_cases.py), restarted when it dies, so a segfault or a
 sanitizer abort fails the test with the case that caused it.
 
-Examples per kernel: MEDFUSE_HOSTILE_EXAMPLES (default 40, ~1 min in all).
+Examples per kernel: MEDFUSE_HOSTILE_EXAMPLES (default 100, ~40 s in all).
 A longer session, e.g. 2000 per kernel:
 
     MEDFUSE_HOSTILE_EXAMPLES=2000 python -m pytest tests/test_hostile.py -q -p no:randomly
@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 import hostile_cases as hc
 
-EXAMPLES = int(os.environ.get("MEDFUSE_HOSTILE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("MEDFUSE_HOSTILE_EXAMPLES", "100"))
 CASE_TIMEOUT = float(os.environ.get("MEDFUSE_HOSTILE_TIMEOUT", "60"))
 COUNTS: dict[str, int] = {}
 
@@ -105,6 +105,9 @@ class Worker:
             if kind == "hang":
                 self.proc.kill()
             code = self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
             detail = f"worker {'hung (> %gs)' % CASE_TIMEOUT if kind == 'hang' else 'died'}, exit code {code}\n" + self.stderr_tail()
             self.proc = None
             self.restarts += 1
@@ -120,6 +123,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.stderr.close()
 
 

@@ -77,6 +77,8 @@ def _array(x: object, name: str) -> npt.NDArray:
         raise ValueError(f"{name} must have at least 2 dimensions (..., L, features); got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    if not arr.flags.c_contiguous:  # e.g. a 0-stride broadcast view: the copy may not fit
+        v.check_alloc(arr.size * arr.dtype.itemsize, f"a contiguous copy of {name} {arr.shape}")
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
 
 

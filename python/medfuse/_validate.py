@@ -371,3 +371,39 @@ def border_bit(border_value: object) -> int:
     if b not in (0, 1):
         raise ValueError(f"border_value must be 0 or 1; got {b}")
     return b
+
+
+# ---- hardening (issue 9): refuse outputs that cannot fit, before allocating --------
+
+
+def memory_limit_bytes() -> int:
+    """What one allocation may use at most: the machine's physical memory, or
+    the process' address-space limit (RLIMIT_AS) when that is lower."""
+    import os
+
+    limit = 1 << 62
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limit = min(limit, int(soft))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    return int(limit)
+
+
+def check_alloc(nbytes: int, what: str) -> None:
+    """MemoryError naming ``what`` if ``nbytes`` (exact Python int, no
+    overflow) exceed :func:`memory_limit_bytes`: such a request would fail or
+    swap the machine after minutes; refuse it before allocating anything."""
+    limit = memory_limit_bytes()
+    if nbytes > limit:
+        raise MemoryError(
+            f"{what} would need {nbytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
+            "of memory this process may use"
+        )

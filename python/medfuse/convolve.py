@@ -230,6 +230,7 @@ def filter_bank(
     out_dt = np.dtype(np.float64) if img.dtype == np.float64 else np.dtype(np.float32)
     specs = plan.bank_specs(k, img.ndim, sigmas, normalize, frequencies, orientations, bandwidth,
                             laws_vectors, laws_window, t)
+    v.check_alloc(4 * len(specs) * img.size, f"filter_bank output ({len(specs)} filters x {img.shape})")
     stack = np.empty((len(specs),) + img.shape, dtype=np.float32)
     names = []
     for i, spec in enumerate(specs):

@@ -89,6 +89,10 @@ def histogram(
     """
     arr = hp.as_data(x)
     b = hp.check_bins(bins)
+    if isinstance(b, int):  # counts (int64 or float64) and edges (float64)
+        from ._validate import check_alloc
+
+        check_alloc(16 * (b + 1), f"histogram with bins={b}")
     rng = hp.check_range(range)
     m = hp.as_mask(mask, arr.shape)
     w = hp.as_weights(weights, arr.shape)
@@ -186,7 +190,7 @@ def quantize(
         top = max(len(edges) - 1 if n_levels is None else n_levels, 1)
         clipped = np.clip(out, 1, top).astype(np.int32)
         out = clipped if m is None else np.where(m, clipped, np.int32(0)).astype(np.int32)
-    return out
+    return out.reshape(np.shape(image))  # a 0-d image stays 0-d
 
 
 def _first_order_from_counts(
@@ -325,4 +329,5 @@ def window(
     arr = hp.as_data(hu, "hu")
     lo, scale, top, code, _od = check_window(center, width, out_dtype)
     fn = getattr(_core(), "window_" + hp.suffix(arr.dtype))
-    return fn(arr, lo, scale, top, code, get_num_threads())
+    # as_data makes a 0-d input 1-d (np.ascontiguousarray); give back its shape
+    return fn(arr, lo, scale, top, code, get_num_threads()).reshape(np.shape(hu))

@@ -87,12 +87,20 @@ def regionprops_basic(
     flat = lab.ravel()
     fg = np.flatnonzero(flat)
     ids = flat[fg]
+    values = None
+    if ids.size and int(ids.max()) > 4 * ids.size + 65536:
+        # Sparse large label values (up to 2**63 - 1): the per-label arrays
+        # below would need max(label) slots (OverflowError / a huge
+        # allocation); number the labels present 1..k instead.
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        values = np.concatenate([np.zeros(1, np.int64), uniq.astype(np.int64)])
+        ids = inverse.reshape(-1).astype(np.int64) + 1
     n = int(ids.max()) + 1 if ids.size else 1
     counts = np.bincount(ids, minlength=n)
     present = np.flatnonzero(counts)
     present = present[present > 0]
     out: dict[str, npt.NDArray] = {
-        "label": present.astype(np.int64),
+        "label": present.astype(np.int64) if values is None else values[present],
         "voxel_count": counts[present].astype(np.int64),
         "volume_mm3": counts[present].astype(np.float64) * float(np.prod(sp)),
     }

@@ -1,0 +1,57 @@
+"""Regression tests for the bugs the hardening suites (issue 9) found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medfuse
+from medfuse import reference as ref
+
+
+def test_window_keeps_a_0d_shape():
+    """np.ascontiguousarray turned a 0-d input into shape (1,)."""
+    out = medfuse.window(np.int16(40), 40, 400)
+    assert out.shape == ()
+    assert int(out) == int(medfuse.window(np.array([40], np.int16), 40, 400)[0])
+
+
+def test_quantize_keeps_a_0d_shape():
+    out = medfuse.quantize(np.array(7, np.uint8), levels=4)
+    assert out.shape == () and out.dtype == np.int32
+    assert int(out) == int(medfuse.quantize(np.array([7], np.uint8), levels=4)[0])
+
+
+def test_regionprops_with_huge_sparse_label_values():
+    """Labels near 2**63 made np.bincount raise OverflowError (and 10**9
+    would have allocated 8 GB of per-label slots)."""
+    lab = np.zeros((5, 6), np.int64)
+    lab[1, 1] = 2**63 - 1
+    lab[2:4, 2:5] = 10**12
+    lab[0, 5] = 3
+    got = medfuse.regionprops_basic(lab)
+    small = lab.copy()
+    small[lab == 2**63 - 1] = 7
+    small[lab == 10**12] = 5
+    want = medfuse.regionprops_basic(small)
+    assert got["label"].tolist() == [3, 10**12, 2**63 - 1]
+    for key in want:
+        if key != "label":
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    np.testing.assert_array_equal(ref.regionprops_basic(lab)["label"], got["label"])
+
+
+@pytest.mark.parametrize(
+    "call, what",
+    [
+        (lambda img: medfuse.histogram(img, bins=10**15), "bins"),
+        (lambda img: medfuse.glcm(img.astype(np.uint16), list(range(1, 65)), [0.0], 65536), "glcm"),
+        (lambda img: medfuse.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32),
+                                    padding=10**9), "conv2d"),
+    ],
+    ids=["histogram", "glcm", "conv2d"],
+)
+def test_impossible_outputs_are_memory_errors_naming_the_request(call, what):
+    img = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    with pytest.raises((MemoryError, ValueError), match=what):
+        call(img)
