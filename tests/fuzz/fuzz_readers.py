@@ -204,6 +204,10 @@ def run_atheris(argv: list[str]) -> None:
     import atheris  # noqa: PLC0415 - optional
 
     with atheris.instrument_imports():
+        # the Python decoders whose branches guide the fuzzer (cv2 is C++)
+        import nibabel  # noqa: F401
+        import pydicom  # noqa: F401
+
         import medfuse.io  # noqa: F401
     tmp = Path(tempfile.mkdtemp(prefix="medfuse-atheris-"))
 
@@ -236,6 +240,11 @@ def _limit_memory(gib: float) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "atheris":  # libFuzzer flags are not argparse's
+        if "MEDFUSE_SANITIZE_RUN" not in os.environ:
+            _limit_memory(float(os.environ.get("MEDFUSE_FUZZ_AS_GIB", "4")))
+        run_atheris(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("mutate")
@@ -244,8 +253,7 @@ def main() -> None:
     m.add_argument("--max-time", type=float, default=None)
     m.add_argument("--workdir", type=Path, default=None)
     m.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    a = sub.add_parser("atheris")
-    a.add_argument("libfuzzer_args", nargs=argparse.REMAINDER)
+    sub.add_parser("atheris", help="coverage-guided; the remaining arguments go to libFuzzer")
     c = sub.add_parser("atheris-corpus")
     c.add_argument("out", type=Path)
     args = ap.parse_args()
@@ -254,9 +262,6 @@ def main() -> None:
         return
     if "MEDFUSE_SANITIZE_RUN" not in os.environ:
         _limit_memory(float(os.environ.get("MEDFUSE_FUZZ_AS_GIB", "4")))
-    if args.cmd == "atheris":
-        run_atheris(args.libfuzzer_args)
-        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="medfuse-fuzz-"))
     workdir.mkdir(parents=True, exist_ok=True)
     summary = run_mutation(args.cases, args.seed, workdir, args.max_time)
