@@ -12,11 +12,10 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
-import pytest
-
 import hostile_cases as hc
 import medfuse
+import numpy as np
+import pytest
 
 N_THREADS = 8
 CALLS_PER_THREAD = 3

@@ -27,7 +27,7 @@ from medfuse import io as mio
 
 FUZZ = Path(__file__).resolve().parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
-import fuzz_readers as fr  # noqa: E402
+import fuzz_readers as fr
 
 CASES = int(os.environ.get("MEDFUSE_FUZZ_CASES", "1500"))
 

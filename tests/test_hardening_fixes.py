@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import medfuse
 import numpy as np
 import pytest
-
-import medfuse
 from medfuse import reference as ref
 
 
@@ -55,3 +54,12 @@ def test_impossible_outputs_are_memory_errors_naming_the_request(call, what):
     img = np.arange(64, dtype=np.uint8).reshape(8, 8)
     with pytest.raises((MemoryError, ValueError), match=what):
         call(img)
+
+
+def test_tiny_sigma_is_the_zero_limit_or_a_value_error():
+    """sigma = 1e-300 made gaussian_taps divide by sigma**2 == 0.0 (ZeroDivisionError)."""
+    img = np.arange(30, dtype=np.float32).reshape(5, 6)
+    np.testing.assert_array_equal(medfuse.gaussian(img, 1e-300), medfuse.gaussian(img, 0.0))
+    np.testing.assert_array_equal(ref.gaussian(img, 1e-300), medfuse.gaussian(img, 0.0))
+    with pytest.raises(ValueError, match="sigma"):
+        medfuse.filter_bank(img, kind="log", sigmas=(1e-300,))

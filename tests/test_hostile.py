@@ -30,11 +30,10 @@ import sys
 import tempfile
 from typing import Any
 
+import hostile_cases as hc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import hostile_cases as hc
 
 EXAMPLES = int(os.environ.get("MEDFUSE_HOSTILE_EXAMPLES", "100"))
 CASE_TIMEOUT = float(os.environ.get("MEDFUSE_HOSTILE_TIMEOUT", "60"))

@@ -10,9 +10,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import hostile_cases as hc
+import pytest
 
 UNDER_ASAN = bool(os.environ.get("MEDFUSE_SANITIZE_RUN")) or "asan" in os.environ.get("LD_PRELOAD", "")
 PAGE = os.sysconf("SC_PAGE_SIZE")

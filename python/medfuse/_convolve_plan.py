@@ -112,6 +112,10 @@ def gaussian_taps(sigma: float, truncate: float, order: int = 0) -> npt.NDArray[
         )
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     s2 = sigma * sigma
+    if s2 == 0.0:  # sigma > 0 so small that its square underflows (1e-300): the sigma -> 0 limit
+        if order == 0:
+            return np.ones(1)
+        raise ValueError(f"sigma {sigma!r} is too small for a Gaussian derivative (sigma**2 underflows)")
     phi = np.exp(-0.5 / s2 * x * x)
     phi = phi / phi.sum()
     if order == 0:

@@ -34,8 +34,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -74,7 +75,6 @@ def suffix_of(path: Path) -> str:
 
 def _check_result(reader: str, out: Any) -> str | None:
     import numpy as np
-
     from medfuse import io as mio
 
     if reader == "read_ct":
@@ -107,7 +107,7 @@ def check_file(path: Path) -> None:
             if err.path != os.fspath(path) or os.fspath(path) not in str(err):
                 raise Finding(f"{reader}: MedfuseIOError does not name the path: {err!r}") from err
             continue
-        except Exception as err:  # noqa: BLE001 - the breach we are looking for
+        except Exception as err:
             tb = traceback.format_exc(limit=6)
             raise Finding(f"{reader} raised {type(err).__name__}: {err}\n{tb}") from err
         finally:
@@ -201,14 +201,13 @@ def run_mutation(cases: int, seed: int, workdir: Path, max_time: float | None = 
 # ------------------------------------------------------------------- atheris
 
 def run_atheris(argv: list[str]) -> None:
-    import atheris  # noqa: PLC0415 - optional
+    import atheris
 
     with atheris.instrument_imports():
         # the Python decoders whose branches guide the fuzzer (cv2 is C++)
+        import medfuse.io  # noqa: F401
         import nibabel  # noqa: F401
         import pydicom  # noqa: F401
-
-        import medfuse.io  # noqa: F401
     tmp = Path(tempfile.mkdtemp(prefix="medfuse-atheris-"))
 
     def one_input(data: bytes) -> None:
