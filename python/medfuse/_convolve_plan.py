@@ -66,7 +66,7 @@ def kernel_nd(kernel: object, ndim: int, name: str = "kernel") -> npt.NDArray[np
         raise ValueError(f"{name} is empty (shape {k.shape})")
     if k.size > MAX_TAPS:
         raise ValueError(f"{name} has {k.size} taps; at most 2**20 = {MAX_TAPS} are allowed")
-    k64 = np.ascontiguousarray(k, dtype=np.float64)
+    k64 = v.contiguous(k, dtype=np.float64)
     if not np.isfinite(k64).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return k64
@@ -90,7 +90,7 @@ def kernels_1d(kernels: object, ndim: int) -> list[npt.NDArray[np.float64]]:
             raise ValueError(f"kernels must be non-empty 1D arrays; got shape {a.shape}")
         if a.size > MAX_TAPS:
             raise ValueError(f"kernels: {a.size} taps; at most 2**20 = {MAX_TAPS} are allowed")
-        a64 = np.ascontiguousarray(a, dtype=np.float64)
+        a64 = v.contiguous(a, dtype=np.float64)
         if not np.isfinite(a64).all():
             raise ValueError("kernels contain NaN or infinity")
         out.append(a64)
@@ -292,7 +292,7 @@ def bank_specs(kind: str, ndim: int, sigmas: object, normalize: object, frequenc
                     raise ValueError(f"frequencies: {f:g} gives a Gabor kernel of {ker.shape}; too large")
                 # skimage.filters.gabor convolves: correlate with the flipped kernel
                 specs.append(BankSpec(f"gabor_f{_fmt(f)}_t{k}", "gabor", [],
-                                      kernel=np.ascontiguousarray(ker[::-1, ::-1])))
+                                      kernel=v.contiguous(ker[::-1, ::-1])))
     else:
         combos = laws_names(laws_vectors, ndim)
         win = laws_window(laws_window_, ndim)

@@ -65,7 +65,7 @@ def as_image(
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     native = arr.dtype.newbyteorder("=")
-    return np.ascontiguousarray(arr, dtype=native)
+    return contiguous(arr, dtype=native)
 
 
 def check_finite_image(arr: npt.NDArray, name: str = "image") -> None:
@@ -267,9 +267,9 @@ def conv2d_args(
             raise TypeError(f"bias must have dtype float32; got {ba.dtype}")
         if ba.shape != (co,):
             raise ValueError(f"bias must have shape ({co},); got {ba.shape}")
-        ba = np.ascontiguousarray(ba, dtype=np.dtype(np.float32).newbyteorder("="))
+        ba = contiguous(ba, dtype=np.dtype(np.float32).newbyteorder("="))
     native = np.dtype(np.float32).newbyteorder("=")
-    return (np.ascontiguousarray(xa, dtype=native), np.ascontiguousarray(wa, dtype=native), ba,
+    return (contiguous(xa, dtype=native), contiguous(wa, dtype=native), ba,
             s, p, d, g, activation, (ho, wo))  # type: ignore[return-value]
 
 
@@ -292,8 +292,8 @@ def binary_image(image: object, name: str = "binary") -> npt.NDArray[np.uint8]:
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     if arr.dtype.kind == "b":
-        return np.ascontiguousarray(arr).view(np.uint8)
-    return np.ascontiguousarray(arr != 0).view(np.uint8)
+        return contiguous(arr).view(np.uint8)
+    return contiguous(arr != 0).view(np.uint8)
 
 
 def connectivity_rank(connectivity: object, ndim: int) -> int:
@@ -321,7 +321,7 @@ def label_image(labels: object, name: str = "labels") -> npt.NDArray[np.int64]:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} values must fit in int64")
-    out = np.ascontiguousarray(arr, dtype=np.int64)
+    out = contiguous(arr, dtype=np.int64)
     if out.min() < 0:
         raise ValueError(f"{name} must be >= 0 (0 = background); got minimum {out.min()}")
     return out
@@ -333,7 +333,7 @@ def intensity_image(intensity: object, shape: tuple[int, ...], name: str = "inte
         raise TypeError(f"{name} must be a bool, integer or float array; got dtype {arr.dtype}")
     if arr.shape != shape:
         raise ValueError(f"{name} must have the labels' shape {shape}; got {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=np.float64)
+    out = contiguous(arr, dtype=np.float64)
     if not np.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinity; the mean is undefined there")
     return out
@@ -407,3 +407,13 @@ def check_alloc(nbytes: int, what: str) -> None:
             f"{what} would need {nbytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
             "of memory this process may use"
         )
+
+
+def contiguous(a: object, dtype: object = None) -> np.ndarray:
+    """``np.ascontiguousarray`` that also guarantees alignment: a misaligned
+    view (e.g. ``np.ndarray(shape, dtype, buffer, offset=1)``) is C-contiguous
+    and passes through ascontiguousarray unchanged, but the C++ kernels read
+    it through a ``T*``, and a misaligned ``T*`` is undefined behaviour
+    (found by UBSan in .ci/sanitize). Such an array is copied."""
+    out = np.ascontiguousarray(a, dtype=dtype)  # type: ignore[call-overload]
+    return out if out.flags.aligned else out.copy()

@@ -61,7 +61,7 @@ def _out_code(img: npt.NDArray[Any], out: np.dtype) -> int:
 def _sep(img: npt.NDArray[Any], kernels: Sequence[npt.NDArray[np.float64]], border: str, value: float,
          out: np.dtype) -> npt.NDArray[Any]:
     fn = getattr(_core(), "sep_filter_" + v.core_suffix(img.dtype))
-    result: npt.NDArray[Any] = fn(img, [np.ascontiguousarray(k) for k in kernels], plan.BORDERS[border], value,
+    result: npt.NDArray[Any] = fn(img, [v.contiguous(k) for k in kernels], plan.BORDERS[border], value,
               _out_code(img, out), plan.compute_f64(img, out), get_num_threads())
     return result
 

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from . import _histogram_plan as hp
 from ._threads import get_num_threads
+from ._validate import contiguous
 
 __all__ = ["first_order", "histogram", "quantize", "window"]
 
@@ -100,7 +101,7 @@ def histogram(
     threads = get_num_threads()
     sfx = hp.suffix(arr.dtype)
     if w is not None and m is not None:  # numpy's blocks run over x[mask]
-        arr, w, m = np.ascontiguousarray(arr[m]), np.ascontiguousarray(w[m]), None
+        arr, w, m = contiguous(arr[m]), contiguous(w[m]), None
     if isinstance(b, int):
         if rng is None:
             first, last = _data_range(core, arr, m)
@@ -132,7 +133,7 @@ def histogram(
             lo, hi, shift, fold = kp
             keys = getattr(core, "hist_keys_" + sfx)(arr, m, lo, hi, shift, threads)
             return _fold_exact(keys, fold, e.size - 1), e.copy()
-    e64 = np.ascontiguousarray(e, dtype=np.float64)
+    e64 = contiguous(e, dtype=np.float64)
     counts = getattr(core, "hist_edges_" + sfx)(arr, m, w, e64, threads)
     return counts, e.copy()
 
@@ -185,7 +186,7 @@ def quantize(
     else:
         assert width is not None
         edges = hp.width_edges(lo, hi, width)
-    out = getattr(core, "digitize_" + hp.suffix(arr.dtype))(arr, m, np.ascontiguousarray(edges, dtype=np.float64), get_num_threads())
+    out = getattr(core, "digitize_" + hp.suffix(arr.dtype))(arr, m, contiguous(edges, dtype=np.float64), get_num_threads())
     if rng is not None:  # values outside the range go to the first / last level
         top = max(len(edges) - 1 if n_levels is None else n_levels, 1)
         clipped = np.clip(out, 1, top).astype(np.int32)

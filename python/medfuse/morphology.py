@@ -131,7 +131,7 @@ def _offsets(struct: npt.NDArray[np.bool_], dilate: bool) -> npt.NDArray[np.int6
         rel = -rel
     if struct.ndim == 2:
         rel = np.concatenate([np.zeros((len(rel), 1), dtype=rel.dtype), rel], axis=1)
-    return np.ascontiguousarray(rel, dtype=np.int64)
+    return v.contiguous(rel, dtype=np.int64)
 
 
 def _morph(image, structure, connectivity, iterations, border_value, dilate: bool) -> npt.NDArray[np.bool_]:
@@ -230,7 +230,7 @@ def fill_holes(image: npt.ArrayLike, *, connectivity: int | None = None) -> npt.
     """
     mask = v.binary_image(image, "image")
     rank = v.connectivity_rank(connectivity, mask.ndim)
-    bg = np.ascontiguousarray(1 - mask)
+    bg = v.contiguous(1 - mask)
     lab, count = _core().label_u8(bg, rank, get_num_threads())
     outside = np.zeros(count + 1, dtype=bool)
     for axis in range(lab.ndim):

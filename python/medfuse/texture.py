@@ -142,5 +142,5 @@ def _present_submatrices(P3: npt.NDArray, present: npt.NDArray[np.bool_], totals
     idx = np.flatnonzero(present)
     keep = np.flatnonzero(totals > 0)
     sub = P3[np.ix_(idx, idx, keep)].astype(np.float64)
-    sub = np.ascontiguousarray(sub.transpose(2, 0, 1))
+    sub = v.contiguous(sub.transpose(2, 0, 1))
     return sub / totals[keep][:, None, None]
