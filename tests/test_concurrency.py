@@ -84,9 +84,9 @@ def _equal(a: Any, b: Any) -> bool:
 # ------------------------------------------------------------ GIL release
 
 def _long_call() -> Any:
-    # ~0.2-0.5 s of single-threaded C++ on a 1024x1024 float32 image
-    img = np.random.default_rng(0).normal(size=(1024, 1024)).astype(np.float32)
-    return lambda: medfuse.gaussian(img, 12.0)
+    # one C++ call of ~0.1-0.2 s single-threaded (2048x2048 float32, 2 x 129 taps)
+    img = np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32)
+    return lambda: medfuse.gaussian(img, 16.0)
 
 
 def test_python_thread_runs_during_a_kernel_call() -> None:
@@ -133,7 +133,8 @@ def _cpu_wall_ratio(fn: Any) -> float:
 
     def work() -> None:
         barrier.wait()
-        fn()
+        for _ in range(3):
+            fn()
 
     threads = [threading.Thread(target=work) for _ in range(2)]
     c0, w0 = time.process_time(), time.perf_counter()
@@ -151,9 +152,10 @@ def test_two_threads_compute_simultaneously() -> None:
     calls ran at the same time, which the GIL would forbid. No wall-time
     threshold: on a shared machine the second core may be busy, so every
     attempt also measures a control that is known to run in parallel (NumPy
-    releases the GIL in large ufunc loops); attempts are repeated, and if the
-    control could not run in parallel either, the test is skipped (the
-    machine could not show it) rather than failed."""
+    releases the GIL in large ufunc loops). It passes as soon as one attempt
+    shows overlap, fails only if three attempts saw the control run in
+    parallel (> 1.4) right after the kernel did not (< 1.1), and is skipped
+    otherwise (the machine could not show it either way)."""
     medfuse.set_num_threads(1)
     call = _long_call()
     call()
@@ -161,16 +163,19 @@ def test_two_threads_compute_simultaneously() -> None:
     out = np.empty_like(big)
 
     def control() -> None:
-        for _ in range(60):
+        for _ in range(40):
             np.sqrt(big, out=out)
 
     control()
-    ratios, controls = [], []
-    for _ in range(6):
+    ratios, controls, contradictions = [], [], 0
+    for _ in range(8):
         ratios.append(round(_cpu_wall_ratio(call), 2))
         if ratios[-1] > 1.3:
             return
         controls.append(round(_cpu_wall_ratio(control), 2))
-    if max(controls) < 1.3:
-        pytest.skip(f"machine too busy to run two threads at once (control ratios {controls})")
+        # the second core was free for NumPy right after it seemed busy for us
+        if controls[-1] > 1.4 and ratios[-1] < 1.1:
+            contradictions += 1
+    if contradictions < 3:
+        pytest.skip(f"machine too busy to show two threads at once (kernel {ratios}, NumPy control {controls})")
     pytest.fail(f"two kernel calls never ran at once: CPU/wall {ratios}, NumPy control {controls}")
