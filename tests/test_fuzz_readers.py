@@ -4,7 +4,7 @@ and read_report on mutated copies of a seed corpus of valid files
 well-formed result or raise MedfuseIOError naming the file: never a raw
 pydicom / nibabel / cv2 / NumPy exception, a crash or a hang.
 
-The CI run mutates MEDFUSE_FUZZ_CASES files (default 1500, ~15 s) in a
+The CI run mutates MEDFUSE_FUZZ_CASES files (default 3000, ~10 s) in a
 subprocess (tests/fuzz/fuzz_readers.py) so that a crash of a decoder is
 caught and the input that caused it reported. Longer and coverage-guided
 (atheris) sessions: tests/fuzz/README.md.
@@ -29,7 +29,7 @@ FUZZ = Path(__file__).resolve().parent / "fuzz"
 sys.path.insert(0, str(FUZZ))
 import fuzz_readers as fr
 
-CASES = int(os.environ.get("MEDFUSE_FUZZ_CASES", "1500"))
+CASES = int(os.environ.get("MEDFUSE_FUZZ_CASES", "3000"))
 
 
 def test_seed_corpus_is_valid():
