@@ -238,7 +238,7 @@ def test_worker_reports_a_crash(worker: Worker) -> None:
 def test_cases_reached_the_kernels() -> None:
     """Not every case may stop in validation: each kernel returned results
     for some hostile cases (runs after test_hostile_inputs, in file order)."""
-    if len(COUNTS) < len(hc.KERNELS):
-        pytest.skip("run with the whole of test_hostile_inputs")
+    if len(COUNTS) < len(hc.KERNELS) or EXAMPLES < 100:
+        pytest.skip("needs the whole of test_hostile_inputs with >= 100 examples per kernel")
     starved = sorted(n for n in hc.KERNELS if OK.get(n, 0) < max(1, EXAMPLES // 50))
     assert not starved, f"kernels whose cases (almost) never passed validation: {starved}; OK counts {OK}"
