@@ -148,7 +148,12 @@ HOSTILE_VALUES: tuple[Any, ...] = (
 
 
 def _default(v: Any, x: np.ndarray) -> Any:
-    return v(x) if callable(v) and not isinstance(v, type) else v
+    if not callable(v) or isinstance(v, type):
+        return v
+    try:  # a default derived from a hostile x may not exist (shape () ...)
+        return v(x)
+    except Exception:  # noqa: BLE001 - the harness' own problem, not the kernel's
+        return None
 
 
 def _nd(x: np.ndarray) -> int:
@@ -358,6 +363,44 @@ KERNELS: dict[str, Kernel] = {
     "fill_holes": Kernel(lambda m, x, p: m.fill_holes(x, connectivity=p["connectivity"]),
                          dict(connectivity=None), _BINARY, valid_fill="binary"),
 }
+
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"medfuse.{module}") is not None
+
+
+def _segment() -> Any:
+    import importlib
+
+    return importlib.import_module("medfuse.segment")
+
+
+def _is_list(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
+    return None if isinstance(out, list) else f"expected a list, got {type(out).__name__}"
+
+
+if _has("segment"):  # medfuse.segment (CT lungs and nodules), when present
+    _SEG = ("i2", "f4", "i4", "f8")
+    _SP = (2.0, 1.0, 1.0)
+    KERNELS["segment.lung_mask"] = Kernel(
+        lambda m, x, p: _segment().lung_mask(x, spacing=p["spacing"], threshold_hu=p["threshold_hu"],
+                                            close_mm=p["close_mm"]),
+        dict(spacing=_SP, threshold_hu=-400.0, close_mm=3.0), _SEG, (3,), valid_shape=(6, 20, 24))
+    KERNELS["segment.nodule_candidates"] = Kernel(
+        lambda m, x, p: _segment().nodule_candidates(x, p["lung_mask"], spacing=p["spacing"],
+                                                    diameters_mm=p["diameters_mm"],
+                                                    max_candidates=p["max_candidates"]),
+        dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, diameters_mm=(2.0, 6.0), max_candidates=5),
+        _SEG, (3,), check=_is_list, valid_shape=(6, 20, 24))
+    KERNELS["segment.nodule_mask"] = Kernel(
+        lambda m, x, p: _segment().nodule_mask(x, p["candidate"], spacing=p["spacing"], reach=p["reach"]),
+        dict(candidate=lambda x: {"z": x.shape[0] // 2, "y": x.shape[1] // 2, "x": x.shape[2] // 2,
+                                  "radius_mm": 3.0} if x.ndim == 3 else {"z": 0, "y": 0, "x": 0, "radius_mm": 3.0},
+             spacing=_SP, reach=2.0),
+        _SEG, (3,), valid_shape=(6, 20, 24))
 
 ALLOWED = (TypeError, ValueError, MemoryError)
 

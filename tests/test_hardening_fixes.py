@@ -94,3 +94,12 @@ def test_misaligned_input_gives_the_aligned_result(name):
     _, x, p = hc.build_call(case)
     assert x.dtype.itemsize == 1 or not x.flags.aligned
     assert_same(want, kernel.call(medfuse, x, p), name)
+
+
+def test_huge_sigma_is_a_value_error_not_overflow():
+    """sigma = 1e308 (truncate * sigma = inf) made int() raise OverflowError in gaussian_taps."""
+    img = np.zeros((5, 6), np.float32)
+    for call in (lambda: medfuse.gaussian(img, 1e308), lambda: medfuse.filter_bank(img, sigmas=(1e308,)),
+                 lambda: medfuse.unsharp_mask(img, 1e308, 1.0)):
+        with pytest.raises(ValueError, match="sigma"):
+            call()

@@ -105,7 +105,12 @@ def gaussian_taps(sigma: float, truncate: float, order: int = 0) -> npt.NDArray[
     """scipy.ndimage's 1D Gaussian (derivative) taps: radius int(truncate*sigma + 0.5)."""
     if sigma == 0.0 and order == 0:
         return np.ones(1)
-    radius = int(truncate * sigma + 0.5)
+    radius_f = truncate * sigma + 0.5
+    if not radius_f < MAX_TAPS:  # also inf/NaN (sigma = 1e308): int() would raise OverflowError
+        raise ValueError(
+            f"sigma * truncate too large: radius {radius_f:.3g}; at most 2**20 = {MAX_TAPS} taps are allowed"
+        )
+    radius = int(radius_f)
     if 2 * radius + 1 > MAX_TAPS:
         raise ValueError(
             f"sigma * truncate too large: {2 * radius + 1} taps; at most 2**20 = {MAX_TAPS} are allowed"
