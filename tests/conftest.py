@@ -102,3 +102,13 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+# ---- hardening (issue 9): sanitizer profile ---------------------------------
+# .ci/sanitize runs the kernel tests under ASan + UBSan (2-4x slower); a few
+# examples per property keep that job within its time budget.
+# Chosen by .ci/sanitize (MEDFUSE_SANITIZE_RUN=1) unless HYPOTHESIS_PROFILE
+# names another profile.
+settings.register_profile("sanitize", max_examples=6, **_COMMON)
+if os.environ.get("MEDFUSE_SANITIZE_RUN") and "HYPOTHESIS_PROFILE" not in os.environ:
+    settings.load_profile("sanitize")

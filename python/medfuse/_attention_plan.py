@@ -46,7 +46,7 @@ class AttentionPlan:
         n = int(np.prod(own, dtype=np.int64)) if own else 1
         idx = (np.arange(n, dtype=np.int64) * per).reshape(own)
         full = (1,) * (len(self.batch_shape) - len(own)) + own
-        return np.ascontiguousarray(np.broadcast_to(idx.reshape(full), self.batch_shape).reshape(-1))
+        return v.contiguous(np.broadcast_to(idx.reshape(full), self.batch_shape).reshape(-1))
 
     def mask_strides(self) -> tuple[int, int]:
         """(row stride, column stride) of the mask in elements; 0 where broadcast."""
@@ -66,7 +66,7 @@ class AttentionPlan:
             m = m[..., :1, :]
         if cols > 1 and cs == 0:
             m = m[..., :1]
-        return np.ascontiguousarray(m)
+        return v.contiguous(m)
 
 
 def _array(x: object, name: str) -> npt.NDArray:
@@ -77,7 +77,9 @@ def _array(x: object, name: str) -> npt.NDArray:
         raise ValueError(f"{name} must have at least 2 dimensions (..., L, features); got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
-    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    if not arr.flags.c_contiguous:  # e.g. a 0-stride broadcast view: the copy may not fit
+        v.check_alloc(arr.size * arr.dtype.itemsize, f"a contiguous copy of {name} {arr.shape}")
+    return v.contiguous(arr, dtype=arr.dtype.newbyteorder("="))
 
 
 def _scale(scale: object, d: int) -> float:
@@ -132,7 +134,7 @@ def plan_attention(
         if not ok:
             raise ValueError(f"mask of shape {ma.shape} is not broadcastable to (..., Lq, Lk) = {full}")
         ma = ma.reshape((1,) * (len(full) - ma.ndim) + ma.shape)
-        m = np.ascontiguousarray(ma, dtype=np.bool_ if ma.dtype.kind == "b" else qa.dtype)
+        m = v.contiguous(ma, dtype=np.bool_ if ma.dtype.kind == "b" else qa.dtype)
     return AttentionPlan(qa, ka, va, batch_shape, int(lq), int(lk), int(d), int(dv), s, causal_b, m, qa.dtype)
 
 
@@ -148,7 +150,7 @@ def check_backward(
             raise TypeError(f"{name} must have q's dtype ({plan.dtype}); got {arr.dtype}")
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape {shape}; got {arr.shape}")
-        res.append(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("=")))
+        res.append(v.contiguous(arr, dtype=arr.dtype.newbyteorder("=")))
     return res[0], res[1], res[2]
 
 
@@ -160,4 +162,4 @@ def unbroadcast(g: npt.NDArray, shape: tuple[int, ...]) -> npt.NDArray:
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
-    return np.ascontiguousarray(g)
+    return v.contiguous(g)

@@ -66,7 +66,7 @@ def kernel_nd(kernel: object, ndim: int, name: str = "kernel") -> npt.NDArray[np
         raise ValueError(f"{name} is empty (shape {k.shape})")
     if k.size > MAX_TAPS:
         raise ValueError(f"{name} has {k.size} taps; at most 2**20 = {MAX_TAPS} are allowed")
-    k64 = np.ascontiguousarray(k, dtype=np.float64)
+    k64 = v.contiguous(k, dtype=np.float64)
     if not np.isfinite(k64).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return k64
@@ -90,7 +90,7 @@ def kernels_1d(kernels: object, ndim: int) -> list[npt.NDArray[np.float64]]:
             raise ValueError(f"kernels must be non-empty 1D arrays; got shape {a.shape}")
         if a.size > MAX_TAPS:
             raise ValueError(f"kernels: {a.size} taps; at most 2**20 = {MAX_TAPS} are allowed")
-        a64 = np.ascontiguousarray(a, dtype=np.float64)
+        a64 = v.contiguous(a, dtype=np.float64)
         if not np.isfinite(a64).all():
             raise ValueError("kernels contain NaN or infinity")
         out.append(a64)
@@ -105,13 +105,22 @@ def gaussian_taps(sigma: float, truncate: float, order: int = 0) -> npt.NDArray[
     """scipy.ndimage's 1D Gaussian (derivative) taps: radius int(truncate*sigma + 0.5)."""
     if sigma == 0.0 and order == 0:
         return np.ones(1)
-    radius = int(truncate * sigma + 0.5)
+    radius_f = truncate * sigma + 0.5
+    if not radius_f < MAX_TAPS:  # also inf/NaN (sigma = 1e308): int() would raise OverflowError
+        raise ValueError(
+            f"sigma * truncate too large: radius {radius_f:.3g}; at most 2**20 = {MAX_TAPS} taps are allowed"
+        )
+    radius = int(radius_f)
     if 2 * radius + 1 > MAX_TAPS:
         raise ValueError(
             f"sigma * truncate too large: {2 * radius + 1} taps; at most 2**20 = {MAX_TAPS} are allowed"
         )
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     s2 = sigma * sigma
+    if s2 == 0.0:  # sigma > 0 so small that its square underflows (1e-300): the sigma -> 0 limit
+        if order == 0:
+            return np.ones(1)
+        raise ValueError(f"sigma {sigma!r} is too small for a Gaussian derivative (sigma**2 underflows)")
     phi = np.exp(-0.5 / s2 * x * x)
     phi = phi / phi.sum()
     if order == 0:
@@ -288,7 +297,7 @@ def bank_specs(kind: str, ndim: int, sigmas: object, normalize: object, frequenc
                     raise ValueError(f"frequencies: {f:g} gives a Gabor kernel of {ker.shape}; too large")
                 # skimage.filters.gabor convolves: correlate with the flipped kernel
                 specs.append(BankSpec(f"gabor_f{_fmt(f)}_t{k}", "gabor", [],
-                                      kernel=np.ascontiguousarray(ker[::-1, ::-1])))
+                                      kernel=v.contiguous(ker[::-1, ::-1])))
     else:
         combos = laws_names(laws_vectors, ndim)
         win = laws_window(laws_window_, ndim)

@@ -44,7 +44,7 @@ def as_data(x: object, name: str = "x") -> npt.NDArray:
         raise TypeError(f"{name} must have dtype {_dtype_names()}; got {arr.dtype}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return v.contiguous(arr, dtype=arr.dtype.newbyteorder("="))
 
 
 def as_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> Optional[npt.NDArray[np.bool_]]:
@@ -57,7 +57,7 @@ def as_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> Optiona
         raise ValueError(f"{name} must have the shape of the data {tuple(shape)}; got {m.shape}")
     if not m.any():
         raise ValueError(f"{name} selects no voxels (all False)")
-    return np.ascontiguousarray(m)
+    return v.contiguous(m)
 
 
 def as_weights(weights: object, shape: tuple[int, ...]) -> Optional[npt.NDArray[np.float64]]:
@@ -68,7 +68,7 @@ def as_weights(weights: object, shape: tuple[int, ...]) -> Optional[npt.NDArray[
         raise TypeError(f"weights must be a real (integer or float) array; got dtype {w.dtype}")
     if w.shape != tuple(shape):
         raise ValueError(f"weights must have the shape of x {tuple(shape)}; got {w.shape}")
-    return np.ascontiguousarray(w, dtype=np.float64)
+    return v.contiguous(w, dtype=np.float64)
 
 
 def check_bins(bins: object) -> int | npt.NDArray:
@@ -234,7 +234,7 @@ def _key_plan(lo: int, hi: int, lut: npt.NDArray) -> tuple[int, int, int, npt.ND
         if tail.size and not (tail == tail[0]).all():
             break
         shift = s
-    fold = np.ascontiguousarray(lut[:: 1 << shift], dtype=np.int64)
+    fold = v.contiguous(lut[:: 1 << shift], dtype=np.int64)
     return lo, hi, shift, fold
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ._validate import contiguous
 GLCM_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64)
 
 # The four 2D angles of the classical GLCM (skimage offsets (0,1), (1,1), (1,0), (1,-1)).
@@ -79,7 +80,7 @@ def _image(image: object) -> npt.NDArray:
         raise ValueError(f"image must be 2- or 3-dimensional; got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"image is empty (shape {arr.shape}); every axis needs at least one element")
-    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return contiguous(arr, dtype=arr.dtype.newbyteorder("="))
 
 
 def _levels(levels: object, dtype: np.dtype) -> int:
@@ -177,7 +178,7 @@ def plan_glcm(
             raise ValueError(f"mask must have the image's shape {img.shape}; got {marr.shape}")
         if not marr.any():
             raise ValueError("mask is empty (no voxel selected)")
-        m = np.ascontiguousarray(marr)
+        m = contiguous(marr)
     shape3 = (1,) * (3 - img.ndim) + img.shape
     offsets = []
     for d in dist:
@@ -222,9 +223,9 @@ def plan_features(P: object, features: object) -> FeaturePlan:
         raise ValueError("P has negative entries; expected co-occurrence counts or fractions")
     L, _, nd, na = arr.shape
     if arr.dtype == np.uint32 or (arr.dtype.kind in "ui" and int(arr.max()) < 2**32):
-        flat = np.ascontiguousarray(arr, dtype=np.uint32)
+        flat = contiguous(arr, dtype=np.uint32)
     else:
-        flat = np.ascontiguousarray(arr, dtype=np.float64)
+        flat = contiguous(arr, dtype=np.float64)
     names = _feature_names(features)
     return FeaturePlan(
         flat.reshape(L, L, nd * na), nd, na, names,

@@ -65,7 +65,7 @@ def as_image(
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     native = arr.dtype.newbyteorder("=")
-    return np.ascontiguousarray(arr, dtype=native)
+    return contiguous(arr, dtype=native)
 
 
 def check_finite_image(arr: npt.NDArray, name: str = "image") -> None:
@@ -267,9 +267,9 @@ def conv2d_args(
             raise TypeError(f"bias must have dtype float32; got {ba.dtype}")
         if ba.shape != (co,):
             raise ValueError(f"bias must have shape ({co},); got {ba.shape}")
-        ba = np.ascontiguousarray(ba, dtype=np.dtype(np.float32).newbyteorder("="))
+        ba = contiguous(ba, dtype=np.dtype(np.float32).newbyteorder("="))
     native = np.dtype(np.float32).newbyteorder("=")
-    return (np.ascontiguousarray(xa, dtype=native), np.ascontiguousarray(wa, dtype=native), ba,
+    return (contiguous(xa, dtype=native), contiguous(wa, dtype=native), ba,
             s, p, d, g, activation, (ho, wo))  # type: ignore[return-value]
 
 
@@ -292,8 +292,8 @@ def binary_image(image: object, name: str = "binary") -> npt.NDArray[np.uint8]:
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     if arr.dtype.kind == "b":
-        return np.ascontiguousarray(arr).view(np.uint8)
-    return np.ascontiguousarray(arr != 0).view(np.uint8)
+        return contiguous(arr).view(np.uint8)
+    return contiguous(arr != 0).view(np.uint8)
 
 
 def connectivity_rank(connectivity: object, ndim: int) -> int:
@@ -321,7 +321,7 @@ def label_image(labels: object, name: str = "labels") -> npt.NDArray[np.int64]:
         raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} values must fit in int64")
-    out = np.ascontiguousarray(arr, dtype=np.int64)
+    out = contiguous(arr, dtype=np.int64)
     if out.min() < 0:
         raise ValueError(f"{name} must be >= 0 (0 = background); got minimum {out.min()}")
     return out
@@ -333,7 +333,7 @@ def intensity_image(intensity: object, shape: tuple[int, ...], name: str = "inte
         raise TypeError(f"{name} must be a bool, integer or float array; got dtype {arr.dtype}")
     if arr.shape != shape:
         raise ValueError(f"{name} must have the labels' shape {shape}; got {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=np.float64)
+    out = contiguous(arr, dtype=np.float64)
     if not np.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinity; the mean is undefined there")
     return out
@@ -371,3 +371,49 @@ def border_bit(border_value: object) -> int:
     if b not in (0, 1):
         raise ValueError(f"border_value must be 0 or 1; got {b}")
     return b
+
+
+# ---- hardening (issue 9): refuse outputs that cannot fit, before allocating --------
+
+
+def memory_limit_bytes() -> int:
+    """What one allocation may use at most: the machine's physical memory, or
+    the process' address-space limit (RLIMIT_AS) when that is lower."""
+    import os
+
+    limit = 1 << 62
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limit = min(limit, int(soft))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    return int(limit)
+
+
+def check_alloc(nbytes: int, what: str) -> None:
+    """MemoryError naming ``what`` if ``nbytes`` (exact Python int, no
+    overflow) exceed :func:`memory_limit_bytes`: such a request would fail or
+    swap the machine after minutes; refuse it before allocating anything."""
+    limit = memory_limit_bytes()
+    if nbytes > limit:
+        raise MemoryError(
+            f"{what} would need {nbytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
+            "of memory this process may use"
+        )
+
+
+def contiguous(a: object, dtype: object = None) -> np.ndarray:
+    """``np.ascontiguousarray`` that also guarantees alignment: a misaligned
+    view (e.g. ``np.ndarray(shape, dtype, buffer, offset=1)``) is C-contiguous
+    and passes through ascontiguousarray unchanged, but the C++ kernels read
+    it through a ``T*``, and a misaligned ``T*`` is undefined behaviour
+    (found by UBSan in .ci/sanitize). Such an array is copied."""
+    out = np.ascontiguousarray(a, dtype=dtype)  # type: ignore[call-overload]
+    return out if out.flags.aligned else out.copy()

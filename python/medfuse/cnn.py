@@ -54,4 +54,8 @@ def conv2d(
     xa, wa, ba, s, p, d, g, act, _ = v.conv2d_args(x, weight, bias, stride, padding, dilation, groups, activation)
     from . import _core
 
+    n, _, h, w_ = xa.shape
+    h_out = (h + 2 * p[0] - d[0] * (wa.shape[2] - 1) - 1) // s[0] + 1
+    w_out = (w_ + 2 * p[1] - d[1] * (wa.shape[3] - 1) - 1) // s[1] + 1
+    v.check_alloc(4 * n * wa.shape[0] * max(h_out, 0) * max(w_out, 0), "conv2d output")
     return _core.conv2d_f32(xa, wa, ba, s[0], s[1], p[0], p[1], d[0], d[1], g, act == "relu", get_num_threads())

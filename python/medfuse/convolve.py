@@ -61,7 +61,7 @@ def _out_code(img: npt.NDArray[Any], out: np.dtype) -> int:
 def _sep(img: npt.NDArray[Any], kernels: Sequence[npt.NDArray[np.float64]], border: str, value: float,
          out: np.dtype) -> npt.NDArray[Any]:
     fn = getattr(_core(), "sep_filter_" + v.core_suffix(img.dtype))
-    result: npt.NDArray[Any] = fn(img, [np.ascontiguousarray(k) for k in kernels], plan.BORDERS[border], value,
+    result: npt.NDArray[Any] = fn(img, [v.contiguous(k) for k in kernels], plan.BORDERS[border], value,
               _out_code(img, out), plan.compute_f64(img, out), get_num_threads())
     return result
 
@@ -230,6 +230,7 @@ def filter_bank(
     out_dt = np.dtype(np.float64) if img.dtype == np.float64 else np.dtype(np.float32)
     specs = plan.bank_specs(k, img.ndim, sigmas, normalize, frequencies, orientations, bandwidth,
                             laws_vectors, laws_window, t)
+    v.check_alloc(4 * len(specs) * img.size, f"filter_bank output ({len(specs)} filters x {img.shape})")
     stack = np.empty((len(specs),) + img.shape, dtype=np.float32)
     names = []
     for i, spec in enumerate(specs):

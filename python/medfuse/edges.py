@@ -86,7 +86,7 @@ def canny(
     plan = plan_canny(img, low, high, aperture_size, l2_gradient, sigma, spacing)
     core = _core()
     fn = getattr(core, "canny_" + v.core_suffix(img.dtype))
-    smooth = [] if plan.smooth is None else [np.ascontiguousarray(t) for t in plan.smooth]
+    smooth = [] if plan.smooth is None else [v.contiguous(t) for t in plan.smooth]
     return fn(
         img,
         plan.aperture,

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from . import _histogram_plan as hp
 from ._threads import get_num_threads
+from ._validate import contiguous
 
 __all__ = ["first_order", "histogram", "quantize", "window"]
 
@@ -89,6 +90,10 @@ def histogram(
     """
     arr = hp.as_data(x)
     b = hp.check_bins(bins)
+    if isinstance(b, int):  # counts (int64 or float64) and edges (float64)
+        from ._validate import check_alloc
+
+        check_alloc(16 * (b + 1), f"histogram with bins={b}")
     rng = hp.check_range(range)
     m = hp.as_mask(mask, arr.shape)
     w = hp.as_weights(weights, arr.shape)
@@ -96,7 +101,7 @@ def histogram(
     threads = get_num_threads()
     sfx = hp.suffix(arr.dtype)
     if w is not None and m is not None:  # numpy's blocks run over x[mask]
-        arr, w, m = np.ascontiguousarray(arr[m]), np.ascontiguousarray(w[m]), None
+        arr, w, m = contiguous(arr[m]), contiguous(w[m]), None
     if isinstance(b, int):
         if rng is None:
             first, last = _data_range(core, arr, m)
@@ -128,7 +133,7 @@ def histogram(
             lo, hi, shift, fold = kp
             keys = getattr(core, "hist_keys_" + sfx)(arr, m, lo, hi, shift, threads)
             return _fold_exact(keys, fold, e.size - 1), e.copy()
-    e64 = np.ascontiguousarray(e, dtype=np.float64)
+    e64 = contiguous(e, dtype=np.float64)
     counts = getattr(core, "hist_edges_" + sfx)(arr, m, w, e64, threads)
     return counts, e.copy()
 
@@ -181,12 +186,12 @@ def quantize(
     else:
         assert width is not None
         edges = hp.width_edges(lo, hi, width)
-    out = getattr(core, "digitize_" + hp.suffix(arr.dtype))(arr, m, np.ascontiguousarray(edges, dtype=np.float64), get_num_threads())
+    out = getattr(core, "digitize_" + hp.suffix(arr.dtype))(arr, m, contiguous(edges, dtype=np.float64), get_num_threads())
     if rng is not None:  # values outside the range go to the first / last level
         top = max(len(edges) - 1 if n_levels is None else n_levels, 1)
         clipped = np.clip(out, 1, top).astype(np.int32)
         out = clipped if m is None else np.where(m, clipped, np.int32(0)).astype(np.int32)
-    return out
+    return out.reshape(np.shape(image))  # a 0-d image stays 0-d
 
 
 def _first_order_from_counts(
@@ -325,4 +330,5 @@ def window(
     arr = hp.as_data(hu, "hu")
     lo, scale, top, code, _od = check_window(center, width, out_dtype)
     fn = getattr(_core(), "window_" + hp.suffix(arr.dtype))
-    return fn(arr, lo, scale, top, code, get_num_threads())
+    # as_data makes a 0-d input 1-d (np.ascontiguousarray); give back its shape
+    return fn(arr, lo, scale, top, code, get_num_threads()).reshape(np.shape(hu))

@@ -101,6 +101,21 @@ def _exists(path: Path, what: str) -> None:
         raise MedfuseFileNotFoundError(f"{what} not found", path)
 
 
+def _guarded(read: Any, path: Path, what: str) -> Any:
+    """Run ``read()``; any exception a malformed file provokes in pydicom,
+    nibabel, cv2 or NumPy (AttributeError for a missing DICOM element,
+    TypeError/KeyError/IndexError/struct.error for a corrupt header, ...)
+    becomes a MedfuseIOError naming ``path``. Our own errors pass through."""
+    try:
+        return read()
+    except (MedfuseIOError, MedfuseFileNotFoundError):
+        raise
+    except MemoryError as err:
+        raise MedfuseIOError(f"not enough memory to read this {what} (corrupt size fields?)", path) from err
+    except Exception as err:
+        raise MedfuseIOError(f"malformed {what}: {type(err).__name__}: {err}", path) from err
+
+
 # --------------------------------------------------------------------------- CT
 
 
@@ -140,6 +155,12 @@ def read_ct(
     """
     p = Path(os.fspath(path))
     _exists(p, "CT path")
+    if spacing is not None:
+        spacing = _check_spacing(spacing)  # a bad argument is a ValueError, not a file error
+    return _guarded(lambda: _read_ct(p, spacing, allow_gaps), p, "CT file")  # type: ignore[no-any-return]
+
+
+def _read_ct(p: Path, spacing: tuple[float, float, float] | None, allow_gaps: bool) -> Volume:
     if p.is_dir():
         return _read_dicom_series(p, allow_gaps=allow_gaps, spacing=spacing)
     suffix = _suffix(p)
@@ -189,29 +210,32 @@ def _read_numpy_ct(p: Path, spacing: tuple[float, float, float] | None) -> Volum
     origin: tuple[float, float, float] | None = None
     stored_spacing = None
     try:
-        if _suffix(p) == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        else:
-            with np.load(p, allow_pickle=False) as z:
-                keys = list(z.keys())
-                key = next((k for k in ("volume", "array", "ct") if k in keys), None)
-                if key is None:
-                    data_keys = [k for k in keys if k not in ("spacing", "origin")]
-                    if len(data_keys) != 1:
-                        raise MedfuseIOError(
-                            f"npz holds arrays {keys}; expected 'volume' (or one array) "
-                            "plus optional 'spacing' and 'origin'",
-                            p,
-                        )
-                    key = data_keys[0]
-                arr = z[key]
-                if "spacing" in keys:
-                    stored_spacing = z["spacing"]
-                if "origin" in keys:
-                    o = [float(v) for v in z["origin"].ravel()[:3]]
-                    if len(o) != 3:
-                        raise MedfuseIOError(f"stored origin must have 3 values; got {o}", p)
-                    origin = (o[0], o[1], o[2])
+        # our own handle: np.load(path) leaks its file when a corrupt .npz
+        # fails inside NpzFile (ResourceWarning), found by tests/fuzz
+        with open(p, "rb") as fh:
+            if _suffix(p) == ".npy":
+                arr = np.load(fh, allow_pickle=False)
+            else:
+                with np.load(fh, allow_pickle=False) as z:
+                    keys = list(z.keys())
+                    key = next((k for k in ("volume", "array", "ct") if k in keys), None)
+                    if key is None:
+                        data_keys = [k for k in keys if k not in ("spacing", "origin")]
+                        if len(data_keys) != 1:
+                            raise MedfuseIOError(
+                                f"npz holds arrays {keys}; expected 'volume' (or one array) "
+                                "plus optional 'spacing' and 'origin'",
+                                p,
+                            )
+                        key = data_keys[0]
+                    arr = z[key]
+                    if "spacing" in keys:
+                        stored_spacing = z["spacing"]
+                    if "origin" in keys:
+                        o = [float(v) for v in z["origin"].ravel()[:3]]
+                        if len(o) != 3:
+                            raise MedfuseIOError(f"stored origin must have 3 values; got {o}", p)
+                        origin = (o[0], o[1], o[2])
     except MedfuseIOError:
         raise
     except Exception as err:  # numpy raises several types for corrupt files
@@ -394,6 +418,10 @@ def read_xray(path: PathLike, *, apply_voi: bool = False) -> npt.NDArray[Any]:
     """
     p = Path(os.fspath(path))
     _exists(p, "X-ray file")
+    return _guarded(lambda: _read_xray(p, apply_voi), p, "X-ray file")  # type: ignore[no-any-return]
+
+
+def _read_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
     if p.is_dir():
         raise MedfuseIOError("X-ray path is a folder; expected one image file", p)
     suffix = _suffix(p)

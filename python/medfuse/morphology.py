@@ -87,12 +87,20 @@ def regionprops_basic(
     flat = lab.ravel()
     fg = np.flatnonzero(flat)
     ids = flat[fg]
+    values = None
+    if ids.size and int(ids.max()) > 4 * ids.size + 65536:
+        # Sparse large label values (up to 2**63 - 1): the per-label arrays
+        # below would need max(label) slots (OverflowError / a huge
+        # allocation); number the labels present 1..k instead.
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        values = np.concatenate([np.zeros(1, np.int64), uniq.astype(np.int64)])
+        ids = inverse.reshape(-1).astype(np.int64) + 1
     n = int(ids.max()) + 1 if ids.size else 1
     counts = np.bincount(ids, minlength=n)
     present = np.flatnonzero(counts)
     present = present[present > 0]
     out: dict[str, npt.NDArray] = {
-        "label": present.astype(np.int64),
+        "label": present.astype(np.int64) if values is None else values[present],
         "voxel_count": counts[present].astype(np.int64),
         "volume_mm3": counts[present].astype(np.float64) * float(np.prod(sp)),
     }
@@ -123,7 +131,7 @@ def _offsets(struct: npt.NDArray[np.bool_], dilate: bool) -> npt.NDArray[np.int6
         rel = -rel
     if struct.ndim == 2:
         rel = np.concatenate([np.zeros((len(rel), 1), dtype=rel.dtype), rel], axis=1)
-    return np.ascontiguousarray(rel, dtype=np.int64)
+    return v.contiguous(rel, dtype=np.int64)
 
 
 def _morph(image, structure, connectivity, iterations, border_value, dilate: bool) -> npt.NDArray[np.bool_]:
@@ -222,7 +230,7 @@ def fill_holes(image: npt.ArrayLike, *, connectivity: int | None = None) -> npt.
     """
     mask = v.binary_image(image, "image")
     rank = v.connectivity_rank(connectivity, mask.ndim)
-    bg = np.ascontiguousarray(1 - mask)
+    bg = v.contiguous(1 - mask)
     lab, count = _core().label_u8(bg, rank, get_num_threads())
     outside = np.zeros(count + 1, dtype=bool)
     for axis in range(lab.ndim):

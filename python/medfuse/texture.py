@@ -79,6 +79,7 @@ def glcm(
         symmetric, normed)``. Results do not depend on the thread count.
     """
     plan = tp.plan_glcm(image, distances, angles, levels, mask, symmetric, normed)
+    v.check_alloc((8 if plan.normed else 4) * plan.levels**2 * plan.n_distances * plan.n_angles, f"glcm with levels={plan.levels}")
     fn = getattr(_core(), "glcm_" + v.core_suffix(plan.image.dtype))
     out = fn(plan.image, plan.mask, plan.levels, plan.offsets, plan.symmetric, plan.normed, get_num_threads())
     return out.reshape(plan.levels, plan.levels, plan.n_distances, plan.n_angles)
@@ -141,5 +142,5 @@ def _present_submatrices(P3: npt.NDArray, present: npt.NDArray[np.bool_], totals
     idx = np.flatnonzero(present)
     keep = np.flatnonzero(totals > 0)
     sub = P3[np.ix_(idx, idx, keep)].astype(np.float64)
-    sub = np.ascontiguousarray(sub.transpose(2, 0, 1))
+    sub = v.contiguous(sub.transpose(2, 0, 1))
     return sub / totals[keep][:, None, None]
