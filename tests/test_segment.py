@@ -361,6 +361,15 @@ def test_refuses_bad_candidate_values(bad) -> None:
         segment.nodule_mask(vol, bad, spacing=SP)
 
 
+def test_huge_reach_is_the_whole_volume() -> None:
+    # reach * radius overflowing to inf must not crash (found by the hostile suite: OverflowError).
+    ph = _phantom()
+    c = segment.nodule_candidates(ph.volume, _lungs(), spacing=ph.spacing)[0]
+    big = segment.nodule_mask(ph.volume, c, spacing=ph.spacing, reach=1e308)
+    wide = segment.nodule_mask(ph.volume, c, spacing=ph.spacing, reach=1e6)
+    np.testing.assert_array_equal(big, wide)
+
+
 def test_refuses_bad_reach() -> None:
     vol, _l, cand = _small()
     with pytest.raises(ValueError, match="reach"):

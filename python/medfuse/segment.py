@@ -552,9 +552,9 @@ def nodule_mask(
     lung = None if lung_mask is None else _lung(lung_mask, ct.shape)
 
     out = np.zeros(ct.shape, dtype=bool)
-    r_max = k * radius + max(sp)
+    r_max = k * radius + max(sp)  # may be inf for a huge reach: the sphere then holds the whole volume
     box = tuple(
-        slice(max(0, int(math.floor(c - r_max / s))), min(n, int(math.ceil(c + r_max / s)) + 1))
+        slice(int(math.floor(max(0.0, c - r_max / s))), int(math.ceil(min(n - 1.0, c + r_max / s))) + 1)
         for c, s, n in zip(centre, sp, ct.shape)
     )
     sub = ct[box]
