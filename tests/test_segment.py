@@ -337,6 +337,13 @@ def test_refuses_bad_threshold_and_close() -> None:
         segment.lung_mask(vol, spacing=SP, threshold_hu=float("nan"))
 
 
+def test_refuses_huge_close_mm() -> None:
+    # A 255 mm closing made the structuring element ~10^8 offsets: refused before any work.
+    vol = _phantom().volume
+    with pytest.raises(ValueError, match="close_mm"):
+        segment.lung_mask(vol, spacing=SP, close_mm=255)
+
+
 def test_refuses_non_positive_close_mm() -> None:
     vol, _l, _c = _small()
     with pytest.raises(ValueError, match="close_mm"):

@@ -43,6 +43,10 @@ _BONE_HU = 500.0
 # ---------------------------------------------------------------- validation
 
 
+#: Largest closing radius lung_mask accepts (vessels and juxtapleural nodules need ~10 mm).
+MAX_CLOSE_MM = 30.0
+
+
 def _ct(ct_hu: Any) -> npt.NDArray[np.float32]:
     arr = np.asarray(ct_hu)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
@@ -185,7 +189,7 @@ def lung_mask(
     ct_hu : 3D array (z, y, x) of HU, any integer dtype or float32/float64 (finite)
     spacing : (dz, dy, dx) voxel size in mm, positive and finite
     threshold_hu : air/lung below this HU (default -400)
-    close_mm : radius of the ellipsoidal closing (in mm, per-axis voxels from
+    close_mm : radius of the ellipsoidal closing (in mm, at most MAX_CLOSE_MM = 30; per-axis voxels from
         ``spacing``) that closes vessels and the lung border's notches; the
         default 10 mm also takes back nodules up to about 20 mm that touch
         the mediastinum or the chest wall (juxtapleural), which thresholding
@@ -213,6 +217,11 @@ def lung_mask(
     sp = _spacing(spacing)
     thr = _number(threshold_hu, "threshold_hu")
     close = _number(close_mm, "close_mm", positive=True)
+    if close > MAX_CLOSE_MM:
+        # The structuring element grows with the cube of the radius: a 255 mm
+        # closing at 1 mm voxels is ~10^8 offsets per voxel (found by the
+        # hostile suite as a call that never returned).
+        raise ValueError(f"close_mm must be at most {MAX_CLOSE_MM:g} mm (a lung-mask closing); got {close_mm!r}")
 
     lab, count = label(ct < np.float32(thr), connectivity=6)
     if count == 0:
