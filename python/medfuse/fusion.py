@@ -157,6 +157,29 @@ class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _present(self, Xa: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.bool_]]:
         return {name: ~np.isnan(Xa[:, idx]).all(axis=1) for name, idx in self.blocks_.items()}
 
+    def _fit_scalers(self, Xa: npt.NDArray[np.float64]) -> None:
+        """``scalers_``: per block, median imputation + standardisation fitted on the patients who have it."""
+        self.scalers_ = {}
+        for name, p in self._present(Xa).items():
+            if p.any():
+                self.scalers_[name] = Pipeline(
+                    [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]
+                ).fit(Xa[np.ix_(p, self.blocks_[name])])
+
+    def _scaled_blocks(
+        self, Xa: npt.NDArray[np.float64]
+    ) -> tuple[dict[str, npt.NDArray[np.bool_]], list[npt.NDArray[np.float64]]]:
+        """(presence per block, scaled block per block); a missing block is zeros (the scaled mean)."""
+        present = self._present(Xa)
+        xs = []
+        for name, idx in self.blocks_.items():
+            z = np.zeros((Xa.shape[0], idx.size), dtype=np.float64)
+            p = present[name]
+            if p.any() and name in self.scalers_:
+                z[p] = self.scalers_[name].transform(Xa[np.ix_(p, idx)])
+            xs.append(z)
+        return present, xs
+
     def predict(self, X: Any) -> npt.NDArray:
         """Most probable class of each row."""
         proba = self.predict_proba(X)
@@ -204,17 +227,9 @@ class EarlyFusionClassifier(_FusionBase):
         self.random_state = random_state
 
     def _design(self, Xa: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        present = self._present(Xa)
-        parts = []
-        for name, idx in self.blocks_.items():
-            blk = Xa[:, idx]
-            z = np.zeros((Xa.shape[0], idx.size), dtype=np.float64)
-            p = present[name]
-            if p.any() and name in self.scalers_:
-                z[p] = self.scalers_[name].transform(blk[p])
-                if self.balance_blocks:
-                    z /= np.sqrt(idx.size)
-            parts.append(z)
+        present, parts = self._scaled_blocks(Xa)
+        if self.balance_blocks:  # each block weighs the same whatever its width (zeros stay zeros)
+            parts = [z / np.sqrt(idx.size) for z, idx in zip(parts, self.blocks_.values())]
         if self.missing_indicators and len(self.blocks_) > 1:
             parts.append(np.column_stack([(~present[n]).astype(np.float64) for n in self.blocks_]))
         return np.hstack(parts)
@@ -222,14 +237,7 @@ class EarlyFusionClassifier(_FusionBase):
     def fit(self, X: Any, y: Any) -> EarlyFusionClassifier:
         """Fit the block scalers on the patients who have each modality, then the learner."""
         Xa, yi = self._validate_fit(X, y)
-        self.scalers_ = {}
-        for name, idx in self.blocks_.items():
-            blk = Xa[:, idx]
-            p = ~np.isnan(blk).all(axis=1)
-            if p.any():
-                self.scalers_[name] = Pipeline(
-                    [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]
-                ).fit(blk[p])
+        self._fit_scalers(Xa)
         self.learner_ = make_learner(self.learner, self.random_state)
         self.learner_.fit(self._design(Xa), yi)
         return self
@@ -457,14 +465,7 @@ class AttentionFusionClassifier(_FusionBase):
             raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}")
 
     def _inputs(self, Xa: npt.NDArray[np.float64]) -> tuple[list[npt.NDArray[np.float64]], npt.NDArray[np.bool_]]:
-        present = self._present(Xa)
-        xs = []
-        for name, idx in self.blocks_.items():
-            z = np.zeros((Xa.shape[0], idx.size), dtype=np.float64)
-            p = present[name]
-            if p.any() and name in self.scalers_:
-                z[p] = self.scalers_[name].transform(Xa[np.ix_(p, idx)])
-            xs.append(z)
+        present, xs = self._scaled_blocks(Xa)
         pres = np.column_stack([present[n] for n in self.blocks_]) if self.blocks_ else np.zeros((Xa.shape[0], 0), bool)
         if not self.scalers_.keys() >= set(self.blocks_):
             for j, n in enumerate(self.blocks_):
@@ -534,14 +535,7 @@ class AttentionFusionClassifier(_FusionBase):
         """Fit the block scalers, then the network with Adam and early stopping."""
         self._check_params()
         Xa, yi = self._validate_fit(X, y)
-        self.scalers_ = {}
-        for name, idx in self.blocks_.items():
-            blk = Xa[:, idx]
-            p = ~np.isnan(blk).all(axis=1)
-            if p.any():
-                self.scalers_[name] = Pipeline(
-                    [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]
-                ).fit(blk[p])
+        self._fit_scalers(Xa)
         xs, pres = self._inputs(Xa)
         n_classes = len(self.classes_)
         Y = np.eye(n_classes)[yi]
