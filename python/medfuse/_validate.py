@@ -42,6 +42,15 @@ def dtype_names(dtypes: Sequence[type]) -> str:
     return ", ".join(np.dtype(d).name for d in dtypes)
 
 
+def check_shape(arr: npt.NDArray, name: str, ndims: Sequence[int] = (2, 3)) -> None:
+    """ValueError naming ``name`` for an ndim outside ``ndims`` or an empty array."""
+    if arr.ndim not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name} must be {want}-dimensional; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+
+
 def as_image(
     image: object,
     name: str = "image",
@@ -59,11 +68,7 @@ def as_image(
         raise TypeError(
             f"{name} must have dtype {dtype_names(dtypes)}; got {arr.dtype}"
         )
-    if arr.ndim not in ndims:
-        want = " or ".join(str(n) for n in ndims)
-        raise ValueError(f"{name} must be {want}-dimensional; got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    check_shape(arr, name, ndims)
     native = arr.dtype.newbyteorder("=")
     return contiguous(arr, dtype=native)
 
@@ -287,10 +292,7 @@ def binary_image(image: object, name: str = "binary") -> npt.NDArray[np.uint8]:
     arr = image if isinstance(image, np.ndarray) else np.asarray(image)
     if arr.dtype.kind not in "biu":
         raise TypeError(f"{name} must be a bool or integer array (nonzero = foreground); got dtype {arr.dtype}")
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"{name} must be 2- or 3-dimensional; got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    check_shape(arr, name)
     if arr.dtype.kind == "b":
         return contiguous(arr).view(np.uint8)
     return contiguous(arr != 0).view(np.uint8)
@@ -315,10 +317,7 @@ def label_image(labels: object, name: str = "labels") -> npt.NDArray[np.int64]:
     arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array; got dtype {arr.dtype}")
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"{name} must be 2- or 3-dimensional; got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); every axis needs at least one element")
+    check_shape(arr, name)
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} values must fit in int64")
     out = contiguous(arr, dtype=np.int64)
