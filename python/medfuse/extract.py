@@ -440,19 +440,22 @@ def _run_parallel(
     if backend == "threads":
         set_num_threads(1)  # process-wide: each of the `workers` threads runs single-threaded kernels
     pool, close = _executor(backend, workers, scheduler)
+
+    def settle(fut: Any, t: _Task) -> None:
+        try:
+            row = fut.result()
+        except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
+            finish(t, None, err)
+        else:
+            finish(t, row, None)
+
     try:
         if backend == "dask":
             from distributed import as_completed
 
             fut_task = {pool.submit(_run_task_single_thread, features, t, pure=False): t for t in todo}
             for fut in as_completed(list(fut_task)):
-                t = fut_task[fut]
-                try:
-                    row = fut.result()
-                except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
-                    finish(t, None, err)
-                else:
-                    finish(t, row, None)
+                settle(fut, fut_task[fut])
             return
         pending: set[Future[Any]] = set()
         fut_of: dict[Future[Any], _Task] = {}
@@ -467,13 +470,7 @@ def _run_parallel(
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                t = fut_of.pop(f)
-                try:
-                    row = f.result()
-                except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
-                    finish(t, None, err)
-                else:
-                    finish(t, row, None)
+                settle(f, fut_of.pop(f))
                 nxt = next(it, None)  # type: ignore[call-overload]
                 if nxt is not None:
                     nf = pool.submit(run_task, features, nxt)
