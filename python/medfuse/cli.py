@@ -429,9 +429,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             pred[f"probability_{c}"] = proba[:, j]
         out = out.merge(pred, on="patient_id", how="left")
     out["error"] = [res.failures.get(str(p), "") for p in out["patient_id"]]
-    tmp = args.output.with_name(f".{args.output.name}.tmp")
-    out.to_csv(tmp, index=False)
-    os.replace(tmp, args.output)
+    from .extract import _atomic_write_bytes
+
+    _atomic_write_bytes(args.output, out.to_csv(index=False).encode("utf-8"))
     print(f"predicted {res.n_ok} patients, {len(res.failures)} failed -> {args.output}")
     for pid, msg in res.failures.items():
         print(f"  failed: {pid}: {msg}")
