@@ -43,8 +43,8 @@ _BONE_HU = 500.0
 # ---------------------------------------------------------------- validation
 
 
-#: Largest closing radius lung_mask accepts (vessels and juxtapleural nodules need ~10 mm).
-MAX_CLOSE_MM = 30.0
+#: Largest structuring element lung_mask's closing may have, in voxels (10 mm at 0.7 mm voxels is ~2.6e4).
+MAX_CLOSE_OFFSETS = 4_000_000
 
 
 def _ct(ct_hu: Any) -> npt.NDArray[np.float32]:
@@ -189,7 +189,7 @@ def lung_mask(
     ct_hu : 3D array (z, y, x) of HU, any integer dtype or float32/float64 (finite)
     spacing : (dz, dy, dx) voxel size in mm, positive and finite
     threshold_hu : air/lung below this HU (default -400)
-    close_mm : radius of the ellipsoidal closing (in mm, at most MAX_CLOSE_MM = 30; per-axis voxels from
+    close_mm : radius of the ellipsoidal closing (in mm, its element at most MAX_CLOSE_OFFSETS voxels; per-axis voxels from
         ``spacing``) that closes vessels and the lung border's notches; the
         default 10 mm also takes back nodules up to about 20 mm that touch
         the mediastinum or the chest wall (juxtapleural), which thresholding
@@ -217,11 +217,14 @@ def lung_mask(
     sp = _spacing(spacing)
     thr = _number(threshold_hu, "threshold_hu")
     close = _number(close_mm, "close_mm", positive=True)
-    if close > MAX_CLOSE_MM:
-        # The structuring element grows with the cube of the radius: a 255 mm
-        # closing at 1 mm voxels is ~10^8 offsets per voxel (found by the
-        # hostile suite as a call that never returned).
-        raise ValueError(f"close_mm must be at most {MAX_CLOSE_MM:g} mm (a lung-mask closing); got {close_mm!r}")
+    offsets = math.prod(2 * int(close / s) + 1 for s in sp)
+    if offsets > MAX_CLOSE_OFFSETS:
+        # The closing's cost grows with its structuring element (the cube of the
+        # radius in voxels): a 255 mm closing ran for minutes in the hostile suite.
+        raise ValueError(
+            f"close_mm={close_mm!r} at spacing {sp} makes a structuring element of {offsets} voxels; "
+            f"at most {MAX_CLOSE_OFFSETS} (a lung-mask closing is ~10 mm)"
+        )
 
     lab, count = label(ct < np.float32(thr), connectivity=6)
     if count == 0:
