@@ -26,8 +26,9 @@ import json
 import os
 import subprocess
 import sys
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ BWD = {256: 8, 1024: 8, 4096: 2}
 IMPLS = ["medfuse-1", "medfuse-2", "torch-1", "torch-2", "reference"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def gemm_rate(threads: int) -> float:
     """GFLOP/s of numpy.matmul, float32 1024^3, with `threads` BLAS threads."""
     code = (
@@ -116,7 +117,7 @@ def _inputs(n: int, batch: int) -> dict[str, np.ndarray]:
     return dict(q=q, k=k, v=v, g=g)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(n: int, batch: int, backward: bool) -> tuple[dict[str, np.ndarray], Any]:
     """Inputs and medfuse's answer (the one every implementation is checked against)."""
     x = _inputs(n, batch)

@@ -16,8 +16,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 pytest.importorskip("pydicom")
 pytest.importorskip("pandas")
 
-from medfuse import io as mio
-from medfuse.cohort import synthetic_cohort
+from medfuse.data import io as mio
+from medfuse.data import synthetic_cohort
 
 SERIES_INPUT = "synthetic chest CT DICOM series, 48 slices of 128x128 (uint16 + rescale)"
 
@@ -47,7 +47,7 @@ def test_read_ct_series(benchmark: BenchmarkFixture, series_dir: Path, impl: str
             # SimpleITK orders slices inferior first; medfuse superior first.
             return sitk.GetArrayFromImage(reader.Execute())[::-1]
 
-        checked = "medfuse.io.read_ct"
+        checked = "medfuse.data.read_ct"
         np.testing.assert_array_equal(run(), expected)
     benchmark(run)
     benchmark.extra_info.update(

@@ -13,7 +13,8 @@ twin when torch is absent) once, outside the timing, to 1e-4 relative.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,8 +80,8 @@ def test_conv2d(benchmark: BenchmarkFixture, group: str, impl: str) -> None:
     x, wt, b, kw = _inputs(group)
     desc = CASES[group][-1]
     want = _expected(x, wt, b, kw)
-    threads: Optional[int] = None
-    checked: Optional[str] = "torch.nn.functional.conv2d + relu"
+    threads: int | None = None
+    checked: str | None = "torch.nn.functional.conv2d + relu"
     if impl.startswith("medfuse"):
         threads = int(impl.split("-")[1])
         saved = medfuse.get_num_threads()
@@ -108,7 +109,7 @@ def test_conv2d(benchmark: BenchmarkFixture, group: str, impl: str) -> None:
                                   "medfuse.conv2d")
     elif impl == "numpy-gemm":
         threadpoolctl = pytest.importorskip("threadpoolctl")
-        n, cin, h, w, cout, k, s, p, g, _ = CASES[group]
+        n, cin, _h, _w, cout, k, _s, _p, g, _ = CASES[group]
         ho, wo = want.shape[2], want.shape[3]
         rng = np.random.default_rng(1)
         # The same GEMM per group (M = C_out/g, K = C_in/g * k * k, N = batch * pixels), g in sequence.

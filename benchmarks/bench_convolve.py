@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,28 +33,28 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import medfuse
 import medfuse.reference as ref
-from medfuse import _phantoms
-from medfuse._convolve_plan import gaussian_taps
+from medfuse.data import phantoms as _phantoms
+from medfuse.kernels._convolve_plan import gaussian_taps
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _slice_2048() -> np.ndarray:
     vol, _ = _phantoms.ct_volume((2, 2048, 2048), seed=1)
     return np.ascontiguousarray(vol[1], dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _slice_2048_u8() -> np.ndarray:
     return _phantoms.window_u8(_slice_2048())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _volume(shape: tuple[int, int, int]) -> np.ndarray:
     vol, _ = _phantoms.ct_volume(shape, seed=2)
     return vol.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _slice_512() -> np.ndarray:
     return np.ascontiguousarray(_volume((64, 512, 512))[32])
 
@@ -63,7 +64,7 @@ KERNEL555 = np.random.default_rng(6).standard_normal((5, 5, 5))
 
 
 @contextlib.contextmanager
-def _threads(family: str, n: Optional[int]) -> Iterator[None]:
+def _threads(family: str, n: int | None) -> Iterator[None]:
     saved = medfuse.get_num_threads()
     medfuse.set_num_threads(n or 1)
     if family == "cv2":
@@ -184,7 +185,7 @@ def _log_bank(impl: str):
         [ndimage.gaussian_laplace(x, s, mode="mirror") for s in (1, 2, 4)]), "medfuse"
 
 
-def _threads_of(impl: str) -> Optional[int]:
+def _threads_of(impl: str) -> int | None:
     if impl.endswith("-1t"):
         return 1
     if impl.endswith("-2t"):

@@ -1,6 +1,6 @@
 """Canny edge detection: medfuse against its NumPy twin, OpenCV, scikit-image, SimpleITK.
 
-One group per input (see ``medfuse._benchcases.CASES`` for inputs and
+One group per input (see ``medfuse.bench.cases.CASES`` for inputs and
 parameters), parametrized over implementations. Inputs are built and
 converted outside the timed call, and every implementation that promises an
 identical result (medfuse vs its twin, medfuse vs cv2.Canny on 8-bit data,
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from medfuse import _benchcases as bc
+from medfuse.bench import cases as bc
 
 
 def _run(benchmark: BenchmarkFixture, group: str, impl_id: str) -> None:

@@ -1,7 +1,7 @@
 """Median and bilateral filters: medfuse vs its NumPy twin, OpenCV and SciPy.
 
 One group per kernel and input, parametrized over implementations. Inputs
-(built once, outside the timed calls) come from medfuse._phantoms: a chest
+(built once, outside the timed calls) come from medfuse.data.phantoms: a chest
 X-ray (uint8, 512x512 and 2048x2048, resampled from the phantom's projection
 with detector noise added), a CT slice (HU as float32 / int16) and a small CT
 volume. Every implementation is checked once against the expected result
@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,10 +24,10 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import medfuse
 import medfuse.reference as ref
-from medfuse import _phantoms
+from medfuse.data import phantoms as _phantoms
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def xray_u8(side: int) -> np.ndarray:
     cv2 = pytest.importorskip("cv2")
     ph = _phantoms.ct_phantom((64, 256, 256), seed=0)
@@ -37,18 +38,18 @@ def xray_u8(side: int) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ct_slice(side: int) -> np.ndarray:
     return _phantoms.ct_phantom((1, side, side), seed=0).volume[0]  # int16 HU
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ct_volume() -> np.ndarray:
     return _phantoms.ct_phantom((32, 128, 128), seed=0).volume  # int16 HU
 
 
 @contextlib.contextmanager
-def threads(n: Optional[int]) -> Iterator[None]:
+def threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
@@ -66,8 +67,8 @@ def threads(n: Optional[int]) -> Iterator[None]:
             cv2.setNumThreads(saved_cv2)
 
 
-def _run(benchmark: BenchmarkFixture, impl: str, n: Optional[int], fn: Callable[[], Any],
-         check: Callable[[Any], None], checked_against: Optional[str], family: str, description: str) -> None:
+def _run(benchmark: BenchmarkFixture, impl: str, n: int | None, fn: Callable[[], Any],
+         check: Callable[[Any], None], checked_against: str | None, family: str, description: str) -> None:
     with threads(n):
         check(fn())
         benchmark(fn)
@@ -115,7 +116,7 @@ def _median_params() -> list[Any]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _median_expected(group: str) -> tuple[np.ndarray, str, str]:
     """(expected result, border medfuse runs with, what it is checked against).
 

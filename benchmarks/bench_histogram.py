@@ -1,6 +1,6 @@
 """Histograms and CLAHE: medfuse against NumPy, OpenCV, fast-histogram, boost-histogram.
 
-Inputs (built once, outside the timed calls) come from ``medfuse._phantoms``:
+Inputs (built once, outside the timed calls) come from ``medfuse.data.phantoms``:
 a synthetic chest X-ray (projected from the phantom CT, 12 bits, resized to
 512x512 and 2048x2048) and the 128x512x512 int16 CT volume. Every
 implementation's counts are compared once with numpy.histogram (or cv2 for
@@ -14,7 +14,8 @@ With ``--benchmark-disable`` (CI) each case runs once.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,15 +23,15 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import medfuse
 import medfuse.reference as ref
-from medfuse import _phantoms
+from medfuse.data import phantoms as _phantoms
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ct() -> np.ndarray:
     return _phantoms.ct_phantom((128, 512, 512), seed=0).volume
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _xray(size: int) -> np.ndarray:
     import cv2
 
@@ -49,7 +50,7 @@ def _input(group: str) -> tuple[np.ndarray, int, tuple[int, int], str]:
     raise KeyError(group)
 
 
-def _hist_impl(name: str, x: np.ndarray, bins: int, rng: tuple[int, int]) -> tuple[Callable[[], Any], Callable[[Any], np.ndarray], str, Optional[int]]:
+def _hist_impl(name: str, x: np.ndarray, bins: int, rng: tuple[int, int]) -> tuple[Callable[[], Any], Callable[[Any], np.ndarray], str, int | None]:
     """(call, counts-of-result, family, threads)."""
     lo, hi = rng
     if name.startswith("medfuse"):
@@ -94,7 +95,7 @@ _HIST_IMPLS = ["medfuse-1t", "medfuse-2t", "numpy-histogram", "numpy-bincount", 
                "fast_histogram", "boost_histogram", "reference"]
 
 
-def _with_threads(n: Optional[int], family: str) -> None:
+def _with_threads(n: int | None, family: str) -> None:
     if n is None:
         return
     if family == "medfuse":
@@ -117,7 +118,7 @@ def _hist_case(benchmark: BenchmarkFixture, group: str, impl: str) -> None:
     expected = np.histogram(x, bins, rng)[0]
     got = counts(call())
     assert np.array_equal(got, expected), f"{impl} differs from numpy.histogram"
-    if x.size > 10**7 or impl in ("numpy-histogram", "reference", "boost_histogram") and x.size > 10**6:
+    if x.size > 10**7 or (impl in ("numpy-histogram", "reference", "boost_histogram") and x.size > 10**6):
         benchmark.pedantic(call, rounds=3, iterations=1)
     else:
         benchmark(call)

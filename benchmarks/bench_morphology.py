@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from functools import cache, lru_cache
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
-from medfuse import _phantoms
 from pytest_benchmark.fixture import BenchmarkFixture
 from scipy import ndimage
+
+import medfuse
+import medfuse.reference as ref
+from medfuse.data import phantoms as _phantoms
 
 RANK = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}
 

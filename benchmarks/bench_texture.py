@@ -20,16 +20,17 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
-from medfuse import _phantoms
 from pytest_benchmark.fixture import BenchmarkFixture
+
+import medfuse
+import medfuse.reference as ref
+from medfuse.data import phantoms as _phantoms
 
 SKI_PROPS = ["contrast", "dissimilarity", "homogeneity", "ASM", "energy", "correlation"]
 ANGLES = [0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-NO_MCC = [f for f in medfuse._texture_plan.ALL_FEATURES if f != "MCC"]
+NO_MCC = [f for f in medfuse.kernels._texture_plan.ALL_FEATURES if f != "MCC"]
 
 
 @lru_cache(maxsize=1)
@@ -148,7 +149,7 @@ IN3 = "32x512x512 CT block, bin width 25 HU (81 levels), whole block as ROI, 13 
 
 def _medfuse_3d(q, levels, roi):
     P = medfuse.glcm(q, [1], None, levels, mask=roi, symmetric=True)
-    return medfuse.glcm_features(P, features=list(medfuse._texture_plan.RADIOMICS_FEATURES))
+    return medfuse.glcm_features(P, features=list(medfuse.kernels._texture_plan.RADIOMICS_FEATURES))
 
 
 def _pyradiomics_3d(q_img, m_img):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Iterator
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

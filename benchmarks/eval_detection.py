@@ -2,7 +2,7 @@
 
     python benchmarks/eval_detection.py --n 100 -o /work/bench/detection.md
 
-Per scan of ``medfuse.cohort.synthetic_cohort(n, seed=--seed, missing=0)``
+Per scan of ``medfuse.data.synthetic_cohort(n, seed=--seed, missing=0)``
 (48x128x128 CT at 3.3 x 2.8 x 2.8 mm, one nodule each):
 ``medfuse.segment.lung_mask`` -> ``nodule_candidates`` (default parameters,
 at most --max-candidates) -> ``nodule_mask`` of the best hit.
@@ -41,7 +41,7 @@ FP_POINTS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 def _case_phantom(case, shape, nodule_hu):
     """The phantom synthetic_cohort draws for this case (same arguments), with nodule_hu replaced."""
-    from medfuse import _phantoms
+    from medfuse.data import phantoms as _phantoms
 
     return _phantoms.nodule_ct_phantom(
         shape,
@@ -57,9 +57,10 @@ def _case_phantom(case, shape, nodule_hu):
 
 def evaluate(n: int, seed: int, max_candidates: int) -> dict:
     import medfuse as mf
-    from medfuse import _synthetic, segment
+    from medfuse import segment
+    from medfuse.data import synthetic as _synthetic
 
-    cohort = mf.cohort.synthetic_cohort(n, seed=seed, missing=0.0)
+    cohort = mf.data.synthetic_cohort(n, seed=seed, missing=0.0)
     cases = {c.patient_id: c for c in _synthetic.draw_cases(n, seed, "en")}
     truth = cohort.truth
     scans = []

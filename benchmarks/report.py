@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 # Display order of implementation families within a group.
 FAMILY_ORDER = (
@@ -59,12 +60,12 @@ class Row:
     group: str
     label: str
     family: str
-    threads: Optional[int]
+    threads: int | None
     median: float  # seconds
     iqr: float  # seconds
     rounds: int
-    edge_fraction: Optional[float]
-    checked_against: Optional[str]
+    edge_fraction: float | None
+    checked_against: str | None
     description: str
 
     @property
@@ -111,7 +112,7 @@ def _ratio(value: float) -> str:
     return f"{value:.1f}x" if value >= 9.95 else f"{value:.2f}x"
 
 
-def _threads_text(n: Optional[int]) -> str:
+def _threads_text(n: int | None) -> str:
     return f"{n} thread{'s' * (n != 1)}" if n else "1 thread"
 
 
@@ -246,7 +247,7 @@ def render(data: dict[str, Any], *more: dict[str, Any]) -> str:
         "faster. *Edges* (Canny) is the fraction of pixels (voxels) marked, to show that the "
         "implementations solve the same problem; *checked against* names the result the "
         "output was asserted equal to (exactly, or within the stated tolerance) before "
-        "timing. Inputs come from the synthetic chest phantom (`medfuse._phantoms`); each "
+        "timing. Inputs come from the synthetic chest phantom (`medfuse.data.phantoms`); each "
         "group's parameters are in its `benchmarks/bench_<family>.py` (Canny: "
         "`medfuse/_benchcases.py`).",
         "",
@@ -264,7 +265,7 @@ def render(data: dict[str, Any], *more: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_files", type=Path, nargs="+", help="outputs of --benchmark-json")
     parser.add_argument("-o", "--output", type=Path, default=None, help="Markdown file (default: stdout)")

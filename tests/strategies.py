@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
-import images
 import numpy as np
 import numpy.typing as npt
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from medfuse._edges_plan import SOBEL_GAIN
+
+import images
+from medfuse.kernels._edges_plan import SOBEL_GAIN
 
 MAX_SIDE_2D = 64
 MAX_SIDE_3D = 24
@@ -132,8 +133,9 @@ def magnitude_quantiles(
 
 
 def _magnitude_quantiles(x, aperture, l2, sigma):
-    from medfuse._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
     from scipy import ndimage
+
+    from medfuse.kernels._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
 
     if sigma:
         x = ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=4.0)

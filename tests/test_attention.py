@@ -18,12 +18,12 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
 from strategies import attention_cases, attention_score_bound, torch_attention
 
 TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
@@ -63,7 +63,7 @@ def test_matches_twin(case):
 @given(case=attention_cases())
 def test_matches_torch(case):
     pytest.importorskip("torch")
-    out, lse = _call(medfuse.attention, case, return_lse=True)
+    out, _lse = _call(medfuse.attention, case, return_lse=True)
     want = torch_attention(case)  # float64 on the same inputs: the exact answer
     # fully masked rows: zeros here and in torch 2.13 (older torch: NaN, not compared)
     live = ~np.isnan(want).any(axis=-1)
@@ -76,7 +76,7 @@ def test_matches_torch(case):
 def test_float32_close_to_torch_float32(case):
     """Against torch's own float32 result (both round): twice the bound."""
     pytest.importorskip("torch")
-    out, lse = _call(medfuse.attention, case, return_lse=True)
+    out, _lse = _call(medfuse.attention, case, return_lse=True)
     want = torch_attention(case, dtype=np.float32)
     live = ~np.isnan(want).any(axis=-1)
     _assert_close(out[live], want[live], 3 * _bound(case, out.dtype), "out vs torch float32")

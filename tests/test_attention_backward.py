@@ -9,11 +9,12 @@ compared with torch autograd run in float64 on the same inputs.
 
 from __future__ import annotations
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
+
+import medfuse
+import medfuse.reference as ref
 from strategies import attention_cases, attention_score_bound, torch_attention
 
 TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import images
+import medfuse
+import medfuse.reference as ref
 from strategies import image_views
 
 params = st.tuples(

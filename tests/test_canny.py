@@ -11,15 +11,16 @@
 
 from __future__ import annotations
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
-import strategies as S
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage
+
+import images
+import medfuse
+import medfuse.reference as ref
+import strategies as S
 
 
 def ref_canny(*args, **kw):

@@ -14,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import medfuse.extract as mx
 import numpy as np
 import pandas as pd
 import pytest
+
+import medfuse.extract as mx
 from medfuse.cli import main
-from medfuse.cohort import synthetic_cohort
+from medfuse.data import synthetic_cohort
 
 N = 16
 _REAL_RUN_TASK = mx.run_task
@@ -65,7 +66,7 @@ def test_extract_threads(features: Path, cohort_dir: Path) -> None:
 
 def test_extract_matches_extractor(features: Path, cohort_dir: Path) -> None:
     """The CLI's numbers are the extractor's numbers on the files read back."""
-    from medfuse.cohort import Cohort
+    from medfuse.data import Cohort
 
     frame = pd.read_parquet(features).set_index("patient_id")
     cohort = Cohort.from_csv(cohort_dir / "manifest.csv")
@@ -327,6 +328,14 @@ def test_extract_bad_manifest(cohort_dir: Path, tmp_path: Path, capsys: pytest.C
     assert "patient_id" in _err(["extract", str(tmp_path / "nopid.csv"), "-o", str(tmp_path / "f.parquet")], capsys)
 
 
+def test_extract_refuses_manifest_without_modality_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused at extract (naming the columns found and expected), not at train."""
+    (tmp_path / "m.csv").write_text("patient_id,label,age\nA,0,50\nB,1,61\nC,0,70\nD,1,44\n")
+    err = _err(["extract", str(tmp_path / "m.csv"), "-o", str(tmp_path / "f.parquet")], capsys)
+    assert "no modality column" in err and "patient_id, label, age" in err and "ct, xray, report" in err
+    assert not (tmp_path / "f.parquet").exists()
+
+
 def test_extract_bad_output(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     m = str(cohort_dir / "manifest.csv")
     assert ".parquet" in _err(["extract", m, "-o", str(tmp_path / "f.csv")], capsys)
@@ -375,7 +384,7 @@ def test_demo_and_bench_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_bench_quick_runs_every_case_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # Each implementation is called once (not timed) so that a broken case fails here, not in a user's hands.
-    import medfuse._quickbench as qb
+    import medfuse.bench.quick as qb
 
     calls: list[str] = []
 

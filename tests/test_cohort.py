@@ -1,4 +1,4 @@
-"""medfuse.cohort.Cohort: manifests, joins, validation, lazy loading."""
+"""medfuse.data.Cohort: manifests, joins, validation, lazy loading."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 pd = pytest.importorskip("pandas")
 cv2 = pytest.importorskip("cv2")
 
-from medfuse import io as mio
-from medfuse.cohort import Cohort, CohortError, PatientRecord
+from medfuse.data import Cohort, CohortError, PatientRecord
+from medfuse.data import io as mio
 
 
 @pytest.fixture

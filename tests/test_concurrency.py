@@ -12,10 +12,11 @@ import threading
 import time
 from typing import Any
 
-import hostile_cases as hc
-import medfuse
 import numpy as np
 import pytest
+
+import hostile_cases as hc
+import medfuse
 
 N_THREADS = 8
 CALLS_PER_THREAD = 3
@@ -59,7 +60,7 @@ def test_eight_python_threads_equal_serial(name: str, kernel_threads: int) -> No
             barrier.wait(timeout=60)
             for s in seeds[t::N_THREADS]:
                 results[s] = hc.call_valid(name, s)
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(N_THREADS)]
@@ -106,7 +107,7 @@ def test_python_thread_runs_during_a_kernel_call() -> None:
         counter = [0]
         stop = threading.Event()
 
-        def spin() -> None:
+        def spin(stop: threading.Event = stop, counter: list = counter) -> None:
             while not stop.is_set():
                 counter[0] += 1
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
 from strategies import layouts_of
 
 SIZES = [(1, 1), (1, 9), (7, 1), (8, 8), (9, 3), (37, 53), (64, 64), (100, 64), (7, 200), (255, 257), (512, 512)]

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
 
 pair_or_int = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
 
@@ -26,7 +27,7 @@ def conv_cases(draw):
     stride = draw(pair_or_int(1, 3))
     dilation = draw(pair_or_int(1, 3))
     padding = draw(pair_or_int(0, 3))
-    s = stride if isinstance(stride, tuple) else (stride, stride)
+    stride if isinstance(stride, tuple) else (stride, stride)
     d = dilation if isinstance(dilation, tuple) else (dilation, dilation)
     p = padding if isinstance(padding, tuple) else (padding, padding)
     hmin = max(1, d[0] * (kh - 1) + 1 - 2 * p[0])

@@ -16,13 +16,14 @@ import subprocess
 import sys
 import threading
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import images
+import medfuse
+import medfuse.reference as ref
 from strategies import image_views
 
 ndi = pytest.importorskip("scipy.ndimage")

@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 
-import medfuse
 import pytest
+
+import medfuse
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 INFO = medfuse.build_info()

@@ -6,10 +6,11 @@ never a crash or a silent conversion.
 
 from __future__ import annotations
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
+
+import medfuse
+import medfuse.reference as ref
 
 CANNY = pytest.mark.parametrize("canny", [medfuse.canny, ref.canny], ids=["kernel", "reference"])
 SOBEL = pytest.mark.parametrize("sobel", [medfuse.sobel, ref.sobel], ids=["kernel", "reference"])

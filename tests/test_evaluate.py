@@ -1,4 +1,4 @@
-"""medfuse.evaluate: cross-validation of modalities and fusions, MultimodalModel, HTML report."""
+"""medfuse.learn.evaluate: cross-validation of modalities and fusions, MultimodalModel, HTML report."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from medfuse.cohort import synthetic_cohort
-from medfuse.evaluate import (
+
+from medfuse.data import synthetic_cohort
+from medfuse.extract import CohortFeatures, extract_cohort
+from medfuse.features import ImageFeatureExtractor
+from medfuse.learn.evaluate import (
     Evaluation,
     MultimodalModel,
     cross_validate,
     example_images,
     write_report,
 )
-from medfuse.extract import CohortFeatures, extract_cohort
-from medfuse.features import ImageFeatureExtractor
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import images
+import medfuse
+import medfuse.reference as ref
 from strategies import image_views
 
 ndi = pytest.importorskip("scipy.ndimage")
@@ -66,7 +67,7 @@ def test_gabor_matches_skimage(freq):
 
 def test_gabor_kernel_matches_skimage():
     skf = pytest.importorskip("skimage.filters")
-    from medfuse._convolve_plan import gabor_kernel
+    from medfuse.kernels._convolve_plan import gabor_kernel
 
     for f in (0.05, 0.1, 0.3):
         for theta in (0.0, 0.4, math.pi / 2, 2.0):
@@ -76,7 +77,7 @@ def test_gabor_kernel_matches_skimage():
 
 
 def _laws_scipy(x, vecs, window):
-    from medfuse._convolve_plan import LAWS_VECTORS
+    from medfuse.kernels._convolve_plan import LAWS_VECTORS
 
     r = np.asarray(x, dtype=np.float64)
     for axis, name in enumerate(vecs):

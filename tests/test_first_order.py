@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
 
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
 EXACT = ("Minimum", "Maximum", "Range", "10Percentile", "90Percentile", "Median", "InterquartileRange",

@@ -1,4 +1,4 @@
-"""medfuse.fusion: early and late fusion classifiers over modality blocks."""
+"""medfuse.learn.fusion: early and late fusion classifiers over modality blocks."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 pytest.importorskip("gensim")
 
-from medfuse.fusion import (
-    AttentionFusionClassifier,
-    EarlyFusionClassifier,
-    LateFusionClassifier,
-    make_learner,
-)
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from medfuse.learn.fusion import (
+    AttentionFusionClassifier,
+    EarlyFusionClassifier,
+    LateFusionClassifier,
+    make_learner,
+)
 
 N_PATIENTS = 300
 SHAPE = (24, 64, 64)
@@ -29,7 +30,8 @@ SHAPE = (24, 64, 64)
 
 def _nodule_rois(cohort, radius_mm: float = 16.0):
     """A sphere around each CT's nodule (its centre re-derived from the generative model's draws)."""
-    from medfuse import _phantoms, _synthetic
+    from medfuse.data import phantoms as _phantoms
+    from medfuse.data import synthetic as _synthetic
 
     cases = {c.patient_id: c for c in _synthetic.draw_cases(N_PATIENTS, 0, "en")}
     rois = []
@@ -58,7 +60,7 @@ def _one_openmp_thread():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def cohort_features():
     """Features of a synthetic cohort: CT (nodule ROI), X-ray and report blocks; NaN rows for missing ones."""
-    from medfuse.cohort import synthetic_cohort
+    from medfuse.data import synthetic_cohort
     from medfuse.features import ImageFeatureExtractor, ReportVectorizer
 
     cohort = synthetic_cohort(N_PATIENTS, seed=0, lang="en", missing=0.1, shape=SHAPE)

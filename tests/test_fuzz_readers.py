@@ -1,4 +1,4 @@
-"""Fuzzing the file readers (issue 9, item 2): medfuse.io.read_ct, read_xray
+"""Fuzzing the file readers (issue 9, item 2): medfuse.data.read_ct, read_xray
 and read_report on mutated copies of a seed corpus of valid files
 (tests/fuzz/corpus/, written by tests/fuzz/make_corpus.py) must return a
 well-formed result or raise MedfuseIOError naming the file: never a raw
@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("pydicom")
 pytest.importorskip("nibabel")
 
-from medfuse import io as mio
+from medfuse.data import io as mio
 
 FUZZ = Path(__file__).resolve().parent / "fuzz"
 sys.path.insert(0, str(FUZZ))

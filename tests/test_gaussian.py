@@ -3,13 +3,14 @@ scipy.ndimage.gaussian_filter and cv2.GaussianBlur; refusals."""
 
 from __future__ import annotations
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import images
+import medfuse
+import medfuse.reference as ref
 from strategies import image_views
 
 ndi = pytest.importorskip("scipy.ndimage")

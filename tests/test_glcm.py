@@ -10,13 +10,14 @@ import subprocess
 import sys
 import threading
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from medfuse._texture_plan import DIRECTIONS_3D, c_round
+
+import medfuse
+import medfuse.reference as ref
+from medfuse.kernels._texture_plan import DIRECTIONS_3D, c_round
 from strategies import layouts_of
 
 skfeature = pytest.importorskip("skimage.feature")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from medfuse._texture_plan import RADIOMICS_FEATURES, SKIMAGE_PROPS
+
+import medfuse
+import medfuse.reference as ref
+from medfuse.kernels._texture_plan import RADIOMICS_FEATURES, SKIMAGE_PROPS
 
 skfeature = pytest.importorskip("skimage.feature")
 IMPLS = [medfuse.glcm_features, ref.glcm_features]
@@ -144,7 +145,7 @@ def radiomics():
 @pytest.mark.parametrize("case", range(6))
 def test_pyradiomics_features(radiomics, case):
     sitk = pytest.importorskip("SimpleITK")
-    from medfuse import _phantoms
+    from medfuse.data import phantoms as _phantoms
 
     rng = np.random.default_rng(case)
     vol, _ = _phantoms.ct_volume((8 if case != 5 else 1, 40, 44), seed=case)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import medfuse
 import numpy as np
 import pytest
+
+import medfuse
 from medfuse import reference as ref
 
 
@@ -66,7 +67,7 @@ def test_tiny_sigma_is_the_zero_limit_or_a_value_error():
 
 
 def test_contiguous_copies_misaligned_views():
-    from medfuse._validate import contiguous
+    from medfuse.kernels._validate import contiguous
 
     buf = np.zeros(4 * 12 + 1, np.uint8)
     x = np.ndarray((3, 4), dtype=np.float32, buffer=buf.data, offset=1)

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
 from strategies import layouts_of
 
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]

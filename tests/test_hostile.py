@@ -31,10 +31,11 @@ import sys
 import tempfile
 from typing import Any
 
-import hostile_cases as hc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import hostile_cases as hc
 
 EXAMPLES = int(os.environ.get("MEDFUSE_HOSTILE_EXAMPLES", "150"))
 CASE_TIMEOUT = float(os.environ.get("MEDFUSE_HOSTILE_TIMEOUT", "60"))
@@ -111,7 +112,7 @@ class Worker:
             for pipe in (self.proc.stdin, self.proc.stdout):
                 if pipe is not None:
                     pipe.close()
-            detail = f"worker {'hung (> %gs)' % CASE_TIMEOUT if kind == 'hang' else 'died'}, exit code {code}\n" + self.stderr_tail()
+            detail = f"worker {f'hung (> {CASE_TIMEOUT:g}s)' if kind == 'hang' else 'died'}, exit code {code}\n" + self.stderr_tail()
             self.proc = None
             self.restarts += 1
             return "crash", detail

@@ -12,10 +12,10 @@ pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 
 import medfuse as mf
-from medfuse import _phantoms
+from medfuse.data import Volume
+from medfuse.data import phantoms as _phantoms
 from medfuse.features import ImageFeatureExtractor
 from medfuse.features.image import FIRST_ORDER_FEATURES, GLCM_FEATURES
-from medfuse.io import Volume
 
 
 def _xray(seed: int = 0, shape=(64, 80)) -> np.ndarray:
@@ -311,7 +311,7 @@ def test_sklearn_skips_data_checks_with_reason():
 @pytest.mark.parametrize("kw", [dict(window=(-600.0, 1500.0)), dict(window="auto", denoise="median"),
                                 dict(window=None, denoise="gaussian")])
 def test_crop_to_roi_gives_the_same_features_3d(kw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from medfuse import _phantoms
+    from medfuse.data import phantoms as _phantoms
     from medfuse.features.image import ImageFeatureExtractor as IFE
 
     ph = _phantoms.ct_phantom((32, 96, 96), seed=1)
@@ -328,7 +328,7 @@ def test_crop_to_roi_gives_the_same_features_3d(kw: dict, monkeypatch: pytest.Mo
 
 
 def test_crop_to_roi_gives_the_same_features_2d(monkeypatch: pytest.MonkeyPatch) -> None:
-    from medfuse import _phantoms
+    from medfuse.data import phantoms as _phantoms
     from medfuse.features.image import ImageFeatureExtractor as IFE
 
     ph = _phantoms.ct_phantom((16, 128, 128), seed=2)

@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from medfuse import _phantoms, segment
+from medfuse import segment
+from medfuse.data import Volume
+from medfuse.data import phantoms as _phantoms
 from medfuse.features import ImageFeatureExtractor
-from medfuse.io import Volume
 
 FO = ("first_order",)
 

@@ -1,4 +1,4 @@
-"""medfuse.io: CT (DICOM series, NIfTI, npy/npz), X-ray, report text."""
+"""medfuse.data.io: CT (DICOM series, NIfTI, npy/npz), X-ray, report text."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
-from medfuse import io as mio
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
+
+from medfuse.data import io as mio
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
-import strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
+
+import medfuse
+import medfuse.reference as ref
+import strategies as S
 
 CONNS = {2: (4, 8), 3: (6, 18, 26)}
 RANK = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}

@@ -6,14 +6,15 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import images
-import medfuse
-import medfuse.reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import image_views, images_of, layouts_of
+
+import images
+import medfuse
+import medfuse.reference as ref
+from strategies import image_views
 
 ndimage = pytest.importorskip("scipy.ndimage")
 

@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("gensim")
 pytest.importorskip("jieba")
 sklearn = pytest.importorskip("sklearn")
-from medfuse.features import ReportVectorizer
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from medfuse.features import ReportVectorizer
 
 EN = [
     "A 12 mm spiculated nodule in the right upper lobe. Findings are suspicious for malignancy.",

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import textwrap
 
-import hostile_cases as hc
 import pytest
+
+import hostile_cases as hc
 
 UNDER_ASAN = bool(os.environ.get("MEDFUSE_SANITIZE_RUN")) or "asan" in os.environ.get("LD_PRELOAD", "")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -130,7 +131,7 @@ def test_oversized_requests_are_refused_before_allocating() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     bad = []
-    for name, (kind, msg, seconds, maxrss_kib) in results.items():
+    for name, (kind, msg, _seconds, maxrss_kib) in results.items():
         expect = HUGE_REQUESTS[name][1]
         if kind not in ("MemoryError", "ValueError"):
             bad.append(f"{name}: {kind} {msg}")
@@ -142,7 +143,7 @@ def test_oversized_requests_are_refused_before_allocating() -> None:
 
 
 def test_check_alloc_message() -> None:
-    from medfuse import _validate
+    from medfuse.kernels import _validate
 
     _validate.check_alloc(1024, "small")  # fits
     with pytest.raises(MemoryError, match="thing would need"):

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
 
 import medfuse as mf
-from medfuse import _phantoms, segment
-from medfuse.morphology import fill_holes, label
+from medfuse import segment
+from medfuse.data import phantoms as _phantoms
+from medfuse.kernels.morphology import fill_holes, label
 
 SHAPE = (48, 128, 128)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _phantom(diameter_mm=12.0, nodule_hu=30.0, lobe="RUL", seed=5, spiculation=0.0, lobulation=0.0):
     return _phantoms.nodule_ct_phantom(
         SHAPE, seed=seed, diameter_mm=diameter_mm, nodule_hu=nodule_hu, lobe=lobe,
@@ -22,7 +23,7 @@ def _phantom(diameter_mm=12.0, nodule_hu=30.0, lobe="RUL", seed=5, spiculation=0
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lungs(**kw):
     ph = _phantom(**kw)
     return segment.lung_mask(ph.volume, spacing=ph.spacing)
@@ -171,7 +172,7 @@ def test_candidates_are_sorted_capped_and_inside_the_lungs() -> None:
     scores = [c.score for c in cands]
     assert scores == sorted(scores, reverse=True)
     for c in cands:
-        assert lungs[tuple(int(round(v)) for v in c.center_voxel)] > 0
+        assert lungs[tuple(round(v) for v in c.center_voxel)] > 0
         assert 2.0 - 1e-9 <= c.radius_mm <= 15.0 + 1e-9
         np.testing.assert_allclose(c.center_mm, np.array(c.center_voxel) * np.array(ph.spacing))
     # Non-maximum suppression: no candidate within the radius of a better one.

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+from hypothesis import given
+from scipy import ndimage
+
 import images
 import medfuse
 import medfuse.reference as ref
-import numpy as np
-import pytest
 import strategies as S
-from hypothesis import given
-from medfuse._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
-from scipy import ndimage
+from medfuse.kernels._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
 
 _CV2_BORDER = {"reflect101": "BORDER_REFLECT_101", "replicate": "BORDER_REPLICATE"}
 _SCIPY_MODE = {"reflect101": "mirror", "replicate": "nearest"}

@@ -1,4 +1,4 @@
-"""medfuse.cohort.synthetic_cohort: determinism, anatomy, reports, fusion, files."""
+"""medfuse.data.synthetic_cohort: determinism, anatomy, reports, fusion, files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pydicom")
 pytest.importorskip("cv2")
 
-from medfuse import _phantoms
-from medfuse.cohort import Cohort, synthetic_cohort
 from scipy import ndimage as ndi
+
+from medfuse.data import Cohort, synthetic_cohort
+from medfuse.data import phantoms as _phantoms
 
 
 def test_same_seed_same_data_other_seed_differs():

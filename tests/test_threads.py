@@ -10,11 +10,12 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pytest
+
 import images
 import medfuse
 import medfuse.reference as ref
-import numpy as np
-import pytest
 from strategies import magnitude_quantiles
 
 THREAD_COUNTS = [1, 2, 7]
@@ -160,7 +161,7 @@ import json, warnings
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     import medfuse
-    from medfuse._threads import default_num_threads
+    from medfuse.kernels._threads import default_num_threads
 print(json.dumps({
     "n": medfuse.get_num_threads(),
     "info": medfuse.build_info()["num_threads"],

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._threads import get_num_threads, set_num_threads
-from .attention import attention, attention_backward, multi_head_attention
-from .cnn import conv2d
-from .contrast import clahe, equalize_hist
-from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
-from .edges import canny, sobel
-from .enhance import bilateral, median
-from .histogram import first_order, histogram, quantize, window
-from .morphology import (
+from .kernels._threads import get_num_threads, set_num_threads
+from .kernels.attention import attention, attention_backward, multi_head_attention
+from .kernels.cnn import conv2d
+from .kernels.contrast import clahe, equalize_hist
+from .kernels.convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .kernels.edges import canny, sobel
+from .kernels.enhance import bilateral, median
+from .kernels.histogram import first_order, histogram, quantize, window
+from .kernels.morphology import (
     binary_close,
     binary_dilate,
     binary_erode,
@@ -25,7 +25,7 @@ from .morphology import (
     label,
     regionprops_basic,
 )
-from .texture import glcm, glcm_features
+from .kernels.texture import glcm, glcm_features
 
 __version__ = "0.1.0"
 
@@ -41,26 +41,26 @@ __all__ = [
     "build_info",
     "canny",
     "clahe",
-    "cohort",
     "conv2d",
     "convolve",
+    "data",
     "equalize_hist",
-    "evaluate",
     "extract",
     "fill_holes",
     "filter_bank",
     "first_order",
-    "fusion",
     "gaussian",
     "get_num_threads",
     "glcm",
     "glcm_features",
     "histogram",
-    "io",
+    "kernels",
     "label",
+    "learn",
     "median",
     "multi_head_attention",
     "quantize",
+    "reference",
     "regionprops_basic",
     "segment",
     "sep_filter",
@@ -70,10 +70,14 @@ __all__ = [
     "window",
 ]
 
-# Data integration, features and learners pull in pandas, pydicom, gensim and
-# scikit-learn; they load on first use so that `import medfuse` stays fast
-# for users who only call the kernels.
-_LAZY_SUBMODULES = frozenset({"cohort", "io", "features", "fusion", "segment", "evaluate", "extract"})
+# The package's folders follow the pipeline: kernels -> data -> features ->
+# learn (plus segment, extract, cli and bench). Data integration, features
+# and learners pull in pandas, pydicom, gensim and scikit-learn; they load on
+# first use (``medfuse.data``, ``medfuse.learn`` ... as attributes) so that
+# `import medfuse` stays fast for users who only call the kernels.
+_LAZY_SUBMODULES = frozenset(
+    {"bench", "cli", "data", "extract", "features", "learn", "reference", "segment"}
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,7 @@ def _positive_int(text: str) -> int:
 
 
 def _cores() -> int:
-    from ._threads import default_num_threads
+    from .kernels._threads import default_num_threads
 
     return default_num_threads()
 
@@ -106,7 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(handler=_cmd_extract)
 
     tr = sub.add_parser("train", help="fit a fusion classifier on a feature table -> model file (joblib)",
-                        description="Fit medfuse.evaluate.MultimodalModel on FEATURES (from `medfuse extract`) "
+                        description="Fit medfuse.learn.MultimodalModel on FEATURES (from `medfuse extract`) "
                         "and save it with the extractor settings, so `medfuse predict` extracts the same features.")
     tr.add_argument("features", type=Path, metavar="FEATURES", help="feature table (.parquet) with a label column")
     tr.add_argument("--fusion", choices=("early", "late", "attention"), default="late", help="fusion (default: late)")
@@ -175,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, bench, info)",
               file=sys.stderr)
         return EXIT_USAGE
-    from .cohort import CohortError
-    from .io import MedfuseFileNotFoundError, MedfuseIOError
+    from .data.cohort import CohortError
+    from .data.io import MedfuseFileNotFoundError, MedfuseIOError
 
     try:
         return int(args.handler(args))
@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_manifest(path: Path) -> Any:
-    from .cohort import Cohort
+    from .data.cohort import Cohort
 
     if not path.exists():
         raise _UsageError(f"manifest {path} not found")
@@ -229,7 +229,7 @@ def _write_features(frame: Any, path: Path, extraction: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .extract import _atomic_write_bytes
+    from .data.io import _atomic_write_bytes
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
@@ -250,12 +250,12 @@ def _read_features(path: Path) -> tuple[Any, Any]:
         raise _UsageError(f"feature table {path} is a folder")
     try:
         table = pq.read_table(path)
-    except Exception as err:  # noqa: BLE001 - any reader error is reported to the user
+    except Exception as err:
         raise _UsageError(f"cannot read feature table {path} as Parquet: {err}") from None
     frame = table.to_pandas()
     meta = (table.schema.metadata or {}).get(FEATURES_META_KEY)
     extraction = _extraction_from_settings(json.loads(meta)) if meta else None
-    from .evaluate import image_blocks
+    from .learn.evaluate import image_blocks
 
     if not image_blocks(frame) and "report" not in frame.columns:
         raise _UsageError(f"{path} holds no medfuse features (no ct__*, xray__* or report column); "
@@ -268,7 +268,8 @@ def _extraction_from_settings(settings: dict[str, Any]) -> Any:
     from .features import ImageFeatureExtractor
 
     def build(params: dict[str, Any]) -> Any:
-        return ImageFeatureExtractor(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        return ImageFeatureExtractor(**kwargs)
 
     return CohortFeatures(ct=build(settings["ct"]), xray=build(settings["xray"]))
 
@@ -310,6 +311,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
 # -- extract ------------------------------------------------------------------
 
 
+def _require_modality_columns(cohort: Any, manifest: Path) -> None:
+    """A manifest without any modality column has nothing to extract: say so now, not at `train`."""
+    from .data.cohort import MODALITIES
+
+    columns = [str(c) for c in cohort.frame.columns]
+    if not any(m in columns for m in MODALITIES):
+        raise _UsageError(
+            f"{manifest} has no modality column: found {', '.join(columns)}; "
+            f"expected patient_id, label and at least one of {', '.join(MODALITIES)}"
+        )
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extract import CohortFeatures
 
@@ -324,6 +337,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         except ImportError:
             raise _UsageError("--backend dask needs dask.distributed: python -m pip install 'medfuse[dask]'") from None
     cohort = _load_manifest(args.manifest)
+    _require_modality_columns(cohort, args.manifest)
     checkpoint = args.output.with_name(args.output.name + ".partial")
     if args.restart and checkpoint.exists():
         for p in checkpoint.iterdir():
@@ -367,7 +381,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import joblib
 
-    from .evaluate import MultimodalModel
+    from .learn.evaluate import MultimodalModel
 
     _check_output(args.output, "--output")
     frame, extraction = _read_features(args.features)
@@ -383,7 +397,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model.fit(frame)
     except ValueError as err:
         raise _UsageError(str(err)) from None
-    from .extract import _atomic_write_bytes
+    from .data.io import _atomic_write_bytes
 
     buf = __import__("io").BytesIO()
     joblib.dump({"medfuse_model": 1, "version": medfuse.__version__, "model": model}, buf)
@@ -402,7 +416,7 @@ def _load_model(path: Path) -> Any:
         raise _UsageError(f"model {path} not found")
     try:
         obj = joblib.load(path)
-    except Exception as err:  # noqa: BLE001 - any joblib error is reported to the user
+    except Exception as err:
         raise _UsageError(f"cannot read model {path}: {type(err).__name__}: {err}") from None
     if not (isinstance(obj, dict) and obj.get("medfuse_model") == 1):
         raise _UsageError(f"{path} is not a medfuse model (make one with `medfuse train`)")
@@ -429,7 +443,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             pred[f"probability_{c}"] = proba[:, j]
         out = out.merge(pred, on="patient_id", how="left")
     out["error"] = [res.failures.get(str(p), "") for p in out["patient_id"]]
-    from .extract import _atomic_write_bytes
+    from .data.io import _atomic_write_bytes
 
     _atomic_write_bytes(args.output, out.to_csv(index=False).encode("utf-8"))
     print(f"predicted {res.n_ok} patients, {len(res.failures)} failed -> {args.output}")
@@ -439,7 +453,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import cross_validate, example_images, write_report
+    from .learn.evaluate import cross_validate, example_images, write_report
 
     if args.out.exists() and not args.out.is_dir():
         raise _UsageError(f"--out {args.out} exists and is not a folder")
@@ -463,9 +477,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .cohort import synthetic_cohort
-    from .evaluate import cross_validate, example_images, write_report
+    from .data.cohort import synthetic_cohort
     from .extract import CohortFeatures
+    from .learn.evaluate import cross_validate, example_images, write_report
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -549,7 +563,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.quick:
         if args.json is not None or args.pytest_args:
             raise _UsageError("--json and pytest arguments apply only without --quick")
-        from ._quickbench import run_quick
+        from .bench.quick import run_quick
 
         run_quick(_print_table)
         return EXIT_OK

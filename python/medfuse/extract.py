@@ -3,7 +3,7 @@
 :class:`CohortFeatures` holds the extractor settings (one
 :class:`~medfuse.features.ImageFeatureExtractor` for CT volumes, one for
 X-rays); :func:`extract_cohort` runs them over every patient of a
-:class:`~medfuse.cohort.Cohort` with threads (default), processes or a Dask
+:class:`~medfuse.data.Cohort` with threads (default), processes or a Dask
 cluster, and returns a table with one row per patient:
 
 - ``patient_id``, ``label`` (when the manifest has one);
@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .data.io import _atomic_write_bytes, _new_file_mode
 
 __all__ = [
     "BACKENDS",
@@ -174,8 +176,8 @@ def _native(v: Any) -> Any:
 
 
 def run_task(features: CohortFeatures, task: _Task) -> dict[str, Any]:
-    """Load one patient's files (medfuse.io) and compute its row."""
-    from .cohort import _load
+    """Load one patient's files (medfuse.data.io) and compute its row."""
+    from .data.cohort import _load
 
     ct = _load("ct", task.ct)
     xray = _load("xray", task.xray)
@@ -235,7 +237,7 @@ class _Checkpoint:
         try:
             with open(p, "rb") as f:
                 row = pickle.load(f)
-        except Exception:  # noqa: BLE001 - a damaged file (cannot happen with atomic writes): redo it
+        except Exception:
             return None
         return row if isinstance(row, dict) and row.get("patient_id") == task.patient_id else None
 
@@ -246,38 +248,6 @@ class _Checkpoint:
         for p in self.folder.iterdir():
             p.unlink()
         self.folder.rmdir()
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the process umask.
-
-    ``tempfile.mkstemp`` creates files readable by the owner only; an output
-    renamed from one must not end up more private than a plainly written file.
-    The umask is read from /proc (no global state changed, so thread-safe);
-    where that is unavailable the usual 0o022 is assumed.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, _new_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_parquet(frame: Any, path: str | os.PathLike[str]) -> None:
@@ -413,7 +383,7 @@ def extract_cohort(
             for t in todo:
                 try:
                     row = run_task(features, t)
-                except Exception as err:  # noqa: BLE001 - reported and skipped; BaseException aborts
+                except Exception as err:
                     finish(t, None, err)
                 else:
                     finish(t, row, None)
@@ -444,7 +414,7 @@ def _run_parallel(
     def settle(fut: Any, t: _Task) -> None:
         try:
             row = fut.result()
-        except Exception as err:  # noqa: BLE001 - a failing patient is reported, never lost
+        except Exception as err:
             finish(t, None, err)
         else:
             finish(t, row, None)

@@ -16,7 +16,7 @@ Three classic pipelines built on medfuse's kernels (``label``,
 Conventions. Volumes are (z, y, x) with ``spacing`` = (dz, dy, dx) in mm.
 "Right" and "left" are the patient's: with the usual radiological
 orientation (x index increasing towards the patient's left, as DICOM's LPS
-and :mod:`medfuse._phantoms`), the right lung is the one at small x (shown
+and :mod:`medfuse.data.phantoms`), the right lung is the one at small x (shown
 on the left of the screen). Only 3D volumes are accepted: a 2D slice is
 refused with a ValueError (lung and nodule geometry needs the third axis).
 HU may be any integer dtype or float32/float64; NaN/inf are refused.
@@ -211,7 +211,7 @@ def lung_mask(
     Returns uint8 of ``ct_hu``'s shape. Raises ValueError when no air
     region inside the body is found.
     """
-    from .morphology import binary_close, fill_holes, label
+    from .kernels.morphology import binary_close, fill_holes, label
 
     ct = _ct(ct_hu)
     sp = _spacing(spacing)
@@ -330,7 +330,7 @@ class NoduleCandidate:
 
 def _radii(d0: float, d1: float, n_scales: int | None) -> npt.NDArray[np.float64]:
     r0, r1 = d0 / 2.0, d1 / 2.0
-    n = n_scales if n_scales is not None else max(2, int(math.ceil(math.log(r1 / r0) / math.log(1.5))) + 1)
+    n = n_scales if n_scales is not None else max(2, math.ceil(math.log(r1 / r0) / math.log(1.5)) + 1)
     return np.asarray(np.geomspace(r0, r1, n))
 
 
@@ -381,8 +381,8 @@ def nodule_candidates(
     3×3×3 neighbourhood. Returns a list of :class:`NoduleCandidate` sorted by
     score (descending), possibly empty.
     """
-    from .convolve import gaussian
-    from .morphology import binary_erode
+    from .kernels.convolve import gaussian
+    from .kernels.morphology import binary_erode
 
     ct = _ct(ct_hu)
     sp = _spacing(spacing)
@@ -553,7 +553,7 @@ def nodule_mask(
     voxel, with holes filled. Empty if the core is not above the threshold
     (no contrast).
     """
-    from .morphology import fill_holes, label
+    from .kernels.morphology import fill_holes, label
 
     ct = _ct(ct_hu)
     sp = _spacing(spacing)
@@ -566,13 +566,13 @@ def nodule_mask(
     out = np.zeros(ct.shape, dtype=bool)
     r_max = k * radius + max(sp)  # may be inf for a huge reach: the sphere then holds the whole volume
     box = tuple(
-        slice(int(math.floor(max(0.0, c - r_max / s))), int(math.ceil(min(n - 1.0, c + r_max / s))) + 1)
+        slice(math.floor(max(0.0, c - r_max / s)), math.ceil(min(n - 1.0, c + r_max / s)) + 1)
         for c, s, n in zip(centre, sp, ct.shape)
     )
     sub = ct[box]
     grids = np.ogrid[tuple(slice(b.start, b.stop) for b in box)]
     d = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, sp)))
-    seed = tuple(int(round(c)) - b.start for c, b in zip(centre, box))
+    seed = tuple(round(c) - b.start for c, b in zip(centre, box))
     core = d <= max(0.6 * radius, min(sp) * 1.01)
     core[seed] = True
     nodule_hu = float(np.percentile(sub[core], 90))

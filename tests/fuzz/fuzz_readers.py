@@ -1,8 +1,8 @@
-"""Fuzzing the file readers medfuse.io.read_ct / read_xray / read_report.
+"""Fuzzing the file readers medfuse.data.read_ct / read_xray / read_report.
 
-Contract (medfuse.io docstring, issue 9): whatever the bytes, a reader
+Contract (medfuse.data.io docstring, issue 9): whatever the bytes, a reader
 returns a well-formed result (a Volume with a 3D int16 array, a 2D array, a
-str) or raises medfuse.io.MedfuseIOError whose ``path`` is the file read and
+str) or raises medfuse.data.MedfuseIOError whose ``path`` is the file read and
 whose message names it. Never a raw pydicom / nibabel / cv2 / NumPy
 exception, never a crash, never a hang.
 
@@ -75,7 +75,8 @@ def suffix_of(path: Path) -> str:
 
 def _check_result(reader: str, out: Any) -> str | None:
     import numpy as np
-    from medfuse import io as mio
+
+    from medfuse.data import io as mio
 
     if reader == "read_ct":
         if not isinstance(out, mio.Volume) or out.array.ndim != 3 or out.array.dtype != np.int16:
@@ -92,7 +93,7 @@ def _check_result(reader: str, out: Any) -> str | None:
 
 def check_file(path: Path) -> None:
     """Run every reader that accepts path's suffix; raise Finding on a contract breach."""
-    from medfuse import io as mio
+    from medfuse.data import io as mio
 
     for reader in READERS_FOR[suffix_of(path)]:
         fn: Callable[..., Any] = getattr(mio, reader)
@@ -170,7 +171,7 @@ def seeds(corpus: Path = CORPUS) -> list[Path]:
 
 def run_mutation(cases: int, seed: int, workdir: Path, max_time: float | None = None) -> dict[str, Any]:
     """cases mutated files (or until max_time s); a summary dict (findings listed)."""
-    import medfuse.io  # noqa: F401 - import once (pydicom, nibabel, cv2 load lazily below)
+    import medfuse.data.io  # noqa: F401 - import once (pydicom, nibabel, cv2 load lazily below)
 
     rng = random.Random(seed)
     files = seeds()
@@ -207,9 +208,10 @@ def run_atheris(argv: list[str]) -> None:
 
     with atheris.instrument_imports():
         # the Python decoders whose branches guide the fuzzer (cv2 is C++)
-        import medfuse.io  # noqa: F401
         import nibabel  # noqa: F401
         import pydicom  # noqa: F401
+
+        import medfuse.data.io  # noqa: F401
     tmp = Path(tempfile.mkdtemp(prefix="medfuse-atheris-"))
 
     def one_input(data: bytes) -> None:

@@ -51,7 +51,7 @@ def _unwrap(item: Any, index: int) -> tuple[Any, Any, tuple[float, ...] | None]:
             raise ValueError(f"X[{index}]: a tuple item must be (image, mask); got {len(item)} elements")
         item, mask = item
     spacing = None
-    if item is not None and hasattr(item, "array") and hasattr(item, "spacing"):  # medfuse.io.Volume
+    if item is not None and hasattr(item, "array") and hasattr(item, "spacing"):  # medfuse.data.Volume
         spacing = tuple(float(s) for s in item.spacing)
         item = item.array
     return item, mask, spacing
@@ -78,7 +78,7 @@ def _auto_roi(img: npt.NDArray, spacing: Any, roi: str | None, index: int) -> np
 
 def _as_items(X: Any) -> list[Any]:
     if isinstance(X, (str, bytes)):
-        raise TypeError("X must be a sequence of images (ndarrays or medfuse.io.Volume); got a str")
+        raise TypeError("X must be a sequence of images (ndarrays or medfuse.data.Volume); got a str")
     if isinstance(X, np.ndarray):
         if X.dtype == object:
             return list(X.ravel()) if X.ndim == 1 else _refuse_array(X)
@@ -94,7 +94,7 @@ def _as_items(X: Any) -> list[Any]:
     try:
         items = list(X)
     except TypeError:
-        raise TypeError(f"X must be a sequence of images (ndarrays or medfuse.io.Volume); got {type(X).__name__}") from None
+        raise TypeError(f"X must be a sequence of images (ndarrays or medfuse.data.Volume); got {type(X).__name__}") from None
     return items
 
 
@@ -109,7 +109,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
     """Radiomics-style features of 2D X-rays or 3D CT volumes, through the C++ kernels.
 
     Input ``X``: a sequence of images, all 2D (y, x) or all 3D (z, y, x):
-    ndarrays (uint8, uint16, int16, float32, float64) or ``medfuse.io.Volume``
+    ndarrays (uint8, uint16, int16, float32, float64) or ``medfuse.data.Volume``
     (its ``spacing`` gives the voxel volume and Canny's anisotropy); an
     array of shape (n, h, w) or (n, d, h, w) is a stack. An item may be an
     ``(image, mask)`` tuple, or masks may be passed to :meth:`transform` as
@@ -155,7 +155,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
 
     ``roi``: None or "mask" (default) uses the masks given (else the whole
     image). "lung" and "nodule" compute the ROI of each 3D CT that has a
-    spacing (a ``medfuse.io.Volume``) and no mask given: "lung" =
+    spacing (a ``medfuse.data.Volume``) and no mask given: "lung" =
     ``medfuse.segment.lung_mask`` (both lungs), "nodule" = the
     ``medfuse.segment.nodule_mask`` of the top ``nodule_candidates``
     candidate, or the lung mask when no candidate (or an empty nodule mask)
@@ -279,7 +279,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
     def _check_image(img: Any, i: int) -> npt.NDArray:
         if not isinstance(img, np.ndarray):
             if isinstance(img, (str, bytes)) or np.isscalar(img):
-                raise TypeError(f"X[{i}] must be an image ndarray or a medfuse.io.Volume; got {type(img).__name__}")
+                raise TypeError(f"X[{i}] must be an image ndarray or a medfuse.data.Volume; got {type(img).__name__}")
             img = np.asarray(img)
         if img.dtype == np.bool_ or img.dtype.kind not in "iuf":
             raise TypeError(f"X[{i}] must be a numeric image (uint8, uint16, int16, float32, float64); got {img.dtype}")

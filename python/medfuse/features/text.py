@@ -9,7 +9,7 @@ Tokenisation (:func:`tokenize`):
 
 - a text containing CJK characters is cut with jieba (a private
   ``jieba.Tokenizer``, initialised on first use with the medical user
-  dictionary shipped in ``medfuse/data/medical_dict_zh.txt``; jieba's
+  dictionary shipped in ``medfuse/resources/medical_dict_zh.txt``; jieba's
   start-up log is silenced). Latin words inside it are lower-cased;
 - any other text: the regex ``[a-z]+(?:[-'][a-z]+)*|\\d+(?:\\.\\d+)?`` on
   the lower-cased text (so "ground-glass" and "12.5" stay whole), plus
@@ -160,7 +160,7 @@ def mark_negation(tokens: Sequence[str], window: int = NEG_WINDOW) -> list[str]:
 
 
 def _data_text(name: str) -> str:
-    return resources.files("medfuse").joinpath("data", name).read_text(encoding="utf-8")
+    return resources.files("medfuse").joinpath("resources").joinpath(name).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)

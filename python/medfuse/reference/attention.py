@@ -7,13 +7,10 @@ signatures, semantics and refusals as the kernels.
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import numpy as np
 import numpy.typing as npt
 
-from .._attention_plan import AttentionPlan, check_backward, plan_attention, unbroadcast
-from ..attention import check_mha
+from ..kernels._attention_plan import AttentionPlan, check_backward, check_mha, plan_attention, unbroadcast
 
 __all__ = ["attention", "attention_backward", "multi_head_attention"]
 
@@ -52,11 +49,11 @@ def attention(
     k: npt.ArrayLike,
     v: npt.ArrayLike,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     causal: bool = False,
-    scale: Optional[float] = None,
+    scale: float | None = None,
     return_lse: bool = False,
-) -> Union[npt.NDArray, tuple[npt.NDArray, npt.NDArray]]:
+) -> npt.NDArray | tuple[npt.NDArray, npt.NDArray]:
     """Twin of :func:`medfuse.attention` (materialises the scores)."""
     plan = plan_attention(q, k, v, mask, causal, scale)
     p, lse = _softmax(_scores(plan))
@@ -75,9 +72,9 @@ def attention_backward(
     grad_out: npt.ArrayLike,
     lse: npt.ArrayLike,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     causal: bool = False,
-    scale: Optional[float] = None,
+    scale: float | None = None,
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray]:
     """Twin of :func:`medfuse.attention_backward`: P = exp(S - lse), then
     dV = Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP - rowsum(dO ∘ O)), dQ = scale·dS K,
@@ -111,7 +108,7 @@ def multi_head_attention(
     w_o: npt.ArrayLike,
     *,
     heads: int,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
 ) -> npt.NDArray:
     """Twin of :func:`medfuse.multi_head_attention`."""
     xq, xkv, wq, wk, wv, wo, h = check_mha(x_q, x_kv, w_q, w_k, w_v, w_o, heads)

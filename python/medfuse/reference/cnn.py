@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from .. import _validate as v
+from ..kernels import _validate as v
 
 __all__ = ["conv2d"]
 
@@ -15,13 +15,13 @@ __all__ = ["conv2d"]
 def conv2d(
     x: npt.ArrayLike,
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike] = None,
+    bias: npt.ArrayLike | None = None,
     *,
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
-    activation: Optional[str] = None,
+    activation: str | None = None,
 ) -> npt.NDArray[np.float32]:
     """Twin of :func:`medfuse.conv2d`: same signature and refusals; sums in float64."""
     xa, wa, ba, s, p, d, g, act, (ho, wo) = v.conv2d_args(x, weight, bias, stride, padding, dilation, groups, activation)

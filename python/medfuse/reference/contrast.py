@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .. import _validate as v
-from ..contrast import check_clahe, check_clip_range
+from ..kernels import _validate as v
+from ..kernels._contrast_plan import check_clahe, check_clip_range
 
 __all__ = ["clahe", "equalize_hist"]
 

@@ -7,15 +7,16 @@ correlation is a sum of shifted slices, one per non-zero tap.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .. import _convolve_plan as plan
-from .. import _validate as v
+from ..kernels import _convolve_plan as plan
+from ..kernels import _validate as v
 
-__all__ = ["convolve", "sep_filter", "gaussian", "unsharp_mask", "filter_bank"]
+__all__ = ["convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]
 
 _PAD_MODE = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant",
              "wrap": "wrap"}
@@ -77,7 +78,7 @@ def convolve(
     *,
     border: str = "reflect101",
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Twin of medfuse.convolve (float64 sums)."""
     img = v.as_image(image)
@@ -108,7 +109,7 @@ def sep_filter(
     *,
     border: str = "reflect101",
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Twin of medfuse.sep_filter (float64 sums)."""
     img = v.as_image(image)
@@ -126,9 +127,9 @@ def gaussian(
     *,
     truncate: float = 4.0,
     border: str = "reflect101",
-    spacing: Optional[Sequence[float]] = None,
+    spacing: Sequence[float] | None = None,
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Twin of medfuse.gaussian (float64 sums)."""
     img = v.as_image(image)
@@ -168,7 +169,7 @@ def filter_bank(
     frequencies: float | Sequence[float] = (0.1, 0.2, 0.4),
     orientations: int = 4,
     bandwidth: float = 1.0,
-    laws_vectors: Optional[Sequence[str]] = None,
+    laws_vectors: Sequence[str] | None = None,
     laws_window: int | Sequence[int] = 15,
     truncate: float = 4.0,
     border: str = "reflect101",

@@ -9,14 +9,14 @@ medfuse dependency) — a trusted, independent connected-components routine.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from ..kernels import _validate as v
+from ..kernels._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH, CannyPlan, plan_canny
 from .convolve import _index  # source index for every border mode, shared by the twins
-from .. import _validate as v
-from .._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH, CannyPlan, plan_canny
 
 __all__ = ["canny", "sobel"]
 
@@ -202,8 +202,8 @@ def canny(
     *,
     aperture_size: int = 3,
     l2_gradient: bool = False,
-    sigma: Optional[float | Sequence[float]] = None,
-    spacing: Optional[Sequence[float]] = None,
+    sigma: float | Sequence[float] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Twin of :func:`medfuse.canny` (see its docstring for the semantics)."""
     img = v.as_image(image)

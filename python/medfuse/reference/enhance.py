@@ -8,15 +8,15 @@ accumulation, so it agrees with the kernel to within rounding.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from ..kernels import _validate as v
 from .convolve import _index  # source index for every border mode, shared by the twins
-from .. import _validate as v
 
-__all__ = ["median", "bilateral"]
+__all__ = ["bilateral", "median"]
 
 
 def _pad(x: npt.NDArray, radius: Sequence[int], border: str) -> npt.NDArray:
@@ -37,7 +37,7 @@ def median(
     v.no_nan(img)
     padded = _pad(img, [s // 2 for s in k], b)
     windows = np.lib.stride_tricks.sliding_window_view(padded, k)
-    flat = windows.reshape(img.shape + (-1,))
+    flat = windows.reshape((*img.shape, -1))
     count = flat.shape[-1]
     return np.partition(flat, count // 2, axis=-1)[..., count // 2].copy()
 

@@ -1,6 +1,6 @@
 """NumPy twins of ``medfuse.histogram``, ``quantize``, ``first_order`` and ``window``.
 
-Same signatures and refusals (shared checks in ``medfuse._histogram_plan``).
+Same signatures and refusals (shared checks in ``medfuse.kernels._histogram_plan``).
 ``histogram`` is ``numpy.histogram`` on the selected values; ``quantize`` and
 ``first_order`` are PyRadiomics' formulas written out with NumPy on the
 region's values; ``window`` is the float64 formula.
@@ -8,12 +8,10 @@ region's values; ``window`` is the float64 formula.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import numpy.typing as npt
 
-from .. import _histogram_plan as hp
+from ..kernels import _histogram_plan as hp
 
 __all__ = ["first_order", "histogram", "quantize", "window"]
 
@@ -21,10 +19,10 @@ __all__ = ["first_order", "histogram", "quantize", "window"]
 def histogram(
     x: npt.ArrayLike,
     bins: int | npt.ArrayLike = 10,
-    range: Optional[tuple[float, float]] = None,
+    range: tuple[float, float] | None = None,
     *,
-    mask: Optional[npt.ArrayLike] = None,
-    weights: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | None = None,
 ) -> tuple[npt.NDArray, npt.NDArray]:
     """numpy.histogram of ``x[mask]`` (weights as float64)."""
     arr = hp.as_data(x)
@@ -44,7 +42,7 @@ def histogram(
     return np.histogram(vals, b, weights=wv)
 
 
-def _roi(arr: npt.NDArray, m: Optional[npt.NDArray[np.bool_]], name: str) -> npt.NDArray:
+def _roi(arr: npt.NDArray, m: npt.NDArray[np.bool_] | None, name: str) -> npt.NDArray:
     vals = arr[m] if m is not None else arr.ravel()
     if vals.dtype.kind == "f":
         if np.isnan(vals).any():
@@ -57,10 +55,10 @@ def _roi(arr: npt.NDArray, m: Optional[npt.NDArray[np.bool_]], name: str) -> npt
 def quantize(
     image: npt.ArrayLike,
     *,
-    levels: Optional[int] = None,
-    bin_width: Optional[float] = None,
-    range: Optional[tuple[float, float]] = None,
-    mask: Optional[npt.ArrayLike] = None,
+    levels: int | None = None,
+    bin_width: float | None = None,
+    range: tuple[float, float] | None = None,
+    mask: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.int32]:
     """PyRadiomics getBinEdges + numpy.digitize on the region's values."""
     arr = hp.as_data(image, "image")
@@ -87,40 +85,9 @@ def quantize(
     return out
 
 
-def _first_order_values(vals: npt.NDArray, bin_width: float, voxel_volume: float) -> dict[str, float]:
-    """PyRadiomics firstorder formulas on the region's values (any real dtype)."""
-    if vals.dtype.kind == "f" and not np.isfinite(vals).all():
-        raise ValueError("image contains NaN or infinite values inside the region")
-    x = vals.astype(np.float64)
-    n = x.size
-    energy = np.nansum(x**2)
-    mean = np.nanmean(x)
-    p10 = np.nanpercentile(x, 10)
-    p90 = np.nanpercentile(x, 90)
-    iqr = np.nanpercentile(x, 75) - np.nanpercentile(x, 25)
-    mad = np.nanmean(np.absolute(x - mean))
-    r = x[(x >= p10) & (x <= p90)]
-    rmad = np.nanmean(np.absolute(r - np.nanmean(r))) if r.size else np.nan
-    m2 = np.nanmean((x - mean) ** 2)
-    m3 = np.nanmean((x - mean) ** 3)
-    m4 = np.nanmean((x - mean) ** 4)
-    m2s = m2 if m2 != 0 else 1.0
-    std = np.nanstd(x)
-    edges = hp.width_edges(min(vals), max(vals), bin_width)
-    levels = np.digitize(vals, edges)
-    _, counts = np.unique(levels, return_counts=True)
-    entropy, uniformity = hp.level_stats(counts)
-    values = [
-        energy, energy * voxel_volume, entropy, np.nanmin(x), p10, p90, np.nanmax(x), mean, np.nanmedian(x), iqr,
-        np.nanmax(x) - np.nanmin(x), mad, rmad, np.sqrt(energy / n), std, m3 / m2s**1.5, m4 / m2s**2.0, std**2,
-        uniformity,
-    ]
-    return dict(zip(hp.FIRST_ORDER_NAMES, (float(v) for v in values)))
-
-
 def first_order(
     image: npt.ArrayLike,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     *,
     bin_width: float = 25.0,
     voxel_volume: float = 1.0,
@@ -130,17 +97,16 @@ def first_order(
     m = hp.as_mask(mask, arr.shape)
     width = hp.positive_real(bin_width, "bin_width")
     vv = hp.positive_real(voxel_volume, "voxel_volume")
-    return _first_order_values(_roi(arr, m, "image"), width, vv)
+    return hp.first_order_values(_roi(arr, m, "image"), width, vv)
 
 
 def window(
     hu: npt.ArrayLike, center: float, width: float, *, out_dtype: npt.DTypeLike = np.uint8
 ) -> npt.NDArray:
     """(hu - (center - width/2)) * (top / width), clipped to [0, top], rounded for integer output."""
-    from ..histogram import check_window
 
     arr = hp.as_data(hu, "hu")
-    lo, scale, top, _code, od = check_window(center, width, out_dtype)
+    lo, scale, top, _code, od = hp.check_window(center, width, out_dtype)
     if arr.dtype.kind == "f" and np.isnan(arr).any():
         raise ValueError("hu contains NaN")
     y = np.clip((arr.astype(np.float64) - lo) * scale, 0.0, top)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .. import _validate as v
-from ..morphology import AXIS_NAMES
+from ..kernels import _validate as v
+from ..kernels._morphology_plan import AXIS_NAMES
 
 __all__ = ["binary_close", "binary_dilate", "binary_erode", "binary_open", "fill_holes", "label", "regionprops_basic"]
 

@@ -1,6 +1,6 @@
 """NumPy twins of ``medfuse.glcm`` and ``medfuse.glcm_features``.
 
-Same signatures, same refusals (shared checks in ``medfuse._texture_plan``).
+Same signatures, same refusals (shared checks in ``medfuse.kernels._texture_plan``).
 Written for clarity: co-occurrences by ``numpy.bincount`` over shifted views,
 features by the formulas as written (graycoprops weights over the full
 matrix; PyRadiomics' p_x, p_y, p_{x+y}, p_{x-y} and entropies; MCC's Q by an
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import _texture_plan as tp
+from ..kernels import _texture_plan as tp
 
 __all__ = ["glcm", "glcm_features"]
 
@@ -66,7 +66,7 @@ def glcm(
 def _skimage_props(p: npt.NDArray[np.float64]) -> list[float]:
     """graycoprops' definitions on one normalised matrix p (levels x levels)."""
     L = p.shape[0]
-    I, J = np.ogrid[0:L, 0:L]
+    I, J = np.ogrid[0:L, 0:L]  # noqa: E741 - graycoprops' notation
     contrast = float(np.sum(p * (I - J) ** 2))
     dissimilarity = float(np.sum(p * np.abs(I - J)))
     homogeneity = float(np.sum(p / (1.0 + (I - J) ** 2)))

@@ -79,7 +79,7 @@ def _check_table(frame: Any, need_label: bool = True) -> None:
 
 
 def _default_vectorizer(seed: int) -> Any:
-    from .features import ReportVectorizer
+    from ..features import ReportVectorizer
 
     return ReportVectorizer(vector_size=32, epochs=20, tfidf=True, max_features=100, seed=seed)
 
@@ -408,7 +408,7 @@ def example_images(cohort: Any, patient_id: str | None = None, *, roi_slice: int
 
 
 def _segmented_nodule_slice(ct: Any) -> int:
-    from .features.image import _auto_roi
+    from ..features.image import _auto_roi
 
     try:
         m = _auto_roi(ct.array, tuple(ct.spacing), "nodule", 0)
@@ -465,7 +465,7 @@ def write_report(
     import medfuse as mf
 
     if not isinstance(results, Evaluation):
-        raise TypeError(f"results must be a medfuse.evaluate.Evaluation (from cross_validate); got {type(results).__name__}")
+        raise TypeError(f"results must be a medfuse.learn.Evaluation (from cross_validate); got {type(results).__name__}")
     out = Path(os.fspath(out_dir))
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} exists and is not a folder")
@@ -541,7 +541,7 @@ img{{max-width:100%}}</style></head><body>
 <p>medfuse {html.escape(mf.__version__)}</p></body></html>
 """
     path = out / filename
-    from .extract import _atomic_write_bytes
+    from ..data.io import _atomic_write_bytes
 
     _atomic_write_bytes(path, doc.encode("utf-8"))
     return path

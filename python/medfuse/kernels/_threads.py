@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 
-__all__ = ["get_num_threads", "set_num_threads", "default_num_threads"]
+__all__ = ["default_num_threads", "get_num_threads", "set_num_threads"]
 
 _MAX_THREADS = 1024
 
@@ -25,7 +25,7 @@ def default_num_threads() -> int:
 
 
 def _check(n: object, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+    if isinstance(n, bool) or (not isinstance(n, (int,)) and not hasattr(n, "__index__")):
         raise TypeError(f"{name} must be an integer >= 1, got {n!r}")
     value = int(n)  # type: ignore[call-overload]
     if value < 1 or value > _MAX_THREADS:

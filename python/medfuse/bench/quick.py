@@ -6,7 +6,7 @@ installed and where they define the same operation. OpenCV and PyTorch run
 with their thread count matched to medfuse's (``cv2.setNumThreads``,
 ``torch.set_num_threads``); NumPy, SciPy and scikit-image are single
 threaded and are compared with medfuse at 1 thread. Median of repeated
-calls after a warm-up (:func:`medfuse._benchcases.time_call`). The full,
+calls after a warm-up (:func:`medfuse.bench.cases.time_call`). The full,
 recorded benchmarks are the pytest-benchmark suites in ``benchmarks/``.
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 import medfuse as mf
 from medfuse import reference as ref
 
-from . import _phantoms
-from ._benchcases import pinned_threads, time_call
-from ._threads import default_num_threads
+from ..data import phantoms as _phantoms
+from ..kernels._threads import default_num_threads
+from .cases import pinned_threads, time_call
 
 Fn = Callable[[], Any]
 

@@ -155,7 +155,7 @@ class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return Xa
 
     def _present(self, Xa: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.bool_]]:
-        return {name: ~np.isnan(Xa[:, idx]).all(axis=1) for name, idx in self.blocks_.items()}
+        return {name: np.asarray(~np.isnan(Xa[:, idx]).all(axis=1)) for name, idx in self.blocks_.items()}
 
     def _fit_scalers(self, Xa: npt.NDArray[np.float64]) -> None:
         """``scalers_``: per block, median imputation + standardisation fitted on the patients who have it."""
@@ -474,7 +474,7 @@ class AttentionFusionClassifier(_FusionBase):
         return xs, pres
 
     def _forward(self, P: dict[str, Any], xs: list[Any], pres: npt.NDArray[np.bool_]) -> tuple[Any, dict[str, Any]]:
-        from .attention import attention
+        from ..kernels.attention import attention
 
         T = np.stack([x @ P["W"][m] + P["b"][m] for m, x in enumerate(xs)], axis=1)  # (n, M, d)
         q, k, v = T @ P["Wq"], T @ P["Wk"], T @ P["Wv"]
@@ -495,7 +495,7 @@ class AttentionFusionClassifier(_FusionBase):
         return e / e.sum(axis=1, keepdims=True)
 
     def _loss_grad(self, P: dict[str, Any], xs: list[Any], pres: Any, Y: Any, grad: bool = True) -> tuple[float, Any]:
-        from .attention import attention_backward
+        from ..kernels.attention import attention_backward
 
         logits, c = self._forward(P, xs, pres)
         prob = self._softmax(logits)
@@ -556,7 +556,7 @@ class AttentionFusionClassifier(_FusionBase):
         lm1 = {k: [np.zeros_like(w) for w in P[k]] for k in ("W", "b")}
         lm2 = {k: [np.zeros_like(w) for w in P[k]] for k in ("W", "b")}
         lr, b1, b2, eps = float(self.learning_rate), 0.9, 0.999, 1e-8
-        best = (np.inf, None, 0)
+        best: tuple[float, Any, int] = (np.inf, None, 0)
         self.loss_curve_ = []
         wait = 0
         epoch = 0

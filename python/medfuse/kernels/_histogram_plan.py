@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +48,7 @@ def as_data(x: object, name: str = "x") -> npt.NDArray:
     return v.contiguous(arr, dtype=arr.dtype.newbyteorder("="))
 
 
-def as_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> Optional[npt.NDArray[np.bool_]]:
+def as_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> npt.NDArray[np.bool_] | None:
     if mask is None:
         return None
     m = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
@@ -60,7 +61,7 @@ def as_mask(mask: object, shape: tuple[int, ...], name: str = "mask") -> Optiona
     return v.contiguous(m)
 
 
-def as_weights(weights: object, shape: tuple[int, ...]) -> Optional[npt.NDArray[np.float64]]:
+def as_weights(weights: object, shape: tuple[int, ...]) -> npt.NDArray[np.float64] | None:
     if weights is None:
         return None
     w = weights if isinstance(weights, np.ndarray) else np.asarray(weights)
@@ -101,18 +102,20 @@ def check_bins(bins: object) -> int | npt.NDArray:
     return e
 
 
-def check_range(range_: object) -> Optional[tuple[Any, Any]]:
+def check_range(range_: object) -> tuple[Any, Any] | None:
     if range_ is None:
         return None
+    lo: Any
+    hi: Any
     try:
         lo, hi = range_  # type: ignore[misc]
     except (TypeError, ValueError):
         raise TypeError(f"range must be None or a pair (min, max); got {range_!r}") from None
-    for v in (lo, hi):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)) or isinstance(
-            v, (complex, np.complexfloating)
+    for bound in (lo, hi):
+        if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, (numbers.Real, np.number)) or isinstance(
+            bound, (complex, np.complexfloating)
         ):
-            raise TypeError(f"range values must be real numbers; got {v!r}")
+            raise TypeError(f"range values must be real numbers; got {bound!r}")
     if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
         raise ValueError(f"range must be finite; got [{lo}, {hi}]")
     if not lo < hi:
@@ -147,7 +150,7 @@ class UniformPlan:
     lo_thr: float  # smallest kept value of the data dtype
     hi_thr: float  # largest kept value
     empty: bool  # no value of the data dtype is kept
-    keys: Optional[tuple[int, int, int, npt.NDArray[np.int64]]]  # (lo, hi, shift, bin of each key)
+    keys: tuple[int, int, int, npt.NDArray[np.int64]] | None  # (lo, hi, shift, bin of each key)
 
 
 def uniform_indices(vals: npt.NDArray, first: Any, last: Any, nbins: int, edges: npt.NDArray) -> npt.NDArray[np.intp]:
@@ -239,10 +242,10 @@ def _key_plan(lo: int, hi: int, lut: npt.NDArray) -> tuple[int, int, int, npt.ND
 
 
 def uniform_plan(dtype: np.dtype, nbins: int, first: Any, last: Any) -> UniformPlan:
-    return _uniform_plan_cached(np.dtype(dtype).str, nbins, first, last, type(first), type(last))
+    return _uniform_plan_cached(np.dtype(dtype).str, nbins, first, last, cast(Hashable, type(first)), cast(Hashable, type(last)))
 
 
-def edges_key_plan(dtype: np.dtype, edges: npt.NDArray) -> Optional[tuple[int, int, int, npt.NDArray[np.int64]]]:
+def edges_key_plan(dtype: np.dtype, edges: npt.NDArray) -> tuple[int, int, int, npt.NDArray[np.int64]] | None:
     """Key plan for integer data over explicit edges, or None (use the edges kernel)."""
     if dtype.kind not in "iu":
         return None
@@ -298,7 +301,7 @@ def positive_real(value: object, name: str) -> float:
     return v
 
 
-def check_binning(levels: object, bin_width: object) -> tuple[Optional[int], Optional[float]]:
+def check_binning(levels: object, bin_width: object) -> tuple[int | None, float | None]:
     if levels is not None and bin_width is not None:
         raise ValueError("give levels (fixed bin count) or bin_width (fixed bin width), not both")
     if levels is not None:
@@ -338,7 +341,7 @@ def count_edges(minimum: Any, maximum: Any, levels: int, dtype: np.dtype) -> npt
     return edges
 
 
-def roi_range(lo: Any, hi: Any, range_: Optional[tuple[Any, Any]], dtype: np.dtype) -> tuple[Any, Any]:
+def roi_range(lo: Any, hi: Any, range_: tuple[Any, Any] | None, dtype: np.dtype) -> tuple[Any, Any]:
     """The (min, max) binning starts from: the ROI's, or the given range as data-dtype scalars."""
     if range_ is None:
         return lo, hi
@@ -370,3 +373,52 @@ def level_stats(level_counts: npt.NDArray[np.int64]) -> tuple[float, float]:
     entropy = -1.0 * np.sum(p * np.log2(p + eps))
     uniformity = np.nansum(p**2)
     return float(entropy), float(uniformity)
+
+
+_WINDOW_TOP = {np.dtype(np.uint8): (255.0, "u8"), np.dtype(np.uint16): (65535.0, "u16"),
+               np.dtype(np.float32): (1.0, "f32"), np.dtype(np.float64): (1.0, "f64")}
+
+
+def check_window(center: object, width: object, out_dtype: object) -> tuple[float, float, float, str, np.dtype]:
+    c = v.real_number(center, "center")
+    w = positive_real(width, "width")
+    try:
+        od = np.dtype(out_dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {out_dtype!r}") from None
+    if od not in _WINDOW_TOP:
+        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {od}")
+    top, code = _WINDOW_TOP[od]
+    lo = c - w / 2.0
+    return lo, top / w, top, code, od
+
+
+def first_order_values(vals: npt.NDArray, bin_width: float, voxel_volume: float) -> dict[str, float]:
+    """PyRadiomics firstorder formulas on the region's values (any real dtype)."""
+    if vals.dtype.kind == "f" and not np.isfinite(vals).all():
+        raise ValueError("image contains NaN or infinite values inside the region")
+    x = vals.astype(np.float64)
+    n = x.size
+    energy = np.nansum(x**2)
+    mean = np.nanmean(x)
+    p10 = np.nanpercentile(x, 10)
+    p90 = np.nanpercentile(x, 90)
+    iqr = np.nanpercentile(x, 75) - np.nanpercentile(x, 25)
+    mad = np.nanmean(np.absolute(x - mean))
+    r = x[(x >= p10) & (x <= p90)]
+    rmad = np.nanmean(np.absolute(r - np.nanmean(r))) if r.size else np.nan
+    m2 = np.nanmean((x - mean) ** 2)
+    m3 = np.nanmean((x - mean) ** 3)
+    m4 = np.nanmean((x - mean) ** 4)
+    m2s = m2 if m2 != 0 else 1.0
+    std = np.nanstd(x)
+    edges = width_edges(min(vals), max(vals), bin_width)
+    levels = np.digitize(vals, edges)
+    _, counts = np.unique(levels, return_counts=True)
+    entropy, uniformity = level_stats(counts)
+    values = [
+        energy, energy * voxel_volume, entropy, np.nanmin(x), p10, p90, np.nanmax(x), mean, np.nanmedian(x), iqr,
+        np.nanmax(x) - np.nanmin(x), mad, rmad, np.sqrt(energy / n), std, m3 / m2s**1.5, m4 / m2s**2.0, std**2,
+        uniformity,
+    ]
+    return dict(zip(FIRST_ORDER_NAMES, (float(v) for v in values)))

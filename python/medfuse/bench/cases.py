@@ -3,7 +3,7 @@
 One definition shared by the pytest-benchmark suite (``benchmarks/``) and
 ``medfuse bench --quick``, so both time the same inputs with the same
 parameters. Inputs come from the synthetic chest phantom
-(:mod:`medfuse._phantoms`); building them and converting them for other
+(:mod:`medfuse.data.phantoms`); building them and converting them for other
 libraries (8-bit windowing, float copies, SimpleITK images) happens in
 :func:`prepare`, never inside the timed call.
 
@@ -28,16 +28,17 @@ import contextlib
 import functools
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _phantoms
-from ._threads import default_num_threads, get_num_threads, set_num_threads
-from .edges import canny
-from .reference import canny as reference_canny
+from ..data import phantoms as _phantoms
+from ..kernels._threads import default_num_threads, get_num_threads, set_num_threads
+from ..kernels.edges import canny
+from ..reference import canny as reference_canny
 
 __all__ = [
     "CASES",
@@ -69,7 +70,7 @@ class Case:
     shape: tuple[int, ...]
     low: float
     high: float
-    sigma: Optional[float] = None
+    sigma: float | None = None
     l2_gradient: bool = False
     reference: bool = True  # the NumPy twin is run (it takes seconds at most here)
     large: bool = False  # calls take seconds: time a few fixed rounds
@@ -145,8 +146,8 @@ def case(group: str) -> Case:
     raise KeyError(f"no benchmark case {group!r}; known: {', '.join(c.group for c in CASES)}")
 
 
-@functools.lru_cache(maxsize=None)
-def load_input(group: str) -> tuple[npt.NDArray[Any], Optional[tuple[float, float, float]]]:
+@functools.cache
+def load_input(group: str) -> tuple[npt.NDArray[Any], tuple[float, float, float] | None]:
     """The case's input (built once, then cached) and its spacing for volumes."""
     c = case(group)
     if c.kind == "volume":
@@ -165,7 +166,7 @@ class Impl:
     """An implementation and the thread count it runs with (None: NumPy code)."""
 
     family: str  # "medfuse", "reference", "cv2", "skimage" or "sitk"
-    threads: Optional[int] = None
+    threads: int | None = None
 
     @property
     def id(self) -> str:
@@ -222,12 +223,12 @@ class Prepared:
 
     run: Callable[[], Any]  # the timed call; inputs are already converted
     edges: Callable[[Any], npt.NDArray[np.bool_]]  # its result as a boolean edge map
-    threads: Optional[int]  # medfuse / cv2 thread count to pin while running
-    expected: Optional[Callable[[], npt.NDArray[np.uint8]]] = None  # must equal run()
+    threads: int | None  # medfuse / cv2 thread count to pin while running
+    expected: Callable[[], npt.NDArray[np.uint8]] | None = None  # must equal run()
     expected_name: str = ""
 
 
-def _canny_kwargs(c: Case, spacing: Optional[tuple[float, float, float]]) -> dict[str, Any]:
+def _canny_kwargs(c: Case, spacing: tuple[float, float, float] | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"l2_gradient": c.l2_gradient}
     if c.sigma is not None:
         kwargs["sigma"] = c.sigma
@@ -243,14 +244,14 @@ def _medfuse_call(group: str) -> Callable[[], npt.NDArray[np.uint8]]:
     return lambda: canny(image, c.low, c.high, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference_result(group: str) -> npt.NDArray[np.uint8]:
     c = case(group)
     image, spacing = load_input(group)
     return reference_canny(image, c.low, c.high, **_canny_kwargs(c, spacing))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _medfuse_one_thread_result(group: str) -> npt.NDArray[np.uint8]:
     with pinned_threads(1):
         return _medfuse_call(group)()
@@ -270,7 +271,7 @@ def prepare(c: Case, impl: Impl) -> Prepared:
     kwargs = _canny_kwargs(c, spacing)
 
     if impl.family == "medfuse":
-        expected: Optional[Callable[[], npt.NDArray[np.uint8]]] = None
+        expected: Callable[[], npt.NDArray[np.uint8]] | None = None
         name = ""
         if c.reference:
             expected, name = functools.partial(_reference_result, c.group), "medfuse.reference"
@@ -341,7 +342,7 @@ def prepare(c: Case, impl: Impl) -> Prepared:
 
 
 @contextlib.contextmanager
-def pinned_threads(n: Optional[int]) -> Iterator[None]:
+def pinned_threads(n: int | None) -> Iterator[None]:
     """Run with medfuse's and (if imported) OpenCV's thread counts set to ``n``.
 
     ``None`` leaves both alone. The previous counts are restored on exit.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +36,7 @@ _CORE_SUFFIX = {
 
 def core_suffix(dtype: object) -> str:
     """The ``_core`` entry-point suffix of a (validated) native-order dtype."""
-    return _CORE_SUFFIX[np.dtype(dtype).newbyteorder("=")]
+    return _CORE_SUFFIX[np.dtype(cast(Any, dtype)).newbyteorder("=")]
 
 
 def dtype_names(dtypes: Sequence[type]) -> str:
@@ -247,7 +248,7 @@ def conv2d_args(
     g = _integer(groups, "groups")
     if g < 1:
         raise ValueError(f"groups must be >= 1; got {g}")
-    n, c, h, w = xa.shape
+    _n, c, h, w = xa.shape
     co, cig, kh, kw = wa.shape
     if c % g or co % g:
         raise ValueError(f"groups={g} must divide the input channels ({c}) and the output channels ({co})")

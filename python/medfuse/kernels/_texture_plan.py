@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._validate import contiguous
+
 GLCM_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64)
 
 # The four 2D angles of the classical GLCM (skimage offsets (0,1), (1,1), (1,0), (1,-1)).
@@ -101,7 +102,7 @@ def _levels(levels: object, dtype: np.dtype) -> int:
 def _distances(distances: object, integer: bool) -> npt.NDArray[np.float64]:
     try:
         d = np.asarray(distances)
-    except Exception:  # noqa: BLE001 - ragged sequences and the like
+    except Exception:
         raise TypeError(f"distances must be a 1D sequence of numbers; got {distances!r}") from None
     if d.dtype.kind not in "uif":
         raise TypeError(f"distances must be a 1D sequence of numbers; got dtype {d.dtype}")
@@ -123,7 +124,7 @@ def _angles(angles: object, ndim: int) -> tuple[str, npt.NDArray]:
         return "vectors", DIRECTIONS_3D.copy()
     try:
         a = np.asarray(angles)
-    except Exception:  # noqa: BLE001
+    except Exception:
         raise TypeError(f"angles must be a 1D sequence of radians or an (n, {ndim}) array of direction vectors") from None
     if a.dtype.kind not in "uif":
         raise TypeError(f"angles must hold numbers; got dtype {a.dtype}")

@@ -12,15 +12,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
+from ._morphology_plan import AXIS_NAMES
 from ._threads import get_num_threads
 
 __all__ = ["binary_close", "binary_dilate", "binary_erode", "binary_open", "fill_holes", "label", "regionprops_basic"]
 
-AXIS_NAMES = {2: ("y", "x"), 3: ("z", "y", "x")}
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 

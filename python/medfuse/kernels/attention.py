@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Optional, Union
-
 import numpy as np
 import numpy.typing as npt
 
-from ._validate import core_suffix
-from ._attention_plan import AttentionPlan, check_backward, plan_attention, unbroadcast
+from ._attention_plan import AttentionPlan, check_backward, check_mha, plan_attention, unbroadcast
 from ._threads import get_num_threads
+from ._validate import core_suffix
 
 __all__ = ["attention", "attention_backward", "multi_head_attention"]
 
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 
@@ -60,11 +57,11 @@ def attention(
     k: npt.ArrayLike,
     v: npt.ArrayLike,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     causal: bool = False,
-    scale: Optional[float] = None,
+    scale: float | None = None,
     return_lse: bool = False,
-) -> Union[npt.NDArray, tuple[npt.NDArray, npt.NDArray]]:
+) -> npt.NDArray | tuple[npt.NDArray, npt.NDArray]:
     """Scaled dot-product attention ``softmax(q kᵀ · scale + mask) v``, fused.
 
     Semantics are those of ``torch.nn.functional.scaled_dot_product_attention``
@@ -121,9 +118,9 @@ def attention_backward(
     grad_out: npt.ArrayLike,
     lse: npt.ArrayLike,
     *,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     causal: bool = False,
-    scale: Optional[float] = None,
+    scale: float | None = None,
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray]:
     """Gradients ``(dq, dk, dv)`` of ``attention`` given ``grad_out = dL/d out``.
 
@@ -148,45 +145,6 @@ def attention_backward(
     )
 
 
-def _heads(value: object) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"heads must be a positive integer; got {value!r}")
-    h = int(value)
-    if h < 1:
-        raise ValueError(f"heads must be >= 1; got {h}")
-    return h
-
-
-def check_mha(
-    x_q: object, x_kv: object, w_q: object, w_k: object, w_v: object, w_o: object, heads: object
-) -> tuple[npt.NDArray, ...]:
-    """Validated (x_q, x_kv, w_q, w_k, w_v, w_o) and the head count (shared with the twin)."""
-    h = _heads(heads)
-    arrs = []
-    for name, x in (("x_q", x_q), ("x_kv", x_kv), ("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)):
-        a = x if isinstance(x, np.ndarray) else np.asarray(x)
-        if a.dtype.type not in (np.float32, np.float64):
-            raise TypeError(f"{name} must have dtype float32 or float64; got {a.dtype}")
-        if a.size == 0:
-            raise ValueError(f"{name} is empty (shape {a.shape})")
-        arrs.append(a)
-    xq, xkv, wq, wk, wv, wo = arrs
-    for name, a in zip(("x_kv", "w_q", "w_k", "w_v", "w_o"), arrs[1:]):
-        if a.dtype != xq.dtype:
-            raise TypeError(f"{name} must have x_q's dtype ({xq.dtype}); got {a.dtype}")
-    if xq.ndim < 2 or xkv.ndim < 2:
-        bad = "x_q" if xq.ndim < 2 else "x_kv"
-        raise ValueError(f"{bad} must have at least 2 dimensions (..., L, E)")
-    e = xq.shape[-1]
-    ekv = xkv.shape[-1]
-    for name, a, want in (("w_q", wq, (e, e)), ("w_k", wk, (e, ekv)), ("w_v", wv, (e, ekv)), ("w_o", wo, (e, e))):
-        if a.shape != want:
-            raise ValueError(f"{name} must have shape {want} (y = x @ {name}.T); got {a.shape}")
-    if e % h:
-        raise ValueError(f"heads={h} must divide the embedding size E={e}")
-    return xq, xkv, wq, wk, wv, wo, h  # type: ignore[return-value]
-
-
 def multi_head_attention(
     x_q: npt.ArrayLike,
     x_kv: npt.ArrayLike,
@@ -196,7 +154,7 @@ def multi_head_attention(
     w_o: npt.ArrayLike,
     *,
     heads: int,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
 ) -> npt.NDArray:
     """Multi-head attention without biases, torch ``nn.MultiheadAttention`` layout.
 

@@ -31,7 +31,8 @@ Common rules
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,12 +41,12 @@ from . import _convolve_plan as plan
 from . import _validate as v
 from ._threads import get_num_threads
 
-__all__ = ["convolve", "sep_filter", "gaussian", "unsharp_mask", "filter_bank"]
+__all__ = ["convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]
 
 
 
 def _core() -> Any:  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 
@@ -72,7 +73,7 @@ def convolve(
     *,
     border: str = "reflect101",
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Correlate ``image`` with a dense ``kernel`` of the same ndim.
 
@@ -101,7 +102,7 @@ def sep_filter(
     *,
     border: str = "reflect101",
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Separable correlation: one 1D kernel per axis, in array order.
 
@@ -126,9 +127,9 @@ def gaussian(
     *,
     truncate: float = 4.0,
     border: str = "reflect101",
-    spacing: Optional[Sequence[float]] = None,
+    spacing: Sequence[float] | None = None,
     value: float = 0.0,
-    out_dtype: Optional[npt.DTypeLike] = None,
+    out_dtype: npt.DTypeLike | None = None,
 ) -> npt.NDArray[Any]:
     """Gaussian smoothing, one sigma per axis (or one for all).
 
@@ -186,7 +187,7 @@ def filter_bank(
     frequencies: float | Sequence[float] = (0.1, 0.2, 0.4),
     orientations: int = 4,
     bandwidth: float = 1.0,
-    laws_vectors: Optional[Sequence[str]] = None,
+    laws_vectors: Sequence[str] | None = None,
     laws_window: int | Sequence[int] = 15,
     truncate: float = 4.0,
     border: str = "reflect101",

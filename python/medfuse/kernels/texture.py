@@ -17,7 +17,7 @@ __all__ = ["glcm", "glcm_features"]
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 

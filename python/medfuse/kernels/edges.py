@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ _BORDERS = {"replicate": 0, "reflect101": 1}
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 
@@ -29,8 +29,8 @@ def canny(
     *,
     aperture_size: int = 3,
     l2_gradient: bool = False,
-    sigma: Optional[float | Sequence[float]] = None,
-    spacing: Optional[Sequence[float]] = None,
+    sigma: float | Sequence[float] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Canny edges of a 2D image (y, x) or a 3D volume (z, y, x).
 

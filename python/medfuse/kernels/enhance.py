@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
 from ._threads import get_num_threads
 
-__all__ = ["median", "bilateral"]
+__all__ = ["bilateral", "median"]
 
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 

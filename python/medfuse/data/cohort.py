@@ -4,10 +4,10 @@ A manifest is a table with a ``patient_id`` column, an optional ``label``
 column and any of ``ct``, ``xray``, ``report``:
 
 - ``ct``: a DICOM series folder, a NIfTI/.npy/.npz/.dcm file (see
-  :func:`medfuse.io.read_ct`), or in memory a :class:`~medfuse.io.Volume`;
+  :func:`medfuse.data.read_ct`), or in memory a :class:`~medfuse.data.Volume`;
 - ``xray``: a DICOM/PNG/JPEG/TIFF/.npy file, or in memory a 2D array;
 - ``report``: a ``.txt`` file or the report text itself (the rule of
-  :func:`medfuse.io.read_report`).
+  :func:`medfuse.data.read_report`).
 
 Relative paths are resolved against the manifest's folder (a DataFrame's
 ``base_dir``, default the current directory). Empty cells mean the modality
@@ -370,7 +370,7 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
             if _is_missing(v):
                 values.append(None)
                 continue
-            if m == "ct" and isinstance(v, Volume) or m == "xray" and isinstance(v, np.ndarray):
+            if (m == "ct" and isinstance(v, Volume)) or (m == "xray" and isinstance(v, np.ndarray)):
                 values.append(v)
                 continue
             if not isinstance(v, (str, os.PathLike)):
@@ -535,7 +535,7 @@ def synthetic_cohort(
     """A synthetic lung-nodule cohort: CT, X-ray and report per patient.
 
     The generative model (latent factors, label, what each modality sees)
-    is documented in :mod:`medfuse._synthetic`; ``cohort.truth`` is the
+    is documented in :mod:`medfuse.data.synthetic`; ``cohort.truth`` is the
     latent table (one row per patient: diameter_mm, density, calcified,
     nodule_hu, spiculation, margin, growth, lobe, lang, malignancy_logit,
     label, which modalities were dropped, and the nodule's centre in voxel
@@ -560,7 +560,7 @@ def synthetic_cohort(
     """
     import pandas as pd
 
-    from . import _phantoms, _synthetic
+    from . import phantoms, synthetic
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -568,7 +568,7 @@ def synthetic_cohort(
         raise ValueError(f"lang must be 'en', 'zh' or 'mixed'; got {lang!r}")
     if not 0.0 <= float(missing) < 1.0:
         raise ValueError(f"missing must be in [0, 1); got {missing!r}")
-    cases = _synthetic.draw_cases(int(n), int(seed), lang)
+    cases = synthetic.draw_cases(int(n), int(seed), lang)
     drop_rng = np.random.default_rng([int(seed), 2])
     rows = []
     truth = []
@@ -580,7 +580,7 @@ def synthetic_cohort(
         drop = drop_rng.random(3) < float(missing)
         if drop.all():
             drop[int(drop_rng.integers(3))] = False
-        ph = _phantoms.nodule_ct_phantom(
+        ph = phantoms.nodule_ct_phantom(
             shape,
             seed=case.seed,
             diameter_mm=case.diameter_mm,
@@ -590,8 +590,8 @@ def synthetic_cohort(
             lobe=case.lobe,
             offset_mm=tuple(np.random.default_rng([case.seed, 3]).uniform(-8.0, 8.0, 3)),
         )
-        xray = _phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
-        report = _synthetic.write_report(case)
+        xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
+        report = synthetic.write_report(case)
         volume = Volume(
             ph.volume,
             ph.spacing,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +41,7 @@ def out_dtype(value: object, image: npt.NDArray[Any]) -> np.dtype:
     if value is None:
         return np.dtype(np.float64) if image.dtype == np.float64 else np.dtype(np.float32)
     try:
-        dt = np.dtype(value)  # type: ignore[arg-type]
+        dt = np.dtype(cast(Any, value))
     except TypeError:
         raise TypeError(f"out_dtype must be None, float32, float64 or the image dtype; got {value!r}") from None
     allowed = {np.dtype(np.float32), np.dtype(np.float64), image.dtype.newbyteorder("=")}
@@ -224,7 +225,7 @@ def positive(value: object, name: str) -> float:
     return f
 
 
-def optional_float(value: Optional[object], name: str) -> Optional[float]:
+def optional_float(value: object | None, name: str) -> float | None:
     return None if value is None else v.real_number(value, name)
 
 
@@ -249,7 +250,7 @@ class BankSpec:
     """One filter of a bank: a sum of separable terms, a Gabor kernel, or Laws energy."""
 
     def __init__(self, name: str, kind: str, terms: list[list[npt.NDArray[np.float64]]],
-                 scale: float = 1.0, kernel: Optional[npt.NDArray[np.complex128]] = None) -> None:
+                 scale: float = 1.0, kernel: npt.NDArray[np.complex128] | None = None) -> None:
         self.name = name
         self.kind = kind
         self.terms = terms

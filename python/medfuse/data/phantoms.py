@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CTPhantom", "ct_phantom", "ct_volume", "window_u8", "xray_from_ct"]
+__all__ = ["CTPhantom", "ct_phantom", "ct_volume", "nodule_ct_phantom", "window_u8", "xray_from_ct"]
 
 FOV_YX_MM = 358.4
 FOV_Z_MM = 160.0
@@ -339,7 +339,7 @@ def xray_from_ct(
 
     # Linear interpolation along z onto rows of height dx (ends clamped).
     nz = vol.shape[0]
-    rows = max(1, int(round(nz * dz / dx)))
+    rows = max(1, round(nz * dz / dx))
     pos = np.clip((np.arange(rows) + 0.5) * (nz / rows) - 0.5, 0.0, nz - 1.0)
     i0 = np.floor(pos).astype(np.intp)
     i1 = np.minimum(i0 + 1, nz - 1)
@@ -371,7 +371,7 @@ def window_u8(hu: npt.ArrayLike, center: float = -600.0, width: float = 1500.0) 
 
 
 # ---------------------------------------------------------------------------
-# Cohort phantoms (added for medfuse.cohort.synthetic_cohort): the same
+# Cohort phantoms (added for medfuse.data.synthetic_cohort): the same
 # anatomy as ct_phantom, but the static part (body, spine, lungs, ribs) is
 # built once per shape and cached, vessels are thinner, and the nodule is
 # parameterised (size, density, margin, location). Nothing above changed.

@@ -1,6 +1,6 @@
 """Reading CT volumes, X-rays and report text into NumPy arrays and strings.
 
-Orientation convention (shared with :mod:`medfuse._phantoms` and the
+Orientation convention (shared with :mod:`medfuse.data.phantoms` and the
 kernels): a CT volume is indexed ``(z, y, x)`` with
 
 - z from the head (index 0, superior) to the feet (inferior),
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -604,3 +605,37 @@ def _decode_report(raw: bytes, p: Path, encoding: str | None) -> str:
             p,
         )
     return text
+
+
+# ---- atomic writes (shared by extract, the CLI and the HTML report) ----
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask.
+
+    ``tempfile.mkstemp`` creates files readable by the owner only; an output
+    renamed from one must not end up more private than a plainly written file.
+    The umask is read from /proc (no global state changed, so thread-safe);
+    where that is unavailable the usual 0o022 is assumed.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, _new_file_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +31,7 @@ class AttentionPlan:
     dv: int
     scale: float
     causal: bool
-    mask: Optional[npt.NDArray]  # C-contiguous, ndim == len(batch_shape) + 2 (1s prepended); bool or q's dtype
+    mask: npt.NDArray | None  # C-contiguous, ndim == len(batch_shape) + 2 (1s prepended); bool or q's dtype
     dtype: np.dtype
 
     @property
@@ -163,3 +162,42 @@ def unbroadcast(g: npt.NDArray, shape: tuple[int, ...]) -> npt.NDArray:
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return v.contiguous(g)
+
+
+def _heads(value: object) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"heads must be a positive integer; got {value!r}")
+    h = int(value)
+    if h < 1:
+        raise ValueError(f"heads must be >= 1; got {h}")
+    return h
+
+
+def check_mha(
+    x_q: object, x_kv: object, w_q: object, w_k: object, w_v: object, w_o: object, heads: object
+) -> tuple[npt.NDArray, ...]:
+    """Validated (x_q, x_kv, w_q, w_k, w_v, w_o) and the head count (shared with the twin)."""
+    h = _heads(heads)
+    arrs = []
+    for name, x in (("x_q", x_q), ("x_kv", x_kv), ("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)):
+        a = x if isinstance(x, np.ndarray) else np.asarray(x)
+        if a.dtype.type not in (np.float32, np.float64):
+            raise TypeError(f"{name} must have dtype float32 or float64; got {a.dtype}")
+        if a.size == 0:
+            raise ValueError(f"{name} is empty (shape {a.shape})")
+        arrs.append(a)
+    xq, xkv, wq, wk, wv, wo = arrs
+    for name, a in zip(("x_kv", "w_q", "w_k", "w_v", "w_o"), arrs[1:]):
+        if a.dtype != xq.dtype:
+            raise TypeError(f"{name} must have x_q's dtype ({xq.dtype}); got {a.dtype}")
+    if xq.ndim < 2 or xkv.ndim < 2:
+        bad = "x_q" if xq.ndim < 2 else "x_kv"
+        raise ValueError(f"{bad} must have at least 2 dimensions (..., L, E)")
+    e = xq.shape[-1]
+    ekv = xkv.shape[-1]
+    for name, a, want in (("w_q", wq, (e, e)), ("w_k", wk, (e, ekv)), ("w_v", wv, (e, ekv)), ("w_o", wo, (e, e))):
+        if a.shape != want:
+            raise ValueError(f"{name} must have shape {want} (y = x @ {name}.T); got {a.shape}")
+    if e % h:
+        raise ValueError(f"heads={h} must divide the embedding size E={e}")
+    return xq, xkv, wq, wk, wv, wo, h  # type: ignore[return-value]

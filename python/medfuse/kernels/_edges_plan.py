@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +38,7 @@ class CannyPlan:
     low_cmp: float  # candidate if magnitude (squared for L2) > low_cmp
     high_cmp: float  # strong if magnitude (squared for L2) > high_cmp
     weights: tuple[float, ...]  # per-axis gradient weights from spacing (all 1.0 if isotropic)
-    smooth: Optional[tuple[npt.NDArray[np.float64], ...]]  # per-axis Gaussian taps, or None
+    smooth: tuple[npt.NDArray[np.float64], ...] | None  # per-axis Gaussian taps, or None
 
 
 def gaussian_taps(sigma: float, truncate: float = 4.0) -> npt.NDArray[np.float64]:

@@ -9,7 +9,7 @@ first-order features; ``window`` CT windowing.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +22,7 @@ __all__ = ["first_order", "histogram", "quantize", "window"]
 
 
 def _core():  # imported lazily so that the twins work without the extension
-    from . import _core as core
+    from .. import _core as core
 
     return core
 
@@ -33,7 +33,7 @@ def _fold_exact(keys: npt.NDArray[np.int64], fold: npt.NDArray[np.int64], nbins:
     return out
 
 
-def _data_range(core: Any, x: npt.NDArray, mask: Optional[npt.NDArray[np.bool_]]) -> tuple[Any, Any]:
+def _data_range(core: Any, x: npt.NDArray, mask: npt.NDArray[np.bool_] | None) -> tuple[Any, Any]:
     """numpy's autodetected range: (min, max) of the selected values, as numpy scalars."""
     mn, mx, _sel, nan = getattr(core, "min_max_" + hp.suffix(x.dtype))(x, mask, get_num_threads())
     if nan or not (math.isfinite(float(mn)) and math.isfinite(float(mx))):
@@ -46,10 +46,10 @@ def _data_range(core: Any, x: npt.NDArray, mask: Optional[npt.NDArray[np.bool_]]
 def histogram(
     x: npt.ArrayLike,
     bins: int | npt.ArrayLike = 10,
-    range: Optional[tuple[float, float]] = None,
+    range: tuple[float, float] | None = None,
     *,
-    mask: Optional[npt.ArrayLike] = None,
-    weights: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | None = None,
 ) -> tuple[npt.NDArray, npt.NDArray]:
     """Histogram of ``x`` with ``numpy.histogram``'s semantics, exactly.
 
@@ -142,7 +142,7 @@ def _is_identity(fold: npt.NDArray[np.int64], nbins: int) -> bool:
     return fold.size == nbins and bool(fold[0] == 0) and bool(fold[-1] == nbins - 1)
 
 
-def _roi_min_max(core: Any, arr: npt.NDArray, m: Optional[npt.NDArray[np.bool_]], name: str) -> tuple[Any, Any]:
+def _roi_min_max(core: Any, arr: npt.NDArray, m: npt.NDArray[np.bool_] | None, name: str) -> tuple[Any, Any]:
     mn, mx, _sel, nan = getattr(core, "min_max_" + hp.suffix(arr.dtype))(arr, m, get_num_threads())
     if nan:
         raise ValueError(f"{name} contains NaN inside the region ({nan} values)")
@@ -155,10 +155,10 @@ def _roi_min_max(core: Any, arr: npt.NDArray, m: Optional[npt.NDArray[np.bool_]]
 def quantize(
     image: npt.ArrayLike,
     *,
-    levels: Optional[int] = None,
-    bin_width: Optional[float] = None,
-    range: Optional[tuple[float, float]] = None,
-    mask: Optional[npt.ArrayLike] = None,
+    levels: int | None = None,
+    bin_width: float | None = None,
+    range: tuple[float, float] | None = None,
+    mask: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.int32]:
     """Gray-level discretisation as PyRadiomics (``imageoperations.binImage``).
 
@@ -256,7 +256,7 @@ def _assemble(*values: float) -> dict[str, float]:
 
 def first_order(
     image: npt.ArrayLike,
-    mask: Optional[npt.ArrayLike] = None,
+    mask: npt.ArrayLike | None = None,
     *,
     bin_width: float = 25.0,
     voxel_volume: float = 1.0,
@@ -290,30 +290,8 @@ def first_order(
         counts = getattr(core, "hist_keys_" + hp.suffix(arr.dtype))(arr, m, int(info.min), int(info.max), 0, get_num_threads())
         nz = np.flatnonzero(counts)
         return _first_order_from_counts(nz.astype(np.int64) + int(info.min), counts[nz], arr.dtype, width, vv)
-    from .reference.histogram import _first_order_values
-
     vals = arr[m] if m is not None else arr.ravel()
-    return _first_order_values(vals, width, vv)
-
-
-_WINDOW_TOP = {np.dtype(np.uint8): (255.0, "u8"), np.dtype(np.uint16): (65535.0, "u16"),
-               np.dtype(np.float32): (1.0, "f32"), np.dtype(np.float64): (1.0, "f64")}
-
-
-def check_window(center: object, width: object, out_dtype: object) -> tuple[float, float, float, str, np.dtype]:
-    from . import _validate as v
-
-    c = v.real_number(center, "center")
-    w = hp.positive_real(width, "width")
-    try:
-        od = np.dtype(out_dtype)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {out_dtype!r}") from None
-    if od not in _WINDOW_TOP:
-        raise TypeError(f"out_dtype must be uint8, uint16, float32 or float64; got {od}")
-    top, code = _WINDOW_TOP[od]
-    lo = c - w / 2.0
-    return lo, top / w, top, code, od
+    return hp.first_order_values(vals, width, vv)
 
 
 def window(
@@ -328,7 +306,7 @@ def window(
     Any ndim; input dtypes as :func:`histogram`; NaN input is refused.
     """
     arr = hp.as_data(hu, "hu")
-    lo, scale, top, code, _od = check_window(center, width, out_dtype)
+    lo, scale, top, code, _od = hp.check_window(center, width, out_dtype)
     fn = getattr(_core(), "window_" + hp.suffix(arr.dtype))
     # as_data makes a 0-d input 1-d (np.ascontiguousarray); give back its shape
     return fn(arr, lo, scale, top, code, get_num_threads()).reshape(np.shape(hu))

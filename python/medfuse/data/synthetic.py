@@ -1,4 +1,4 @@
-"""The generative model behind :func:`medfuse.cohort.synthetic_cohort`.
+"""The generative model behind :func:`medfuse.data.synthetic_cohort`.
 
 Latent factors per case (the ground-truth table returned as ``cohort.truth``):
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -16,13 +16,13 @@ __all__ = ["conv2d"]
 def conv2d(
     x: npt.ArrayLike,
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike] = None,
+    bias: npt.ArrayLike | None = None,
     *,
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
-    activation: Optional[str] = None,
+    activation: str | None = None,
 ) -> npt.NDArray[np.float32]:
     """The CNN layer ``y = f(W * x + b)``, as ``torch.nn.functional.conv2d``.
 
@@ -52,7 +52,7 @@ def conv2d(
     Kernels larger than the padded input are refused (empty output).
     """
     xa, wa, ba, s, p, d, g, act, _ = v.conv2d_args(x, weight, bias, stride, padding, dilation, groups, activation)
-    from . import _core
+    from .. import _core
 
     n, _, h, w_ = xa.shape
     h_out = (h + 2 * p[0] - d[0] * (wa.shape[2] - 1) - 1) // s[0] + 1

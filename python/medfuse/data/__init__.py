@@ -1,0 +1,31 @@
+"""Data integration: readers, the cohort, and the built-in synthetic data.
+
+- :mod:`medfuse.data.io`: ``read_ct`` (DICOM series, NIfTI, .npy/.npz → a
+  :class:`Volume` in HU with spacing), ``read_xray``, ``read_report``.
+- :mod:`medfuse.data.cohort`: :class:`Cohort` (a manifest joined by
+  ``patient_id``, validated, missing modalities reported) and
+  :func:`synthetic_cohort`, the default data, written as real files.
+- :mod:`medfuse.data.synthetic`: the generative model behind the cohort.
+- :mod:`medfuse.data.phantoms`: chest CT and X-ray phantoms with known truth.
+"""
+
+from __future__ import annotations
+
+from . import phantoms
+from .cohort import MODALITIES, Cohort, CohortError, PatientRecord, synthetic_cohort
+from .io import MedfuseFileNotFoundError, MedfuseIOError, Volume, read_ct, read_report, read_xray
+
+__all__ = [
+    "MODALITIES",
+    "Cohort",
+    "CohortError",
+    "MedfuseFileNotFoundError",
+    "MedfuseIOError",
+    "PatientRecord",
+    "Volume",
+    "phantoms",
+    "read_ct",
+    "read_report",
+    "read_xray",
+    "synthetic_cohort",
+]
