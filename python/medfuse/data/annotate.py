@@ -56,6 +56,7 @@ __all__ = [
     "keyword_labels",
     "label_reports",
     "load_dictionary",
+    "normalise_name",
     "score_labels",
     "synthetic_truth",
 ]
