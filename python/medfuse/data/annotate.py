@@ -78,6 +78,7 @@ POST_WINDOW = (5, 8)  # ... from a mention to a cue after it
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SENTENCE_END = re.compile(r"(?<!\d)\.|\.(?!\d)|[;!?\n。；！？]")
 _CLAUSE_END = re.compile(r"[:：]")
@@ -223,7 +224,16 @@ class ReportLabeler:
         self.phrases = entries
         self.findings: tuple[str, ...] = ("no_finding", *entries)
         self._finding_re: list[tuple[str, re.Pattern[str]]] = []
+        # A cheap pre-check per finding: the first word of a Latin phrase must
+        # be among the report's words, a CJK phrase a substring of it.
+        self._first_words: dict[str, frozenset[str]] = {}
+        self._cjk_phrases: dict[str, tuple[str, ...]] = {}
         for name, phrases in entries.items():
+            keys = [_phrase_key(p) for p in phrases if not p.startswith("!")]
+            self._first_words[name] = frozenset(
+                _LATIN_WORD.findall(k)[0] for k in keys if not _CJK.search(k) and _LATIN_WORD.search(k)
+            )
+            self._cjk_phrases[name] = tuple(k for k in keys if _CJK.search(k))
             pos = _alternation([p for p in phrases if not p.startswith("!")], plural=True)
             neg = _alternation([p[1:] for p in phrases if p.startswith("!")], plural=True)
             if pos is None:
@@ -254,7 +264,7 @@ class ReportLabeler:
         cue_ends = [c.end for c in cues]
         cue_starts = [c.start for c in cues]
         out: dict[str, list[tuple[int, int, int]]] = {}
-        for name, rx in self._finding_re:
+        for name, rx in self._candidates(text):
             found = []
             for m in rx.finditer(text):
                 if m.group("p") is None:
@@ -264,6 +274,19 @@ class ReportLabeler:
             if found:
                 out[name] = found
         return out
+
+    def _candidates(self, text: str) -> list[tuple[str, re.Pattern[str]]]:
+        """The findings whose regex can match: a fast filter, never a decision."""
+        lower = text.lower()
+        words = set(_LATIN_WORD.findall(lower))
+        words |= {w[:-1] for w in words if w.endswith("s")} | {w[:-2] for w in words if w.endswith("es")}
+        has_cjk = _CJK.search(text) is not None
+        return [
+            (name, rx)
+            for name, rx in self._finding_re
+            if not self._first_words[name].isdisjoint(words)
+            or (has_cjk and any(p in lower for p in self._cjk_phrases[name]))
+        ]
 
     @staticmethod
     def _boundaries(text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -336,7 +359,7 @@ class ReportLabeler:
     def keywords(self, text: str) -> dict[str, float]:
         """The baseline: 1.0 for every finding with a phrase in the text."""
         out = {}
-        for name, rx in self._finding_re:
+        for name, rx in self._candidates(text):
             if any(m.group("p") is not None for m in rx.finditer(text)):
                 out[name] = 1.0
         if not any(k not in NOT_PATHOLOGY for k in out):
