@@ -420,3 +420,13 @@ def test_cli_annotate_masks(tmp_path, small_cohort_dir):
     want = {f"{p}_{k}.nii.gz" for p, c in zip(manifest["patient_id"], manifest["ct"]) if isinstance(c, str)
             for k in ("lungs", "nodules")}
     assert {p.name for p in masks.iterdir()} == want
+
+
+def test_lang_selects_the_clause_rules():
+    text = ["No effusion, nodule in the right lower lobe."]
+    assert label_reports(text, ["nodule"], lang="en")["nodule"][0] == 0.0  # English: "no A, B" negates both
+    assert label_reports(text, ["nodule"], lang="zh")["nodule"][0] == 1.0  # Chinese rules: the comma ends it
+    zh = ["右肺下叶结节，未见胸腔积液。"]
+    auto = label_reports(zh, ["nodule", "pleural_effusion"])
+    assert auto.iloc[0].tolist() == [1.0, 0.0]
+    assert label_reports(zh, ["nodule", "pleural_effusion"], lang="zh").iloc[0].tolist() == [1.0, 0.0]

@@ -517,7 +517,7 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
                 text = read_report(value)
                 if not text.strip():
                     raise MedfuseIOError("report is empty", value)
-                row.update(labeler.label(text))
+                row.update(labeler.label(text, args.lang))
             except (MedfuseIOError, MedfuseFileNotFoundError, OSError) as err:
                 row["error"] = str(err)
                 failures.append((pid, "report", str(err)))

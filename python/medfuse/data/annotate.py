@@ -250,9 +250,15 @@ class ReportLabeler:
 
     # ------------------------------------------------------------ one report
 
-    def mentions(self, text: str) -> dict[str, list[tuple[int, int, int]]]:
-        """{finding: [(start, end, status), ...]} for one report (status 1, 0, -1)."""
-        bounds, cjk_sentence = self._boundaries(text)
+    def mentions(self, text: str, lang: str = "auto") -> dict[str, list[tuple[int, int, int]]]:
+        """{finding: [(start, end, status), ...]} for one report (status 1, 0, -1).
+
+        ``lang``: "auto" applies the Chinese clause rules (commas end a
+        clause, distances in characters) to clauses with Chinese
+        characters and the English ones elsewhere; "en" or "zh" force one.
+        """
+        _check_lang(lang)
+        bounds = self._boundaries(text, lang)
         cues: list[_Cue] = []
         for m in self._cue_re.finditer(text):
             kinds = self._cue_kinds.get(_phrase_key(m.group(0)), frozenset())
@@ -270,7 +276,7 @@ class ReportLabeler:
                 if m.group("p") is None:
                     continue  # an exclusion phrase
                 s, e = m.start(), m.end()
-                found.append((s, e, self._status(text, s, e, bounds, cues, cue_starts, cue_ends, cjk_sentence)))
+                found.append((s, e, self._status(text, s, e, bounds, cues, cue_starts, cue_ends, lang)))
             if found:
                 out[name] = found
         return out
@@ -289,18 +295,18 @@ class ReportLabeler:
         ]
 
     @staticmethod
-    def _boundaries(text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    def _boundaries(text: str, lang: str) -> list[int]:
         bounds = [m.start() for m in _SENTENCE_END.finditer(text)]
         bounds += [m.start() for m in _CLAUSE_END.finditer(text)]
-        cjk_spans = []
-        if _CJK.search(text):
+        if lang == "zh":
+            bounds += [m.start() for m in _ZH_COMMA.finditer(text)]
+        elif lang == "auto" and _CJK.search(text):
             start = 0
             for end in [*sorted(bounds), len(text)]:
-                if _CJK.search(text, start, end):
-                    cjk_spans.append((start, end))
+                if _CJK.search(text, start, end):  # a sentence with Chinese: its commas end clauses
                     bounds += [m.start() + start for m in _ZH_COMMA.finditer(text[start:end])]
                 start = end + 1
-        return bounds, cjk_spans
+        return bounds
 
     @staticmethod
     def _units(text: str, a: int, b: int) -> int:
@@ -315,13 +321,13 @@ class ReportLabeler:
         cues: list[_Cue],
         cue_starts: list[int],
         cue_ends: list[int],
-        cjk_spans: list[tuple[int, int]],
+        lang: str,
     ) -> int:
         k = bisect.bisect_right(bounds, s - 1)
         lo = bounds[k - 1] if k > 0 else -1
         k2 = bisect.bisect_left(bounds, e)
         hi = bounds[k2] if k2 < len(bounds) else len(text)
-        zh = bool(_CJK.search(text, max(lo, 0), hi))
+        zh = lang == "zh" or (lang == "auto" and bool(_CJK.search(text, max(lo, 0), hi)))
         pre_w, post_w = (PRE_WINDOW[1], POST_WINDOW[1]) if zh else (PRE_WINDOW[0], POST_WINDOW[0])
         found: set[str] = set()
         i = bisect.bisect_right(cue_ends, s) - 1  # nearest cue ending before the mention
@@ -346,10 +352,10 @@ class ReportLabeler:
             return -1
         return 0 if "negation" in found else 1
 
-    def label(self, text: str) -> dict[str, float]:
+    def label(self, text: str, lang: str = "auto") -> dict[str, float]:
         """{finding: 1.0 / 0.0 / -1.0} for the findings mentioned, plus no_finding."""
         out: dict[str, float] = {}
-        for name, found in self.mentions(text).items():
+        for name, found in self.mentions(text, lang).items():
             statuses = {st for _, _, st in found}
             out[name] = 1.0 if 1 in statuses else (-1.0 if -1 in statuses else 0.0)
         if not any(v != 0.0 for k, v in out.items() if k not in NOT_PATHOLOGY):
@@ -472,10 +478,12 @@ def label_reports(
         calcified_granuloma, fibrosis, reticulation, honeycombing,
         traction_bronchiectasis, emphysema, then those of ``dictionaries``).
         Unknown names raise ValueError listing the known ones.
-    lang : "auto", "en" or "zh". The rules are the same for both languages
-        and chosen per clause from its characters (a Chinese clause ends at
-        commas and measures cue distances in characters), so "auto" is right
-        for mixed cohorts; "en"/"zh" only check the value.
+    lang : "auto", "en" or "zh". Both languages' phrases and cues are always
+        matched; ``lang`` picks the clause rules. Chinese: a comma ends a
+        clause and cue distances are counted in characters (12 before, 8
+        after); English: commas do not end a clause ("no A, B or C" negates
+        all three) and distances are in words (8 / 5). "auto" (right for
+        mixed cohorts) decides per sentence from its characters.
     dictionaries : extra dictionary files or dicts ({finding: [phrases]}),
         added to the shipped one, or a :class:`ReportLabeler`.
     """
@@ -483,7 +491,7 @@ def label_reports(
     labeler = _labeler(dictionaries)
     names = labeler.check_findings(findings)
     items, index = _texts(texts)
-    return _frame([labeler.label(t) for t in items], names, index)
+    return _frame([labeler.label(t, lang) for t in items], names, index)
 
 
 def keyword_labels(
