@@ -172,17 +172,39 @@ def _shipped(name: str) -> dict[str, list[str]]:
     return _parse_lines(text, f"medfuse/resources/{name}")
 
 
+def _trie(keys: Iterable[str]) -> str:
+    """A regex matching any of the keys, as a character trie (fast with hundreds
+    of phrases); where one key extends another the longer is tried first. A
+    space in a key matches any run of spaces and hyphens."""
+    root: dict[str, Any] = {}
+    for k in keys:
+        node = root
+        for ch in k:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [(r"[\s\-]+" if ch == " " else re.escape(ch)) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if "" in node:  # a key ends here: the longer continuation is optional (greedy)
+            return body + "?" if len(alts) == 1 and len(body) == 1 else "(?:" + body + ")?"
+        return body
+
+    return emit(root)
+
+
 def _alternation(phrases: Iterable[str], *, plural: bool) -> str | None:
     """One regex for the phrases: Latin ones as whole words, CJK anywhere, longest first."""
-    keys = sorted({_phrase_key(p) for p in phrases if p}, key=lambda k: (-len(k), k))
+    keys = sorted({_phrase_key(p) for p in phrases if p})
     latin = [k for k in keys if not _CJK.search(k)]
     cjk = [k for k in keys if _CJK.search(k)]
     parts = []
     if latin:
-        body = "|".join(r"[\s\-]+".join(re.escape(w) for w in k.split(" ")) for k in latin)
-        parts.append(r"(?<![A-Za-z0-9])(?:" + body + ")" + (r"(?:e?s)?" if plural else "") + r"(?![A-Za-z0-9])")
+        parts.append(r"(?<![A-Za-z0-9])(?:" + _trie(latin) + ")" + (r"(?:e?s)?" if plural else "") + r"(?![A-Za-z0-9])")
     if cjk:
-        parts.append("(?:" + "|".join(re.escape(k) for k in cjk) + ")")
+        parts.append("(?:" + _trie(cjk) + ")")
     return "|".join(parts) if parts else None
 
 
