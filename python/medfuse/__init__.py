@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "annotate",
     "attention",
     "attention_backward",
     "bilateral",
@@ -76,7 +77,7 @@ __all__ = [
 # first use (``medfuse.data``, ``medfuse.learn`` ... as attributes) so that
 # `import medfuse` stays fast for users who only call the kernels.
 _LAZY_SUBMODULES = frozenset(
-    {"bench", "cli", "data", "extract", "features", "learn", "reference", "segment"}
+    {"annotate", "bench", "cli", "data", "extract", "features", "learn", "reference", "segment"}
 )
 
 

@@ -1,10 +1,10 @@
 """The ``medfuse`` command line.
 
 Commands: ``demo``, ``extract``, ``train``, ``predict``, ``evaluate``,
-``bench``, ``info`` (``medfuse COMMAND --help`` for each).
+``annotate``, ``bench``, ``info`` (``medfuse COMMAND --help`` for each).
 
-Exit codes: 0 success; 1 failure (some patients could not be extracted, a
-benchmark failed); 2 usage or input error (bad arguments, missing files,
+Exit codes: 0 success; 1 failure (some patients could not be extracted or
+annotated, a benchmark failed); 2 usage or input error (bad arguments, missing files,
 bad manifests, unreadable feature or model files); 130 interrupted
 (``extract`` keeps its checkpoint: run the same command again to resume).
 """
@@ -139,6 +139,29 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="the cohort's manifest: adds example images (CT slice, X-ray, edges) to the report")
     ev.set_defaults(handler=_cmd_evaluate)
 
+    an = sub.add_parser(
+        "annotate",
+        help="finding labels from each patient's report -> CSV; segmentation masks -> NIfTI",
+        description=(
+            "Label every report of MANIFEST with medfuse.annotate.label_reports (1 present, 0 absent, "
+            "-1 uncertain, empty = not mentioned; English and Chinese) and write patient_id, one column "
+            "per finding and an error column to OUTPUT (CSV, written atomically). With --masks DIR, also "
+            "segment each patient's CT and write DIR/<patient_id>_lungs.nii.gz and _nodules.nii.gz with "
+            "the CT's affine (they overlay the CT in 3D Slicer or ITK-SNAP). Every report or CT that "
+            "could not be read is listed; exit code 1 when any failed."
+        ),
+    )
+    an.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest .csv or .parquet")
+    an.add_argument("-o", "--output", type=Path, default=None, metavar="LABELS", help="output .csv")
+    an.add_argument("--findings", default=None, metavar="NAMES",
+                    help="comma-separated findings (default: all; e.g. nodule,pleural_effusion,no_finding)")
+    an.add_argument("--lang", choices=("auto", "en", "zh"), default="auto", help="report language (default: auto)")
+    an.add_argument("--dictionary", type=Path, action="append", default=[], metavar="FILE",
+                    help="extra finding dictionary (format of medfuse/resources/report_findings.txt); repeatable")
+    an.add_argument("--masks", type=Path, default=None, metavar="DIR", help="also write CT masks as NIfTI here")
+    an.add_argument("--no-progress", action="store_true", help="no progress bar")
+    an.set_defaults(handler=_cmd_annotate)
+
     bench = sub.add_parser(
         "bench",
         help="kernels vs their NumPy twins and OpenCV/SciPy/PyTorch: medians and ratios",
@@ -172,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, bench, info)",
+        print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, annotate, bench, "
+              "info)",
               file=sys.stderr)
         return EXIT_USAGE
     from .data.cohort import CohortError
@@ -450,6 +474,75 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for pid, msg in res.failures.items():
         print(f"  failed: {pid}: {msg}")
     return EXIT_OK if not res.failures else EXIT_FAILURE
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .annotate import DictionaryError, ReportLabeler, write_masks
+    from .data.cohort import _is_missing
+    from .data.io import MedfuseFileNotFoundError, MedfuseIOError, _atomic_write_bytes, read_report
+
+    if args.output is None and args.masks is None:
+        raise _UsageError("nothing to do: give -o LABELS.csv, --masks DIR, or both")
+    if args.output is not None:
+        if args.output.suffix.lower() != ".csv":
+            raise _UsageError(f"--output {args.output} must end in .csv")
+        _check_output(args.output, "--output")
+    if args.masks is not None and not args.masks.is_dir():
+        raise _UsageError(f"--masks {args.masks} is not an existing folder")
+    try:
+        labeler = ReportLabeler(args.dictionary or None)
+        findings = None if args.findings is None else [f for f in args.findings.split(",") if f.strip()]
+        names = labeler.check_findings(findings)
+    except (DictionaryError, ValueError, TypeError, FileNotFoundError) as err:
+        raise _UsageError(str(err)) from None
+    cohort = _load_manifest(args.manifest)
+    frame = cohort.frame
+    failures: list[tuple[str, str, str]] = []
+    failed = 0
+    if args.output is not None:
+        if "report" not in frame.columns:
+            raise _UsageError(f"{args.manifest} has no report column")
+        rows = []
+        reports = list(zip(frame["patient_id"].astype(str), frame["report"]))
+        for pid, value in tqdm(reports, desc="reports", unit="report", disable=args.no_progress, file=sys.stderr):
+            row: dict[str, Any] = {"patient_id": pid, "error": ""}
+            if _is_missing(value):
+                row["error"] = "no report"
+                rows.append(row)
+                continue
+            try:
+                text = read_report(value)
+                if not text.strip():
+                    raise MedfuseIOError("report is empty", value)
+                row.update(labeler.label(text, args.lang))
+            except (MedfuseIOError, MedfuseFileNotFoundError, OSError) as err:
+                row["error"] = str(err)
+                failures.append((pid, "report", str(err)))
+                failed += 1
+            rows.append(row)
+        out = pd.DataFrame(rows).reindex(columns=["patient_id", *names, "error"])
+        out[names] = out[names].astype("Int64")  # 1 / 0 / -1, empty = not mentioned
+        _atomic_write_bytes(args.output, out.to_csv(index=False).encode("utf-8"))
+        n_reports = sum(1 for _, v in reports if not _is_missing(v))
+        print(f"labelled {n_reports - failed} of {n_reports} reports ({len(reports) - n_reports} patients without "
+              f"a report), {len(names)} findings -> {args.output}")
+    if args.masks is not None:
+        cts = [(str(p), v) for p, v in zip(frame["patient_id"], frame["ct"])] if "ct" in frame.columns else []
+        cts = [(p, v) for p, v in cts if not _is_missing(v)]
+        n_ok = 0
+        for pid, value in tqdm(cts, desc="masks", unit="CT", disable=args.no_progress, file=sys.stderr):
+            try:
+                write_masks(value, args.masks, name=pid)
+                n_ok += 1
+            except (MedfuseIOError, MedfuseFileNotFoundError, OSError, ValueError) as err:
+                failures.append((pid, "ct", str(err)))
+        print(f"wrote lung and nodule masks of {n_ok} of {len(cts)} CTs -> {args.masks}")
+    for pid, what, msg in failures:
+        print(f"  failed: {pid}: {what}: {msg}")
+    return EXIT_OK if not failures else EXIT_FAILURE
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -109,6 +109,7 @@ class Cohort:
         self._lock = threading.Lock()  # the cache may be shared by threads
         self._cache_size = int(cache_size)
         self.truth = truth
+        self.unlabelled: list[str] = []  # set by with_report_labels(label=...)
 
     # ------------------------------------------------------------ constructors
 
@@ -296,6 +297,91 @@ class Cohort:
 
     def __repr__(self) -> str:
         return f"<Cohort: {len(self)} patients from {self._source}>"
+
+    def with_report_labels(
+        self,
+        findings: Sequence[str] | None = None,
+        *,
+        lang: str = "auto",
+        dictionaries: Any = None,
+        uncertain: str = "keep",
+        prefix: str = "",
+        label: str | None = None,
+    ) -> Cohort:
+        """A new cohort whose frame has finding columns read from the reports.
+
+        Each patient's report is labelled with
+        :func:`medfuse.annotate.label_reports` (``findings``, ``lang``,
+        ``dictionaries`` as there): one float column per finding named
+        ``prefix + finding``, 1 present, 0 absent, -1 uncertain, NaN not
+        mentioned or no report. ``uncertain`` maps -1 for training:
+        "keep", "ones" (-1 -> 1, CheXpert's U-Ones), "zeros" (U-Zeros) or
+        "nan". ``label``: a finding whose column also becomes the cohort's
+        ``label`` (NaN -> 0: a finding the report does not mention counts
+        as absent), for weak supervision of image models; ``uncertain``
+        must then not be "keep", and patients without a report are left
+        out of the returned cohort (their ids are in its ``unlabelled``
+        attribute) rather than given a label the report never stated.
+
+        A report that cannot be read or is empty raises :class:`CohortError`
+        listing every such patient; a column that already exists raises
+        ValueError. The original cohort is not changed.
+        """
+        import pandas as pd
+
+        from .annotate import _labeler, label_reports
+
+        if uncertain not in ("keep", "ones", "zeros", "nan"):
+            raise ValueError(f"uncertain must be 'keep', 'ones', 'zeros' or 'nan'; got {uncertain!r}")
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str; got {type(prefix).__name__}")
+        labeler = _labeler(dictionaries)
+        names = labeler.check_findings(findings)
+        if label is not None:
+            from .annotate import normalise_name
+
+            label = normalise_name(label)
+            if label not in names:
+                raise ValueError(f"label {label!r} must be one of the findings {names}")
+            if uncertain == "keep":
+                raise ValueError("label= needs uncertain='ones', 'zeros' or 'nan' (a class column has no -1)")
+        clash = [prefix + n for n in names if prefix + n in self._frame.columns]
+        if clash:
+            raise ValueError(f"columns {clash} already exist in the cohort; pass prefix= to name them apart")
+        texts: dict[str, str] = {}
+        problems = []
+        column = self._frame["report"] if "report" in self._frame.columns else pd.Series(dtype=object)
+        for pid, value in column.items():
+            if _is_missing(value):
+                continue
+            try:
+                text = _load("report", value)
+            except (mio.MedfuseIOError, FileNotFoundError) as err:
+                problems.append(f"patient {pid}: report unreadable: {err}")
+                continue
+            if not text.strip():
+                problems.append(f"patient {pid}: report is empty")
+                continue
+            texts[str(pid)] = text
+        if problems:
+            raise CohortError(problems, self._source)
+        labels = label_reports(pd.Series(texts, dtype=object), names, lang, dictionaries=labeler) if texts else None
+        frame = self._frame.reset_index(drop=True).copy()
+        for n in names:
+            values = labels[n] if labels is not None else pd.Series(dtype=float)
+            col = frame["patient_id"].astype(str).map(values).astype(float)
+            if uncertain != "keep":
+                col = col.replace(-1.0, {"ones": 1.0, "zeros": 0.0, "nan": np.nan}[uncertain])
+            frame[prefix + n] = col
+        unlabelled: list[str] = []
+        if label is not None:
+            has_report = frame["patient_id"].astype(str).isin(list(texts))
+            unlabelled = [str(p) for p in frame.loc[~has_report, "patient_id"]]
+            frame = frame.loc[has_report].reset_index(drop=True)
+            frame["label"] = frame[prefix + label].fillna(0.0).astype(int)
+        out = Cohort(frame, cache_size=self._cache_size, truth=self.truth, source=self._source)
+        out.unlabelled = unlabelled
+        return out
 
     def validate(self, deep: bool = True) -> None:
         """Re-check the manifest; with ``deep`` also read every file.

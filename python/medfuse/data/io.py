@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -77,17 +78,48 @@ class Volume:
     [0, 0, 0] (None when the source has no geometry); ``metadata`` holds
     what matters downstream: ``modality``, ``series_uid``, ``patient_id``,
     ``slice_thickness``, ``source`` (path), ``format``.
+
+    ``affine`` (4 x 4 float64) maps a voxel index ``(z, y, x, 1)`` of
+    ``array`` to LPS patient coordinates ``(x, y, z, 1)`` in mm. Readers
+    set it from the file's geometry (DICOM: ImagePositionPatient,
+    ImageOrientationPatient, PixelSpacing and the slice order, so oblique
+    and flipped series are exact; NIfTI: the header affine); when it is not
+    given it is built from ``spacing`` and ``origin`` (zero when None) with
+    medfuse's axes: z runs superior -> inferior, y anterior -> posterior,
+    x right -> left. :func:`medfuse.data.io.write_nifti` uses it, so masks
+    written for a volume overlay it in any viewer.
     """
 
     array: npt.NDArray[np.int16]
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    affine: npt.NDArray[np.float64] | None = None
+
+    def __post_init__(self) -> None:
+        if self.affine is None:
+            self.affine = axis_affine(self.spacing, self.origin)
+        else:
+            a = np.asarray(self.affine, dtype=np.float64)
+            if a.shape != (4, 4) or not np.all(np.isfinite(a)):
+                raise ValueError(f"affine must be a finite 4 x 4 matrix; got shape {a.shape}")
+            self.affine = a
 
     @property
     def shape(self) -> tuple[int, int, int]:
         s = self.array.shape
         return (int(s[0]), int(s[1]), int(s[2]))
+
+
+def axis_affine(
+    spacing: Sequence[float], origin: Sequence[float] | None = None
+) -> npt.NDArray[np.float64]:
+    """Index (z, y, x, 1) -> LPS (x, y, z, 1) mm for medfuse's axis convention."""
+    dz, dy, dx = (float(v) for v in spacing)
+    ox, oy, oz = (0.0, 0.0, 0.0) if origin is None else (float(v) for v in origin)
+    return np.array(
+        [[0.0, 0.0, dx, ox], [0.0, dy, 0.0, oy], [-dz, 0.0, 0.0, oz], [0.0, 0.0, 0.0, 1.0]], dtype=np.float64
+    )
 
 
 def _suffix(path: Path) -> str:
@@ -281,7 +313,23 @@ def _read_nifti(p: Path, spacing: tuple[float, float, float] | None) -> Volume:
     origin = (float(-corner_ras[0]), float(-corner_ras[1]), float(corner_ras[2]))  # RAS -> LPS
     sp = _check_spacing(spacing) if spacing is not None else (float(zooms[2]), float(zooms[1]), float(zooms[0]))
     meta = {"source": os.fspath(p), "format": "nifti", "modality": "CT"}
-    return Volume(_to_hu_int16(out, p), sp, origin, meta)
+    # out[z, y, x] = data[ni-1-x, nj-1-y, nk-1-z]; RAS -> LPS flips the first two axes.
+    index_to_ijk = np.array(
+        [[0.0, 0.0, -1.0, ni - 1], [0.0, -1.0, 0.0, nj - 1], [-1.0, 0.0, 0.0, nk - 1], [0.0, 0.0, 0.0, 1.0]]
+    )
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=np.float64) @ index_to_ijk
+    if spacing is not None:  # the caller's spacing overrides the header: keep the directions, rescale
+        lps = _rescaled(lps, sp)
+    return Volume(_to_hu_int16(out, p), sp, origin, meta, lps)
+
+
+def _rescaled(affine: npt.NDArray[np.float64], spacing: tuple[float, float, float]) -> npt.NDArray[np.float64]:
+    """The affine with its column lengths (voxel sizes along z, y, x) set to ``spacing``."""
+    out = affine.copy()
+    for col, step in enumerate(spacing):
+        norm = float(np.linalg.norm(out[:3, col]))
+        out[:3, col] = out[:3, col] / norm * step if norm > 0 else 0.0
+    return out
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -396,7 +444,23 @@ def _read_dicom_files(
         planes.append(px.astype(np.float64) * slope + intercept)
     vol = _to_hu_int16(np.stack(planes), where)
     first_pos = slices[0][1]
-    return Volume(vol, sp, (float(first_pos[0]), float(first_pos[1]), float(first_pos[2])), meta)
+    # Index (z, y, x): x runs along a row (ImageOrientationPatient[:3]), y down
+    # the columns (IOP[3:]), z from the first slice (superior) to the next.
+    if len(slices) > 1:
+        step_dir = (slices[1][1] - first_pos) / max(float(np.linalg.norm(slices[1][1] - first_pos)), 1e-12)
+    else:
+        step_dir = -normal if descending else normal
+    try:
+        row_dir = np.array([float(v) for v in first.ImageOrientationPatient][:3])
+        col_dir = np.array([float(v) for v in first.ImageOrientationPatient][3:])
+    except AttributeError:
+        row_dir, col_dir = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    affine = np.eye(4)
+    affine[:3, 0] = step_dir * sp[0]
+    affine[:3, 1] = col_dir * sp[1]
+    affine[:3, 2] = row_dir * sp[2]
+    affine[:3, 3] = first_pos
+    return Volume(vol, sp, (float(first_pos[0]), float(first_pos[1]), float(first_pos[2])), meta, affine)
 
 
 # ------------------------------------------------------------------------ X-ray
@@ -605,6 +669,53 @@ def _decode_report(raw: bytes, p: Path, encoding: str | None) -> str:
             p,
         )
     return text
+
+
+# ------------------------------------------------------------------ NIfTI out
+
+
+def write_nifti(array: npt.ArrayLike, reference: Volume, path: PathLike) -> Path:
+    """Write a (z, y, x) array (a mask, a label map) as NIfTI aligned with ``reference``.
+
+    The file's affine is ``reference.affine`` turned into NIfTI's RAS+
+    convention with the voxel axes in (x, y, z) order, so the array
+    overlays the CT it was computed from in 3D Slicer, ITK-SNAP or
+    nibabel (world coordinates equal). Booleans are stored as uint8; the
+    dtype is kept otherwise (integers and floats). ``path`` must end in
+    ``.nii`` or ``.nii.gz``; written atomically.
+    """
+    import nibabel as nib
+
+    if not isinstance(reference, Volume):
+        raise TypeError(f"reference must be a medfuse Volume (from read_ct); got {type(reference).__name__}")
+    arr = np.asarray(array)
+    if arr.shape != reference.shape:
+        raise ValueError(f"array has shape {arr.shape}; it must match the reference volume's {reference.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "uif":
+        raise ValueError(f"array must be boolean or numeric; got dtype {arr.dtype}")
+    p = Path(os.fspath(path))
+    if not p.name.lower().endswith((".nii", ".nii.gz")):
+        raise ValueError(f"path must end in .nii or .nii.gz; got {p.name!r}")
+    if not p.parent.is_dir():
+        raise MedfuseFileNotFoundError("output folder does not exist", p.parent)
+    assert reference.affine is not None
+    # NIfTI voxel (i, j, k) = medfuse (x, y, z); RAS = diag(-1, -1, 1) LPS.
+    ijk_to_index = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ reference.affine @ ijk_to_index
+    img = nib.Nifti1Image(np.ascontiguousarray(arr.transpose(2, 1, 0)), ras)
+    img.set_qform(ras, code=1)  # scanner coordinates
+    img.set_sform(ras, code=1)
+    img.header.set_xyzt_units("mm")
+    _atomic_write_bytes(p, img.to_bytes() if p.name.lower().endswith(".nii") else _gzip(img.to_bytes()))
+    return p
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=6, mtime=0)
 
 
 # ---- atomic writes (shared by extract, the CLI and the HTML report) ----
