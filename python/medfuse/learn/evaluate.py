@@ -387,7 +387,7 @@ def _model_from_parts(parts: Any) -> MultimodalModel:
         if names != list(clf.blocks_) or int(clf.d_model) != d:
             raise ValueError(f"attention config (blocks {names}, d_model {d}) disagrees with the classifier "
                              f"(blocks {list(clf.blocks_)}, d_model {clf.d_model})")
-        want = {f"attention.W.{n}": (int(clf.blocks_[n].size), d) for n in names}
+        want: dict[str, tuple[int, ...]] = {f"attention.W.{n}": (int(clf.blocks_[n].size), d) for n in names}
         want.update({f"attention.b.{n}": (d,) for n in names})
         want.update({"attention.Wq": (d, d), "attention.Wk": (d, d), "attention.Wv": (d, d),
                      "attention.Wo": (d, n_classes), "attention.bo": (n_classes,)})

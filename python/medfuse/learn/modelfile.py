@@ -72,7 +72,7 @@ FORMAT_VERSION = 1
 SUFFIX = ".medfuse"
 MANIFEST = "medfuse.json"
 ARRAYS = "arrays.safetensors"
-MAX_BYTES = 4 << 30  # total uncompressed bytes a model file may declare (4 GiB)
+MAX_BYTES = 2 << 30  # total uncompressed bytes a model file may declare (2 GiB)
 MAX_MEMBERS = 256  # zip members, outer archive and each skops part
 MAX_MANIFEST_BYTES = 16 << 20
 
@@ -263,8 +263,9 @@ def save_model(
     custom learner) that skops does not know; the same names must be given
     to :func:`load_model`. Returns the path.
     """
-    import medfuse
     import skops.io as sio
+
+    import medfuse
 
     from ..data.io import _atomic_write_bytes
 
@@ -504,7 +505,7 @@ def _load_trusted_pickle(p: Path) -> Any:
     try:
         obj = joblib.load(p)
     except Exception as err:
-        raise ModelFileError(p, f"cannot read the pickle ({type(err).__name__}: {err})") from None
+        raise ModelFileError(p, f"is not a medfuse model file, nor a readable pickle ({type(err).__name__}: {err})") from None
     if isinstance(obj, dict) and obj.get("medfuse_model") == 1 and "model" in obj:
         return obj["model"]  # the format `medfuse train` wrote before model files
     return obj
@@ -537,7 +538,7 @@ def load_model(
     if isinstance(extra_types, str):
         raise TypeError("extra_types must be a list of type names, not a str")
     p = _check_path(path)
-    if trusted and sniff(p) == "pickle":
+    if trusted and sniff(p) in ("pickle", "other"):  # any pickle protocol (0 and 1 have no magic bytes)
         return _load_trusted_pickle(p)
     zf, manifest = _open_archive(p, int(max_bytes))
     with zf:
@@ -549,5 +550,5 @@ def load_model(
         parts.arrays = _load_arrays(p, zf, manifest["arrays"], int(max_bytes))
     try:
         return kind.from_parts(parts)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RuntimeError) as err:  # RuntimeError: torch load_state_dict
         raise ModelFileError(p, f"inconsistent {kind.name} model: {err}") from None
