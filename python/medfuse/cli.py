@@ -365,8 +365,10 @@ def _model_info(args: argparse.Namespace) -> int:
         else:
             print(f"{pad}{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
 
-    for key, value in card.items():
-        show(key, value)
+    first = [k for k in ("model", "training_data", "training_data_file", "cv_metrics") if k in card]
+    for key in [*first, *(k for k in card if k not in first and k != "extraction"), "extraction"]:
+        if key in card:
+            show(key, card[key])
     parts = [f"{m['member']} ({len(m.get('types', []))} non-builtin types)" for m in manifest["estimators"].values()]
     if manifest["arrays"]:
         parts.append(f"{manifest['arrays']['member']} ({len(manifest['arrays']['tensors'])} tensors)")

@@ -30,7 +30,32 @@ file's author put in it.
 
 New model kinds (the deep and RL learners) register themselves with
 :func:`register_kind`; :func:`save_model` / :func:`load_model` dispatch on
-the object's class and the manifest's ``kind``. See :class:`ModelKind`.
+the object's class and the manifest's ``kind``. A kind, in the module that
+defines the model, e.g. a torch network::
+
+    from medfuse.learn.modelfile import ModelParts, register_kind
+
+    def _to_parts(m):   # JSON config + named arrays (+ skops objects, if any)
+        return ModelParts(config={"hidden": m.hidden, "classes": list(m.classes_)},
+                          arrays={k: v.detach().cpu().numpy() for k, v in m.net_.state_dict().items()})
+
+    def _from_parts(parts):   # rebuild; raise ValueError (or torch's RuntimeError) on any mismatch
+        m = DeepFusionClassifier(hidden=parts.config["hidden"])
+        m.net_ = m._build()
+        m.net_.load_state_dict({k: torch.from_numpy(v) for k, v in parts.arrays.items()})  # strict
+        return m
+
+    register_kind("deep-fusion", DeepFusionClassifier, to_parts=_to_parts, from_parts=_from_parts,
+                  card=lambda m: {"model": {"class": "DeepFusionClassifier", "hidden": m.hidden}})
+
+then add ``"deep-fusion": "<its module>"`` to ``_KIND_MODULES`` below, so a
+file of that kind finds its loader without the caller importing the module
+first, and list any class its skops parts hold in ``trusted_types`` (only
+plain data holders: loading builds them without calling ``__init__``).
+Never store objects whose loading would run code (pickled callables,
+``torch.save`` files): arrays go through safetensors, the rest through
+JSON config or skops. ``tests/test_modelfile.py`` has a numpy kind and a
+torch ``state_dict`` kind as working examples.
 """
 
 from __future__ import annotations
@@ -127,7 +152,7 @@ class PickleRefusedError(ModelFileError):
 
 
 PICKLE_RISK = (
-    "is a pickle/joblib file (medfuse's model format before 0.1 model files, or another tool's). "
+    "is a pickle/joblib file (what `medfuse train` wrote before medfuse model files, or another tool's file). "
     "Loading a pickle runs any code its author put in it, with your permissions: refused. "
     "Load it only if you made it yourself or fully trust whoever did and how it reached you "
     "(`medfuse predict --trust-pickle`, or load_model(path, trusted=True)), then save it again "
