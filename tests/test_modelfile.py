@@ -117,6 +117,17 @@ def test_round_trip_identical_predictions(fusion: str, learner: str | None, tabl
     assert bool(manifest["arrays"]) == (fusion == "attention")
 
 
+def test_fasttext_report_vectors_round_trip(table: pd.DataFrame, tmp_path: Path) -> None:
+    from medfuse.features import ReportVectorizer
+
+    vec = ReportVectorizer(embedding="fasttext", vector_size=8, epochs=2)
+    model = MultimodalModel("early", report_vectorizer=vec).fit(table)
+    loaded = MultimodalModel.load(model.save(tmp_path / "ft.medfuse"))
+    unseen = table.assign(report=["zzunseenword nodule spiculated"] * len(table))  # sub-word vectors of new words
+    for t in (table, unseen):
+        np.testing.assert_array_equal(loaded.predict_proba(t), model.predict_proba(t))
+
+
 def test_fingerprint_changes_with_the_table(table: pd.DataFrame) -> None:
     a = table_fingerprint(table)["table_sha256"]
     assert table_fingerprint(table.copy())["table_sha256"] == a
