@@ -155,7 +155,7 @@ def test_interrupted_run_resumes_without_redoing(cohort_dir: Path, tmp_path: Pat
     assert len(first) == 4
     assert out.read_bytes() == b"previous output"
     ckpt = Path(str(out) + ".partial")
-    assert len(list(ckpt.glob("*.pkl"))) == 4
+    assert len(list(ckpt.glob("*.row.json"))) == 4
     second = _count_calls(monkeypatch)
     assert main(args) == 0
     assert set(second).isdisjoint(first) and len(second) == N - 4  # finished patients not redone
@@ -193,7 +193,7 @@ def test_killed_subprocess_resumes(cohort_dir: Path, tmp_path: Path, monkeypatch
     )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and len(list(ckpt.glob("*.pkl"))) < 2:
+        while time.monotonic() < deadline and proc.poll() is None and len(list(ckpt.glob("*.row.json"))) < 2:
             time.sleep(0.02)
         if proc.poll() is not None:
             pytest.skip("the subprocess finished before it could be killed")
@@ -203,7 +203,7 @@ def test_killed_subprocess_resumes(cohort_dir: Path, tmp_path: Path, monkeypatch
         if proc.poll() is None:
             proc.kill()
     assert not out.exists()  # never a half-written output
-    done = len(list(ckpt.glob("*.pkl")))
+    done = len(list(ckpt.glob("*.row.json")))
     assert 2 <= done < N
     calls = _count_calls(monkeypatch)
     assert main(["extract", str(cohort_dir / "manifest.csv"), "-o", str(out), "--workers", "1", "--no-progress"]) == 0
@@ -247,10 +247,15 @@ def test_atomic_outputs_have_the_mode_of_a_plain_write(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ train / predict / evaluate
 
 
-def test_train_predict(features: Path, cohort_dir: Path, tmp_path: Path) -> None:
-    model = tmp_path / "m.joblib"
+def test_train_predict(features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.medfuse"
     for fusion in ("early", "late", "attention"):
         assert main(["train", str(features), "--fusion", fusion, "--learner", "logreg", "-o", str(model)]) == 0
+    assert model.read_bytes()[:4] == b"PK\x03\x04"  # the zip model format, not a pickle
+    capsys.readouterr()
+    assert main(["info", str(model)]) == 0
+    info = capsys.readouterr().out
+    assert "kind multimodal" in info and "fusion: attention" in info and f"n_patients: {N}" in info
     preds = tmp_path / "p.csv"
     assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--workers", "2"]) == 0
     p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False)
@@ -366,7 +371,13 @@ def test_predict_errors(features: Path, cohort_dir: Path, tmp_path: Path, capsys
     import joblib
 
     joblib.dump({"x": 1}, tmp_path / "other.joblib")
-    assert "not a medfuse model" in _err(["predict", str(tmp_path / "other.joblib"), m, "-o", out], capsys)
+    err = _err(["predict", str(tmp_path / "other.joblib"), m, "-o", out], capsys)
+    assert "pickle" in err and "runs any code" in err and "--trust-pickle" in err
+    err = _err(["predict", str(tmp_path / "other.joblib"), m, "-o", out, "--trust-pickle"], capsys)
+    assert "not a medfuse MultimodalModel" in err
+    err = _err(["predict", str(features), m, "-o", out], capsys)  # a feature table given as the model
+    assert "is a Parquet file" in err and "not a medfuse model" in err
+    assert "not a medfuse model" in _err(["predict", m, m, "-o", out], capsys)  # a CSV
 
 
 def test_evaluate_errors(features: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,6 +29,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 FEATURES_META_KEY = b"medfuse.extraction"
+TRUST_PICKLE_HELP = ("also accept an old pickle/joblib model file. Unpickling runs any code the file holds: "
+                     "only for a file you made yourself or fully trust (SECURITY.md)")
 
 
 class _UsageError(Exception):
@@ -105,15 +107,21 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.set_defaults(handler=_cmd_extract)
 
-    tr = sub.add_parser("train", help="fit a fusion classifier on a feature table -> model file (joblib)",
+    tr = sub.add_parser("train", help="fit a fusion classifier on a feature table -> model file (.medfuse)",
                         description="Fit medfuse.learn.MultimodalModel on FEATURES (from `medfuse extract`) "
-                        "and save it with the extractor settings, so `medfuse predict` extracts the same features.")
+                        "and save it with the extractor settings, so `medfuse predict` extracts the same features. "
+                        "The model file is a zip of JSON, skops and safetensors parts: loading it runs no code "
+                        "(SECURITY.md). It carries a model card (`medfuse info MODEL`).")
     tr.add_argument("features", type=Path, metavar="FEATURES", help="feature table (.parquet) with a label column")
     tr.add_argument("--fusion", choices=("early", "late", "attention"), default="late", help="fusion (default: late)")
     tr.add_argument("--learner", choices=("svm", "rf", "gbdt", "logreg"), default="logreg",
                     help="learner (default: logreg; the attention fusion has its own output layer)")
-    tr.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL", help="model file to write")
+    tr.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL",
+                    help="model file to write (any name; .medfuse by convention)")
     tr.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    tr.add_argument("--cv", type=int, default=0, metavar="FOLDS",
+                    help="also cross-validate these settings with FOLDS stratified folds (>= 2) and store "
+                    "AUC, accuracy and F1 in the model card (default: 0, none)")
     tr.set_defaults(handler=_cmd_train)
 
     pr = sub.add_parser("predict", help="extract a manifest's features and predict with a saved model",
@@ -124,6 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("manifest", type=Path, metavar="MANIFEST")
     pr.add_argument("-o", "--output", type=Path, required=True, metavar="PREDICTIONS", help="output .csv")
     pr.add_argument("--workers", type=_positive_int, default=None, help="extraction workers (default: all cores)")
+    pr.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     pr.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="cross-validate every modality and fusion on a feature table -> HTML report",
@@ -181,7 +190,14 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="extra pytest arguments, after `--` (e.g. -- -k u8-512)")
     bench.set_defaults(handler=_cmd_bench)
 
-    info = sub.add_parser("info", help="print build information (SIMD paths, threads, compiler)")
+    info = sub.add_parser("info", help="print build information, or a model file's card",
+                          description="Without MODEL: build information (SIMD paths, threads, compiler). "
+                          "With MODEL: the model card stored in the file (format, medfuse version, creation "
+                          "time, model, extraction settings, training-data fingerprint, metrics); reads only "
+                          "the file's JSON manifest.")
+    info.add_argument("model", type=Path, nargs="?", default=None, metavar="MODEL", help="a model file")
+    info.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    info.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     info.set_defaults(handler=_cmd_info)
     return parser
 
@@ -325,10 +341,62 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _model_info(args)
+    if args.json or args.trust_pickle:
+        raise _UsageError("--json and --trust-pickle apply to a MODEL only")
     for key, value in medfuse.build_info().items():
         if isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
         print(f"{key:>20}: {value}")
+    return EXIT_OK
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    from .learn.modelfile import ModelFileError, PickleRefusedError, read_card
+
+    path: Path = args.model
+    try:
+        manifest = read_card(path)
+    except PickleRefusedError as err:
+        if not args.trust_pickle:
+            raise _UsageError(str(err)) from None
+        model = _load_model(path, trust_pickle=True)
+        print(f"{path}: legacy pickle model ({type(model).__name__}); no model card. "
+              "Save it again with model.save(...) to get one.")
+        return EXIT_OK
+    except ModelFileError as err:
+        raise _UsageError(str(err)) from None
+    if args.json:
+        print(json.dumps(manifest, indent=1, sort_keys=True))
+        return EXIT_OK
+    card = dict(manifest["card"])
+    print(f"{'file':>20}: {path} ({manifest['format']} format version {manifest['format_version']}, "
+          f"kind {manifest['kind']})")
+    for key in ("medfuse_version", "created"):
+        if key in card:
+            print(f"{key:>20}: {card.pop(key)}")
+    card.pop("kind", None)
+
+    def show(name: str, value: Any, indent: int = 0) -> None:
+        pad = " " * indent
+        if isinstance(value, dict):
+            print(f"{pad}{name}:")
+            for k, v in value.items():
+                show(str(k), v, indent + 2)
+        elif isinstance(value, list) and len(value) > 8:
+            print(f"{pad}{name}: {len(value)} items: {', '.join(map(str, value[:4]))}, ..., {value[-1]}")
+        else:
+            print(f"{pad}{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+
+    first = [k for k in ("model", "training_data", "training_data_file", "cv_metrics") if k in card]
+    for key in [*first, *(k for k in card if k not in first and k != "extraction"), "extraction"]:
+        if key in card:
+            show(key, card[key])
+    parts = [f"{m['member']} ({len(m.get('types', []))} non-builtin types)" for m in manifest["estimators"].values()]
+    if manifest["arrays"]:
+        parts.append(f"{manifest['arrays']['member']} ({len(manifest['arrays']['tensors'])} tensors)")
+    print(f"parts: {'; '.join(parts)}")
     return EXIT_OK
 
 
@@ -403,11 +471,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import joblib
-
-    from .learn.evaluate import MultimodalModel
+    from .learn.evaluate import MultimodalModel, cv_metrics
 
     _check_output(args.output, "--output")
+    if args.cv == 1 or args.cv < 0:
+        raise _UsageError(f"--cv must be 0 (none) or a number of folds >= 2; got {args.cv}")
     frame, extraction = _read_features(args.features)
     if "label" not in frame.columns:
         raise _UsageError(f"{args.features} has no label column: training needs labels")
@@ -417,34 +485,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise _UsageError(f"{args.features}: label has a single class; a classifier needs two")
     t0 = time.perf_counter()
     model = MultimodalModel(args.fusion, args.learner, extraction=extraction, random_state=args.seed)
+    card: dict[str, Any] = {"training_data_file": args.features.name}
     try:
+        if args.cv:
+            card["cv_metrics"] = cv_metrics(model, frame, folds=args.cv, seed=args.seed)
         model.fit(frame)
     except ValueError as err:
         raise _UsageError(str(err)) from None
-    from .data.io import _atomic_write_bytes
-
-    buf = __import__("io").BytesIO()
-    joblib.dump({"medfuse_model": 1, "version": medfuse.__version__, "model": model}, buf)
-    _atomic_write_bytes(args.output, buf.getvalue())
+    model.save(args.output, card=card)
     blocks = ", ".join(f"{m} ({len(c)})" for m, c in model.blocks_.items())
     learner = "" if args.fusion == "attention" else f" ({args.learner})"  # attention has its own output layer
-    print(f"trained {args.fusion} fusion{learner} on {len(frame)} patients, blocks {blocks}, "
+    cv = ""
+    if args.cv:
+        m = card["cv_metrics"]
+        cv = f"; {args.cv}-fold AUC {m['auc_mean']:.3f} ± {m['auc_std']:.3f}"
+    print(f"trained {args.fusion} fusion{learner} on {len(frame)} patients, blocks {blocks}{cv}, "
           f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK
 
 
-def _load_model(path: Path) -> Any:
-    import joblib
+def _load_model(path: Path, trust_pickle: bool = False) -> Any:
+    from .learn.evaluate import MultimodalModel
+    from .learn.modelfile import ModelFileError, load_model
 
     if not path.exists():
         raise _UsageError(f"model {path} not found")
     try:
-        obj = joblib.load(path)
-    except Exception as err:
-        raise _UsageError(f"cannot read model {path}: {type(err).__name__}: {err}") from None
-    if not (isinstance(obj, dict) and obj.get("medfuse_model") == 1):
-        raise _UsageError(f"{path} is not a medfuse model (make one with `medfuse train`)")
-    return obj["model"]
+        model = load_model(path, trusted=trust_pickle)
+    except ModelFileError as err:
+        raise _UsageError(f"cannot read model {err}") from None
+    if not isinstance(model, MultimodalModel):
+        raise _UsageError(f"{path} is not a medfuse MultimodalModel (it holds a {type(model).__name__}); "
+                          "make one with `medfuse train`")
+    return model
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -453,7 +526,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from .extract import CohortFeatures
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, trust_pickle=args.trust_pickle)
     _check_output(args.output, "--output")
     cohort = _load_manifest(args.manifest)
     extraction = model.extraction if model.extraction is not None else CohortFeatures()

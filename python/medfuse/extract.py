@@ -18,8 +18,10 @@ computed is reported (``failures``: patient_id -> error text) and left out;
 it is never silently lost. KeyboardInterrupt / SystemExit abort the run.
 
 Checkpoints and resume (``checkpoint_dir``): each finished patient's row is
-written at once, atomically, to ``checkpoint_dir/<n>.pkl`` (a small pickle;
-the directory also holds ``settings.json``, the extractor settings).
+written at once, atomically, to ``checkpoint_dir/<n>.row.json`` (JSON, never a
+pickle: a checkpoint directory can be planted or shared like any other
+input, and reading it must not run code; the directory also holds
+``settings.json``, the extractor settings).
 Running again with the same directory skips every patient already there, so
 an interrupted or crashed run resumes without redoing finished patients.
 A directory made with other settings is refused (delete it to start over).
@@ -30,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -228,21 +229,25 @@ class _Checkpoint:
 
     def _path(self, task: _Task) -> Path:
         h = hashlib.sha1(task.patient_id.encode()).hexdigest()[:12]
-        return self.folder / f"{task.index:06d}_{h}.pkl"
+        return self.folder / f"{task.index:06d}_{h}.row.json"
 
     def load(self, task: _Task) -> dict[str, Any] | None:
+        """The saved row of a patient, or None (absent, damaged, or another patient's): then it is redone."""
         p = self._path(task)
         if not p.exists():
             return None
         try:
-            with open(p, "rb") as f:
-                row = pickle.load(f)
-        except Exception:
+            row = json.loads(p.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):
             return None
         return row if isinstance(row, dict) and row.get("patient_id") == task.patient_id else None
 
     def save(self, task: _Task, row: dict[str, Any]) -> None:
-        _atomic_write_bytes(self._path(task), pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            data = json.dumps(row, allow_nan=True).encode("utf-8")
+        except (TypeError, ValueError):  # a label JSON cannot hold: not checkpointed, redone on resume
+            return
+        _atomic_write_bytes(self._path(task), data)
 
     def remove(self) -> None:
         for p in self.folder.iterdir():

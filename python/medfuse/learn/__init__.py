@@ -4,21 +4,33 @@
   ``LateFusionClassifier``, ``AttentionFusionClassifier`` — scikit-learn
   classifiers over named column blocks (one block per modality).
 - :mod:`medfuse.learn.evaluate`: ``cross_validate`` (each modality and each
-  fusion), ``MultimodalModel``, the HTML report (``write_report``).
+  fusion), ``MultimodalModel`` (``save``/``load``), ``cv_metrics``, the HTML
+  report (``write_report``).
+- :mod:`medfuse.learn.modelfile`: the model file format (zip of JSON, skops
+  and safetensors parts; nothing runs on load): ``save_model``,
+  ``load_model``, ``read_card``, ``register_kind``.
 """
 
 from __future__ import annotations
 
-from .evaluate import Evaluation, MultimodalModel, cross_validate, example_images, write_report
+from .evaluate import Evaluation, MultimodalModel, cross_validate, cv_metrics, example_images, table_fingerprint, write_report
 from .fusion import AttentionFusionClassifier, EarlyFusionClassifier, LateFusionClassifier
+from .modelfile import ModelFileError, load_model, read_card, register_kind, save_model
 
 __all__ = [
     "AttentionFusionClassifier",
     "EarlyFusionClassifier",
     "Evaluation",
     "LateFusionClassifier",
+    "ModelFileError",
     "MultimodalModel",
     "cross_validate",
+    "cv_metrics",
     "example_images",
+    "load_model",
+    "read_card",
+    "register_kind",
+    "save_model",
+    "table_fingerprint",
     "write_report",
 ]

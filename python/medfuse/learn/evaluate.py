@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,9 @@ __all__ = [
     "Evaluation",
     "MultimodalModel",
     "cross_validate",
+    "cv_metrics",
     "example_images",
+    "table_fingerprint",
     "write_report",
 ]
 
@@ -194,6 +197,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return mods
 
     def fit(self, X: Any, y: Any = None) -> MultimodalModel:
+        """Fit on the feature table ``X``; ``training_`` records its fingerprint (see :func:`table_fingerprint`)."""
         _check_table(X, need_label=y is None)
         _check_choice("fusion", self.fusion, (*FUSIONS, "single"))
         yv = np.asarray(X["label"] if y is None else y)
@@ -207,6 +211,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         D, self.blocks_ = self.design_.transform(X)
         self.classifier_ = _classifier(self.fusion, self.blocks_, self.learner, self.random_state).fit(D, yv)
         self.classes_ = self.classifier_.classes_
+        self.training_ = table_fingerprint(X, yv)
         return self
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
@@ -219,6 +224,236 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> npt.NDArray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def save(self, path: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None) -> Path:
+        """Write the fitted model as a medfuse model file (:mod:`medfuse.learn.modelfile`; no pickle).
+
+        The file holds a model card: medfuse version, creation time, the
+        extraction settings, the training-data fingerprint (``training_``)
+        and whatever ``card`` adds (e.g. ``{"cv_metrics": cv_metrics(...)}``).
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        from .modelfile import save_model
+
+        check_is_fitted(self, "classifier_")
+        return save_model(self, path, card=card)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, trusted: bool = False) -> MultimodalModel:
+        """Read a model written by :meth:`save` or ``medfuse train``; builds only allow-listed types.
+
+        ``trusted=True`` also accepts the pickle files older medfuse versions
+        wrote — only for files you made or fully trust: unpickling runs code.
+        """
+        from .modelfile import ModelFileError, load_model
+
+        obj = load_model(path, trusted=trusted)
+        if not isinstance(obj, cls):
+            raise ModelFileError(path, f"holds a {type(obj).__name__}, not a {cls.__name__}")
+        return obj
+
+
+def table_fingerprint(frame: Any, y: Any = None) -> dict[str, Any]:
+    """Training-data fingerprint: patients, label counts, column count and a SHA-256 of the table.
+
+    The hash covers the column names and ``pandas.util.hash_pandas_object``
+    of every row (values and dtypes, not the index), so the same table gives
+    the same hash and any changed value, row or column changes it.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in frame.columns]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    out: dict[str, Any] = {"n_patients": len(frame), "n_columns": int(frame.shape[1]), "table_sha256": h.hexdigest()}
+    if y is not None:
+        labels, counts = np.unique(np.asarray(y), return_counts=True)
+        out["label_counts"] = {str(k): int(v) for k, v in zip(labels, counts)}
+    return out
+
+
+def cv_metrics(model: MultimodalModel, features: Any, *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Stratified k-fold AUC, accuracy and F1 (mean and std across folds) of ``model``'s settings.
+
+    Clones of the unfitted ``model`` are fitted on each training fold of
+    ``features`` (binary labels only); for the model card of a model fitted
+    on all of ``features``.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    _check_table(features)
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
+    frame = features.reset_index(drop=True)
+    y = frame["label"].to_numpy()
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) != 2:
+        raise ValueError(f"label must have exactly 2 classes for AUC/F1; got {len(classes)}")
+    if counts.min() < folds:
+        raise ValueError(f"folds={folds} exceeds the smallest class count ({counts.min()}); use fewer folds")
+    vals: dict[str, list[float]] = {m: [] for m in METRICS}
+    skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+    for tr, te in skf.split(np.zeros(len(y)), y):
+        m = clone(model).fit(frame.iloc[tr])
+        p = m.predict_proba(frame.iloc[te])[:, list(m.classes_).index(classes[1])]
+        yt = (y[te] == classes[1]).astype(int)
+        vals["auc"].append(float(roc_auc_score(yt, p)))
+        vals["accuracy"].append(float(accuracy_score(yt, (p >= 0.5).astype(int))))
+        vals["f1"].append(float(f1_score(yt, (p >= 0.5).astype(int), zero_division=0.0)))
+    out: dict[str, Any] = {"folds": int(folds), "seed": int(seed), "positive_label": _plain(classes[1])}
+    for k, v in vals.items():
+        out[f"{k}_mean"] = float(np.mean(v))
+        out[f"{k}_std"] = float(np.std(v, ddof=1))
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+# ------------------------------------------------------------------ model files
+
+
+def _model_card(model: MultimodalModel) -> dict[str, Any]:
+    learner = model.learner if isinstance(model.learner, str) else type(model.learner).__name__
+    card: dict[str, Any] = {
+        "model": {
+            "class": "medfuse.learn.MultimodalModel",
+            "fusion": model.fusion,
+            "learner": None if model.fusion == "attention" else learner,
+            "modalities": list(model.blocks_),
+            "n_features": {m: len(c) for m, c in model.blocks_.items()},
+            "classes": [_plain(c) for c in model.classes_],
+            "random_state": model.random_state,
+        },
+        "extraction": model.extraction.settings() if model.extraction is not None else None,
+    }
+    if getattr(model, "training_", None) is not None:
+        card["training_data"] = model.training_
+    return card
+
+
+_ATTN_FLAT = ("Wq", "Wk", "Wv", "Wo", "bo")
+
+
+def _model_to_parts(model: MultimodalModel) -> Any:
+    import copy
+
+    from sklearn.utils.validation import check_is_fitted
+
+    from .fusion import AttentionFusionClassifier
+    from .modelfile import ModelParts
+
+    check_is_fitted(model, "classifier_")
+    _check_fitted(model)
+    parts = ModelParts(config={"fusion": model.fusion, "blocks": {m: len(c) for m, c in model.blocks_.items()}})
+    clf = model.classifier_
+    if isinstance(clf, AttentionFusionClassifier):
+        # The attention weights go to safetensors, checked against this config on load.
+        P = clf.params_
+        names = list(clf.blocks_)
+        for j, n in enumerate(names):
+            parts.arrays[f"attention.W.{n}"] = np.asarray(P["W"][j], np.float64)
+            parts.arrays[f"attention.b.{n}"] = np.asarray(P["b"][j], np.float64)
+        for k in _ATTN_FLAT:
+            parts.arrays[f"attention.{k}"] = np.asarray(P[k], np.float64)
+        parts.config["attention"] = {"d_model": int(clf.d_model), "blocks": names, "n_classes": len(clf.classes_)}
+        light = copy.copy(clf)
+        del light.params_
+        model = copy.copy(model)
+        model.classifier_ = light
+    parts.estimators["model"] = model
+    return parts
+
+
+def _model_from_parts(parts: Any) -> MultimodalModel:
+    model = parts.estimators.get("model")
+    if not isinstance(model, MultimodalModel):
+        raise TypeError(f"the 'model' part is a {type(model).__name__}, not a MultimodalModel")
+    cfg = parts.config
+    from .fusion import AttentionFusionClassifier
+
+    if isinstance(model.classifier_, AttentionFusionClassifier) != ("attention" in cfg):
+        raise ValueError("the attention weights and the classifier disagree (config without weights or weights without an attention classifier)")
+    if "attention" in cfg:
+        a = cfg["attention"]
+        d, names, n_classes = int(a["d_model"]), list(a["blocks"]), int(a["n_classes"])
+        clf = model.classifier_
+        if names != list(clf.blocks_) or int(clf.d_model) != d:
+            raise ValueError(f"attention config (blocks {names}, d_model {d}) disagrees with the classifier "
+                             f"(blocks {list(clf.blocks_)}, d_model {clf.d_model})")
+        want: dict[str, tuple[int, ...]] = {f"attention.W.{n}": (int(clf.blocks_[n].size), d) for n in names}
+        want.update({f"attention.b.{n}": (d,) for n in names})
+        want.update({"attention.Wq": (d, d), "attention.Wk": (d, d), "attention.Wv": (d, d),
+                     "attention.Wo": (d, n_classes), "attention.bo": (n_classes,)})
+        if set(parts.arrays) != set(want):
+            raise ValueError(f"attention weights {sorted(parts.arrays)} disagree with the config's {sorted(want)}")
+        for k, shape in want.items():
+            arr = parts.arrays[k]
+            if arr.shape != shape or arr.dtype != np.float64:
+                raise ValueError(f"weight {k} has shape {arr.shape} ({arr.dtype}); the config needs {shape} (float64)")
+        clf.params_ = {
+            "W": [parts.arrays[f"attention.W.{n}"] for n in names],
+            "b": [parts.arrays[f"attention.b.{n}"] for n in names],
+            **{k: parts.arrays[f"attention.{k}"] for k in _ATTN_FLAT},
+        }
+    _check_fitted(model)
+    return model
+
+
+def _n_in(est: Any) -> int | None:
+    n = getattr(est, "n_features_in_", None)
+    return None if n is None else int(n)
+
+
+def _check_fitted(model: MultimodalModel) -> None:
+    """Shapes of a fitted model agree with each other (a tampered file fails here, not at predict)."""
+    from .fusion import AttentionFusionClassifier, EarlyFusionClassifier, LateFusionClassifier
+
+    clf = model.classifier_
+    widths = {m: len(c) for m, c in model.blocks_.items()}
+    total = sum(widths.values())
+    if _n_in(clf) != total:
+        raise ValueError(f"the classifier takes {_n_in(clf)} features; the design has {total}")
+    if list(clf.blocks_) != list(widths):
+        raise ValueError(f"classifier blocks {list(clf.blocks_)} differ from the design's {list(widths)}")
+    for m, idx in clf.blocks_.items():
+        idx = np.asarray(idx)
+        if idx.size != widths[m] or (idx.size and (idx.min() < 0 or idx.max() >= total)):
+            raise ValueError(f"block {m!r}: {idx.size} column indices for {widths[m]} columns of {total}")
+    if not np.array_equal(np.asarray(model.classes_), np.asarray(clf.classes_)):
+        raise ValueError("the model's classes differ from its classifier's")
+    k = len(clf.classes_)
+    for m, sc in getattr(clf, "scalers_", {}).items():
+        if _n_in(sc) != widths.get(m):
+            raise ValueError(f"block {m!r}: scaler fitted on {_n_in(sc)} columns, block has {widths.get(m)}")
+    if isinstance(clf, EarlyFusionClassifier):
+        want = total + (len(widths) if clf.missing_indicators and len(widths) > 1 else 0)
+        if _n_in(clf.learner_) != want:
+            raise ValueError(f"learner takes {_n_in(clf.learner_)} features; the early fusion design has {want}")
+    if isinstance(clf, LateFusionClassifier):
+        for m, est in clf.estimators_.items():
+            if _n_in(est) != widths.get(m):
+                raise ValueError(f"block {m!r}: learner fitted on {_n_in(est)} columns, block has {widths.get(m)}")
+        want = len(widths) * ((1 if k == 2 else k) + 1)
+        if _n_in(clf.meta_learner_) != want:
+            raise ValueError(f"meta-learner takes {_n_in(clf.meta_learner_)} features; expected {want}")
+    if isinstance(clf, AttentionFusionClassifier) and hasattr(clf, "params_"):
+        P, d = clf.params_, int(clf.d_model)
+        if len(P["W"]) != len(widths) or any(w.shape != (widths[m], d) for w, m in zip(P["W"], widths)):
+            raise ValueError("attention input projections do not match the blocks")
+    vec = model.design_.vectorizer_
+    if vec is not None:
+        n = len(vec.get_feature_names_out())
+        if n != widths.get("report"):
+            raise ValueError(f"report vectorizer gives {n} features; the report block has {widths.get('report')}")
+        if np.asarray(vec.wv_.vectors).shape[1:] != (vec.vector_size_,):
+            raise ValueError(f"word vectors of shape {np.asarray(vec.wv_.vectors).shape}, vector_size {vec.vector_size_}")
 
 
 # ------------------------------------------------------------------ evaluation
@@ -545,3 +780,12 @@ img{{max-width:100%}}</style></head><body>
 
     _atomic_write_bytes(path, doc.encode("utf-8"))
     return path
+
+
+def _register() -> None:
+    from .modelfile import register_kind
+
+    register_kind("multimodal", MultimodalModel, to_parts=_model_to_parts, from_parts=_model_from_parts, card=_model_card)
+
+
+_register()
