@@ -122,6 +122,33 @@ def padded(y: npt.NDArray[np.floating[Any]], plan: StftPlan) -> npt.NDArray[np.f
     return np.ascontiguousarray(flat)
 
 
+def check_range(y: npt.NDArray[np.floating[Any]], plan: StftPlan, power: float = 2.0) -> None:
+    """Refuse samples whose spectra could overflow the input's float type.
+
+    |X| <= n_fft max|y| max|w|; a power spectrum summed over every bin (the
+    widest mel filter) stays below a tenth of the type's maximum.
+    """
+    top = float(np.abs(y).max()) * float(np.abs(plan.window).max()) * plan.n_fft
+    if top == 0.0:
+        return
+    limit = math.log10(float(np.finfo(y.dtype).max)) - 1.0
+    if power * math.log10(top) + math.log10(1 + plan.n_fft // 2) > limit:
+        raise ValueError(
+            f"y is too large for {y.dtype.name} spectra (max |y| = {float(np.abs(y).max()):.3g}): they could overflow; "
+            + ("pass float64 samples or scale y down" if y.dtype.itemsize == 4 else "scale y down")
+        )
+
+
+def finite_result(out: npt.NDArray[Any], y: npt.NDArray[np.floating[Any]]) -> npt.NDArray[Any]:
+    """Refuse a spectrum that overflowed the output type (never return inf from finite samples)."""
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"the spectrum of y overflows {np.dtype(out.dtype).name} (max |y| = {float(np.abs(y).max()):.3g}); "
+            + ("pass float64 samples or scale y down" if y.dtype.itemsize == 4 else "scale y down")
+        )
+    return out
+
+
 def check_power(power: object) -> float:
     p = _float(power, "power")
     if p <= 0:
@@ -179,7 +206,7 @@ def mel_plan(
     if norm not in ("slaney", None):
         raise ValueError(f"norm must be 'slaney' or None, got {norm!r}")
     n_freq = 1 + n_fft // 2
-    fftfreqs = np.linspace(0.0, rate / 2.0, n_freq)
+    fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / rate)  # bin centres (k * sr / n_fft)
     mels = np.linspace(hz_to_mel(lo_f, bool(htk)), hz_to_mel(hi_f, bool(htk)), nm + 2)
     mel_f = mel_to_hz(mels, bool(htk))
     fdiff = np.diff(mel_f)

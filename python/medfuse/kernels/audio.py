@@ -76,7 +76,7 @@ def _run(
         -1.0 if db is None else db.top_db,
         get_num_threads(),
     )
-    return np.asarray(out).reshape(y.shape[:-1] + out.shape[1:])
+    return ap.finite_result(np.asarray(out).reshape(y.shape[:-1] + out.shape[1:]), y)
 
 
 def stft(
@@ -99,6 +99,7 @@ def stft(
     """
     arr = ap.as_signal(y)
     plan = ap.stft_plan(n_fft, hop_length, win_length, window, center, pad_mode)
+    ap.check_range(arr, plan, 1.0)
     return _run(arr, plan, _COMPLEX)
 
 
@@ -120,6 +121,7 @@ def spectrogram(
     """
     arr = ap.as_signal(y)
     plan = ap.stft_plan(n_fft, hop_length, win_length, window, center, pad_mode)
+    ap.check_range(arr, plan, ap.check_power(power))
     return _run(arr, plan, _POWER, ap.check_power(power))
 
 
@@ -128,7 +130,7 @@ def mel_spectrogram(
     *,
     sr: float = 22050,
     n_fft: int = 2048,
-    hop_length: int | None = None,
+    hop_length: int = 512,
     win_length: int | None = None,
     window: str | npt.NDArray[np.floating[Any]] = "hann",
     center: bool = True,
@@ -143,7 +145,8 @@ def mel_spectrogram(
     """Mel spectrogram, as ``librosa.feature.melspectrogram``.
 
     ``M = filters @ abs(stft(y)) ** power`` with ``(..., n_mels, n_frames)``
-    out. The filters are librosa.filters.mel's: triangles between ``n_mels + 2``
+    out; ``hop_length`` defaults to 512 here, as in librosa (not to
+    ``win_length // 4`` as in :func:`stft`). The filters are librosa.filters.mel's: triangles between ``n_mels + 2``
     points equally spaced on the mel scale from ``fmin`` to ``fmax``
     (default ``sr / 2``; must not exceed it), Slaney's mel scale (linear below
     1 kHz, logarithmic above) or HTK's (``htk=True``: ``2595 log10(1 + f/700)``);
@@ -154,6 +157,7 @@ def mel_spectrogram(
     arr = ap.as_signal(y)
     plan = ap.stft_plan(n_fft, hop_length, win_length, window, center, pad_mode)
     p = ap.check_power(power)
+    ap.check_range(arr, plan, p)
     mel = ap.mel_plan(sr, plan.n_fft, n_mels, fmin, fmax, htk, norm)
     return _run(arr, plan, _MEL, p, mel)
 
@@ -168,7 +172,7 @@ def mfcc(
     amin: float = 1e-10,
     top_db: float | None = 80.0,
     n_fft: int = 2048,
-    hop_length: int | None = None,
+    hop_length: int = 512,
     win_length: int | None = None,
     window: str | npt.NDArray[np.floating[Any]] = "hann",
     center: bool = True,
@@ -197,6 +201,7 @@ def mfcc(
     arr = ap.as_signal(y)
     plan = ap.stft_plan(n_fft, hop_length, win_length, window, center, pad_mode)
     p = ap.check_power(power)
+    ap.check_range(arr, plan, p)
     mel = ap.mel_plan(sr, plan.n_fft, n_mels, fmin, fmax, htk, "slaney")
     dct = ap.dct_matrix(n_mfcc, mel.filters.shape[0], lifter, norm)
     db = ap.db_plan(ref, amin, top_db)
