@@ -1,13 +1,15 @@
-"""A patient cohort: CT, X-ray and report per patient, joined by patient_id.
+"""A patient cohort: CT, X-ray, report and lung sounds per patient, joined by patient_id.
 
 A manifest is a table with a ``patient_id`` column, an optional ``label``
-column and any of ``ct``, ``xray``, ``report``:
+column and any of ``ct``, ``xray``, ``report``, ``audio``:
 
 - ``ct``: a DICOM series folder, a NIfTI/.npy/.npz/.dcm file (see
   :func:`medfuse.data.read_ct`), or in memory a :class:`~medfuse.data.Volume`;
 - ``xray``: a DICOM/PNG/JPEG/TIFF/.npy file, or in memory a 2D array;
 - ``report``: a ``.txt`` file or the report text itself (the rule of
-  :func:`medfuse.data.read_report`).
+  :func:`medfuse.data.read_report`);
+- ``audio``: a WAV/FLAC auscultation recording (see
+  :func:`medfuse.data.read_audio`), or in memory a ``(samples, rate)`` tuple.
 
 Relative paths are resolved against the manifest's folder (a DataFrame's
 ``base_dir``, default the current directory). Empty cells mean the modality
@@ -36,7 +38,7 @@ from .io import Volume
 
 __all__ = ["MODALITIES", "Cohort", "CohortError", "PatientRecord", "synthetic_cohort"]
 
-MODALITIES = ("ct", "xray", "report")
+MODALITIES = ("ct", "xray", "report", "audio")
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -58,6 +60,7 @@ class PatientRecord:
     ct: Volume | None
     xray: npt.NDArray[Any] | None
     report: str | None
+    audio: tuple[npt.NDArray[np.float32], int] | None = None
 
 
 def _is_missing(value: Any) -> bool:
@@ -236,6 +239,7 @@ class Cohort:
             ct=_load("ct", row.get("ct")),
             xray=_load("xray", row.get("xray")),
             report=_load("report", row.get("report")),
+            audio=_load("audio", row.get("audio")),
         )
         if self._cache_size:
             with self._lock:
@@ -261,7 +265,11 @@ class Cohort:
     # -------------------------------------------------------------- reporting
 
     def summary(self) -> Any:
-        """DataFrame, one row per modality: n_present, n_missing, missing_ids."""
+        """DataFrame, one row per modality: n_present, n_missing, missing_ids.
+
+        The ``all`` row counts patients with every modality the manifest has
+        a column for (a manifest without an ``audio`` column is not missing it).
+        """
         import pandas as pd
 
         rows = []
@@ -269,7 +277,8 @@ class Cohort:
             has = self.has(m)
             missing = [str(p) for p in has.index[~has.to_numpy()]]
             rows.append({"modality": m, "n_present": int(has.sum()), "n_missing": len(missing), "missing_ids": missing})
-        complete = np.logical_and.reduce([self.has(m).to_numpy() for m in MODALITIES])
+        used = [m for m in MODALITIES if m in self._frame.columns] or list(MODALITIES)
+        complete = np.logical_and.reduce([self.has(m).to_numpy() for m in used])
         rows.append(
             {
                 "modality": "all",
@@ -328,12 +337,19 @@ def _load(modality: str, value: Any) -> Any:
         return value if isinstance(value, Volume) else mio.read_ct(value)
     if modality == "xray":
         return value if isinstance(value, np.ndarray) else mio.read_xray(value)
+    if modality == "audio":
+        return value if isinstance(value, tuple) else mio.read_audio(value)
     if isinstance(value, Path):
         return mio.read_report(value)
     return mio.read_report(str(value)) if not isinstance(value, str) else mio._normalise_whitespace(value)
 
 
-_EXTS = {"ct": mio.CT_EXTENSIONS, "xray": mio.XRAY_EXTENSIONS, "report": mio.REPORT_EXTENSIONS}
+_EXTS = {
+    "ct": mio.CT_EXTENSIONS,
+    "xray": mio.XRAY_EXTENSIONS,
+    "report": mio.REPORT_EXTENSIONS,
+    "audio": mio.AUDIO_EXTENSIONS,
+}
 
 
 def _suffix(p: Path) -> str:
@@ -370,7 +386,11 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
             if _is_missing(v):
                 values.append(None)
                 continue
-            if (m == "ct" and isinstance(v, Volume)) or (m == "xray" and isinstance(v, np.ndarray)):
+            if (
+                (m == "ct" and isinstance(v, Volume))
+                or (m == "xray" and isinstance(v, np.ndarray))
+                or (m == "audio" and _is_audio_tuple(v))
+            ):
                 values.append(v)
                 continue
             if not isinstance(v, (str, os.PathLike)):
@@ -393,6 +413,10 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
             values.append(p)
         out[m] = pd.Series(values, index=out.index, dtype=object)
     return out, problems
+
+
+def _is_audio_tuple(v: Any) -> bool:
+    return isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], np.ndarray) and isinstance(v[1], (int, np.integer))
 
 
 def _check_frame(frame: Any, check_files: bool = True, duplicates: bool = True) -> list[str]:
@@ -501,12 +525,12 @@ def _join(resolved: list[tuple[Any, str]]) -> tuple[Any, list[str]]:
 
 
 def _col_order(c: str) -> tuple[int, str]:
-    order = {"label": 0, "ct": 1, "xray": 2, "report": 3}
+    order = {"label": 0, "ct": 1, "xray": 2, "report": 3, "audio": 4}
     return (order.get(c, 9), c)
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (np.ndarray, Volume)) or isinstance(b, (np.ndarray, Volume)):
+    if isinstance(a, (np.ndarray, Volume, tuple)) or isinstance(b, (np.ndarray, Volume, tuple)):
         return a is b
     try:
         return bool(a == b)
