@@ -21,8 +21,9 @@ One recording per patient, 10-30 s at 4 kHz, built from:
 findings: the keys ``fibrosis``, ``infection`` (or ``tuberculosis``),
 ``airway_narrowing`` and ``effusion`` (0-1) when the disease model provides
 them; otherwise the nodule model's ``malignancy_logit`` and ``diameter_mm``
-drive airway narrowing (wheezes), and unrelated background infection or
-fibrosis is drawn from the seed. :func:`auscultation` returns the signal and
+drive airway narrowing (wheezes) through a noisy link (a tumour narrows a
+bronchus only sometimes), and unrelated background infection or fibrosis is
+drawn from the seed. :func:`auscultation` returns the signal and
 the truth (every event's type, start and end in seconds, and the breaths).
 """
 
@@ -85,9 +86,10 @@ def findings_from_factors(factors: Mapping[str, Any], seed: int) -> AudioFinding
     airway = factors.get("airway_narrowing")
     effusion = float(factors.get("effusion", 0.0) or 0.0)
     if airway is None:
+        # a tumour narrows a bronchus only sometimes: a noisy, partial link to malignancy
         logit = float(factors.get("malignancy_logit", -3.0))
         size = float(factors.get("diameter_mm", 0.0))
-        airway = _sigmoid(1.2 * logit) * min(1.0, 0.4 + size / 25.0)
+        airway = _sigmoid(0.6 * logit + rng.normal(0.0, 1.5) - 1.0) * min(1.0, 0.3 + size / 30.0)
     if fibrosis is None:
         fibrosis = float(rng.random() < 0.15) * rng.uniform(0.5, 1.0)
     if infection is None:

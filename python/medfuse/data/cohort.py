@@ -556,7 +556,7 @@ def synthetic_cohort(
     shape: tuple[int, int, int] = (48, 128, 128),
     cache_size: int = 32,
 ) -> Cohort:
-    """A synthetic lung-nodule cohort: CT, X-ray and report per patient.
+    """A synthetic lung-nodule cohort: CT, X-ray, report and lung sounds per patient.
 
     The generative model (latent factors, label, what each modality sees)
     is documented in :mod:`medfuse.data.synthetic`; ``cohort.truth`` is the
@@ -580,11 +580,18 @@ def synthetic_cohort(
     PixelSpacing, RescaleSlope 1 / RescaleIntercept -1024 over uint16
     pixels), ``<id>/xray.png`` (16-bit PNG) and ``<id>/report.txt``
     (UTF-8; every third Chinese report is written in GB18030 to exercise
-    the fallback).
+    the fallback), ``<id>/audio.wav`` (16-bit PCM, 4 kHz, 10-30 s of
+    auscultation from :func:`medfuse.data.auscultation.auscultation`, its
+    findings tied to the case's latent factors; in memory a ``(samples,
+    rate)`` tuple). The audio is dropped with probability ``missing`` too,
+    drawn from its own stream (the other modalities' drops do not change).
+    ``truth`` adds ``has_audio`` and the recording's event counts
+    ``audio_fine_crackles``, ``audio_coarse_crackles``, ``audio_wheezes``,
+    ``audio_breaths``.
     """
     import pandas as pd
 
-    from . import phantoms, synthetic
+    from . import auscultation, phantoms, synthetic
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -594,6 +601,7 @@ def synthetic_cohort(
         raise ValueError(f"missing must be in [0, 1); got {missing!r}")
     cases = synthetic.draw_cases(int(n), int(seed), lang)
     drop_rng = np.random.default_rng([int(seed), 2])
+    audio_drop_rng = np.random.default_rng([int(seed), 5])
     rows = []
     truth = []
     out = Path(os.fspath(out_dir)) if out_dir is not None else None
@@ -616,6 +624,8 @@ def synthetic_cohort(
         )
         xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
         report = synthetic.write_report(case)
+        drop_audio = bool(audio_drop_rng.random() < float(missing))
+        rec = auscultation.auscultation(case.__dict__, case.seed)
         volume = Volume(
             ph.volume,
             ph.spacing,
@@ -627,10 +637,11 @@ def synthetic_cohort(
             row["ct"] = None if drop[0] else volume
             row["xray"] = None if drop[1] else xray
             row["report"] = None if drop[2] else report
+            row["audio"] = None if drop_audio else (rec.samples, rec.rate)
         else:
             pdir = out / case.patient_id
             pdir.mkdir(exist_ok=True)
-            row["ct"] = row["xray"] = row["report"] = ""
+            row["ct"] = row["xray"] = row["report"] = row["audio"] = ""
             if not drop[0]:
                 _write_ct_series(pdir / "ct", ph.volume, ph.spacing, case.patient_id, case.seed)
                 row["ct"] = f"{case.patient_id}/ct"
@@ -647,9 +658,16 @@ def synthetic_cohort(
                     encoding = "gb18030" if n_zh % 3 == 0 else "utf-8"
                 (pdir / "report.txt").write_bytes(report.encode(encoding))
                 row["report"] = f"{case.patient_id}/report.txt"
+            if not drop_audio:
+                import soundfile as sf
+
+                sf.write(os.fspath(pdir / "audio.wav"), rec.samples, rec.rate, subtype="PCM_16", format="WAV")
+                row["audio"] = f"{case.patient_id}/audio.wav"
         rows.append(row)
         t = {k: v for k, v in case.__dict__.items() if k != "seed"}
-        t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2]})
+        t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2], "has_audio": not drop_audio})
+        t.update({"audio_fine_crackles": rec.count("fine_crackle"), "audio_coarse_crackles": rec.count("coarse_crackle"),
+                  "audio_wheezes": rec.count("wheeze"), "audio_breaths": len(rec.breaths)})
         # Where the nodule is (voxel indices, fractional) and its radius: for detection scoring.
         t.update({"nodule_z": ph.nodule_center[0], "nodule_y": ph.nodule_center[1],
                   "nodule_x": ph.nodule_center[2], "nodule_radius_mm": ph.nodule_radius_mm})
@@ -657,12 +675,12 @@ def synthetic_cohort(
     truth_df = pd.DataFrame(truth).set_index("patient_id", drop=False)
     truth_df.index.name = None  # the ids are also the patient_id column
     if out is None:
-        frame = pd.DataFrame(rows, columns=["patient_id", "label", "ct", "xray", "report"])
-        frame = frame.astype({"ct": object, "xray": object, "report": object})
+        frame = pd.DataFrame(rows, columns=["patient_id", "label", *MODALITIES])
+        frame = frame.astype({m: object for m in MODALITIES})
         cohort = Cohort._build([frame], [Path.cwd()], ["synthetic cohort"], cache_size)
     else:
         manifest = out / "manifest.csv"
-        pd.DataFrame(rows, columns=["patient_id", "label", "ct", "xray", "report"]).to_csv(manifest, index=False)
+        pd.DataFrame(rows, columns=["patient_id", "label", *MODALITIES]).to_csv(manifest, index=False)
         truth_df.to_csv(out / "truth.csv", index=False)
         cohort = Cohort.from_csv(manifest, cache_size=cache_size)
     cohort.truth = truth_df

@@ -40,6 +40,7 @@ __all__ = [
     "FUSIONS",
     "IMAGE_MODALITIES",
     "MODALITIES",
+    "NUMERIC_MODALITIES",
     "Evaluation",
     "MultimodalModel",
     "cross_validate",
@@ -47,17 +48,19 @@ __all__ = [
     "write_report",
 ]
 
-MODALITIES = ("ct", "xray", "report")
+MODALITIES = ("ct", "xray", "report", "audio")
 IMAGE_MODALITIES = ("ct", "xray")
+# Modalities whose features are numeric columns of the table (<m>__<feature>).
+NUMERIC_MODALITIES = ("ct", "xray", "audio")
 FUSIONS = ("early", "late", "attention")
 METRICS = ("auc", "accuracy", "f1")
 SEP = "__"
 
 
 def image_blocks(frame: Any) -> dict[str, list[str]]:
-    """Image modality -> its feature columns (``ct__*``, ``xray__*``) present in ``frame``."""
+    """Numeric modality -> its feature columns (``ct__*``, ``xray__*``, ``audio__*``) present in ``frame``."""
     out: dict[str, list[str]] = {}
-    for m in IMAGE_MODALITIES:
+    for m in NUMERIC_MODALITIES:
         cols = [c for c in frame.columns if isinstance(c, str) and c.startswith(m + SEP)]
         if cols:
             out[m] = cols
@@ -73,7 +76,7 @@ def _check_table(frame: Any, need_label: bool = True) -> None:
         raise ValueError("features has no 'label' column: evaluation and training need labels")
     if not image_blocks(frame) and "report" not in frame.columns:
         raise ValueError(
-            "features has no feature column (ct__*, xray__*) and no 'report' column; "
+            "features has no feature column (ct__*, xray__*, audio__*) and no 'report' column; "
             "is this a table written by `medfuse extract`?"
         )
 
@@ -153,7 +156,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``modalities`` must then name exactly one). ``learner``: "svm",
     "logreg", "rf", "gbdt" or a scikit-learn classifier (the attention
     fusion has its own output layer and ignores it). ``modalities``: which
-    of ct, xray, report to use (default: all found in the table).
+    of ct, xray, report, audio to use (default: all found in the table).
     ``report_vectorizer``: a :class:`~medfuse.features.ReportVectorizer`
     (default: 32-d word2vec + 100 TF-IDF terms). ``extraction``: the
     extractor settings used to make the table
@@ -184,9 +187,11 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _mods(self, frame: Any) -> tuple[str, ...]:
         if self.modalities is None:
-            found = [m for m in IMAGE_MODALITIES if m in image_blocks(frame)]
+            blocks = image_blocks(frame)
+            found = [m for m in IMAGE_MODALITIES if m in blocks]
             if "report" in frame.columns and frame["report"].map(lambda t: isinstance(t, str)).any():
                 found.append("report")
+            found += [m for m in NUMERIC_MODALITIES if m in blocks and m not in IMAGE_MODALITIES]
             return tuple(found)
         mods = tuple(self.modalities)
         for m in mods:
