@@ -128,6 +128,15 @@ inline C power_of(C p, double power) {
     return static_cast<C>(::pow(::sqrt(static_cast<double>(p)), power));
 }
 
+// 10 log10(max(amin, v)) - ref_db: float32 in float32 (log10f), float64 in float64.
+inline float db_of(float v, double amin, double ref_db) {
+    const float a = static_cast<float>(amin);
+    return 10.0f * ::log10f(v > a ? v : a) - static_cast<float>(ref_db);
+}
+inline double db_of(double v, double amin, double ref_db) {
+    return 10.0 * ::log10(v > amin ? v : amin) - ref_db;
+}
+
 template <class T, class C>
 double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
     const FftTab<C>& f = j.fft;
@@ -219,9 +228,7 @@ double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
         } else {
             C* o = j.db + (b * j.n_mels + mi) * T_ + t0;
             for (i64 l = 0; l < nl; ++l) {
-                const double v = static_cast<double>(acc[l]);
-                const double d = 10.0 * ::log10(v > j.amin ? v : j.amin) - j.ref_db;
-                o[l] = static_cast<C>(d);
+                o[l] = db_of(acc[l], j.amin, j.ref_db);
                 const double dc = static_cast<double>(o[l]);
                 if (dc > best) best = dc;
             }

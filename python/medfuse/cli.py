@@ -484,7 +484,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .data.cohort import synthetic_cohort
     from .extract import CohortFeatures
-    from .learn.evaluate import cross_validate, example_images, write_report
+    from .learn.evaluate import cross_validate, example_audio, example_images, write_report
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -537,7 +537,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     ev.table.to_csv(out / "results.csv", index=False)
-    report = write_report(ev, out, examples=example_images(cohort), timings=times,
+    report = write_report(ev, out, examples=example_images(cohort), audio_example=example_audio(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients",
                           notes=[(f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
                                   f"{best_single} AUC {auc_single:.3f}")])

@@ -8,6 +8,7 @@ librosa/scipy independently).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -61,24 +62,39 @@ def window_values(window: object, win_length: int, n_fft: int) -> npt.NDArray[np
     if isinstance(window, str):
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {WINDOWS} or an array, got {window!r}")
-        k = np.arange(win_length, dtype=np.float64)
-        a = 2.0 * np.pi * k / win_length  # periodic (scipy fftbins=True, as librosa)
-        if win_length == 1 or window in ("boxcar", "rectangular", "ones"):
-            w = np.ones(win_length)  # scipy: a 1-point window is [1.0]
-        elif window == "hann":
-            w = 0.5 - 0.5 * np.cos(a)
-        elif window == "hamming":
-            w = 0.54 - 0.46 * np.cos(a)
-        elif window == "blackman":
-            w = 0.42 - 0.5 * np.cos(a) + 0.08 * np.cos(2.0 * a)
-    elif isinstance(window, np.ndarray):
-        w = np.asarray(window, dtype=np.float64)
-        if w.ndim != 1 or w.shape[0] != win_length:
-            raise ValueError(f"window array must have win_length={win_length} values, got shape {w.shape}")
-        if not np.isfinite(w).all():
-            raise ValueError("window contains NaN or infinity")
-    else:
+        return _named_window(window, win_length, n_fft)
+    return _centred(_array_window(window, win_length), win_length, n_fft)
+
+
+@functools.lru_cache(maxsize=64)
+def _named_window(window: str, win_length: int, n_fft: int) -> npt.NDArray[np.float64]:
+    k = np.arange(win_length, dtype=np.float64)
+    a = 2.0 * np.pi * k / win_length  # periodic (scipy fftbins=True, as librosa)
+    if win_length == 1 or window in ("boxcar", "rectangular", "ones"):
+        w = np.ones(win_length)  # scipy: a 1-point window is [1.0]
+    elif window == "hann":
+        w = 0.5 - 0.5 * np.cos(a)
+    elif window == "hamming":
+        w = 0.54 - 0.46 * np.cos(a)
+    else:  # blackman
+        w = 0.42 - 0.5 * np.cos(a) + 0.08 * np.cos(2.0 * a)
+    out = _centred(w, win_length, n_fft)
+    out.flags.writeable = False  # cached: shared by every call
+    return out
+
+
+def _array_window(window: object, win_length: int) -> npt.NDArray[np.float64]:
+    if not isinstance(window, np.ndarray):
         raise TypeError(f"window must be a name or a 1D array, got {type(window).__name__}")
+    w = np.asarray(window, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != win_length:
+        raise ValueError(f"window array must have win_length={win_length} values, got shape {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("window contains NaN or infinity")
+    return w
+
+
+def _centred(w: npt.NDArray[np.float64], win_length: int, n_fft: int) -> npt.NDArray[np.float64]:
     lpad = (n_fft - win_length) // 2
     out = np.zeros(n_fft, dtype=np.float64)
     out[lpad : lpad + win_length] = w
@@ -205,6 +221,11 @@ def mel_plan(
         raise TypeError(f"htk must be True or False, got {htk!r}")
     if norm not in ("slaney", None):
         raise ValueError(f"norm must be 'slaney' or None, got {norm!r}")
+    return _mel_bank(rate, n_fft, nm, lo_f, hi_f, bool(htk), norm)
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_bank(rate: float, n_fft: int, nm: int, lo_f: float, hi_f: float, htk: bool, norm: str | None) -> MelPlan:
     n_freq = 1 + n_fft // 2
     fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / rate)  # bin centres (k * sr / n_fft)
     mels = np.linspace(hz_to_mel(lo_f, bool(htk)), hz_to_mel(hi_f, bool(htk)), nm + 2)
@@ -224,6 +245,8 @@ def mel_plan(
     any_nz = nz.any(axis=1)
     lo = np.where(any_nz, nz.argmax(axis=1), 0).astype(np.int64)
     hi = np.where(any_nz, n_freq - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+    for a in (weights, lo, hi):
+        a.flags.writeable = False  # cached: shared by every call
     return MelPlan(weights, lo, hi)
 
 
