@@ -226,6 +226,14 @@ def _attention_backward(x: np.ndarray, p: dict[str, Any], out: Any) -> str | Non
     return None
 
 
+def _spectral(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
+    if not isinstance(out, np.ndarray) or out.shape[: x.ndim - 1] != x.shape[:-1]:
+        return f"result shape {getattr(out, 'shape', None)} does not keep the batch axes {x.shape[:-1]}"
+    if not np.isfinite(out).all():
+        return "non-finite spectrum from a finite signal"
+    return None
+
+
 def _label(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
     lab, n = out
     if lab.shape != x.shape or int(n) < 0 or (lab.size and int(lab.max()) != int(n)):
@@ -351,6 +359,26 @@ KERNELS: dict[str, Kernel] = {
         dict(x_kv=lambda x: x, w=lambda x: np.eye(x.shape[-1] if x.ndim else 1, dtype=np.float32), heads=1,
              mask=None),
         ("f4",), (2, 3), _attention, valid_shape=(2, 12, 8)),
+    "stft": Kernel(
+        lambda m, x, p: m.stft(x, n_fft=p["n_fft"], hop_length=p["hop_length"], win_length=p["win_length"],
+                               window=p["window"], center=p["center"], pad_mode=p["pad_mode"]),
+        dict(n_fft=256, hop_length=64, win_length=None, window="hann", center=True, pad_mode="constant"),
+        ("f4", "f8"), (1, 2), _spectral, valid_shape=(4000,)),
+    "spectrogram": Kernel(
+        lambda m, x, p: m.spectrogram(x, n_fft=p["n_fft"], hop_length=p["hop_length"], power=p["power"],
+                                      pad_mode=p["pad_mode"]),
+        dict(n_fft=200, hop_length=50, power=1.0, pad_mode="reflect"),
+        ("f4", "f8"), (1, 2), _spectral, valid_shape=(4000,)),
+    "mel_spectrogram": Kernel(
+        lambda m, x, p: m.mel_spectrogram(x, sr=p["sr"], n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                          n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"], htk=p["htk"]),
+        dict(sr=4000, n_fft=256, hop_length=64, n_mels=32, fmin=0.0, fmax=None, htk=False),
+        ("f4", "f8"), (1, 2), _spectral, valid_shape=(4000,)),
+    "mfcc": Kernel(
+        lambda m, x, p: m.mfcc(x, sr=p["sr"], n_mfcc=p["n_mfcc"], n_fft=p["n_fft"], hop_length=p["hop_length"],
+                               n_mels=p["n_mels"], top_db=p["top_db"], lifter=p["lifter"]),
+        dict(sr=4000, n_mfcc=13, n_fft=256, hop_length=64, n_mels=32, top_db=80.0, lifter=0.0),
+        ("f4", "f8"), (1, 2), _spectral, valid_shape=(4000,)),
     "label": Kernel(lambda m, x, p: m.label(x, connectivity=p["connectivity"]), dict(connectivity=None),
                     _BINARY, check=_label, valid_fill="binary"),
     "regionprops_basic": Kernel(

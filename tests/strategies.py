@@ -315,3 +315,46 @@ def torch_attention(case: dict, dtype=None, grad_out=None):
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1 and g.shape[i] != 1)
         grads.append(g.sum(axis=axes, keepdims=True) if axes else g)
     return out.detach().numpy(), tuple(grads)
+
+
+# ---- audio ---------------------------------------------------------------------
+
+
+@st.composite
+def audio_cases(draw: st.DrawFn) -> tuple[npt.NDArray[np.floating], dict[str, object]]:
+    """A signal (1D, or a small batch, any layout) and STFT parameters, incl. odd and non-power-of-two n_fft."""
+    dtype = draw(st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)]))
+    n_fft = draw(st.one_of(st.sampled_from([1, 2, 4, 16, 64, 128, 256]), st.integers(1, 300)))
+    win_length = draw(st.one_of(st.none(), st.integers(1, n_fft)))
+    center = draw(st.booleans())
+    length = draw(st.integers(n_fft if not center else 1, 1500))
+    batch = draw(st.sampled_from([(), (2,), (1, 3)]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["noise", "tone", "zeros", "big"]))
+    t = np.arange(length)
+    if kind == "noise":
+        y = rng.standard_normal(batch + (length,))
+    elif kind == "tone":
+        y = np.broadcast_to(np.sin(2 * np.pi * 0.05 * t) + 0.1 * rng.standard_normal(length), batch + (length,)).copy()
+    elif kind == "zeros":
+        y = np.zeros(batch + (length,))
+    else:
+        y = 1e4 * rng.standard_normal(batch + (length,))
+    y = y.astype(dtype)
+    layout = draw(st.sampled_from(["c", "strided", "bigendian", "readonly"]))
+    if layout == "strided":
+        y = np.repeat(y, 2, axis=-1)[..., ::2]
+    elif layout == "bigendian":
+        y = y.astype(y.dtype.newbyteorder(">"))
+    elif layout == "readonly":
+        y.flags.writeable = False
+    params: dict[str, object] = dict(
+        n_fft=n_fft,
+        hop_length=draw(st.one_of(st.none(), st.integers(1, max(1, n_fft)))),
+        win_length=win_length,
+        window=draw(st.sampled_from(["hann", "hamming", "blackman", "boxcar"])),
+        center=center,
+        pad_mode=draw(st.sampled_from(["constant", "reflect", "edge", "symmetric", "wrap"])),
+    )
+    return y, params

@@ -115,6 +115,7 @@ def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, 
     man["ct"] = [str(cohort_dir / p) if p else "" for p in man["ct"]]
     man["xray"] = [str(cohort_dir / p) if p else "" for p in man["xray"]]
     man["report"] = [str(cohort_dir / p) if p else "" for p in man["report"]]
+    man["audio"] = [str(cohort_dir / p) if p else "" for p in man["audio"]]
     man.loc[i, "xray"] = str(broken)
     man.to_csv(tmp_path / "m.csv", index=False)
     out = tmp_path / "f.parquet"
@@ -271,7 +272,7 @@ def test_evaluate_report(features: Path, cohort_dir: Path, tmp_path: Path, capsy
     code = main(["evaluate", str(features), "--out", str(out), "--folds", "2", "--manifest", str(cohort_dir / "manifest.csv")])
     assert code == 0
     table = pd.read_csv(out / "results.csv")
-    assert set(table["model"]) == {"ct", "xray", "report", "early fusion", "late fusion", "attention fusion"}
+    assert set(table["model"]) == {"ct", "xray", "report", "audio", "early fusion", "late fusion", "attention fusion"}
     html = (out / "report.html").read_text()
     assert f"{table.loc[0, 'auc_mean']:.3f} ± {table.loc[0, 'auc_std']:.3f}" in html
     assert html.count("data:image/png;base64,") == 2  # ROC + examples

@@ -18,6 +18,7 @@ from medfuse.learn.evaluate import (
     Evaluation,
     MultimodalModel,
     cross_validate,
+    example_audio,
     example_images,
     write_report,
 )
@@ -44,8 +45,8 @@ def evaluation(table: pd.DataFrame) -> Evaluation:
 
 def test_cross_validate_table(evaluation: Evaluation, table: pd.DataFrame) -> None:
     t = evaluation.table
-    assert list(t["model"]) == ["ct", "xray", "report", "early fusion", "late fusion", "attention fusion"]
-    assert list(t["kind"]) == ["single"] * 3 + ["fusion"] * 3
+    assert list(t["model"]) == ["ct", "xray", "report", "audio", "early fusion", "late fusion", "attention fusion"]
+    assert list(t["kind"]) == ["single"] * 4 + ["fusion"] * 3
     # the summary is the mean and the sample std of the per-fold values
     f = evaluation.folds
     auc = f[(f["model"] == "late fusion") & (f["metric"] == "auc")]["value"]
@@ -69,14 +70,17 @@ def test_cross_validate_deterministic(table: pd.DataFrame, evaluation: Evaluatio
 def test_report_html(evaluation: Evaluation, cohort, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ex = example_images(cohort)
     assert len(ex) == 2 and ex[0][1].ndim == 2 and ex[1][1].ndim == 2
-    path = write_report(evaluation, tmp_path / "out", examples=ex, timings={"extract": 1.5})
+    au = example_audio(cohort)
+    assert au is not None and au[1].ndim == 1 and au[2] == 4000
+    path = write_report(evaluation, tmp_path / "out", examples=ex, timings={"extract": 1.5}, audio_example=au)
     html = path.read_text(encoding="utf-8")
+    assert "Lung sounds: spectrogram and detected events" in html
     for _i, r in evaluation.table.iterrows():
         assert f"<td>{r['model']}</td>" in html
         assert f"{r['auc_mean']:.3f} ± {r['auc_std']:.3f}" in html
         assert f"{r['f1_mean']:.3f} ± {r['f1_std']:.3f}" in html
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 2  # ROC curves, examples with edges
+    assert len(images) == 3  # ROC curves, examples with edges, spectrogram
     for b in images:
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "extract" in html and "1.5 s" in html
@@ -84,7 +88,7 @@ def test_report_html(evaluation: Evaluation, cohort, tmp_path: Path) -> None:  #
 
 def test_multimodal_model_missing_modalities_and_pickle(table: pd.DataFrame) -> None:
     m = MultimodalModel("late", "logreg").fit(table)
-    assert set(m.blocks_) == {"ct", "xray", "report"}
+    assert set(m.blocks_) == {"ct", "xray", "report", "audio"}
     test = table.copy()
     test.loc[:, [c for c in test.columns if c.startswith("ct__")]] = np.nan  # nobody has a CT
     test["report"] = None

@@ -110,8 +110,10 @@ def test_files_round_trip_through_from_csv(tmp_path):
     mem = synthetic_cohort(8, seed=7, lang="zh", missing=0.15)
     disk = synthetic_cohort(8, seed=7, lang="zh", missing=0.15, out_dir=tmp_path)
     manifest = pd.read_csv(tmp_path / "manifest.csv", dtype=str, keep_default_na=False)
-    assert list(manifest.columns) == ["patient_id", "label", "ct", "xray", "report"]
-    assert (manifest == "").to_numpy().sum() == sum((~mem.truth[c]).sum() for c in ("has_ct", "has_xray", "has_report"))
+    assert list(manifest.columns) == ["patient_id", "label", "ct", "xray", "report", "audio"]
+    assert (manifest == "").to_numpy().sum() == sum(
+        (~mem.truth[c]).sum() for c in ("has_ct", "has_xray", "has_report", "has_audio")
+    )
     again = Cohort.from_csv(tmp_path / "manifest.csv")
     again.validate(deep=True)
     gb = 0
@@ -125,6 +127,11 @@ def test_files_round_trip_through_from_csv(tmp_path):
             assert c.ct is None
         if a.xray is not None:
             np.testing.assert_array_equal(a.xray, c.xray)
+        if a.audio is not None:  # 16-bit PCM round trip: within half a quantisation step
+            assert c.audio[1] == a.audio[1] == 4000
+            assert np.abs(c.audio[0] - a.audio[0]).max() <= 2.0**-15
+        else:
+            assert c.audio is None
         assert a.report == c.report
         if a.report is not None:
             raw = (tmp_path / a.patient_id / "report.txt").read_bytes()

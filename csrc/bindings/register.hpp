@@ -10,4 +10,5 @@ void register_histogram(pybind11::module_& m);
 void register_texture(pybind11::module_& m);
 void register_attention(pybind11::module_& m);
 void register_morphology(pybind11::module_& m);
+void register_audio(pybind11::module_& m);
 }  // namespace medfuse::bind

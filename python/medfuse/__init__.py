@@ -10,6 +10,7 @@ from typing import Any
 
 from .kernels._threads import get_num_threads, set_num_threads
 from .kernels.attention import attention, attention_backward, multi_head_attention
+from .kernels.audio import mel_spectrogram, mfcc, spectrogram, stft
 from .kernels.cnn import conv2d
 from .kernels.contrast import clahe, equalize_hist
 from .kernels.convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
@@ -59,6 +60,8 @@ __all__ = [
     "label",
     "learn",
     "median",
+    "mel_spectrogram",
+    "mfcc",
     "multi_head_attention",
     "quantize",
     "reference",
@@ -67,6 +70,8 @@ __all__ = [
     "sep_filter",
     "set_num_threads",
     "sobel",
+    "spectrogram",
+    "stft",
     "unsharp_mask",
     "window",
 ]

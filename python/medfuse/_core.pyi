@@ -200,3 +200,15 @@ def binary_morph_u8(
     image: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], dilate: bool, border: int, iterations: int,
     threads: int,
 ) -> npt.NDArray[np.uint8]: ...
+
+# ---- audio -----------------------------------------------------------------
+def spectral_f32(
+    y: npt.NDArray[np.float32], n_fft: int, hop: int, window: npt.NDArray[np.float64], mode: int, power: float,
+    mel: npt.NDArray[np.float64] | None, mel_lo: npt.NDArray[np.int64] | None, mel_hi: npt.NDArray[np.int64] | None,
+    dct: npt.NDArray[np.float64] | None, amin: float, ref_db: float, top_db: float, threads: int,
+) -> npt.NDArray[Any]: ...
+def spectral_f64(
+    y: npt.NDArray[np.float64], n_fft: int, hop: int, window: npt.NDArray[np.float64], mode: int, power: float,
+    mel: npt.NDArray[np.float64] | None, mel_lo: npt.NDArray[np.int64] | None, mel_hi: npt.NDArray[np.int64] | None,
+    dct: npt.NDArray[np.float64] | None, amin: float, ref_db: float, top_db: float, threads: int,
+) -> npt.NDArray[Any]: ...

@@ -298,20 +298,25 @@ def _read_features(path: Path) -> tuple[Any, Any]:
     from .learn.evaluate import image_blocks
 
     if not image_blocks(frame) and "report" not in frame.columns:
-        raise _UsageError(f"{path} holds no medfuse features (no ct__*, xray__* or report column); "
+        raise _UsageError(f"{path} holds no medfuse features (no ct__*, xray__*, audio__* or report column); "
                           "make it with `medfuse extract`")
     return frame, extraction
 
 
 def _extraction_from_settings(settings: dict[str, Any]) -> Any:
     from .extract import CohortFeatures
-    from .features import ImageFeatureExtractor
+    from .features import AudioFeatureExtractor, ImageFeatureExtractor
 
-    def build(params: dict[str, Any]) -> Any:
+    def build(params: dict[str, Any], cls: Any = ImageFeatureExtractor) -> Any:
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        return ImageFeatureExtractor(**kwargs)
+        return cls(**kwargs)
 
-    return CohortFeatures(ct=build(settings["ct"]), xray=build(settings["xray"]))
+    if "audio" not in settings:  # a table made before the audio modality: no audio__* columns expected
+        extraction = CohortFeatures(ct=build(settings["ct"]), xray=build(settings["xray"]))
+        return extraction
+    return CohortFeatures(
+        ct=build(settings["ct"]), xray=build(settings["xray"]), audio=build(settings["audio"], AudioFeatureExtractor)
+    )
 
 
 def _run_extraction(cohort: Any, extraction: Any, workers: int, backend: str = "threads",
@@ -645,7 +650,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .data.cohort import synthetic_cohort
     from .extract import CohortFeatures
-    from .learn.evaluate import cross_validate, example_images, write_report
+    from .learn.evaluate import cross_validate, example_audio, example_images, write_report
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -661,8 +666,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     data = out / "cohort"
     synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data)
-    times["write cohort (DICOM, PNG, TXT)"] = time.perf_counter() - t0
-    print(f"[1/5] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT)']:.1f} s)")
+    times["write cohort (DICOM, PNG, TXT, WAV)"] = time.perf_counter() - t0
+    print(f"[1/5] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
 
     t0 = time.perf_counter()
     cohort = _load_manifest(data / "manifest.csv")
@@ -678,15 +683,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _write_features(res.features, features_path, extraction)
     times["read files + extract features"] = time.perf_counter() - t0
     n_feat = sum(len(v) for v in (extraction.ct.get_feature_names_out(), extraction.xray.get_feature_names_out()))
-    print(f"[3/5] extracted {n_feat} image features per patient + report text -> {features_path} "
+    n_audio = len(extraction.audio.get_feature_names_out())
+    print(f"[3/5] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
           f"({times['read files + extract features']:.1f} s, "
           f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
     t0 = time.perf_counter()
     ev = cross_validate(res.features, folds=args.folds, seed=args.seed, learner=args.learner)
-    times["cross-validate 6 models"] = time.perf_counter() - t0
+    n_models = len(ev.table)
+    times[f"cross-validate {n_models} models"] = time.perf_counter() - t0
     print(f"[4/5] {args.folds}-fold cross-validation of every modality and fusion "
-          f"({times['cross-validate 6 models']:.1f} s)\n")
+          f"({times[f'cross-validate {n_models} models']:.1f} s)\n")
     print(ev.format_table())
     best_single, auc_single = ev.best("single")
     best_fused, auc_fused = ev.best("fusion")
@@ -696,7 +703,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     ev.table.to_csv(out / "results.csv", index=False)
-    report = write_report(ev, out, examples=example_images(cohort), timings=times,
+    report = write_report(ev, out, examples=example_images(cohort), audio_example=example_audio(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients",
                           notes=[(f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
                                   f"{best_single} AUC {auc_single:.3f}")])

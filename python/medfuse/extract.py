@@ -7,8 +7,8 @@ X-rays); :func:`extract_cohort` runs them over every patient of a
 cluster, and returns a table with one row per patient:
 
 - ``patient_id``, ``label`` (when the manifest has one);
-- ``ct__<feature>`` and ``xray__<feature>`` (float64; all NaN when the
-  patient has no such image);
+- ``ct__<feature>``, ``xray__<feature>`` and ``audio__<feature>`` (float64;
+  all NaN when the patient has no such image or recording);
 - ``report``: the report text (None when missing). Report features are
   learned from the training corpus (:class:`~medfuse.features.ReportVectorizer`),
   so they are computed when a model is fitted, not here.
@@ -77,6 +77,12 @@ def _default_xray() -> Any:
     return ImageFeatureExtractor(window="auto")
 
 
+def _default_audio() -> Any:
+    from .features import AudioFeatureExtractor
+
+    return AudioFeatureExtractor()
+
+
 @dataclass
 class CohortFeatures:
     """Extractor settings for every image modality of a cohort.
@@ -85,27 +91,33 @@ class CohortFeatures:
     :class:`~medfuse.features.ImageFeatureExtractor` instances (defaults:
     lung window (-600, 1500) HU and ``roi="nodule"`` for CT: features of the
     nodule that :mod:`medfuse.segment` finds, or of the lungs when it finds
-    none; "auto" window over the whole image for X-rays).
+    none; "auto" window over the whole image for X-rays). ``audio``: an
+    :class:`~medfuse.features.AudioFeatureExtractor` for the lung sounds.
     """
 
     ct: Any = field(default_factory=_default_ct)
     xray: Any = field(default_factory=_default_xray)
+    audio: Any = field(default_factory=_default_audio)
 
     def __post_init__(self) -> None:
         from sklearn.base import clone
 
         self.ct = clone(self.ct)
         self.xray = clone(self.xray)
+        self.audio = clone(self.audio)
         # fit() only records the dimensionality (and checks the parameters).
         self.ct.fit([np.zeros((4, 8, 8), np.int16)])
         self.xray.fit([np.zeros((8, 8), np.uint16)])
+        self.audio.fit([None])
 
     @property
     def columns(self) -> list[str]:
         """Feature columns in output order (without patient_id, label, report)."""
-        return [f"ct{SEP}{n}" for n in self.ct.get_feature_names_out()] + [
-            f"xray{SEP}{n}" for n in self.xray.get_feature_names_out()
-        ]
+        return (
+            [f"ct{SEP}{n}" for n in self.ct.get_feature_names_out()]
+            + [f"xray{SEP}{n}" for n in self.xray.get_feature_names_out()]
+            + [f"audio{SEP}{n}" for n in self.audio.get_feature_names_out()]
+        )
 
     def settings(self) -> dict[str, Any]:
         """The extractor parameters (JSON-safe), which fix what the features mean."""
@@ -113,17 +125,19 @@ class CohortFeatures:
         def params(e: Any) -> dict[str, Any]:
             return {k: _jsonable(v) for k, v in sorted(e.get_params().items())}
 
-        return {"ct": params(self.ct), "xray": params(self.xray), "columns": self.columns}
+        return {"ct": params(self.ct), "xray": params(self.xray), "audio": params(self.audio), "columns": self.columns}
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
 
-    def patient_row(self, patient_id: str, label: Any, ct: Any, xray: Any, report: Any) -> dict[str, Any]:
+    def patient_row(
+        self, patient_id: str, label: Any, ct: Any, xray: Any, report: Any, audio: Any = None
+    ) -> dict[str, Any]:
         """Features of one patient's loaded data (a row of the output table)."""
         row: dict[str, Any] = {"patient_id": patient_id}
         if label is not None:
             row["label"] = label
-        for name, ext, item in (("ct", self.ct, ct), ("xray", self.xray, xray)):
+        for name, ext, item in (("ct", self.ct, ct), ("xray", self.xray, xray), ("audio", self.audio, audio)):
             names = ext.get_feature_names_out()
             vals = ext.transform([item])[0] if item is not None else np.full(len(names), np.nan)
             row.update({f"{name}{SEP}{n}": float(v) for n, v in zip(names, vals)})
@@ -152,6 +166,7 @@ class _Task:
     ct: Any
     xray: Any
     report: Any
+    audio: Any = None
 
 
 def _tasks(cohort: Any) -> list[_Task]:
@@ -167,6 +182,7 @@ def _tasks(cohort: Any) -> list[_Task]:
                 row.get("ct"),
                 row.get("xray"),
                 row.get("report"),
+                row.get("audio"),
             )
         )
     return out
@@ -183,7 +199,8 @@ def run_task(features: CohortFeatures, task: _Task) -> dict[str, Any]:
     ct = _load("ct", task.ct)
     xray = _load("xray", task.xray)
     report = _load("report", task.report)
-    return features.patient_row(task.patient_id, task.label, ct, xray, report)
+    audio = _load("audio", task.audio)
+    return features.patient_row(task.patient_id, task.label, ct, xray, report, audio)
 
 
 def _process_init() -> None:  # each process worker: one kernel thread

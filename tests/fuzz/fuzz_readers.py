@@ -53,6 +53,8 @@ READERS_FOR = {
     ".jpg": ("read_xray",),
     ".tif": ("read_xray",),
     ".txt": ("read_report",),
+    ".wav": ("read_audio",),
+    ".flac": ("read_audio",),
 }
 CASE_TIMEOUT = 10  # CPU seconds; a reader slower than this on a <100 KB file hangs
 
@@ -86,6 +88,14 @@ def _check_result(reader: str, out: Any) -> str | None:
     elif reader == "read_xray":
         if not isinstance(out, np.ndarray) or out.ndim != 2:
             return f"read_xray returned {type(out).__name__} {getattr(out, 'shape', '')}"
+    elif reader == "read_audio":
+        if not (isinstance(out, tuple) and len(out) == 2):
+            return f"read_audio returned {type(out).__name__}"
+        x, rate = out
+        if not isinstance(x, np.ndarray) or x.ndim != 1 or x.dtype != np.float32 or x.size == 0:
+            return f"read_audio samples {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}"
+        if not np.isfinite(x).all() or not isinstance(rate, int) or rate <= 0:
+            return f"read_audio: non-finite samples or rate {rate!r}"
     elif not isinstance(out, str):
         return f"read_report returned {type(out).__name__}"
     return None

@@ -66,6 +66,33 @@ def _image(path: Path, img: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
+def wav_bytes(samples: np.ndarray, rate: int, *, bits: int, floating: bool = False) -> bytes:
+    """A canonical RIFF/WAVE file (no PEAK chunk, so the bytes are deterministic).
+
+    samples: (frames, channels) float in [-1, 1); integer formats as WAV
+    stores them (8-bit unsigned with offset 128, 16/24/32-bit signed LE).
+    """
+    import struct
+
+    channels = samples.shape[1]
+    if floating:
+        data = samples.astype("<f4" if bits == 32 else "<f8").tobytes()
+    elif bits == 8:
+        data = np.clip(np.round(samples * 128 + 128), 0, 255).astype(np.uint8).tobytes()
+    else:
+        ints = np.clip(np.round(samples * 2 ** (bits - 1)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1).astype("<i4")
+        if bits == 16:
+            data = ints.astype("<i2").tobytes()
+        elif bits == 24:
+            data = b"".join(int(v).to_bytes(4, "little", signed=True)[:3] for v in ints.ravel())
+        else:
+            data = ints.tobytes()
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 3 if floating else 1, channels, rate, rate * block, block, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def write_corpus(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -98,6 +125,18 @@ def write_corpus(out: Path) -> list[Path]:
     zh = "\u53f3\u80ba\u4e0a\u53f6\u89c1\u7ed3\u8282\uff0c\u672a\u89c1\u80f8\u8154\u79ef\u6db2\u3002\n"
     add("report_zh_utf8.txt").write_bytes(zh.encode("utf-8"))
     add("report_zh_gb18030.txt").write_bytes(zh.encode("gb18030"))
+    t = np.arange(120) / 4000.0
+    tone = (0.5 * np.sin(2 * np.pi * 300 * t))[:, None]
+    stereo = np.concatenate([tone, 0.25 * rng.standard_normal((120, 1)).clip(-1, 0.99)], axis=1)
+    add("audio_u8.wav").write_bytes(wav_bytes(tone, 4000, bits=8))
+    add("audio_16.wav").write_bytes(wav_bytes(stereo, 4000, bits=16))
+    add("audio_24.wav").write_bytes(wav_bytes(tone, 8000, bits=24))
+    add("audio_32.wav").write_bytes(wav_bytes(tone, 4000, bits=32))
+    add("audio_f32.wav").write_bytes(wav_bytes(stereo, 4000, bits=32, floating=True))
+    import soundfile as sf
+
+    sf.write(add("audio_16.flac"), stereo, 4000, subtype="PCM_16", format="FLAC")
+    sf.write(add("audio_24.flac"), tone, 4000, subtype="PCM_24", format="FLAC")
     return written
 
 

@@ -1,7 +1,7 @@
 """Data integration: readers, the cohort, and the built-in synthetic data.
 
 - :mod:`medfuse.data.io`: ``read_ct`` (DICOM series, NIfTI, .npy/.npz → a
-  :class:`Volume` in HU with spacing), ``read_xray``, ``read_report``.
+  :class:`Volume` in HU with spacing), ``read_xray``, ``read_report``, ``read_audio`` (WAV/FLAC → mono float32).
 - :mod:`medfuse.data.cohort`: :class:`Cohort` (a manifest joined by
   ``patient_id``, validated, missing modalities reported) and
   :func:`synthetic_cohort`, the default data, written as real files.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import phantoms
 from .cohort import MODALITIES, Cohort, CohortError, PatientRecord, synthetic_cohort
-from .io import MedfuseFileNotFoundError, MedfuseIOError, Volume, read_ct, read_report, read_xray
+from .io import MedfuseFileNotFoundError, MedfuseIOError, Volume, read_audio, read_ct, read_report, read_xray
 
 __all__ = [
     "MODALITIES",
@@ -24,6 +24,7 @@ __all__ = [
     "PatientRecord",
     "Volume",
     "phantoms",
+    "read_audio",
     "read_ct",
     "read_report",
     "read_xray",

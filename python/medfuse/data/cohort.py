@@ -1,13 +1,15 @@
-"""A patient cohort: CT, X-ray and report per patient, joined by patient_id.
+"""A patient cohort: CT, X-ray, report and lung sounds per patient, joined by patient_id.
 
 A manifest is a table with a ``patient_id`` column, an optional ``label``
-column and any of ``ct``, ``xray``, ``report``:
+column and any of ``ct``, ``xray``, ``report``, ``audio``:
 
 - ``ct``: a DICOM series folder, a NIfTI/.npy/.npz/.dcm file (see
   :func:`medfuse.data.read_ct`), or in memory a :class:`~medfuse.data.Volume`;
 - ``xray``: a DICOM/PNG/JPEG/TIFF/.npy file, or in memory a 2D array;
 - ``report``: a ``.txt`` file or the report text itself (the rule of
-  :func:`medfuse.data.read_report`).
+  :func:`medfuse.data.read_report`);
+- ``audio``: a WAV/FLAC auscultation recording (see
+  :func:`medfuse.data.read_audio`), or in memory a ``(samples, rate)`` tuple.
 
 Relative paths are resolved against the manifest's folder (a DataFrame's
 ``base_dir``, default the current directory). Empty cells mean the modality
@@ -36,7 +38,7 @@ from .io import Volume
 
 __all__ = ["MODALITIES", "Cohort", "CohortError", "PatientRecord", "synthetic_cohort"]
 
-MODALITIES = ("ct", "xray", "report")
+MODALITIES = ("ct", "xray", "report", "audio")
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -58,6 +60,7 @@ class PatientRecord:
     ct: Volume | None
     xray: npt.NDArray[Any] | None
     report: str | None
+    audio: tuple[npt.NDArray[np.float32], int] | None = None
 
 
 def _is_missing(value: Any) -> bool:
@@ -237,6 +240,7 @@ class Cohort:
             ct=_load("ct", row.get("ct")),
             xray=_load("xray", row.get("xray")),
             report=_load("report", row.get("report")),
+            audio=_load("audio", row.get("audio")),
         )
         if self._cache_size:
             with self._lock:
@@ -262,7 +266,11 @@ class Cohort:
     # -------------------------------------------------------------- reporting
 
     def summary(self) -> Any:
-        """DataFrame, one row per modality: n_present, n_missing, missing_ids."""
+        """DataFrame, one row per modality: n_present, n_missing, missing_ids.
+
+        The ``all`` row counts patients with every modality the manifest has
+        a column for (a manifest without an ``audio`` column is not missing it).
+        """
         import pandas as pd
 
         rows = []
@@ -270,7 +278,8 @@ class Cohort:
             has = self.has(m)
             missing = [str(p) for p in has.index[~has.to_numpy()]]
             rows.append({"modality": m, "n_present": int(has.sum()), "n_missing": len(missing), "missing_ids": missing})
-        complete = np.logical_and.reduce([self.has(m).to_numpy() for m in MODALITIES])
+        used = [m for m in MODALITIES if m in self._frame.columns] or list(MODALITIES)
+        complete = np.logical_and.reduce([self.has(m).to_numpy() for m in used])
         rows.append(
             {
                 "modality": "all",
@@ -414,12 +423,19 @@ def _load(modality: str, value: Any) -> Any:
         return value if isinstance(value, Volume) else mio.read_ct(value)
     if modality == "xray":
         return value if isinstance(value, np.ndarray) else mio.read_xray(value)
+    if modality == "audio":
+        return value if isinstance(value, tuple) else mio.read_audio(value)
     if isinstance(value, Path):
         return mio.read_report(value)
     return mio.read_report(str(value)) if not isinstance(value, str) else mio._normalise_whitespace(value)
 
 
-_EXTS = {"ct": mio.CT_EXTENSIONS, "xray": mio.XRAY_EXTENSIONS, "report": mio.REPORT_EXTENSIONS}
+_EXTS = {
+    "ct": mio.CT_EXTENSIONS,
+    "xray": mio.XRAY_EXTENSIONS,
+    "report": mio.REPORT_EXTENSIONS,
+    "audio": mio.AUDIO_EXTENSIONS,
+}
 
 
 def _suffix(p: Path) -> str:
@@ -456,7 +472,11 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
             if _is_missing(v):
                 values.append(None)
                 continue
-            if (m == "ct" and isinstance(v, Volume)) or (m == "xray" and isinstance(v, np.ndarray)):
+            if (
+                (m == "ct" and isinstance(v, Volume))
+                or (m == "xray" and isinstance(v, np.ndarray))
+                or (m == "audio" and _is_audio_tuple(v))
+            ):
                 values.append(v)
                 continue
             if not isinstance(v, (str, os.PathLike)):
@@ -479,6 +499,10 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
             values.append(p)
         out[m] = pd.Series(values, index=out.index, dtype=object)
     return out, problems
+
+
+def _is_audio_tuple(v: Any) -> bool:
+    return isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], np.ndarray) and isinstance(v[1], (int, np.integer))
 
 
 def _check_frame(frame: Any, check_files: bool = True, duplicates: bool = True) -> list[str]:
@@ -587,12 +611,12 @@ def _join(resolved: list[tuple[Any, str]]) -> tuple[Any, list[str]]:
 
 
 def _col_order(c: str) -> tuple[int, str]:
-    order = {"label": 0, "ct": 1, "xray": 2, "report": 3}
+    order = {"label": 0, "ct": 1, "xray": 2, "report": 3, "audio": 4}
     return (order.get(c, 9), c)
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (np.ndarray, Volume)) or isinstance(b, (np.ndarray, Volume)):
+    if isinstance(a, (np.ndarray, Volume, tuple)) or isinstance(b, (np.ndarray, Volume, tuple)):
         return a is b
     try:
         return bool(a == b)
@@ -618,7 +642,7 @@ def synthetic_cohort(
     shape: tuple[int, int, int] = (48, 128, 128),
     cache_size: int = 32,
 ) -> Cohort:
-    """A synthetic lung-nodule cohort: CT, X-ray and report per patient.
+    """A synthetic lung-nodule cohort: CT, X-ray, report and lung sounds per patient.
 
     The generative model (latent factors, label, what each modality sees)
     is documented in :mod:`medfuse.data.synthetic`; ``cohort.truth`` is the
@@ -642,11 +666,18 @@ def synthetic_cohort(
     PixelSpacing, RescaleSlope 1 / RescaleIntercept -1024 over uint16
     pixels), ``<id>/xray.png`` (16-bit PNG) and ``<id>/report.txt``
     (UTF-8; every third Chinese report is written in GB18030 to exercise
-    the fallback).
+    the fallback), ``<id>/audio.wav`` (16-bit PCM, 4 kHz, 10-30 s of
+    auscultation from :func:`medfuse.data.auscultation.auscultation`, its
+    findings tied to the case's latent factors; in memory a ``(samples,
+    rate)`` tuple). The audio is dropped with probability ``missing`` too,
+    drawn from its own stream (the other modalities' drops do not change).
+    ``truth`` adds ``has_audio`` and the recording's event counts
+    ``audio_fine_crackles``, ``audio_coarse_crackles``, ``audio_wheezes``,
+    ``audio_breaths``.
     """
     import pandas as pd
 
-    from . import phantoms, synthetic
+    from . import auscultation, phantoms, synthetic
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -656,6 +687,7 @@ def synthetic_cohort(
         raise ValueError(f"missing must be in [0, 1); got {missing!r}")
     cases = synthetic.draw_cases(int(n), int(seed), lang)
     drop_rng = np.random.default_rng([int(seed), 2])
+    audio_drop_rng = np.random.default_rng([int(seed), 5])
     rows = []
     truth = []
     out = Path(os.fspath(out_dir)) if out_dir is not None else None
@@ -678,6 +710,8 @@ def synthetic_cohort(
         )
         xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
         report = synthetic.write_report(case)
+        drop_audio = bool(audio_drop_rng.random() < float(missing))
+        rec = auscultation.auscultation(case.__dict__, case.seed)
         volume = Volume(
             ph.volume,
             ph.spacing,
@@ -689,10 +723,11 @@ def synthetic_cohort(
             row["ct"] = None if drop[0] else volume
             row["xray"] = None if drop[1] else xray
             row["report"] = None if drop[2] else report
+            row["audio"] = None if drop_audio else (rec.samples, rec.rate)
         else:
             pdir = out / case.patient_id
             pdir.mkdir(exist_ok=True)
-            row["ct"] = row["xray"] = row["report"] = ""
+            row["ct"] = row["xray"] = row["report"] = row["audio"] = ""
             if not drop[0]:
                 _write_ct_series(pdir / "ct", ph.volume, ph.spacing, case.patient_id, case.seed)
                 row["ct"] = f"{case.patient_id}/ct"
@@ -709,9 +744,16 @@ def synthetic_cohort(
                     encoding = "gb18030" if n_zh % 3 == 0 else "utf-8"
                 (pdir / "report.txt").write_bytes(report.encode(encoding))
                 row["report"] = f"{case.patient_id}/report.txt"
+            if not drop_audio:
+                import soundfile as sf
+
+                sf.write(os.fspath(pdir / "audio.wav"), rec.samples, rec.rate, subtype="PCM_16", format="WAV")
+                row["audio"] = f"{case.patient_id}/audio.wav"
         rows.append(row)
         t = {k: v for k, v in case.__dict__.items() if k != "seed"}
-        t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2]})
+        t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2], "has_audio": not drop_audio})
+        t.update({"audio_fine_crackles": rec.count("fine_crackle"), "audio_coarse_crackles": rec.count("coarse_crackle"),
+                  "audio_wheezes": rec.count("wheeze"), "audio_breaths": len(rec.breaths)})
         # Where the nodule is (voxel indices, fractional) and its radius: for detection scoring.
         t.update({"nodule_z": ph.nodule_center[0], "nodule_y": ph.nodule_center[1],
                   "nodule_x": ph.nodule_center[2], "nodule_radius_mm": ph.nodule_radius_mm})
@@ -719,12 +761,12 @@ def synthetic_cohort(
     truth_df = pd.DataFrame(truth).set_index("patient_id", drop=False)
     truth_df.index.name = None  # the ids are also the patient_id column
     if out is None:
-        frame = pd.DataFrame(rows, columns=["patient_id", "label", "ct", "xray", "report"])
-        frame = frame.astype({"ct": object, "xray": object, "report": object})
+        frame = pd.DataFrame(rows, columns=["patient_id", "label", *MODALITIES])
+        frame = frame.astype({m: object for m in MODALITIES})
         cohort = Cohort._build([frame], [Path.cwd()], ["synthetic cohort"], cache_size)
     else:
         manifest = out / "manifest.csv"
-        pd.DataFrame(rows, columns=["patient_id", "label", "ct", "xray", "report"]).to_csv(manifest, index=False)
+        pd.DataFrame(rows, columns=["patient_id", "label", *MODALITIES]).to_csv(manifest, index=False)
         truth_df.to_csv(out / "truth.csv", index=False)
         cohort = Cohort.from_csv(manifest, cache_size=cache_size)
     cohort.truth = truth_df

@@ -41,26 +41,30 @@ __all__ = [
     "FUSIONS",
     "IMAGE_MODALITIES",
     "MODALITIES",
+    "NUMERIC_MODALITIES",
     "Evaluation",
     "MultimodalModel",
     "cross_validate",
     "cv_metrics",
+    "example_audio",
     "example_images",
     "table_fingerprint",
     "write_report",
 ]
 
-MODALITIES = ("ct", "xray", "report")
+MODALITIES = ("ct", "xray", "report", "audio")
 IMAGE_MODALITIES = ("ct", "xray")
+# Modalities whose features are numeric columns of the table (<m>__<feature>).
+NUMERIC_MODALITIES = ("ct", "xray", "audio")
 FUSIONS = ("early", "late", "attention")
 METRICS = ("auc", "accuracy", "f1")
 SEP = "__"
 
 
 def image_blocks(frame: Any) -> dict[str, list[str]]:
-    """Image modality -> its feature columns (``ct__*``, ``xray__*``) present in ``frame``."""
+    """Numeric modality -> its feature columns (``ct__*``, ``xray__*``, ``audio__*``) present in ``frame``."""
     out: dict[str, list[str]] = {}
-    for m in IMAGE_MODALITIES:
+    for m in NUMERIC_MODALITIES:
         cols = [c for c in frame.columns if isinstance(c, str) and c.startswith(m + SEP)]
         if cols:
             out[m] = cols
@@ -76,7 +80,7 @@ def _check_table(frame: Any, need_label: bool = True) -> None:
         raise ValueError("features has no 'label' column: evaluation and training need labels")
     if not image_blocks(frame) and "report" not in frame.columns:
         raise ValueError(
-            "features has no feature column (ct__*, xray__*) and no 'report' column; "
+            "features has no feature column (ct__*, xray__*, audio__*) and no 'report' column; "
             "is this a table written by `medfuse extract`?"
         )
 
@@ -156,7 +160,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``modalities`` must then name exactly one). ``learner``: "svm",
     "logreg", "rf", "gbdt" or a scikit-learn classifier (the attention
     fusion has its own output layer and ignores it). ``modalities``: which
-    of ct, xray, report to use (default: all found in the table).
+    of ct, xray, report, audio to use (default: all found in the table).
     ``report_vectorizer``: a :class:`~medfuse.features.ReportVectorizer`
     (default: 32-d word2vec + 100 TF-IDF terms). ``extraction``: the
     extractor settings used to make the table
@@ -187,9 +191,11 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _mods(self, frame: Any) -> tuple[str, ...]:
         if self.modalities is None:
-            found = [m for m in IMAGE_MODALITIES if m in image_blocks(frame)]
+            blocks = image_blocks(frame)
+            found = [m for m in IMAGE_MODALITIES if m in blocks]
             if "report" in frame.columns and frame["report"].map(lambda t: isinstance(t, str)).any():
                 found.append("report")
+            found += [m for m in NUMERIC_MODALITIES if m in blocks and m not in IMAGE_MODALITIES]
             return tuple(found)
         mods = tuple(self.modalities)
         for m in mods:
@@ -676,6 +682,47 @@ def _fmt_cell(mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f}"
 
 
+def example_audio(cohort: Any, patient_id: str | None = None) -> tuple[str, Any, int] | None:
+    """(caption, samples, rate) of one patient's recording (the first with audio), or None."""
+    ids = [patient_id] if patient_id is not None else list(cohort.patient_ids)
+    for pid in ids:
+        rec = cohort[pid]
+        if rec.audio is not None:
+            samples, rate = rec.audio
+            return (f"patient {pid}: lung sounds ({samples.size / rate:.1f} s at {rate} Hz)", samples, int(rate))
+    return None
+
+
+def _audio_figure(caption: str, samples: Any, rate: int) -> str:
+    from matplotlib.figure import Figure
+
+    import medfuse as mf
+
+    from ..features.audio import detect_crackles, detect_wheezes
+
+    x = np.asarray(samples, dtype=np.float32)
+    n_fft, hop = 256, 64
+    spec = np.asarray(mf.spectrogram(x, n_fft=n_fft, hop_length=hop, power=2.0), dtype=np.float64)
+    db = 10.0 * np.log10(np.maximum(spec, 1e-12))
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    dur = x.size / rate
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", extent=(0.0, dur, 0.0, rate / 2.0),
+              vmin=float(np.percentile(db, 5)), vmax=float(db.max()))
+    cr = detect_crackles(x, rate)
+    wh = detect_wheezes(x, rate)
+    for t, _d, _f, kind in cr:
+        ax.plot([t, t], [0.85 * rate / 2, rate / 2], color="white" if kind == "fine" else "yellow", linewidth=0.8)
+    for a, b, f0 in wh:
+        ax.plot([a, b], [f0, f0], color="cyan", linewidth=2.0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    n_fine = sum(k == "fine" for *_, k in cr)
+    ax.set_title(f"{caption}: {n_fine} fine (white) and {len(cr) - n_fine} coarse (yellow) crackles, "
+                 f"{len(wh)} wheezes (cyan)", fontsize=9)
+    return f'<h2>Lung sounds: spectrogram and detected events</h2><img alt="spectrogram" src="data:image/png;base64,{_png(fig)}">'
+
+
 def write_report(
     results: Evaluation,
     out_dir: str | os.PathLike[str],
@@ -685,13 +732,18 @@ def write_report(
     timings: Mapping[str, float] | None = None,
     notes: Sequence[str] = (),
     filename: str = "report.html",
+    audio_example: tuple[str, Any, int] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html``: table, ROC curves, example images with edges.
 
     ``examples``: (caption, 2D image, window) triples, e.g. from
     :func:`example_images`; each is shown windowed to 8 bits beside the same
     image with its ``medfuse.canny`` edges (thresholds 40/100 on the 8-bit
-    image, sigma 1) overlaid in red. ``timings``: stage -> seconds, listed.
+    image, sigma 1) overlaid in red. ``audio_example``: (caption, samples,
+    rate), e.g. from :func:`example_audio`: its spectrogram
+    (``medfuse.spectrogram``, dB) with the crackles (white ticks) and
+    wheezes (cyan lines at f0) that :mod:`medfuse.features.audio` detects.
+    ``timings``: stage -> seconds, listed.
     Everything is embedded (base64 PNG), so the file stands alone. Returns
     the path; the file is written atomically.
     """
@@ -752,6 +804,10 @@ def write_report(
             b.axis("off")
         ex_html = f'<h2>Example images and their edge maps</h2><img alt="examples" src="data:image/png;base64,{_png(fig)}">'
 
+    audio_html = ""
+    if audio_example is not None:
+        audio_html = _audio_figure(*audio_example)
+
     s = results.settings
     meta = (
         f"{s.get('n_patients', '?')} patients ({', '.join(f'{k}: {v}' for k, v in s.get('class_counts', {}).items())}), "
@@ -772,7 +828,7 @@ img{{max-width:100%}}</style></head><body>
 <p>{meta}</p>{notes_html}
 <h2>Results</h2>{table_html}
 <h2>ROC curves</h2><img alt="ROC curves" src="data:image/png;base64,{roc_png}">
-{ex_html}{timing_html}
+{ex_html}{audio_html}{timing_html}
 <p>medfuse {html.escape(mf.__version__)}</p></body></html>
 """
     path = out / filename

@@ -5,6 +5,7 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 """
 
 from .attention import attention, attention_backward, multi_head_attention
+from .audio import mel_spectrogram, mfcc, spectrogram, stft
 from .cnn import conv2d
 from .contrast import clahe, equalize_hist
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
@@ -44,11 +45,15 @@ __all__ = [
     "histogram",
     "label",
     "median",
+    "mel_spectrogram",
+    "mfcc",
     "multi_head_attention",
     "quantize",
     "regionprops_basic",
     "sep_filter",
     "sobel",
+    "spectrogram",
+    "stft",
     "unsharp_mask",
     "window",
 ]

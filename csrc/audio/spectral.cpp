@@ -1,0 +1,234 @@
+// Short-time spectra: FFT plans, task split, thread scheduling and ISA
+// dispatch. The per-frame arithmetic lives in spectral_kernels.hpp (compiled
+// once per ISA).
+#include "audio/spectral.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+
+namespace medfuse {
+namespace baseline {
+#include "audio/spectral_kernels.hpp"
+}  // namespace baseline
+
+namespace {
+
+using i64 = std::int64_t;
+constexpr double kPi = 3.141592653589793238462643383279502884;
+
+bool is_pow2(i64 n) { return n > 0 && (n & (n - 1)) == 0; }
+
+template <class T, class C>
+struct Kernels {
+    double (*spec)(const SpecJob<T, C>&, i64, i64, C*);
+    void (*dct)(const SpecJob<T, C>&, i64, i64, double);
+};
+
+template <class T, class C>
+Kernels<T, C> pick() {
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            return {&avx512::spec_block, &avx512::dct_block};
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            return {&avx2::spec_block, &avx2::dct_block};
+#endif
+        default:
+            return {&baseline::spec_block, &baseline::dct_block};
+    }
+}
+
+// Power-of-two FFT tables of length big into plan (bit reversal, twiddles).
+template <class C>
+void pow2_tables(FftPlan<C>& p) {
+    const i64 M = p.big;
+    p.bitrev.assign(static_cast<std::size_t>(M), 0);
+    int bits = 0;
+    while ((i64{1} << bits) < M) ++bits;
+    for (i64 i = 0; i < M; ++i) {
+        i64 r = 0;
+        for (int b = 0; b < bits; ++b)
+            if (i & (i64{1} << b)) r |= i64{1} << (bits - 1 - b);
+        p.bitrev[static_cast<std::size_t>(i)] = r;
+    }
+    const i64 h = M / 2 > 0 ? M / 2 : 1;
+    p.tw_re.resize(static_cast<std::size_t>(h));
+    p.tw_im.resize(static_cast<std::size_t>(h));
+    for (i64 k = 0; k < h; ++k) {
+        const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(M);
+        p.tw_re[static_cast<std::size_t>(k)] = static_cast<C>(std::cos(a));
+        p.tw_im[static_cast<std::size_t>(k)] = static_cast<C>(std::sin(a));
+    }
+}
+
+// Reference power-of-two FFT in double (plan set-up only: the Bluestein kernel).
+void fft_double(std::vector<double>& re, std::vector<double>& im) {
+    const std::size_t n = re.size();
+    for (std::size_t i = 1, j = 0; i < n; ++i) {
+        std::size_t bit = n >> 1;
+        for (; j & bit; bit >>= 1) j ^= bit;
+        j ^= bit;
+        if (i < j) {
+            std::swap(re[i], re[j]);
+            std::swap(im[i], im[j]);
+        }
+    }
+    for (std::size_t len = 2; len <= n; len <<= 1) {
+        for (std::size_t s = 0; s < n; s += len) {
+            for (std::size_t k = 0; k < len / 2; ++k) {
+                const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(len);
+                const double wr = std::cos(a), wi = std::sin(a);
+                const std::size_t p = s + k, q = s + k + len / 2;
+                const double tr = re[q] * wr - im[q] * wi, ti = re[q] * wi + im[q] * wr;
+                re[q] = re[p] - tr;
+                im[q] = im[p] - ti;
+                re[p] += tr;
+                im[p] += ti;
+            }
+        }
+    }
+}
+
+// 64-byte aligned scratch of n elements of C.
+template <class C>
+struct Scratch {
+    std::unique_ptr<C[]> mem;
+    C* ptr;
+    explicit Scratch(i64 n) : mem(new C[static_cast<std::size_t>(n) + 64 / sizeof(C)]) {
+        auto addr = reinterpret_cast<std::uintptr_t>(mem.get());
+        ptr = mem.get() + ((64 - addr % 64) % 64) / sizeof(C);
+    }
+};
+
+}  // namespace
+
+template <class C>
+FftPlan<C> make_fft_plan(i64 n) {
+    if (n < 1) throw std::invalid_argument("n_fft must be >= 1");
+    FftPlan<C> p;
+    p.n = n;
+    p.half = n % 2 == 0;
+    p.m = p.half ? n / 2 : n;
+    p.bluestein = !is_pow2(p.m);
+    if (!p.bluestein) {
+        p.big = p.m;
+    } else {
+        p.big = 1;
+        while (p.big < 2 * p.m - 1) p.big <<= 1;
+    }
+    pow2_tables(p);
+    if (p.bluestein) {
+        const i64 m = p.m, M = p.big;
+        std::vector<double> cr(static_cast<std::size_t>(m)), ci(static_cast<std::size_t>(m));
+        for (i64 k = 0; k < m; ++k) {
+            // k^2 mod 2m keeps the angle small (exact in integers).
+            const i64 kk = static_cast<i64>((static_cast<unsigned long long>(k) * static_cast<unsigned long long>(k)) %
+                                            static_cast<unsigned long long>(2 * m));
+            const double a = -kPi * static_cast<double>(kk) / static_cast<double>(m);
+            cr[static_cast<std::size_t>(k)] = std::cos(a);
+            ci[static_cast<std::size_t>(k)] = std::sin(a);
+        }
+        std::vector<double> br(static_cast<std::size_t>(M), 0.0), bi(static_cast<std::size_t>(M), 0.0);
+        for (i64 k = 0; k < m; ++k) {
+            br[static_cast<std::size_t>(k)] = cr[static_cast<std::size_t>(k)];
+            bi[static_cast<std::size_t>(k)] = -ci[static_cast<std::size_t>(k)];
+            if (k > 0) {
+                br[static_cast<std::size_t>(M - k)] = cr[static_cast<std::size_t>(k)];
+                bi[static_cast<std::size_t>(M - k)] = -ci[static_cast<std::size_t>(k)];
+            }
+        }
+        fft_double(br, bi);
+        p.ch_re.resize(static_cast<std::size_t>(m));
+        p.ch_im.resize(static_cast<std::size_t>(m));
+        for (i64 k = 0; k < m; ++k) {
+            p.ch_re[static_cast<std::size_t>(k)] = static_cast<C>(cr[static_cast<std::size_t>(k)]);
+            p.ch_im[static_cast<std::size_t>(k)] = static_cast<C>(ci[static_cast<std::size_t>(k)]);
+        }
+        p.bk_re.resize(static_cast<std::size_t>(M));
+        p.bk_im.resize(static_cast<std::size_t>(M));
+        for (i64 k = 0; k < M; ++k) {
+            p.bk_re[static_cast<std::size_t>(k)] = static_cast<C>(br[static_cast<std::size_t>(k)] / static_cast<double>(M));
+            p.bk_im[static_cast<std::size_t>(k)] = static_cast<C>(bi[static_cast<std::size_t>(k)] / static_cast<double>(M));
+        }
+    }
+    const i64 nf = n / 2 + 1;
+    p.post_re.resize(static_cast<std::size_t>(nf));
+    p.post_im.resize(static_cast<std::size_t>(nf));
+    for (i64 k = 0; k < nf; ++k) {
+        const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(n);
+        p.post_re[static_cast<std::size_t>(k)] = static_cast<C>(std::cos(a));
+        p.post_im[static_cast<std::size_t>(k)] = static_cast<C>(std::sin(a));
+    }
+    return p;
+}
+
+template <class T, class C>
+bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
+    // Refuse non-finite samples before any work (one pass, exact count).
+    const i64 total = job.batch * job.len;
+    for (i64 i = 0; i < total; ++i)
+        if (!std::isfinite(static_cast<double>(job.x[i]))) return false;
+    FftTab<C>& f = job.fft;
+    f.n = plan.n;
+    f.m = plan.m;
+    f.big = plan.big;
+    f.half = plan.half;
+    f.bluestein = plan.bluestein;
+    f.bitrev = plan.bitrev.data();
+    f.tw_re = plan.tw_re.data();
+    f.tw_im = plan.tw_im.data();
+    f.ch_re = plan.ch_re.data();
+    f.ch_im = plan.ch_im.data();
+    f.bk_re = plan.bk_re.data();
+    f.bk_im = plan.bk_im.data();
+    f.post_re = plan.post_re.data();
+    f.post_im = plan.post_im.data();
+
+    const Kernels<T, C> kern = pick<T, C>();
+    const i64 nblk = (job.n_frames + kSpecLanes - 1) / kSpecLanes;
+    const i64 n_tasks = job.batch * nblk;
+    // Runs of 4 frame blocks per task: scratch is allocated once per run.
+    const i64 chunk = 4;
+    const i64 n_chunks = (n_tasks + chunk - 1) / chunk;
+    const i64 need = spec_scratch(plan, job.n_freq, job.n_mels);
+    std::vector<double> best(static_cast<std::size_t>(n_chunks), -HUGE_VAL);
+    const SpecJob<T, C>& cj = job;
+    parallel_for(n_chunks, threads, [&](i64 c) {
+        Scratch<C> s(need);
+        const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;
+        double mx = -HUGE_VAL;
+        for (i64 t = c * chunk; t < end; ++t) {
+            const double v = kern.spec(cj, t / nblk, (t % nblk) * kSpecLanes, s.ptr);
+            if (v > mx) mx = v;
+        }
+        best[static_cast<std::size_t>(c)] = mx;
+    });
+    if (job.mode != SpecMode::mfcc) return true;
+    double floor = -HUGE_VAL;
+    if (job.top_db >= 0.0) {
+        double mx = -HUGE_VAL;
+        for (double v : best) mx = v > mx ? v : mx;  // max is exact: order does not matter
+        floor = mx - job.top_db;
+    }
+    parallel_for(n_chunks, threads, [&](i64 c) {
+        const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;
+        for (i64 t = c * chunk; t < end; ++t) kern.dct(cj, t / nblk, (t % nblk) * kSpecLanes, floor);
+    });
+    return true;
+}
+
+template FftPlan<float> make_fft_plan<float>(i64);
+template FftPlan<double> make_fft_plan<double>(i64);
+template bool spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
+template bool spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
+template bool spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);
+
+}  // namespace medfuse

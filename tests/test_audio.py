@@ -1,0 +1,318 @@
+"""Audio spectra: medfuse.stft / spectrogram / mel_spectrogram / mfcc.
+
+Checked against librosa (the stated semantics), scipy.signal.stft, and the
+NumPy twins (hypothesis over lengths, odd and non-power-of-two n_fft,
+windows, padding modes, batches and layouts); refusals one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
+from medfuse.kernels import _audio_plan as ap
+from strategies import audio_cases
+
+librosa = pytest.importorskip("librosa")
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    scale = float(np.abs(b).max())
+    return float(np.abs(a - b).max()) / (scale if scale > 0 else 1.0)
+
+
+def _signal(n: int, dtype=np.float32, seed: int = 0, batch: tuple[int, ...] = ()) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 4000.0
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * rng.standard_normal(batch + (n,))
+    return y.astype(dtype)
+
+
+# ---- librosa ------------------------------------------------------------------------
+
+STFT_CASES = [
+    dict(n_fft=2048, hop_length=512),
+    dict(n_fft=512),
+    dict(n_fft=400, hop_length=160, win_length=300, window="hamming"),
+    dict(n_fft=255, hop_length=100, pad_mode="reflect"),
+    dict(n_fft=256, hop_length=64, center=False, window="blackman"),
+    dict(n_fft=100, hop_length=7, pad_mode="edge", window="boxcar"),
+    dict(n_fft=3, hop_length=1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", STFT_CASES, ids=str)
+def test_stft_matches_librosa(kw, dtype):
+    y = _signal(6001, dtype)
+    got = medfuse.stft(y, **kw)
+    want = librosa.stft(y, **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert _rel(got, want) <= (1e-5 if dtype == np.float32 else 1e-12)
+    power = medfuse.spectrogram(y, power=2.0, **kw)
+    assert power.dtype == y.dtype and power.shape == want.shape
+    assert _rel(power, np.abs(want) ** 2) <= 1e-4
+
+
+def test_stft_window_array_matches_librosa():
+    y = _signal(3000, np.float64)
+    w = np.linspace(0.1, 1.0, 200)
+    assert _rel(medfuse.stft(y, n_fft=256, win_length=200, window=w), librosa.stft(y, n_fft=256, win_length=200, window=w)) < 1e-12
+
+
+def test_stft_matches_scipy_signal():
+    signal = pytest.importorskip("scipy.signal")
+    y = _signal(8000, np.float32)
+    for nperseg, hop in [(256, 64), (400, 100), (512, 512)]:
+        _, _, z = signal.stft(y, nperseg=nperseg, noverlap=nperseg - hop)
+        w = signal.get_window("hann", nperseg)
+        got = medfuse.stft(y, n_fft=nperseg, hop_length=hop) / w.sum()
+        n = min(got.shape[1], z.shape[1])
+        assert n >= 8000 // hop
+        assert _rel(got[:, :n], z[:, :n]) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(sr=4000, n_fft=256, hop_length=64, n_mels=40, fmin=50.0, fmax=1800.0),
+        dict(sr=8000, n_fft=400, hop_length=160, n_mels=26, htk=True),
+        dict(sr=8000, n_fft=512, n_mels=32, norm=None, power=1.0),
+    ],
+    ids=str,
+)
+def test_mel_spectrogram_matches_librosa(kw, dtype):
+    y = _signal(20000, dtype)
+    got = medfuse.mel_spectrogram(y, **kw)
+    want = librosa.feature.melspectrogram(y=y, **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert _rel(got, want) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(sr=4000, n_mfcc=13, n_fft=256, hop_length=64, n_mels=40, fmax=2000.0),
+        dict(sr=8000, n_fft=400, hop_length=160, n_mels=40, htk=True, lifter=22, fmin=20.0),
+        dict(sr=8000, n_fft=512, n_mels=32, norm=None, top_db=None),
+        dict(sr=8000, n_fft=512, n_mels=32, top_db=10.0, ref=0.01),
+    ],
+    ids=str,
+)
+def test_mfcc_matches_librosa(kw, dtype):
+    y = _signal(20000, dtype)
+    got = medfuse.mfcc(y, **kw)
+    db_kw = {k: kw.pop(k) for k in ("top_db", "ref") if k in kw}
+    if db_kw:  # librosa.feature.mfcc takes the dB parameters only through S
+        mel_kw = {k: v for k, v in kw.items() if k not in ("norm", "lifter", "n_mfcc")}
+        s_db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, **mel_kw), **db_kw)
+        want = librosa.feature.mfcc(S=s_db, norm=kw.get("norm", "ortho"))
+    else:
+        want = librosa.feature.mfcc(y=y, **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert _rel(got, want) <= 1e-4
+
+
+def test_mel_filters_match_librosa():
+    for kw in [dict(sr=22050, n_fft=2048, n_mels=128), dict(sr=4000, n_fft=256, n_mels=40, fmin=50.0, fmax=1800.0, htk=True),
+               dict(sr=8000, n_fft=401, n_mels=20, norm=None)]:
+        sr, n_fft, n_mels = kw.pop("sr"), kw.pop("n_fft"), kw.pop("n_mels")
+        got = ap.mel_plan(sr, n_fft, n_mels, kw.get("fmin", 0.0), kw.get("fmax"), kw.get("htk", False), kw.get("norm", "slaney"))
+        want = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, **kw)
+        np.testing.assert_allclose(got.filters, want, rtol=1e-6, atol=1e-9)
+        for i in range(n_mels):  # the kernel only visits [lo, hi): nothing non-zero outside
+            assert not got.filters[i, : got.lo[i]].any() and not got.filters[i, got.hi[i] :].any()
+
+
+def test_batched_equals_one_by_one():
+    y = _signal(5000, np.float32, batch=(2, 3))
+    s = medfuse.mel_spectrogram(y, sr=4000, n_fft=256, n_mels=20)
+    assert s.shape[:2] == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert np.array_equal(s[i, j], medfuse.mel_spectrogram(y[i, j], sr=4000, n_fft=256, n_mels=20))
+    # mfcc clips at the maximum over the whole batch, as librosa on a batched array
+    np.testing.assert_allclose(medfuse.mfcc(y, sr=4000, n_fft=256, n_mels=20),
+                               librosa.feature.mfcc(y=y, sr=4000, n_fft=256, n_mels=20), rtol=0, atol=2e-3)
+
+
+# ---- invariants ---------------------------------------------------------------------
+
+
+def test_pure_tone_peaks_at_its_bin():
+    n_fft, sr = 512, 4000.0
+    for f_bin in (5, 37, 100, 250):
+        t = np.arange(8000) / sr
+        y = np.cos(2 * np.pi * f_bin * sr / n_fft * t)
+        mag = medfuse.spectrogram(y, n_fft=n_fft, hop_length=128)
+        assert np.all(mag[:, 4:-4].argmax(axis=0) == f_bin)
+
+
+def test_parseval_boxcar():
+    y = _signal(4096, np.float64)
+    s = medfuse.stft(y, n_fft=1024, hop_length=1024, window="boxcar", center=False)
+    full = np.concatenate([s, np.conj(s[-2:0:-1])], axis=0)
+    energy = (np.abs(full) ** 2).sum(axis=0) / 1024
+    np.testing.assert_allclose(energy, (y.reshape(4, 1024) ** 2).sum(axis=1), rtol=1e-12)
+
+
+# ---- twins --------------------------------------------------------------------------
+
+
+@given(audio_cases())
+def test_stft_and_spectrogram_match_twin(case):
+    y, kw = case
+    try:
+        want = ref.stft(y, **kw)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=str(e)[:30].replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+            medfuse.stft(y, **kw)
+        return
+    got = medfuse.stft(y, **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    tol = 2e-5 if y.dtype.itemsize == 4 else 1e-11
+    assert _rel(got, want) <= tol
+    p = medfuse.spectrogram(y, power=1.5, **kw)
+    assert _rel(p, ref.spectrogram(y, power=1.5, **kw)) <= 10 * tol
+
+
+@given(audio_cases(), st.integers(1, 40), st.booleans(), st.sampled_from(["slaney", None]))
+def test_mel_and_mfcc_match_twin(case, n_mels, htk, norm):
+    y, kw = case
+    mel_kw = dict(sr=4000, n_mels=n_mels, htk=htk, **kw)
+    try:
+        want = ref.mel_spectrogram(y, norm=norm, **mel_kw)
+    except ValueError:
+        with pytest.raises(ValueError):
+            medfuse.mel_spectrogram(y, norm=norm, **mel_kw)
+        return
+    got = medfuse.mel_spectrogram(y, norm=norm, **mel_kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    tol = 1e-4 if y.dtype.itemsize == 4 else 1e-10
+    assert _rel(got, want) <= tol
+    n_mfcc = min(13, n_mels)
+    got_c = medfuse.mfcc(y, n_mfcc=n_mfcc, **mel_kw)
+    want_c = ref.mfcc(y, n_mfcc=n_mfcc, **mel_kw)
+    assert got_c.shape == want_c.shape
+    # dB of near-zero bins amplifies float32 rounding: compare in dB units
+    assert float(np.abs(got_c - want_c).max()) <= (2e-2 if y.dtype.itemsize == 4 else 1e-5)
+
+
+def test_identical_for_any_thread_count():
+    y = _signal(40000, np.float32, batch=(2,))
+    results = {}
+    for n in (1, 2, 7):
+        medfuse.set_num_threads(n)
+        results[n] = [medfuse.stft(y, n_fft=400, hop_length=100), medfuse.mfcc(y, sr=4000, n_fft=256),
+                      medfuse.mel_spectrogram(y, n_fft=512, hop_length=37)]
+    for n in (2, 7):
+        for a, b in zip(results[1], results[n]):
+            assert np.array_equal(a, b)
+
+
+# ---- refusals -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [medfuse.stft, medfuse.spectrogram, medfuse.mel_spectrogram, medfuse.mfcc,
+                                ref.stft, ref.spectrogram, ref.mel_spectrogram, ref.mfcc])
+def test_refusals(fn):
+    y = _signal(1000)
+    with pytest.raises(TypeError, match="y must be float32 or float64"):
+        fn(y.astype(np.int16))
+    with pytest.raises(TypeError, match="y must be a numpy array"):
+        fn([0.0] * 100)
+    with pytest.raises(ValueError, match="y is empty"):
+        fn(np.zeros(0, np.float32))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        fn(np.array(1.0, np.float32))
+    bad = y.copy()
+    bad[10] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fn(bad)
+    bad[10] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fn(bad)
+    with pytest.raises(ValueError, match="n_fft must be between 1"):
+        fn(y, n_fft=0)
+    with pytest.raises(TypeError, match="n_fft must be an integer"):
+        fn(y, n_fft=256.0)
+    with pytest.raises(ValueError, match="too large for a signal"):
+        fn(y, n_fft=2048, center=False)
+    with pytest.raises(ValueError, match="win_length must be between"):
+        fn(y, n_fft=256, win_length=300)
+    with pytest.raises(ValueError, match="hop_length must be between"):
+        fn(y, n_fft=256, hop_length=0)
+    with pytest.raises(ValueError, match="window must be one of"):
+        fn(y, n_fft=256, window="kaiser")
+    with pytest.raises(ValueError, match="window array must have"):
+        fn(y, n_fft=256, window=np.ones(10))
+    with pytest.raises(ValueError, match="pad_mode must be one of"):
+        fn(y, n_fft=256, pad_mode="mean")
+    with pytest.raises(TypeError, match="center must be"):
+        fn(y, n_fft=256, center="yes")
+
+
+@pytest.mark.parametrize("fn", [medfuse.mel_spectrogram, medfuse.mfcc, ref.mel_spectrogram, ref.mfcc])
+def test_mel_refusals(fn):
+    y = _signal(1000)
+    with pytest.raises(ValueError, match="sr must be > 0"):
+        fn(y, sr=0, n_fft=256)
+    with pytest.raises(ValueError, match="fmin < fmax"):
+        fn(y, sr=4000, n_fft=256, fmax=2500.0)
+    with pytest.raises(ValueError, match="n_mels must be between"):
+        fn(y, sr=4000, n_fft=256, n_mels=0)
+    with pytest.raises(ValueError, match="power must be > 0"):
+        fn(y, sr=4000, n_fft=256, power=0.0)
+    with pytest.raises(TypeError, match="htk must be"):
+        fn(y, sr=4000, n_fft=256, htk=1)
+
+
+@pytest.mark.parametrize("fn", [medfuse.mfcc, ref.mfcc])
+def test_mfcc_refusals(fn):
+    y = _signal(1000)
+    with pytest.raises(ValueError, match="n_mfcc must be between"):
+        fn(y, sr=4000, n_fft=256, n_mels=20, n_mfcc=21)
+    with pytest.raises(ValueError, match="amin must be > 0"):
+        fn(y, sr=4000, n_fft=256, amin=0.0)
+    with pytest.raises(ValueError, match="top_db must be >= 0"):
+        fn(y, sr=4000, n_fft=256, top_db=-1.0)
+    with pytest.raises(ValueError, match="ref must be > 0"):
+        fn(y, sr=4000, n_fft=256, ref=0.0)
+    with pytest.raises(ValueError, match="norm must be 'ortho' or None"):
+        fn(y, sr=4000, n_fft=256, norm="slaney")
+    with pytest.raises(ValueError, match="lifter must be >= 0"):
+        fn(y, sr=4000, n_fft=256, lifter=-1.0)
+
+
+def test_core_defends_itself():
+    core = medfuse._core
+    w = np.ones(8)
+    with pytest.raises(TypeError):
+        core.spectral_f32(np.zeros((1, 64), np.float64), 8, 2, w, 0, 2.0, None, None, None, None, 1e-10, 0.0, -1.0, 1)
+    with pytest.raises(ValueError, match="shorter than n_fft"):
+        core.spectral_f32(np.zeros((1, 4), np.float32), 8, 2, w, 0, 2.0, None, None, None, None, 1e-10, 0.0, -1.0, 1)
+    with pytest.raises(ValueError, match="window must have n_fft"):
+        core.spectral_f32(np.zeros((1, 64), np.float32), 8, 2, np.ones(4), 0, 2.0, None, None, None, None, 1e-10, 0.0, -1.0, 1)
+    with pytest.raises(ValueError, match="NaN"):
+        core.spectral_f64(np.full((1, 64), np.nan), 8, 2, w, 0, 2.0, None, None, None, None, 1e-10, 0.0, -1.0, 1)
+    with pytest.raises(ValueError, match="mel_lo"):
+        core.spectral_f64(np.zeros((1, 64)), 8, 2, w, 2, 2.0, np.ones((2, 5)), np.array([0, 0]), np.array([9, 5]), None,
+                          1e-10, 0.0, -1.0, 1)
+
+
+@pytest.mark.parametrize("fn", [medfuse.stft, medfuse.mfcc, ref.stft, ref.mfcc])
+def test_overflow_is_refused(fn):
+    y = np.full(600, np.finfo(np.float32).max, np.float32)
+    with pytest.raises(ValueError, match="too large for float32 spectra"):
+        fn(y, n_fft=256)
+    with pytest.raises(ValueError, match="too large for float64 spectra"):
+        fn(np.full(600, 1e307), n_fft=256)
+    fn(np.full(600, 1e6, np.float32), n_fft=256)  # loud but representable: accepted
