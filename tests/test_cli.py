@@ -106,19 +106,59 @@ def test_dask_scheduler_unreachable(
     assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
 
 
-def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _manifest_with_broken_xray(cohort_dir: Path, tmp_path: Path, only_xray: bool = False) -> tuple[str, Path]:
+    """An absolute-path copy of the manifest where one patient's X-ray is a corrupt PNG."""
     man = _manifest(cohort_dir)
-    i = int(np.flatnonzero((man["xray"] != "").to_numpy())[0])
+    has_all = (man["xray"] != "") & (man["ct"] != "") & (man["report"] != "")
+    i = int(np.flatnonzero(has_all.to_numpy())[0])
     bad_pid = man.loc[i, "patient_id"]
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    man["ct"] = [str(cohort_dir / p) if p else "" for p in man["ct"]]
-    man["xray"] = [str(cohort_dir / p) if p else "" for p in man["xray"]]
-    man["report"] = [str(cohort_dir / p) if p else "" for p in man["report"]]
+    for m in ("ct", "xray", "report"):
+        man[m] = [str(cohort_dir / p) if p else "" for p in man[m]]
     man.loc[i, "xray"] = str(broken)
+    if only_xray:
+        man.loc[i, "ct"] = man.loc[i, "report"] = ""
     man.to_csv(tmp_path / "m.csv", index=False)
+    return bad_pid, broken
+
+
+def test_corrupt_xray_keeps_the_patients_ct_and_report(
+    cohort_dir: Path, features: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_pid, broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
     out = tmp_path / "f.parquet"
-    code = main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress"])
+    args = ["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress"]
+    assert main(args) == 1  # not silent: the exit code says a file failed
+    captured = capsys.readouterr()
+    assert f"{N} ok" in captured.out and "0 failed, 1 extracted without a modality" in captured.out
+    assert f"xray missing for {bad_pid}" in captured.out and "broken.png" in captured.out
+    assert f"patient {bad_pid}: xray failed, extracted without it" in captured.err
+    frame = pd.read_parquet(out).set_index("patient_id")
+    good = pd.read_parquet(features).set_index("patient_id")
+    assert list(frame.index) == list(good.index)  # nobody dropped
+    ct_cols = [c for c in frame.columns if c.startswith("ct__")]
+    xr_cols = [c for c in frame.columns if c.startswith("xray__")]
+    assert frame.loc[bad_pid, xr_cols].isna().all()  # the bad modality is missing ...
+    pd.testing.assert_series_equal(frame.loc[bad_pid, ct_cols], good.loc[bad_pid, ct_cols])  # ... the CT is intact
+    assert frame.loc[bad_pid, "report"] == good.loc[bad_pid, "report"]
+    # The checkpoint is kept without that patient: fixing the file and rerunning redoes it alone.
+    ckpt = Path(str(out) + ".partial")
+    assert len(list(ckpt.glob("*.pkl"))) == N - 1
+    man = pd.read_csv(tmp_path / "m.csv", dtype={"patient_id": str}, keep_default_na=False)
+    man.loc[man["patient_id"] == bad_pid, "xray"] = str(cohort_dir / bad_pid / "xray.png")
+    man.to_csv(tmp_path / "m.csv", index=False)
+    calls = _count_calls(monkeypatch)
+    assert main(args) == 0
+    assert calls == [bad_pid]
+    pd.testing.assert_frame_equal(pd.read_parquet(out).set_index("patient_id"), good)
+    assert not ckpt.exists()
+
+
+def test_strict_fails_the_patient_of_a_corrupt_xray(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
+    out = tmp_path / "f.parquet"
+    code = main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress", "--strict"])
     assert code == 1
     captured = capsys.readouterr()
     assert f"{N - 1} ok" in captured.out and "1 failed" in captured.out
@@ -129,6 +169,18 @@ def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, 
     assert Path(str(out) + ".partial").is_dir()
 
 
+def test_patient_whose_only_file_fails_is_reported_and_skipped(
+    cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path, only_xray=True)
+    out = tmp_path / "f.parquet"
+    assert main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "1", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert f"{N - 1} ok" in captured.out and "1 failed" in captured.out
+    assert f"failed: {bad_pid}: PatientFailed: xray: MedfuseIOError" in captured.out
+    assert bad_pid not in set(pd.read_parquet(out)["patient_id"])
+
+
 # ------------------------------------------------------------------ resume / atomicity
 
 
@@ -136,11 +188,11 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) ->
     calls: list[str] = []
     real = _REAL_RUN_TASK
 
-    def counting(features: mx.CohortFeatures, task: mx._Task) -> dict:
+    def counting(features: mx.CohortFeatures, task: mx._Task, strict: bool = False) -> dict:
         if fail_at is not None and len(calls) == fail_at:
             raise KeyboardInterrupt  # a crash in the middle of the run
         calls.append(task.patient_id)
-        return real(features, task)
+        return real(features, task, strict)
 
     monkeypatch.setattr(mx, "run_task", counting)
     return calls

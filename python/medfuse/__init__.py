@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kernels._threads import get_num_threads, set_num_threads
+from .kernels._threads import get_learner_threads, get_num_threads, set_learner_threads, set_num_threads
 from .kernels.attention import attention, attention_backward, multi_head_attention
 from .kernels.cnn import conv2d
 from .kernels.contrast import clahe, equalize_hist
@@ -50,6 +50,7 @@ __all__ = [
     "filter_bank",
     "first_order",
     "gaussian",
+    "get_learner_threads",
     "get_num_threads",
     "glcm",
     "glcm_features",
@@ -64,6 +65,7 @@ __all__ = [
     "regionprops_basic",
     "segment",
     "sep_filter",
+    "set_learner_threads",
     "set_num_threads",
     "sobel",
     "unsharp_mask",
@@ -105,4 +107,5 @@ def build_info() -> dict[str, Any]:
     info = dict(_core.build_info())
     info["version"] = __version__
     info["num_threads"] = get_num_threads()
+    info["learner_threads"] = min(get_learner_threads(), get_num_threads())
     return info

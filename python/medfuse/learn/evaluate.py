@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..kernels._threads import with_learner_threads
+
 __all__ = [
     "FUSIONS",
     "IMAGE_MODALITIES",
@@ -193,6 +195,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             _check_choice("modalities", m, MODALITIES)
         return mods
 
+    @with_learner_threads
     def fit(self, X: Any, y: Any = None) -> MultimodalModel:
         _check_table(X, need_label=y is None)
         _check_choice("fusion", self.fusion, (*FUSIONS, "single"))
@@ -209,6 +212,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.classes_ = self.classifier_.classes_
         return self
 
+    @with_learner_threads
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         from sklearn.utils.validation import check_is_fitted
 
@@ -267,6 +271,7 @@ class Evaluation:
         return "\n".join(lines)
 
 
+@with_learner_threads
 def cross_validate(
     features: Any,
     *,
