@@ -251,6 +251,15 @@ def _process_init() -> None:
     _worker_limits.append(single_thread_environment())
 
 
+def _run_task_in_worker_thread(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
+    """A task on one of several worker threads. The BLAS pools were limited to one thread for the whole run
+    (process-wide); OpenMP settings are per thread, so each worker thread limits its own."""
+    from .kernels._threads import library_threads
+
+    with library_threads(1, user_api="openmp"):
+        return run_task(features, task, strict)
+
+
 def _run_task_single_thread(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
     """A task on a Dask worker (the cluster runs several at once): one kernel and one BLAS/OpenMP thread."""
     from .kernels._threads import get_num_threads, library_threads, single_thread_environment
@@ -506,6 +515,7 @@ def _run_pool(
     strict: bool,
 ) -> None:
     pool, close = _executor(backend, workers, scheduler)
+    task_fn = _run_task_in_worker_thread if backend == "threads" else run_task
 
     def settle(fut: Any, t: _Task) -> None:
         try:
@@ -528,7 +538,7 @@ def _run_pool(
         it: Iterable[_Task] = iter(todo)
         # Keep at most 2 x workers tasks queued, so an interrupt loses little work.
         for t in it:
-            f = pool.submit(run_task, features, t, strict)
+            f = pool.submit(task_fn, features, t, strict)
             fut_of[f] = t
             pending.add(f)
             if len(pending) >= 2 * workers:
@@ -539,7 +549,7 @@ def _run_pool(
                 settle(f, fut_of.pop(f))
                 nxt = next(it, None)  # type: ignore[call-overload]
                 if nxt is not None:
-                    nf = pool.submit(run_task, features, nxt, strict)
+                    nf = pool.submit(task_fn, features, nxt, strict)
                     fut_of[nf] = nxt
                     pending.add(nf)
     finally:

@@ -71,6 +71,9 @@ def suggest_column(name: str, known: Sequence[str] | None = None) -> str | None:
     norm = _normalised(name)
     if norm in by_norm:
         return by_norm[norm]
+    for token in re.split(r"[^a-z0-9]+", name.lower()):  # ct_folder, xray_path, report_file
+        if token in by_norm:
+            return by_norm[token]
     for probe in (norm, name.lower()):
         match = difflib.get_close_matches(probe, list(by_norm), n=1, cutoff=0.6)
         if match:

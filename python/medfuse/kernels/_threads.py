@@ -119,15 +119,18 @@ def learner_threads() -> int:
 
 
 @contextmanager
-def library_threads(n: int) -> Iterator[None]:
+def library_threads(n: int, user_api: str | None = None) -> Iterator[None]:
     """Limit every loaded BLAS and OpenMP thread pool to ``n`` threads inside the block (threadpoolctl).
 
+    ``user_api``: "blas" or "openmp" to limit only those (default both).
     Only libraries loaded when the block starts are limited: import what
-    will run (scikit-learn, SciPy) before entering it.
+    will run (scikit-learn, SciPy) before entering it. BLAS limits are
+    process-wide; OpenMP limits hold for the calling thread only (each
+    thread has its own OpenMP settings), so a worker thread sets its own.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=_check(n, "n")):
+    with threadpool_limits(limits=_check(n, "n"), user_api=user_api):
         yield
 
 
