@@ -299,18 +299,42 @@ def test_atomic_outputs_have_the_mode_of_a_plain_write(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ train / predict / evaluate
 
 
-def test_train_predict(features: Path, cohort_dir: Path, tmp_path: Path) -> None:
+def test_train_predict(features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "m.joblib"
     for fusion in ("early", "late", "attention"):
         assert main(["train", str(features), "--fusion", fusion, "--learner", "logreg", "-o", str(model)]) == 0
     preds = tmp_path / "p.csv"
+    capsys.readouterr()
     assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--workers", "2"]) == 0
+    assert f"{N}/{N}" in capsys.readouterr().err  # the progress bar reached the end
+    assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--no-progress"]) == 0
+    assert f"{N}/{N}" not in capsys.readouterr().err
     p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False)
     assert list(p["patient_id"]) == list(_manifest(cohort_dir)["patient_id"])
     proba = p[["probability_0", "probability_1"]].to_numpy(dtype=float)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
     assert set(p["prediction"]) <= {0, 1}
-    assert (p["error"] == "").all()
+    assert (p["error"] == "").all() and (p["missing_after_error"] == "").all()
+
+
+def test_predict_with_a_corrupt_xray_predicts_from_the_rest(
+    features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.joblib"
+    assert main(["train", str(features), "--fusion", "late", "-o", str(model)]) == 0
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(tmp_path / "m.csv"), "-o", str(preds), "--no-progress"]) == 1
+    assert f"xray missing for {bad_pid}" in capsys.readouterr().out
+    p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False).set_index("patient_id")
+    assert p.loc[bad_pid, "prediction"] in (0, 1) and "broken.png" in p.loc[bad_pid, "missing_after_error"]
+    assert (p.drop(index=bad_pid)["missing_after_error"] == "").all()
+
+
+def test_info_prints_no_empty_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.split(":", 1)[1].strip() for line in lines), lines
 
 
 def test_evaluate_report(features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
