@@ -126,7 +126,7 @@ def _manifest_with_broken_xray(cohort_dir: Path, tmp_path: Path, only_xray: bool
 def test_corrupt_xray_keeps_the_patients_ct_and_report(
     cohort_dir: Path, features: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bad_pid, broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
     out = tmp_path / "f.parquet"
     args = ["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress"]
     assert main(args) == 1  # not silent: the exit code says a file failed

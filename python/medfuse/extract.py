@@ -251,13 +251,13 @@ def _process_init() -> None:
     _worker_limits.append(single_thread_environment())
 
 
-def _run_task_in_worker_thread(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
-    """A task on one of several worker threads. The BLAS pools were limited to one thread for the whole run
-    (process-wide); OpenMP settings are per thread, so each worker thread limits its own."""
-    from .kernels._threads import library_threads
+def _thread_init() -> None:
+    """Each worker thread: one OpenMP thread. The BLAS pools are limited to one thread for the whole run
+    (process-wide) by the caller; OpenMP settings are per thread, so each worker thread sets its own (the
+    thread ends with the run, nothing to restore)."""
+    from threadpoolctl import threadpool_limits
 
-    with library_threads(1, user_api="openmp"):
-        return run_task(features, task, strict)
+    threadpool_limits(limits=1, user_api="openmp")
 
 
 def _run_task_single_thread(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
@@ -364,7 +364,7 @@ class ExtractionResult:
 
 def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, Callable[[], None]]:
     if backend == "threads":
-        ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract")
+        ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract", initializer=_thread_init)
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "processes":
         ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init)
@@ -515,7 +515,6 @@ def _run_pool(
     strict: bool,
 ) -> None:
     pool, close = _executor(backend, workers, scheduler)
-    task_fn = _run_task_in_worker_thread if backend == "threads" else run_task
 
     def settle(fut: Any, t: _Task) -> None:
         try:
@@ -538,7 +537,7 @@ def _run_pool(
         it: Iterable[_Task] = iter(todo)
         # Keep at most 2 x workers tasks queued, so an interrupt loses little work.
         for t in it:
-            f = pool.submit(task_fn, features, t, strict)
+            f = pool.submit(run_task, features, t, strict)
             fut_of[f] = t
             pending.add(f)
             if len(pending) >= 2 * workers:
@@ -549,7 +548,7 @@ def _run_pool(
                 settle(f, fut_of.pop(f))
                 nxt = next(it, None)  # type: ignore[call-overload]
                 if nxt is not None:
-                    nf = pool.submit(task_fn, features, nxt, strict)
+                    nf = pool.submit(run_task, features, nxt, strict)
                     fut_of[nf] = nxt
                     pending.add(nf)
     finally:

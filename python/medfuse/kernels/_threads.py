@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,6 +119,9 @@ def learner_threads() -> int:
     return min(_learner_threads, _num_threads)
 
 
+_active = threading.local()  # the limits this thread is inside (library_threads blocks)
+
+
 @contextmanager
 def library_threads(n: int, user_api: str | None = None) -> Iterator[None]:
     """Limit every loaded BLAS and OpenMP thread pool to ``n`` threads inside the block (threadpoolctl).
@@ -130,8 +134,17 @@ def library_threads(n: int, user_api: str | None = None) -> Iterator[None]:
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=_check(n, "n"), user_api=user_api):
+    key = (_check(n, "n"), user_api)
+    stack: list[tuple[int, str | None]] = _active.__dict__.setdefault("stack", [])
+    if stack and stack[-1] in (key, (key[0], None)):  # nested in the same limit: nothing to do (a limit costs ~ms)
         yield
+        return
+    stack.append(key)
+    try:
+        with threadpool_limits(limits=key[0], user_api=user_api):
+            yield
+    finally:
+        stack.pop()
 
 
 def with_learner_threads(method: F) -> F:
