@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -39,10 +40,14 @@ def _spin() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> float:
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command: user + system, every thread)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the spinner is reaped later: not counted here
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -68,10 +73,10 @@ def main() -> int:
         "train --learner gbdt": [*cli, "train", str(features), "--learner", "gbdt", "-o", str(args.out / "m.joblib")],
         "evaluate": [*cli, "evaluate", str(features), "--out", str(args.out / "eval")],
     }
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, tuple[float, float]]] = {}
     for condition in ("idle", "one core busy"):
         for name, cmd in commands.items():
-            best = float("inf")
+            best = (float("inf"), float("inf"))
             for _ in range(args.repeat):
                 spinner = _spin() if condition != "idle" else None
                 try:
@@ -82,12 +87,14 @@ def main() -> int:
                         spinner.kill()
                         spinner.wait()
             results.setdefault(name, {})[condition] = best
-            print(f"{condition:>14}  {name:<22} {best:7.1f} s", file=sys.stderr, flush=True)
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores; env {' '.join(args.env) or '(none)'}"
-          f"{'; PYTHONPATH ' + args.pythonpath if args.pythonpath else ''}")
-    print(f"{'command':<22} {'idle':>8} {'busy':>8} {'busy/idle':>10}")
+            print(f"{condition:>14}  {name:<22} {best[0]:7.1f} s wall {best[1]:7.1f} s CPU", file=sys.stderr, flush=True)
+    print(f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}; "
+          f"env {' '.join(args.env) or '(none)'}{'; PYTHONPATH ' + args.pythonpath if args.pythonpath else ''}")
+    print("wall and CPU (user + system) seconds; CPU beyond the work itself is threads spinning")
+    print(f"{'command':<22} {'idle wall':>10} {'busy wall':>10} {'ratio':>6} {'idle CPU':>9} {'busy CPU':>9}")
     for name, r in results.items():
-        print(f"{name:<22} {r['idle']:7.1f}s {r['one core busy']:7.1f}s {r['one core busy'] / r['idle']:9.2f}x")
+        (iw, ic), (bw, bc) = r["idle"], r["one core busy"]
+        print(f"{name:<22} {iw:9.1f}s {bw:9.1f}s {bw / iw:5.2f}x {ic:8.1f}s {bc:8.1f}s")
     return 0
 
 
