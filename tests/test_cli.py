@@ -106,20 +106,59 @@ def test_dask_scheduler_unreachable(
     assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
 
 
-def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _manifest_with_broken_xray(cohort_dir: Path, tmp_path: Path, only_xray: bool = False) -> tuple[str, Path]:
+    """An absolute-path copy of the manifest where one patient's X-ray is a corrupt PNG."""
     man = _manifest(cohort_dir)
-    i = int(np.flatnonzero((man["xray"] != "").to_numpy())[0])
+    has_all = (man["xray"] != "") & (man["ct"] != "") & (man["report"] != "")
+    i = int(np.flatnonzero(has_all.to_numpy())[0])
     bad_pid = man.loc[i, "patient_id"]
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    man["ct"] = [str(cohort_dir / p) if p else "" for p in man["ct"]]
-    man["xray"] = [str(cohort_dir / p) if p else "" for p in man["xray"]]
-    man["report"] = [str(cohort_dir / p) if p else "" for p in man["report"]]
-    man["audio"] = [str(cohort_dir / p) if p else "" for p in man["audio"]]
+    for m in ("ct", "xray", "report", "audio"):
+        man[m] = [str(cohort_dir / p) if p else "" for p in man[m]]
     man.loc[i, "xray"] = str(broken)
+    if only_xray:
+        man.loc[i, "ct"] = man.loc[i, "report"] = ""
     man.to_csv(tmp_path / "m.csv", index=False)
+    return bad_pid, broken
+
+
+def test_corrupt_xray_keeps_the_patients_ct_and_report(
+    cohort_dir: Path, features: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
     out = tmp_path / "f.parquet"
-    code = main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress"])
+    args = ["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress"]
+    assert main(args) == 1  # not silent: the exit code says a file failed
+    captured = capsys.readouterr()
+    assert f"{N} ok" in captured.out and "0 failed, 1 extracted without a modality" in captured.out
+    assert f"xray missing for {bad_pid}" in captured.out and "broken.png" in captured.out
+    assert f"patient {bad_pid}: xray failed, extracted without it" in captured.err
+    frame = pd.read_parquet(out).set_index("patient_id")
+    good = pd.read_parquet(features).set_index("patient_id")
+    assert list(frame.index) == list(good.index)  # nobody dropped
+    ct_cols = [c for c in frame.columns if c.startswith("ct__")]
+    xr_cols = [c for c in frame.columns if c.startswith("xray__")]
+    assert frame.loc[bad_pid, xr_cols].isna().all()  # the bad modality is missing ...
+    pd.testing.assert_series_equal(frame.loc[bad_pid, ct_cols], good.loc[bad_pid, ct_cols])  # ... the CT is intact
+    assert frame.loc[bad_pid, "report"] == good.loc[bad_pid, "report"]
+    # The checkpoint is kept without that patient: fixing the file and rerunning redoes it alone.
+    ckpt = Path(str(out) + ".partial")
+    assert len(list(ckpt.glob("*.pkl"))) == N - 1
+    man = pd.read_csv(tmp_path / "m.csv", dtype={"patient_id": str}, keep_default_na=False)
+    man.loc[man["patient_id"] == bad_pid, "xray"] = str(cohort_dir / bad_pid / "xray.png")
+    man.to_csv(tmp_path / "m.csv", index=False)
+    calls = _count_calls(monkeypatch)
+    assert main(args) == 0
+    assert calls == [bad_pid]
+    pd.testing.assert_frame_equal(pd.read_parquet(out).set_index("patient_id"), good)
+    assert not ckpt.exists()
+
+
+def test_strict_fails_the_patient_of_a_corrupt_xray(cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
+    out = tmp_path / "f.parquet"
+    code = main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "2", "--no-progress", "--strict"])
     assert code == 1
     captured = capsys.readouterr()
     assert f"{N - 1} ok" in captured.out and "1 failed" in captured.out
@@ -130,6 +169,18 @@ def test_failing_patient_reported_and_skipped(cohort_dir: Path, tmp_path: Path, 
     assert Path(str(out) + ".partial").is_dir()
 
 
+def test_patient_whose_only_file_fails_is_reported_and_skipped(
+    cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path, only_xray=True)
+    out = tmp_path / "f.parquet"
+    assert main(["extract", str(tmp_path / "m.csv"), "-o", str(out), "--workers", "1", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert f"{N - 1} ok" in captured.out and "1 failed" in captured.out
+    assert f"failed: {bad_pid}: PatientFailed: xray: MedfuseIOError" in captured.out
+    assert bad_pid not in set(pd.read_parquet(out)["patient_id"])
+
+
 # ------------------------------------------------------------------ resume / atomicity
 
 
@@ -137,11 +188,11 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) ->
     calls: list[str] = []
     real = _REAL_RUN_TASK
 
-    def counting(features: mx.CohortFeatures, task: mx._Task) -> dict:
+    def counting(features: mx.CohortFeatures, task: mx._Task, strict: bool = False) -> dict:
         if fail_at is not None and len(calls) == fail_at:
             raise KeyboardInterrupt  # a crash in the middle of the run
         calls.append(task.patient_id)
-        return real(features, task)
+        return real(features, task, strict)
 
     monkeypatch.setattr(mx, "run_task", counting)
     return calls
@@ -258,13 +309,37 @@ def test_train_predict(features: Path, cohort_dir: Path, tmp_path: Path, capsys:
     info = capsys.readouterr().out
     assert "kind multimodal" in info and "fusion: attention" in info and f"n_patients: {N}" in info
     preds = tmp_path / "p.csv"
+    capsys.readouterr()
     assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--workers", "2"]) == 0
+    assert f"{N}/{N}" in capsys.readouterr().err  # the progress bar reached the end
+    assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--no-progress"]) == 0
+    assert f"{N}/{N}" not in capsys.readouterr().err
     p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False)
     assert list(p["patient_id"]) == list(_manifest(cohort_dir)["patient_id"])
     proba = p[["probability_0", "probability_1"]].to_numpy(dtype=float)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
     assert set(p["prediction"]) <= {0, 1}
-    assert (p["error"] == "").all()
+    assert (p["error"] == "").all() and (p["missing_after_error"] == "").all()
+
+
+def test_predict_with_a_corrupt_xray_predicts_from_the_rest(
+    features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.medfuse"
+    assert main(["train", str(features), "--fusion", "late", "-o", str(model)]) == 0
+    bad_pid, _broken = _manifest_with_broken_xray(cohort_dir, tmp_path)
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(tmp_path / "m.csv"), "-o", str(preds), "--no-progress"]) == 1
+    assert f"xray missing for {bad_pid}" in capsys.readouterr().out
+    p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False).set_index("patient_id")
+    assert p.loc[bad_pid, "prediction"] in (0, 1) and "broken.png" in p.loc[bad_pid, "missing_after_error"]
+    assert (p.drop(index=bad_pid)["missing_after_error"] == "").all()
+
+
+def test_info_prints_no_empty_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.split(":", 1)[1].strip() for line in lines), lines
 
 
 def test_evaluate_report(features: Path, cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -129,3 +129,29 @@ def test_refusals(table: pd.DataFrame, evaluation: Evaluation, tmp_path: Path) -
         write_report(evaluation, tmp_path / "file")
     with pytest.raises(ValueError, match="examples"):
         write_report(evaluation, tmp_path / "r", examples=[("3d", np.zeros((2, 4, 4)), None)])
+
+
+def test_roc_legend_gives_the_pooled_auc_of_each_curve(evaluation: Evaluation) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from medfuse.learn.evaluate import _roc_figure
+
+    oof = evaluation.oof
+    y = (oof["label"] == evaluation.positive_label).astype(int)
+    pooled = {name: roc_auc_score(y, oof[name]) for name in evaluation.roc}
+    assert evaluation.pooled_auc() == pytest.approx(pooled)
+    ax = _roc_figure(evaluation).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"{name} (pooled AUC {auc:.3f})" for name, auc in pooled.items()]
+    assert "pooled out-of-fold" in ax.get_title()
+    # the legend is not the table's mean over folds (they differ on this data)
+    means = evaluation.table.set_index("model")["auc_mean"]
+    assert any(f"{pooled[n]:.3f}" != f"{means[n]:.3f}" for n in pooled)
+
+
+def test_report_stage_times_include_the_html_stage(evaluation: Evaluation, tmp_path: Path) -> None:
+    html = write_report(evaluation, tmp_path, timings={"extract": 1.5}).read_text(encoding="utf-8")
+    stages = re.findall(r"<tr><td>([^<]+)</td><td>([0-9.]+) s</td></tr>", html)
+    assert [s for s, _t in stages] == ["extract", "HTML report"]
+    given = write_report(evaluation, tmp_path, timings={"extract": 1.5, "HTML report": 9.0}).read_text(encoding="utf-8")
+    assert "<tr><td>HTML report</td><td>9.0 s</td></tr>" in given

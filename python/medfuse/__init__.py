@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kernels._threads import get_num_threads, set_num_threads
+from .kernels._threads import get_learner_threads, get_num_threads, set_learner_threads, set_num_threads
 from .kernels.attention import attention, attention_backward, multi_head_attention
 from .kernels.audio import mel_spectrogram, mfcc, spectrogram, stft
 from .kernels.cnn import conv2d
@@ -52,6 +52,7 @@ __all__ = [
     "filter_bank",
     "first_order",
     "gaussian",
+    "get_learner_threads",
     "get_num_threads",
     "glcm",
     "glcm_features",
@@ -68,6 +69,7 @@ __all__ = [
     "regionprops_basic",
     "segment",
     "sep_filter",
+    "set_learner_threads",
     "set_num_threads",
     "sobel",
     "spectrogram",
@@ -111,4 +113,5 @@ def build_info() -> dict[str, Any]:
     info = dict(_core.build_info())
     info["version"] = __version__
     info["num_threads"] = get_num_threads()
+    info["learner_threads"] = min(get_learner_threads(), get_num_threads())
     return info

@@ -3,8 +3,8 @@
 Commands: ``demo``, ``extract``, ``train``, ``predict``, ``evaluate``,
 ``annotate``, ``bench``, ``info`` (``medfuse COMMAND --help`` for each).
 
-Exit codes: 0 success; 1 failure (some patients could not be extracted or
-annotated, a benchmark failed); 2 usage or input error (bad arguments, missing files,
+Exit codes: 0 success; 1 failure (some patients or some of their files
+could not be extracted or annotated, a benchmark failed); 2 usage or input error (bad arguments, missing files,
 bad manifests, unreadable feature or model files); 130 interrupted
 (``extract`` keeps its checkpoint: run the same command again to resume).
 """
@@ -60,6 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 failure, 2 usage or input error, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"medfuse {medfuse.__version__}")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="threads of the kernels, and the most BLAS/OpenMP threads any step uses "
+                        "(default: MEDFUSE_NUM_THREADS or all cores; learners use 1, extraction workers 1 each)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -88,11 +91,13 @@ def _build_parser() -> argparse.ArgumentParser:
         description=(
             "Read a manifest (CSV or Parquet: patient_id, label, ct, xray, report), extract "
             "CT and X-ray features (medfuse.features.ImageFeatureExtractor) and keep the "
-            "report text, one row per patient, written atomically to OUTPUT. Patients that "
-            "fail are reported with their error and skipped. Each finished patient is "
+            "report text, one row per patient, written atomically to OUTPUT. A file that "
+            "fails (a corrupt X-ray) makes that modality missing for its patient, whose other "
+            "modalities are still extracted (--strict: the patient fails); a patient with no "
+            "usable modality is reported with its error and skipped. Each finished patient is "
             "checkpointed in OUTPUT.partial/; an interrupted run resumes from there when "
             "the same command is run again (--restart discards it). The checkpoint is "
-            "removed when every patient succeeded. Exit code 1 when some patient failed."
+            "removed when every patient succeeded. Exit code 1 when a patient or a file failed."
         ),
     )
     ex.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest .csv or .parquet")
@@ -104,6 +109,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="Dask scheduler address (tcp://host:8786); default: a local cluster of --workers processes")
     ex.add_argument("--restart", action="store_true", help="discard a checkpoint of an earlier run and start over")
+    ex.add_argument("--strict", action="store_true",
+                    help="a file that fails fails its whole patient (default: that modality becomes missing)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.set_defaults(handler=_cmd_extract)
 
@@ -126,13 +133,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="extract a manifest's features and predict with a saved model",
                         description="Extract MANIFEST's features with the settings stored in MODEL, then write "
-                        "patient_id, prediction, probability (of each class) and error to a CSV. Patients "
-                        "whose extraction failed are listed with their error and no prediction.")
+                        "patient_id, prediction, probability (of each class), error and missing_after_error to a CSV. "
+                        "Patients whose extraction failed are listed with their error and no prediction; a "
+                        "patient with a file that failed is predicted from its other modalities and the "
+                        "failure is in missing_after_error. Exit code 1 when a patient or a file failed.")
     pr.add_argument("model", type=Path, metavar="MODEL")
     pr.add_argument("manifest", type=Path, metavar="MANIFEST")
     pr.add_argument("-o", "--output", type=Path, required=True, metavar="PREDICTIONS", help="output .csv")
     pr.add_argument("--workers", type=_positive_int, default=None, help="extraction workers (default: all cores)")
     pr.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="cross-validate every modality and fusion on a feature table -> HTML report",
@@ -218,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data.cohort import CohortError
     from .data.io import MedfuseFileNotFoundError, MedfuseIOError
 
+    if args.threads is not None:
+        medfuse.set_num_threads(args.threads)
     try:
         return int(args.handler(args))
     except _UsageError as err:
@@ -242,6 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_manifest(path: Path) -> Any:
+    """The cohort of a manifest file; its warnings (unused columns) are printed as such."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cohort = _read_manifest(path)
+    for w in caught:
+        print(f"medfuse: warning: {w.message}", file=sys.stderr)
+    return cohort
+
+
+def _read_manifest(path: Path) -> Any:
     from .data.cohort import Cohort
 
     if not path.exists():
@@ -321,7 +345,7 @@ def _extraction_from_settings(settings: dict[str, Any]) -> Any:
 
 def _run_extraction(cohort: Any, extraction: Any, workers: int, backend: str = "threads",
                     scheduler: str | None = None, checkpoint: Path | None = None,
-                    progress: bool = True) -> Any:
+                    progress: bool = True, strict: bool = False) -> Any:
     from tqdm.auto import tqdm
 
     from .extract import extract_cohort
@@ -329,8 +353,36 @@ def _run_extraction(cohort: Any, extraction: Any, workers: int, backend: str = "
     def report_failure(pid: str, msg: str) -> None:
         tqdm.write(f"medfuse: patient {pid} failed, skipped: {msg}", file=sys.stderr)
 
+    def report_modality(pid: str, modality: str, msg: str) -> None:
+        tqdm.write(f"medfuse: patient {pid}: {modality} failed, extracted without it: {msg}", file=sys.stderr)
+
     return extract_cohort(cohort, extraction, workers=workers, backend=backend, scheduler=scheduler,
-                          checkpoint_dir=checkpoint, progress=progress, on_failure=report_failure)
+                          checkpoint_dir=checkpoint, progress=progress, on_failure=report_failure,
+                          strict=strict, on_modality_failure=report_modality)
+
+
+def _modalities_found(cohort: Any) -> str:
+    """Which modality columns the manifest has, and for how many patients."""
+    from .data.cohort import MODALITIES
+
+    columns = set(map(str, cohort.frame.columns))
+    found = [f"{m} ({int(cohort.has(m).sum())} of {len(cohort)} patients)" for m in MODALITIES if m in columns]
+    absent = [m for m in MODALITIES if m not in columns]
+    return "modalities: " + ", ".join(found) + (f"; no {', '.join(absent)} column" if absent else "")
+
+
+def _print_failures(res: Any) -> None:
+    for pid, msg in res.failures.items():
+        print(f"  failed: {pid}: {msg}")
+    for pid, errors in res.modality_failures.items():
+        for m, msg in errors.items():
+            print(f"  {m} missing for {pid} (its file failed): {msg}")
+
+
+def _failure_summary(res: Any) -> str:
+    partial = len(res.modality_failures)
+    return (f"{len(res.failures)} failed" + (f", {partial} extracted without a modality whose file failed"
+                                             if partial else ""))
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -351,6 +403,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json or args.trust_pickle:
         raise _UsageError("--json and --trust-pickle apply to a MODEL only")
     for key, value in medfuse.build_info().items():
+        if value is None or value == "":  # e.g. simd_request_error when MEDFUSE_SIMD was honoured
+            continue
         if isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
         print(f"{key:>20}: {value}")
@@ -444,9 +498,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     workers = args.workers or _cores()
     print(f"extracting {len(cohort)} patients from {args.manifest} "
           f"({workers} {args.backend} worker{'s' * (workers > 1)}; checkpoint {checkpoint})", file=sys.stderr)
+    print(_modalities_found(cohort), file=sys.stderr)
     try:
         res = _run_extraction(cohort, extraction, workers, args.backend, args.scheduler, checkpoint,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, strict=args.strict)
     except KeyboardInterrupt:
         print(f"medfuse extract: interrupted; finished patients are kept in {checkpoint}: "
               "run the same command again to resume", file=sys.stderr)
@@ -456,11 +511,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     if res.n_ok:
         _write_features(res.features, args.output, extraction)
     resumed = f" ({res.resumed} from the checkpoint)" if res.resumed else ""
-    print(f"extracted {res.n_ok} ok{resumed}, {len(res.failures)} failed, of {len(cohort)} patients "
+    print(f"extracted {res.n_ok} ok{resumed}, {_failure_summary(res)}, of {len(cohort)} patients "
           f"in {res.seconds:.1f} s" + (f" -> {args.output}" if res.n_ok else ""))
-    for pid, msg in res.failures.items():
-        print(f"  failed: {pid}: {msg}")
-    if not res.failures:
+    _print_failures(res)
+    if not res.failures and not res.modality_failures:
         from .extract import _Checkpoint
 
         _Checkpoint(checkpoint, extraction).remove()
@@ -469,7 +523,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if not res.n_ok:
         print("medfuse extract: error: no patient could be extracted; nothing written", file=sys.stderr)
-    return EXIT_OK if not res.failures else EXIT_FAILURE
+    return EXIT_OK if not res.failures and not res.modality_failures else EXIT_FAILURE
 
 
 # -- train / predict / evaluate -----------------------------------------------------
@@ -535,7 +589,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _check_output(args.output, "--output")
     cohort = _load_manifest(args.manifest)
     extraction = model.extraction if model.extraction is not None else CohortFeatures()
-    res = _run_extraction(cohort, extraction, args.workers or _cores(), progress=False)
+    res = _run_extraction(cohort, extraction, args.workers or _cores(), progress=not args.no_progress)
     out = pd.DataFrame({"patient_id": cohort.patient_ids})
     if res.n_ok:
         proba = model.predict_proba(res.features)
@@ -545,13 +599,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             pred[f"probability_{c}"] = proba[:, j]
         out = out.merge(pred, on="patient_id", how="left")
     out["error"] = [res.failures.get(str(p), "") for p in out["patient_id"]]
+    out["missing_after_error"] = ["; ".join(f"{m}: {e}" for m, e in res.modality_failures.get(str(p), {}).items())
+                                  for p in out["patient_id"]]
     from .data.io import _atomic_write_bytes
 
     _atomic_write_bytes(args.output, out.to_csv(index=False).encode("utf-8"))
-    print(f"predicted {res.n_ok} patients, {len(res.failures)} failed -> {args.output}")
-    for pid, msg in res.failures.items():
-        print(f"  failed: {pid}: {msg}")
-    return EXIT_OK if not res.failures else EXIT_FAILURE
+    print(f"predicted {res.n_ok} patients, {_failure_summary(res)} -> {args.output}")
+    _print_failures(res)
+    return EXIT_OK if not res.failures and not res.modality_failures else EXIT_FAILURE
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
@@ -677,8 +732,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     extraction = CohortFeatures()
     res = _run_extraction(cohort, extraction, workers, progress=True)
-    if res.failures:
-        raise RuntimeError(f"{len(res.failures)} demo patients failed: {res.failures}")
+    if res.failures or res.modality_failures:
+        raise RuntimeError(f"demo extraction failed: {res.failures} {res.modality_failures}")
     features_path = out / "features.parquet"
     _write_features(res.features, features_path, extraction)
     times["read files + extract features"] = time.perf_counter() - t0

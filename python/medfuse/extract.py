@@ -13,9 +13,14 @@ cluster, and returns a table with one row per patient:
   learned from the training corpus (:class:`~medfuse.features.ReportVectorizer`),
   so they are computed when a model is fitted, not here.
 
-Failures: a patient whose files cannot be read or whose features cannot be
-computed is reported (``failures``: patient_id -> error text) and left out;
-it is never silently lost. KeyboardInterrupt / SystemExit abort the run.
+Failures: one modality that cannot be read or whose features cannot be
+computed (a corrupt X-ray PNG) makes that modality missing for that patient
+— the others are still extracted — and is reported
+(``modality_failures``: patient_id -> {modality: error text}). With
+``strict=True`` it fails the whole patient instead. A patient none of whose
+modalities could be used fails: it is reported (``failures``: patient_id ->
+error text) and left out. Nothing is lost silently. KeyboardInterrupt /
+SystemExit abort the run.
 
 Checkpoints and resume (``checkpoint_dir``): each finished patient's row is
 written at once, atomically, to ``checkpoint_dir/<n>.row.json`` (JSON, never a
@@ -24,6 +29,8 @@ input, and reading it must not run code; the directory also holds
 ``settings.json``, the extractor settings).
 Running again with the same directory skips every patient already there, so
 an interrupted or crashed run resumes without redoing finished patients.
+Patients with a failed modality are not checkpointed: a run after fixing
+their files extracts them again.
 A directory made with other settings is refused (delete it to start over).
 """
 
@@ -131,15 +138,35 @@ class CohortFeatures:
         return hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
 
     def patient_row(
-        self, patient_id: str, label: Any, ct: Any, xray: Any, report: Any, audio: Any = None
+        self,
+        patient_id: str,
+        label: Any,
+        ct: Any,
+        xray: Any,
+        report: Any,
+        audio: Any = None,
+        *,
+        errors: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Features of one patient's loaded data (a row of the output table)."""
+        """Features of one patient's loaded data (a row of the output table).
+
+        With ``errors`` (a dict), a modality whose features cannot be computed
+        is recorded there (modality -> error text) and its columns are NaN;
+        without it the error propagates.
+        """
         row: dict[str, Any] = {"patient_id": patient_id}
         if label is not None:
             row["label"] = label
         for name, ext, item in (("ct", self.ct, ct), ("xray", self.xray, xray), ("audio", self.audio, audio)):
             names = ext.get_feature_names_out()
-            vals = ext.transform([item])[0] if item is not None else np.full(len(names), np.nan)
+            vals = np.full(len(names), np.nan)
+            if item is not None:
+                try:
+                    vals = ext.transform([item])[0]
+                except Exception as err:
+                    if errors is None:
+                        raise
+                    errors[name] = f"features failed: {type(err).__name__}: {err}"
             row.update({f"{name}{SEP}{n}": float(v) for n, v in zip(names, vals)})
         row["report"] = report
         return row
@@ -192,30 +219,81 @@ def _native(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def run_task(features: CohortFeatures, task: _Task) -> dict[str, Any]:
-    """Load one patient's files (medfuse.data.io) and compute its row."""
-    from .data.cohort import _load
-
-    ct = _load("ct", task.ct)
-    xray = _load("xray", task.xray)
-    report = _load("report", task.report)
-    audio = _load("audio", task.audio)
-    return features.patient_row(task.patient_id, task.label, ct, xray, report, audio)
+ERRORS_KEY = "_medfuse_modality_errors"  # in a task's row: modality -> error text (taken out of the table)
 
 
-def _process_init() -> None:  # each process worker: one kernel thread
-    os.environ["MEDFUSE_NUM_THREADS"] = "1"
-    from . import set_num_threads
-
-    set_num_threads(1)
+class PatientFailed(Exception):
+    """No modality of a patient could be used; the message lists each one's error."""
 
 
-def _run_task_single_thread(features: CohortFeatures, task: _Task) -> dict[str, Any]:
-    from . import get_num_threads, set_num_threads
+def run_task(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
+    """Load one patient's files (medfuse.data.io) and compute its row.
 
-    if get_num_threads() != 1:  # a Dask worker process: the cluster runs several tasks at once
-        set_num_threads(1)
-    return run_task(features, task)
+    A modality that fails to load or to give features is missing in the row
+    and its error is under ``row[ERRORS_KEY]`` (``strict``: the error is
+    raised instead). When every modality the patient has fails, the patient
+    fails (:class:`PatientFailed`).
+    """
+    from .data.cohort import _is_missing, _load
+
+    loaded: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    given = {
+        m: v
+        for m, v in (("ct", task.ct), ("xray", task.xray), ("report", task.report), ("audio", task.audio))
+        if not _is_missing(v)
+    }
+    for modality in ("ct", "xray", "report", "audio"):
+        try:
+            loaded[modality] = _load(modality, given.get(modality))
+        except Exception as err:
+            if strict:
+                raise
+            loaded[modality] = None
+            errors[modality] = f"{type(err).__name__}: {err}"
+    row = features.patient_row(
+        task.patient_id,
+        task.label,
+        loaded["ct"],
+        loaded["xray"],
+        loaded["report"],
+        loaded["audio"],
+        errors=None if strict else errors,
+    )
+    if given and len(errors) == len(given):
+        raise PatientFailed("; ".join(f"{m}: {e}" for m, e in errors.items()))
+    if errors:
+        row[ERRORS_KEY] = errors
+    return row
+
+
+_worker_limits: list[Any] = []  # the threadpoolctl limiter of a worker process, kept alive
+
+
+def _process_init() -> None:
+    """Each process worker: one kernel thread and one BLAS/OpenMP thread, for good."""
+    from .kernels._threads import single_thread_environment
+
+    _worker_limits.append(single_thread_environment())
+
+
+def _thread_init() -> None:
+    """Each worker thread: one OpenMP thread. The BLAS pools are limited to one thread for the whole run
+    (process-wide) by the caller; OpenMP settings are per thread, so each worker thread sets its own (the
+    thread ends with the run, nothing to restore)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
+
+
+def _run_task_single_thread(features: CohortFeatures, task: _Task, strict: bool = False) -> dict[str, Any]:
+    """A task on a Dask worker (the cluster runs several at once): one kernel and one BLAS/OpenMP thread."""
+    from .kernels._threads import get_num_threads, library_threads, single_thread_environment
+
+    if get_num_threads() != 1 or not _worker_limits:
+        _worker_limits.append(single_thread_environment())
+    with library_threads(1):  # pools loaded since, too
+        return run_task(features, task, strict)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -298,13 +376,16 @@ def atomic_write_parquet(frame: Any, path: str | os.PathLike[str]) -> None:
 @dataclass
 class ExtractionResult:
     """``features``: one row per extracted patient (manifest order);
-    ``failures``: patient_id -> error text; ``resumed``: patients taken from
-    the checkpoint; ``seconds``: wall time."""
+    ``failures``: patient_id -> error text (patients left out);
+    ``modality_failures``: patient_id -> {modality: error text} (patients
+    extracted without that modality); ``resumed``: patients taken from the
+    checkpoint; ``seconds``: wall time."""
 
     features: Any
     failures: dict[str, str]
     resumed: int
     seconds: float
+    modality_failures: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n_ok(self) -> int:
@@ -313,7 +394,7 @@ class ExtractionResult:
 
 def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, Callable[[], None]]:
     if backend == "threads":
-        ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract")
+        ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract", initializer=_thread_init)
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "processes":
         ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init)
@@ -346,20 +427,26 @@ def extract_cohort(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
     on_failure: Callable[[str, str], None] | None = None,
+    strict: bool = False,
+    on_modality_failure: Callable[[str, str, str], None] | None = None,
 ) -> ExtractionResult:
     """Features of every patient of ``cohort``; see the module docstring.
 
     ``workers`` patients run at once. ``backend``: "threads" (default; the
-    kernels release the GIL, and each worker gets one kernel thread when
-    ``workers > 1``), "processes" (one kernel thread each) or "dask" (a
+    kernels release the GIL, and each worker gets one kernel thread and one
+    BLAS/OpenMP thread when ``workers > 1``; a single worker uses
+    ``medfuse.get_num_threads()`` of each), "processes" (one kernel and one
+    BLAS/OpenMP thread each) or "dask" (a
     ``distributed.Client`` on ``scheduler``, or a local cluster of
     ``workers`` processes when ``scheduler`` is None). ``progress`` shows a
     tqdm bar on stderr. ``on_failure(patient_id, error)`` is called for
-    each failing patient as it happens.
+    each failing patient as it happens, ``on_modality_failure(patient_id,
+    modality, error)`` for each modality extracted as missing because it
+    failed. ``strict=True``: a failing modality fails its patient.
     """
     import pandas as pd
 
-    from . import get_num_threads, set_num_threads
+    from .kernels._threads import get_num_threads, library_threads, set_num_threads
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -373,6 +460,7 @@ def extract_cohort(
     ckpt = _Checkpoint(Path(os.fspath(checkpoint_dir)), features) if checkpoint_dir is not None else None
     rows: dict[int, dict[str, Any]] = {}
     failures: dict[str, str] = {}
+    modality_failures: dict[str, dict[str, str]] = {}
     todo: list[_Task] = []
     for t in tasks:
         done = ckpt.load(t) if ckpt is not None else None
@@ -394,29 +482,36 @@ def extract_cohort(
                 on_failure(t.patient_id, msg)
         else:
             assert row is not None
+            errors = row.pop(ERRORS_KEY, None)
             rows[t.index] = row
-            if ckpt is not None:
+            if errors:
+                modality_failures[t.patient_id] = errors
+                if on_modality_failure is not None:
+                    for m, msg in errors.items():
+                        on_modality_failure(t.patient_id, m, msg)
+            elif ckpt is not None:  # a patient with a failed modality is redone on the next run
                 ckpt.save(t, row)
         bar.update(1)
 
     saved_threads = get_num_threads()
     try:
         if workers == 1 and backend == "threads":
-            for t in todo:
-                try:
-                    row = run_task(features, t)
-                except Exception as err:
-                    finish(t, None, err)
-                else:
-                    finish(t, row, None)
+            with library_threads(saved_threads):  # BLAS/OpenMP: as many threads as the kernels
+                for t in todo:
+                    try:
+                        row = run_task(features, t, strict)
+                    except Exception as err:
+                        finish(t, None, err)
+                    else:
+                        finish(t, row, None)
         else:
-            _run_parallel(features, todo, workers, backend, scheduler, finish)
+            _run_parallel(features, todo, workers, backend, scheduler, finish, strict)
     finally:
         set_num_threads(saved_threads)
         bar.close()
     ordered = [rows[i] for i in sorted(rows)]
     frame = pd.DataFrame(ordered) if ordered else pd.DataFrame(columns=["patient_id", *features.columns, "report"])
-    return ExtractionResult(frame, failures, resumed, time.perf_counter() - t0)
+    return ExtractionResult(frame, failures, resumed, time.perf_counter() - t0, modality_failures)
 
 
 def _run_parallel(
@@ -426,11 +521,29 @@ def _run_parallel(
     backend: str,
     scheduler: str | None,
     finish: Callable[[_Task, Any, Any], None],
+    strict: bool = False,
 ) -> None:
-    from . import set_num_threads
+    from contextlib import nullcontext
 
+    from .kernels._threads import library_threads, set_num_threads
+
+    limit: Any = nullcontext()
     if backend == "threads":
         set_num_threads(1)  # process-wide: each of the `workers` threads runs single-threaded kernels
+        limit = library_threads(1)  # and single-threaded BLAS/OpenMP (their pools are process-wide too)
+    with limit:
+        _run_pool(features, todo, workers, backend, scheduler, finish, strict)
+
+
+def _run_pool(
+    features: CohortFeatures,
+    todo: Sequence[_Task],
+    workers: int,
+    backend: str,
+    scheduler: str | None,
+    finish: Callable[[_Task, Any, Any], None],
+    strict: bool,
+) -> None:
     pool, close = _executor(backend, workers, scheduler)
 
     def settle(fut: Any, t: _Task) -> None:
@@ -445,7 +558,7 @@ def _run_parallel(
         if backend == "dask":
             from distributed import as_completed
 
-            fut_task = {pool.submit(_run_task_single_thread, features, t, pure=False): t for t in todo}
+            fut_task = {pool.submit(_run_task_single_thread, features, t, strict, pure=False): t for t in todo}
             for fut in as_completed(list(fut_task)):
                 settle(fut, fut_task[fut])
             return
@@ -454,7 +567,7 @@ def _run_parallel(
         it: Iterable[_Task] = iter(todo)
         # Keep at most 2 x workers tasks queued, so an interrupt loses little work.
         for t in it:
-            f = pool.submit(run_task, features, t)
+            f = pool.submit(run_task, features, t, strict)
             fut_of[f] = t
             pending.add(f)
             if len(pending) >= 2 * workers:
@@ -465,7 +578,7 @@ def _run_parallel(
                 settle(f, fut_of.pop(f))
                 nxt = next(it, None)  # type: ignore[call-overload]
                 if nxt is not None:
-                    nf = pool.submit(run_task, features, nxt)
+                    nf = pool.submit(run_task, features, nxt, strict)
                     fut_of[nf] = nxt
                     pending.add(nf)
     finally:

@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 from . import phantoms
-from .cohort import MODALITIES, Cohort, CohortError, PatientRecord, synthetic_cohort
+from .cohort import MODALITIES, Cohort, CohortError, ManifestWarning, PatientRecord, synthetic_cohort
 from .io import MedfuseFileNotFoundError, MedfuseIOError, Volume, read_audio, read_ct, read_report, read_xray
 
 __all__ = [
     "MODALITIES",
     "Cohort",
     "CohortError",
+    "ManifestWarning",
     "MedfuseFileNotFoundError",
     "MedfuseIOError",
     "PatientRecord",

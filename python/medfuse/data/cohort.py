@@ -11,6 +11,12 @@ column and any of ``ct``, ``xray``, ``report``, ``audio``:
 - ``audio``: a WAV/FLAC auscultation recording (see
   :func:`medfuse.data.read_audio`), or in memory a ``(samples, rate)`` tuple.
 
+Other columns are kept but unused: each is reported once per manifest by a
+:class:`ManifestWarning` naming the known columns and, for a near miss
+(``xray_path``, ``X-ray``, ``CT``), the column it probably means — a
+misspelled modality column would otherwise make that modality silently
+missing for every patient.
+
 Relative paths are resolved against the manifest's folder (a DataFrame's
 ``base_dir``, default the current directory). Empty cells mean the modality
 is missing for that patient: allowed, and counted by :meth:`Cohort.summary`.
@@ -22,8 +28,11 @@ in one :class:`CohortError`.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,10 +45,58 @@ import numpy.typing as npt
 from . import io as mio
 from .io import Volume
 
-__all__ = ["MODALITIES", "Cohort", "CohortError", "PatientRecord", "synthetic_cohort"]
+__all__ = ["KNOWN_COLUMNS", "MODALITIES", "Cohort", "CohortError", "ManifestWarning", "PatientRecord", "synthetic_cohort"]
 
 MODALITIES = ("ct", "xray", "report", "audio")
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _known_columns() -> tuple[str, ...]:
+    return ("patient_id", "label", *MODALITIES)
+
+
+KNOWN_COLUMNS = _known_columns()  # what a manifest's columns may be; anything else is reported
+
+
+class ManifestWarning(UserWarning):
+    """A manifest has columns medfuse does not use (e.g. a misspelled modality)."""
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def suggest_column(name: str, known: Sequence[str] | None = None) -> str | None:
+    """The known column ``name`` most probably means (``xray_path`` -> ``xray``), or None."""
+    known = tuple(known) if known is not None else _known_columns()
+    by_norm = {_normalised(k): k for k in known}
+    norm = _normalised(name)
+    if norm in by_norm:
+        return by_norm[norm]
+    for token in re.split(r"[^a-z0-9]+", name.lower()):  # ct_folder, xray_path, report_file
+        if token in by_norm:
+            return by_norm[token]
+    for probe in (norm, name.lower()):
+        match = difflib.get_close_matches(probe, list(by_norm), n=1, cutoff=0.6)
+        if match:
+            return by_norm[match[0]]
+    return None
+
+
+def unknown_columns_message(columns: Sequence[Any], source: str = "manifest") -> str | None:
+    """A report of the columns of a manifest that medfuse does not use (None when all are known)."""
+    known = _known_columns()
+    unknown = [str(c) for c in columns if str(c) not in known]
+    if not unknown:
+        return None
+    parts = []
+    for c in unknown:
+        hint = suggest_column(c, known)
+        parts.append(f"{c!r} (did you mean {hint!r}?)" if hint is not None and hint not in map(str, columns) else repr(c))
+    return (
+        f"{source}: column(s) {', '.join(parts)} not used by medfuse and ignored; "
+        f"known columns: {', '.join(known)}"
+    )
 
 
 class CohortError(ValueError):
@@ -451,6 +508,9 @@ def _resolve_frame(frame: Any, base: Path, name: str) -> tuple[Any, list[str]]:
     problems: list[str] = []
     if "patient_id" not in frame.columns:
         return None, [f"{name}: no 'patient_id' column (columns: {', '.join(map(str, frame.columns))})"]
+    message = unknown_columns_message(list(frame.columns), name)
+    if message is not None:
+        warnings.warn(message, ManifestWarning, stacklevel=5)
     present = [m for m in MODALITIES if m in frame.columns]
     if not present and "label" not in frame.columns:
         problems.append(f"{name}: none of the columns label, {', '.join(MODALITIES)}")

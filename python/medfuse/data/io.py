@@ -160,23 +160,43 @@ def read_ct(
     *,
     spacing: tuple[float, float, float] | None = None,
     allow_gaps: bool = False,
+    allow_non_ct: bool = False,
 ) -> Volume:
     """Read a CT volume as int16 HU, (z, y, x), head first.
 
     ``path`` may be:
 
     - a folder holding one DICOM series (every regular file in it is read;
-      files that are not DICOM are an error). Slices are ordered by their
-      ImagePositionPatient projected on the slice normal (the cross product
-      of the two ImageOrientationPatient directions), superior first for an
-      axial series, never by file name. RescaleSlope/RescaleIntercept are
-      applied; HU outside int16 are refused (no silent clipping). dy, dx come
-      from PixelSpacing; dz from the slice positions, which must be evenly
-      spaced: a missing slice is an error naming the positions around the
-      gap unless ``allow_gaps=True`` (then dz is the smallest step and the
-      gap is recorded in ``metadata['gaps_mm']``). Several
-      SeriesInstanceUIDs in one folder are an error naming them.
-    - a single ``.dcm`` file (a one-slice volume; dz from SliceThickness).
+      files that are not DICOM are an error), or a single ``.dcm`` file: a
+      one-slice image, or an enhanced (multi-frame) CT whose frames become
+      the slices. Slices and frames are ordered by their position
+      (ImagePositionPatient; for an enhanced CT each frame's
+      PlanePositionSequence) projected on the slice normal (the cross
+      product of the two ImageOrientationPatient directions), superior first
+      for an axial series, never by file name or frame number.
+      RescaleSlope/RescaleIntercept are applied (for an enhanced CT from the
+      PixelValueTransformationSequence, per frame or shared); HU outside
+      int16 are refused (no silent clipping). Several SeriesInstanceUIDs in
+      one folder are an error naming them.
+
+      Spacing: dy, dx from PixelSpacing (for an enhanced CT, the
+      PixelMeasuresSequence), which must be present and positive. dz, first
+      rule that applies wins:
+
+      1. two or more slices: the step between the slice positions, which
+         must be even. SpacingBetweenSlices and SliceThickness are ignored
+         (thickness is not spacing when slices overlap or have gaps). A
+         missing slice is an error naming the positions around the gap
+         unless ``allow_gaps=True`` (then dz is the smallest step and the
+         gap is recorded in ``metadata['gaps_mm']``).
+      2. one slice: SpacingBetweenSlices when positive,
+      3. else SliceThickness when positive,
+      4. else an error (pass ``spacing=``).
+
+      ``metadata['spacing_source']`` says which rule gave dz.
+      The Modality must be CT: a radiograph (CR, DX), MR, PET... is refused
+      unless ``allow_non_ct=True`` (the values are then the rescaled stored
+      values, not HU).
     - a NIfTI file (``.nii``, ``.nii.gz``): reoriented with
       ``nibabel.as_closest_canonical`` (RAS+) and then flipped/transposed
       to medfuse's (z, y, x) = (S->I, A->P, R->L); spacing from the header
@@ -186,6 +206,7 @@ def read_ct(
       ``origin`` arrays. ``spacing=`` overrides; without either the spacing
       is (1, 1, 1) and ``metadata['spacing_source']`` says it was assumed.
 
+    ``spacing=(dz, dy, dx)`` overrides what the file says, for every format.
     Float arrays are rounded to the nearest HU; NaN/inf and values outside
     int16 raise :class:`MedfuseIOError`.
     """
@@ -193,15 +214,15 @@ def read_ct(
     _exists(p, "CT path")
     if spacing is not None:
         spacing = _check_spacing(spacing)  # a bad argument is a ValueError, not a file error
-    return _guarded(lambda: _read_ct(p, spacing, allow_gaps), p, "CT file")  # type: ignore[no-any-return]
+    return _guarded(lambda: _read_ct(p, spacing, allow_gaps, bool(allow_non_ct)), p, "CT file")  # type: ignore[no-any-return]
 
 
-def _read_ct(p: Path, spacing: tuple[float, float, float] | None, allow_gaps: bool) -> Volume:
+def _read_ct(p: Path, spacing: tuple[float, float, float] | None, allow_gaps: bool, allow_non_ct: bool) -> Volume:
     if p.is_dir():
-        return _read_dicom_series(p, allow_gaps=allow_gaps, spacing=spacing)
+        return _read_dicom_files(_dicom_files(p), p, allow_gaps=allow_gaps, spacing=spacing, allow_non_ct=allow_non_ct)
     suffix = _suffix(p)
     if suffix == ".dcm":
-        return _read_dicom_files([p], p, allow_gaps=allow_gaps, spacing=spacing)
+        return _read_dicom_files([p], p, allow_gaps=allow_gaps, spacing=spacing, allow_non_ct=allow_non_ct)
     if suffix in (".nii", ".nii.gz"):
         return _read_nifti(p, spacing)
     if suffix in (".npy", ".npz"):
@@ -342,10 +363,6 @@ def _dicom_files(folder: Path) -> list[Path]:
     return files
 
 
-def _read_dicom_series(folder: Path, *, allow_gaps: bool, spacing: tuple[float, float, float] | None) -> Volume:
-    return _read_dicom_files(_dicom_files(folder), folder, allow_gaps=allow_gaps, spacing=spacing)
-
-
 def _dcmread(f: Path, *, header_only: bool = False) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -358,8 +375,136 @@ def _dcmread(f: Path, *, header_only: bool = False) -> Any:
         raise MedfuseIOError(f"cannot read DICOM file: {err}", f) from err
 
 
+@dataclass
+class _Plane:
+    """One 2D image of a DICOM CT: a single-frame file or one frame of an enhanced (multi-frame) file."""
+
+    source: Path
+    ds: Any
+    frame: int | None  # index in a multi-frame file; None for a single-frame file
+    position: npt.NDArray[np.float64] | None
+    orientation: npt.NDArray[np.float64] | None
+    pixel_spacing: Any  # the PixelSpacing element's value (or None)
+    slice_thickness: float | None
+    spacing_between: float | None
+    slope: float
+    intercept: float
+
+
+def _positive(value: Any) -> float | None:
+    """A DICOM numeric value as a positive float, or None when absent, empty, zero or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
+
+
+def _floats(value: Any, n: int) -> npt.NDArray[np.float64] | None:
+    if value is None:
+        return None
+    try:
+        out = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if out.shape == (n,) and np.isfinite(out).all() else None
+
+
+def _group_item(ds: Any, frame: int, sequence: str) -> Any:
+    """Functional group ``sequence``'s item for ``frame``: the per-frame group wins over the shared one."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and frame < len(per_frame):
+        seq = per_frame[frame].get(sequence)
+        if seq:
+            return seq[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        seq = shared[0].get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def _planes_of(f: Path, ds: Any) -> list[_Plane]:
+    """The planes of one DICOM file: itself, or each frame of an enhanced multi-frame file."""
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        return [
+            _Plane(
+                f, ds, None,
+                _floats(ds.get("ImagePositionPatient"), 3),
+                _floats(ds.get("ImageOrientationPatient"), 6),
+                ds.get("PixelSpacing"),
+                _positive(ds.get("SliceThickness")),
+                _positive(ds.get("SpacingBetweenSlices")),
+                float(ds.get("RescaleSlope", 1.0) or 1.0),
+                float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            )
+        ]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != n_frames:
+        have = "no" if per_frame is None else f"{len(per_frame)}"
+        raise MedfuseIOError(
+            f"multi-frame DICOM with {n_frames} frames has {have} PerFrameFunctionalGroupsSequence items; "
+            "cannot place its frames",
+            f,
+        )
+    planes = []
+    for k in range(n_frames):
+        position = _group_item(ds, k, "PlanePositionSequence")
+        orientation = _group_item(ds, k, "PlaneOrientationSequence")
+        measures = _group_item(ds, k, "PixelMeasuresSequence")
+        rescale = _group_item(ds, k, "PixelValueTransformationSequence")
+        if position is None or _floats(position.get("ImagePositionPatient"), 3) is None:
+            raise MedfuseIOError(f"frame {k + 1} of {n_frames} has no PlanePositionSequence position; cannot place it", f)
+
+        def field(item: Any, name: str, default: Any = None) -> Any:
+            return item.get(name, default) if item is not None else default
+
+        planes.append(
+            _Plane(
+                f, ds, k,
+                _floats(position.get("ImagePositionPatient"), 3),
+                _floats(field(orientation, "ImageOrientationPatient", ds.get("ImageOrientationPatient")), 6),
+                field(measures, "PixelSpacing", ds.get("PixelSpacing")),
+                _positive(field(measures, "SliceThickness", ds.get("SliceThickness"))),
+                _positive(field(measures, "SpacingBetweenSlices", ds.get("SpacingBetweenSlices"))),
+                float(field(rescale, "RescaleSlope", ds.get("RescaleSlope", 1.0)) or 1.0),
+                float(field(rescale, "RescaleIntercept", ds.get("RescaleIntercept", 0.0)) or 0.0),
+            )
+        )
+    return planes
+
+
+# Projection radiography modalities (DICOM PS3.3 C.7.3.1.1.1): 2D images, not volumes.
+_RADIOGRAPHY = frozenset({"CR", "DX", "MG", "RF", "XA", "PX", "IO", "RG"})
+
+
+def _check_modality(ds: Any, where: Path, allow_non_ct: bool) -> str:
+    modality = str(ds.get("Modality", "") or "").strip()
+    if modality != "CT" and not allow_non_ct:
+        sop = ds.get("SOPClassUID")
+        name = str(getattr(sop, "name", "") or "") if sop is not None else ""
+        kind = f" ({name})" if name else ""
+        found = f"Modality {modality!r}" if modality else "no Modality (0008,0060)"
+        hint = "an X-ray belongs in read_xray / the manifest's xray column; " if modality in _RADIOGRAPHY else ""
+        raise MedfuseIOError(
+            f"DICOM has {found}{kind}, not CT; read_ct reads CT only "
+            f"({hint}pass allow_non_ct=True to read it as a volume anyway)",
+            where,
+        )
+    return modality
+
+
 def _read_dicom_files(
-    files: list[Path], where: Path, *, allow_gaps: bool, spacing: tuple[float, float, float] | None
+    files: list[Path],
+    where: Path,
+    *,
+    allow_gaps: bool,
+    spacing: tuple[float, float, float] | None,
+    allow_non_ct: bool = False,
 ) -> Volume:
     headers = [(f, _dcmread(f)) for f in files]
     series: dict[str, list[Path]] = {}
@@ -371,40 +516,49 @@ def _read_dicom_files(
             f"folder mixes {len(series)} DICOM series; keep one series per folder: {listing}", where
         )
     first = headers[0][1]
-    try:
-        iop = np.array([float(v) for v in first.ImageOrientationPatient], dtype=np.float64)
-        row_dir, col_dir = iop[:3], iop[3:]
-        normal = np.cross(row_dir, col_dir)
-    except AttributeError:
-        if len(headers) > 1:
-            raise MedfuseIOError("DICOM slices lack ImageOrientationPatient; cannot order them", where) from None
-        normal = np.array([0.0, 0.0, 1.0])
+    modality = _check_modality(first, headers[0][0] if len(headers) == 1 else where, allow_non_ct)
+    planes = [pl for f, ds in headers for pl in _planes_of(f, ds)]
     rows_cols = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
     if len(rows_cols) > 1:
         raise MedfuseIOError(f"slices have different sizes {sorted(rows_cols)}", where)
-    slices = []
-    for f, ds in headers:
-        try:
-            pos = np.array([float(v) for v in ds.ImagePositionPatient], dtype=np.float64)
-        except AttributeError:
-            if len(headers) > 1:
-                raise MedfuseIOError("DICOM slice lacks ImagePositionPatient; cannot order it", f) from None
-            pos = np.zeros(3)
-        slices.append((float(pos @ normal), pos, f, ds))
+    iop = planes[0].orientation
+    if iop is not None:
+        normal = np.cross(iop[:3], iop[3:])
+    elif len(planes) > 1:
+        raise MedfuseIOError("DICOM slices lack ImageOrientationPatient; cannot order them", where)
+    else:
+        normal = np.array([0.0, 0.0, 1.0])
+    if len(planes) > 1 and any(pl.position is None for pl in planes):
+        bad = next(pl for pl in planes if pl.position is None)
+        raise MedfuseIOError("DICOM slice lacks ImagePositionPatient; cannot order it", bad.source)
+    keyed = []
+    for pl in planes:
+        pos = pl.position if pl.position is not None else np.zeros(3)
+        keyed.append((float(pos @ normal), pos, pl))
     # Superior first: descending along the normal when it points up (+z in LPS).
     descending = normal[2] >= 0
-    slices.sort(key=lambda s: -s[0] if descending else s[0])
-    proj = np.array([s[0] for s in slices])
+    keyed.sort(key=lambda s: -s[0] if descending else s[0])
+    proj = np.array([s[0] for s in keyed])
     steps = np.abs(np.diff(proj))
     meta: dict[str, Any] = {
         "source": os.fspath(where),
         "format": "dicom",
-        "modality": str(getattr(first, "Modality", "")),
+        "modality": modality,
         "series_uid": str(getattr(first, "SeriesInstanceUID", "")),
         "patient_id": str(getattr(first, "PatientID", "")),
-        "slice_thickness": float(first.SliceThickness) if "SliceThickness" in first else None,
-        "n_slices": len(slices),
+        "slice_thickness": planes[0].slice_thickness,
+        "n_slices": len(keyed),
     }
+    if len(headers) == 1 and len(planes) > 1:
+        meta["n_frames"] = len(planes)
+    ps = _floats(planes[0].pixel_spacing, 2)
+    if spacing is None and (ps is None or not (ps > 0).all()):
+        raw = planes[0].pixel_spacing
+        found = "no PixelSpacing" if raw is None else f"PixelSpacing {[str(v) for v in raw]}"
+        raise MedfuseIOError(
+            f"DICOM has {found}: the in-plane pixel size must be positive (pass spacing=(dz, dy, dx) if you know it)",
+            where,
+        )
     if steps.size:
         if np.any(steps < 1e-3):
             dup = [float(proj[i]) for i in np.nonzero(steps < 1e-3)[0]]
@@ -426,37 +580,59 @@ def _read_dicom_files(
                     where,
                 )
             meta["gaps_mm"] = gaps
+        dz_source = "slice positions"
+    elif planes[0].spacing_between is not None:
+        dz, dz_source = planes[0].spacing_between, "SpacingBetweenSlices"
+    elif planes[0].slice_thickness is not None:
+        dz, dz_source = planes[0].slice_thickness, "SliceThickness"
+    elif spacing is not None:
+        dz, dz_source = spacing[0], "argument"
     else:
-        dz = float(first.get("SpacingBetweenSlices", first.get("SliceThickness", 1.0)) or 1.0)
-    try:
-        ps = [float(v) for v in first.PixelSpacing]
-    except AttributeError:
-        ps = [1.0, 1.0]
-        meta["spacing_source"] = "assumed 1 mm in-plane: no PixelSpacing"
-    sp = _check_spacing(spacing) if spacing is not None else (dz, ps[0], ps[1])
-    planes = []
-    for _, _, f, ds in slices:
-        try:
-            px = ds.pixel_array
-        except Exception as err:
-            raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", f) from err
-        if px.ndim != 2:
-            raise MedfuseIOError(f"expected a single-frame 2D slice; got pixel shape {px.shape}", f)
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-        planes.append(px.astype(np.float64) * slope + intercept)
-    vol = _to_hu_int16(np.stack(planes), where)
-    first_pos = slices[0][1]
+        raise MedfuseIOError(
+            "one-slice DICOM without a positive SpacingBetweenSlices or SliceThickness: the slice spacing "
+            "is unknown; pass spacing=(dz, dy, dx)",
+            where,
+        )
+    if spacing is not None:
+        sp = spacing
+        meta["spacing_source"] = "argument"
+    else:
+        assert ps is not None
+        sp = (dz, float(ps[0]), float(ps[1]))
+        meta["spacing_source"] = f"dz from {dz_source}; dy, dx from PixelSpacing"
+    decoded: dict[int, npt.NDArray[Any]] = {}
+    out = []
+    for _, _, pl in keyed:
+        key = id(pl.ds)
+        if key not in decoded:
+            try:
+                decoded[key] = pl.ds.pixel_array
+            except Exception as err:
+                raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", pl.source) from err
+        px = decoded[key]
+        if pl.frame is None:
+            if px.ndim != 2:
+                raise MedfuseIOError(f"expected a single-frame 2D slice; got pixel shape {px.shape}", pl.source)
+        else:
+            n = int(pl.ds.get("NumberOfFrames", 1) or 1)
+            if px.ndim == 2 and n == 1:
+                px = px[None]
+            if px.ndim != 3 or px.shape[0] != n:
+                raise MedfuseIOError(f"expected {n} grayscale frames; got pixel shape {px.shape}", pl.source)
+            px = px[pl.frame]
+        out.append(px.astype(np.float64) * pl.slope + pl.intercept)
+    vol = _to_hu_int16(np.stack(out), where)
+    first_pos = keyed[0][1]
     # Index (z, y, x): x runs along a row (ImageOrientationPatient[:3]), y down
     # the columns (IOP[3:]), z from the first slice (superior) to the next.
-    if len(slices) > 1:
-        step_dir = (slices[1][1] - first_pos) / max(float(np.linalg.norm(slices[1][1] - first_pos)), 1e-12)
+    if len(keyed) > 1:
+        step = keyed[1][1] - first_pos
+        step_dir = step / max(float(np.linalg.norm(step)), 1e-12)
     else:
         step_dir = -normal if descending else normal
-    try:
-        row_dir = np.array([float(v) for v in first.ImageOrientationPatient][:3])
-        col_dir = np.array([float(v) for v in first.ImageOrientationPatient][3:])
-    except AttributeError:
+    if iop is not None:
+        row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    else:
         row_dir, col_dir = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     affine = np.eye(4)
     affine[:3, 0] = step_dir * sp[0]

@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..kernels._threads import with_learner_threads
+
 __all__ = [
     "FUSIONS",
     "IMAGE_MODALITIES",
@@ -202,6 +204,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             _check_choice("modalities", m, MODALITIES)
         return mods
 
+    @with_learner_threads
     def fit(self, X: Any, y: Any = None) -> MultimodalModel:
         """Fit on the feature table ``X``; ``training_`` records its fingerprint (see :func:`table_fingerprint`)."""
         _check_table(X, need_label=y is None)
@@ -220,6 +223,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.training_ = table_fingerprint(X, yv)
         return self
 
+    @with_learner_threads
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         from sklearn.utils.validation import check_is_fitted
 
@@ -475,7 +479,8 @@ class Evaluation:
     ``<metric>_std`` (across folds, ddof=1), n_folds.
     ``oof``: out-of-fold probability of the positive class per patient and
     model (columns patient_id, label, one per model).
-    ``roc``: model -> (fpr, tpr) of the pooled out-of-fold probabilities.
+    ``roc``: model -> (fpr, tpr) of the pooled out-of-fold probabilities
+    (their AUC, :meth:`pooled_auc`, differs from the table's mean over folds).
     """
 
     folds: Any
@@ -484,6 +489,12 @@ class Evaluation:
     roc: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]
     positive_label: Any
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def pooled_auc(self) -> dict[str, float]:
+        """model -> AUC of the pooled out-of-fold probabilities (the area under ``roc``)."""
+        from sklearn.metrics import auc
+
+        return {name: float(auc(fpr, tpr)) for name, (fpr, tpr) in self.roc.items()}
 
     def best(self, kind: str) -> tuple[str, float]:
         """(model, mean AUC) of the best model of a kind ("single" or "fusion")."""
@@ -508,6 +519,7 @@ class Evaluation:
         return "\n".join(lines)
 
 
+@with_learner_threads
 def cross_validate(
     features: Any,
     *,
@@ -678,6 +690,26 @@ def nodule_slice(volume: npt.NDArray[Any]) -> int:
     return int(np.argmax(score)) if score.max() > 0 else v.shape[0] // 2
 
 
+def _roc_figure(results: Evaluation) -> Any:
+    """ROC curves of the pooled out-of-fold probabilities, each labelled with its own (pooled) AUC."""
+    from matplotlib.figure import Figure
+
+    t = results.table
+    pooled = results.pooled_auc()
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot()
+    for name, (fpr, tpr) in results.roc.items():
+        row = t[t["model"] == name].iloc[0]
+        style = "-" if row["kind"] == "fusion" else "--"
+        ax.plot(fpr, tpr, style, label=f"{name} (pooled AUC {pooled[name]:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC of the pooled out-of-fold predictions")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
 def _fmt_cell(mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f}"
 
@@ -743,14 +775,20 @@ def write_report(
     rate), e.g. from :func:`example_audio`: its spectrogram
     (``medfuse.spectrogram``, dB) with the crackles (white ticks) and
     wheezes (cyan lines at f0) that :mod:`medfuse.features.audio` detects.
-    ``timings``: stage -> seconds, listed.
+    ``timings``: stage -> seconds, listed with the time of this report itself
+    ("HTML report") unless given. The ROC curves are those of the pooled
+    out-of-fold probabilities, labelled with their pooled AUC (the table
+    gives the mean AUC over folds).
     Everything is embedded (base64 PNG), so the file stands alone. Returns
     the path; the file is written atomically.
     """
+    import time
+
     from matplotlib.figure import Figure
 
     import medfuse as mf
 
+    t_start = time.perf_counter()
     if not isinstance(results, Evaluation):
         raise TypeError(f"results must be a medfuse.learn.Evaluation (from cross_validate); got {type(results).__name__}")
     out = Path(os.fspath(out_dir))
@@ -769,18 +807,7 @@ def write_report(
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
-    fig = Figure(figsize=(5.5, 5))
-    ax = fig.add_subplot()
-    for name, (fpr, tpr) in results.roc.items():
-        row = t[t["model"] == name].iloc[0]
-        style = "-" if row["kind"] == "fusion" else "--"
-        ax.plot(fpr, tpr, style, label=f"{name} (AUC {row['auc_mean']:.3f})")
-    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC, pooled out-of-fold predictions")
-    ax.legend(loc="lower right", fontsize=8)
-    roc_png = _png(fig)
+    roc_png = _png(_roc_figure(results))
 
     ex_html = ""
     if examples:
@@ -816,7 +843,9 @@ def write_report(
     )
     timing_html = ""
     if timings:
-        items = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in timings.items())
+        stages = dict(timings)
+        stages.setdefault("HTML report", time.perf_counter() - t_start)  # this stage too (all but the file write)
+        items = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in stages.items())
         timing_html = f"<h2>Stage times</h2><table>{items}</table>"
     notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     doc = f"""<!DOCTYPE html>
@@ -827,7 +856,9 @@ img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{meta}</p>{notes_html}
 <h2>Results</h2>{table_html}
-<h2>ROC curves</h2><img alt="ROC curves" src="data:image/png;base64,{roc_png}">
+<h2>ROC curves</h2><p>All folds' out-of-fold predictions pooled into one curve per model; the legend gives
+the AUC of that pooled curve, which differs from the table's mean of the per-fold AUCs.</p>
+<img alt="ROC curves" src="data:image/png;base64,{roc_png}">
 {ex_html}{audio_html}{timing_html}
 <p>medfuse {html.escape(mf.__version__)}</p></body></html>
 """

@@ -41,6 +41,8 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..kernels._threads import with_learner_threads
+
 __all__ = ["LEARNERS", "AttentionFusionClassifier", "EarlyFusionClassifier", "LateFusionClassifier", "make_learner"]
 
 LEARNERS = ("svm", "logreg", "rf", "gbdt")
@@ -234,6 +236,7 @@ class EarlyFusionClassifier(_FusionBase):
             parts.append(np.column_stack([(~present[n]).astype(np.float64) for n in self.blocks_]))
         return np.hstack(parts)
 
+    @with_learner_threads
     def fit(self, X: Any, y: Any) -> EarlyFusionClassifier:
         """Fit the block scalers on the patients who have each modality, then the learner."""
         Xa, yi = self._validate_fit(X, y)
@@ -242,6 +245,7 @@ class EarlyFusionClassifier(_FusionBase):
         self.learner_.fit(self._design(Xa), yi)
         return self
 
+    @with_learner_threads
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """Class probabilities, columns in ``classes_`` order."""
         Xa = self._validate_predict(X)
@@ -323,6 +327,7 @@ class LateFusionClassifier(_FusionBase):
             ]
         )
 
+    @with_learner_threads
     def fit(self, X: Any, y: Any) -> LateFusionClassifier:
         """Fit the modality learners (out-of-fold, then on all) and the meta-learner."""
         if isinstance(self.cv, bool) or not isinstance(self.cv, (int, np.integer)) or self.cv < 2:
@@ -386,6 +391,7 @@ class LateFusionClassifier(_FusionBase):
             meta.append(p.astype(np.float64)[:, None])
         return np.hstack(meta)
 
+    @with_learner_threads
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """Class probabilities, columns in ``classes_`` order."""
         Xa = self._validate_predict(X)
@@ -531,6 +537,7 @@ class AttentionFusionClassifier(_FusionBase):
             "bo": np.zeros(n_classes),
         }
 
+    @with_learner_threads
     def fit(self, X: Any, y: Any) -> AttentionFusionClassifier:
         """Fit the block scalers, then the network with Adam and early stopping."""
         self._check_params()
@@ -590,6 +597,7 @@ class AttentionFusionClassifier(_FusionBase):
         self.n_epochs_ = epoch
         return self
 
+    @with_learner_threads
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """Class probabilities, columns in ``classes_`` order."""
         Xa = self._validate_predict(X)
