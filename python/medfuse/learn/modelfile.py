@@ -114,6 +114,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "medfuse.features.text.ReportVectorizer",
     "medfuse.features.text._identity",  # the TF-IDF analyzer: returns its argument
     "medfuse.features.image.ImageFeatureExtractor",
+    "medfuse.features.audio.AudioFeatureExtractor",
     "medfuse.extract.CohortFeatures",
     "gensim.models.keyedvectors.KeyedVectors",  # the report word vectors: arrays + vocabulary dicts
     "gensim.models.fasttext.FastTextKeyedVectors",
