@@ -71,9 +71,8 @@ def _conv2d_backward_op(x: torch.Tensor, weight: torch.Tensor, grad_out: torch.T
                         need: list[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gx, gw, gb = _cnn.conv2d_backward(_np(x), _np(weight), _np(grad_out), stride=stride, padding=padding,
                                       dilation=dilation, groups=groups, need=(need[0], need[1], need[2]))
-    empty = x.new_empty((0,))
-    return (torch.from_numpy(gx) if gx is not None else empty, torch.from_numpy(gw) if gw is not None else empty,
-            torch.from_numpy(gb) if gb is not None else empty)
+    # gradients not asked for come back as (distinct) empty tensors
+    return tuple(torch.from_numpy(a) if a is not None else x.new_empty((0,)) for a in (gx, gw, gb))  # type: ignore[return-value]
 
 
 @_conv2d_backward_op.register_fake
