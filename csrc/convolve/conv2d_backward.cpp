@@ -58,13 +58,14 @@ void run_backward(const Conv2dGradJob<T>& job, int threads) {
     const i64 n_x = job.gx ? job.n * G : 0;
     i64 rows = conv2d_bwd_detail::kRowChunk / job.wo;
     if (rows < 1) rows = 1;
-    const i64 tmp_len = std::min(rows, job.ho) * job.wo;
+    const i64 K = (job.c / G) * taps;
+    const i64 tmp_len = 4 * std::min(rows, job.ho) * job.wo + K * cog;
     // Tasks 0..n_w-1: grad weight/bias blocks; then grad input per (image, group).
     parallel_for(n_w + n_x, threads, [&](i64 t) {
         if (t < n_w) {
             const i64 g = t / wblocks, b = t % wblocks;
             const i64 o0 = g * cog + b * ob, o1 = std::min(g * cog + cog, o0 + ob);
-            std::vector<T> acc(static_cast<std::size_t>((o1 - o0) * taps * conv2d_bwd_detail::kLanes));
+            std::vector<T> acc(static_cast<std::size_t>(taps * job.ho * job.wo + (o1 - o0) * K));
             k.gw(job, o0, o1, acc.data());
         } else {
             const i64 u = t - n_w;

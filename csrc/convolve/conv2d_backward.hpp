@@ -7,11 +7,14 @@
 //   gw[o, c, ky, kx] = sum over (n, ho, wo) of gy[n, o, ho, wo] x[n, c, hi, wi]
 //   gb[o]            = sum over (n, ho, wo) of gy[n, o, ho, wo]
 // Work split: gx by (image, group) (each task owns a disjoint slice of gx),
-// gw/gb by blocks of 4 output channels (each task owns its rows of gw). The
+// gw/gb by blocks of 8 output channels (each task owns its rows of gw). The
 // order of every sum is fixed by the shapes alone, so results are identical
 // for any thread count. The inner loops are written for the compiler's
-// vectorizer (16 independent lanes per dot product, axpy over pixel rows)
-// and compiled once per ISA (conv2d_backward_kernels.hpp).
+// vectorizer and compiled once per ISA (conv2d_backward_kernels.hpp): grad
+// input forms im2col-gradient rows with a 4-tap x 16-pixel register tile
+// summed over output channels, then scatter-adds them; grad weight packs
+// the im2col rows of one (image, input channel) and takes 16-lane dot
+// products over all output pixels, 4 output channels per pass.
 #pragma once
 #include <cstdint>
 
@@ -39,7 +42,7 @@ void conv2d_forward_f64(const Conv2dGradJob<double>& job, int threads);
 
 namespace conv2d_bwd_detail {
 constexpr int kLanes = 16;    // independent partial sums per dot product
-constexpr int kOcBlock = 4;   // output channels per grad-weight task
+constexpr int kOcBlock = 8;   // output channels per grad-weight task
 constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
 }  // namespace conv2d_bwd_detail
 

@@ -16,6 +16,33 @@ inline void valid_cols(i64 wi0, i64 s, i64 W, i64 len, i64& lo, i64& hi) {
     if (lo > hi) lo = hi;
 }
 
+// tmp rows r = 0..nk-1 (length len, rows `len` apart) = sum_o wt[(k0 + r) * cog + o] * gy[o * P + q0 + q]:
+// a 4 x 16 register tile accumulated over o in order.
+template <class T>
+void dcol_rows(const T* wt, const T* gy, i64 cog, i64 P, i64 q0, i64 len, i64 k0, int nk, T* tmp) {
+    constexpr int NK = 4;
+    i64 q = 0;
+    for (; q + LANES <= len; q += LANES) {
+        T acc[NK][LANES] = {};
+        for (i64 o = 0; o < cog; ++o) {
+            const T* g = gy + o * P + q0 + q;
+            for (int r = 0; r < NK; ++r) {
+                const T a = r < nk ? wt[(k0 + r) * cog + o] : T(0);
+                for (int j = 0; j < LANES; ++j) acc[r][j] = acc[r][j] + a * g[j];
+            }
+        }
+        for (int r = 0; r < nk; ++r)
+            for (int j = 0; j < LANES; ++j) tmp[r * len + q + j] = acc[r][j];
+    }
+    for (; q < len; ++q)
+        for (int r = 0; r < nk; ++r) {
+            T acc = T(0);
+            for (i64 o = 0; o < cog; ++o) acc = acc + wt[(k0 + r) * cog + o] * gy[o * P + q0 + q];
+            tmp[r * len + q] = acc;
+        }
+}
+
+// tmp: 4 * min(rows, HO) * WO + K * cog elements (pixel rows, then the transposed weights).
 template <class T>
 void grad_input_impl(const Conv2dGradJob<T>& job, i64 img, i64 g, T* tmp) {
     const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
@@ -27,51 +54,43 @@ void grad_input_impl(const Conv2dGradJob<T>& job, i64 img, i64 g, T* tmp) {
     const T* wg = job.w + g * cog * K;
     i64 rows = conv2d_bwd_detail::kRowChunk / WO;
     if (rows < 1) rows = 1;
+    if (rows > HO) rows = HO;
+    T* wt = tmp + 4 * rows * WO;
+    for (i64 o = 0; o < cog; ++o)
+        for (i64 k = 0; k < K; ++k) wt[k * cog + o] = wg[o * K + k];
     for (i64 r0 = 0; r0 < HO; r0 += rows) {
         const i64 r1 = r0 + rows < HO ? r0 + rows : HO;
         const i64 q0 = r0 * WO, len = (r1 - r0) * WO;
-        for (i64 k = 0; k < K; ++k) {
-            const i64 ci = k / taps, ky = (k % taps) / job.kw, kx = k % job.kw;
-            // tmp = sum_o w[o, k] gy[o, chunk], four channels per pass
-            for (i64 q = 0; q < len; ++q) tmp[q] = T(0);
-            i64 o = 0;
-            for (; o + 4 <= cog; o += 4) {
-                const T a0 = wg[o * K + k], a1 = wg[(o + 1) * K + k], a2 = wg[(o + 2) * K + k],
-                        a3 = wg[(o + 3) * K + k];
-                const T* g0 = gy + o * P + q0;
-                const T* g1 = g0 + P;
-                const T* g2 = g1 + P;
-                const T* g3 = g2 + P;
-                for (i64 q = 0; q < len; ++q) tmp[q] = (((tmp[q] + a0 * g0[q]) + a1 * g1[q]) + a2 * g2[q]) + a3 * g3[q];
-            }
-            for (; o < cog; ++o) {
-                const T a0 = wg[o * K + k];
-                const T* g0 = gy + o * P + q0;
-                for (i64 q = 0; q < len; ++q) tmp[q] = tmp[q] + a0 * g0[q];
-            }
-            // scatter-add into the input plane
-            T* plane = gx + ci * H * W;
-            const i64 wi0 = -job.pw + kx * job.dw;
-            i64 lo, hi;
-            valid_cols(wi0, job.sw, W, WO, lo, hi);
-            for (i64 r = r0; r < r1; ++r) {
-                const i64 hrow = r * job.sh - job.ph + ky * job.dh;
-                if (hrow < 0 || hrow >= H) continue;
-                T* dst = plane + hrow * W;
-                const T* src = tmp + (r - r0) * WO;
-                if (job.sw == 1) {
-                    T* d1 = dst + (wi0 + lo);
-                    const T* s1 = src + lo;
-                    for (i64 t = 0; t < hi - lo; ++t) d1[t] = d1[t] + s1[t];
-                } else {
-                    for (i64 t = lo; t < hi; ++t) dst[wi0 + t * job.sw] = dst[wi0 + t * job.sw] + src[t];
+        for (i64 k0 = 0; k0 < K; k0 += 4) {
+            const int nk = static_cast<int>(K - k0 < 4 ? K - k0 : 4);
+            dcol_rows(wt, gy, cog, P, q0, len, k0, nk, tmp);
+            for (int rr = 0; rr < nk; ++rr) {
+                const i64 k = k0 + rr;
+                const i64 ci = k / taps, ky = (k % taps) / job.kw, kx = k % job.kw;
+                // scatter-add into the input plane
+                T* plane = gx + ci * H * W;
+                const i64 wi0 = -job.pw + kx * job.dw;
+                i64 lo, hi;
+                valid_cols(wi0, job.sw, W, WO, lo, hi);
+                for (i64 r = r0; r < r1; ++r) {
+                    const i64 hrow = r * job.sh - job.ph + ky * job.dh;
+                    if (hrow < 0 || hrow >= H) continue;
+                    T* dst = plane + hrow * W;
+                    const T* src = tmp + rr * len + (r - r0) * WO;
+                    if (job.sw == 1) {
+                        T* d1 = dst + (wi0 + lo);
+                        const T* s1 = src + lo;
+                        for (i64 t = 0; t < hi - lo; ++t) d1[t] = d1[t] + s1[t];
+                    } else {
+                        for (i64 t = lo; t < hi; ++t) dst[wi0 + t * job.sw] = dst[wi0 + t * job.sw] + src[t];
+                    }
                 }
             }
         }
     }
 }
 
-// Output channels [o0, o1) of one group: acc holds (o1 - o0) * taps * LANES partial sums.
+// Output channels [o0, o1) of one group: acc holds taps * P + (o1 - o0) * K scratch values.
 template <class T>
 void grad_weight_impl(const Conv2dGradJob<T>& job, i64 o0, i64 o1, T* acc) {
     const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
@@ -94,51 +113,63 @@ void grad_weight_impl(const Conv2dGradJob<T>& job, i64 o0, i64 o1, T* acc) {
         }
     }
     if (!job.gw) return;
-    for (i64 ci = 0; ci < cg; ++ci) {
-        for (i64 i = 0; i < nb * taps * LANES; ++i) acc[i] = T(0);
-        for (i64 img = 0; img < job.n; ++img) {
+    // acc: the (taps x P) im2col rows of one input channel of one image, then the sums.
+    T* col = acc;
+    T* sums = acc + taps * P;
+    for (i64 i = 0; i < nb * K; ++i) sums[i] = T(0);
+    for (i64 img = 0; img < job.n; ++img) {
+        for (i64 ci = 0; ci < cg; ++ci) {
             const T* plane = job.x + (img * job.c + g * cg + ci) * H * W;
-            for (i64 r = 0; r < HO; ++r) {
-                for (i64 ky = 0; ky < job.kh; ++ky) {
-                    const i64 hrow = r * job.sh - job.ph + ky * job.dh;
-                    if (hrow < 0 || hrow >= H) continue;
-                    const T* xrow = plane + hrow * W;
-                    for (i64 kx = 0; kx < job.kw; ++kx) {
-                        const i64 wi0 = -job.pw + kx * job.dw;
-                        i64 lo, hi;
-                        valid_cols(wi0, job.sw, W, WO, lo, hi);
-                        if (lo >= hi) continue;
-                        // column t of the output row reads x column wi0 + t * sw
-                        const i64 len = hi - lo;
-                        for (i64 ob = 0; ob < nb; ++ob) {
-                            const T* gy = job.gy + (img * job.co + o0 + ob) * P + r * WO + lo;
-                            T* a = acc + (ob * taps + ky * job.kw + kx) * LANES;
-                            i64 t = 0;
-                            if (job.sw == 1) {
-                                const T* xs = xrow + (wi0 + lo);
-                                for (; t + LANES <= len; t += LANES)
-                                    for (int j = 0; j < LANES; ++j) a[j] = a[j] + gy[t + j] * xs[t + j];
-                                for (int j = 0; t < len; ++t, ++j) a[j] = a[j] + gy[t] * xs[t];
-                            } else {
-                                const i64 s = job.sw;
-                                const T* xs = xrow + (wi0 + lo * s);
-                                for (; t + LANES <= len; t += LANES)
-                                    for (int j = 0; j < LANES; ++j) a[j] = a[j] + gy[t + j] * xs[(t + j) * s];
-                                for (int j = 0; t < len; ++t, ++j) a[j] = a[j] + gy[t] * xs[t * s];
-                            }
+            for (i64 ky = 0; ky < job.kh; ++ky)
+                for (i64 kx = 0; kx < job.kw; ++kx) {
+                    T* row = col + (ky * job.kw + kx) * P;
+                    const i64 wi0 = -job.pw + kx * job.dw;
+                    i64 lo, hi;
+                    valid_cols(wi0, job.sw, W, WO, lo, hi);
+                    for (i64 r = 0; r < HO; ++r) {
+                        T* d = row + r * WO;
+                        const i64 hrow = r * job.sh - job.ph + ky * job.dh;
+                        if (hrow < 0 || hrow >= H) {
+                            for (i64 t = 0; t < WO; ++t) d[t] = T(0);
+                            continue;
                         }
+                        const T* xr = plane + hrow * W;
+                        for (i64 t = 0; t < lo; ++t) d[t] = T(0);
+                        if (job.sw == 1) {
+                            for (i64 t = lo; t < hi; ++t) d[t] = xr[wi0 + t];
+                        } else {
+                            for (i64 t = lo; t < hi; ++t) d[t] = xr[wi0 + t * job.sw];
+                        }
+                        for (i64 t = hi; t < WO; ++t) d[t] = T(0);
+                    }
+                }
+            // sums[ob, ci, tap] += one 16-lane dot over P per (image, input channel), in order
+            for (i64 tp = 0; tp < taps; ++tp) {
+                const T* c = col + tp * P;
+                for (i64 ob0 = 0; ob0 < nb; ob0 += 4) {
+                    const int nob = static_cast<int>(nb - ob0 < 4 ? nb - ob0 : 4);
+                    T lane[4][LANES] = {};
+                    const T* gys[4];
+                    for (int u = 0; u < 4; ++u)
+                        gys[u] = job.gy + (img * job.co + o0 + ob0 + (u < nob ? u : 0)) * P;
+                    i64 p = 0;
+                    for (; p + LANES <= P; p += LANES)
+                        for (int u = 0; u < 4; ++u)
+                            for (int j = 0; j < LANES; ++j) lane[u][j] = lane[u][j] + gys[u][p + j] * c[p + j];
+                    for (int j = 0; p < P; ++p, ++j)
+                        for (int u = 0; u < 4; ++u) lane[u][j] = lane[u][j] + gys[u][p] * c[p];
+                    for (int u = 0; u < nob; ++u) {
+                        T s = T(0);
+                        for (int j = 0; j < LANES; ++j) s = s + lane[u][j];
+                        T& dst = sums[(ob0 + u) * K + ci * taps + tp];
+                        dst = dst + s;
                     }
                 }
             }
         }
-        for (i64 ob = 0; ob < nb; ++ob)
-            for (i64 tp = 0; tp < taps; ++tp) {
-                const T* a = acc + (ob * taps + tp) * LANES;
-                T s = T(0);
-                for (int j = 0; j < LANES; ++j) s = s + a[j];
-                job.gw[(o0 + ob) * K + ci * taps + tp] = s;
-            }
     }
+    for (i64 ob = 0; ob < nb; ++ob)
+        for (i64 k = 0; k < K; ++k) job.gw[(o0 + ob) * K + k] = sums[ob * K + k];
 }
 
 }  // namespace

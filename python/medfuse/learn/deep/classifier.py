@@ -327,7 +327,8 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Any) -> npt.NDArray:
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        z = self.decision_function(X)
+        return np.asarray(self.classes_)[(z > 0).astype(int)]
 
     # ---------------------------------------------------------------- state
     def __getstate__(self) -> dict[str, Any]:
