@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sklearn.base import clone  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
 
-import medfuse  # noqa: E402
-from medfuse.learn.deep import DeepFusionClassifier, DeepInputs, prepare_inputs  # noqa: E402
+import medfuse
+from medfuse.learn.deep import DeepFusionClassifier, DeepInputs, prepare_inputs
 
 SMALL = dict(d_model=16, heads=2, layers=1, widths=(4, 8), embedding_dim=8, rnn_hidden=8, max_epochs=20,
              batch_size=16, lr=1e-2, patience=6, word2vec=False)

@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import medfuse  # noqa: E402
-import medfuse.nn as mnn  # noqa: E402
-from medfuse.nn import functional as F  # noqa: E402
+import medfuse
+import medfuse.nn as mnn
+from medfuse.nn import functional as F
 
 CONV_CASES = [  # (x shape, weight shape, stride, padding, dilation, groups)
     ((2, 4, 9, 8), (6, 2, 3, 3), (2, 1), (1, 0), (1, 2), 2),
@@ -71,7 +71,7 @@ def test_attention_opcheck_gradcheck_and_torch():
             qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
             torch.library.opcheck(torch.ops.medfuse.attention.default,
                                   (qf, kf, vf, m if m is None or m.dtype == torch.bool else m.float(), causal, 0.7))
-        assert torch.autograd.gradcheck(lambda q, k, v: F.attention(q, k, v, m), (q, k, v))
+        assert torch.autograd.gradcheck(lambda q, k, v, m=m: F.attention(q, k, v, m), (q, k, v))
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         mf = m if m is None or m.dtype == torch.bool else m.float()
         out = F.attention(qf, kf, vf, mf)
@@ -190,7 +190,7 @@ def test_mha_module_matches_torch(batch_first, kdim):
     o1.sum().backward()
     assert ours.in_proj_bias.grad is not None
     # need_weights=True runs torch's forward (the fused kernel has no weight matrix)
-    o3, w3 = ours(q, kv, kv, need_weights=True)
+    _o3, w3 = ours(q, kv, kv, need_weights=True)
     assert w3 is not None
 
 

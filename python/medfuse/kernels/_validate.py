@@ -242,7 +242,7 @@ def conv2d_args(
     """
     xa = x if isinstance(x, np.ndarray) else np.asarray(x)
     wa = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
-    dt = np.dtype(np.float32)
+    dt: np.dtype[Any] = np.dtype(np.float32)
     if float64 and xa.dtype.newbyteorder("=") == np.float64:
         dt = np.dtype(np.float64)
     for arr, name in ((xa, "x"), (wa, "weight")):

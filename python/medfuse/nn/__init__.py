@@ -23,7 +23,7 @@ from ._torch import require_torch
 
 require_torch("medfuse.nn")
 
-from .functional import attention, conv2d  # noqa: E402
-from .modules import Conv2d, MultiheadAttention  # noqa: E402
+from .functional import attention, conv2d
+from .modules import Conv2d, MultiheadAttention
 
 __all__ = ["Conv2d", "MultiheadAttention", "attention", "conv2d"]

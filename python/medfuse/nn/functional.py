@@ -22,7 +22,6 @@ slower than the float32 kernel.
 # schemas from these annotations.
 import math
 from collections.abc import Sequence
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -33,7 +32,7 @@ from ..kernels import cnn as _cnn
 __all__ = ["attention", "conv2d"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
-IntPair = Union[int, Sequence[int]]
+IntPair = int | Sequence[int]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -43,9 +42,10 @@ def _np(t: torch.Tensor) -> np.ndarray:
 # ---- conv2d -----------------------------------------------------------------
 
 @torch.library.custom_op("medfuse::conv2d", mutates_args=(), device_types="cpu")
-def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: list[int],
+def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
                padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
     b = None if bias is None else _np(bias)
+    y: np.ndarray
     if x.dtype == torch.float64:
         y = _cnn.conv2d_float64(_np(x), _np(weight), b, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups)
@@ -124,7 +124,7 @@ def _same(t: torch.Tensor, ref: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be on x's device ({ref.device}); got {t.device}")
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, stride: IntPair = 1,
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntPair = 1,
            padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1) -> torch.Tensor:
     """``torch.nn.functional.conv2d`` on medfuse's kernels (4D input, zero padding).
 
@@ -166,13 +166,13 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
 
 # ---- attention --------------------------------------------------------------
 
-def _mask_np(mask: Optional[torch.Tensor]) -> Optional[np.ndarray]:
+def _mask_np(mask: torch.Tensor | None) -> np.ndarray | None:
     return None if mask is None else _np(mask)
 
 
 @torch.library.custom_op("medfuse::attention", mutates_args=(), device_types="cpu")
-def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor], causal: bool,
-                  scale: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+                  scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     out, lse = _attn.attention(_np(q), _np(k), _np(v), mask=_mask_np(mask), causal=causal, scale=scale,
                                return_lse=True)
     return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(np.ascontiguousarray(lse))
@@ -190,8 +190,8 @@ def _(q, k, v, mask, causal, scale):
 
 @torch.library.custom_op("medfuse::attention_backward", mutates_args=(), device_types="cpu")
 def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                           grad_out: torch.Tensor, lse: torch.Tensor, mask: Optional[torch.Tensor], causal: bool,
-                           scale: Optional[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           grad_out: torch.Tensor, lse: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+                           scale: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _attn.attention_backward(_np(q), _np(k), _np(v), _np(out), _np(grad_out), _np(lse),
                                           mask=_mask_np(mask), causal=causal, scale=scale)
     return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in (dq, dk, dv))  # type: ignore[return-value]
@@ -220,8 +220,8 @@ def _attention_grad(ctx, grad_out, grad_lse):
 _attention_op.register_autograd(_attention_grad, setup_context=_attention_setup)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None,
-              causal: bool = False, scale: Optional[float] = None) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+              causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """``softmax(q kᵀ · scale + mask) v`` on medfuse's fused kernel, differentiable in q, k, v.
 
     As ``torch.nn.functional.scaled_dot_product_attention(q, k, v,

@@ -25,7 +25,7 @@ class Conv2d(torch.nn.Conv2d):
     than "zeros" and string paddings ("same", "valid") run torch's forward.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(input)
         if input.dim() == 3:  # unbatched (C, H, W), as torch

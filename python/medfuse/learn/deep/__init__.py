@@ -16,7 +16,7 @@ from ...nn._torch import require_torch
 
 require_torch("medfuse.learn.deep")
 
-from .classifier import DeepFusionClassifier  # noqa: E402
-from .inputs import DeepInputs, prepare_inputs  # noqa: E402
+from .classifier import DeepFusionClassifier
+from .inputs import DeepInputs, prepare_inputs
 
 __all__ = ["DeepFusionClassifier", "DeepInputs", "prepare_inputs"]

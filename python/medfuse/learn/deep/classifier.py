@@ -195,7 +195,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         if self.validation_fraction > 0:
             from sklearn.model_selection import train_test_split
 
-            n_val = int(round(self.validation_fraction * len(data)))
+            n_val = round(self.validation_fraction * len(data))
             if n_val >= 2 and min(np.bincount(target.astype(int))) >= 2:
                 idx, val = train_test_split(idx, test_size=n_val, stratify=target, random_state=seed)
                 idx, val = np.sort(idx), np.sort(val)
@@ -214,7 +214,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             self.history_ = self._train(net, data, target, idx, val, seed)
         self.config_ = config
         self.state_dict_ = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-        self.network_ = net
+        self.network_: Any = net
         return self
 
     def _build_vocabulary(self, docs: list[list[str]]) -> dict[str, int]:
