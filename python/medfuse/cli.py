@@ -557,7 +557,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     data = out / "cohort"
-    synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data)
+    written = synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data)  # .truth: the oracle row
     times["write cohort (DICOM, PNG, TXT)"] = time.perf_counter() - t0
     print(f"[1/5] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT)']:.1f} s)")
 
@@ -580,7 +580,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
     t0 = time.perf_counter()
-    ev = cross_validate(res.features, folds=args.folds, seed=args.seed, learner=args.learner, cohort=cohort)
+    ev = cross_validate(res.features, folds=args.folds, seed=args.seed, learner=args.learner, cohort=written)
     times["cross-validate 6 models"] = time.perf_counter() - t0
     print(f"[4/5] {args.folds}-fold cross-validation of every modality and fusion "
           f"({times['cross-validate 6 models']:.1f} s)\n")
