@@ -213,6 +213,14 @@ def _conv2d(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
     return None
 
 
+def _conv2d_backward(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
+    gx, gw, gb = out
+    w = np.asarray(p["weight"])
+    if gx.shape != x.shape or gw.shape != w.shape or gb.shape != (w.shape[0],):
+        return f"gradients {gx.shape}, {gw.shape}, {gb.shape} for x {x.shape}, weight {w.shape}"
+    return None
+
+
 def _attention(x: np.ndarray, p: dict[str, Any], out: Any) -> str | None:
     o = out[0] if isinstance(out, tuple) else out
     if o.shape != x.shape:
@@ -342,6 +350,14 @@ KERNELS: dict[str, Kernel] = {
         dict(weight=lambda x: np.ones((2, x.shape[1] if x.ndim == 4 else 1, 3, 3), np.float32),
              bias=None, stride=1, padding=1, dilation=1, groups=1, activation=None),
         ("f4",), (4,), _conv2d, valid_shape=(2, 3, 16, 12)),
+    "conv2d_backward": Kernel(
+        lambda m, x, p: m.conv2d_backward(x, p["weight"], p["grad_out"], stride=p["stride"], padding=p["padding"],
+                                          dilation=p["dilation"], groups=p["groups"]),
+        dict(weight=lambda x: np.ones((2, x.shape[1] if x.ndim == 4 else 1, 3, 3), np.float32),
+             grad_out=lambda x: np.ones((x.shape[0], 2) + x.shape[2:], np.float32) if x.ndim == 4
+             else np.ones((1,), np.float32),
+             stride=1, padding=1, dilation=1, groups=1),
+        ("f4",), (4,), _conv2d_backward, valid_shape=(2, 3, 16, 12)),
     "attention": Kernel(
         lambda m, x, p: m.attention(x, p["k"], p["v"], mask=p["mask"], causal=p["causal"], scale=p["scale"],
                                     return_lse=p["return_lse"]),

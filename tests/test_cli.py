@@ -358,6 +358,7 @@ def test_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--n", "16", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "best fusion" in out and "stage times" in out
+    assert "oracle (true logit)" in out  # the synthetic cohort's truth, scored on the same folds
     assert (tmp_path / "report.html").stat().st_size > 10_000
     assert (tmp_path / "cohort" / "manifest.csv").is_file()
 

@@ -11,7 +11,7 @@ from typing import Any
 from .kernels._threads import get_learner_threads, get_num_threads, set_learner_threads, set_num_threads
 from .kernels.attention import attention, attention_backward, multi_head_attention
 from .kernels.audio import mel_spectrogram, mfcc, spectrogram, stft
-from .kernels.cnn import conv2d
+from .kernels.cnn import conv2d, conv2d_backward
 from .kernels.contrast import clahe, equalize_hist
 from .kernels.convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .kernels.edges import canny, sobel
@@ -44,6 +44,7 @@ __all__ = [
     "canny",
     "clahe",
     "conv2d",
+    "conv2d_backward",
     "convolve",
     "data",
     "equalize_hist",
@@ -84,7 +85,7 @@ __all__ = [
 # first use (``medfuse.data``, ``medfuse.learn`` ... as attributes) so that
 # `import medfuse` stays fast for users who only call the kernels.
 _LAZY_SUBMODULES = frozenset(
-    {"annotate", "bench", "cli", "data", "extract", "features", "learn", "reference", "segment"}
+    {"annotate", "bench", "cli", "data", "extract", "features", "learn", "nn", "reference", "segment"}
 )
 
 

@@ -94,6 +94,20 @@ def conv2d_f32(
     x: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32] | None,
     sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int, relu: bool, threads: int,
 ) -> npt.NDArray[np.float32]: ...
+def conv2d_f64(
+    x: npt.NDArray[np.float64], weight: npt.NDArray[np.float64], bias: npt.NDArray[np.float64] | None,
+    sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int, threads: int,
+) -> npt.NDArray[np.float64]: ...
+def conv2d_backward_f32(
+    x: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], grad_out: npt.NDArray[np.float32],
+    need_x: bool, need_w: bool, need_b: bool, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int,
+    threads: int,
+) -> tuple[Any, Any, Any]: ...
+def conv2d_backward_f64(
+    x: npt.NDArray[np.float64], weight: npt.NDArray[np.float64], grad_out: npt.NDArray[np.float64],
+    need_x: bool, need_w: bool, need_b: bool, sh: int, sw: int, ph: int, pw: int, dh: int, dw: int, groups: int,
+    threads: int,
+) -> tuple[Any, Any, Any]: ...
 # ---- histogram family (csrc/histogram, register_histogram.cpp) ----
 def hist_keys_u8(x: npt.NDArray[np.uint8], mask: npt.NDArray[np.bool_] | None, lo: int, hi: int, shift: int, threads: int) -> npt.NDArray[np.int64]: ...
 def hist_keys_u16(x: npt.NDArray[np.uint16], mask: npt.NDArray[np.bool_] | None, lo: int, hi: int, shift: int, threads: int) -> npt.NDArray[np.int64]: ...

@@ -232,15 +232,23 @@ def pair(value: object, name: str, *, minimum: int) -> tuple[int, int]:
 
 def conv2d_args(
     x: object, weight: object, bias: object, stride: object, padding: object, dilation: object,
-    groups: object, activation: object,
+    groups: object, activation: object, *, float64: bool = False,
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray | None, tuple[int, int], tuple[int, int],
            tuple[int, int], int, str | None, tuple[int, int]]:
-    """Validate conv2d arguments; returns arrays (C-contiguous, native) and the output size."""
+    """Validate conv2d arguments; returns arrays (C-contiguous, native) and the output size.
+
+    float32 only, unless ``float64``: then x may also be float64 and weight
+    (and bias) must have x's dtype.
+    """
     xa = x if isinstance(x, np.ndarray) else np.asarray(x)
     wa = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
+    dt: np.dtype[Any] = np.dtype(np.float32)
+    if float64 and xa.dtype.newbyteorder("=") == np.float64:
+        dt = np.dtype(np.float64)
     for arr, name in ((xa, "x"), (wa, "weight")):
-        if arr.dtype.newbyteorder("=") != np.float32:
-            raise TypeError(f"{name} must have dtype float32; got {arr.dtype}")
+        if arr.dtype.newbyteorder("=") != dt:
+            want = "float32" if not float64 else f"float32 or float64, the same for x and weight (x is {xa.dtype})"
+            raise TypeError(f"{name} must have dtype {want}; got {arr.dtype}")
         if arr.ndim != 4:
             raise ValueError(f"{name} must be 4-dimensional ({'N, C, H, W' if name == 'x' else 'C_out, C_in/groups, kH, kW'}); got shape {arr.shape}")
         if 0 in arr.shape:
@@ -266,15 +274,15 @@ def conv2d_args(
             f"weight (kernel {kh}x{kw}, dilation {d}) is larger than the padded input "
             f"({h + 2 * p[0]}x{w + 2 * p[1]}): the output would be empty"
         )
+    native = dt.newbyteorder("=")
     ba = None
     if bias is not None:
         ba = bias if isinstance(bias, np.ndarray) else np.asarray(bias)
-        if ba.dtype.newbyteorder("=") != np.float32:
-            raise TypeError(f"bias must have dtype float32; got {ba.dtype}")
+        if ba.dtype.newbyteorder("=") != dt:
+            raise TypeError(f"bias must have dtype {dt.name} (as x); got {ba.dtype}")
         if ba.shape != (co,):
             raise ValueError(f"bias must have shape ({co},); got {ba.shape}")
-        ba = contiguous(ba, dtype=np.dtype(np.float32).newbyteorder("="))
-    native = np.dtype(np.float32).newbyteorder("=")
+        ba = contiguous(ba, dtype=native)
     return (contiguous(xa, dtype=native), contiguous(wa, dtype=native), ba,
             s, p, d, g, activation, (ho, wo))  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from . import _validate as v
 from ._threads import get_num_threads
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "conv2d_backward"]
 
 
 def conv2d(
@@ -59,3 +59,77 @@ def conv2d(
     w_out = (w_ + 2 * p[1] - d[1] * (wa.shape[3] - 1) - 1) // s[1] + 1
     v.check_alloc(4 * n * wa.shape[0] * max(h_out, 0) * max(w_out, 0), "conv2d output")
     return _core.conv2d_f32(xa, wa, ba, s[0], s[1], p[0], p[1], d[0], d[1], g, act == "relu", get_num_threads())
+
+
+def _grad_out(grad_out: npt.ArrayLike, dtype: np.dtype, shape: tuple[int, ...]) -> npt.NDArray:
+    ga = grad_out if isinstance(grad_out, np.ndarray) else np.asarray(grad_out)
+    if ga.dtype.newbyteorder("=") != dtype:
+        raise TypeError(f"grad_out must have x's dtype ({dtype.name}); got {ga.dtype}")
+    if ga.shape != shape:
+        raise ValueError(f"grad_out must have the output's shape {shape}; got {ga.shape}")
+    return v.contiguous(ga, dtype=dtype.newbyteorder("="))
+
+
+def conv2d_backward(
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    grad_out: npt.ArrayLike,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    need: tuple[bool, bool, bool] = (True, True, True),
+) -> tuple[npt.NDArray | None, npt.NDArray | None, npt.NDArray | None]:
+    """Gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv2d` (no activation).
+
+    ``grad_out`` is dL/dy, shape (N, C_out, H_out, W_out). ``x``, ``weight``
+    and ``grad_out`` are all float32 or all float64 (float64 sums in float64;
+    it exists for gradient checks). ``need`` selects which of the three are
+    computed (the others are None). Gradients of a ReLU layer: multiply
+    ``grad_out`` by ``y > 0`` first.
+
+    Each gradient element is one sum in an order fixed by the shapes (16
+    interleaved partial sums per dot product for the weight and bias, rows of
+    output pixels in order for the input), so results are identical for any
+    thread count; they equal torch's autograd to float rounding. NaN and
+    infinities propagate as in IEEE arithmetic.
+    """
+    xa, wa, _, s, p, d, g, _, (ho, wo) = v.conv2d_args(x, weight, None, stride, padding, dilation, groups, None,
+                                                       float64=True)
+    ga = _grad_out(grad_out, xa.dtype, (xa.shape[0], wa.shape[0], ho, wo))
+    if not (isinstance(need, tuple) and len(need) == 3 and all(isinstance(b, bool) for b in need)):
+        raise TypeError(f"need must be a tuple of three bools (input, weight, bias); got {need!r}")
+    from .. import _core
+
+    v.check_alloc(xa.itemsize * (xa.size + wa.size), "conv2d_backward output")
+    fn = _core.conv2d_backward_f32 if xa.dtype == np.float32 else _core.conv2d_backward_f64
+    gx, gw, gb = fn(xa, wa, ga, need[0], need[1], need[2], s[0], s[1], p[0], p[1], d[0], d[1], g,
+                    get_num_threads())
+    return gx, gw, gb
+
+
+def conv2d_float64(
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> npt.NDArray[np.float64]:
+    """:func:`conv2d` in float64 (direct loops, float64 sums; for gradient checks).
+
+    Same arguments and output shape as :func:`conv2d` without ``activation``;
+    x, weight and bias must be float64. Slower than the float32 kernel.
+    """
+    xa = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if xa.dtype.newbyteorder("=") != np.float64:
+        raise TypeError(f"x must have dtype float64; got {xa.dtype}")
+    xa, wa, ba, s, p, d, g, _, (ho, wo) = v.conv2d_args(xa, weight, bias, stride, padding, dilation, groups, None,
+                                                        float64=True)
+    from .. import _core
+
+    v.check_alloc(8 * xa.shape[0] * wa.shape[0] * ho * wo, "conv2d output")
+    return _core.conv2d_f64(xa, wa, ba, s[0], s[1], p[0], p[1], d[0], d[1], g, get_num_threads())

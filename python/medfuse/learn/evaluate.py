@@ -474,7 +474,8 @@ class Evaluation:
     """Results of :func:`cross_validate`.
 
     ``folds``: tidy table, one row per (model, fold, metric): columns model,
-    kind ("single" | "fusion"), modalities, fold, metric, value.
+    kind ("single" | "fusion" | "oracle": the synthetic cohort's true
+    malignancy logit, see :func:`cross_validate`), modalities, fold, metric, value.
     ``table``: one row per model: kind, modalities, ``<metric>_mean``,
     ``<metric>_std`` (across folds, ddof=1), n_folds.
     ``oof``: out-of-fold probability of the positive class per patient and
@@ -529,8 +530,20 @@ def cross_validate(
     fusions: Sequence[str] = FUSIONS,
     modalities: Sequence[str] | None = None,
     report_vectorizer: Any = None,
+    cohort: Any = None,
+    deep: Any = None,
 ) -> Evaluation:
     """Stratified k-fold evaluation of each single modality and each fusion.
+
+    ``cohort`` (optional): the :class:`~medfuse.data.Cohort` the table was
+    extracted from, matched by ``patient_id``. With a synthetic cohort
+    (``cohort.truth`` has ``malignancy_logit``) an "oracle" row scores the
+    true malignancy logit on the same folds (the best any model can do).
+    ``deep``: True or a :class:`medfuse.learn.deep.DeepFusionClassifier`
+    (needs ``cohort`` and the ``deep`` extra) adds a "deep fusion" row,
+    trained on each training fold's raw images and reports; inputs are
+    prepared once (:func:`medfuse.learn.deep.prepare_inputs`). Without torch,
+    ``deep`` raises ImportError naming ``pip install "medfuse[deep]"``.
 
     Every model sees the same folds (``StratifiedKFold(folds, shuffle=True,
     random_state=seed)``), over all patients of the table: a patient missing
@@ -567,6 +580,8 @@ def cross_validate(
         specs += [(f"{f} fusion", "fusion", mods, f) for f in fusions]
     pos = classes[1]
     y = (y_raw == pos).astype(int)
+    extra = _extra_models(frame, cohort, deep, seed)
+    specs += [(name, kind, ms, "extra") for name, kind, ms, _fn in extra]
     oof = {name: np.full(len(frame), np.nan) for name, *_ in specs}
     rows = []
     skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
@@ -575,11 +590,15 @@ def cross_validate(
         design = _Design(mods, vec).fit(train)
         Dtr, blocks = design.transform(train)
         Dte, _b = design.transform(test)
+        extra_fns = {name: fn for name, _k, _m, fn in extra}
         for name, kind, ms, fusion in specs:
-            cols = [c for m in ms for c in blocks.get(m, [])]
-            sub = {m: blocks[m] for m in ms if m in blocks}
-            clf = _classifier(fusion, sub, learner, seed).fit(Dtr[cols], y[tr])
-            p = clf.predict_proba(Dte[cols])[:, 1]
+            if fusion == "extra":
+                p = extra_fns[name](tr, te, y)
+            else:
+                cols = [c for m in ms for c in blocks.get(m, [])]
+                sub = {m: blocks[m] for m in ms if m in blocks}
+                clf = _classifier(fusion, sub, learner, seed).fit(Dtr[cols], y[tr])
+                p = clf.predict_proba(Dte[cols])[:, 1]
             oof[name][te] = p
             pred = (p >= 0.5).astype(int)
             vals = {
@@ -610,6 +629,46 @@ def cross_validate(
     settings = {"folds": int(folds), "seed": int(seed), "learner": str(learner), "modalities": list(mods),
                 "n_patients": len(frame), "class_counts": dict(zip(map(str, classes), counts))}
     return Evaluation(long, table, oof_df, roc, pos, settings)
+
+
+def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int) -> list[tuple[str, str, tuple[str, ...], Any]]:
+    """(name, kind, modalities, fit-and-score function) of the oracle and deep rows."""
+    if cohort is None:
+        if deep is not None and deep is not False:
+            raise ValueError("deep needs the cohort the features were extracted from (cohort=...)")
+        return []
+    if "patient_id" not in frame.columns:
+        raise ValueError("cohort given but features has no patient_id column to match it")
+    ids = [str(p) for p in frame["patient_id"]]
+    out: list[tuple[str, str, tuple[str, ...], Any]] = []
+    truth = getattr(cohort, "truth", None)
+    if truth is not None and "malignancy_logit" in truth.columns:
+        missing = [p for p in ids if p not in truth.index]
+        if missing:
+            raise ValueError(f"cohort.truth lacks {len(missing)} patient(s) of features, e.g. {missing[0]!r}")
+        logit = truth.loc[ids, "malignancy_logit"].to_numpy(np.float64)
+        out.append(("oracle (true logit)", "oracle", ("truth",), lambda tr, te, y: 1.0 / (1.0 + np.exp(-logit[te]))))
+    if deep is None or deep is False:
+        return out
+    from .deep import DeepFusionClassifier, prepare_inputs
+
+    model = DeepFusionClassifier(random_state=seed) if deep is True else deep
+    if not isinstance(model, DeepFusionClassifier):
+        raise TypeError(f"deep must be True or a DeepFusionClassifier; got {type(deep).__name__}")
+    absent = [p for p in ids if p not in cohort]
+    if absent:
+        raise ValueError(f"cohort lacks {len(absent)} patient(s) of features, e.g. {absent[0]!r}")
+    inputs = prepare_inputs([cohort[p] for p in ids], xray_size=model.xray_size, ct_size=model.ct_size,
+                            ct_input=model.ct_input, ct_patch_mm=model.ct_patch_mm, max_tokens=model.max_tokens)
+
+    def fit_score(tr: Any, te: Any, y: Any) -> Any:
+        from sklearn.base import clone
+
+        m = clone(model).fit(inputs.subset(tr), y[tr])
+        return m.predict_proba(inputs.subset(te))[:, 1]
+
+    out.append(("deep fusion", "fusion", tuple(m for m in MODALITIES), fit_score))
+    return out
 
 
 # ------------------------------------------------------------------ report

@@ -206,6 +206,7 @@ _KINDS: dict[str, ModelKind] = {}
 # name taken from the file). Add a line when a new kind lands.
 _KIND_MODULES: dict[str, str] = {
     "multimodal": "medfuse.learn.evaluate",
+    "deep-fusion": "medfuse.learn.deep.classifier",
 }
 
 
@@ -230,7 +231,10 @@ def register_kind(
 
 def _kind_of(obj: Any) -> ModelKind:
     for mod in _KIND_MODULES.values():
-        importlib.import_module(mod)
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # an optional kind (the deep models without torch): its objects cannot exist here
+            continue
     for kind in _KINDS.values():
         if isinstance(obj, kind.cls):
             return kind

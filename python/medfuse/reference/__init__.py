@@ -6,7 +6,7 @@ benchmarks: readable first, fast enough for hypothesis-sized inputs.
 
 from .attention import attention, attention_backward, multi_head_attention
 from .audio import mel_spectrogram, mfcc, spectrogram, stft
-from .cnn import conv2d
+from .cnn import conv2d, conv2d_backward
 from .contrast import clahe, equalize_hist
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
 from .edges import canny, sobel
@@ -34,6 +34,7 @@ __all__ = [
     "canny",
     "clahe",
     "conv2d",
+    "conv2d_backward",
     "convolve",
     "equalize_hist",
     "fill_holes",

@@ -1,0 +1,181 @@
+// conv2d gradients: task split, scratch, ISA choice (see conv2d_backward.hpp).
+#include "convolve/conv2d_backward.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "common/cpu.hpp"
+#include "convolve/conv2d.hpp"
+#include "common/parallel.hpp"
+
+namespace medfuse {
+namespace baseline {
+#include "convolve/conv2d_backward_kernels.hpp"
+}  // namespace baseline
+
+namespace {
+
+using i64 = std::int64_t;
+
+template <class T>
+struct Paths {
+    void (*gin)(const Conv2dGradJob<T>&, i64, i64, T*);
+    void (*gw)(const Conv2dGradJob<T>&, i64, i64, T*);
+};
+
+template <class T>
+Paths<T> pick() {
+    using GI = void (*)(const Conv2dGradJob<T>&, i64, i64, T*);
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            return {static_cast<GI>(&avx512::conv2d_grad_input), static_cast<GI>(&avx512::conv2d_grad_weight)};
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            return {static_cast<GI>(&avx2::conv2d_grad_input), static_cast<GI>(&avx2::conv2d_grad_weight)};
+#endif
+        default:
+            return {static_cast<GI>(&baseline::conv2d_grad_input), static_cast<GI>(&baseline::conv2d_grad_weight)};
+    }
+}
+
+template <class T>
+void check(const Conv2dGradJob<T>& job) {
+    if (job.groups < 1 || job.c % job.groups || job.co % job.groups)
+        throw std::invalid_argument("conv2d_backward: groups must divide the channels");
+}
+
+template <class T>
+void run_backward(const Conv2dGradJob<T>& job, int threads) {
+    check(job);
+    const Paths<T> k = pick<T>();
+    const i64 G = job.groups, cog = job.co / G, taps = job.kh * job.kw;
+    const i64 ob = conv2d_bwd_detail::kOcBlock;
+    const i64 wblocks = (cog + ob - 1) / ob;  // per group
+    const i64 n_w = (job.gw || job.gb) ? G * wblocks : 0;
+    const i64 n_x = job.gx ? job.n * G : 0;
+    i64 rows = conv2d_bwd_detail::kRowChunk / job.wo;
+    if (rows < 1) rows = 1;
+    const i64 K = (job.c / G) * taps;
+    const i64 tmp_len = 4 * std::min(rows, job.ho) * job.wo + K * cog;
+    // Tasks 0..n_w-1: grad weight/bias blocks; then grad input per (image, group).
+    parallel_for(n_w + n_x, threads, [&](i64 t) {
+        if (t < n_w) {
+            const i64 g = t / wblocks, b = t % wblocks;
+            const i64 o0 = g * cog + b * ob, o1 = std::min(g * cog + cog, o0 + ob);
+            std::vector<T> acc(static_cast<std::size_t>(taps * job.ho * job.wo + (o1 - o0) * K));
+            k.gw(job, o0, o1, acc.data());
+        } else {
+            const i64 u = t - n_w;
+            std::vector<T> tmp(static_cast<std::size_t>(tmp_len));
+            k.gin(job, u / G, u % G, tmp.data());
+        }
+    });
+}
+
+}  // namespace
+
+// float32: both gradients as forward convolutions on the packed-GEMM kernel
+// (conv2d.hpp), which is far faster than the direct loops for wide layers.
+//   grad x (stride 1, padding <= dilation * (k - 1)): the "full" correlation of
+//     grad_out with the flipped, transposed weights (groups kept).
+//   grad w: for each group, grad_out (C_out/g x pixels) times the transposed
+//     im2col matrix of x (pixels x C_in/g*kh*kw), run as a 1x1 convolution;
+//     images in chunks (at most 2**22 im2col values), partial sums added in order.
+// Every output is still one accumulation chain in an order fixed by the
+// shapes, so results are identical for any thread count.
+void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
+    check(job);
+    const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const i64 kh = job.kh, kw = job.kw, H = job.h, W = job.wd, HO = job.ho, WO = job.wo, N = job.n;
+    const i64 pth = job.dh * (kh - 1) - job.ph, ptw = job.dw * (kw - 1) - job.pw;
+    const bool gemm_x = job.gx && job.sh == 1 && job.sw == 1 && pth >= 0 && ptw >= 0;
+    Conv2dGradJob<float> rest = job;
+    if (gemm_x) {
+        rest.gx = nullptr;
+        std::vector<float> wt(static_cast<std::size_t>(job.c * cog * kh * kw));
+        for (i64 g = 0; g < G; ++g)
+            for (i64 o = 0; o < cog; ++o)
+                for (i64 c = 0; c < cg; ++c)
+                    for (i64 y = 0; y < kh; ++y)
+                        for (i64 x = 0; x < kw; ++x)
+                            wt[static_cast<std::size_t>((((g * cg + c) * cog + o) * kh + (kh - 1 - y)) * kw + (kw - 1 - x))] =
+                                job.w[(((g * cog + o) * cg + c) * kh + y) * kw + x];
+        Conv2dJob f;
+        f.x = job.gy; f.w = wt.data(); f.bias = nullptr; f.y = job.gx;
+        f.n = N; f.c = job.co; f.h = HO; f.wd = WO;
+        f.co = job.c; f.kh = kh; f.kw = kw;
+        f.sh = 1; f.sw = 1; f.ph = pth; f.pw = ptw; f.dh = job.dh; f.dw = job.dw;
+        f.groups = G; f.ho = H; f.wo = W; f.relu = false;
+        conv2d_f32(f, threads);
+    }
+    if (job.gw) {
+        rest.gw = nullptr;
+        // Per group and chunk of images: gw_chunk (cog x Kx) = gy (cog x nc*P) * colT (nc*P x Kx), a 1x1
+        // convolution whose input channels are the (image, pixel) pairs; chunks are summed in order.
+        const i64 P = HO * WO, taps = kh * kw, Kx = cg * taps;
+        const i64 per = std::max<i64>(1, (i64(1) << 22) / std::max<i64>(P * Kx, 1));
+        std::vector<float> colT, gt, part(static_cast<std::size_t>(cog * Kx));
+        for (i64 g = 0; g < G; ++g) {
+            float* gw = job.gw + g * cog * Kx;
+            for (i64 n0 = 0; n0 < N; n0 += per) {
+                const i64 nc = std::min(per, N - n0);
+                colT.assign(static_cast<std::size_t>(nc * P * Kx), 0.f);
+                gt.resize(static_cast<std::size_t>(cog * nc * P));
+                for (i64 n = 0; n < nc; ++n) {
+                    for (i64 o = 0; o < cog; ++o)
+                        std::copy(job.gy + ((n0 + n) * job.co + g * cog + o) * P,
+                                  job.gy + ((n0 + n) * job.co + g * cog + o + 1) * P,
+                                  gt.begin() + (o * nc + n) * P);
+                    for (i64 c = 0; c < cg; ++c) {
+                        const float* plane = job.x + ((n0 + n) * job.c + g * cg + c) * H * W;
+                        for (i64 y = 0; y < kh; ++y)
+                            for (i64 x = 0; x < kw; ++x) {
+                                const i64 k = (c * kh + y) * kw + x;
+                                for (i64 r = 0; r < HO; ++r) {
+                                    const i64 hi = r * job.sh - job.ph + y * job.dh;
+                                    if (hi < 0 || hi >= H) continue;
+                                    for (i64 t = 0; t < WO; ++t) {
+                                        const i64 wi = t * job.sw - job.pw + x * job.dw;
+                                        if (wi < 0 || wi >= W) continue;
+                                        colT[static_cast<std::size_t>(((n * P) + r * WO + t) * Kx + k)] = plane[hi * W + wi];
+                                    }
+                                }
+                            }
+                    }
+                }
+                Conv2dJob f;
+                f.x = colT.data(); f.w = gt.data(); f.bias = nullptr; f.y = n0 == 0 ? gw : part.data();
+                f.n = 1; f.c = nc * P; f.h = 1; f.wd = Kx;
+                f.co = cog; f.kh = 1; f.kw = 1;
+                f.groups = 1; f.ho = 1; f.wo = Kx; f.relu = false;
+                conv2d_f32(f, threads);
+                if (n0 > 0)
+                    for (i64 i = 0; i < cog * Kx; ++i) gw[i] = gw[i] + part[static_cast<std::size_t>(i)];
+            }
+        }
+    }
+    if (rest.gx || rest.gb) run_backward(rest, threads);
+}
+void conv2d_backward_f64(const Conv2dGradJob<double>& job, int threads) { run_backward(job, threads); }
+
+void conv2d_forward_f64(const Conv2dGradJob<double>& job, int threads) {
+    check(job);
+    using F = void (*)(const Conv2dGradJob<double>&, i64, i64);
+    F f = &baseline::conv2d_forward_direct;
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512: f = &avx512::conv2d_forward_direct; break;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2: f = &avx2::conv2d_forward_direct; break;
+#endif
+        default: break;
+    }
+    parallel_for(job.n * job.co, threads, [&](i64 t) { f(job, t / job.co, t % job.co); });
+}
+
+}  // namespace medfuse

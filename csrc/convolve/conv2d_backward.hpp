@@ -1,0 +1,63 @@
+// Gradients of the CNN layer y = W * x + b (NCHW, as torch.nn.functional.conv2d:
+// cross-correlation, zero padding, stride, dilation, groups), and a direct
+// float64 forward pass (the float32 forward is the packed GEMM of conv2d.hpp).
+//
+// Pure C++17, no Python. Given gy = dL/dy:
+//   gx[n, c, hi, wi] = sum over (o, ky, kx, ho, wo) hitting (hi, wi) of w[o, c, ky, kx] gy[n, o, ho, wo]
+//   gw[o, c, ky, kx] = sum over (n, ho, wo) of gy[n, o, ho, wo] x[n, c, hi, wi]
+//   gb[o]            = sum over (n, ho, wo) of gy[n, o, ho, wo]
+// Work split: gx by (image, group) (each task owns a disjoint slice of gx),
+// gw/gb by blocks of 8 output channels (each task owns its rows of gw). The
+// order of every sum is fixed by the shapes alone, so results are identical
+// for any thread count. The inner loops are written for the compiler's
+// vectorizer and compiled once per ISA (conv2d_backward_kernels.hpp): grad
+// input forms im2col-gradient rows with a 4-tap x 16-pixel register tile
+// summed over output channels, then scatter-adds them; grad weight packs
+// the im2col rows of one (image, input channel) and takes 16-lane dot
+// products over all output pixels, 4 output channels per pass.
+#pragma once
+#include <cstdint>
+
+namespace medfuse {
+
+template <class T>
+struct Conv2dGradJob {
+    const T* x = nullptr;   // (n, c, h, w)
+    const T* w = nullptr;   // (co, c / groups, kh, kw)
+    const T* gy = nullptr;  // (n, co, ho, wo); for the forward: the bias (co) or null
+    T* gx = nullptr;        // (n, c, h, w) or null; for the forward: y (n, co, ho, wo)
+    T* gw = nullptr;        // (co, c / groups, kh, kw) or null
+    T* gb = nullptr;        // (co) or null
+    std::int64_t n = 0, c = 0, h = 0, wd = 0;
+    std::int64_t co = 0, kh = 0, kw = 0;
+    std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    std::int64_t groups = 1;
+    std::int64_t ho = 0, wo = 0;
+};
+
+void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads);
+void conv2d_backward_f64(const Conv2dGradJob<double>& job, int threads);
+// Direct forward in float64: y = job.gx, bias = job.gy (may be null).
+void conv2d_forward_f64(const Conv2dGradJob<double>& job, int threads);
+
+namespace conv2d_bwd_detail {
+constexpr int kLanes = 16;    // independent partial sums per dot product
+constexpr int kOcBlock = 8;   // output channels per grad-weight task
+constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
+}  // namespace conv2d_bwd_detail
+
+// ---- per-ISA entry points (conv2d_backward_kernels.hpp compiled per ISA) ----
+#define MEDFUSE_DECLARE_ISA(ns)                                                                       \
+    namespace ns {                                                                                    \
+    void conv2d_grad_input(const Conv2dGradJob<float>& job, std::int64_t img, std::int64_t g, float* tmp);   \
+    void conv2d_grad_input(const Conv2dGradJob<double>& job, std::int64_t img, std::int64_t g, double* tmp); \
+    void conv2d_grad_weight(const Conv2dGradJob<float>& job, std::int64_t o0, std::int64_t o1, float* acc);  \
+    void conv2d_grad_weight(const Conv2dGradJob<double>& job, std::int64_t o0, std::int64_t o1, double* acc); \
+    void conv2d_forward_direct(const Conv2dGradJob<double>& job, std::int64_t img, std::int64_t o);    \
+    }
+MEDFUSE_DECLARE_ISA(baseline)
+MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
+#undef MEDFUSE_DECLARE_ISA
+
+}  // namespace medfuse

@@ -1,0 +1,10 @@
+// conv2d gradient loops for the avx2 path (built with its own -m flags).
+#include <cstdint>
+
+#include "convolve/conv2d_backward.hpp"
+
+namespace medfuse {
+namespace avx2 {
+#include "convolve/conv2d_backward_kernels.hpp"
+}  // namespace avx2
+}  // namespace medfuse

@@ -1,0 +1,406 @@
+"""DeepFusionClassifier: CNN + RNN encoders and attention fusion, trained end to end.
+
+Input (``fit`` / ``predict_proba``): a :class:`~medfuse.data.Cohort`, a
+sequence of :class:`~medfuse.data.PatientRecord`, or a
+:class:`~medfuse.learn.deep.DeepInputs` from
+:func:`~medfuse.learn.deep.prepare_inputs` (prepare a cohort once, then
+slice it per fold: ``inputs.subset(idx)``). ``y`` defaults to the cohort's
+labels. Binary labels only.
+
+Behaviour with missing data (documented, tested): a patient missing some
+modalities is trained on and predicted (absent modality tokens are masked
+out of the attention); a patient with none is scored by the learned prior
+(the [CLS] token alone); a modality absent from every patient only leaves
+its encoder untrained. Labels with one class raise ValueError.
+
+The fitted model is ``config_`` (a JSON-able dict) plus ``state_dict_``
+(name -> NumPy array); pickling stores exactly those (no torch objects), so
+the model can move to a safetensors file as is.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from ...nn._torch import require_torch
+from .inputs import DeepInputs, prepare_inputs
+
+__all__ = ["DeepFusionClassifier"]
+
+_PAD, _UNK = "<pad>", "<unk>"
+
+
+class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Deep multimodal classifier (see the module doc and :mod:`medfuse.learn.deep.network`).
+
+    Parameters
+    ----------
+    d_model, heads, layers : fusion transformer width, heads, depth.
+    widths : channels of the 3 stride-2 convolutions of each image encoder.
+    embedding_dim, rnn_hidden, rnn : report encoder ("gru" or "lstm").
+    word2vec : initialise the embeddings from a Word2Vec model trained on
+        the training reports (gensim, ``embedding_dim`` wide); else random.
+    min_count : tokens seen fewer times in training become ``<unk>``.
+    ops : "medfuse" (medfuse's conv2d / attention operators) or "torch".
+    max_epochs, batch_size, lr, weight_decay : Adam training.
+    validation_fraction, patience : early stopping on the validation loss
+        of a stratified split of the training patients; the best epoch's
+        weights are kept. ``validation_fraction=0`` trains ``max_epochs``.
+    xray_size, ct_size, ct_input, ct_patch_mm, max_tokens : input
+        preparation (:func:`~medfuse.learn.deep.prepare_inputs`), used when
+        X is not already a DeepInputs.
+    random_state : seed (torch, the split, Word2Vec). Results are identical
+        for a seed and a thread count; torch uses
+        :func:`medfuse.get_num_threads` threads during fit/predict.
+    verbose : 1 shows a tqdm bar over epochs; 0 is silent.
+    """
+
+    def __init__(
+        self,
+        *,
+        d_model: int = 32,
+        heads: int = 4,
+        layers: int = 2,
+        widths: tuple[int, ...] = (8, 16, 32),
+        embedding_dim: int = 32,
+        rnn_hidden: int = 32,
+        rnn: str = "gru",
+        word2vec: bool = True,
+        min_count: int = 1,
+        ops: str = "medfuse",
+        max_epochs: int = 60,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        validation_fraction: float = 0.2,
+        patience: int = 10,
+        xray_size: int = 64,
+        ct_size: int = 32,
+        ct_input: str = "nodule",
+        ct_patch_mm: float = 48.0,
+        max_tokens: int = 96,
+        random_state: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        self.d_model = d_model
+        self.heads = heads
+        self.layers = layers
+        self.widths = widths
+        self.embedding_dim = embedding_dim
+        self.rnn_hidden = rnn_hidden
+        self.rnn = rnn
+        self.word2vec = word2vec
+        self.min_count = min_count
+        self.ops = ops
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.xray_size = xray_size
+        self.ct_size = ct_size
+        self.ct_input = ct_input
+        self.ct_patch_mm = ct_patch_mm
+        self.max_tokens = max_tokens
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- checks
+    def _check_params(self) -> None:
+        ints = dict(d_model=1, heads=1, layers=0, embedding_dim=1, rnn_hidden=1, min_count=1, max_epochs=1,
+                    batch_size=1, patience=1)
+        for name, lo in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
+        if self.d_model % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
+        if not self.widths or not all(isinstance(w, (int, np.integer)) and w >= 1 for w in self.widths):
+            raise ValueError(f"widths must be a non-empty sequence of positive integers; got {self.widths!r}")
+        if self.rnn not in ("gru", "lstm"):
+            raise ValueError(f"rnn must be 'gru' or 'lstm'; got {self.rnn!r}")
+        if self.ops not in ("medfuse", "torch"):
+            raise ValueError(f"ops must be 'medfuse' or 'torch'; got {self.ops!r}")
+        for name in ("lr", "weight_decay"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number; got {v!r}")
+        vf = self.validation_fraction
+        if not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1); got {vf!r}")
+
+    def _inputs(self, X: Any) -> DeepInputs:
+        if isinstance(X, DeepInputs):
+            return X
+        return prepare_inputs(X, xray_size=self.xray_size, ct_size=self.ct_size, ct_input=self.ct_input,
+                              ct_patch_mm=self.ct_patch_mm, max_tokens=self.max_tokens)
+
+    # ---------------------------------------------------------------- tensors
+    def _batch_tensors(self, data: DeepInputs, idx: npt.NDArray[np.int64]) -> tuple[Any, ...]:
+        import torch
+
+        vocab = self.vocabulary_
+        unk = vocab[_UNK]
+        seqs = [[vocab.get(t, unk) for t in data.tokens[i]] for i in idx]
+        length = max(1, max((len(s) for s in seqs), default=1))
+        ids = np.zeros((len(idx), length), np.int64)
+        for j, s in enumerate(seqs):
+            ids[j, :len(s)] = s
+        lengths = np.array([len(s) for s in seqs], np.int64)
+        return (torch.from_numpy(data.ct[idx]), torch.from_numpy(data.xray[idx]), torch.from_numpy(ids),
+                torch.from_numpy(lengths), torch.from_numpy(data.present[idx].copy()))
+
+    def _threads(self) -> Any:
+        import contextlib
+
+        import medfuse
+
+        torch = require_torch("DeepFusionClassifier")
+
+        @contextlib.contextmanager
+        def ctx() -> Any:
+            old = torch.get_num_threads()
+            torch.set_num_threads(medfuse.get_num_threads())
+            try:
+                yield
+            finally:
+                torch.set_num_threads(old)
+
+        return ctx()
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> DeepFusionClassifier:
+        torch = require_torch("DeepFusionClassifier")
+        self._check_params()
+        data = self._inputs(X)
+        yv = data.labels if y is None else np.asarray(y)
+        if yv is None:
+            raise ValueError("y is required: X has no labels")
+        if len(yv) != len(data):
+            raise ValueError(f"y has {len(yv)} labels for {len(data)} patients")
+        classes = np.unique(yv)
+        if len(classes) != 2:
+            raise ValueError(f"y must have exactly 2 classes; got {len(classes)}: {list(classes)[:5]}")
+        self.classes_ = classes
+        target = (yv == classes[1]).astype(np.float32)
+        seed = int(self.random_state)
+        idx = np.arange(len(data))
+        val = np.zeros(0, np.int64)
+        if self.validation_fraction > 0:
+            from sklearn.model_selection import train_test_split
+
+            n_val = round(self.validation_fraction * len(data))
+            if n_val >= 2 and min(np.bincount(target.astype(int))) >= 2:
+                idx, val = train_test_split(idx, test_size=n_val, stratify=target, random_state=seed)
+                idx, val = np.sort(idx), np.sort(val)
+        self.vocabulary_ = self._build_vocabulary([data.tokens[i] for i in idx])
+        config = dict(d_model=int(self.d_model), heads=int(self.heads), layers=int(self.layers),
+                      widths=[int(w) for w in self.widths], embedding_dim=int(self.embedding_dim),
+                      rnn_hidden=int(self.rnn_hidden), rnn=self.rnn, ops=self.ops,
+                      vocab_size=len(self.vocabulary_), inputs=dict(data.settings))
+        from .network import build_network
+
+        with self._threads():
+            torch.manual_seed(seed)
+            net = build_network(config)
+            if self.word2vec:
+                self._init_embeddings(net, [data.tokens[i] for i in idx])
+            self.history_ = self._train(net, data, target, idx, val, seed)
+        self.config_ = config
+        self.state_dict_ = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+        self.network_: Any = net
+        return self
+
+    def _build_vocabulary(self, docs: list[list[str]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in docs:
+            for t in d:
+                counts[t] = counts.get(t, 0) + 1
+        keep = sorted(t for t, c in counts.items() if c >= self.min_count)
+        return {_PAD: 0, _UNK: 1, **{t: i + 2 for i, t in enumerate(keep)}}
+
+    def _init_embeddings(self, net: Any, docs: list[list[str]]) -> None:
+        import torch
+        from gensim.models import Word2Vec
+
+        from ...features.text import _stable_hash
+
+        sentences = [d for d in docs if d]
+        if not sentences:
+            return
+        wv = Word2Vec(sentences=sentences, vector_size=int(self.embedding_dim), window=5, min_count=1, workers=1,
+                      seed=int(self.random_state), epochs=20, hashfxn=_stable_hash).wv
+        w = net.report.embedding.weight.detach().clone()
+        for tok, i in self.vocabulary_.items():
+            if tok in wv:
+                vec = np.asarray(wv[tok], np.float32)
+                w[i] = torch.from_numpy(vec / max(float(np.linalg.norm(vec)), 1e-6))
+        with torch.no_grad():
+            net.report.embedding.weight.copy_(w)
+
+    def _loss(self, net: Any, data: DeepInputs, target: npt.NDArray[np.float32], idx: npt.NDArray[np.int64]) -> float:
+        import torch
+
+        net.eval()
+        with torch.no_grad():
+            logits = torch.cat([net(*self._batch_tensors(data, idx[s:s + 256])) for s in range(0, len(idx), 256)])
+            return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(target[idx])))
+
+    def _train(self, net: Any, data: DeepInputs, target: npt.NDArray[np.float32], idx: npt.NDArray[np.int64],
+               val: npt.NDArray[np.int64], seed: int) -> list[dict[str, float]]:
+        import torch
+
+        opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
+        rng = np.random.default_rng(seed)
+        history: list[dict[str, float]] = []
+        best, best_state, bad = np.inf, None, 0
+        epochs: Any = range(int(self.max_epochs))
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="DeepFusionClassifier", unit="epoch")
+        tt = torch.from_numpy(target)
+        for ep in epochs:
+            net.train()
+            order = rng.permutation(idx)
+            total = 0.0
+            for s in range(0, len(order), int(self.batch_size)):
+                b = np.sort(order[s:s + int(self.batch_size)])
+                logits = net(*self._batch_tensors(data, b))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, tt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(b)
+            rec = {"epoch": float(ep), "train_loss": total / max(len(idx), 1)}
+            if len(val):
+                rec["val_loss"] = self._loss(net, data, target, val)
+                if rec["val_loss"] < best - 1e-4:
+                    best, bad = rec["val_loss"], 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad += 1
+            history.append(rec)
+            if self.verbose and hasattr(epochs, "set_postfix"):
+                epochs.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
+            if len(val) and bad >= int(self.patience):
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        return history
+
+    # ---------------------------------------------------------------- predict
+    def _network(self) -> Any:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "state_dict_")
+        if getattr(self, "network_", None) is None:
+            torch = require_torch("DeepFusionClassifier")
+            from .network import build_network
+
+            net = build_network(self.config_)
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_dict_.items()})
+            net.eval()
+            self.network_ = net
+        return self.network_
+
+    def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
+        import torch
+
+        net = self._network()
+        data = self._inputs(X)
+        idx = np.arange(len(data))
+        with self._threads(), torch.no_grad():
+            out = [net(*self._batch_tensors(data, idx[s:s + 256])) for s in range(0, len(idx), 256)]
+        return torch.cat(out).double().numpy()
+
+    def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        z = self.decision_function(X)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> npt.NDArray:
+        z = self.decision_function(X)
+        return np.asarray(self.classes_)[(z > 0).astype(int)]
+
+    # ---------------------------------------------------------------- state
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("network_", None)  # rebuilt from config_ + state_dict_ on first use
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.network_ = None
+
+
+# ---------------------------------------------------------------- model files
+def _to_parts(model: DeepFusionClassifier) -> Any:
+    """Config, vocabulary and history as JSON; the weights as named arrays (safetensors)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from ..modelfile import ModelParts
+
+    check_is_fitted(model, "state_dict_")
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
+    config = {
+        "params": params,
+        "network": model.config_,
+        "classes": np.asarray(model.classes_).tolist(),
+        "vocabulary": model.vocabulary_,
+        "history": model.history_,
+        "weights": sorted(model.state_dict_),
+    }
+    arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in model.state_dict_.items()}
+    return ModelParts(config=config, arrays=arrays)
+
+
+def _from_parts(parts: Any) -> DeepFusionClassifier:
+    """Rebuild the classifier; the network is built from the config and must accept the weights."""
+    import torch
+
+    from .network import build_network
+
+    cfg = parts.config
+    params = {k: tuple(v) if k == "widths" else v for k, v in cfg["params"].items()}
+    model = DeepFusionClassifier(**params)
+    model.classes_ = np.asarray(cfg["classes"])
+    model.vocabulary_ = {str(k): int(v) for k, v in cfg["vocabulary"].items()}
+    model.history_ = cfg["history"]
+    model.config_ = cfg["network"]
+    names = list(cfg["weights"])
+    missing = [n for n in names if f"state.{n}" not in parts.arrays]
+    if missing:
+        raise ValueError(f"weights missing from the file: {', '.join(missing[:5])}")
+    state = {n: np.asarray(parts.arrays[f"state.{n}"]) for n in names}
+    net = build_network(model.config_)
+    try:
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    except RuntimeError as err:  # shape mismatch between the weights and the config
+        raise ValueError(f"the weights do not fit the network config: {err}") from None
+    model.state_dict_ = state
+    model.network_ = None
+    return model
+
+
+def _register() -> None:
+    from ..modelfile import register_kind
+
+    register_kind(
+        "deep-fusion",
+        DeepFusionClassifier,
+        to_parts=_to_parts,
+        from_parts=_from_parts,
+        card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
+                                  "layers": int(m.layers), "epochs": len(m.history_)}},
+    )
+
+
+_register()

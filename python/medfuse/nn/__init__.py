@@ -1,0 +1,29 @@
+"""PyTorch operators and layers backed by medfuse's C++ kernels (the ``deep`` extra).
+
+Importing this package imports torch; without it the import raises an
+ImportError naming ``pip install "medfuse[deep]"``. ``import medfuse`` never
+imports this package.
+
+- :func:`conv2d` / :func:`attention`: functional forms of the custom
+  operators ``torch.ops.medfuse.conv2d`` and ``torch.ops.medfuse.attention``
+  (``torch.library.custom_op`` with fake kernels and autograd: the backward
+  passes run medfuse's C++ gradient kernels ``conv2d_backward`` and
+  ``attention_backward``).
+- :class:`Conv2d` and :class:`MultiheadAttention`: drop-in ``torch.nn``
+  modules with torch's parameter names and layouts.
+
+CPU float32 and float64 tensors run medfuse's kernels; any other device
+(CUDA, meta, ...) or floating dtype (float16, bfloat16) goes to torch's own
+operator, so the modules work everywhere torch does.
+"""
+
+from __future__ import annotations
+
+from ._torch import require_torch
+
+require_torch("medfuse.nn")
+
+from .functional import attention, conv2d
+from .modules import Conv2d, MultiheadAttention
+
+__all__ = ["Conv2d", "MultiheadAttention", "attention", "conv2d"]

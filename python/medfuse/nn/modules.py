@@ -1,0 +1,123 @@
+"""Drop-in ``torch.nn`` layers running medfuse's operators.
+
+:class:`Conv2d` and :class:`MultiheadAttention` subclass torch's modules, so
+parameter names, shapes, initialisation and ``state_dict`` layout are
+torch's: ``load_state_dict`` works in both directions. Configurations the
+medfuse operators do not cover run torch's own ``forward`` (listed in each
+class).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .functional import _KERNEL_DTYPES, attention, conv2d
+
+__all__ = ["Conv2d", "MultiheadAttention"]
+
+
+class Conv2d(torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` whose forward pass is ``medfuse::conv2d``.
+
+    Same constructor and parameters as torch's layer. ``padding_mode`` other
+    than "zeros" and string paddings ("same", "valid") run torch's forward.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(input)
+        if input.dim() == 3:  # unbatched (C, H, W), as torch
+            return self.forward(input.unsqueeze(0)).squeeze(0)
+        return conv2d(input, self.weight, self.bias, tuple(self.stride), tuple(self.padding),  # type: ignore[arg-type]
+                      tuple(self.dilation), self.groups)
+
+
+class MultiheadAttention(torch.nn.MultiheadAttention):
+    """``torch.nn.MultiheadAttention`` whose attention runs ``medfuse::attention``.
+
+    Same constructor, parameters and call signature as torch's module. The
+    medfuse operator is used when ``need_weights=False`` (the fused kernel
+    never forms the attention matrix, so it cannot return it), there is no
+    ``bias_k``/``bias_v``/``add_zero_attn``, dropout is inactive (eval mode or
+    ``dropout=0``) and the inputs are CPU float32/float64; otherwise torch's
+    forward runs. Returns ``(output, None)`` on the medfuse path. Masks
+    follow torch: bool ``attn_mask``/``key_padding_mask`` entries that are
+    True are *not* attended; float masks are added to the scores. A query
+    whose keys are all masked gets the output projection's bias (attention
+    output 0), where torch returns NaN.
+    """
+
+    def forward(  # type: ignore[override]
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, Any]:
+        fallback = (
+            need_weights
+            or self.bias_k is not None
+            or self.add_zero_attn
+            or (self.training and self.dropout > 0.0)
+            or query.device.type != "cpu"
+            or query.dtype not in _KERNEL_DTYPES
+            or (is_causal and attn_mask is None)
+        )
+        if fallback:
+            return super().forward(query, key, value, key_padding_mask=key_padding_mask, need_weights=need_weights,
+                                   attn_mask=attn_mask, average_attn_weights=average_attn_weights,
+                                   is_causal=is_causal)
+        unbatched = query.dim() == 2
+        if unbatched:
+            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+        if self.batch_first and not unbatched:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        # (L, B, E) from here on
+        lq, b, e = query.shape
+        lk = key.shape[0]
+        h = self.num_heads
+        dh = e // h
+        if self._qkv_same_embed_dim:
+            wq, wk, wv = self.in_proj_weight.chunk(3)
+        else:
+            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        bq = bk = bv = None
+        if self.in_proj_bias is not None:
+            bq, bk, bv = self.in_proj_bias.chunk(3)
+
+        def heads(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, n: int) -> torch.Tensor:
+            return torch.nn.functional.linear(x, w, bias).reshape(n, b, h, dh).permute(1, 2, 0, 3)
+
+        q = heads(query, wq, bq, lq)
+        k = heads(key, wk, bk, lk)
+        v = heads(value, wv, bv, lk)
+        mask = torch.zeros((), dtype=query.dtype)
+        used = False
+        if attn_mask is not None:
+            am = attn_mask if attn_mask.dim() == 2 else attn_mask.reshape(b, h, lq, lk)
+            if am.dtype == torch.bool:
+                am = torch.zeros(am.shape, dtype=query.dtype).masked_fill(am, float("-inf"))
+            mask = mask + am.to(query.dtype)
+            used = True
+        if key_padding_mask is not None:
+            kp = key_padding_mask
+            if kp.dtype == torch.bool:
+                kp = torch.zeros(kp.shape, dtype=query.dtype).masked_fill(kp, float("-inf"))
+            mask = mask + kp.to(query.dtype).reshape(b, 1, 1, lk)
+            used = True
+        o = attention(q, k, v, mask if used else None)
+        o = o.permute(2, 0, 1, 3).reshape(lq, b, e)
+        out = torch.nn.functional.linear(o, self.out_proj.weight, self.out_proj.bias)
+        if self.batch_first and not unbatched:
+            out = out.transpose(0, 1)
+        if unbatched:
+            out = out.squeeze(1)
+        return out, None

@@ -1,0 +1,194 @@
+"""medfuse.conv2d_backward (C++ gradients) vs its NumPy twin vs torch autograd."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import medfuse
+import medfuse.reference as ref
+
+pair_or_int = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
+
+
+def _p(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+@st.composite
+def grad_cases(draw, dtype=np.float32):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 6))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, dilation, padding = draw(pair_or_int(1, 3)), draw(pair_or_int(1, 2)), draw(pair_or_int(0, 2))
+    d, p = _p(dilation), _p(padding)
+    hmin = max(1, d[0] * (kh - 1) + 1 - 2 * p[0])
+    wmin = max(1, d[1] * (kw - 1) + 1 - 2 * p[1])
+    h, w = draw(st.integers(hmin, hmin + 12)), draw(st.integers(wmin, wmin + 40))
+    n = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, cin, h, w)).astype(dtype)
+    weight = rng.standard_normal((cout, cin // groups, kh, kw)).astype(dtype)
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = ref.conv2d(x.astype(np.float32), weight.astype(np.float32), **kw_)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    return x, weight, gy, kw_
+
+
+def _close(got, want, tol):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    scale = max(float(np.abs(want).max()), 1.0)
+    assert np.abs(got.astype(np.float64) - want).max() <= tol * scale
+
+
+@settings(max_examples=120)
+@given(grad_cases())
+def test_matches_twin_float32(case):
+    x, w, gy, kw = case
+    got = medfuse.conv2d_backward(x, w, gy, **kw)
+    want = ref.conv2d_backward(x, w, gy, **kw)
+    for g, r in zip(got, want):
+        _close(g, r, 1e-5)
+
+
+@settings(max_examples=60)
+@given(grad_cases(np.float64))
+def test_matches_twin_float64(case):
+    x, w, gy, kw = case
+    got = medfuse.conv2d_backward(x, w, gy, **kw)
+    want = ref.conv2d_backward(x, w, gy, **kw)
+    for g, r in zip(got, want):
+        _close(g, r, 1e-12)
+
+
+@settings(max_examples=40)
+@given(grad_cases())
+def test_matches_torch_autograd(case):
+    torch = pytest.importorskip("torch")
+    x, w, gy, kw = case
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = torch.zeros(w.shape[0], requires_grad=True)
+    y = torch.nn.functional.conv2d(xt, wt, bt, _p(kw["stride"]), _p(kw["padding"]), _p(kw["dilation"]), kw["groups"])
+    y.backward(torch.tensor(gy))
+    gx, gw, gb = medfuse.conv2d_backward(x, w, gy, **kw)
+    for g, t in ((gx, xt.grad), (gw, wt.grad), (gb, bt.grad)):
+        _close(g, t.numpy(), 1e-4)
+
+
+def test_float64_forward_matches_twin():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 11, 9))
+    w = rng.standard_normal((6, 2, 3, 2))
+    b = rng.standard_normal(6)
+    kw = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    got = medfuse.kernels.cnn.conv2d_float64(x, w, b, **kw)
+    want = ref.conv2d(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **kw)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
+
+
+def test_need_selects_outputs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    gx, gw, gb = medfuse.conv2d_backward(x, w, gy, need=(False, True, False))
+    assert gx is None and gb is None and gw is not None
+    np.testing.assert_array_equal(gw, medfuse.conv2d_backward(x, w, gy)[1])
+
+
+def test_identical_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 8, 33, 37)).astype(np.float32)
+    w = rng.standard_normal((12, 4, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((3, 12, 17, 19)).astype(np.float32)
+    old = medfuse.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3, 7):
+            medfuse.set_num_threads(t)
+            outs.append(medfuse.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2))
+    finally:
+        medfuse.set_num_threads(old)
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            assert a.tobytes() == b.tobytes()
+
+
+def test_nan_propagates():
+    x = np.ones((1, 1, 5, 5), np.float32)
+    x[0, 0, 2, 2] = np.nan
+    w = np.ones((1, 1, 3, 3), np.float32)
+    gy = np.ones((1, 1, 3, 3), np.float32)
+    gx, gw, gb = medfuse.conv2d_backward(x, w, gy)
+    assert np.isnan(gw).all() and np.isfinite(gx).all() and np.isfinite(gb).all()
+    gy[0, 0, 1, 1] = np.nan
+    gx, _, gb = medfuse.conv2d_backward(x, w, gy)
+    assert np.isnan(gx[0, 0, 1:4, 1:4]).all() and np.isnan(gb).all()
+
+
+@pytest.mark.parametrize("fn", [medfuse.conv2d_backward, ref.conv2d_backward])
+def test_refusals(fn):
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    gy = np.zeros((1, 4, 4, 4), np.float32)
+    with pytest.raises(TypeError, match="grad_out"):
+        fn(x, w, gy.astype(np.float64))
+    with pytest.raises(ValueError, match="grad_out"):
+        fn(x, w, gy[:, :, :3])
+    with pytest.raises(TypeError, match="weight"):
+        fn(x, w.astype(np.float64), gy)
+    with pytest.raises(TypeError, match="x"):
+        fn(x.astype(np.int32), w, gy)
+    with pytest.raises(ValueError, match="groups"):
+        fn(x, w, gy, groups=3)
+    with pytest.raises(ValueError, match="stride"):
+        fn(x, w, gy, stride=0)
+    with pytest.raises(ValueError, match="x"):
+        fn(x[0], w, gy)
+
+
+def test_refuses_bad_need():
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(TypeError, match="need"):
+        medfuse.conv2d_backward(x, w, np.zeros((1, 4, 4, 4), np.float32), need=(1, 1, 1))
+
+
+_SCRIPT = """
+import json, numpy as np, medfuse, medfuse.reference as ref
+rng = np.random.default_rng(5)
+worst = 0.0
+for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6, 20, 37, 9, 3, 2, 2, 2, 3),
+                                          (3, 8, 9, 40, 8, 5, 1, 2, 1, 8), (1, 3, 7, 7, 5, 1, 1, 0, 1, 1)]:
+    x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
+    wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
+    y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    got = medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    want = ref.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    for a, b in zip(got, want):
+        worst = max(worst, float(np.abs(a - b).max() / max(1.0, np.abs(b).max())))
+print(json.dumps(dict(active=medfuse.build_info()["simd_active"], worst=worst)))
+"""
+
+_INFO = medfuse.build_info()
+
+
+@pytest.mark.parametrize("path", [p for p in _INFO["simd_compiled"] if p in _INFO["simd_supported"]])
+def test_each_simd_path_matches_twin(path):
+    env = dict(os.environ, MEDFUSE_SIMD=path)
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["active"] == path
+    assert out["worst"] < 1e-5

@@ -1,0 +1,176 @@
+"""medfuse.learn.deep.DeepFusionClassifier: learns, sklearn API, determinism, missing data."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+import medfuse
+from medfuse.learn.deep import DeepFusionClassifier, DeepInputs, prepare_inputs
+
+SMALL = dict(d_model=16, heads=2, layers=1, widths=(4, 8), embedding_dim=8, rnn_hidden=8, max_epochs=20,
+             batch_size=16, lr=1e-2, patience=6, word2vec=False)
+
+
+def planted(n, seed, present=None):
+    """Each modality sees the label through its own noisy cue (a bright blob, a word)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    xray = rng.normal(0.3, 0.1, (n, 1, 16, 16)).astype(np.float32)
+    ct = rng.normal(0.3, 0.1, (n, 3, 16, 16)).astype(np.float32)
+    tokens = []
+    for i in range(n):
+        sig = y[i] if rng.random() < 0.85 else 1 - y[i]
+        xray[i, 0, 4:10, 4:10] += 0.6 * sig
+        sig = y[i] if rng.random() < 0.85 else 1 - y[i]
+        ct[i, :, 6:12, 6:12] += 0.6 * sig
+        sig = y[i] if rng.random() < 0.85 else 1 - y[i]
+        words = ["nodule", "lobe", "spiculated" if sig else "smooth", "stable"]
+        tokens.append([words[j] for j in rng.permutation(4)])
+    pres = np.ones((n, 3), bool) if present is None else present
+    ct[~pres[:, 0]] = 0
+    xray[~pres[:, 1]] = 0
+    tokens = [t if pres[i, 2] else [] for i, t in enumerate(tokens)]
+    return DeepInputs([f"p{i}" for i in range(n)], y, ct, xray, tokens, pres, np.ones(n, bool), {})
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    old = medfuse.get_num_threads()
+    medfuse.set_num_threads(2)
+    yield
+    medfuse.set_num_threads(old)
+
+
+def test_learns_planted_signals_and_fuses():
+    data = planted(120, 0)
+    tr, te = np.arange(80), np.arange(80, 120)
+    m = DeepFusionClassifier(**SMALL).fit(data.subset(tr))
+    p = m.predict_proba(data.subset(te))[:, 1]
+    auc = roc_auc_score(data.labels[te], p)
+    # each cue is 85% right; chance is 0.5
+    assert auc > 0.8, auc
+    assert set(m.predict(data.subset(te))) <= set(m.classes_)
+    assert 1 <= len(m.history_) <= SMALL["max_epochs"]
+    assert "val_loss" in m.history_[0]
+
+
+def test_deterministic_and_pickle_and_clone():
+    data = planted(60, 1)
+    a = DeepFusionClassifier(**{**SMALL, "max_epochs": 3}, random_state=3).fit(data)
+    b = DeepFusionClassifier(**{**SMALL, "max_epochs": 3}, random_state=3).fit(data)
+    pa, pb = a.predict_proba(data), b.predict_proba(data)
+    np.testing.assert_array_equal(pa, pb)
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.predict_proba(data), pa)
+    assert "network_" not in a.__getstate__()
+    assert all(isinstance(v, np.ndarray) for v in a.state_dict_.values())
+    import json
+
+    json.dumps(a.config_)  # JSON-able
+    k = clone(a)
+    assert k.get_params() == a.get_params() and not hasattr(k, "state_dict_")
+    k.set_params(rnn="lstm", ops="torch")
+    k.fit(data)
+    assert k.predict_proba(data).shape == (60, 2)
+
+
+def test_medfuse_and_torch_ops_give_the_same_network():
+    data = planted(40, 2)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 2}).fit(data)
+    t = clone(m).set_params(ops="torch")
+    t.classes_, t.vocabulary_, t.state_dict_ = m.classes_, m.vocabulary_, m.state_dict_
+    t.config_ = {**m.config_, "ops": "torch"}
+    np.testing.assert_allclose(t.decision_function(data), m.decision_function(data), atol=1e-4)
+
+
+def test_missing_modalities_patient_with_none_and_empty_modality():
+    rng = np.random.default_rng(4)
+    pres = rng.random((80, 3)) > 0.3
+    pres[:5] = False  # patients with no modality at all: scored by the learned prior
+    pres[:, 0] = False  # CT absent from every patient: its token is always masked
+    data = planted(80, 4, present=pres)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 4}).fit(data)
+    p = m.predict_proba(data)[:, 1]
+    assert np.isfinite(p).all()
+    assert np.allclose(p[:5], p[0])  # same prior for every empty patient
+
+
+def test_refusals():
+    data = planted(30, 5)
+    one = data.subset(np.flatnonzero(data.labels == 1))
+    with pytest.raises(ValueError, match="2 classes"):
+        DeepFusionClassifier(**SMALL).fit(one)
+    with pytest.raises(ValueError, match="heads"):
+        DeepFusionClassifier(d_model=10, heads=3).fit(data)
+    with pytest.raises(ValueError, match="rnn"):
+        DeepFusionClassifier(rnn="transformer").fit(data)
+    with pytest.raises(ValueError, match="ops"):
+        DeepFusionClassifier(ops="cuda").fit(data)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        DeepFusionClassifier(validation_fraction=1.5).fit(data)
+    with pytest.raises(ValueError, match="y has"):
+        DeepFusionClassifier(**SMALL).fit(data, data.labels[:3])
+    with pytest.raises(TypeError, match="X must be"):
+        DeepFusionClassifier(**SMALL).fit("manifest.csv")
+    with pytest.raises(ValueError, match="no patient"):
+        prepare_inputs([])
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        DeepFusionClassifier().predict(data)
+
+
+def test_prepare_inputs_from_cohort(tmp_path):
+    from medfuse.data import synthetic_cohort
+
+    cohort = synthetic_cohort(6, seed=1, shape=(24, 64, 64), missing=0.2)
+    d = prepare_inputs(cohort, ct_input="nodule", xray_size=32, ct_size=16)
+    t = cohort.truth.loc[d.patient_ids]
+    assert d.ct.shape == (6, 3, 16, 16) and d.xray.shape == (6, 1, 32, 32)
+    np.testing.assert_array_equal(d.present[:, 0], t["has_ct"].to_numpy(bool))
+    np.testing.assert_array_equal(d.present[:, 1], t["has_xray"].to_numpy(bool))
+    assert all(len(tok) > 0 for tok, has in zip(d.tokens, d.present[:, 2]) if has)
+    assert 0.0 <= d.ct.min() and d.ct.max() <= 1.0 and 0.0 <= d.xray.min() and d.xray.max() <= 1.0
+    # nodule planes: the centre pixel of the axial plane is the nodule (denser than lung)
+    for i in np.flatnonzero(d.ct_nodule):
+        assert d.ct[i, 0, 8, 8] > np.median(d.ct[i, 0])
+    v = prepare_inputs(cohort, ct_input="volume", xray_size=32, ct_size=16)
+    assert not v.ct_nodule.any()
+    np.testing.assert_array_equal(v.xray, d.xray)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 2, "validation_fraction": 0.0, "word2vec": True},
+                             xray_size=32, ct_size=16, verbose=1).fit(cohort, cohort.truth.loc[cohort.patient_ids, "label"])
+    assert m.predict_proba(cohort).shape == (6, 2)
+
+
+def test_model_file_round_trip_and_tampered_weights(tmp_path):
+    """The deep model goes into a medfuse model file (JSON config + safetensors weights,
+    nothing pickled) and comes back with identical predictions; weights that do not
+    fit the stored network config are refused."""
+    import zipfile
+
+    from medfuse.learn.modelfile import ModelFileError, load_model, save_model
+
+    data = planted(40, 4)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 2}, random_state=1).fit(data)
+    path = save_model(m, tmp_path / "deep.medfuse")
+    with zipfile.ZipFile(path) as z:
+        assert not any(n.endswith((".pkl", ".joblib", ".pt")) for n in z.namelist())
+    back = load_model(path)
+    assert isinstance(back, DeepFusionClassifier)
+    np.testing.assert_array_equal(back.predict_proba(data), m.predict_proba(data))
+    # a network config that the weights do not fit
+    bad = clone(m)
+    bad.classes_, bad.vocabulary_, bad.history_ = m.classes_, m.vocabulary_, m.history_
+    bad.config_ = {**m.config_, "d_model": int(m.config_["d_model"]) * 2}
+    bad.state_dict_ = m.state_dict_
+    save_model(bad, tmp_path / "bad.medfuse")
+    with pytest.raises(ModelFileError, match="weights do not fit"):
+        load_model(tmp_path / "bad.medfuse")

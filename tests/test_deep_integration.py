@@ -1,0 +1,85 @@
+"""Deep fusion in cross_validate (oracle + deep rows) and `medfuse train --fusion deep` / `predict`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medfuse.data import synthetic_cohort
+from medfuse.learn import cross_validate
+
+TINY = dict(d_model=8, heads=2, layers=1, widths=(4,), embedding_dim=8, rnn_hidden=8, max_epochs=2, batch_size=16,
+            word2vec=False, ct_input="volume", xray_size=16, ct_size=8, validation_fraction=0.0)
+
+
+def _table(cohort):
+    rows = []
+    for rec in cohort:
+        rows.append({"patient_id": rec.patient_id, "label": int(rec.label),
+                     "xray__mean": float(np.mean(rec.xray)) if rec.xray is not None else np.nan,
+                     "report": rec.report})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return synthetic_cohort(30, seed=2, shape=(16, 48, 48))
+
+
+def test_oracle_row_scores_the_true_logit(cohort):
+    frame = _table(cohort)
+    ev = cross_validate(frame, folds=3, seed=0, cohort=cohort, fusions=("early",))
+    row = ev.table[ev.table["model"] == "oracle (true logit)"].iloc[0]
+    assert row["kind"] == "oracle"
+    from sklearn.metrics import roc_auc_score
+
+    truth = cohort.truth.loc[frame["patient_id"]]
+    pooled = roc_auc_score(truth["label"], truth["malignancy_logit"])
+    assert abs(row["auc_mean"] - pooled) < 0.15 and row["auc_mean"] > 0.7
+    assert "oracle" not in ev.best("fusion")[0]
+
+
+def test_deep_row_and_refusals(cohort):
+    torch = pytest.importorskip("torch")
+    from medfuse.learn.deep import DeepFusionClassifier
+
+    frame = _table(cohort)
+    ev = cross_validate(frame, folds=3, seed=0, cohort=cohort, deep=DeepFusionClassifier(**TINY), fusions=("early",))
+    row = ev.table[ev.table["model"] == "deep fusion"].iloc[0]
+    assert row["kind"] == "fusion" and 0.0 <= row["auc_mean"] <= 1.0
+    assert np.isfinite(ev.oof["deep fusion"]).all()
+    with pytest.raises(ValueError, match="cohort"):
+        cross_validate(frame, folds=3, deep=True)
+    with pytest.raises(TypeError, match="deep"):
+        cross_validate(frame, folds=3, cohort=cohort, deep="yes")
+    assert torch is not None
+
+
+def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from medfuse import cli
+    from medfuse.learn.deep import DeepFusionClassifier
+
+    data = tmp_path / "cohort"
+    cohort = synthetic_cohort(12, seed=3, shape=(16, 48, 48), out_dir=data)
+    frame = _table(cohort)
+    feats = tmp_path / "features.parquet"
+    frame.to_parquet(feats)
+    # the CLI's defaults are demo-sized; keep the test tiny
+    orig = DeepFusionClassifier.__init__
+
+    def tiny_init(self, **kw):
+        orig(self, **{**TINY, **{k: v for k, v in kw.items() if k in ("random_state", "verbose")}})
+
+    monkeypatch.setattr(DeepFusionClassifier, "__init__", tiny_init)
+    model = tmp_path / "deep.medfuse"  # the model file format (no pickle)
+    assert cli.main(["train", str(feats), "--fusion", "deep", "-o", str(model)]) != 0  # no --manifest
+    assert "--manifest" in capsys.readouterr().err
+    assert cli.main(["train", str(feats), "--fusion", "deep", "--manifest", str(data / "manifest.csv"),
+                     "-o", str(model), "--epochs", "2"]) == 0
+    out = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(model), str(data / "manifest.csv"), "-o", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert len(pred) == 12 and pred["probability_1"].between(0, 1).all()
+    assert set(pred["prediction"]) <= {0, 1}
