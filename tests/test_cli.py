@@ -118,7 +118,7 @@ def _manifest_with_broken_xray(cohort_dir: Path, tmp_path: Path, only_xray: bool
         man[m] = [str(cohort_dir / p) if p else "" for p in man[m]]
     man.loc[i, "xray"] = str(broken)
     if only_xray:
-        man.loc[i, "ct"] = man.loc[i, "report"] = ""
+        man.loc[i, "ct"] = man.loc[i, "report"] = man.loc[i, "audio"] = ""
     man.to_csv(tmp_path / "m.csv", index=False)
     return bad_pid, broken
 
@@ -144,7 +144,7 @@ def test_corrupt_xray_keeps_the_patients_ct_and_report(
     assert frame.loc[bad_pid, "report"] == good.loc[bad_pid, "report"]
     # The checkpoint is kept without that patient: fixing the file and rerunning redoes it alone.
     ckpt = Path(str(out) + ".partial")
-    assert len(list(ckpt.glob("*.pkl"))) == N - 1
+    assert len(list(ckpt.glob("*.row.json"))) == N - 1
     man = pd.read_csv(tmp_path / "m.csv", dtype={"patient_id": str}, keep_default_na=False)
     man.loc[man["patient_id"] == bad_pid, "xray"] = str(cohort_dir / bad_pid / "xray.png")
     man.to_csv(tmp_path / "m.csv", index=False)

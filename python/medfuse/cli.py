@@ -630,8 +630,8 @@ def _load_model(path: Path, trust_pickle: bool = False) -> Any:
         model = load_model(path, trusted=trust_pickle)
     except ModelFileError as err:
         raise _UsageError(f"cannot read model {err}") from None
-    if not isinstance(model, MultimodalModel):
-        raise _UsageError(f"{path} is not a medfuse MultimodalModel (it holds a {type(model).__name__}); "
+    if not isinstance(model, MultimodalModel) and type(model).__name__ != "DeepFusionClassifier":
+        raise _UsageError(f"{path} is not a medfuse classifier (it holds a {type(model).__name__}); "
                           "make one with `medfuse train`")
     return model
 
