@@ -5,12 +5,27 @@
   classifiers over named column blocks (one block per modality).
 - :mod:`medfuse.learn.evaluate`: ``cross_validate`` (each modality and each
   fusion), ``MultimodalModel``, the HTML report (``write_report``).
+- :mod:`medfuse.learn.acquire`: which test to order next — the gymnasium
+  environment ``AcquisitionEnv``, the agents ``QLearningAgent``,
+  ``PolicyGradientAgent``, ``DQNAgent`` (torch), ``evaluate_acquisition``
+  (loaded on first use: ``medfuse.learn.AcquisitionEnv`` works too).
 """
 
 from __future__ import annotations
 
 from .evaluate import Evaluation, MultimodalModel, cross_validate, example_images, write_report
 from .fusion import AttentionFusionClassifier, EarlyFusionClassifier, LateFusionClassifier
+
+_ACQUIRE = ("AcquisitionEnv", "DQNAgent", "PolicyGradientAgent", "QLearningAgent", "evaluate_acquisition")
+
+
+def __getattr__(name: str) -> object:
+    if name in _ACQUIRE:
+        from . import acquire
+
+        return getattr(acquire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AttentionFusionClassifier",

@@ -23,7 +23,7 @@ happens but a reward of ``-invalid_penalty`` and ``info["invalid_action"]
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -113,7 +113,7 @@ class AcquisitionEnv(gymnasium.Env):  # type: ignore[misc]
     (default: one drawn with the env's seeded generator).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance attribute)
 
     def __init__(
         self,

@@ -244,7 +244,8 @@ def evaluate_acquisition(
     """Cross-validated comparison of learned and fixed test-ordering policies (see the module docstring).
 
     ``costs``: modality -> cost (default :data:`DEFAULT_COSTS` restricted
-    to the table's modalities). ``lams``: the λ values swept. ``agents``:
+    to the table's modalities); modalities of the table without a cost are
+    left out, names not in the table are refused. ``lams``: the λ values swept. ``agents``:
     short names ("q", "pg", "dqn"); ``agent_params``: name -> keyword
     arguments. ``threshold``: (first, then) modalities of the threshold
     rule (default: ("xray", "ct") when the table has both, else its two
@@ -265,6 +266,8 @@ def evaluate_acquisition(
     mods = table_modalities(features)
     if costs is None:
         costs = {m: DEFAULT_COSTS[m] for m in mods if m in DEFAULT_COSTS}
+    if not isinstance(costs, Mapping):
+        raise TypeError(f"costs must be a dict of modality -> cost; got {type(costs).__name__}")
     cost_arr = check_costs(costs, [m for m in mods if m in costs] if set(costs) <= set(mods) else mods)
     mods = [m for m in mods if m in costs]
     cost_map = dict(zip(mods, cost_arr))

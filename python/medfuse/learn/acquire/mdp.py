@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -190,7 +190,7 @@ class MDPEnv(gymnasium.Env):  # type: ignore[misc]
     transitions are sampled either way. Invalid actions raise.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance attribute)
 
     def __init__(self, mdp: MDP, *, sample_rewards: bool = False) -> None:
         if not isinstance(mdp, MDP):
