@@ -142,6 +142,7 @@ class AcquisitionEnv(gymnasium.Env):  # type: ignore[misc]
         self.action_space = spaces.Discrete(M + K)
         self.max_steps = 2 * (M + 1)
         self._avail_masks = data.available_mask()
+        self._masks = np.stack([np.stack([action_mask(a, v, M, K) for v in range(2**M)]) for a in range(2**M)])
         self._proba = data.proba.astype(np.float32)
         self._patient = 0
         self._acq = 0
@@ -162,7 +163,7 @@ class AcquisitionEnv(gymnasium.Env):  # type: ignore[misc]
 
     def action_masks(self) -> npt.NDArray[np.bool_]:
         """Valid actions now: tests the patient has and has not had, and every diagnosis."""
-        return action_mask(self._acq, int(self._avail_masks[self._patient]), self.n_modalities, self.n_classes)
+        return self._masks[self._acq, self._avail_masks[self._patient]].copy()
 
     def _info(self) -> dict[str, Any]:
         return {"patient": self._patient, "cost": self._cost, "action_mask": self.action_masks()}

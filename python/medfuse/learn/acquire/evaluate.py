@@ -46,7 +46,7 @@ __all__ = [
     "write_acquisition_report",
 ]
 
-DEFAULT_LAMS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+DEFAULT_LAMS = (10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
 class _Fixed:
@@ -238,7 +238,7 @@ def evaluate_acquisition(
     threshold_step: float = 0.1,
     n_paths: int = 12,
     fusion: str = "early",
-    learner: Any = "logreg",
+    learner: Any = None,
     inner_folds: int = 5,
 ) -> AcquisitionEvaluation:
     """Cross-validated comparison of learned and fixed test-ordering policies (see the module docstring).

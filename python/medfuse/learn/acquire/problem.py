@@ -221,6 +221,10 @@ def _design(frame: Any, mods: Sequence[str], train: npt.NDArray[np.intp], seed: 
 def _classifier(blocks: dict[str, list[str]], fusion: str, learner: Any, seed: int) -> Any:
     from ..fusion import EarlyFusionClassifier, LateFusionClassifier
 
+    if learner is None:
+        from sklearn.linear_model import LogisticRegression
+
+        learner = LogisticRegression(C=0.1, max_iter=1000)
     if fusion == "early":
         return EarlyFusionClassifier(blocks, learner=learner, random_state=seed)
     if fusion == "late":
@@ -242,7 +246,7 @@ def subset_probabilities(
     *,
     modalities: Sequence[str] | None = None,
     fusion: str = "early",
-    learner: Any = "logreg",
+    learner: Any = None,
     inner_folds: int = 5,
     seed: int = 0,
 ) -> tuple[AcquisitionData, AcquisitionData | None]:
@@ -254,7 +258,10 @@ def subset_probabilities(
     training rows; training probabilities are out of fold
     (``inner_folds``), test probabilities come from the classifiers refitted
     on all training rows. The report vectorizer (unsupervised) is fitted on
-    the training reports only.
+    the training reports only. ``fusion``: "early" or "late"
+    (:mod:`medfuse.learn.fusion`); ``learner``: its learner (default: an
+    L2 logistic regression with C = 0.1, calibrated and quick on a few
+    hundred columns).
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
