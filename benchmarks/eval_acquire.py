@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--agents", default="q,pg,dqn")
-    ap.add_argument("--lams", default="2,5,10,20,50,100")
+    ap.add_argument("--lams", default="30,100,300,1000,3000")
     ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args()
     from medfuse.learn.acquire import AcquisitionEnv, evaluate_acquisition, make_agent, subset_probabilities

@@ -124,6 +124,14 @@ def test_rewards_masks_and_missing_modalities(data):
     strict.reset(options={"patient": i})
     with pytest.raises(ValueError, match="not valid"):
         strict.step(1)
+    expected = AcquisitionEnv(data, COSTS, 4.0, reward="expected")
+    expected.reset(options={"patient": i})
+    expected.step(0)
+    _o, r, term, _t, _info = expected.step(3)  # diagnose class 1: its probability after the X-ray, not the label
+    p = data.proba[i, 1, 1]
+    assert term and math.isclose(r, p - 4.0 * (1 - p), rel_tol=1e-12)
+    with pytest.raises(ValueError, match="reward must be 'label' or 'expected'"):
+        AcquisitionEnv(data, COSTS, 4.0, reward="bogus")
 
 
 def test_fixed_policies_rollouts(data):

@@ -154,8 +154,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="cost of each modality, e.g. xray=1,ct=5,report=20 (default: those, for the table's modalities)")
     aq.add_argument("--agent", action="append", choices=("q", "pg", "dqn"), default=None,
                     help="agent (repeat for several; default: q)")
-    aq.add_argument("--lams", default="10,30,100,300,1000", metavar="L,...",
-                    help="penalties of a wrong diagnosis to sweep, in cost units (default: 10,30,100,300,1000)")
+    aq.add_argument("--lams", default="30,100,300,1000,3000", metavar="L,...",
+                    help="penalties of a wrong diagnosis to sweep, in cost units (default: 30,100,300,1000,3000)")
     aq.add_argument("--folds", type=_positive_int, default=5, help="folds (default: 5)")
     aq.add_argument("--seed", type=int, default=0, help="fold and agent seed (default: 0)")
     aq.add_argument("--episodes", type=_positive_int, default=None,
@@ -622,7 +622,7 @@ def _demo_acquire(features: Any, out: Path, seed: int) -> str:
 
     mods = [m for m in table_modalities(features) if m in DEFAULT_COSTS]
     costs = {m: DEFAULT_COSTS[m] for m in mods}
-    lam = 50.0
+    lam = 300.0
     ev = evaluate_acquisition(features, costs, lams=(lam,), agents=("q",), agent_params={"q": {"episodes": 10000}},
                               folds=3, inner_folds=3, seed=seed, n_paths=8)
     t = ev.table.set_index("policy")

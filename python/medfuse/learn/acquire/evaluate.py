@@ -46,7 +46,7 @@ __all__ = [
     "write_acquisition_report",
 ]
 
-DEFAULT_LAMS = (10.0, 30.0, 100.0, 300.0, 1000.0)
+DEFAULT_LAMS = (30.0, 100.0, 300.0, 1000.0, 3000.0)
 
 
 class _Fixed:
@@ -240,6 +240,7 @@ def evaluate_acquisition(
     fusion: str = "early",
     learner: Any = None,
     inner_folds: int = 5,
+    train_reward: str = "expected",
 ) -> AcquisitionEvaluation:
     """Cross-validated comparison of learned and fixed test-ordering policies (see the module docstring).
 
@@ -254,7 +255,11 @@ def evaluate_acquisition(
     is reported as "threshold rule". ``n_paths``: example paths kept (held
     out patients of the first fold, first agent, middle λ). ``fusion``,
     ``learner``, ``inner_folds``: the classifiers per subset
-    (:func:`~medfuse.learn.acquire.subset_probabilities`).
+    (:func:`~medfuse.learn.acquire.subset_probabilities`). ``train_reward``:
+    the agents' training reward, "expected" (default: the diagnosis reward's
+    expectation under the out-of-fold probabilities, far less noisy at large
+    λ) or "label" (``AcquisitionEnv``'s ``reward``); held-out patients are
+    always scored by their true labels.
     """
     import pandas as pd
     from sklearn.model_selection import StratifiedKFold
@@ -276,6 +281,8 @@ def evaluate_acquisition(
         raise ValueError("lams: give at least one λ")
     for a in agents:
         make_agent(a)
+    if train_reward not in ("label", "expected"):
+        raise ValueError(f"train_reward must be 'label' or 'expected'; got {train_reward!r}")
     params = {k: dict(v) for k, v in (agent_params or {}).items()}
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
@@ -330,7 +337,7 @@ def evaluate_acquisition(
                 best = grid_pols[int(np.argmax(rewards))]
                 put(("threshold rule", lam), te, _run(best.fit(env_te), env_te))
             for name in agents:
-                env = AcquisitionEnv(train, cost_map, lam, invalid_action="raise")
+                env = AcquisitionEnv(train, cost_map, lam, reward=train_reward, invalid_action="raise")
                 t0 = time.perf_counter()
                 agent = make_agent(name, seed=seed + fold, **params.get(name, {})).fit(env)
                 fit_s.setdefault((name, lam), []).append(time.perf_counter() - t0)
@@ -364,7 +371,8 @@ def evaluate_acquisition(
                               kind="stable").reset_index(drop=True)
     settings = {"n_patients": n, "folds": int(folds), "seed": int(seed), "costs": {m: float(c) for m, c in cost_map.items()},
                 "lams": lam_list, "agents": list(agents), "modalities": mods, "classes": [str(c) for c in _classes],
-                "threshold": list(threshold) if threshold else None, "fusion": fusion, "learner": str(learner)}
+                "threshold": list(threshold) if threshold else None, "fusion": fusion, "learner": str(learner),
+                "train_reward": train_reward}
     return AcquisitionEvaluation(table, pd.DataFrame(front_rows), paths, settings)
 
 
