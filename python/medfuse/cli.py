@@ -1,7 +1,7 @@
 """The ``medfuse`` command line.
 
 Commands: ``demo``, ``extract``, ``train``, ``predict``, ``evaluate``,
-``annotate``, ``bench``, ``info`` (``medfuse COMMAND --help`` for each).
+``annotate``, ``acquire``, ``bench``, ``info`` (``medfuse COMMAND --help`` for each).
 
 Exit codes: 0 success; 1 failure (some patients or some of their files
 could not be extracted or annotated, a benchmark failed); 2 usage or input error (bad arguments, missing files,
@@ -72,7 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "Write a synthetic lung-nodule cohort (CT DICOM series, 16-bit PNG X-rays, report "
             "text, manifest.csv) to --out, read it back through the manifest, extract CT, "
             "X-ray and report features, cross-validate every single-modality model and the "
-            "early, late and attention fusions, print the table and write report.html."
+            "early, late and attention fusions, learn which test to order next (Q-learning, "
+            "acquire/acquire.html), print the table and write report.html."
         ),
     )
     demo.add_argument("--n", type=_positive_int, default=200, help="patients (default: 200)")
@@ -185,6 +186,28 @@ def _build_parser() -> argparse.ArgumentParser:
     an.add_argument("--masks", type=Path, default=None, metavar="DIR", help="also write CT masks as NIfTI here")
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
     an.set_defaults(handler=_cmd_annotate)
+    aq = sub.add_parser(
+        "acquire", help="learn which test to order next (RL) and compare with fixed policies -> HTML report",
+        description="Cost-aware test ordering on a feature table: per fold, a classifier per subset of modalities "
+        "and the agent (q: tabular Q-learning, pg: REINFORCE with a baseline, dqn: deep Q-network, needs torch) are "
+        "trained on the training patients; the agent and the fixed policies (all tests, no test, each single test, the "
+        "threshold rule 'X-ray, then CT if p in [a, b]') run on the held-out patients, for each λ (the penalty of a "
+        "wrong diagnosis; a right one earns +1, each test costs its cost). Prints the table and writes OUT/results.csv, "
+        "OUT/front.csv, OUT/front.png and OUT/acquire.html (table, cost-accuracy front, example acquisition paths). "
+        "A decision aid on synthetic data, not a clinical tool.")
+    aq.add_argument("features", type=Path, metavar="FEATURES", help="feature table (.parquet) with a label column")
+    aq.add_argument("--costs", default=None, metavar="M=C,...",
+                    help="cost of each modality, e.g. xray=1,ct=5,report=20 (default: those, for the table's modalities)")
+    aq.add_argument("--agent", action="append", choices=("q", "pg", "dqn"), default=None,
+                    help="agent (repeat for several; default: q)")
+    aq.add_argument("--lams", default="30,100,300,1000,3000", metavar="L,...",
+                    help="penalties of a wrong diagnosis to sweep, in cost units (default: 30,100,300,1000,3000)")
+    aq.add_argument("--folds", type=_positive_int, default=5, help="folds (default: 5)")
+    aq.add_argument("--seed", type=int, default=0, help="fold and agent seed (default: 0)")
+    aq.add_argument("--episodes", type=_positive_int, default=None,
+                    help="training episodes of q and pg (default: 30000) / environment steps of dqn (default: 20000)")
+    aq.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    aq.set_defaults(handler=_cmd_acquire)
 
     bench = sub.add_parser(
         "bench",
@@ -226,8 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, annotate, bench, "
-              "info)",
+        print("medfuse: error: a command is required (demo, extract, train, predict, evaluate, annotate, acquire, "
+              "bench, info)",
               file=sys.stderr)
         return EXIT_USAGE
     from .data.cohort import CohortError
@@ -758,6 +781,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- acquire ----------------------------------------------------------------
+
+
+def _parse_lams(text: str) -> list[float]:
+    out = []
+    for item in str(text).split(","):
+        if item.strip():
+            try:
+                out.append(float(item))
+            except ValueError:
+                raise _UsageError(f"--lams: {item.strip()!r} is not a number") from None
+    if not out:
+        raise _UsageError("--lams: give at least one λ")
+    return out
+
+
+def _cmd_acquire(args: argparse.Namespace) -> int:
+    from .learn.acquire import evaluate_acquisition, parse_costs, write_acquisition_report
+
+    if args.out.exists() and not args.out.is_dir():
+        raise _UsageError(f"--out {args.out} exists and is not a folder")
+    frame, _extraction = _read_features(args.features)
+    agents = list(dict.fromkeys(args.agent or ["q"]))
+    if "dqn" in agents:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise _UsageError("--agent dqn needs PyTorch: python -m pip install 'medfuse[deep]'") from None
+    try:
+        costs = parse_costs(args.costs) if args.costs is not None else None
+        params: dict[str, dict[str, Any]] = {"dqn": {"n_threads": 1}}
+        if args.episodes is not None:
+            params.update(q={"episodes": args.episodes}, pg={"episodes": args.episodes},
+                          dqn={"steps": args.episodes, "n_threads": 1})
+        t0 = time.perf_counter()
+        ev = evaluate_acquisition(frame, costs, lams=_parse_lams(args.lams), agents=agents, agent_params=params,
+                                  folds=args.folds, seed=args.seed)
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from None
+    print(ev.format_table())
+    path = write_acquisition_report(ev, args.out, title=f"medfuse acquire: {args.features.name}")
+    print(f"\n{len(frame)} patients, {args.folds} folds, {time.perf_counter() - t0:.1f} s; report: {path}")
+    return EXIT_OK
+
+
 # -- demo -------------------------------------------------------------------
 
 
@@ -781,12 +849,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = out / "cohort"
     written = synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data)  # .truth: the oracle row
     times["write cohort (DICOM, PNG, TXT, WAV)"] = time.perf_counter() - t0
-    print(f"[1/5] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
+    print(f"[1/6] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
 
     t0 = time.perf_counter()
     cohort = _load_manifest(data / "manifest.csv")
     times["read manifest"] = time.perf_counter() - t0
-    print(f"[2/5] {cohort.describe()}".replace("\n", "\n      "))
+    print(f"[2/6] {cohort.describe()}".replace("\n", "\n      "))
 
     t0 = time.perf_counter()
     extraction = CohortFeatures()
@@ -798,7 +866,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     times["read files + extract features"] = time.perf_counter() - t0
     n_feat = sum(len(v) for v in (extraction.ct.get_feature_names_out(), extraction.xray.get_feature_names_out()))
     n_audio = len(extraction.audio.get_feature_names_out())
-    print(f"[3/5] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
+    print(f"[3/6] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
           f"({times['read files + extract features']:.1f} s, "
           f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
@@ -806,7 +874,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ev = cross_validate(res.features, folds=args.folds, seed=args.seed, learner=args.learner, cohort=written)
     n_models = len(ev.table)
     times[f"cross-validate {n_models} models"] = time.perf_counter() - t0
-    print(f"[4/5] {args.folds}-fold cross-validation of every modality and fusion "
+    print(f"[4/6] {args.folds}-fold cross-validation of every modality and fusion "
           f"({times[f'cross-validate {n_models} models']:.1f} s)\n")
     print(ev.format_table())
     best_single, auc_single = ev.best("single")
@@ -818,16 +886,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           "run `medfuse train --fusion deep` or cross_validate(..., cohort=cohort, deep=True)\n")
 
     t0 = time.perf_counter()
+    acq_note = _demo_acquire(res.features, out / "acquire", args.seed)
+    times["which test next (RL)"] = time.perf_counter() - t0
+    print(f"      ({times['which test next (RL)']:.1f} s)\n")
+
+    t0 = time.perf_counter()
     ev.table.to_csv(out / "results.csv", index=False)
     report = write_report(ev, out, examples=example_images(cohort), audio_example=example_audio(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients",
                           notes=[(f"best fusion {best_fused} AUC {auc_fused:.3f} vs best single modality "
-                                  f"{best_single} AUC {auc_single:.3f}")])
+                                  f"{best_single} AUC {auc_single:.3f}"), acq_note])
     times["HTML report"] = time.perf_counter() - t0
-    print(f"[5/5] report: {report} ({times['HTML report']:.1f} s)")
+    print(f"[6/6] report: {report} ({times['HTML report']:.1f} s)")
     total = time.perf_counter() - t_all
     print("\nstage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
     return EXIT_OK
+
+
+def _demo_acquire(features: Any, out: Path, seed: int) -> str:
+    """The demo's test-ordering section: Q-learning vs fixed policies at one λ, 3 folds; returns a one-line summary."""
+    from .learn.acquire import DEFAULT_COSTS, evaluate_acquisition, write_acquisition_report
+    from .learn.acquire.problem import table_modalities
+
+    mods = [m for m in table_modalities(features) if m in DEFAULT_COSTS]
+    costs = {m: DEFAULT_COSTS[m] for m in mods}
+    lam = 300.0
+    ev = evaluate_acquisition(features, costs, lams=(lam,), agents=("q",), agent_params={"q": {"episodes": 10000}},
+                              folds=3, inner_folds=3, seed=seed, n_paths=8)
+    t = ev.table.set_index("policy")
+    q, allt = t.loc["q"], t.loc["all tests"]
+    path = write_acquisition_report(ev, out, title="medfuse demo: which test to order next")
+    line = (f"which test next (Q-learning, costs {', '.join(f'{m}={c:g}' for m, c in costs.items())}, wrong diagnosis "
+            f"= -{lam:g}, 3 folds): AUC {q['auc']:.3f} at mean cost {q['mean_cost']:.1f} vs all tests AUC "
+            f"{allt['auc']:.3f} at {allt['mean_cost']:.1f} ({q['mean_cost'] / allt['mean_cost']:.0%} of the cost)")
+    print(f"[5/6] {line}; {path}")
+    return line
 
 
 # -- bench ------------------------------------------------------------------
