@@ -369,7 +369,7 @@ def _from_parts(parts: Any) -> DeepFusionClassifier:
     from .network import build_network
 
     cfg = parts.config
-    params = {k: tuple(v) if k == "widths" else v for k, v in cfg["params"].items()}
+    params: dict[str, Any] = {k: tuple(v) if k == "widths" else v for k, v in cfg["params"].items()}
     model = DeepFusionClassifier(**params)
     model.classes_ = np.asarray(cfg["classes"])
     model.vocabulary_ = {str(k): int(v) for k, v in cfg["vocabulary"].items()}
