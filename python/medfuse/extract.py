@@ -309,7 +309,8 @@ def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, C
             except (OSError, TimeoutError) as err:
                 raise ValueError(f"cannot connect to the Dask scheduler at {scheduler}: {err}") from None
         else:
-            client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # ":0": any free port (the default 8787 collides with any other Dask on the machine)
+            client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         return client, client.close
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
 
