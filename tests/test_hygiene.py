@@ -57,3 +57,35 @@ def test_dask_local_cluster_with_the_default_port_taken():
                 assert client.submit(sum, [1, 2, 3]).result() == 6
     finally:
         blocker.close()
+
+
+_ABORTING_TEST = '''
+import ctypes, os, threading
+
+def test_dies():
+    libc = ctypes.CDLL(None)
+    libc.write(2, b"free(): corrupted unsorted chunks (stand-in for glibc)\\n", 55)
+    os.abort()
+'''
+
+
+def test_abort_message_is_kept(tmp_path):
+    """With the project's pytest configuration, what C code writes to fd 2
+    just before the interpreter aborts reaches the terminal (not lost with
+    pytest's capture), and faulthandler names the test that was running."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "test_abort_here.py").write_text(_ABORTING_TEST)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", os.path.join(root, "pyproject.toml"), "--rootdir", str(tmp_path),
+         "-p", "no:cacheprovider", "-q", str(tmp_path / "test_abort_here.py")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"},
+    )
+    assert run.returncode == -6, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    assert "free(): corrupted unsorted chunks" in run.stderr
+    assert "Fatal Python error: Aborted" in run.stderr
+    assert "test_dies" in run.stderr
