@@ -89,3 +89,16 @@ def test_abort_message_is_kept(tmp_path):
     assert "free(): corrupted unsorted chunks" in run.stderr
     assert "Fatal Python error: Aborted" in run.stderr
     assert "test_dies" in run.stderr
+
+
+def test_extract_process_pool_does_not_fork():
+    """medfuse.extract's process workers are spawned: a fork would copy the
+    locks held by the parent's other threads (the test suite's Dask event
+    loop, pyarrow's pools) into children that can never release them."""
+    from medfuse import extract
+
+    pool, close = extract._executor("processes", 1, None)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        close()

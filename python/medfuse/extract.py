@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 import tempfile
@@ -294,7 +295,11 @@ def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, C
         ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract")
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "processes":
-        ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init)
+        # spawn, not Linux's default fork: forking a process that has other
+        # threads (a Dask event loop, pyarrow's pools, a notebook's threads)
+        # copies locks they hold into a child that can never release them.
+        ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init,
+                                 mp_context=multiprocessing.get_context("spawn"))
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "dask":
         try:
