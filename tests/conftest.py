@@ -1,19 +1,31 @@
 """Shared test configuration: hypothesis profiles, image fixtures, thread hygiene.
 
 Hypothesis profiles (select with HYPOTHESIS_PROFILE=<name>):
-  default   deadline=None, 100 examples per property (CI: whole suite ~1 min on 2 cores)
-  thorough  deadline=None, 2000 examples per property
-  quick     deadline=None, 8 examples (local iteration)
+  default   100 examples per property, fresh random examples every run
+  ci        the same, derandomised: every run draws the same examples, so a CI
+            failure reproduces by rerunning (.ci/run uses it)
+  stress    500 examples, fresh seeds (.ci/stress, with --hypothesis-seed per round)
+  thorough  2000 examples per property, fresh seeds
+  quick     8 examples (local iteration)
+  sanitize  6 examples (.ci/sanitize, under ASan + UBSan)
+All have deadline=None. HYPOTHESIS_DATABASE_DIR=<dir> keeps the example
+database (the failing examples, replayed first by the next run) in <dir>
+(default: .hypothesis/examples under the current directory); CI keeps it as
+an artifact. Derandomised runs use no database (hypothesis forbids it, and a
+rerun replays the same examples anyway).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 # The helper modules (images.py, strategies.py) live next to this file; with
 # --import-mode=importlib pytest does not put this directory on sys.path.
@@ -21,13 +33,24 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+import hygiene
 import images
 
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("default", max_examples=100, **_COMMON)
-settings.register_profile("thorough", max_examples=2000, **_COMMON)
-settings.register_profile("quick", max_examples=8, **_COMMON)
+_COMMON: dict = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+DATABASE_DIR = os.environ.get("HYPOTHESIS_DATABASE_DIR") or None
+_DB = dict(_COMMON, database=DirectoryBasedExampleDatabase(DATABASE_DIR)) if DATABASE_DIR else _COMMON
+settings.register_profile("default", max_examples=100, **_DB)
+settings.register_profile("ci", max_examples=100, derandomize=True, **_COMMON)
+settings.register_profile("stress", max_examples=500, **_DB)
+settings.register_profile("thorough", max_examples=2000, **_DB)
+settings.register_profile("quick", max_examples=8, **_DB)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_report_header(config):
+    s = settings.default
+    db = "none (derandomised)" if s.derandomize else (DATABASE_DIR or os.path.abspath(".hypothesis/examples"))
+    return f"hypothesis: max_examples={s.max_examples}, derandomize={s.derandomize}, example database: {db}"
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +61,30 @@ def _restore_num_threads():
     before = medfuse.get_num_threads()
     yield
     medfuse.set_num_threads(before)
+
+
+# ---- no background threads leak between tests (issue 25) ---------------------
+@pytest.fixture(autouse=True)
+def _dask_closed():
+    """Dask clients and clusters a test starts are closed when it ends (a test
+    that forgets to fails; the fixture closes them either way, so the next
+    test never runs next to a live Dask event loop)."""
+    yield
+    left = hygiene.close_dask()
+    assert not left, f"the test left Dask clients/clusters open (now closed): {left}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_thread_survives_the_module():
+    """No non-daemon thread started during a test module outlives it
+    (thread pools shut down, Dask closed); a few seconds are allowed for
+    threads that are already stopping."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 10.0
+    while (leaked := hygiene.leaked_threads(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"non-daemon threads outlived the test module: {[t.name for t in leaked]}"
 
 
 @pytest.fixture

@@ -119,6 +119,29 @@ def image_views(draw: st.DrawFn, dtype=None, ndim=None, **kw) -> npt.NDArray:
     return draw(layouts_of(draw(images_of(dtype, ndim, **kw))))
 
 
+# medfuse border name -> numpy.pad mode
+NP_PAD = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
+
+
+def correlate_padded(x: npt.ArrayLike, k: npt.ArrayLike, border: str, value: float = 0.0) -> npt.NDArray[np.float64]:
+    """n-D correlation in float64 by np.pad + a sliding window (kernel centre
+    at size // 2 per axis, as scipy.ndimage.correlate with origin 0), right for
+    any kernel and image size. Used where scipy.ndimage.correlate is not:
+    scipy 1.17.1's n-D correlate (and median_filter) in mode="reflect" reads
+    out of bounds and returns garbage once a kernel axis is >= 8x the image
+    axis (tests/test_convolve.py::test_scipy_reflect_limit)."""
+    xa = np.asarray(x, dtype=np.float64)
+    ka = np.asarray(k, dtype=np.float64)
+    if xa.size == 0:
+        return xa.copy()
+    pads = [(n // 2, n - 1 - n // 2) for n in ka.shape]
+    extra = {"constant_values": value} if border == "constant" else {}
+    xp = np.pad(xa, pads, mode=NP_PAD[border], **extra)  # type: ignore[call-overload]
+    windows = np.lib.stride_tricks.sliding_window_view(xp, ka.shape)
+    nd = ka.ndim
+    return np.tensordot(windows, ka, axes=(list(range(nd, 2 * nd)), list(range(nd))))
+
+
 def magnitude_quantiles(
     image: npt.NDArray, aperture: int, *, l2: bool = False, sigma: float | None = None
 ) -> tuple[float, float]:
@@ -274,6 +297,34 @@ def attention_score_bound(case: dict) -> float:
     return max(1.0, bound)
 
 
+def attention_live_rows(case: dict) -> np.ndarray:
+    """Which query rows have at least one key allowed, from the mask and causal
+    structure alone (bool mask: True = allowed; float mask: finite = allowed;
+    causal: key j <= query i). Shape: the broadcast batch + (lq,). A row that is
+    not live is fully masked: zeros in medfuse. The reference's NaN is not used
+    to decide this: torch gives NaN for rows that are not fully masked (see
+    TORCH_CAUSAL_ZERO_SCALE_NAN)."""
+    q, k, v, mask = case["q"], case["k"], case["v"], case["mask"]
+    lq, lk = q.shape[-2], k.shape[-2]
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    allowed = np.ones(batch + (lq, lk), bool)
+    if mask is not None:
+        m = mask if mask.dtype == np.bool_ else np.isfinite(mask)  # the strategies draw no NaN masks
+        allowed = allowed & m
+    if case["causal"]:
+        allowed = allowed & np.tri(lq, lk, dtype=bool)
+    return allowed.any(axis=-1)
+
+
+# torch 2.13's CPU SDPA, on 4-D inputs with d == dv (its fused "flash" CPU
+# kernel), is_causal=True and scale=0.0, returns NaN for every row that has a
+# causally excluded key: it multiplies the -inf it fills in by the scale (0 *
+# -inf). An explicit mask gives the right answer (tests/test_attention.py::
+# test_torch_causal_zero_scale_limit documents it). torch_attention therefore
+# passes causal as an explicit mask when the scale is 0.
+TORCH_CAUSAL_ZERO_SCALE_NAN = "torch SDPA: 4-D, d == dv, is_causal=True, scale=0 -> NaN rows"
+
+
 def torch_attention(case: dict, dtype=None, grad_out=None):
     """torch SDPA on the case (inputs broadcast explicitly; causal and mask
     combined into one mask since torch refuses both). Returns out (and
@@ -298,6 +349,9 @@ def torch_attention(case: dict, dtype=None, grad_out=None):
         full = np.broadcast_shapes(batch + (lq, lk), mask.shape)  # torch wants >= 2D masks
         tm = torch.tensor(np.ascontiguousarray(np.broadcast_to(mask, full)), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
     causal = case["causal"]
+    if causal and tm is None and case["scale"] == 0.0:  # TORCH_CAUSAL_ZERO_SCALE_NAN
+        tm = torch.ones(lq, lk, dtype=torch.bool).tril()
+        causal = False
     if causal and tm is not None:
         tril = torch.ones(lq, lk, dtype=torch.bool).tril()
         tm = (tm & tril) if tm.dtype == torch.bool else tm.masked_fill(~tril, float("-inf"))

@@ -87,7 +87,9 @@ def test_extract_processes_same_as_threads(features: Path, cohort_dir: Path, tmp
 
 def test_extract_dask_local_cluster(features: Path, cohort_dir: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # dashboard_address=":0": the default port 8787 may be taken by another Dask
+    # on the machine, and the warning about it is an error here
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         out = tmp_path / "d.parquet"
         code = main(["extract", str(cohort_dir / "manifest.csv"), "-o", str(out), "--backend", "dask",
                      "--scheduler", cluster.scheduler_address, "--no-progress"])

@@ -32,7 +32,7 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import hostile_cases as hc
@@ -42,6 +42,7 @@ CASE_TIMEOUT = float(os.environ.get("MEDFUSE_HOSTILE_TIMEOUT", "60"))
 COUNTS: dict[str, int] = {}
 OUTCOMES: dict[str, int] = {}  # "ok" (a result) / "raised" (a clean refusal) / failures
 OK: dict[str, int] = {}  # per kernel: cases that returned a result
+VALID_OK: dict[str, int] = {}  # per kernel: valid cases drawn on purpose that returned a result
 
 
 class Worker:
@@ -210,12 +211,27 @@ def test_every_public_kernel_is_covered():
     assert not missing, f"add a hostile_cases.KERNELS entry for {sorted(missing)}"
 
 
+# Every kernel also gets these cases on purpose, whatever hypothesis draws: its
+# valid input (Kernel.valid_case) in several memory layouts and thread counts.
+# They must return a result, so that each kernel's C++ path is reached in every
+# run, not by luck (issue 25: 'segment.lung_mask' once passed validation in 1
+# of 150 random cases).
+VALID_LAYOUTS = (("c", 1), ("noncontig", 2), ("negative", 3), ("f", 2))
+
+
+def valid_examples(name: str) -> list[dict[str, Any]]:
+    out = []
+    for i, (layout, threads) in enumerate(VALID_LAYOUTS):
+        case = hc.KERNELS[name].valid_case(name, seed=i)
+        case["array"]["layout"] = layout
+        case["threads"] = threads
+        case["on_purpose"] = True
+        out.append(case)
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(hc.KERNELS))
 def test_hostile_inputs(worker: Worker, name: str) -> None:
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.function_scoped_fixture])
-    @given(case=cases(name))
     def prop(case: dict[str, Any]) -> None:
         COUNTS[name] = COUNTS.get(name, 0) + 1
         kind, detail = worker.run(case)
@@ -223,8 +239,16 @@ def test_hostile_inputs(worker: Worker, name: str) -> None:
         if kind == "ok":
             OK[name] = OK.get(name, 0) + 1
         assert kind in ("ok", "raised"), f"{kind} for case {case!r}:\n{detail}"
+        if case.get("on_purpose"):
+            VALID_OK[name] = VALID_OK.get(name, 0) + (kind == "ok")
+            assert kind == "ok", f"a valid input was refused: {case!r}: {detail}"
 
-    prop()
+    test = given(case=cases(name))(prop)
+    for case in valid_examples(name):
+        test = example(case=case)(test)
+    settings(max_examples=EXAMPLES, deadline=None, database=None,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                    HealthCheck.function_scoped_fixture])(test)()
 
 
 def test_worker_reports_a_crash(worker: Worker) -> None:
@@ -238,9 +262,17 @@ def test_worker_reports_a_crash(worker: Worker) -> None:
 
 
 def test_cases_reached_the_kernels() -> None:
-    """Not every case may stop in validation: each kernel returned results
-    for some hostile cases (runs after test_hostile_inputs, in file order)."""
-    if len(COUNTS) < len(hc.KERNELS) or EXAMPLES < 100:
-        pytest.skip("needs the whole of test_hostile_inputs with >= 100 examples per kernel")
-    starved = sorted(n for n in hc.KERNELS if OK.get(n, 0) < max(1, EXAMPLES // 50))
-    assert not starved, f"kernels whose cases (almost) never passed validation: {starved}; OK counts {OK}"
+    """Not every case may stop in validation (runs after test_hostile_inputs,
+    in file order). Deterministic: every kernel returned a result for each of
+    its valid cases drawn on purpose (valid_examples), whatever the seed. The
+    random cases are only checked in aggregate: over all kernels (thousands of
+    cases, about a third return results) at least a tenth reach a result;
+    a per-kernel count of random cases would depend on luck."""
+    if len(COUNTS) < len(hc.KERNELS):
+        pytest.skip("needs the whole of test_hostile_inputs")
+    starved = sorted(n for n in hc.KERNELS if VALID_OK.get(n, 0) < len(VALID_LAYOUTS))
+    assert not starved, f"kernels that refused their valid inputs: {starved}; {VALID_OK}"
+    random_cases = sum(COUNTS.values()) - len(hc.KERNELS) * len(VALID_LAYOUTS)
+    random_ok = sum(OK.values()) - sum(VALID_OK.values())
+    if random_cases >= 1000:
+        assert random_ok >= 0.1 * random_cases, f"only {random_ok} of {random_cases} random cases reached a result: {OK}"

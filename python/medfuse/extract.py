@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
 import time
@@ -397,7 +398,11 @@ def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, C
         ex: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfuse-extract", initializer=_thread_init)
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "processes":
-        ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init)
+        # spawn, not Linux's default fork: forking a process that has other
+        # threads (a Dask event loop, pyarrow's pools, a notebook's threads)
+        # copies locks they hold into a child that can never release them.
+        ex = ProcessPoolExecutor(max_workers=workers, initializer=_process_init,
+                                 mp_context=multiprocessing.get_context("spawn"))
         return ex, lambda: ex.shutdown(wait=True, cancel_futures=True)
     if backend == "dask":
         try:
@@ -412,7 +417,8 @@ def _executor(backend: str, workers: int, scheduler: str | None) -> tuple[Any, C
             except (OSError, TimeoutError) as err:
                 raise ValueError(f"cannot connect to the Dask scheduler at {scheduler}: {err}") from None
         else:
-            client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # ":0": any free port (the default 8787 collides with any other Dask on the machine)
+            client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         return client, client.close
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
 

@@ -1,0 +1,104 @@
+"""The test suite's own hygiene (issue 25): the thread-leak check and the Dask
+clean-up that conftest.py applies to every test and module, and the Dask
+port collision that made the Dask tests depend on what else runs on the machine."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+import hygiene
+
+
+def test_leaked_threads_finds_new_non_daemon_threads():
+    before = set(threading.enumerate())
+    stop = threading.Event()
+    daemon = threading.Thread(target=stop.wait, daemon=True, name="hygiene-daemon")
+    worker = threading.Thread(target=stop.wait, name="hygiene-worker")
+    daemon.start()
+    worker.start()
+    try:
+        assert hygiene.leaked_threads(before) == [worker]
+    finally:
+        stop.set()
+        worker.join()
+        daemon.join()
+    assert hygiene.leaked_threads(before) == []
+
+
+def test_close_dask_closes_what_a_test_left_open():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+    client = distributed.Client(cluster)
+    assert client.status == "running"
+    closed = hygiene.close_dask()
+    assert len(closed) == 2, closed
+    assert client.status == "closed" and cluster.status.name == "closed"
+    assert hygiene.close_dask() == []
+
+
+def test_dask_local_cluster_with_the_default_port_taken():
+    """dashboard_address=":0" (tests/test_cli.py, medfuse.extract's local
+    cluster) starts while port 8787 is taken; the default (None) would warn,
+    and under filterwarnings=error fail, whenever another Dask runs here."""
+    distributed = pytest.importorskip("distributed")
+    blocker = socket.socket()
+    try:
+        try:
+            blocker.bind(("0.0.0.0", 8787))
+            blocker.listen()
+        except OSError:
+            pass  # already taken by someone else: the same condition
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                      dashboard_address=":0") as cluster:
+            with distributed.Client(cluster) as client:
+                assert client.submit(sum, [1, 2, 3]).result() == 6
+    finally:
+        blocker.close()
+
+
+_ABORTING_TEST = '''
+import ctypes, os, threading
+
+def test_dies():
+    libc = ctypes.CDLL(None)
+    libc.write(2, b"free(): corrupted unsorted chunks (stand-in for glibc)\\n", 55)
+    os.abort()
+'''
+
+
+def test_abort_message_is_kept(tmp_path):
+    """With the project's pytest configuration, what C code writes to fd 2
+    just before the interpreter aborts reaches the terminal (not lost with
+    pytest's capture), and faulthandler names the test that was running."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "test_abort_here.py").write_text(_ABORTING_TEST)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", os.path.join(root, "pyproject.toml"), "--rootdir", str(tmp_path),
+         "-p", "no:cacheprovider", "-q", str(tmp_path / "test_abort_here.py")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"},
+    )
+    assert run.returncode == -6, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    assert "free(): corrupted unsorted chunks" in run.stderr
+    assert "Fatal Python error: Aborted" in run.stderr
+    assert "test_dies" in run.stderr
+
+
+def test_extract_process_pool_does_not_fork():
+    """medfuse.extract's process workers are spawned: a fork would copy the
+    locks held by the parent's other threads (the test suite's Dask event
+    loop, pyarrow's pools) into children that can never release them."""
+    from medfuse import extract
+
+    pool, close = extract._executor("processes", 1, None)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        close()
