@@ -453,7 +453,7 @@ def test_predict_errors(features: Path, cohort_dir: Path, tmp_path: Path, capsys
     err = _err(["predict", str(tmp_path / "other.joblib"), m, "-o", out], capsys)
     assert "pickle" in err and "runs any code" in err and "--trust-pickle" in err
     err = _err(["predict", str(tmp_path / "other.joblib"), m, "-o", out, "--trust-pickle"], capsys)
-    assert "not a medfuse MultimodalModel" in err
+    assert "not a medfuse classifier" in err
     err = _err(["predict", str(features), m, "-o", out], capsys)  # a feature table given as the model
     assert "is a Parquet file" in err and "not a medfuse model" in err
     assert "not a medfuse model" in _err(["predict", m, m, "-o", out], capsys)  # a CSV

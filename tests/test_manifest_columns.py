@@ -62,7 +62,7 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_extract_reports_unknown_column_and_the_modalities_found(small_cohort: Path, tmp_path: Path, capsys) -> None:
     man = pd.read_csv(small_cohort / "manifest.csv", dtype={"patient_id": str}, keep_default_na=False)
-    man = man.rename(columns={"xray": "X-ray"})
+    man = man.rename(columns={"xray": "X-ray"}).drop(columns=["audio"], errors="ignore")
     for m in ("ct", "X-ray", "report"):
         man[m] = [str(small_cohort / p) for p in man[m]]
     man.to_csv(tmp_path / "m.csv", index=False)
@@ -70,4 +70,4 @@ def test_extract_reports_unknown_column_and_the_modalities_found(small_cohort: P
     assert code == 0
     err = capsys.readouterr().err
     assert "medfuse: warning: " in err and "'X-ray' (did you mean 'xray'?)" in err
-    assert "modalities: ct (4 of 4 patients), report (4 of 4 patients); no xray column" in err
+    assert "modalities: ct (4 of 4 patients), report (4 of 4 patients); no xray, audio column" in err

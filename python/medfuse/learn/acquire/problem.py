@@ -37,9 +37,10 @@ __all__ = [
     "table_modalities",
 ]
 
-DEFAULT_COSTS: dict[str, float] = {"xray": 1.0, "ct": 5.0, "report": 20.0}
+DEFAULT_COSTS: dict[str, float] = {"audio": 0.5, "xray": 1.0, "ct": 5.0, "report": 20.0}
 """Default cost of each test, in arbitrary units (an X-ray = 1): a CT costs
-5 X-rays, a biopsy with its pathology report 20. Set your own with
+5 X-rays, a biopsy with its pathology report 20, a lung-sound recording
+(auscultation: no radiation, minutes of a nurse's time) half an X-ray. Set your own with
 ``costs=`` / ``--costs``: money, minutes, radiation dose or a mix — only the
 ratios to each other and to λ matter."""
 
