@@ -25,7 +25,6 @@ using I64 = py::array_t<std::int64_t, py::array::c_style>;
 constexpr i64 kMaxNfft = i64{1} << 22;
 constexpr i64 kMaxOut = i64{1} << 34;  // elements (x 8 or 16 bytes): refuse before allocating
 
-std::vector<double> to_vec(const F64& a) { return std::vector<double>(a.data(), a.data() + a.size()); }
 
 template <class T, class C>
 py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F64& window, int mode,
