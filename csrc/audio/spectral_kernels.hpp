@@ -76,6 +76,21 @@ void fft_pow2(C* __restrict re, C* __restrict im, const FftTab<C>& f, bool inver
     }
 }
 
+// Row q of the L interleaved transforms times the complex number t[q].
+template <class C>
+inline void mul_rows(C* __restrict re, C* __restrict im, const C* t_re, const C* t_im, i64 rows) {
+    for (i64 q = 0; q < rows; ++q) {
+        const C cr = t_re[q], ci = t_im[q];
+        C* __restrict xr = re + q * L;
+        C* __restrict xi = im + q * L;
+        for (int l = 0; l < L; ++l) {
+            const C a = xr[l], b = xi[l];
+            xr[l] = a * cr - b * ci;
+            xi[l] = a * ci + b * cr;
+        }
+    }
+}
+
 // Complex FFT of length f.m held in re/im[0, m) (buffers of f.big rows).
 template <class C>
 void fft_complex(C* __restrict re, C* __restrict im, const FftTab<C>& f) {
@@ -85,39 +100,11 @@ void fft_complex(C* __restrict re, C* __restrict im, const FftTab<C>& f) {
     }
     // Bluestein: X_k = c_k sum_j (a_j c_j) conj(c_{k-j}), c_j = exp(-pi i j^2 / m),
     // the convolution through a power-of-two transform (rows >= m are zero).
-    const i64 m = f.m, M = f.big;
-    for (i64 q = 0; q < m; ++q) {
-        const C cr = f.ch_re[q], ci = f.ch_im[q];
-        C* __restrict xr = re + q * L;
-        C* __restrict xi = im + q * L;
-        for (int l = 0; l < L; ++l) {
-            const C a = xr[l], b = xi[l];
-            xr[l] = a * cr - b * ci;
-            xi[l] = a * ci + b * cr;
-        }
-    }
+    mul_rows(re, im, f.ch_re, f.ch_im, f.m);
     fft_pow2(re, im, f, false);
-    for (i64 q = 0; q < M; ++q) {
-        const C cr = f.bk_re[q], ci = f.bk_im[q];
-        C* __restrict xr = re + q * L;
-        C* __restrict xi = im + q * L;
-        for (int l = 0; l < L; ++l) {
-            const C a = xr[l], b = xi[l];
-            xr[l] = a * cr - b * ci;
-            xi[l] = a * ci + b * cr;
-        }
-    }
+    mul_rows(re, im, f.bk_re, f.bk_im, f.big);
     fft_pow2(re, im, f, true);
-    for (i64 q = 0; q < m; ++q) {
-        const C cr = f.ch_re[q], ci = f.ch_im[q];
-        C* __restrict xr = re + q * L;
-        C* __restrict xi = im + q * L;
-        for (int l = 0; l < L; ++l) {
-            const C a = xr[l], b = xi[l];
-            xr[l] = a * cr - b * ci;
-            xi[l] = a * ci + b * cr;
-        }
-    }
+    mul_rows(re, im, f.ch_re, f.ch_im, f.m);
 }
 
 template <class C>

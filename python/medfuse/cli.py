@@ -595,12 +595,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _save_model(model: Any, path: Path) -> None:
-    from .learn.modelfile import save_model
-
-    save_model(model, path)
-
-
 def _train_deep(args: argparse.Namespace, frame: Any, t0: float) -> int:
     try:
         from .learn.deep import DeepFusionClassifier
@@ -618,7 +612,9 @@ def _train_deep(args: argparse.Namespace, frame: Any, t0: float) -> int:
         model.fit([cohort[p] for p in ids], frame["label"].to_numpy())
     except ValueError as err:
         raise _UsageError(str(err)) from None
-    _save_model(model, args.output)
+    from .learn.modelfile import save_model
+
+    save_model(model, args.output)
     print(f"trained deep fusion on {len(ids)} patients ({len(model.history_)} epochs) "
           f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK

@@ -379,10 +379,10 @@ def _from_parts(parts: Any) -> DeepFusionClassifier:
     missing = [n for n in names if f"state.{n}" not in parts.arrays]
     if missing:
         raise ValueError(f"weights missing from the file: {', '.join(missing[:5])}")
-    state = {n: np.asarray(parts.arrays[f"state.{n}"]) for n in names}
+    state = {n: np.array(parts.arrays[f"state.{n}"]) for n in names}  # writable copies, shared with torch
     net = build_network(model.config_)
     try:
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     except RuntimeError as err:  # shape mismatch between the weights and the config
         raise ValueError(f"the weights do not fit the network config: {err}") from None
     model.state_dict_ = state
