@@ -7,6 +7,11 @@ Hypothesis profiles (select with HYPOTHESIS_PROFILE=<name>):
   stress    500 examples, fresh seeds (.ci/stress, with --hypothesis-seed per round)
   thorough  2000 examples per property, fresh seeds
   quick     8 examples (local iteration)
+A test that pins its own count (``@settings(max_examples=N)``, usually because
+its examples are expensive) keeps N under default/ci/quick/sanitize; under
+stress and thorough N is scaled by the profile's factor over the default (5x,
+20x; see ``pytest_collection_modifyitems``), so those profiles enlarge every
+property, not only the unpinned ones.
   sanitize  6 examples (.ci/sanitize, under ASan + UBSan)
 All have deadline=None. HYPOTHESIS_DATABASE_DIR=<dir> keeps the example
 database (the failing examples, replayed first by the next run) in <dir>
@@ -45,6 +50,37 @@ settings.register_profile("stress", max_examples=500, **_DB)
 settings.register_profile("thorough", max_examples=2000, **_DB)
 settings.register_profile("quick", max_examples=8, **_DB)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+_BASE_EXAMPLES = 100  # the default profile's count; stress/thorough scale pinned counts by theirs over this
+
+
+def _scaled(n: int, profile_examples: int) -> int:
+    """A pinned example count under a profile that enlarges properties."""
+    factor = profile_examples / _BASE_EXAMPLES
+    return n if factor <= 1 else round(n * factor)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Scale pinned ``max_examples`` under the stress and thorough profiles.
+
+    ``@settings(max_examples=N)`` on a test overrides the loaded profile, so
+    without this a stress run would draw N examples for those tests, not 5N.
+    Hypothesis reads the test's settings when the test runs, so replacing them
+    here takes effect; each test function is scaled once (parametrized items
+    share it).
+    """
+    profile = settings.default.max_examples
+    if profile <= _BASE_EXAMPLES:
+        return
+    for item in items:
+        fn = getattr(item, "obj", None)
+        own = getattr(fn, "_hypothesis_internal_use_settings", None)
+        if own is None or getattr(fn, "_medfuse_scaled", False):
+            continue
+        if own.max_examples != profile:  # pinned by the test
+            fn._hypothesis_internal_use_settings = settings(own, max_examples=_scaled(own.max_examples, profile))
+        fn._medfuse_scaled = True
 
 
 def pytest_report_header(config):

@@ -102,3 +102,40 @@ def test_extract_process_pool_does_not_fork():
         assert pool._mp_context.get_start_method() == "spawn"
     finally:
         close()
+
+
+def _pinned_property(calls):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=7, database=None)
+    @given(st.integers())
+    def prop(x):
+        calls.append(x)
+
+    return prop
+
+
+def test_stress_profile_scales_pinned_example_counts():
+    """Under the stress profile a test that pins max_examples=7 draws 5x as
+    many (35); under the default profile it keeps its 7 (issue 25: the
+    stress job must enlarge every property)."""
+    from types import SimpleNamespace
+
+    from hypothesis import settings
+
+    import conftest
+
+    before = settings.default
+    try:
+        for profile, expected in (("default", 7), ("stress", 35)):
+            settings.load_profile(profile)
+            calls: list = []
+            prop = _pinned_property(calls)
+            item = SimpleNamespace(obj=prop)
+            conftest.pytest_collection_modifyitems(None, [item, item])  # a shared function is scaled once
+            prop()
+            assert len(calls) == expected, (profile, len(calls))
+    finally:
+        settings.register_profile("_restored", before)
+        settings.load_profile("_restored")
