@@ -147,10 +147,14 @@ CV_BORDERS = ["reflect101", "reflect", "replicate", "constant"]
 
 def _cv_bound(x, k, border):
     """cv2.filter2D uses a DFT for kernels of 11x11 and more: its rounding error
-    is spread over the image, so the tolerance adds 1e-5 of the largest sum."""
+    is spread over the whole (padded) image, so the tolerance adds 1e-5 of the
+    largest sum and float32's epsilon times max|x| * sum|k| (the scale of every
+    DFT term: a pixel whose exact sum is 0, e.g. a 1x1 image under a zero
+    kernel centre with a constant border, still gets ~1e-5 from cv2)."""
     b = _bound(x, k, border)
     if max(k.shape) >= 11 or k.size >= 50:
-        b = b + b.max()
+        scale = float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0)) * float(np.abs(k).sum())
+        b = b + b.max() + float(np.finfo(np.float32).eps) * scale
     return b
 
 
