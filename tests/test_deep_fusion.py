@@ -194,7 +194,7 @@ def planted3(n, seed):
 
 
 def test_multiclass_softmax_head_learns_string_classes(tmp_path):
-    from medfuse.learn.modelfile import load_model, save_model
+    from medfuse.learn.modelfile import load_model, read_card, save_model
 
     data = planted3(150, 7)
     tr, te = np.arange(100), np.arange(100, 150)
@@ -214,6 +214,7 @@ def test_multiclass_softmax_head_learns_string_classes(tmp_path):
     path = save_model(m, tmp_path / "deep3.medfuse")
     back = load_model(path)
     assert list(back.classes_) == list(m.classes_)
+    assert read_card(path)["card"]["model"]["classes"] == ["fibrosis", "normal", "tuberculosis"]
     np.testing.assert_allclose(back.predict_proba(data.subset(te)), p, atol=1e-6)
 
 

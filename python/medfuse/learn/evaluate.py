@@ -46,6 +46,8 @@ __all__ = [
     "NUMERIC_MODALITIES",
     "Evaluation",
     "MultimodalModel",
+    "check_known_classes",
+    "check_labels",
     "cross_validate",
     "cv_metrics",
     "example_audio",
@@ -375,9 +377,9 @@ def cv_metrics(model: MultimodalModel, features: Any, *, folds: int = 5, seed: i
         m = clone(model).fit(frame.iloc[tr])
         order = [list(m.classes_).index(c) for c in classes]  # the fold model knows every class (stratified)
         p = m.predict_proba(frame.iloc[te])[:, order]
-        for k, v in _fold_metrics(y[te], p, K).items():
-            if k in vals:
-                vals[k].append(v)
+        for key, val in _fold_metrics(y[te], p, K).items():
+            if key in vals:
+                vals[key].append(val)
     out: dict[str, Any] = {"folds": int(folds), "seed": int(seed), "classes": [_plain(c) for c in classes]}
     if K == 2:
         out["positive_label"] = _plain(classes[1])
@@ -1070,7 +1072,8 @@ def write_report(
     t = results.table
     multi = results.multiclass
     per_class = results.class_metrics()
-    heads = ("model", "modalities", "macro AUC" if multi else "AUC", "accuracy", "macro F1" if multi else "F1")
+    heads: tuple[str, ...] = ("model", "modalities", "macro AUC" if multi else "AUC", "accuracy",
+                              "macro F1" if multi else "F1")
     heads += tuple(f"AUC {_plain(c)}" for c in (results.classes if multi else []))
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in heads)
     body = []

@@ -419,7 +419,8 @@ def _register() -> None:
         to_parts=_to_parts,
         from_parts=_from_parts,
         card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
-                                  "layers": int(m.layers), "epochs": len(m.history_)}},
+                                  "layers": int(m.layers), "epochs": len(m.history_),
+                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]}},
     )
 
 
