@@ -178,6 +178,11 @@ def test_mixed_label_types_are_refused(data: tuple[pd.DataFrame, object]) -> Non
         cv_metrics(MultimodalModel("early"), mixed, folds=2)
     with pytest.raises(ValueError, match="mixes label types"):
         check_labels([0, 1, "fibrosis"])
+    X = frame[["ct__f0", "xray__f0"]].to_numpy()
+    for cls in (EarlyFusionClassifier, LateFusionClassifier, AttentionFusionClassifier):
+        for y in (list(mixed["label"]), mixed["label"], mixed["label"].to_numpy()):  # NumPy would make "3" of a list
+            with pytest.raises(ValueError, match="mixes label types"):
+                cls().fit(X, y)
     with pytest.raises(ValueError, match="missing"):
         check_labels(["normal", None])
     classes, idx = check_labels(np.array([2, 0, 2]))

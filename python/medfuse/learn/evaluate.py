@@ -13,11 +13,14 @@ becomes the ``report__<i>`` block.
   train`` saves and ``medfuse predict`` applies.
 - :func:`cross_validate`: stratified k-fold (shuffled, seeded) evaluation
   of each single modality and each fusion, all on the same folds; AUC,
-  accuracy and F1 per fold, their mean and standard deviation across
-  folds, pooled out-of-fold probabilities and ROC curves.
+  accuracy and F1 per fold (more than two classes: macro one-vs-rest AUC,
+  accuracy, macro F1 and each class's AUC), their mean and standard
+  deviation across folds, pooled out-of-fold probabilities, ROC curves and
+  confusion matrices.
 - :func:`write_report`: one self-contained HTML file (the table, ROC
-  curves, example images with their Canny edge maps; figures embedded as
-  base64 PNG).
+  curves — one panel per class for more than two —, confusion matrices
+  for more than two classes, example images with their Canny edge maps;
+  figures embedded as base64 PNG).
 """
 
 from __future__ import annotations
@@ -157,14 +160,6 @@ def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def _label_kind(v: Any) -> str:
-    if isinstance(v, str):
-        return "str"
-    if isinstance(v, (int, float, np.number, np.bool_)):
-        return "number"
-    return type(v).__name__
-
-
 def check_labels(y: Any, name: str = "label") -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
     """(sorted classes, index of each label in them) of class labels, checked.
 
@@ -180,17 +175,11 @@ def check_labels(y: Any, name: str = "label") -> tuple[npt.NDArray[Any], npt.NDA
         raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}")
     if pd.isna(pd.Series(arr, dtype=object)).any():
         raise ValueError(f"{name} has missing values; drop unlabeled patients first")
-    if arr.dtype == object:
-        first: dict[str, Any] = {}
-        for v in arr:
-            first.setdefault(_label_kind(v), v)
-        if len(first) > 1:
-            raise ValueError(f"{name} mixes label types ({', '.join(f'{k}, e.g. {v!r}' for k, v in sorted(first.items()))}); "
-                             "use one type for every class")
-        if set(first) == {"number"}:
-            arr = np.asarray(arr.tolist())
-        elif set(first) == {"str"}:
-            arr = arr.astype(str)
+    if arr.dtype == object and arr.size:
+        from .fusion import refuse_mixed_labels
+
+        refuse_mixed_labels(arr, name)
+        arr = np.asarray(arr.tolist()) if not isinstance(arr[0], str) else arr.astype(str)
     classes, inverse = np.unique(arr, return_inverse=True)
     return classes, inverse.astype(np.intp).reshape(-1)
 

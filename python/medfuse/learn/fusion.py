@@ -130,6 +130,35 @@ def _resolve_blocks(blocks: Any, columns: list[Any] | None, n_features: int) -> 
     return out
 
 
+def _label_kind(v: Any) -> str:
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, (int, float, np.number, np.bool_)):
+        return "number"
+    return type(v).__name__
+
+
+def refuse_mixed_labels(y: Any, name: str = "y") -> None:
+    """ValueError when class labels mix strings and numbers (e.g. ``[0, 1, "fibrosis"]``).
+
+    NumPy would turn such a list into strings ("0", "1", "fibrosis")
+    silently; a mix almost always means two label sources were joined.
+    """
+    arr = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object) if isinstance(y, (list, tuple)) else None
+    if arr is None and hasattr(y, "to_numpy"):
+        arr = y.to_numpy()
+    if arr is None or arr.dtype != object or arr.ndim != 1:
+        return
+    first: dict[str, Any] = {}
+    for v in arr:
+        if v is None or (isinstance(v, float) and v != v):
+            continue  # missing: reported elsewhere
+        first.setdefault(_label_kind(v), v)
+    if len(first) > 1:
+        raise ValueError(f"{name} mixes label types ({', '.join(f'{k}, e.g. {v!r}' for k, v in sorted(first.items()))}); "
+                         "use one type for every class")
+
+
 class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -138,6 +167,7 @@ class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _validate_fit(self, X: Any, y: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
         columns = [c for c in X.columns] if hasattr(X, "columns") else None
+        refuse_mixed_labels(y)
         Xa, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=2)
         check_classification_targets(y)
         self._le = LabelEncoder().fit(y)
