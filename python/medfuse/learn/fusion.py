@@ -43,7 +43,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..kernels._threads import with_learner_threads
 
-__all__ = ["LEARNERS", "AttentionFusionClassifier", "EarlyFusionClassifier", "LateFusionClassifier", "make_learner"]
+__all__ = [
+    "LEARNERS",
+    "AttentionFusionClassifier",
+    "EarlyFusionClassifier",
+    "LateFusionClassifier",
+    "check_known_classes",
+    "check_labels",
+    "make_learner",
+    "refuse_mixed_labels",
+]
 
 LEARNERS = ("svm", "logreg", "rf", "gbdt")
 
@@ -157,6 +166,42 @@ def refuse_mixed_labels(y: Any, name: str = "y") -> None:
     if len(first) > 1:
         raise ValueError(f"{name} mixes label types ({', '.join(f'{k}, e.g. {v!r}' for k, v in sorted(first.items()))}); "
                          "use one type for every class")
+
+
+def _plain_value(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def check_labels(y: Any, name: str = "label") -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """(sorted classes, index of each label in them) of class labels, checked.
+
+    Labels are all strings or all numbers (bool counts as a number): a mix
+    such as ``[0, 1, "fibrosis"]`` (a table concatenated from two sources)
+    is refused with a ValueError naming the types, never compared as text.
+    Missing labels (None / NaN) are refused too.
+    """
+    import pandas as pd
+
+    arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}")
+    if pd.isna(pd.Series(arr, dtype=object)).any():
+        raise ValueError(f"{name} has missing values; drop unlabeled patients first")
+    if arr.dtype == object and arr.size:
+        refuse_mixed_labels(arr, name)
+        arr = np.asarray(arr.tolist()) if not isinstance(arr[0], str) else arr.astype(str)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    return classes, inverse.astype(np.intp).reshape(-1)
+
+
+def check_known_classes(classes: Any, y: Any, name: str = "label") -> None:
+    """Refuse labels the model never saw at fit (ValueError listing them and the model's classes)."""
+    known = {_plain_value(c) for c in np.asarray(classes).tolist()}
+    _c, _i = check_labels(y, name)
+    unseen = [_plain_value(c) for c in _c.tolist() if _plain_value(c) not in known]
+    if unseen:
+        raise ValueError(f"{name} has class(es) the model never saw at fit: {', '.join(map(repr, unseen))}; "
+                         f"the model knows {', '.join(map(repr, sorted(known, key=str)))}")
 
 
 class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]

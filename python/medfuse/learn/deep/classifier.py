@@ -186,7 +186,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             raise ValueError("y is required: X has no labels")
         if len(yv) != len(data):
             raise ValueError(f"y has {len(yv)} labels for {len(data)} patients")
-        from ..evaluate import check_labels
+        from ..fusion import check_labels
 
         classes, yi = check_labels(yv, "y")
         if len(classes) < 2:
