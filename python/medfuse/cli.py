@@ -943,7 +943,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     verdict = "above" if auc_fused > auc_single else "NOT above"
     auc = "macro AUC" if ev.multiclass else "AUC"
     oracle = ev.table[ev.table["kind"] == "oracle"]
-    oracle_text = (f"; the oracle ({oracle.iloc[0]['model']}: the generative model's own probabilities) reaches "
+    oracle_text = (f"; {oracle.iloc[0]['model']}, the generative model's own probabilities: "
                    f"{auc} {oracle.iloc[0]['auc_mean']:.3f}" if len(oracle) else "")
     print(f"\nbest fusion: {best_fused}, {auc} {auc_fused:.3f} — {verdict} the best single modality "
           f"({best_single}, {auc} {auc_single:.3f}){oracle_text}")
