@@ -200,6 +200,9 @@ def test_a_class_too_small_for_the_folds_is_named(data: tuple[pd.DataFrame, obje
     # fitting (no cross-validation) on such a class is allowed: the class is learned from its one patient
     m = MultimodalModel("early").fit(one)
     assert "sarcoidosis" in m.classes_
+    # late fusion's stacking needs out-of-fold predictions of every class: refused, naming the class
+    with pytest.raises(ValueError, match="class 'sarcoidosis' has 1 patient"):
+        MultimodalModel("late").fit(one)
 
 
 def test_classes_never_seen_at_fit_are_refused_when_scoring(data: tuple[pd.DataFrame, object]) -> None:

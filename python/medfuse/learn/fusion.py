@@ -433,8 +433,13 @@ class LateFusionClassifier(_FusionBase):
             meta.append(s)
             meta.append(p.astype(np.float64)[:, None])
         if not self.estimators_:
+            counts = np.bincount(yi, minlength=n_classes)
+            small = [f"class {_plain_value(c)!r} has {int(k)} patient{'s' * (k != 1)}"
+                     for c, k in zip(self.classes_, counts) if k < 2]
+            which = f" ({'; '.join(small)})" if small else ""
             raise ValueError(
-                "no modality has at least 2 patients of every class; cannot fit any modality learner"
+                f"no modality has at least 2 patients of every class{which}; cannot fit any modality learner "
+                "(its out-of-fold predictions need 2 per class): drop or merge that class, or use early fusion"
             )
         Z = np.hstack(meta)
         self.oof_scores_ = Z
