@@ -434,7 +434,7 @@ class LateFusionClassifier(_FusionBase):
             meta.append(p.astype(np.float64)[:, None])
         if not self.estimators_:
             counts = np.bincount(yi, minlength=n_classes)
-            small = [f"class {_plain_value(c)!r} has {int(k)} patient{'s' * (k != 1)}"
+            small = [f"class {_plain_value(c)!r} has {int(k)} patient{'s' * int(k != 1)}"
                      for c, k in zip(self.classes_, counts) if k < 2]
             which = f" ({'; '.join(small)})" if small else ""
             raise ValueError(
