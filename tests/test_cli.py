@@ -7,6 +7,7 @@ train / predict / evaluate, a small demo, and every error path.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
@@ -356,8 +357,66 @@ def test_evaluate_report(features: Path, cohort_dir: Path, tmp_path: Path, capsy
     assert "late fusion" in capsys.readouterr().out
 
 
+def test_train_predict_evaluate_multiclass(features: Path, cohort_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Three string classes through train (with --cv), info, predict and evaluate; the manifest's 0/1 labels are
+    classes the model never saw: predict still predicts and warns, naming them."""
+    from medfuse.cli import _read_features, _write_features
+
+    frame, extraction = _read_features(features)
+    names = np.array(["fibrosis", "normal", "tuberculosis"])
+    frame["label"] = names[np.arange(len(frame)) % 3]
+    table = tmp_path / "three.parquet"
+    _write_features(frame, table, extraction)
+    model = tmp_path / "m3.medfuse"
+    assert main(["train", str(table), "--fusion", "late", "--cv", "2", "-o", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "3 classes: fibrosis, normal, tuberculosis" in out and "2-fold macro AUC" in out
+    assert main(["info", str(model)]) == 0
+    info = capsys.readouterr().out
+    assert "fibrosis" in info and "tuberculosis" in info  # the card lists the classes
+    preds = tmp_path / "p3.csv"
+    assert main(["predict", str(model), str(cohort_dir / "manifest.csv"), "-o", str(preds), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "never saw at fit: 0, 1" in err and "warning" in err
+    p = pd.read_csv(preds, dtype={"patient_id": str}, keep_default_na=False)
+    proba = p[[f"probability_{c}" for c in names]].to_numpy(dtype=float)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(p["prediction"].to_numpy(), names[np.argmax(proba, axis=1)])
+    rep = tmp_path / "rep3"
+    assert main(["evaluate", str(table), "--out", str(rep), "--folds", "2"]) == 0
+    assert "macro AUC" in capsys.readouterr().out
+    res = pd.read_csv(rep / "results.csv")
+    assert {f"auc_{c}_mean" for c in names} <= set(res.columns)
+    html = (rep / "report.html").read_text()
+    assert "Confusion matrices" in html and "AUC tuberculosis" in html
+    # a class with a single patient cannot be cross-validated: the usage error names it
+    frame["label"] = ["asthma", *frame["label"][1:]]
+    _write_features(frame, table, extraction)
+    err = _err(["evaluate", str(table), "--out", str(rep), "--folds", "2"], capsys)
+    assert "'asthma' (1 patient)" in err
+
+
+def test_demo_task_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "invalid choice" in _err(["demo", "--task", "asthma", "--out", str(tmp_path)], capsys)
+    import inspect
+
+    if "task" not in inspect.signature(synthetic_cohort).parameters:  # before the disease generator lands
+        assert "--task malignancy" in _err(["demo", "--task", "disease", "--out", str(tmp_path)], capsys)
+
+
+@pytest.mark.skipif("task" not in inspect.signature(synthetic_cohort).parameters, reason="needs issue-diseases")
+def test_demo_disease(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--task", "disease", "--n", "48", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "task disease" in out and "macro AUC" in out and "oracle (Bayes probabilities)" in out
+    assert "[5/6]" in out
+    html = (tmp_path / "report.html").read_text()
+    assert "Confusion matrices" in html
+
+
 def test_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--n", "16", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
+    assert main(["demo", "--task", "malignancy", "--n", "16", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "best fusion" in out and "stage times" in out
     assert "oracle (true logit)" in out  # the synthetic cohort's truth, scored on the same folds

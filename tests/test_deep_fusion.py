@@ -174,3 +174,53 @@ def test_model_file_round_trip_and_tampered_weights(tmp_path):
     save_model(bad, tmp_path / "bad.medfuse")
     with pytest.raises(ModelFileError, match="weights do not fit"):
         load_model(tmp_path / "bad.medfuse")
+
+
+def planted3(n, seed):
+    """Three string classes: the X-ray blob's place says which class (80% of the time), the report's word too."""
+    rng = np.random.default_rng(seed)
+    names = np.array(["fibrosis", "normal", "tuberculosis"])
+    y = rng.integers(0, 3, n)
+    xray = rng.normal(0.3, 0.1, (n, 1, 16, 16)).astype(np.float32)
+    ct = rng.normal(0.3, 0.1, (n, 3, 16, 16)).astype(np.float32)
+    tokens = []
+    for i in range(n):
+        c = y[i] if rng.random() < 0.8 else rng.integers(0, 3)
+        xray[i, 0, 2 + 4 * c:6 + 4 * c, 4:10] += 0.8
+        c = y[i] if rng.random() < 0.8 else rng.integers(0, 3)
+        tokens.append(["chest", ["honeycombing", "clear", "cavity"][c], "seen"])
+    pres = np.ones((n, 3), bool)
+    return DeepInputs([f"p{i}" for i in range(n)], names[y], ct, xray, tokens, pres, np.ones(n, bool), {})
+
+
+def test_multiclass_softmax_head_learns_string_classes(tmp_path):
+    from medfuse.learn.modelfile import load_model, read_card, save_model
+
+    data = planted3(150, 7)
+    tr, te = np.arange(100), np.arange(100, 150)
+    m = DeepFusionClassifier(**SMALL).fit(data.subset(tr))
+    assert list(m.classes_) == ["fibrosis", "normal", "tuberculosis"]
+    assert m.config_["n_outputs"] == 3
+    p = m.predict_proba(data.subset(te))
+    assert p.shape == (50, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    # each cue is 80% right (87% including the lucky draws); chance is a macro AUC of 0.5
+    auc = roc_auc_score(data.labels[te], p, multi_class="ovr", labels=m.classes_)
+    assert auc > 0.8, auc
+    pred = m.predict(data.subset(te))
+    np.testing.assert_array_equal(pred, m.classes_[np.argmax(p, axis=1)])
+    assert (pred == data.labels[te]).mean() > 0.5  # chance: 1/3
+    # the model file keeps the string classes and the softmax head
+    path = save_model(m, tmp_path / "deep3.medfuse")
+    back = load_model(path)
+    assert list(back.classes_) == list(m.classes_)
+    assert read_card(path)["card"]["model"]["classes"] == ["fibrosis", "normal", "tuberculosis"]
+    np.testing.assert_allclose(back.predict_proba(data.subset(te)), p, atol=1e-6)
+
+
+def test_multiclass_refuses_mixed_label_types():
+    data = planted3(30, 8)
+    mixed = data.labels.astype(object)
+    mixed[:10] = 1
+    with pytest.raises(ValueError, match="mixes label types"):
+        DeepFusionClassifier(**SMALL).fit(data, mixed)

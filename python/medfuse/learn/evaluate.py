@@ -13,11 +13,14 @@ becomes the ``report__<i>`` block.
   train`` saves and ``medfuse predict`` applies.
 - :func:`cross_validate`: stratified k-fold (shuffled, seeded) evaluation
   of each single modality and each fusion, all on the same folds; AUC,
-  accuracy and F1 per fold, their mean and standard deviation across
-  folds, pooled out-of-fold probabilities and ROC curves.
+  accuracy and F1 per fold (more than two classes: macro one-vs-rest AUC,
+  accuracy, macro F1 and each class's AUC), their mean and standard
+  deviation across folds, pooled out-of-fold probabilities, ROC curves and
+  confusion matrices.
 - :func:`write_report`: one self-contained HTML file (the table, ROC
-  curves, example images with their Canny edge maps; figures embedded as
-  base64 PNG).
+  curves — one panel per class for more than two —, confusion matrices
+  for more than two classes, example images with their Canny edge maps;
+  figures embedded as base64 PNG).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..kernels._threads import with_learner_threads
+from .fusion import check_known_classes, check_labels
 
 __all__ = [
     "FUSIONS",
@@ -46,6 +50,8 @@ __all__ = [
     "NUMERIC_MODALITIES",
     "Evaluation",
     "MultimodalModel",
+    "check_known_classes",
+    "check_labels",
     "cross_validate",
     "cv_metrics",
     "example_audio",
@@ -210,6 +216,7 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         _check_table(X, need_label=y is None)
         _check_choice("fusion", self.fusion, (*FUSIONS, "single"))
         yv = np.asarray(X["label"] if y is None else y)
+        check_labels(yv)  # no missing label, no mix of strings and numbers
         mods = self._mods(X)
         if not mods:
             raise ValueError("no modality to learn from")
@@ -234,6 +241,19 @@ class MultimodalModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> npt.NDArray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Accuracy on the feature table ``X`` (``y`` defaults to its ``label`` column).
+
+        Labels of a class the model never saw at fit are refused (ValueError
+        naming them): the model cannot predict them, so they would only be
+        counted wrong in silence.
+        """
+        from sklearn.metrics import accuracy_score
+
+        yv = np.asarray(X["label"] if y is None else y)
+        check_known_classes(self.classes_, yv)
+        return float(accuracy_score(yv, self.predict(X), sample_weight=sample_weight))
 
     def save(self, path: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None) -> Path:
         """Write the fitted model as a medfuse model file (:mod:`medfuse.learn.modelfile`; no pickle).
@@ -289,33 +309,38 @@ def cv_metrics(model: MultimodalModel, features: Any, *, folds: int = 5, seed: i
     """Stratified k-fold AUC, accuracy and F1 (mean and std across folds) of ``model``'s settings.
 
     Clones of the unfitted ``model`` are fitted on each training fold of
-    ``features`` (binary labels only); for the model card of a model fitted
-    on all of ``features``.
+    ``features``; for the model card of a model fitted on all of
+    ``features``. Two classes: AUC and F1 of the second class, accuracy at
+    0.5 (``positive_label``). More: macro one-vs-rest AUC, accuracy, macro
+    F1 (``average: "macro"``), as :func:`cross_validate`. ``classes`` lists
+    the classes.
     """
     from sklearn.base import clone
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
     _check_table(features)
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
     frame = features.reset_index(drop=True)
-    y = frame["label"].to_numpy()
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) != 2:
-        raise ValueError(f"label must have exactly 2 classes for AUC/F1; got {len(classes)}")
-    if counts.min() < folds:
-        raise ValueError(f"folds={folds} exceeds the smallest class count ({counts.min()}); use fewer folds")
+    classes, y = check_labels(frame["label"].to_numpy())
+    if len(classes) < 2:
+        raise ValueError(f"label must have at least 2 classes; got {len(classes)}: {list(classes)[:5]}")
+    _check_class_counts(classes, y, int(folds))
+    K = len(classes)
     vals: dict[str, list[float]] = {m: [] for m in METRICS}
     skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
     for tr, te in skf.split(np.zeros(len(y)), y):
         m = clone(model).fit(frame.iloc[tr])
-        p = m.predict_proba(frame.iloc[te])[:, list(m.classes_).index(classes[1])]
-        yt = (y[te] == classes[1]).astype(int)
-        vals["auc"].append(float(roc_auc_score(yt, p)))
-        vals["accuracy"].append(float(accuracy_score(yt, (p >= 0.5).astype(int))))
-        vals["f1"].append(float(f1_score(yt, (p >= 0.5).astype(int), zero_division=0.0)))
-    out: dict[str, Any] = {"folds": int(folds), "seed": int(seed), "positive_label": _plain(classes[1])}
+        order = [list(m.classes_).index(c) for c in classes]  # the fold model knows every class (stratified)
+        p = m.predict_proba(frame.iloc[te])[:, order]
+        for key, val in _fold_metrics(y[te], p, K).items():
+            if key in vals:
+                vals[key].append(val)
+    out: dict[str, Any] = {"folds": int(folds), "seed": int(seed), "classes": [_plain(c) for c in classes]}
+    if K == 2:
+        out["positive_label"] = _plain(classes[1])
+    else:
+        out["average"] = "macro"
     for k, v in vals.items():
         out[f"{k}_mean"] = float(np.mean(v))
         out[f"{k}_std"] = float(np.std(v, ddof=1))
@@ -475,13 +500,24 @@ class Evaluation:
 
     ``folds``: tidy table, one row per (model, fold, metric): columns model,
     kind ("single" | "fusion" | "oracle": the synthetic cohort's true
-    malignancy logit, see :func:`cross_validate`), modalities, fold, metric, value.
+    probabilities, see :func:`cross_validate`), modalities, fold, metric, value.
     ``table``: one row per model: kind, modalities, ``<metric>_mean``,
-    ``<metric>_std`` (across folds, ddof=1), n_folds.
-    ``oof``: out-of-fold probability of the positive class per patient and
-    model (columns patient_id, label, one per model).
-    ``roc``: model -> (fpr, tpr) of the pooled out-of-fold probabilities
-    (their AUC, :meth:`pooled_auc`, differs from the table's mean over folds).
+    ``<metric>_std`` (across folds, ddof=1), n_folds; with more than two
+    classes also ``auc_<class>_mean`` / ``_std`` (one-vs-rest AUC per class).
+    ``oof``: out-of-fold probabilities per patient (columns patient_id,
+    label, then per model: two classes, one column named after the model
+    holding the positive class's probability; more classes, one column
+    ``<model>: p_<class>`` per class).
+    ``proba``: model -> (n_patients, n_classes) out-of-fold probabilities,
+    columns in ``classes`` order (both cases).
+    ``roc``: model -> (fpr, tpr) of the pooled out-of-fold probabilities of
+    the positive class (two classes only; empty otherwise).
+    ``roc_per_class``: model -> class -> (fpr, tpr), one-vs-rest (for two
+    classes: the positive class only, the same curve as ``roc``).
+    ``confusion``: model -> (n_classes, n_classes) counts of the pooled
+    out-of-fold predictions (rows true class, columns predicted class,
+    ``classes`` order; the prediction is the most probable class).
+    ``positive_label``: ``classes[1]`` for two classes, None for more.
     """
 
     folds: Any
@@ -490,34 +526,87 @@ class Evaluation:
     roc: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]
     positive_label: Any
     settings: dict[str, Any] = field(default_factory=dict)
+    classes: Any = None
+    proba: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    roc_per_class: dict[str, dict[Any, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]] = field(default_factory=dict)
+    confusion: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+
+    @property
+    def multiclass(self) -> bool:
+        """More than two classes."""
+        return self.classes is not None and len(self.classes) > 2
 
     def pooled_auc(self) -> dict[str, float]:
-        """model -> AUC of the pooled out-of-fold probabilities (the area under ``roc``)."""
-        from sklearn.metrics import auc
+        """model -> AUC of the pooled out-of-fold probabilities (macro one-vs-rest for more than two classes).
 
-        return {name: float(auc(fpr, tpr)) for name, (fpr, tpr) in self.roc.items()}
+        For two classes this is the area under ``roc``; it differs from the
+        table's mean over folds.
+        """
+        from sklearn.metrics import auc, roc_auc_score
+
+        if not self.multiclass:
+            return {name: float(auc(fpr, tpr)) for name, (fpr, tpr) in self.roc.items()}
+        _c, y = check_labels(self.oof["label"].to_numpy())
+        k = len(self.classes)
+        return {name: float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=np.arange(k)))
+                for name, p in self.proba.items()}
 
     def best(self, kind: str) -> tuple[str, float]:
-        """(model, mean AUC) of the best model of a kind ("single" or "fusion")."""
+        """(model, mean AUC) of the best model of a kind ("single" or "fusion"); macro AUC for more classes."""
         t = self.table[self.table["kind"] == kind]
         if t.empty:
             raise ValueError(f"no {kind} model in this evaluation")
         row = t.sort_values("auc_mean", ascending=False).iloc[0]
         return str(row["model"]), float(row["auc_mean"])
 
+    def class_metrics(self) -> list[str]:
+        """The per-class metric names of the table (``auc_<class>``; none for two classes)."""
+        return [f"auc_{c}" for c in self.classes] if self.multiclass else []
+
     def format_table(self) -> str:
-        """The table as aligned text (mean ± std across folds)."""
-        header = ["model", "modalities", *[f"{m.upper() if m == 'auc' else m}" for m in METRICS]]
+        """The table as aligned text (mean ± std across folds; per-class AUCs as means)."""
+        names = {"auc": "macro AUC" if self.multiclass else "AUC", "accuracy": "accuracy",
+                 "f1": "macro F1" if self.multiclass else "F1"}
+        header = ["model", "modalities", *[names[m] for m in METRICS], *[f"AUC {c}" for c in (self.classes if self.multiclass else [])]]
         rows = []
         for _i, r in self.table.iterrows():
             rows.append(
-                [str(r["model"]), str(r["modalities"]), *[f"{r[m + '_mean']:.3f} ± {r[m + '_std']:.3f}" for m in METRICS]]
+                [str(r["model"]), str(r["modalities"]), *[f"{r[m + '_mean']:.3f} ± {r[m + '_std']:.3f}" for m in METRICS],
+                 *[f"{r[m + '_mean']:.3f}" for m in self.class_metrics()]]
             )
         widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         return "\n".join(lines)
+
+
+def _fold_metrics(y: npt.NDArray[np.intp], p: npt.NDArray[np.float64], k: int) -> dict[str, float]:
+    """AUC, accuracy, F1 (binary: of class 1 at 0.5; more classes: macro one-vs-rest AUC, macro F1, and auc_<j>)."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    if k == 2:
+        pred = (p[:, 1] >= 0.5).astype(int)
+        return {"auc": float(roc_auc_score(y, p[:, 1])), "accuracy": float(accuracy_score(y, pred)),
+                "f1": float(f1_score(y, pred, zero_division=0.0))}
+    pred = np.argmax(p, axis=1)
+    out = {"auc": float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=np.arange(k))),
+           "accuracy": float(accuracy_score(y, pred)),
+           "f1": float(f1_score(y, pred, average="macro", labels=np.arange(k), zero_division=0.0))}
+    for j in range(k):
+        out[f"auc_{j}"] = float(roc_auc_score(y == j, p[:, j]))
+    return out
+
+
+def _check_class_counts(classes: Any, y: npt.NDArray[np.intp], folds: int) -> None:
+    """Every class needs a patient in every fold: name the classes that are too small."""
+    counts = np.bincount(y, minlength=len(classes))
+    small = [(_plain(c), int(n)) for c, n in zip(classes.tolist(), counts) if n < folds]
+    if small:
+        which = ", ".join(f"{c!r} ({n} patient{'s' * (n != 1)})" for c, n in small)
+        raise ValueError(f"folds={folds} exceeds the smallest class count, class {which}: stratified {folds}-fold "
+                         f"cross-validation needs at least {folds} patients per class; use fewer folds, "
+                         "more patients, or drop or merge that class")
 
 
 @with_learner_threads
@@ -536,10 +625,12 @@ def cross_validate(
     """Stratified k-fold evaluation of each single modality and each fusion.
 
     ``cohort`` (optional): the :class:`~medfuse.data.Cohort` the table was
-    extracted from, matched by ``patient_id``. With a synthetic cohort
-    (``cohort.truth`` has ``malignancy_logit``) an "oracle" row scores the
-    true malignancy logit on the same folds (the best any model can do).
-    ``deep``: True or a :class:`medfuse.learn.deep.DeepFusionClassifier`
+    extracted from, matched by ``patient_id``. With a synthetic cohort an
+    "oracle" row scores the generative model's own probabilities on the same
+    folds (the best any model can do): ``cohort.truth``'s ``p_<class>``
+    columns when it has one for every class (the disease cohort's
+    Bayes-optimal class probabilities), else its ``malignancy_logit`` (two
+    classes). ``deep``: True or a :class:`medfuse.learn.deep.DeepFusionClassifier`
     (needs ``cohort`` and the ``deep`` extra) adds a "deep fusion" row,
     trained on each training fold's raw images and reports; inputs are
     prepared once (:func:`medfuse.learn.deep.prepare_inputs`). Without torch,
@@ -549,11 +640,17 @@ def cross_validate(
     random_state=seed)``), over all patients of the table: a patient missing
     a modality is still scored by that modality's model (its block is
     missing; the model falls back on what it learned for missing rows).
-    The report vectorizer is refitted on each training fold. Binary labels
-    only (AUC and F1 of the second class in sorted order).
+    The report vectorizer is refitted on each training fold.
+
+    Labels: two or more classes, all strings or all numbers (a mix is
+    refused), each with at least ``folds`` patients (a smaller class — a
+    single patient, say — is refused with an error naming it). Two classes:
+    AUC and F1 of the second class in sorted order, accuracy at probability
+    0.5. More: macro one-vs-rest AUC, accuracy of the most probable class,
+    macro F1, and the one-vs-rest AUC of each class (``auc_<class>``).
     """
     import pandas as pd
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, roc_curve
+    from sklearn.metrics import confusion_matrix, roc_curve
     from sklearn.model_selection import StratifiedKFold
 
     _check_table(features)
@@ -563,14 +660,11 @@ def cross_validate(
         _check_choice("fusions", f, FUSIONS)
     frame = features.reset_index(drop=True)
     y_raw = frame["label"].to_numpy()
-    if pd.isna(frame["label"]).any():
-        raise ValueError("label has missing values; drop unlabeled patients before evaluating")
-    classes = np.unique(y_raw)
-    if len(classes) != 2:
-        raise ValueError(f"label must have exactly 2 classes for AUC/F1; got {len(classes)}: {list(classes)[:5]}")
-    counts = [int((y_raw == c).sum()) for c in classes]
-    if min(counts) < folds:
-        raise ValueError(f"folds={folds} exceeds the smallest class count ({min(counts)}); use fewer folds")
+    classes, y = check_labels(y_raw)
+    if len(classes) < 2:
+        raise ValueError(f"label must have at least 2 classes; got {len(classes)}: {list(classes)[:5]}")
+    _check_class_counts(classes, y, int(folds))
+    K = len(classes)
     mods = MultimodalModel(modalities=modalities)._mods(frame)
     if not mods:
         raise ValueError("features holds no modality to evaluate")
@@ -578,61 +672,76 @@ def cross_validate(
     specs: list[tuple[str, str, tuple[str, ...], str]] = [(m, "single", (m,), "single") for m in mods]
     if len(mods) > 1:
         specs += [(f"{f} fusion", "fusion", mods, f) for f in fusions]
-    pos = classes[1]
-    y = (y_raw == pos).astype(int)
-    extra = _extra_models(frame, cohort, deep, seed)
+    extra = _extra_models(frame, cohort, deep, seed, classes)
     specs += [(name, kind, ms, "extra") for name, kind, ms, _fn in extra]
-    oof = {name: np.full(len(frame), np.nan) for name, *_ in specs}
+    proba = {name: np.full((len(frame), K), np.nan) for name, *_ in specs}
     rows = []
     skf = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+    extra_fns = {name: fn for name, _k, _m, fn in extra}
     for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
         train, test = frame.iloc[tr], frame.iloc[te]
         design = _Design(mods, vec).fit(train)
         Dtr, blocks = design.transform(train)
         Dte, _b = design.transform(test)
-        extra_fns = {name: fn for name, _k, _m, fn in extra}
         for name, kind, ms, fusion in specs:
             if fusion == "extra":
-                p = extra_fns[name](tr, te, y)
+                p = np.asarray(extra_fns[name](tr, te, y), dtype=np.float64)
             else:
                 cols = [c for m in ms for c in blocks.get(m, [])]
                 sub = {m: blocks[m] for m in ms if m in blocks}
                 clf = _classifier(fusion, sub, learner, seed).fit(Dtr[cols], y[tr])
-                p = clf.predict_proba(Dte[cols])[:, 1]
-            oof[name][te] = p
-            pred = (p >= 0.5).astype(int)
-            vals = {
-                "auc": roc_auc_score(y[te], p),
-                "accuracy": accuracy_score(y[te], pred),
-                "f1": f1_score(y[te], pred, zero_division=0.0),
-            }
-            for metric, v in vals.items():
+                p = np.asarray(clf.predict_proba(Dte[cols]), dtype=np.float64)
+            proba[name][te] = p
+            for metric, v in _fold_metrics(y[te], p, K).items():
                 rows.append({"model": name, "kind": kind, "modalities": "+".join(ms), "fold": k, "metric": metric, "value": float(v)})
     long = pd.DataFrame(rows)
+    per_class = {f"auc_{j}": f"auc_{c}" for j, c in enumerate(classes)} if K > 2 else {}
+    long["metric"] = long["metric"].replace(per_class)
     agg = long.groupby(["model", "metric"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     table_rows = []
     for name, kind, ms, _f in specs:
         r: dict[str, Any] = {"model": name, "kind": kind, "modalities": "+".join(ms)}
-        for metric in METRICS:
+        for metric in (*METRICS, *per_class.values()):
             a = agg[(agg["model"] == name) & (agg["metric"] == metric)].iloc[0]
             r[f"{metric}_mean"] = float(a["mean"])
             r[f"{metric}_std"] = float(a["std"])
         r["n_folds"] = int(folds)
         table_rows.append(r)
     table = pd.DataFrame(table_rows)
-    oof_df = pd.DataFrame({"patient_id": frame["patient_id"] if "patient_id" in frame else np.arange(len(frame)),
-                           "label": y_raw, **oof})
-    roc = {}
-    for name, p_oof in oof.items():
-        fpr, tpr, _t = roc_curve(y, p_oof)
-        roc[name] = (fpr, tpr)
+    ids = frame["patient_id"] if "patient_id" in frame else np.arange(len(frame))
+    if K == 2:
+        oof_cols = {name: p[:, 1] for name, p in proba.items()}
+    else:
+        oof_cols = {f"{name}: p_{c}": p[:, j] for name, p in proba.items() for j, c in enumerate(classes)}
+    oof_df = pd.DataFrame({"patient_id": ids, "label": y_raw, **oof_cols})
+    roc: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+    roc_pc: dict[str, dict[Any, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]] = {}
+    confusion: dict[str, npt.NDArray[np.int64]] = {}
+    for name, p in proba.items():
+        if K == 2:
+            fpr, tpr, _t = roc_curve(y, p[:, 1])
+            roc[name] = (fpr, tpr)
+            roc_pc[name] = {_plain(classes[1]): (fpr, tpr)}
+            pred = (p[:, 1] >= 0.5).astype(int)
+        else:
+            roc_pc[name] = {}
+            for j, c in enumerate(classes):
+                fpr, tpr, _t = roc_curve(y == j, p[:, j])
+                roc_pc[name][_plain(c)] = (fpr, tpr)
+            pred = np.argmax(p, axis=1)
+        confusion[name] = confusion_matrix(y, pred, labels=np.arange(K)).astype(np.int64)
+    counts = np.bincount(y, minlength=K)
     settings = {"folds": int(folds), "seed": int(seed), "learner": str(learner), "modalities": list(mods),
-                "n_patients": len(frame), "class_counts": dict(zip(map(str, classes), counts))}
-    return Evaluation(long, table, oof_df, roc, pos, settings)
+                "n_patients": len(frame), "class_counts": dict(zip(map(str, classes), map(int, counts))),
+                "classes": [_plain(c) for c in classes]}
+    pos = classes[1] if K == 2 else None
+    return Evaluation(long, table, oof_df, roc, pos, settings, classes=classes, proba=proba, roc_per_class=roc_pc,
+                      confusion=confusion)
 
 
-def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int) -> list[tuple[str, str, tuple[str, ...], Any]]:
-    """(name, kind, modalities, fit-and-score function) of the oracle and deep rows."""
+def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int,
+                  classes: Any = None) -> list[tuple[str, str, tuple[str, ...], Any]]:
+    """(name, kind, modalities, fit-and-score function -> (n_test, n_classes) probabilities) of the oracle and deep rows."""
     if cohort is None:
         if deep is not None and deep is not False:
             raise ValueError("deep needs the cohort the features were extracted from (cohort=...)")
@@ -642,12 +751,24 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int) -> list[tuple[s
     ids = [str(p) for p in frame["patient_id"]]
     out: list[tuple[str, str, tuple[str, ...], Any]] = []
     truth = getattr(cohort, "truth", None)
-    if truth is not None and "malignancy_logit" in truth.columns:
+    if classes is None:
+        classes, _y = check_labels(frame["label"].to_numpy())
+    pcols = [f"p_{c}" for c in classes]
+    if truth is not None and (set(pcols) <= set(truth.columns) or ("malignancy_logit" in truth.columns and len(classes) == 2)):
         missing = [p for p in ids if p not in truth.index]
         if missing:
             raise ValueError(f"cohort.truth lacks {len(missing)} patient(s) of features, e.g. {missing[0]!r}")
-        logit = truth.loc[ids, "malignancy_logit"].to_numpy(np.float64)
-        out.append(("oracle (true logit)", "oracle", ("truth",), lambda tr, te, y: 1.0 / (1.0 + np.exp(-logit[te]))))
+        if set(pcols) <= set(truth.columns):
+            P = truth.loc[ids, pcols].to_numpy(np.float64)
+            if not np.isfinite(P).all() or (P < 0).any():
+                raise ValueError(f"cohort.truth's {', '.join(pcols)} must be finite probabilities >= 0")
+            P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)  # the labels' classes only, renormalised
+            out.append(("oracle (Bayes probabilities)", "oracle", ("truth",), lambda tr, te, y: P[te]))
+        else:
+            logit = truth.loc[ids, "malignancy_logit"].to_numpy(np.float64)
+            p1 = 1.0 / (1.0 + np.exp(-logit))
+            P2 = np.column_stack([1.0 - p1, p1])
+            out.append(("oracle (true logit)", "oracle", ("truth",), lambda tr, te, y: P2[te]))
     if deep is None or deep is False:
         return out
     from .deep import DeepFusionClassifier, prepare_inputs
@@ -665,7 +786,7 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int) -> list[tuple[s
         from sklearn.base import clone
 
         m = clone(model).fit(inputs.subset(tr), y[tr])
-        return m.predict_proba(inputs.subset(te))[:, 1]
+        return m.predict_proba(inputs.subset(te))
 
     out.append(("deep fusion", "fusion", tuple(m for m in MODALITIES), fit_score))
     return out
@@ -750,22 +871,71 @@ def nodule_slice(volume: npt.NDArray[Any]) -> int:
 
 
 def _roc_figure(results: Evaluation) -> Any:
-    """ROC curves of the pooled out-of-fold probabilities, each labelled with its own (pooled) AUC."""
+    """ROC curves of the pooled out-of-fold probabilities, each labelled with its own (pooled) AUC.
+
+    More than two classes: one panel per class (one-vs-rest), every model in each.
+    """
     from matplotlib.figure import Figure
+    from sklearn.metrics import auc
 
     t = results.table
-    pooled = results.pooled_auc()
-    fig = Figure(figsize=(5.5, 5))
-    ax = fig.add_subplot()
-    for name, (fpr, tpr) in results.roc.items():
-        row = t[t["model"] == name].iloc[0]
-        style = "-" if row["kind"] == "fusion" else "--"
-        ax.plot(fpr, tpr, style, label=f"{name} (pooled AUC {pooled[name]:.3f})")
-    ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC of the pooled out-of-fold predictions")
-    ax.legend(loc="lower right", fontsize=8)
+    kinds = dict(zip(t["model"], t["kind"]))
+    if not results.multiclass:
+        pooled = results.pooled_auc()
+        fig = Figure(figsize=(5.5, 5))
+        ax = fig.add_subplot()
+        for name, (fpr, tpr) in results.roc.items():
+            style = "-" if kinds[name] == "fusion" else "--"
+            ax.plot(fpr, tpr, style, label=f"{name} (pooled AUC {pooled[name]:.3f})")
+        ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title("ROC of the pooled out-of-fold predictions")
+        ax.legend(loc="lower right", fontsize=8)
+        return fig
+    classes = [_plain(c) for c in results.classes]
+    ncol = 2
+    nrow = (len(classes) + ncol - 1) // ncol
+    fig = Figure(figsize=(5.2 * ncol, 4.8 * nrow), layout="constrained")
+    for i, c in enumerate(classes):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        for name, curves in results.roc_per_class.items():
+            fpr, tpr = curves[c]
+            style = "-" if kinds[name] == "fusion" else ":" if kinds[name] == "oracle" else "--"
+            ax.plot(fpr, tpr, style, label=f"{name} ({auc(fpr, tpr):.3f})")
+        ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{c} vs the rest (pooled out-of-fold)", fontsize=10)
+        ax.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def _confusion_figure(results: Evaluation) -> Any:
+    """One confusion matrix per model (pooled out-of-fold, most probable class); cells: count and row share."""
+    from matplotlib.figure import Figure
+
+    classes = [str(_plain(c)) for c in results.classes]
+    names = list(results.confusion)
+    ncol = min(3, len(names))
+    nrow = (len(names) + ncol - 1) // ncol
+    k = len(classes)
+    side = 1.2 + 0.75 * k
+    fig = Figure(figsize=(side * ncol, side * nrow + 0.3), layout="constrained")
+    for i, name in enumerate(names):
+        cm = results.confusion[name]
+        share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+        for a in range(k):
+            for b in range(k):
+                ax.text(b, a, f"{cm[a, b]}\n{share[a, b]:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if share[a, b] > 0.6 else "black")
+        ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.set_title(f"{name}: accuracy {np.trace(cm) / max(cm.sum(), 1):.3f}", fontsize=8)
     return fig
 
 
@@ -856,17 +1026,29 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
 
     t = results.table
-    head = "".join(f"<th>{h}</th>" for h in ("model", "modalities", "AUC", "accuracy", "F1"))
+    multi = results.multiclass
+    per_class = results.class_metrics()
+    heads: tuple[str, ...] = ("model", "modalities", "macro AUC" if multi else "AUC", "accuracy",
+                              "macro F1" if multi else "F1")
+    heads += tuple(f"AUC {_plain(c)}" for c in (results.classes if multi else []))
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in heads)
     body = []
     best_single = results.best("single")[1] if (t["kind"] == "single").any() else None
     for _i, r in t.iterrows():
         cells = [html.escape(str(r["model"])), html.escape(str(r["modalities"]))]
-        cells += [_fmt_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in METRICS]
+        cells += [_fmt_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in (*METRICS, *per_class)]
         cls = ' class="fusion-win"' if best_single is not None and r["kind"] == "fusion" and r["auc_mean"] > best_single else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
     roc_png = _png(_roc_figure(results))
+    confusion_html = ""
+    if multi and results.confusion:
+        confusion_html = (
+            "<h2>Confusion matrices</h2><p>Pooled out-of-fold predictions (the most probable class); rows are the "
+            "true class, columns the predicted one; each cell gives the count and the share of its row.</p>"
+            f'<img alt="confusion matrices" src="data:image/png;base64,{_png(_confusion_figure(results))}">'
+        )
 
     ex_html = ""
     if examples:
@@ -896,7 +1078,7 @@ def write_report(
 
     s = results.settings
     meta = (
-        f"{s.get('n_patients', '?')} patients ({', '.join(f'{k}: {v}' for k, v in s.get('class_counts', {}).items())}), "
+        f"{s.get('n_patients', '?')} patients ({', '.join(f'{html.escape(str(k))}: {v}' for k, v in s.get('class_counts', {}).items())}), "
         f"stratified {s.get('folds', '?')}-fold cross-validation (seed {s.get('seed', '?')}), "
         f"learner {html.escape(str(s.get('learner', '?')))}; mean ± standard deviation across folds."
     )
@@ -907,6 +1089,10 @@ def write_report(
         items = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in stages.items())
         timing_html = f"<h2>Stage times</h2><table>{items}</table>"
     notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    roc_note = " and class (one class against all the others)" if multi else ""
+    if multi:
+        meta += (" AUC is the macro average of the one-vs-rest AUCs of the classes (also shown one by one), "
+                 "F1 the macro average; accuracy counts the most probable class.")
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
@@ -915,10 +1101,10 @@ img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{meta}</p>{notes_html}
 <h2>Results</h2>{table_html}
-<h2>ROC curves</h2><p>All folds' out-of-fold predictions pooled into one curve per model; the legend gives
+<h2>ROC curves</h2><p>All folds' out-of-fold predictions pooled into one curve per model{roc_note}; the legend gives
 the AUC of that pooled curve, which differs from the table's mean of the per-fold AUCs.</p>
 <img alt="ROC curves" src="data:image/png;base64,{roc_png}">
-{ex_html}{audio_html}{timing_html}
+{confusion_html}{ex_html}{audio_html}{timing_html}
 <p>medfuse {html.escape(mf.__version__)}</p></body></html>
 """
     path = out / filename

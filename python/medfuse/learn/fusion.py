@@ -43,7 +43,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..kernels._threads import with_learner_threads
 
-__all__ = ["LEARNERS", "AttentionFusionClassifier", "EarlyFusionClassifier", "LateFusionClassifier", "make_learner"]
+__all__ = [
+    "LEARNERS",
+    "AttentionFusionClassifier",
+    "EarlyFusionClassifier",
+    "LateFusionClassifier",
+    "check_known_classes",
+    "check_labels",
+    "make_learner",
+    "refuse_mixed_labels",
+]
 
 LEARNERS = ("svm", "logreg", "rf", "gbdt")
 
@@ -130,6 +139,71 @@ def _resolve_blocks(blocks: Any, columns: list[Any] | None, n_features: int) -> 
     return out
 
 
+def _label_kind(v: Any) -> str:
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, (int, float, np.number, np.bool_)):
+        return "number"
+    return type(v).__name__
+
+
+def refuse_mixed_labels(y: Any, name: str = "y") -> None:
+    """ValueError when class labels mix strings and numbers (e.g. ``[0, 1, "fibrosis"]``).
+
+    NumPy would turn such a list into strings ("0", "1", "fibrosis")
+    silently; a mix almost always means two label sources were joined.
+    """
+    arr = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object) if isinstance(y, (list, tuple)) else None
+    if arr is None and hasattr(y, "to_numpy"):
+        arr = y.to_numpy()
+    if arr is None or arr.dtype != object or arr.ndim != 1:
+        return
+    first: dict[str, Any] = {}
+    for v in arr:
+        if v is None or (isinstance(v, float) and v != v):
+            continue  # missing: reported elsewhere
+        first.setdefault(_label_kind(v), v)
+    if len(first) > 1:
+        raise ValueError(f"{name} mixes label types ({', '.join(f'{k}, e.g. {v!r}' for k, v in sorted(first.items()))}); "
+                         "use one type for every class")
+
+
+def _plain_value(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def check_labels(y: Any, name: str = "label") -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """(sorted classes, index of each label in them) of class labels, checked.
+
+    Labels are all strings or all numbers (bool counts as a number): a mix
+    such as ``[0, 1, "fibrosis"]`` (a table concatenated from two sources)
+    is refused with a ValueError naming the types, never compared as text.
+    Missing labels (None / NaN) are refused too.
+    """
+    import pandas as pd
+
+    arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}")
+    if pd.isna(pd.Series(arr, dtype=object)).any():
+        raise ValueError(f"{name} has missing values; drop unlabeled patients first")
+    if arr.dtype == object and arr.size:
+        refuse_mixed_labels(arr, name)
+        arr = np.asarray(arr.tolist()) if not isinstance(arr[0], str) else arr.astype(str)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    return classes, inverse.astype(np.intp).reshape(-1)
+
+
+def check_known_classes(classes: Any, y: Any, name: str = "label") -> None:
+    """Refuse labels the model never saw at fit (ValueError listing them and the model's classes)."""
+    known = {_plain_value(c) for c in np.asarray(classes).tolist()}
+    _c, _i = check_labels(y, name)
+    unseen = [_plain_value(c) for c in _c.tolist() if _plain_value(c) not in known]
+    if unseen:
+        raise ValueError(f"{name} has class(es) the model never saw at fit: {', '.join(map(repr, unseen))}; "
+                         f"the model knows {', '.join(map(repr, sorted(known, key=str)))}")
+
+
 class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -138,6 +212,7 @@ class _FusionBase(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _validate_fit(self, X: Any, y: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
         columns = [c for c in X.columns] if hasattr(X, "columns") else None
+        refuse_mixed_labels(y)
         Xa, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=2)
         check_classification_targets(y)
         self._le = LabelEncoder().fit(y)
@@ -358,8 +433,13 @@ class LateFusionClassifier(_FusionBase):
             meta.append(s)
             meta.append(p.astype(np.float64)[:, None])
         if not self.estimators_:
+            counts = np.bincount(yi, minlength=n_classes)
+            small = [f"class {_plain_value(c)!r} has {int(k)} patient{'s' * int(k != 1)}"
+                     for c, k in zip(self.classes_, counts) if k < 2]
+            which = f" ({'; '.join(small)})" if small else ""
             raise ValueError(
-                "no modality has at least 2 patients of every class; cannot fit any modality learner"
+                f"no modality has at least 2 patients of every class{which}; cannot fit any modality learner "
+                "(its out-of-fold predictions need 2 per class): drop or merge that class, or use early fusion"
             )
         Z = np.hstack(meta)
         self.oof_scores_ = Z

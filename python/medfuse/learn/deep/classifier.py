@@ -5,7 +5,9 @@ sequence of :class:`~medfuse.data.PatientRecord`, or a
 :class:`~medfuse.learn.deep.DeepInputs` from
 :func:`~medfuse.learn.deep.prepare_inputs` (prepare a cohort once, then
 slice it per fold: ``inputs.subset(idx)``). ``y`` defaults to the cohort's
-labels. Binary labels only.
+labels: two classes (one logit, binary cross-entropy) or more (one logit
+per class, softmax and cross-entropy), strings or numbers, not mixed;
+``classes_`` sorted, ``predict_proba`` columns in that order.
 
 Behaviour with missing data (documented, tested): a patient missing some
 modalities is trained on and predicted (absent modality tokens are masked
@@ -184,11 +186,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             raise ValueError("y is required: X has no labels")
         if len(yv) != len(data):
             raise ValueError(f"y has {len(yv)} labels for {len(data)} patients")
-        classes = np.unique(yv)
-        if len(classes) != 2:
-            raise ValueError(f"y must have exactly 2 classes; got {len(classes)}: {list(classes)[:5]}")
+        from ..fusion import check_labels
+
+        classes, yi = check_labels(yv, "y")
+        if len(classes) < 2:
+            raise ValueError(f"y must have at least 2 classes; got {len(classes)}: {list(classes)[:5]}")
         self.classes_ = classes
-        target = (yv == classes[1]).astype(np.float32)
+        # two classes: one logit (BCE, float target); more: K logits (cross-entropy, class-index target)
+        target: npt.NDArray[Any] = yi.astype(np.float32) if len(classes) == 2 else yi.astype(np.int64)
         seed = int(self.random_state)
         idx = np.arange(len(data))
         val = np.zeros(0, np.int64)
@@ -196,14 +201,15 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             from sklearn.model_selection import train_test_split
 
             n_val = round(self.validation_fraction * len(data))
-            if n_val >= 2 and min(np.bincount(target.astype(int))) >= 2:
-                idx, val = train_test_split(idx, test_size=n_val, stratify=target, random_state=seed)
+            if n_val >= len(classes) and min(np.bincount(yi)) >= 2:
+                idx, val = train_test_split(idx, test_size=n_val, stratify=yi, random_state=seed)
                 idx, val = np.sort(idx), np.sort(val)
         self.vocabulary_ = self._build_vocabulary([data.tokens[i] for i in idx])
         config = dict(d_model=int(self.d_model), heads=int(self.heads), layers=int(self.layers),
                       widths=[int(w) for w in self.widths], embedding_dim=int(self.embedding_dim),
                       rnn_hidden=int(self.rnn_hidden), rnn=self.rnn, ops=self.ops,
-                      vocab_size=len(self.vocabulary_), inputs=dict(data.settings))
+                      vocab_size=len(self.vocabulary_), inputs=dict(data.settings),
+                      n_outputs=1 if len(classes) == 2 else len(classes))
         from .network import build_network
 
         with self._threads():
@@ -244,15 +250,24 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         with torch.no_grad():
             net.report.embedding.weight.copy_(w)
 
-    def _loss(self, net: Any, data: DeepInputs, target: npt.NDArray[np.float32], idx: npt.NDArray[np.int64]) -> float:
+    @staticmethod
+    def _criterion(logits: Any, target: Any) -> Any:
+        """Binary cross-entropy on one logit, or cross-entropy on K logits (class-index target)."""
+        import torch
+
+        if logits.ndim == 1:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    def _loss(self, net: Any, data: DeepInputs, target: npt.NDArray[Any], idx: npt.NDArray[np.int64]) -> float:
         import torch
 
         net.eval()
         with torch.no_grad():
             logits = torch.cat([net(*self._batch_tensors(data, idx[s:s + 256])) for s in range(0, len(idx), 256)])
-            return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(target[idx])))
+            return float(self._criterion(logits, torch.from_numpy(target[idx])))
 
-    def _train(self, net: Any, data: DeepInputs, target: npt.NDArray[np.float32], idx: npt.NDArray[np.int64],
+    def _train(self, net: Any, data: DeepInputs, target: npt.NDArray[Any], idx: npt.NDArray[np.int64],
                val: npt.NDArray[np.int64], seed: int) -> list[dict[str, float]]:
         import torch
 
@@ -273,7 +288,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             for s in range(0, len(order), int(self.batch_size)):
                 b = np.sort(order[s:s + int(self.batch_size)])
                 logits = net(*self._batch_tensors(data, b))
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, tt[b])
+                loss = self._criterion(logits, tt[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -322,13 +337,18 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         return torch.cat(out).double().numpy()
 
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
+        """Class probabilities, columns in ``classes_`` order (sigmoid of the logit, or softmax)."""
         z = self.decision_function(X)
-        p = 1.0 / (1.0 + np.exp(-z))
-        return np.column_stack([1.0 - p, p])
+        if z.ndim == 1:
+            p = 1.0 / (1.0 + np.exp(-z))
+            return np.column_stack([1.0 - p, p])
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
     def predict(self, X: Any) -> npt.NDArray:
         z = self.decision_function(X)
-        return np.asarray(self.classes_)[(z > 0).astype(int)]
+        k = (z > 0).astype(int) if z.ndim == 1 else np.argmax(z, axis=1)
+        return np.asarray(self.classes_)[k]
 
     # ---------------------------------------------------------------- state
     def __getstate__(self) -> dict[str, Any]:
@@ -399,7 +419,8 @@ def _register() -> None:
         to_parts=_to_parts,
         from_parts=_from_parts,
         card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
-                                  "layers": int(m.layers), "epochs": len(m.history_)}},
+                                  "layers": int(m.layers), "epochs": len(m.history_),
+                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]}},
     )
 
 

@@ -16,7 +16,8 @@ state_dict moves between the two).
 - Fusion: a [CLS] token plus one token per modality (each with a learned
   modality embedding); ``layers`` pre-norm transformer layers of multi-head
   self-attention ``softmax(QKᵀ/√d_k) V`` where absent modalities are masked
-  out as keys; the [CLS] output gives the malignancy logit. A patient with
+  out as keys; the [CLS] output gives the logit of the positive class (two
+  classes, ``n_outputs`` 1) or one logit per class (softmax; ``n_outputs`` K). A patient with
   no modality at all is scored from the [CLS] token alone (a learned prior).
 """
 
@@ -111,7 +112,7 @@ class FusionNetwork(nn.Module):
         self.modality = nn.Parameter(torch.randn(3, d) / math.sqrt(d))
         self.layers = nn.ModuleList(FusionLayer(d, int(config["heads"]), ops) for _ in range(int(config["layers"])))
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, 1)
+        self.head = nn.Linear(d, int(config.get("n_outputs", 1)))  # 1: binary logit; K: softmax logits
 
     def forward(self, ct: torch.Tensor, xray: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,
                 present: torch.Tensor) -> torch.Tensor:
@@ -122,7 +123,8 @@ class FusionNetwork(nn.Module):
         attend = torch.cat([torch.ones(b, 1, dtype=torch.bool), present], dim=1)
         for layer in self.layers:
             x = layer(x, attend)
-        return self.head(self.norm(x[:, 0]))[:, 0]
+        out = self.head(self.norm(x[:, 0]))
+        return out[:, 0] if out.shape[1] == 1 else out
 
 
 def build_network(config: dict[str, Any]) -> FusionNetwork:
