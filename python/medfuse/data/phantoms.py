@@ -615,7 +615,7 @@ HU_GRANULOMA = 500.0
 HU_MICRONODULE = 20.0
 HU_RETICULAR_LINE = -250.0
 HU_HONEYCOMB_AIR = -980.0
-HU_HONEYCOMB_WALL = -150.0
+HU_HONEYCOMB_WALL = -300.0
 HU_DIAPHRAGM = 45.0
 #: Zones for fibrosis extent: lung (R = patient's right, x < centre) x third of z (upper, middle, lower).
 ZONES = ("RU", "RM", "RL", "LU", "LM", "LL")
@@ -768,7 +768,7 @@ def disease_ct_phantom(
       :func:`nodule_ct_phantom` (``diameter_mm``, ``nodule_hu``,
       ``spiculation``, ``lobulation``, ``lobe``, ``offset_mm``).
     - ``n_cavities`` (0-6): thick-walled cavities in the upper lobes (outer
-      radius 7-12 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
+      radius 8-13 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
     - ``tree_in_bud``: two clusters of 2-3.6 mm centrilobular micronodules in
       the upper-lobe periphery. ``consolidation``: a lobulated +35 HU
       opacity of 15-25 mm semi-axes in an upper lobe. ``n_granulomas``:
@@ -835,12 +835,12 @@ def disease_ct_phantom(
             fib_mask = inside & (score <= thr)
             tex = _window(bank, shape3, rng)
             lines = np.exp(-((tex / np.float32(0.45)) ** 2))  # a network along the zero crossings
-            fib_hu = np.float32(HU_LUNG + 60.0) + (np.float32(HU_RETICULAR_LINE - HU_LUNG)) * lines
+            fib_hu = np.float32(HU_LUNG + 30.0) + (np.float32(HU_RETICULAR_LINE - HU_LUNG)) * lines
             if honeycombing:
                 cyst_tex = _window(bank, shape3, rng)
                 outer = fib_mask & (score <= np.float32(0.5) * thr + np.float32(0.5) * score[fib_mask].min())
                 cyst = cyst_tex > np.float32(0.9)
-                wall = np.abs(cyst_tex - np.float32(0.9)) < np.float32(0.35)
+                wall = np.abs(cyst_tex - np.float32(0.9)) < np.float32(0.2)
                 fib_hu = np.where(outer & cyst, np.float32(HU_HONEYCOMB_AIR), fib_hu)
                 fib_hu = np.where(outer & wall, np.float32(HU_HONEYCOMB_WALL), fib_hu)
             w = (fib_mask * lung).astype(np.float32)
@@ -893,7 +893,7 @@ def disease_ct_phantom(
     while len(cavities) < int(n_cavities) and tries < 200:
         tries += 1
         c = upper_lobe_point(12.0)
-        outer = float(rng.uniform(7.0, 12.0))
+        outer = float(rng.uniform(8.0, 13.0))
         inner = outer - float(rng.uniform(3.5, 5.0))
         cv = (c[0] / dz, c[1] / dy, c[2] / dx)
         iz, iy, ix = (int(round(v)) for v in cv)
