@@ -768,7 +768,7 @@ def disease_ct_phantom(
       :func:`nodule_ct_phantom` (``diameter_mm``, ``nodule_hu``,
       ``spiculation``, ``lobulation``, ``lobe``, ``offset_mm``).
     - ``n_cavities`` (0-6): thick-walled cavities in the upper lobes (outer
-      radius 8-13 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
+      radius 9-14 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
     - ``tree_in_bud``: two clusters of 2-3.6 mm centrilobular micronodules in
       the upper-lobe periphery. ``consolidation``: a lobulated +35 HU
       opacity of 15-25 mm semi-axes in an upper lobe. ``n_granulomas``:
@@ -893,7 +893,7 @@ def disease_ct_phantom(
     while len(cavities) < int(n_cavities) and tries < 200:
         tries += 1
         c = upper_lobe_point(12.0)
-        outer = float(rng.uniform(8.0, 13.0))
+        outer = float(rng.uniform(9.0, 14.0))
         inner = outer - float(rng.uniform(3.5, 5.0))
         cv = (c[0] / dz, c[1] / dy, c[2] / dx)
         iz, iy, ix = (int(round(v)) for v in cv)

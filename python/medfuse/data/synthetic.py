@@ -650,14 +650,14 @@ def _radiologist_diagnosis(case: DiseaseCase, seen: dict[str, float], rng: np.ra
     if rng.random() < 0.12:
         return None
     score = {
-        "normal": 0.5,
+        "normal": 1.0,
         "lung_cancer": 2.2 * seen["nodule"] * (0.3 + case.spiculation + 0.3 * (case.diameter_mm > 15)) + 0.3 * seen["effusion"],
         "tuberculosis": 2.0 * seen["cavity"] + 1.3 * seen["tree_in_bud"] + 0.8 * seen["consolidation"]
         + 0.4 * seen["granuloma"],
         "fibrosis": 1.5 * seen["reticulation"] + 1.5 * seen["honeycombing"] + 0.7 * seen["traction"]
         + 0.5 * seen["volume_loss"],
     }
-    noisy = {k: v + rng.normal(0.0, 0.5) for k, v in score.items()}
+    noisy = {k: v + rng.normal(0.0, 0.35) for k, v in score.items()}
     best = max(noisy, key=lambda k: noisy[k])
     if rng.random() < 0.07:  # a wrong impression, as real reports sometimes are
         best = DISEASE_CLASSES[int(rng.integers(4))]
