@@ -145,7 +145,7 @@ def test_cavities_are_air_with_thick_soft_tissue_walls_in_upper_lobes():
     assert len(ph.cavities) == 3
     v = ph.volume.astype(float)
     for cav in ph.cavities:
-        z, y, x = (int(round(c)) for c in cav.center)
+        z, y, x = (round(c) for c in cav.center)
         assert v[z, y, x] < -900  # air inside
         assert cav.center[0] < 0.5 * v.shape[0]  # upper half of the scan
         # the ring between inner and outer radius is soft tissue on average
@@ -332,3 +332,22 @@ def test_image_features_findings_group(cohort):
     assert not any(n.startswith("findings_") for n in xr.get_feature_names_out())
     with pytest.raises(ValueError, match="groups"):
         ImageFeatureExtractor(groups=("finding",)).fit([recs[0].ct])
+
+
+def test_write_masks_with_findings(tmp_path):
+    from medfuse.annotate import write_masks
+    from medfuse.data.io import Volume, read_ct
+
+    ph = _phantom(n_cavities=2, fibrosis=0.5, honeycombing=False, seed=21)
+    vol = Volume(ph.volume, ph.spacing, (0.0, 0.0, 0.0), {"modality": "CT", "patient_id": "X1"})
+    paths = write_masks(vol, tmp_path, findings=True, nodules=False)
+    assert set(paths) == {"lungs", "cavities", "fibrosis"} and paths["cavities"].name == "X1_cavities.nii.gz"
+    cav = read_ct(paths["cavities"]).array
+    assert cav.shape == ph.volume.shape
+    for c in ph.cavities:  # a label at every true cavity, aligned with the CT's voxels
+        assert cav[tuple(round(v) for v in c.center)] > 0
+    assert len(set(np.unique(cav)) - {0}) >= len(ph.cavities)
+    fib = read_ct(paths["fibrosis"]).array > 0
+    t = ph.fibrosis_mask
+    assert 2 * (fib & t).sum() / (fib.sum() + t.sum()) > 0.7
+    assert set(write_masks(vol, tmp_path, nodules=False)) == {"lungs"}  # findings are opt-in

@@ -646,7 +646,7 @@ def cavity_candidates(
     spacing: Sequence[float],
     air_hu: float = -920.0,
     wall_hu: float = -760.0,
-    wall_mm: float = 3.0,
+    wall_mm: float = 6.0,
     min_radius_mm: float = 2.5,
     max_radius_mm: float = 30.0,
     min_wall_fraction: float = 0.75,

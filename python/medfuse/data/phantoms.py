@@ -896,7 +896,7 @@ def disease_ct_phantom(
         outer = float(rng.uniform(9.0, 14.0))
         inner = outer - float(rng.uniform(3.5, 5.0))
         cv = (c[0] / dz, c[1] / dy, c[2] / dx)
-        iz, iy, ix = (int(round(v)) for v in cv)
+        iz, iy, ix = (round(v) for v in cv)
         if not (0 <= iz < nz and 0 <= iy < ny and 0 <= ix < nx) or anatomy.lung[iz, iy, ix] < 1.0:
             continue
         if _pleural_depth(shape3)[iz, iy, ix] < outer + 1.0:

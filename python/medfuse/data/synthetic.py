@@ -681,7 +681,7 @@ def write_disease_report(case: DiseaseCase) -> str:
         if level == 0.0:
             return
         if zh:
-            parts.append(("可疑" + text_zh if level == 0.5 else text_zh))
+            parts.append("可疑" + text_zh if level == 0.5 else text_zh)
         else:
             if level == 0.5:
                 body = re.sub(r"^(A|An) ", "", text_en)
