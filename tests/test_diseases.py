@@ -273,6 +273,18 @@ def test_cavity_detection_sensitivity_and_false_positives():
     assert fp / len(with_cav + others) <= 2.0, fp
 
 
+def test_honeycomb_cysts_are_not_cavities_but_a_cavity_in_normal_lung_is():
+    ph = _phantom(n_cavities=1, fibrosis=0.7, honeycombing=True, seed=31)
+    lung = segment.lung_mask(ph.volume, spacing=ph.spacing)
+    strict = segment.cavity_candidates(ph.volume, lung, spacing=ph.spacing)
+    loose = segment.cavity_candidates(ph.volume, lung, spacing=ph.spacing, max_fibrotic_context=None)
+    assert len(loose) > len(strict)  # the honeycomb cysts that look like cavities at 3 mm voxels
+    assert all(c.fibrotic_context <= 0.4 for c in strict)
+    cav = ph.cavities[0]
+    assert any(np.linalg.norm(np.subtract(c.center_voxel, cav.center) * ph.spacing) <= cav.outer_radius_mm
+               for c in strict)
+
+
 def test_fibrosis_extent_dice_and_error():
     cases = _fresh_cases(5252, 120, lambda c: c.disease == "fibrosis")[:8]
     dices, errors = [], []
@@ -297,7 +309,7 @@ def test_detection_refusals():
     lung = ph.lung
     for kw, word in (({"wall_mm": 0}, "wall_mm"), ({"min_wall_fraction": 1.5}, "min_wall_fraction"),
                      ({"min_radius_mm": 40.0}, "min_radius_mm"), ({"max_candidates": 0}, "max_candidates"),
-                     ({"air_hu": float("nan")}, "air_hu")):
+                     ({"air_hu": float("nan")}, "air_hu"), ({"max_fibrotic_context": 2.0}, "max_fibrotic_context")):
         with pytest.raises(ValueError, match=word):
             segment.cavity_candidates(ph.volume, lung, spacing=ph.spacing, **kw)
     with pytest.raises(ValueError, match="mean_hu"):

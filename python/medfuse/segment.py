@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -616,7 +616,9 @@ class CavityCandidate:
     shell around the air (``wall_mm`` thick) that is soft tissue (above
     ``wall_hu``), 1 for a closed ring; ``wall_hu_mean``: the shell's mean
     HU; ``volume_mm3``: the air's volume; ``score``: the wall fraction
-    (candidates are sorted by it, best first).
+    (candidates are sorted by it, best first); ``fibrotic_context``: the
+    fraction of the lung 12-20 mm beyond the air's radius that
+    :func:`fibrosis_mask` calls fibrotic.
     """
 
     z: float
@@ -627,6 +629,7 @@ class CavityCandidate:
     wall_hu_mean: float
     volume_mm3: float
     score: float
+    fibrotic_context: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -650,6 +653,7 @@ def cavity_candidates(
     min_radius_mm: float = 2.5,
     max_radius_mm: float = 30.0,
     min_wall_fraction: float = 0.75,
+    max_fibrotic_context: float | None = 0.4,
     max_candidates: int = 20,
 ) -> list[CavityCandidate]:
     """Cavities in chest CT: air-filled blobs inside the lung ringed by a thick wall.
@@ -662,8 +666,14 @@ def cavity_candidates(
     the shell :func:`medfuse.binary_dilate` adds around it within
     ``wall_mm`` (an ellipsoid in mm); keep it when at least
     ``min_wall_fraction`` of the shell's voxels are above ``wall_hu``
-    (a thick, closed wall). Thin-walled air spaces (honeycomb cysts,
-    bullae, emphysema) and normal parenchyma fail that test.
+    (a thick, closed wall). Thin-walled air spaces (bullae, emphysema) and
+    normal parenchyma fail that test. Honeycomb cysts can pass it at 3 mm
+    voxels, but they lie in fibrotic lung: with ``max_fibrotic_context``
+    (None: no such test) a candidate is dropped when more than that
+    fraction of the lung 12-20 mm beyond its air is fibrotic
+    (:func:`fibrosis_mask` with its defaults). A cavity inside extensive
+    fibrosis is then missed too: the price of not calling every honeycomb
+    cyst a cavity.
 
     Returns at most ``max_candidates`` :class:`CavityCandidate`, best first.
     """
@@ -683,6 +693,11 @@ def cavity_candidates(
     if not 0.0 <= frac_t <= 1.0:
         raise ValueError(f"min_wall_fraction must be in [0, 1]; got {min_wall_fraction!r}")
     top = _positive_int(max_candidates, "max_candidates")
+    ctx_t = None
+    if max_fibrotic_context is not None:
+        ctx_t = _number(max_fibrotic_context, "max_fibrotic_context")
+        if not 0.0 <= ctx_t <= 1.0:
+            raise ValueError(f"max_fibrotic_context must be None or in [0, 1]; got {max_fibrotic_context!r}")
     lab, count = label((ct < np.float32(air_t)) & lung, connectivity=6)
     if count == 0:
         return []
@@ -720,6 +735,24 @@ def cavity_candidates(
                 score=fraction,
             )
         )
+    if ctx_t is not None and out:
+        fib = fibrosis_mask(ct, lung, spacing=sp)
+        kept = []
+        for c in out:
+            reach = c.radius_mm + 20.0
+            centre_mm = (c.z * sp[0], c.y * sp[1], c.x * sp[2])
+            box = tuple(
+                slice(max(0, int((cm - reach) / s)), min(n, int((cm + reach) / s) + 2))
+                for cm, s, n in zip(centre_mm, sp, ct.shape)
+            )
+            grids = np.ogrid[box]
+            d2 = sum((g * s - cm) ** 2 for g, s, cm in zip(grids, sp, centre_mm))
+            ring = (d2 > (c.radius_mm + 12.0) ** 2) & (d2 < reach**2) & lung[box]
+            n_ring = int(np.count_nonzero(ring))
+            context = float(np.count_nonzero(fib[box] & ring) / n_ring) if n_ring else 0.0
+            if context <= ctx_t:
+                kept.append(replace(c, fibrotic_context=context))
+        out = kept
     out.sort(key=lambda c: (-c.score, c.z, c.y, c.x))
     return out[:top]
 
