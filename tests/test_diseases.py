@@ -363,3 +363,19 @@ def test_write_masks_with_findings(tmp_path):
     t = ph.fibrosis_mask
     assert 2 * (fib & t).sum() / (fib.sum() + t.sum()) > 0.7
     assert set(write_masks(vol, tmp_path, nodules=False)) == {"lungs"}  # findings are opt-in
+
+
+def test_tuberculosis_opacities_granulomas_and_nodule_in_the_ct():
+    clean = _phantom(seed=8)
+    ph = _phantom(seed=8, tree_in_bud=True, consolidation=True, n_granulomas=3,
+                  nodule={"diameter_mm": 14.0, "lobe": "RLL", "nodule_hu": 30.0})
+    diff = ph.volume.astype(float) - clean.volume.astype(float)
+    changed = np.abs(diff) > 100
+    zz = np.nonzero(changed)[0]
+    assert changed.sum() > 500
+    assert (ph.volume > 300).sum() >= (clean.volume > 300).sum() + 3  # calcified granulomas, one voxel each at least
+    upper = changed[: ph.volume.shape[0] // 2].sum()
+    assert upper > 0.5 * changed.sum() and zz.size  # consolidation and tree-in-bud: upper lobes
+    z, y, x = (round(v) for v in ph.nodule_center)
+    assert ph.volume[z, y, x] > -200 and ph.nodule_radius_mm == 7.0
+    assert _phantom(seed=8).nodule_center is None

@@ -611,7 +611,7 @@ HU_FLUID = 10.0  # pleural effusion
 HU_CAVITY_WALL = 35.0
 HU_CAVITY_AIR = -990.0
 HU_CONSOLIDATION = 35.0
-HU_GRANULOMA = 500.0
+HU_GRANULOMA = 800.0
 HU_MICRONODULE = 20.0
 HU_RETICULAR_LINE = -250.0
 HU_HONEYCOMB_AIR = -980.0
@@ -771,8 +771,8 @@ def disease_ct_phantom(
       radius 9-14 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
     - ``tree_in_bud``: two clusters of 2-3.6 mm centrilobular micronodules in
       the upper-lobe periphery. ``consolidation``: a lobulated +35 HU
-      opacity of 15-25 mm semi-axes in an upper lobe. ``n_granulomas``:
-      calcified (+500 HU) 4-6 mm nodules.
+      opacity of 10-18 mm semi-axes (three lobes) in an upper lobe. ``n_granulomas``:
+      calcified (+800 HU) 5-7 mm nodules.
     - ``effusion``: dependent fluid (+10 HU), posterior and basal, one or
       both sides, 12-35 mm deep at the bottom slice.
     - ``fibrosis`` in [0, 1]: the fraction of the lower third's lung that is
@@ -885,7 +885,7 @@ def disease_ct_phantom(
         lobe = LOBES_ORDER[int(rng.choice(5, p=[0.3, 0.1, 0.15, 0.3, 0.15]))]
         lo = LOBE_OFFSETS_MM[lobe]
         p = tuple(c + o + e for c, o, e in zip(center, lo, rng.uniform(-12.0, 12.0, 3)))
-        _sphere(vol, lung, spacing, p, float(rng.uniform(2.0, 3.0)), HU_GRANULOMA)
+        _sphere(vol, lung, spacing, p, float(rng.uniform(2.5, 3.5)), HU_GRANULOMA)
 
     # Cavities: thick walls, air inside, upper lobes, apart from each other.
     cavities: list[Cavity] = []

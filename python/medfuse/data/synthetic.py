@@ -1,4 +1,7 @@
-"""The generative model behind :func:`medfuse.data.synthetic_cohort`.
+"""The generative models behind :func:`medfuse.data.synthetic_cohort`.
+
+The lung-nodule model (``task="malignancy"``)
+--------------------------------------------
 
 Latent factors per case (the ground-truth table returned as ``cohort.truth``):
 
@@ -32,6 +35,63 @@ What each modality sees (partly, noisily), so that fusion genuinely helps:
   impression whose hedge ("suspicious for", "cannot exclude", "likely
   benign", "no evidence of malignancy") follows the radiologist's own noisy
   reading of the case.
+
+The disease model (``synthetic_cohort(task="disease")``)
+--------------------------------------------------------
+
+Classes (``DISEASE_CLASSES``) with prevalence normal 0.40, lung_cancer 0.25,
+tuberculosis 0.20, fibrosis 0.15. A diseased case has a severity 1-3
+(p = 0.40, 0.35, 0.25); normal cases have severity 0. Given the class and
+the severity, the latent findings are drawn independently:
+
+- ``nodule`` (present: always in lung cancer, with p = 0.3 in the other
+  classes as a benign confounder). Malignant nodules: diameter log-normal
+  (median 12 mm x (1 + 0.25 (severity - 1)), sigma 0.35), density
+  solid/part-solid/ground-glass 0.55/0.30/0.15, calcified 3 % of solid ones,
+  spiculation Beta(2.5, 1.5), growth N(1, 1), lobe like today's model;
+  benign: median 8 mm (sigma 0.3), 0.80/0.08/0.12, calcified 35 %,
+  Beta(1.2, 2.5), N(-0.2, 0.8), any lobe alike.
+- ``n_cavities`` (thick-walled, upper lobes): min(Poisson(rate), 3), rate
+  0.8/1.6/2.4 by severity in tuberculosis, 0.06 in lung cancer
+  (cavitating carcinoma), 0.02 fibrosis, 0.01 normal.
+- ``tree_in_bud`` micronodules, ``consolidation`` (upper lobes),
+  ``effusion`` (pleural), ``active_infection`` (coarse crackles only),
+  ``airway_narrowing`` (a bronchus narrowed by the tumour: wheeze only):
+  Bernoulli per class and severity (table ``_BERNOULLI``); e.g.
+  tree-in-bud 0.35/0.6/0.8 in tuberculosis, 0.02-0.03 elsewhere.
+- ``n_granulomas`` (calcified): min(Poisson(1.2 TB, 0.3 others), 3).
+- ``fibrosis`` extent, the fraction of the lower zones' lung that is
+  fibrotic (basal, subpleural, reaching higher and deeper as it grows):
+  Beta(5, 15) / Beta(9, 11) / Beta(13, 7) by severity in the fibrosis
+  class; elsewhere 0, or mild Beta(2, 14) with p = 0.12 (age-related
+  interstitial change). ``honeycombing`` and ``traction_bronchiectasis``
+  (only where there is fibrosis): 0.25/0.55/0.85 and 0.3/0.5/0.75 in the
+  fibrosis class, 0.05 and 0.1 elsewhere. ``volume_loss`` = 0.15 x extent
+  (the diaphragm rises; the lungs are shorter).
+
+Oracle. ``p_<class>`` in the truth table is P(class | all the latent
+findings above) by Bayes' rule, summing over the unseen severity: what a
+perfect observer of every lesion would say; no model of the images, the
+reports and the sounds can do better on average.
+
+What each modality sees:
+
+- CT: cavities (air inside a soft-tissue ring), consolidation, calcified
+  granulomas, effusion (dependent fluid), the nodule, fibrotic reticulation
+  and honeycombing at the bases and the lost volume; tree-in-bud
+  micronodules (2-3 mm) only faintly at 2.8 mm voxels; nothing of infection
+  activity or airway narrowing.
+- X-ray (projection): large opacities, effusion and volume loss coarsely.
+- Report: each present finding mentioned with a sensitivity (cavity 0.9,
+  tree-in-bud 0.75, effusion 0.85, reticulation rising with the extent,
+  honeycombing 0.8 ...), sometimes hedged ("possible", "可能"), absent key
+  findings often negated ("No pleural effusion", "未见空洞"), a few false
+  mentions, and an impression from the radiologist's noisy reading: vague
+  ("clinical correlation recommended") in 12 % of reports, and the class
+  named replaced by a random one in 7 % (so some impressions are wrong).
+- Lung sounds: fine "velcro" crackles with the fibrosis extent, coarse
+  crackles with active infection, wheezes with airway narrowing, diminished
+  breath sounds with effusion (:mod:`medfuse.data.auscultation`).
 """
 
 from __future__ import annotations
@@ -330,65 +390,6 @@ _NODULE_SPICULATION_BETA = {"malignant": (2.5, 1.5), "benign": (1.2, 2.5)}
 _NODULE_GROWTH = {"malignant": (1.0, 1.0), "benign": (-0.2, 0.8)}
 _NODULE_LOBE_P = {"malignant": (0.3, 0.1, 0.2, 0.25, 0.15), "benign": (0.2, 0.2, 0.2, 0.2, 0.2)}
 
-DISEASE_MODEL_DOC = """
-The disease model (``synthetic_cohort(task="disease")``)
---------------------------------------------------------
-
-Classes (``DISEASE_CLASSES``) with prevalence normal 0.40, lung_cancer 0.25,
-tuberculosis 0.20, fibrosis 0.15. A diseased case has a severity 1-3
-(p = 0.40, 0.35, 0.25); normal cases have severity 0. Given the class and
-the severity, the latent findings are drawn independently:
-
-- ``nodule`` (present: always in lung cancer, with p = 0.3 in the other
-  classes as a benign confounder). Malignant nodules: diameter log-normal
-  (median 12 mm x (1 + 0.25 (severity - 1)), sigma 0.35), density
-  solid/part-solid/ground-glass 0.55/0.30/0.15, calcified 3 % of solid ones,
-  spiculation Beta(2.5, 1.5), growth N(1, 1), lobe like today's model;
-  benign: median 8 mm (sigma 0.3), 0.80/0.08/0.12, calcified 35 %,
-  Beta(1.2, 2.5), N(-0.2, 0.8), any lobe alike.
-- ``n_cavities`` (thick-walled, upper lobes): min(Poisson(rate), 3), rate
-  0.8/1.6/2.4 by severity in tuberculosis, 0.06 in lung cancer
-  (cavitating carcinoma), 0.02 fibrosis, 0.01 normal.
-- ``tree_in_bud`` micronodules, ``consolidation`` (upper lobes),
-  ``effusion`` (pleural), ``active_infection`` (coarse crackles only),
-  ``airway_narrowing`` (a bronchus narrowed by the tumour: wheeze only):
-  Bernoulli per class and severity (table ``_BERNOULLI``); e.g.
-  tree-in-bud 0.35/0.6/0.8 in tuberculosis, 0.02-0.03 elsewhere.
-- ``n_granulomas`` (calcified): min(Poisson(1.2 TB, 0.3 others), 3).
-- ``fibrosis`` extent, the fraction of the lower zones' lung that is
-  fibrotic (basal, subpleural, reaching higher and deeper as it grows):
-  Beta(5, 15) / Beta(9, 11) / Beta(13, 7) by severity in the fibrosis
-  class; elsewhere 0, or mild Beta(2, 14) with p = 0.12 (age-related
-  interstitial change). ``honeycombing`` and ``traction_bronchiectasis``
-  (only where there is fibrosis): 0.25/0.55/0.85 and 0.3/0.5/0.75 in the
-  fibrosis class, 0.05 and 0.1 elsewhere. ``volume_loss`` = 0.15 x extent
-  (the diaphragm rises; the lungs are shorter).
-
-Oracle. ``p_<class>`` in the truth table is P(class | all the latent
-findings above) by Bayes' rule, summing over the unseen severity: what a
-perfect observer of every lesion would say; no model of the images, the
-reports and the sounds can do better on average.
-
-What each modality sees:
-
-- CT: cavities (air inside a soft-tissue ring), consolidation, calcified
-  granulomas, effusion (dependent fluid), the nodule, fibrotic reticulation
-  and honeycombing at the bases and the lost volume; tree-in-bud
-  micronodules (2-3 mm) only faintly at 2.8 mm voxels; nothing of infection
-  activity or airway narrowing.
-- X-ray (projection): large opacities, effusion and volume loss coarsely.
-- Report: each present finding mentioned with a sensitivity (cavity 0.9,
-  tree-in-bud 0.75, effusion 0.85, reticulation rising with the extent,
-  honeycombing 0.8 ...), sometimes hedged ("possible", "可能"), absent key
-  findings often negated ("No pleural effusion", "未见空洞"), a few false
-  mentions, and an impression from the radiologist's noisy reading: vague
-  ("clinical correlation recommended") in 12 % and wrong in 7 % of reports.
-- Lung sounds: fine "velcro" crackles with the fibrosis extent, coarse
-  crackles with active infection, wheezes with airway narrowing, diminished
-  breath sounds with effusion (:mod:`medfuse.data.auscultation`).
-"""
-
-__doc__ = (__doc__ or "") + DISEASE_MODEL_DOC
 
 
 @dataclass(frozen=True)
