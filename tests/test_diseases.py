@@ -13,7 +13,6 @@ pytest.importorskip("cv2")
 
 from medfuse import segment
 from medfuse.data import phantoms, synthetic, synthetic_cohort
-from medfuse.data.cohort import _disease_case
 
 CLASSES = ("normal", "lung_cancer", "tuberculosis", "fibrosis")
 P_COLS = [f"p_{c}" for c in CLASSES]
@@ -258,7 +257,7 @@ def test_cavity_detection_sensitivity_and_false_positives():
     others = [c for c in cases if c.n_cavities == 0][:14]
     tp = fn = fp = 0
     for c in with_cav + others:
-        ph, *_ = _disease_case(c, (48, 128, 128))
+        ph = synthetic.disease_phantom(c)
         lung = segment.lung_mask(ph.volume, spacing=ph.spacing)
         cands = segment.cavity_candidates(ph.volume, lung, spacing=ph.spacing)
         used = set()
@@ -289,7 +288,7 @@ def test_fibrosis_extent_dice_and_error():
     cases = _fresh_cases(5252, 120, lambda c: c.disease == "fibrosis")[:8]
     dices, errors = [], []
     for c in cases:
-        ph, *_ = _disease_case(c, (48, 128, 128))
+        ph = synthetic.disease_phantom(c)
         lung = segment.lung_mask(ph.volume, spacing=ph.spacing)
         m = segment.fibrosis_mask(ph.volume, lung, spacing=ph.spacing)
         t = ph.fibrosis_mask

@@ -763,7 +763,7 @@ def fibrosis_mask(
     *,
     spacing: Sequence[float],
     sigma_mm: float = 4.0,
-    mean_hu: tuple[float, float] = (-750.0, -350.0),
+    mean_hu: tuple[float, float] = (-740.0, -350.0),
     min_std_hu: float = 60.0,
 ) -> npt.NDArray[np.bool_]:
     """Lung voxels with fibrotic (reticular) texture: a bool mask.

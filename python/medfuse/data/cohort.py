@@ -870,32 +870,9 @@ def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any
     """CT phantom, report, recording and lesion truth of one disease-model case."""
     import json
 
-    from . import auscultation, phantoms, synthetic
+    from . import auscultation, synthetic
 
-    nodule = None
-    if case.nodule:
-        nodule = {
-            "diameter_mm": case.diameter_mm,
-            "nodule_hu": case.nodule_hu,
-            "spiculation": case.spiculation if case.margin == "spiculated" else 0.0,
-            "lobulation": min(1.0, 2 * case.spiculation) if case.margin != "smooth" else 0.0,
-            "lobe": case.lobe,
-            "offset_mm": tuple(np.random.default_rng([case.seed, 3]).uniform(-8.0, 8.0, 3)),
-        }
-    ph = phantoms.disease_ct_phantom(
-        shape,
-        seed=case.seed,
-        nodule=nodule,
-        n_cavities=case.n_cavities,
-        tree_in_bud=case.tree_in_bud,
-        consolidation=case.consolidation,
-        n_granulomas=case.n_granulomas,
-        effusion=case.effusion,
-        fibrosis=case.fibrosis,
-        honeycombing=case.honeycombing,
-        traction_bronchiectasis=case.traction_bronchiectasis,
-        volume_loss=case.volume_loss,
-    )
+    ph = synthetic.disease_phantom(case, shape)
     report = synthetic.write_disease_report(case)
     rec = auscultation.auscultation(synthetic.disease_sound_factors(case), case.seed)
     lung_voxels = int(np.count_nonzero(ph.lung))

@@ -622,6 +622,7 @@ ZONES = ("RU", "RM", "RL", "LU", "LM", "LL")
 
 _PLEURA_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
 _TEXTURE_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
+_SMOOTH_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
 
 
 @dataclass(frozen=True)
@@ -722,6 +723,22 @@ def _texture_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
     return band
 
 
+def _smooth_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Low-frequency noise (unit sd, features ~10 mm), larger than the volume (cached)."""
+    cached = _SMOOTH_CACHE.get(shape)
+    if cached is not None:
+        return cached
+    from scipy import ndimage
+
+    bank_shape = (shape[0] + 8, shape[1] + 16, shape[2] + 16)
+    white = np.random.default_rng(778).standard_normal(bank_shape, dtype=np.float32)
+    smooth = ndimage.gaussian_filter(white, (1.5, 2.5, 2.5))
+    smooth /= np.float32(smooth.std())
+    smooth.setflags(write=False)
+    _SMOOTH_CACHE[shape] = smooth
+    return smooth
+
+
 def _window(bank: npt.NDArray[np.float32], shape: tuple[int, int, int], rng: np.random.Generator) -> npt.NDArray[np.float32]:
     oz, oy, ox = (int(rng.integers(0, b - s + 1)) for b, s in zip(bank.shape, shape))
     return bank[oz : oz + shape[0], oy : oy + shape[1], ox : ox + shape[2]]
@@ -762,7 +779,10 @@ def disease_ct_phantom(
     """A chest CT with the findings of the disease model, and their truth.
 
     Same anatomy, geometry and axes as :func:`nodule_ct_phantom` (the cohort
-    anatomy, one of its vessel trees, its noise). Findings, painted in HU:
+    anatomy, one of its vessel trees, its noise), with a more realistic
+    parenchyma: denser towards the back (up to +30 HU, gravity in a supine
+    scan) and a slowly varying texture (about +-10 HU). Findings, painted
+    in HU:
 
     - ``nodule``: None or the keyword arguments of the nodule of
       :func:`nodule_ct_phantom` (``diameter_mm``, ``nodule_hu``,
@@ -810,6 +830,12 @@ def disease_ct_phantom(
     z_mm = (np.arange(nz, dtype=np.float32) * np.float32(dz))[:, None, None]
     y_mm = (np.arange(ny, dtype=np.float32) * np.float32(dy))[None, :, None]
     x_mm = (np.arange(nx, dtype=np.float32) * np.float32(dx))[None, None, :]
+
+    # Parenchyma: gravity-dependent density (posterior lung up to +30 HU, as
+    # in a supine scan) and a slowly varying texture (about +-10 HU).
+    soft_bank = _smooth_bank(shape3)
+    posterior = np.clip((y_mm - np.float32(center[1] - 60.0)) / np.float32(150.0), 0.0, 1.0) ** 2
+    vol += lung * (np.float32(30.0) * posterior + np.float32(10.0) * _window(soft_bank, shape3, rng))
 
     # Volume loss: a domed diaphragm rises into the bases.
     if volume_loss > 0:

@@ -741,3 +741,37 @@ def disease_sound_factors(case: DiseaseCase) -> dict[str, float]:
         "airway_narrowing": 0.7 if case.airway_narrowing else 0.0,
         "effusion": 0.8 if case.effusion else 0.0,
     }
+
+
+def disease_phantom(case: DiseaseCase, shape: tuple[int, int, int] = (48, 128, 128)) -> Any:
+    """The CT phantom (:class:`medfuse.data.phantoms.DiseasePhantom`) of a disease-model case.
+
+    What ``synthetic_cohort(task="disease")`` writes for the case, with its
+    lesion truth (cavities, fibrosis and effusion masks, lungs).
+    """
+    from . import phantoms
+
+    nodule = None
+    if case.nodule:
+        nodule = {
+            "diameter_mm": case.diameter_mm,
+            "nodule_hu": case.nodule_hu,
+            "spiculation": case.spiculation if case.margin == "spiculated" else 0.0,
+            "lobulation": min(1.0, 2 * case.spiculation) if case.margin != "smooth" else 0.0,
+            "lobe": case.lobe,
+            "offset_mm": tuple(np.random.default_rng([case.seed, 3]).uniform(-8.0, 8.0, 3)),
+        }
+    return phantoms.disease_ct_phantom(
+        shape,
+        seed=case.seed,
+        nodule=nodule,
+        n_cavities=case.n_cavities,
+        tree_in_bud=case.tree_in_bud,
+        consolidation=case.consolidation,
+        n_granulomas=case.n_granulomas,
+        effusion=case.effusion,
+        fibrosis=case.fibrosis,
+        honeycombing=case.honeycombing,
+        traction_bronchiectasis=case.traction_bronchiectasis,
+        volume_loss=case.volume_loss,
+    )
