@@ -66,6 +66,19 @@ def test_synthetic_cohort_in_memory(benchmark: BenchmarkFixture) -> None:
     )
 
 
+@pytest.mark.benchmark(group="synthetic-cohort-20")
+def test_synthetic_cohort_disease_in_memory(benchmark: BenchmarkFixture) -> None:
+    synthetic_cohort(1, seed=0, task="disease")  # warm the per-shape anatomy and texture caches
+    result = benchmark.pedantic(
+        lambda: synthetic_cohort(20, seed=1, lang="mixed", task="disease"), rounds=3, iterations=1
+    )
+    assert len(result) == 20
+    benchmark.extra_info.update(
+        implementation="medfuse synthetic_cohort(20, task='disease')", family="medfuse", threads=None,
+        input="20 patients: CT 48x128x128 with disease findings, X-ray, report, lung sounds", checked_against=None,
+    )
+
+
 @pytest.mark.benchmark(group="report-vectorizer-200")
 def test_report_vectorizer_transform(benchmark: BenchmarkFixture) -> None:
     pytest.importorskip("gensim")

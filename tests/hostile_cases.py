@@ -445,6 +445,15 @@ if _has("segment"):  # medfuse.segment (CT lungs and nodules), when present
                                   "radius_mm": 3.0} if x.ndim == 3 else {"z": 0, "y": 0, "x": 0, "radius_mm": 3.0},
              spacing=_SP, reach=2.0),
         _SEG, (3,), valid_shape=(6, 20, 24))
+    KERNELS["segment.cavity_candidates"] = Kernel(
+        lambda m, x, p: _segment().cavity_candidates(x, p["lung_mask"], spacing=p["spacing"], wall_mm=p["wall_mm"],
+                                                    max_candidates=p["max_candidates"]),
+        dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, wall_mm=3.0, max_candidates=5),
+        _SEG, (3,), check=_is_list, valid_shape=(6, 20, 24))
+    KERNELS["segment.fibrosis_mask"] = Kernel(
+        lambda m, x, p: _segment().fibrosis_mask(x, p["lung_mask"], spacing=p["spacing"], sigma_mm=p["sigma_mm"]),
+        dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, sigma_mm=2.0),
+        _SEG, (3,), valid_shape=(6, 20, 24))
 
 ALLOWED = (TypeError, ValueError, MemoryError)
 

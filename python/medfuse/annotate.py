@@ -4,8 +4,8 @@
   :class:`ReportLabeler`): the report labeler of
   :mod:`medfuse.data.annotate` (it lives in ``data`` so that
   :meth:`medfuse.data.Cohort.with_report_labels` can use it).
-- :func:`write_masks`: :mod:`medfuse.segment`'s lung and nodule masks of a
-  CT written as NIfTI files with the CT's own affine, so 3D Slicer or
+- :func:`write_masks`: :mod:`medfuse.segment`'s lung and nodule masks (and,
+  on request, cavity and fibrosis masks) of a CT written as NIfTI files with the CT's own affine, so 3D Slicer or
   ITK-SNAP overlay them on the source series for checking.
 """
 
@@ -50,6 +50,7 @@ def write_masks(
     name: str | None = None,
     nodules: bool = True,
     max_nodules: int = 5,
+    findings: bool = False,
     compress: bool = True,
 ) -> dict[str, Path]:
     """Segment a CT and write its masks as NIfTI aligned with it.
@@ -65,9 +66,15 @@ def write_masks(
     nodules : also detect nodules (:func:`medfuse.segment.nodule_candidates`
         inside the lungs, each grown with :func:`medfuse.segment.nodule_mask`).
     max_nodules : at most this many nodule candidates, best first.
+    findings : also write the disease findings: ``<name>_cavities`` (k = 1,
+        2, ... for the k-th :func:`medfuse.segment.cavity_candidates`
+        cavity: the lung voxels within its air radius plus 3 mm (wall) of
+        its centre) and ``<name>_fibrosis`` (1 where
+        :func:`medfuse.segment.fibrosis_mask` finds fibrotic texture).
     compress : ``.nii.gz`` (default) or ``.nii``.
 
-    Returns ``{"lungs": path, "nodules": path}``: ``<name>_lungs`` holds
+    Returns ``{"lungs": path, "nodules": path}`` (plus ``"cavities"`` and
+    ``"fibrosis"`` with ``findings=True``): ``<name>_lungs`` holds
     0 background, 1 right lung, 2 left lung; ``<name>_nodules`` holds 0 and
     k = 1, 2, ... for the k-th candidate (uint8).
     """
@@ -95,5 +102,19 @@ def write_masks(
                 m = segment.nodule_mask(volume.array, cand, spacing=volume.spacing, lung_mask=lungs)
                 labels[m & (labels == 0)] = k
         written["nodules"] = write_nifti(labels, volume, out / f"{stem}_nodules{ext}")
+    if findings:
+        lung = lungs > 0
+        cav = np.zeros(volume.shape, dtype=np.uint8)
+        fib = np.zeros(volume.shape, dtype=np.uint8)
+        if lung.any():
+            sp = volume.spacing
+            grid = np.ogrid[tuple(slice(0, n) for n in volume.shape)]
+            for k, c in enumerate(segment.cavity_candidates(volume.array, lung, spacing=sp), 1):
+                r = c.radius_mm + 3.0
+                d2 = sum(((g - cc) * s) ** 2 for g, cc, s in zip(grid, c.center_voxel, sp))
+                cav[(d2 <= r * r) & lung & (cav == 0)] = k
+            fib[segment.fibrosis_mask(volume.array, lung, spacing=sp)] = 1
+        written["cavities"] = write_nifti(cav, volume, out / f"{stem}_cavities{ext}")
+        written["fibrosis"] = write_nifti(fib, volume, out / f"{stem}_fibrosis{ext}")
     return written
 

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NoduleCandidate", "lung_mask", "nodule_candidates", "nodule_mask"]
+__all__ = [
+    "ZONES", "CavityCandidate", "NoduleCandidate", "cavity_candidates", "fibrosis_extent", "fibrosis_mask", "lung_mask",
+    "nodule_candidates", "nodule_mask", "zone_fractions",
+]
 
 RIGHT_LUNG = 1
 LEFT_LUNG = 2
@@ -595,4 +598,242 @@ def nodule_mask(
     lab, _n = label(grown, connectivity=6)
     region = lab == lab[start]
     out[box] = fill_holes(region)
+    return out
+
+
+# ---------------------------------------------------------------- disease findings
+
+#: Fibrosis zones: R/L lung (x below/above the middle column) x upper/middle/lower third of the slices.
+ZONES = ("RU", "RM", "RL", "LU", "LM", "LL")
+
+
+@dataclass(frozen=True)
+class CavityCandidate:
+    """One air pocket with a soft-tissue wall found by :func:`cavity_candidates`.
+
+    ``z, y, x``: centroid of the air in voxel indices; ``radius_mm``: radius
+    of the sphere of the air's volume; ``wall_fraction``: fraction of the
+    shell around the air (``wall_mm`` thick) that is soft tissue (above
+    ``wall_hu``), 1 for a closed ring; ``wall_hu_mean``: the shell's mean
+    HU; ``volume_mm3``: the air's volume; ``score``: the wall fraction
+    (candidates are sorted by it, best first); ``fibrotic_context``: the
+    fraction of the lung 12-20 mm beyond the air's radius that
+    :func:`fibrosis_mask` calls fibrotic.
+    """
+
+    z: float
+    y: float
+    x: float
+    radius_mm: float
+    wall_fraction: float
+    wall_hu_mean: float
+    volume_mm3: float
+    score: float
+    fibrotic_context: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    @property
+    def center_voxel(self) -> tuple[float, float, float]:
+        return (self.z, self.y, self.x)
+
+
+def cavity_candidates(
+    ct_hu: npt.ArrayLike,
+    lung_mask: npt.ArrayLike,
+    *,
+    spacing: Sequence[float],
+    air_hu: float = -920.0,
+    wall_hu: float = -760.0,
+    wall_mm: float = 6.0,
+    min_radius_mm: float = 2.5,
+    max_radius_mm: float = 30.0,
+    min_wall_fraction: float = 0.75,
+    max_fibrotic_context: float | None = 0.4,
+    max_candidates: int = 20,
+) -> list[CavityCandidate]:
+    """Cavities in chest CT: air-filled blobs inside the lung ringed by a thick wall.
+
+    Steps: air = HU below ``air_hu`` (10 noise SDs under normal lung)
+    inside ``lung_mask`` (which must
+    include the walls: :func:`lung_mask` fills them in) →
+    :func:`medfuse.label` (6-connected) → per component whose
+    equivalent-sphere radius is in [``min_radius_mm``, ``max_radius_mm``]:
+    the shell :func:`medfuse.binary_dilate` adds around it within
+    ``wall_mm`` (an ellipsoid in mm); keep it when at least
+    ``min_wall_fraction`` of the shell's voxels are above ``wall_hu``
+    (a thick, closed wall). Thin-walled air spaces (bullae, emphysema) and
+    normal parenchyma fail that test. Honeycomb cysts can pass it at 3 mm
+    voxels, but they lie in fibrotic lung: with ``max_fibrotic_context``
+    (None: no such test) a candidate is dropped when more than that
+    fraction of the lung 12-20 mm beyond its air is fibrotic
+    (:func:`fibrosis_mask` with its defaults). A cavity inside extensive
+    fibrosis is then missed too: the price of not calling every honeycomb
+    cyst a cavity.
+
+    Returns at most ``max_candidates`` :class:`CavityCandidate`, best first.
+    """
+    from .kernels.morphology import binary_dilate, label
+
+    ct = _ct(ct_hu)
+    sp = _spacing(spacing)
+    lung = _lung(lung_mask, ct.shape)
+    air_t = _number(air_hu, "air_hu")
+    wall_t = _number(wall_hu, "wall_hu")
+    wall = _number(wall_mm, "wall_mm", positive=True)
+    r0 = _number(min_radius_mm, "min_radius_mm")
+    r1 = _number(max_radius_mm, "max_radius_mm", positive=True)
+    if not 0 <= r0 < r1:
+        raise ValueError(f"min_radius_mm must be in [0, max_radius_mm); got {min_radius_mm!r}, {max_radius_mm!r}")
+    frac_t = _number(min_wall_fraction, "min_wall_fraction")
+    if not 0.0 <= frac_t <= 1.0:
+        raise ValueError(f"min_wall_fraction must be in [0, 1]; got {min_wall_fraction!r}")
+    top = _positive_int(max_candidates, "max_candidates")
+    ctx_t = None
+    if max_fibrotic_context is not None:
+        ctx_t = _number(max_fibrotic_context, "max_fibrotic_context")
+        if not 0.0 <= ctx_t <= 1.0:
+            raise ValueError(f"max_fibrotic_context must be None or in [0, 1]; got {max_fibrotic_context!r}")
+    lab, count = label((ct < np.float32(air_t)) & lung, connectivity=6)
+    if count == 0:
+        return []
+    voxel_mm3 = sp[0] * sp[1] * sp[2]
+    sizes = np.bincount(lab.ravel(), minlength=count + 1)
+    vmin = 4.0 / 3.0 * math.pi * r0**3 / voxel_mm3
+    vmax = 4.0 / 3.0 * math.pi * r1**3 / voxel_mm3
+    struct = _ellipsoid_structure(wall, sp)
+    margin = tuple(s // 2 + 1 for s in struct.shape)
+    out: list[CavityCandidate] = []
+    for k in np.flatnonzero((sizes >= max(vmin, 1.0)) & (sizes <= vmax)):
+        if k == 0:
+            continue
+        comp_full = lab == k
+        box = _bbox(comp_full, margin)
+        comp = comp_full[box]
+        shell = binary_dilate(comp, struct) & ~comp
+        vals = ct[box][shell]
+        if vals.size == 0:
+            continue
+        fraction = float(np.count_nonzero(vals > np.float32(wall_t)) / vals.size)
+        if fraction < frac_t:
+            continue
+        zz, yy, xx = np.nonzero(comp)
+        volume = float(comp.sum()) * voxel_mm3
+        out.append(
+            CavityCandidate(
+                z=float(zz.mean() + box[0].start),
+                y=float(yy.mean() + box[1].start),
+                x=float(xx.mean() + box[2].start),
+                radius_mm=float((3.0 * volume / (4.0 * math.pi)) ** (1.0 / 3.0)),
+                wall_fraction=fraction,
+                wall_hu_mean=float(vals.mean()),
+                volume_mm3=volume,
+                score=fraction,
+            )
+        )
+    if ctx_t is not None and out:
+        fib = fibrosis_mask(ct, lung, spacing=sp)
+        kept = []
+        for c in out:
+            reach = c.radius_mm + 20.0
+            centre_mm = (c.z * sp[0], c.y * sp[1], c.x * sp[2])
+            box = tuple(
+                slice(max(0, int((cm - reach) / s)), min(n, int((cm + reach) / s) + 2))
+                for cm, s, n in zip(centre_mm, sp, ct.shape)
+            )
+            grids = np.ogrid[box]
+            d2 = sum((g * s - cm) ** 2 for g, s, cm in zip(grids, sp, centre_mm))
+            ring = (d2 > (c.radius_mm + 12.0) ** 2) & (d2 < reach**2) & lung[box]
+            n_ring = int(np.count_nonzero(ring))
+            context = float(np.count_nonzero(fib[box] & ring) / n_ring) if n_ring else 0.0
+            if context <= ctx_t:
+                kept.append(replace(c, fibrotic_context=context))
+        out = kept
+    out.sort(key=lambda c: (-c.score, c.z, c.y, c.x))
+    return out[:top]
+
+
+def fibrosis_mask(
+    ct_hu: npt.ArrayLike,
+    lung_mask: npt.ArrayLike,
+    *,
+    spacing: Sequence[float],
+    sigma_mm: float = 4.0,
+    mean_hu: tuple[float, float] = (-740.0, -350.0),
+    min_std_hu: float = 60.0,
+) -> npt.NDArray[np.bool_]:
+    """Lung voxels with fibrotic (reticular) texture: a bool mask.
+
+    Local statistics inside the lung by normalised convolution with
+    :func:`medfuse.gaussian` (``sigma_mm``, in mm): the local mean HU and
+    standard deviation of lung voxels only (the chest wall and mediastinum
+    do not leak in). Reticulation and honeycombing raise the local mean
+    above normal parenchyma (about -850 HU) but far below solid tissue,
+    and make the texture heterogeneous: fibrotic = lung & mean in
+    ``mean_hu`` & std >= ``min_std_hu``. Consolidation and nodules (mean
+    above the range) and normal lung with its thin vessels (mean below it)
+    are left out.
+    """
+    import medfuse as mf
+
+    ct = _ct(ct_hu)
+    sp = _spacing(spacing)
+    lung = _lung(lung_mask, ct.shape)
+    sigma = _number(sigma_mm, "sigma_mm", positive=True)
+    try:
+        lo, hi = (float(v) for v in mean_hu)
+    except (TypeError, ValueError):
+        raise ValueError(f"mean_hu must be two numbers (low, high); got {mean_hu!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"mean_hu must be two finite numbers with low < high; got {mean_hu!r}")
+    std_t = _number(min_std_hu, "min_std_hu")
+    w = lung.astype(np.float32)
+    x = np.where(lung, ct, np.float32(0.0))
+    norm = mf.gaussian(w, sigma, spacing=sp)
+    m1 = mf.gaussian(x, sigma, spacing=sp)
+    m2 = mf.gaussian(x * x, sigma, spacing=sp)
+    safe = np.maximum(norm, np.float32(1e-3))
+    mean = m1 / safe
+    std = np.sqrt(np.maximum(m2 / safe - mean * mean, np.float32(0.0)))
+    out: npt.NDArray[np.bool_] = lung & (mean >= np.float32(lo)) & (mean <= np.float32(hi)) & (std >= np.float32(std_t))
+    return out
+
+
+def zone_fractions(mask: npt.ArrayLike, lung_mask: npt.ArrayLike) -> dict[str, float]:
+    """Fraction of the lung in ``mask`` per zone of :data:`ZONES` (0 for a zone without lung).
+
+    Zones: right (x index below the middle column) and left lung, each cut
+    into the upper, middle and lower third of the slices (z).
+    """
+    lung = np.asarray(lung_mask) != 0
+    m = np.asarray(mask) != 0
+    if lung.ndim != 3 or m.shape != lung.shape:
+        raise ValueError(f"mask and lung_mask must be 3D of the same shape; got {m.shape} and {lung.shape}")
+    nz, nx = lung.shape[0], lung.shape[2]
+    thirds = (slice(0, nz // 3), slice(nz // 3, 2 * nz // 3), slice(2 * nz // 3, nz))
+    halves = (slice(0, nx // 2), slice(nx // 2, nx))
+    out = {}
+    for side, xs in zip("RL", halves):
+        for level, zs in zip("UML", thirds):
+            n = int(np.count_nonzero(lung[zs, :, xs]))
+            out[side + level] = float(np.count_nonzero(m[zs, :, xs] & lung[zs, :, xs]) / n) if n else 0.0
+    return out
+
+
+def fibrosis_extent(
+    ct_hu: npt.ArrayLike, lung_mask: npt.ArrayLike, *, spacing: Sequence[float], **kwargs: Any
+) -> dict[str, float]:
+    """Fibrotic fraction of the lung per zone (:data:`ZONES`) and overall (``"total"``).
+
+    :func:`fibrosis_mask` (``kwargs`` go to it) summarised by :func:`zone_fractions`.
+    """
+    m = fibrosis_mask(ct_hu, lung_mask, spacing=spacing, **kwargs)
+    lung = np.asarray(lung_mask) != 0
+    out = zone_fractions(m, lung)
+    n = int(np.count_nonzero(lung))
+    out["total"] = float(np.count_nonzero(m) / n) if n else 0.0
     return out

@@ -568,8 +568,14 @@ def synthetic_truth(truth: Any) -> Any:
     pneumothorax = 0; every other finding is unknown (NaN; e.g. the
     reports' "mild emphysema" is template text the truth does not record).
     A truth column named like a finding (``cavity``, ``honeycombing``, ...:
-    0/1 or bool) is used as that finding's truth, so a richer generator is
-    scored without changing this function.
+    0/1 or bool; a number counts as present when non-zero) is used as that
+    finding's truth: the disease model's truth (``synthetic_cohort(task=
+    "disease")``) has ``nodule``, ``pleural_effusion``, ``consolidation``,
+    ``cavity``, ``tree_in_bud``, ``calcified_granuloma``, ``fibrosis``
+    (extent > 0), ``reticulation``, ``honeycombing`` and
+    ``traction_bronchiectasis``. That is the latent truth: its reports miss
+    some findings on purpose (a radiologist's sensitivity), so recall
+    against it is below 1 by design.
     """
     import numpy as np
     import pandas as pd

@@ -20,7 +20,8 @@ One recording per patient, 10-30 s at 4 kHz, built from:
 :func:`findings_from_factors` maps a case's latent factors to the sound
 findings: the keys ``fibrosis``, ``infection`` (or ``tuberculosis``),
 ``airway_narrowing`` and ``effusion`` (0-1) when the disease model provides
-them; otherwise the nodule model's ``malignancy_logit`` and ``diameter_mm``
+them (``synthetic_cohort(task="disease")`` passes
+:func:`medfuse.data.synthetic.disease_sound_factors`); otherwise the nodule model's ``malignancy_logit`` and ``diameter_mm``
 drive airway narrowing (wheezes) through a noisy link (a tumour narrows a
 bronchus only sometimes), and unrelated background infection or fibrosis is
 drawn from the seed. :func:`auscultation` returns the signal and

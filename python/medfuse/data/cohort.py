@@ -695,6 +695,7 @@ def _short(v: Any) -> str:
 def synthetic_cohort(
     n: int,
     *,
+    task: str = "malignancy",
     seed: int = 0,
     lang: str = "en",
     missing: float = 0.1,
@@ -734,6 +735,24 @@ def synthetic_cohort(
     ``truth`` adds ``has_audio`` and the recording's event counts
     ``audio_fine_crackles``, ``audio_coarse_crackles``, ``audio_wheezes``,
     ``audio_breaths``.
+
+    ``task``: "malignancy" (the lung-nodule model above; ``label`` 1/0) or
+    "disease" (the disease model of :mod:`medfuse.data.synthetic`:
+    ``label`` is one of ``DISEASE_CLASSES`` = "normal", "lung_cancer",
+    "tuberculosis", "fibrosis"). With "disease", ``truth`` has ``disease``
+    (= label) and ``severity``, the oracle's Bayes-optimal ``p_normal``,
+    ``p_lung_cancer``, ``p_tuberculosis``, ``p_fibrosis`` (rows sum to 1),
+    the latent findings (``nodule``, ``n_cavities``, ``tree_in_bud``,
+    ``consolidation``, ``n_granulomas``, ``effusion``, ``active_infection``,
+    ``airway_narrowing``, ``fibrosis`` extent parameter, ``honeycombing``,
+    ``traction_bronchiectasis``, ``volume_loss``), the lesions as painted:
+    ``cavities`` (JSON list of [z, y, x, outer_radius_mm, inner_radius_mm],
+    voxel indices), ``fibrosis_<zone>`` (fibrotic fraction of the lung per
+    zone RU, RM, RL, LU, LM, LL: right/left x upper/middle/lower third of
+    the slices), ``fibrosis_extent`` (fraction of the whole lung), the
+    nodule centre as above (NaN without a nodule), and finding flags named
+    like :mod:`medfuse.data.annotate`'s findings (``cavity``,
+    ``calcified_granuloma``, ``reticulation``, ``pleural_effusion``).
     """
     import pandas as pd
 
@@ -745,7 +764,12 @@ def synthetic_cohort(
         raise ValueError(f"lang must be 'en', 'zh' or 'mixed'; got {lang!r}")
     if not 0.0 <= float(missing) < 1.0:
         raise ValueError(f"missing must be in [0, 1); got {missing!r}")
-    cases = synthetic.draw_cases(int(n), int(seed), lang)
+    if task not in ("malignancy", "disease"):
+        raise ValueError(f"task must be 'malignancy' or 'disease'; got {task!r}")
+    disease = task == "disease"
+    cases: Sequence[Any] = (
+        synthetic.draw_disease_cases(int(n), int(seed), lang) if disease else synthetic.draw_cases(int(n), int(seed), lang)
+    )
     drop_rng = np.random.default_rng([int(seed), 2])
     audio_drop_rng = np.random.default_rng([int(seed), 5])
     rows = []
@@ -758,20 +782,24 @@ def synthetic_cohort(
         drop = drop_rng.random(3) < float(missing)
         if drop.all():
             drop[int(drop_rng.integers(3))] = False
-        ph = phantoms.nodule_ct_phantom(
-            shape,
-            seed=case.seed,
-            diameter_mm=case.diameter_mm,
-            nodule_hu=case.nodule_hu,
-            spiculation=case.spiculation if case.margin == "spiculated" else 0.0,
-            lobulation=min(1.0, 2 * case.spiculation) if case.margin != "smooth" else 0.0,
-            lobe=case.lobe,
-            offset_mm=tuple(np.random.default_rng([case.seed, 3]).uniform(-8.0, 8.0, 3)),
-        )
+        lesion_truth: dict[str, Any] = {}
+        if disease:
+            ph, report, rec, lesion_truth = _disease_case(case, shape)
+        else:
+            ph = phantoms.nodule_ct_phantom(
+                shape,
+                seed=case.seed,
+                diameter_mm=case.diameter_mm,
+                nodule_hu=case.nodule_hu,
+                spiculation=case.spiculation if case.margin == "spiculated" else 0.0,
+                lobulation=min(1.0, 2 * case.spiculation) if case.margin != "smooth" else 0.0,
+                lobe=case.lobe,
+                offset_mm=tuple(np.random.default_rng([case.seed, 3]).uniform(-8.0, 8.0, 3)),
+            )
+            report = synthetic.write_report(case)
+            rec = auscultation.auscultation(case.__dict__, case.seed)
         xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
-        report = synthetic.write_report(case)
         drop_audio = bool(audio_drop_rng.random() < float(missing))
-        rec = auscultation.auscultation(case.__dict__, case.seed)
         volume = Volume(
             ph.volume,
             ph.spacing,
@@ -810,13 +838,18 @@ def synthetic_cohort(
                 sf.write(os.fspath(pdir / "audio.wav"), rec.samples, rec.rate, subtype="PCM_16", format="WAV")
                 row["audio"] = f"{case.patient_id}/audio.wav"
         rows.append(row)
-        t = {k: v for k, v in case.__dict__.items() if k != "seed"}
+        t = {k: v for k, v in case.__dict__.items() if k not in ("seed", "oracle")}
+        if disease:
+            t["label"] = case.disease
+            t.update(zip(("p_" + c for c in synthetic.DISEASE_CLASSES), case.oracle))
         t.update({"has_ct": not drop[0], "has_xray": not drop[1], "has_report": not drop[2], "has_audio": not drop_audio})
         t.update({"audio_fine_crackles": rec.count("fine_crackle"), "audio_coarse_crackles": rec.count("coarse_crackle"),
                   "audio_wheezes": rec.count("wheeze"), "audio_breaths": len(rec.breaths)})
         # Where the nodule is (voxel indices, fractional) and its radius: for detection scoring.
-        t.update({"nodule_z": ph.nodule_center[0], "nodule_y": ph.nodule_center[1],
-                  "nodule_x": ph.nodule_center[2], "nodule_radius_mm": ph.nodule_radius_mm})
+        centre = ph.nodule_center if ph.nodule_center is not None else (np.nan, np.nan, np.nan)
+        t.update({"nodule_z": centre[0], "nodule_y": centre[1], "nodule_x": centre[2],
+                  "nodule_radius_mm": ph.nodule_radius_mm})
+        t.update(lesion_truth)
         truth.append(t)
     truth_df = pd.DataFrame(truth).set_index("patient_id", drop=False)
     truth_df.index.name = None  # the ids are also the patient_id column
@@ -831,6 +864,31 @@ def synthetic_cohort(
         cohort = Cohort.from_csv(manifest, cache_size=cache_size)
     cohort.truth = truth_df
     return cohort
+
+
+def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any, dict[str, Any]]:
+    """CT phantom, report, recording and lesion truth of one disease-model case."""
+    import json
+
+    from . import auscultation, synthetic
+
+    ph = synthetic.disease_phantom(case, shape)
+    report = synthetic.write_disease_report(case)
+    rec = auscultation.auscultation(synthetic.disease_sound_factors(case), case.seed)
+    lung_voxels = int(np.count_nonzero(ph.lung))
+    truth: dict[str, Any] = {
+        "cavities": json.dumps(
+            [[round(float(v), 3) for v in (*c.center, c.outer_radius_mm, c.inner_radius_mm)] for c in ph.cavities]
+        ),
+        "n_cavities": len(ph.cavities),
+        "cavity": len(ph.cavities) > 0,
+        "calcified_granuloma": case.n_granulomas > 0,
+        "reticulation": case.fibrosis > 0,
+        "pleural_effusion": case.effusion,
+        "fibrosis_extent": float(np.count_nonzero(ph.fibrosis_mask) / lung_voxels) if lung_voxels else 0.0,
+    }
+    truth.update({f"fibrosis_{k}": v for k, v in ph.zone_extent().items()})
+    return ph, report, rec, truth
 
 
 def _uid(root_rng: np.random.Generator) -> str:

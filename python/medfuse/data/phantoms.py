@@ -19,11 +19,15 @@ Gaussian noise (15 HU) is added, as in a reconstructed CT.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CTPhantom", "ct_phantom", "ct_volume", "nodule_ct_phantom", "window_u8", "xray_from_ct"]
+__all__ = [
+    "ZONES", "CTPhantom", "Cavity", "DiseasePhantom", "ct_phantom", "ct_volume", "disease_ct_phantom",
+    "nodule_ct_phantom", "window_u8", "xray_from_ct", "zone_fractions",
+]
 
 FOV_YX_MM = 358.4
 FOV_Z_MM = 160.0
@@ -549,6 +553,30 @@ def nodule_ct_phantom(
     lo = LOBE_OFFSETS_MM[lobe]
     c_mm = tuple(c + o + d for c, o, d in zip(center, lo, offset_mm))
     radius = float(diameter_mm) / 2
+    _paint_nodule(vol, lung, spacing, c_mm, radius, float(nodule_hu), float(spiculation), float(lobulation), rng)
+
+    # Noise from the cached bank at a random offset.
+    vol += anatomy.noise[oz : oz + nz, oy : oy + ny, ox : ox + nx]
+    np.rint(vol, out=vol)
+    np.clip(vol, -1024, 3071, out=vol)
+    nodule_vox = (c_mm[0] / dz, c_mm[1] / dy, c_mm[2] / dx)
+    return CTPhantom(vol.astype(np.int16), spacing, nodule_vox, radius)
+
+
+def _paint_nodule(
+    vol: npt.NDArray[np.float32],
+    lung: npt.NDArray[np.float32],
+    spacing: tuple[float, float, float],
+    c_mm: tuple[float, ...],
+    radius: float,
+    nodule_hu: float,
+    spiculation: float,
+    lobulation: float,
+    rng: np.random.Generator,
+) -> None:
+    """Paint a nodule (radius modulated by broad lobes and thin spikes) inside the lung."""
+    shape3 = vol.shape
+    dx = spacing[2]
     reach = radius * (1.0 + 0.35 * float(lobulation)) + 6.0 * float(spiculation) + 1.0
     box = _box_for(c_mm, (reach,) * 3, shape3, spacing)
     if box is not None:
@@ -573,9 +601,375 @@ def nodule_ct_phantom(
         frac = _soft(bound - r, dx) * lung[box]
         _paint(vol[box], frac, float(nodule_hu))
 
-    # Noise from the cached bank at a random offset.
+
+# ---------------------------------------------------------------------------
+# Disease phantoms (medfuse.data.synthetic_cohort(task="disease")): the
+# cohort anatomy plus tuberculosis and fibrosis findings, with their truth.
+# ---------------------------------------------------------------------------
+
+HU_FLUID = 10.0  # pleural effusion
+HU_CAVITY_WALL = 35.0
+HU_CAVITY_AIR = -990.0
+HU_CONSOLIDATION = 35.0
+HU_GRANULOMA = 800.0
+HU_MICRONODULE = 20.0
+HU_RETICULAR_LINE = -250.0
+HU_HONEYCOMB_AIR = -980.0
+HU_HONEYCOMB_WALL = -300.0
+HU_DIAPHRAGM = 45.0
+#: Zones for fibrosis extent: lung (R = patient's right, x < centre) x third of z (upper, middle, lower).
+ZONES = ("RU", "RM", "RL", "LU", "LM", "LL")
+
+_PLEURA_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
+_TEXTURE_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
+_SMOOTH_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
+
+
+@dataclass(frozen=True)
+class Cavity:
+    """A thick-walled cavity: centre in voxel indices (z, y, x), radii in mm."""
+
+    center: tuple[float, float, float]
+    outer_radius_mm: float
+    inner_radius_mm: float
+
+
+@dataclass(frozen=True)
+class DiseasePhantom:
+    """A disease CT (int16 HU) and its lesion truth."""
+
+    volume: npt.NDArray[np.int16]
+    spacing: tuple[float, float, float]
+    lung: npt.NDArray[np.bool_]  # lung (after volume loss, without effusion)
+    nodule_center: tuple[float, float, float] | None  # voxels; None without a nodule
+    nodule_radius_mm: float  # 0 without a nodule
+    cavities: tuple[Cavity, ...]
+    fibrosis_mask: npt.NDArray[np.bool_]  # fibrotic lung voxels
+    effusion_mask: npt.NDArray[np.bool_]
+
+    def zone_extent(self) -> dict[str, float]:
+        """Fibrotic fraction of the lung in each of ``ZONES`` (0 where a zone has no lung)."""
+        return zone_fractions(self.fibrosis_mask, self.lung)
+
+    def cavity_mask(self) -> npt.NDArray[np.bool_]:
+        """Voxels inside a cavity's outer wall (label 1 for every cavity)."""
+        return cavity_truth_mask(self.volume.shape, self.spacing, self.cavities)
+
+
+def zone_masks(shape: tuple[int, ...]) -> dict[str, tuple[slice, slice]]:
+    """(z slice, x slice) of each zone in ``ZONES`` for a (z, y, x) volume."""
+    nz, nx = int(shape[0]), int(shape[2])
+    thirds = (slice(0, nz // 3), slice(nz // 3, 2 * nz // 3), slice(2 * nz // 3, nz))
+    halves = (slice(0, nx // 2), slice(nx // 2, nx))
+    out = {}
+    for side, xs in zip("RL", halves):
+        for level, zs in zip("UML", thirds):
+            out[side + level] = (zs, xs)
+    return out
+
+
+def zone_fractions(mask: npt.NDArray[np.bool_], lung: npt.NDArray[np.bool_]) -> dict[str, float]:
+    """Fraction of ``lung`` voxels that are in ``mask``, per zone of :data:`ZONES`."""
+    out = {}
+    for name, (zs, xs) in zone_masks(lung.shape).items():
+        n = int(np.count_nonzero(lung[zs, :, xs]))
+        out[name] = float(np.count_nonzero(mask[zs, :, xs] & lung[zs, :, xs]) / n) if n else 0.0
+    return out
+
+
+def cavity_truth_mask(
+    shape: tuple[int, ...], spacing: tuple[float, float, float], cavities: tuple[Cavity, ...] | list[Cavity]
+) -> npt.NDArray[np.bool_]:
+    """Voxels whose centre lies within a cavity's outer radius."""
+    mask = np.zeros(tuple(int(n) for n in shape), dtype=bool)
+    for cav in cavities:
+        c_mm = tuple(c * s for c, s in zip(cav.center, spacing))
+        box = _box_for(c_mm, (cav.outer_radius_mm,) * 3, mask.shape, spacing)
+        if box is None:
+            continue
+        rel = _box_coords(box, spacing, c_mm)
+        mask[box] |= rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2 <= np.float32(cav.outer_radius_mm**2)
+    return mask
+
+
+def _pleural_depth(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Distance (mm) from each lung voxel to the nearest non-lung voxel (cached)."""
+    cached = _PLEURA_CACHE.get(shape)
+    if cached is not None:
+        return cached
+    from scipy import ndimage
+
+    anatomy = _static_anatomy(shape)
+    depth = ndimage.distance_transform_edt(anatomy.lung > 0.5, sampling=anatomy.spacing).astype(np.float32)
+    depth.setflags(write=False)
+    _PLEURA_CACHE[shape] = depth
+    return depth
+
+
+def _texture_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Band-pass noise (unit sd, features ~2 voxels), larger than the volume (cached)."""
+    cached = _TEXTURE_CACHE.get(shape)
+    if cached is not None:
+        return cached
+    from scipy import ndimage
+
+    bank_shape = (shape[0] + 8, shape[1] + 16, shape[2] + 16)
+    white = np.random.default_rng(777).standard_normal(bank_shape, dtype=np.float32)
+    fine = ndimage.gaussian_filter(white, (0.6, 0.9, 0.9))
+    band = fine - ndimage.gaussian_filter(white, (1.5, 2.2, 2.2))
+    band /= np.float32(band.std())
+    band.setflags(write=False)
+    _TEXTURE_CACHE[shape] = band
+    return band
+
+
+def _smooth_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Low-frequency noise (unit sd, features ~10 mm), larger than the volume (cached)."""
+    cached = _SMOOTH_CACHE.get(shape)
+    if cached is not None:
+        return cached
+    from scipy import ndimage
+
+    bank_shape = (shape[0] + 8, shape[1] + 16, shape[2] + 16)
+    white = np.random.default_rng(778).standard_normal(bank_shape, dtype=np.float32)
+    smooth = ndimage.gaussian_filter(white, (1.5, 2.5, 2.5))
+    smooth /= np.float32(smooth.std())
+    smooth.setflags(write=False)
+    _SMOOTH_CACHE[shape] = smooth
+    return smooth
+
+
+def _window(bank: npt.NDArray[np.float32], shape: tuple[int, int, int], rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    oz, oy, ox = (int(rng.integers(0, b - s + 1)) for b, s in zip(bank.shape, shape))
+    return bank[oz : oz + shape[0], oy : oy + shape[1], ox : ox + shape[2]]
+
+
+def _sphere(
+    vol: npt.NDArray[np.float32],
+    weight: npt.NDArray[np.float32] | None,
+    spacing: tuple[float, float, float],
+    c_mm: tuple[float, ...],
+    radius: float,
+    hu: float,
+) -> None:
+    found = _ellipsoid(vol.shape, spacing, c_mm, (radius,) * 3, spacing[2])  # type: ignore[arg-type]
+    if found is None:
+        return
+    box, frac = found
+    if weight is not None:
+        frac = frac * weight[box]
+    _paint(vol[box], frac, hu)
+
+
+def disease_ct_phantom(
+    shape: tuple[int, int, int] = (48, 128, 128),
+    *,
+    seed: int = 0,
+    nodule: dict[str, Any] | None = None,
+    n_cavities: int = 0,
+    tree_in_bud: bool = False,
+    consolidation: bool = False,
+    n_granulomas: int = 0,
+    effusion: bool = False,
+    fibrosis: float = 0.0,
+    honeycombing: bool = False,
+    traction_bronchiectasis: bool = False,
+    volume_loss: float = 0.0,
+) -> DiseasePhantom:
+    """A chest CT with the findings of the disease model, and their truth.
+
+    Same anatomy, geometry and axes as :func:`nodule_ct_phantom` (the cohort
+    anatomy, one of its vessel trees, its noise), with a more realistic
+    parenchyma: denser towards the back (up to +30 HU, gravity in a supine
+    scan) and a slowly varying texture (about +-10 HU). Findings, painted
+    in HU:
+
+    - ``nodule``: None or the keyword arguments of the nodule of
+      :func:`nodule_ct_phantom` (``diameter_mm``, ``nodule_hu``,
+      ``spiculation``, ``lobulation``, ``lobe``, ``offset_mm``).
+    - ``n_cavities`` (0-6): thick-walled cavities in the upper lobes (outer
+      radius 9-14 mm, wall 3.5-5 mm of +35 HU, air of -990 HU inside).
+    - ``tree_in_bud``: two clusters of 2-3.6 mm centrilobular micronodules in
+      the upper-lobe periphery. ``consolidation``: a lobulated +35 HU
+      opacity of 10-18 mm semi-axes (three lobes) in an upper lobe. ``n_granulomas``:
+      calcified (+800 HU) 5-7 mm nodules.
+    - ``effusion``: dependent fluid (+10 HU), posterior and basal, one or
+      both sides, 12-35 mm deep at the bottom slice.
+    - ``fibrosis`` in [0, 1]: the fraction of the lower third's lung that is
+      fibrotic, as a region growing from the basal subpleural lung upwards
+      and inwards; reticulation (a network of -250 HU lines) inside it,
+      ``honeycombing`` (clustered air cysts with walls) in its outer half,
+      ``traction_bronchiectasis`` (dilated air-filled airways) in it.
+    - ``volume_loss`` in [0, 0.5): the diaphragm rises; that fraction of the
+      volume's height (times 1.5, domed) at the bases becomes soft tissue.
+
+    ``seed`` sets the vessel tree, the lesions' positions and the noise.
+    """
+    dims = tuple(int(n) for n in shape)
+    if len(dims) != 3 or min(dims) < 8:
+        raise ValueError(f"shape must be three integers >= 8 (z, y, x); got {tuple(shape)}")
+    if not 0 <= int(n_cavities) <= 6:
+        raise ValueError(f"n_cavities must be between 0 and 6; got {n_cavities}")
+    if not 0 <= int(n_granulomas) <= 10:
+        raise ValueError(f"n_granulomas must be between 0 and 10; got {n_granulomas}")
+    if not 0.0 <= float(fibrosis) <= 1.0:
+        raise ValueError(f"fibrosis must be in [0, 1]; got {fibrosis}")
+    if not 0.0 <= float(volume_loss) < 0.5:
+        raise ValueError(f"volume_loss must be in [0, 0.5); got {volume_loss}")
+    shape3: tuple[int, int, int] = (dims[0], dims[1], dims[2])
+    anatomy = _static_anatomy(shape3)
+    rng_anatomy = np.random.default_rng([seed, 0])
+    rng = np.random.default_rng([seed, 21])
+    spacing = anatomy.spacing
+    nz, ny, nx = shape3
+    dz, dy, dx = spacing
+    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    vol = _with_vessels(shape3, int(rng_anatomy.integers(N_VESSEL_VARIANTS))).copy()
+    oz, oy, ox = (int(rng_anatomy.integers(0, b - s + 1)) for b, s in zip(anatomy.noise.shape, shape3))
+    lung = anatomy.lung.copy()
+    z_mm = (np.arange(nz, dtype=np.float32) * np.float32(dz))[:, None, None]
+    y_mm = (np.arange(ny, dtype=np.float32) * np.float32(dy))[None, :, None]
+    x_mm = (np.arange(nx, dtype=np.float32) * np.float32(dx))[None, None, :]
+
+    # Parenchyma: gravity-dependent density (posterior lung up to +30 HU, as
+    # in a supine scan) and a slowly varying texture (about +-10 HU).
+    soft_bank = _smooth_bank(shape3)
+    posterior = np.clip((y_mm - np.float32(center[1] - 60.0)) / np.float32(150.0), 0.0, 1.0) ** 2
+    vol += lung * (np.float32(30.0) * posterior + np.float32(10.0) * _window(soft_bank, shape3, rng))
+
+    # Volume loss: a domed diaphragm rises into the bases.
+    if volume_loss > 0:
+        lung_x = np.minimum(np.abs(x_mm - np.float32(center[2] - 68.0)), np.abs(x_mm - np.float32(center[2] + 68.0)))
+        cut = np.float32(nz * dz * (1.0 - 1.5 * float(volume_loss))) + np.float32(18.0) * (lung_x / np.float32(52.0)) ** 2
+        below = _soft(z_mm - cut, dz) * lung
+        _paint(vol, below, HU_DIAPHRAGM)
+        lung -= below
+
+    # Fibrosis: a basal subpleural region holding exactly `fibrosis` of the lower third's lung.
+    fib_mask = np.zeros(shape3, dtype=bool)
+    if fibrosis > 0:
+        depth = _pleural_depth(shape3)
+        bank = _texture_bank(shape3)
+        wobble = _window(bank, shape3, rng)
+        score = depth / np.float32(12.0) + (np.float32(nz * dz) - z_mm) / np.float32(45.0) + np.float32(0.15) * wobble
+        inside = lung > 0.5
+        lower = inside.copy()
+        lower[: 2 * nz // 3] = False
+        vals = score[lower]
+        if vals.size:
+            thr = np.float32(np.quantile(vals, float(fibrosis)))
+            fib_mask = inside & (score <= thr)
+            tex = _window(bank, shape3, rng)
+            lines = np.exp(-((tex / np.float32(0.45)) ** 2))  # a network along the zero crossings
+            fib_hu = np.float32(HU_LUNG + 30.0) + (np.float32(HU_RETICULAR_LINE - HU_LUNG)) * lines
+            if honeycombing:
+                cyst_tex = _window(bank, shape3, rng)
+                outer = fib_mask & (score <= np.float32(0.5) * thr + np.float32(0.5) * score[fib_mask].min())
+                cyst = cyst_tex > np.float32(0.9)
+                wall = np.abs(cyst_tex - np.float32(0.9)) < np.float32(0.2)
+                fib_hu = np.where(outer & cyst, np.float32(HU_HONEYCOMB_AIR), fib_hu)
+                fib_hu = np.where(outer & wall, np.float32(HU_HONEYCOMB_WALL), fib_hu)
+            w = (fib_mask * lung).astype(np.float32)
+            vol += w * (fib_hu - vol)
+            if traction_bronchiectasis:
+                zz, yy, xx = np.nonzero(fib_mask)
+                for _ in range(3):
+                    k = int(rng.integers(zz.size))
+                    start = np.array([zz[k] * dz, yy[k] * dy, xx[k] * dx])
+                    d = rng.normal(size=3)
+                    d[0] = -abs(d[0]) - 0.5  # towards the hilum (up)
+                    end = start + d / np.linalg.norm(d) * rng.uniform(12.0, 20.0)
+                    _paint_segment(vol, lung, _Segment(start, end, 2.6, HU_HONEYCOMB_WALL), spacing)
+                    _paint_segment(vol, lung, _Segment(start, end, 1.6, HU_HONEYCOMB_AIR), spacing)
+
+    def upper_lobe_point(spread: float) -> tuple[float, float, float]:
+        lo = LOBE_OFFSETS_MM["RUL" if rng.random() < 0.55 else "LUL"]
+        off = rng.uniform(-spread, spread, 3)
+        return (center[0] + lo[0] + off[0] - 8.0, center[1] + lo[1] + off[1] + 10.0, center[2] + lo[2] + off[2])
+
+    # Consolidation: a lobulated opacity in an upper lobe.
+    if consolidation:
+        c = upper_lobe_point(6.0)
+        for _ in range(3):
+            cc = tuple(v + o for v, o in zip(c, rng.uniform(-8.0, 8.0, 3)))
+            axes = tuple(float(a) for a in rng.uniform(10.0, 18.0, 3))
+            found = _ellipsoid(shape3, spacing, cc, axes, dx)  # type: ignore[arg-type]
+            if found is not None:
+                box, frac = found
+                _paint(vol[box], frac * lung[box], HU_CONSOLIDATION + float(rng.normal(0, 10)))
+
+    # Tree-in-bud: clusters of micronodules in the upper-lobe periphery.
+    if tree_in_bud:
+        for _ in range(2):
+            c = upper_lobe_point(10.0)
+            for _ in range(12):
+                p = tuple(v + o for v, o in zip(c, rng.normal(0.0, 7.0, 3)))
+                _sphere(vol, lung, spacing, p, float(rng.uniform(1.0, 1.8)), HU_MICRONODULE)
+
+    # Calcified granulomas anywhere in the lungs (upper zones favoured).
+    for _ in range(int(n_granulomas)):
+        lobe = LOBES_ORDER[int(rng.choice(5, p=[0.3, 0.1, 0.15, 0.3, 0.15]))]
+        lo = LOBE_OFFSETS_MM[lobe]
+        p = tuple(c + o + e for c, o, e in zip(center, lo, rng.uniform(-12.0, 12.0, 3)))
+        _sphere(vol, lung, spacing, p, float(rng.uniform(2.5, 3.5)), HU_GRANULOMA)
+
+    # Cavities: thick walls, air inside, upper lobes, apart from each other.
+    cavities: list[Cavity] = []
+    tries = 0
+    while len(cavities) < int(n_cavities) and tries < 200:
+        tries += 1
+        c = upper_lobe_point(12.0)
+        outer = float(rng.uniform(9.0, 14.0))
+        inner = outer - float(rng.uniform(3.5, 5.0))
+        cv = (c[0] / dz, c[1] / dy, c[2] / dx)
+        iz, iy, ix = (round(v) for v in cv)
+        if not (0 <= iz < nz and 0 <= iy < ny and 0 <= ix < nx) or anatomy.lung[iz, iy, ix] < 1.0:
+            continue
+        if _pleural_depth(shape3)[iz, iy, ix] < outer + 1.0:
+            continue
+        if any(np.linalg.norm(np.subtract(cv, o.center) * spacing) < outer + o.outer_radius_mm + 4.0 for o in cavities):
+            continue
+        _sphere(vol, None, spacing, c, outer, HU_CAVITY_WALL)
+        _sphere(vol, None, spacing, c, inner, HU_CAVITY_AIR)
+        cavities.append(Cavity(cv, outer, inner))
+
+    # Nodule (as in nodule_ct_phantom).
+    nodule_center = None
+    nodule_radius = 0.0
+    if nodule is not None:
+        nod = dict(nodule)
+        lo = LOBE_OFFSETS_MM[str(nod.get("lobe", "RUL"))]
+        off = nod.get("offset_mm", (0.0, 0.0, 0.0))
+        c_mm = tuple(c + o + d for c, o, d in zip(center, lo, off))
+        nodule_radius = float(nod.get("diameter_mm", 12.0)) / 2
+        _paint_nodule(vol, lung, spacing, c_mm, nodule_radius, float(nod.get("nodule_hu", HU_NODULE)),
+                      float(nod.get("spiculation", 0.0)), float(nod.get("lobulation", 0.0)),
+                      np.random.default_rng([seed, 1]))
+        nodule_center = (c_mm[0] / dz, c_mm[1] / dy, c_mm[2] / dx)
+
+    # Effusion: dependent fluid, posterior and basal.
+    eff = np.zeros(shape3, dtype=bool)
+    if effusion:
+        sides = [(-1.0,), (1.0,), (-1.0, 1.0)][int(rng.integers(3))]
+        for side in sides:
+            thick = float(rng.uniform(12.0, 35.0))
+            top = np.float32(nz * dz * 0.35)
+            rise = np.clip((z_mm - top) / (np.float32(nz * dz) - top), 0.0, 1.0) * np.float32(thick)
+            back = np.float32(center[1] + 8.0 + 78.0)  # the lungs' posterior edge
+            on_side = (x_mm - np.float32(center[2])) * np.float32(side) > 0
+            frac = _soft(y_mm - (back - rise), dy) * on_side * lung
+            frac *= (rise > 0)
+            _paint(vol, frac.astype(np.float32), HU_FLUID)
+            eff |= frac > 0.5
+            lung -= frac
     vol += anatomy.noise[oz : oz + nz, oy : oy + ny, ox : ox + nx]
     np.rint(vol, out=vol)
     np.clip(vol, -1024, 3071, out=vol)
-    nodule_vox = (c_mm[0] / dz, c_mm[1] / dy, c_mm[2] / dx)
-    return CTPhantom(vol.astype(np.int16), spacing, nodule_vox, radius)
+    lung_truth = lung > 0.5
+    return DiseasePhantom(
+        vol.astype(np.int16), spacing, lung_truth, nodule_center, nodule_radius, tuple(cavities),
+        fib_mask & lung_truth, eff,
+    )
+
+
+LOBES_ORDER = tuple(LOBE_OFFSETS_MM)

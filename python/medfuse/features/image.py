@@ -17,7 +17,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FIRST_ORDER_FEATURES", "GLCM_FEATURES", "ImageFeatureExtractor"]
+__all__ = ["FINDINGS_FEATURES", "FIRST_ORDER_FEATURES", "GLCM_FEATURES", "ImageFeatureExtractor"]
 
 #: PyRadiomics GLCM features computed by default (all of them).
 GLCM_FEATURES = (
@@ -35,6 +35,13 @@ FIRST_ORDER_FEATURES = (
 )
 
 _GROUPS = ("first_order", "histogram", "edges", "glcm", "filters")
+#: Groups that may be asked for; "findings" (3D CT only) is not in the default ``groups``.
+_ALL_GROUPS = (*_GROUPS, "findings")
+#: The "findings" group's features (after the prefix ``findings_``), from medfuse.segment.
+FINDINGS_FEATURES = (
+    "lung_volume_ml", "cavity_count", "cavity_max_radius_mm", "cavity_max_wall_fraction", "fibrosis_total",
+    "fibrosis_RU", "fibrosis_RM", "fibrosis_RL", "fibrosis_LU", "fibrosis_LM", "fibrosis_LL",
+)
 _ROIS = (None, "mask", "lung", "nodule")
 _LAWS = ("L5", "E5", "S5", "R5", "W5")
 
@@ -74,6 +81,34 @@ def _auto_roi(img: npt.NDArray, spacing: Any, roi: str | None, index: int) -> np
             if nodule.any():
                 return nodule
     return lungs > 0
+
+
+def _findings_features(img: npt.NDArray, spacing: Any, index: int) -> list[float]:
+    """The "findings" group of a 3D CT in HU: lung volume, cavities, fibrosis extent per zone.
+
+    NaN when the CT has no spacing (a plain array) or no lungs are found.
+    """
+    nan = [math.nan] * len(FINDINGS_FEATURES)
+    if spacing is None or len(spacing) != 3:
+        return nan
+    from .. import segment
+
+    try:
+        lungs = segment.lung_mask(img, spacing=spacing)
+    except ValueError:
+        return nan
+    lung = lungs > 0
+    cands = segment.cavity_candidates(img, lung, spacing=spacing)
+    ext = segment.fibrosis_extent(img, lung, spacing=spacing)
+    volume_ml = float(np.count_nonzero(lung)) * float(np.prod(spacing)) / 1000.0
+    return [
+        volume_ml,
+        float(len(cands)),
+        max((c.radius_mm for c in cands), default=0.0),
+        max((c.wall_fraction for c in cands), default=0.0),
+        ext["total"],
+        *(ext[z] for z in segment.ZONES),
+    ]
 
 
 def _as_items(X: Any) -> list[Any]:
@@ -152,6 +187,15 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
       ``gabor_orientations``; per response the ROI mean of the squared
       response (``<name>_energy``; Laws maps are already local energies,
       so their feature is the ROI mean, ``laws_<name>_mean``).
+    * ``findings`` (3D CT in HU only; not in the default ``groups``): the
+      disease findings of the whole scan, whatever the ROI, through
+      :mod:`medfuse.segment`: ``findings_lung_volume_ml`` (``lung_mask``),
+      ``findings_cavity_count``, ``findings_cavity_max_radius_mm`` and
+      ``findings_cavity_max_wall_fraction`` (``cavity_candidates``; 0 when
+      none), ``findings_fibrosis_total`` and ``findings_fibrosis_<zone>``
+      for the zones RU, RM, RL, LU, LM, LL (``fibrosis_extent``). NaN for a
+      CT without a spacing or without lungs. 2D images get no such
+      features.
 
     ``roi``: None or "mask" (default) uses the masks given (else the whole
     image). "lung" and "nodule" compute the ROI of each 3D CT that has a
@@ -238,9 +282,9 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             raise ValueError(f"denoise must be None, 'median' or 'gaussian'; got {self.denoise!r}")
         if isinstance(self.groups, str):
             raise TypeError(f"groups must be a sequence of group names, not a str; got {self.groups!r}")
-        bad = [g for g in self.groups if g not in _GROUPS]
+        bad = [g for g in self.groups if g not in _ALL_GROUPS]
         if bad or len(self.groups) == 0:
-            raise ValueError(f"groups must be a non-empty subset of {_GROUPS}; got {list(self.groups)!r}")
+            raise ValueError(f"groups must be a non-empty subset of {_ALL_GROUPS}; got {list(self.groups)!r}")
         for name in ("hist_bins", "n_orientations", "glcm_levels", "gabor_orientations"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
@@ -338,9 +382,14 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
                 continue
             if img.ndim != self.n_dims_:
                 raise ValueError(f"X[{i}] is {img.ndim}D; this extractor was fitted on {self.n_dims_}D images")
+            findings: list[float] = []
+            if "findings" in self.groups and img.ndim == 3:
+                findings = _findings_features(img, spacing, i)
             if mask is None:
                 mask = _auto_roi(img, spacing, self.roi, i)
-            out[i] = self._features(img, mask, spacing)
+            out[i] = np.concatenate([self._features(img, mask, spacing), findings]) if findings else self._features(
+                img, mask, spacing
+            )
         return out
 
     def fit_transform(self, X: Any, y: Any = None, *, masks: Any = None) -> Any:
@@ -369,6 +418,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             if ndim == 2:
                 names += [f"gabor_f{_fmt(f)}_t{k}_energy" for f in self.gabor_frequencies
                           for k in range(self.gabor_orientations)]
+        if "findings" in g and ndim == 3:
+            names += [f"findings_{n}" for n in FINDINGS_FEATURES]
         return names
 
     def _log_names(self) -> list[str]:
@@ -472,6 +523,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             vv = float(np.prod(spacing)) if spacing is not None and len(spacing) == img.ndim else 1.0
             fo = mf.first_order(img, m, bin_width=float(self.bin_width), voxel_volume=vv)
             vals += [fo[n] for n in FIRST_ORDER_FEATURES]
+        if not g & set(_GROUPS):
+            return np.zeros(0, dtype=np.float64)
         need_work = bool(g & {"histogram", "edges", "glcm", "filters"})
         work = self._work(mf, img, m) if need_work else img
         if "histogram" in g:
