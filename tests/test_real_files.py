@@ -25,11 +25,11 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 cv2 = pytest.importorskip("cv2")
-from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.data import get_testdata_file
 
-import medfuse as mf  # noqa: E402
-from medfuse.data import MedfuseIOError, read_ct, read_xray  # noqa: E402
-from medfuse.features import ImageFeatureExtractor  # noqa: E402
+import medfuse as mf
+from medfuse.data import MedfuseIOError, read_ct, read_xray
+from medfuse.features import ImageFeatureExtractor
 
 
 def _testdata(name: str) -> str:
