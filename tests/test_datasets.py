@@ -147,17 +147,19 @@ def test_open_i_reports_every_problem_at_once(tmp_path: Path) -> None:
     (rep / "6.xml").write_bytes(report_xml("CXR1", "x", "y", ["normal"], []))  # duplicate id
     (rep / "7.xml").write_bytes(b"<html><body>Not found</body></html>")
     (rep / "8.xml").write_bytes(b'<!DOCTYPE x [<!ENTITY a "aaaa">]><eCitation>&a;</eCitation>')
+    (rep / "9.xml").write_bytes(b'<?xml version="1.0" encoding="udf-8"?><eCitation/>')  # found by tests/fuzz
     imgs = tmp_path / "png"
     write_images(imgs, ["CXR1_1_IM-0001-4001"])  # the second image of report 1 is missing
     with pytest.raises(CohortError) as info:
         open_i(rep, imgs)
     msgs = info.value.problems
     joined = "\n".join(msgs)
-    assert len(msgs) == 8, joined
+    assert len(msgs) == 9, joined
     for needle in ("2.xml: malformed XML", "3.xml (CXR3): MeSH major term 'No Indexing'",
                    "4.xml (CXR4): MeSH major terms say both 'normal' and ['cardiomegaly']",
                    "5.xml (CXR5): no MeSH <major> term", "6.xml: report id 'CXR1' also in 1.xml",
                    "7.xml: not an Open-I report (root element <html>", "8.xml: XML declares a DOCTYPE",
+                   "9.xml: malformed XML: bad encoding",
                    "1.xml (CXR1): image(s) CXR1_1_IM-0001-3001.png referenced but not in"):
         assert needle in joined, (needle, joined)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_datasets import make_tgz, report_xml, write_images
 
 from medfuse.cli import main
+from test_datasets import make_tgz, report_xml, write_images
 
 NORMAL = ("The heart is normal in size. The lungs are clear.", "No acute cardiopulmonary disease.")
 ABNORMAL = ("The heart is enlarged. Small right pleural effusion.", "Cardiomegaly with effusion.")

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("gensim")
 pytest.importorskip("jieba")
 sklearn = pytest.importorskip("sklearn")
+import itertools
+
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -226,7 +228,7 @@ def test_tfidf_block_ngrams_sublinear_min_df():
     assert "spiculated nodule" in names and "NEG_pleural NEG_effusion" in names  # negated pairs stay negated
     # the block equals sklearn's TfidfVectorizer over the same tokens and their bigrams
     docs = [tokenize(t) for t in EN]
-    grams = [d + [f"{a} {b}" for a, b in zip(d, d[1:])] for d in docs]
+    grams = [d + [f"{a} {b}" for a, b in itertools.pairwise(d)] for d in docs]
     ref = TfidfVectorizer(analyzer=lambda d: d, lowercase=False, sublinear_tf=True).fit(grams)
     assert sorted(names) == sorted(ref.get_feature_names_out())
     block = vec.transform(EN)[:, 16:]

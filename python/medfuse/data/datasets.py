@@ -67,6 +67,8 @@ def parse_open_i_report(data: bytes, name: str = "report") -> dict[str, Any]:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as err:
         raise ValueError(f"{name}: malformed XML: {err}") from None
+    except (LookupError, UnicodeError) as err:  # an unknown or wrong encoding declaration (found by tests/fuzz)
+        raise ValueError(f"{name}: malformed XML: bad encoding: {err}") from None
     if root.tag != "eCitation":
         raise ValueError(f"{name}: not an Open-I report (root element <{root.tag}>, expected <eCitation>)")
     uid_el = root.find("uId")
@@ -112,13 +114,13 @@ def _report_files(path: Path, problems: list[str]) -> Iterator[tuple[str, bytes]
         return
     try:
         tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as err:
+    except Exception as err:  # tarfile.ReadError, gzip/zlib/bz2/lzma errors, OSError
         raise CohortError([f"{path.name}: not a readable .tgz/.tar archive or folder of report XML: {err}"],
                           os.fspath(path)) from None
     with tar:
         try:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(".xml")]
-        except (tarfile.TarError, OSError, EOFError) as err:
+        except Exception as err:  # tarfile, gzip, zlib and bz2 raise several types on corrupt data
             raise CohortError([f"{path.name}: corrupt archive: {err}"], os.fspath(path)) from None
         for m in sorted(members, key=lambda m: _natural_key(Path(m.name).name)):
             if m.size > MAX_REPORT_BYTES:
@@ -127,7 +129,7 @@ def _report_files(path: Path, problems: list[str]) -> Iterator[tuple[str, bytes]
             try:
                 fh = tar.extractfile(m)
                 data = fh.read() if fh is not None else b""
-            except (tarfile.TarError, OSError, EOFError) as err:
+            except Exception as err:  # tarfile, gzip, zlib and bz2 raise several types on corrupt data
                 problems.append(f"{m.name}: cannot be read from the archive: {err}")
                 continue
             yield m.name, data
