@@ -194,3 +194,38 @@ def test_real_files_through_dicom_folder(tmp_path: Path, chest: np.ndarray, head
     np.testing.assert_array_equal(cohort["P1"].xray, chest)
     assert cohort["P1"].ct is None and cohort["P2"].xray is None
     np.testing.assert_array_equal(cohort["P2"].ct.array, head.array)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "view"),
+    [
+        (["L", "F"], lambda a: a),
+        (["R", "F"], lambda a: a[:, ::-1]),
+        (["L", "H"], lambda a: a[::-1, :]),
+        (["R", "H"], lambda a: a[::-1, ::-1]),
+        (["F", "L"], lambda a: a.T),  # stored transposed: rows run head-feet
+        (["H", "R"], lambda a: a.T[::-1, ::-1]),
+        (["A", "F"], lambda a: a),  # a lateral view: left as stored
+        (None, lambda a: a),
+    ],
+    ids=["LF", "RF", "LH", "RH", "FL", "HR", "lateral", "none"],
+)
+def test_patient_orientation_gives_the_standard_frontal_display(tmp_path: Path, orientation, view, chest) -> None:
+    # RG1 (chest PA) is stored in the standard display (L, F); store its pixels as another orientation would
+    ds = pydicom.dcmread(_testdata("RG1_UNCR.dcm"))
+    assert list(ds.PatientOrientation) == ["L", "F"]
+    standard = read_xray(_testdata("RG1_UNCR.dcm"), orient=True)
+    np.testing.assert_array_equal(standard, chest)
+    stored = np.ascontiguousarray(view(ds.pixel_array))  # how a detector with that orientation stores it
+    ds.Rows, ds.Columns = stored.shape
+    ds.PixelData = stored.tobytes()
+    if orientation is None:
+        del ds.PatientOrientation
+    else:
+        ds.PatientOrientation = orientation
+    p = tmp_path / "o.dcm"
+    ds.save_as(p)
+    as_stored = 2**15 - 1 - stored.astype(np.int64)
+    expected = standard if orientation is not None and orientation[0] != "A" else as_stored
+    np.testing.assert_array_equal(read_xray(p, orient=True), expected)
+    np.testing.assert_array_equal(read_xray(p), as_stored)  # the default: stored order
