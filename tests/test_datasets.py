@@ -90,6 +90,16 @@ def test_parse_report_sections_mesh_images() -> None:
     assert r["images"] == ["CXR2_IM-0652-1001"]
 
 
+def test_parse_report_mesh_below_the_root_and_whitespace() -> None:
+    xml = (b'<eCitation><uId id="CXR7"/><MedlineCitation><MeSH><major>  Cardiomegaly/mild \n</major>'
+           b"<minor>Lung/hyperdistention</minor></MeSH><Article><Abstract>"
+           b'<AbstractText Label="findings">Heart  is\n enlarged. XXXX</AbstractText></Abstract></Article>'
+           b"</MedlineCitation></eCitation>")
+    r = parse_open_i_report(xml, "7.xml")
+    assert r["major"] == ["Cardiomegaly/mild"] and r["findings"] == "Heart is enlarged. XXXX"
+    assert r["impression"] == "" and r["images"] == [] and r["automatic"] == []
+
+
 def test_open_i_folder_cohort(openi_folder: tuple[Path, Path]) -> None:
     rep, imgs = openi_folder
     c = open_i(rep, imgs)

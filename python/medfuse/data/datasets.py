@@ -79,7 +79,7 @@ def parse_open_i_report(data: bytes, name: str = "report") -> dict[str, Any]:
         text = " ".join("".join(el.itertext()).split())
         if label and text:
             sections[label] = (sections[label] + " " + text) if label in sections else text
-    mesh = root.find("MeSH")
+    mesh = root.find(".//MeSH")  # a child of <eCitation> in the collection; anywhere below is accepted
     major = [" ".join(e.text.split()) for e in mesh.iter("major") if e.text and e.text.strip()] if mesh is not None else []
     automatic = (
         [" ".join(e.text.split()) for e in mesh.iter("automatic") if e.text and e.text.strip()] if mesh is not None else []
