@@ -7,7 +7,6 @@ train / predict / evaluate, a small demo, and every error path.
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import subprocess
@@ -399,13 +398,8 @@ def test_train_predict_evaluate_multiclass(features: Path, cohort_dir: Path, tmp
 
 def test_demo_task_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice" in _err(["demo", "--task", "asthma", "--out", str(tmp_path)], capsys)
-    import inspect
-
-    if "task" not in inspect.signature(synthetic_cohort).parameters:  # before the disease generator lands
-        assert "--task malignancy" in _err(["demo", "--task", "disease", "--out", str(tmp_path)], capsys)
 
 
-@pytest.mark.skipif("task" not in inspect.signature(synthetic_cohort).parameters, reason="needs issue-diseases")
 def test_demo_disease(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--task", "disease", "--n", "48", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out

@@ -7,8 +7,6 @@ half of the class, so fusion has something to win.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,7 +218,6 @@ def test_classes_never_seen_at_fit_are_refused_when_scoring(data: tuple[pd.DataF
 # ---------------------------------------------------------------- the disease cohort (issue-diseases)
 
 
-@pytest.mark.skipif("task" not in inspect.signature(synthetic_cohort).parameters, reason="needs issue-diseases")
 def test_disease_cohort_oracle_row_and_unknown_task() -> None:
     from medfuse.data.synthetic import DISEASE_CLASSES  # type: ignore[attr-defined]
     from medfuse.extract import CohortFeatures, extract_cohort

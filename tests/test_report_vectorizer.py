@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("gensim")
 pytest.importorskip("jieba")
 sklearn = pytest.importorskip("sklearn")
+import itertools
+
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -181,9 +183,11 @@ def test_fasttext_and_keyed_vectors():
     X = ft.transform(["an unseenword report"])  # FastText builds OOV vectors from n-grams
     assert np.abs(X).sum() > 0
     kv = small().fit(CORPUS).wv_
-    vec = ReportVectorizer(keyed_vectors=kv).fit(EN)
+    vec = ReportVectorizer(keyed_vectors=kv, tfidf=False).fit(EN)
     assert vec.get_feature_names_out()[0] == "kv_0"
     assert vec.transform(EN).shape == (len(EN), kv.vector_size)
+    with_tfidf = ReportVectorizer(keyed_vectors=kv).fit(EN)  # the default appends the TF-IDF block
+    np.testing.assert_array_equal(with_tfidf.transform(EN)[:, : kv.vector_size], vec.transform(EN))
 
 
 def test_unknown_tokens_give_zero_vector():
@@ -211,3 +215,76 @@ def test_refusals():
         ReportVectorizer(tfidf=True, max_features=0).fit(EN)
     with pytest.raises(TypeError, match="keyed_vectors"):
         ReportVectorizer(keyed_vectors=object()).fit(EN)
+
+
+def test_tfidf_block_ngrams_sublinear_min_df():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from medfuse.features.text import tokenize
+
+    assert small().tfidf and small().sublinear_tf  # the defaults: TF-IDF block on, sublinear tf, words
+    vec = small(max_features=None, ngram_range=(1, 2)).fit(EN)  # words and word pairs
+    names = [n.removeprefix("tfidf_") for n in vec.get_feature_names_out() if n.startswith("tfidf_")]
+    assert "spiculated nodule" in names and "NEG_pleural NEG_effusion" in names  # negated pairs stay negated
+    # the block equals sklearn's TfidfVectorizer over the same tokens and their bigrams
+    docs = [tokenize(t) for t in EN]
+    grams = [d + [f"{a} {b}" for a, b in itertools.pairwise(d)] for d in docs]
+    ref = TfidfVectorizer(analyzer=lambda d: d, lowercase=False, sublinear_tf=True).fit(grams)
+    assert sorted(names) == sorted(ref.get_feature_names_out())
+    block = vec.transform(EN)[:, 16:]
+    order = [list(ref.get_feature_names_out()).index(n) for n in names]
+    np.testing.assert_allclose(block, ref.transform(grams).toarray()[:, order], atol=1e-12)
+    # unigrams only, raw tf: what sklearn gives without the options
+    uni = small(max_features=None, sublinear_tf=False).fit(EN)
+    ref1 = TfidfVectorizer(analyzer=lambda d: d, lowercase=False).fit(docs)
+    assert len(uni.get_feature_names_out()) == 16 + len(ref1.get_feature_names_out())
+    # min_df drops terms of fewer reports; sublinear tf changes repeated terms only
+    rare = small(max_features=None, min_df=2, ngram_range=(1, 2)).fit(EN)
+    kept = {n.removeprefix("tfidf_") for n in rare.get_feature_names_out() if n.startswith("tfidf_")}
+    df = {t: sum(t in set(g) for g in grams) for g in grams for t in g}
+    assert kept == {t for t, c in df.items() if c >= 2}
+    rep = ["nodule nodule nodule nodule spiculated", "nodule spiculated"]
+    lin = small(sublinear_tf=False, ngram_range=(1, 1)).fit(rep).transform(rep)[0, 16:]
+    sub = small(ngram_range=(1, 1)).fit(rep).transform(rep)[0, 16:]
+    assert not np.allclose(lin, sub)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"ngram_range": (2, 1)}, "ngram_range must be two integers"),
+        ({"ngram_range": (1, 5)}, "ngram_range must be two integers"),
+        ({"ngram_range": 2}, "ngram_range must be two integers"),
+        ({"ngram_range": (1.0, 2)}, "ngram_range must be two integers"),
+        ({"min_df": 0}, "min_df must be a positive integer"),
+        ({"min_df": 0.5}, "min_df must be a positive integer"),
+    ],
+)
+def test_tfidf_option_refusals(kw, match):
+    with pytest.raises(ValueError, match=match):
+        small(**kw).fit(EN)
+
+
+def test_default_beats_plain_tfidf_where_negation_decides():
+    """The default features (TF-IDF block + NEG_ marks) learn a finding that plain TF-IDF cannot place:
+    each report asserts some findings and denies others, the label is one finding being present."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    findings = ["pleural effusion", "pneumothorax", "consolidation", "cardiomegaly", "atelectasis", "nodule"]
+    texts, y = [], []
+    for _ in range(240):
+        chosen = rng.choice(len(findings), size=3, replace=False)
+        present = rng.random(3) < 0.5
+        parts = [f"There is {findings[j]}." if p else f"No {findings[j]}." for j, p in zip(chosen, present)]
+        texts.append(" ".join(parts))
+        y.append(int(any(j == 0 and p for j, p in zip(chosen, present))))
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    default = cross_val_score(make_pipeline(ReportVectorizer(), LogisticRegression(max_iter=5000)), texts, y,
+                              cv=cv, scoring="roc_auc").mean()
+    plain = cross_val_score(make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=5000)), texts, y,
+                            cv=cv, scoring="roc_auc").mean()
+    assert default > 0.98 and default > plain + 0.03, (default, plain)

@@ -44,27 +44,11 @@ DEMO_TASKS = ("disease", "malignancy")
 
 
 def _demo_task(requested: str | None) -> tuple[str, dict[str, Any], str]:
-    """(task, keyword arguments for synthetic_cohort, note) of `demo --task`.
-
-    A synthetic_cohort without a ``task`` parameter only makes the binary
-    malignancy cohort: --task disease is then refused, and the default falls
-    back to malignancy with a note saying so.
-    """
-    import inspect
-
-    from .data.cohort import synthetic_cohort
-
-    has_task = "task" in inspect.signature(synthetic_cohort).parameters
+    """(task, keyword arguments for synthetic_cohort, note) of `demo --task` (default "disease")."""
     task = requested or "disease"
     if task not in DEMO_TASKS:
         raise _UsageError(f"--task must be one of {', '.join(DEMO_TASKS)}; got {task!r}")
-    if has_task:
-        return task, {"task": task}, ""
-    if requested == "disease":
-        raise _UsageError("--task disease needs a synthetic_cohort with disease classes; this build has only the "
-                          "malignancy cohort: use --task malignancy")
-    note = "" if requested else "(this build's synthetic cohort has only the malignancy task; demo uses it)"
-    return "malignancy", {}, note
+    return task, {"task": task}, ""
 
 
 def _positive_int(text: str) -> int:
@@ -108,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "acquire/acquire.html), print the table and write report.html."
         ),
     )
-    demo.add_argument("--n", type=_positive_int, default=200, help="patients (default: 200)")
+    demo.add_argument("--n", type=_positive_int, default=None, help="patients (default: 200)")
     demo.add_argument("--lang", choices=("en", "zh", "mixed"), default="en", help="report language (default: en)")
     demo.add_argument("--task", choices=DEMO_TASKS, default=None,
                       help="disease: four classes (normal, lung_cancer, tuberculosis, fibrosis); malignancy: "
@@ -119,6 +103,12 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
     demo.add_argument("--learner", choices=("svm", "rf", "gbdt", "logreg"), default="logreg",
                       help="learner of the single-modality, early and late models (default: logreg)")
+    demo.add_argument("--open-i", type=Path, default=None, metavar="PATH",
+                      help="run on your Open-I / Indiana University download instead of synthetic data: "
+                      "NLMCXR_reports.tgz, its unpacked folder, or a folder holding it (and NLMCXR_png/ "
+                      "for the X-rays); --n then samples that many reports (default: all)")
+    demo.add_argument("--images", type=Path, default=None, metavar="DIR",
+                      help="with --open-i: the unpacked NLMCXR_png folder, when not beside the reports")
     demo.set_defaults(handler=_cmd_demo)
 
     ex = sub.add_parser(
@@ -892,6 +882,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise _UsageError(f"--out {out} exists and is not a folder")
+    if args.open_i is not None:
+        return _demo_open_i(args)
+    if args.images is not None:
+        raise _UsageError("--images goes with --open-i")
+    args.n = 200 if args.n is None else args.n
     if args.n < 2 * args.folds:
         raise _UsageError(f"--n {args.n} is too small for {args.folds}-fold cross-validation; use --n >= {4 * args.folds}")
     workers = args.workers or _cores()
@@ -965,6 +960,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"[6/6] report: {report} ({times['HTML report']:.1f} s)")
     total = time.perf_counter() - t_all
     print("\nstage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
+    return EXIT_OK
+
+
+def _open_i_paths(path: Path, images: Path | None) -> tuple[Path, Path | None]:
+    """(reports, images) of an Open-I download: the archive/folder itself, or a folder holding them."""
+    if not path.exists():
+        raise _UsageError(f"--open-i {path} does not exist")
+    reports = path
+    if path.is_dir() and not any(path.glob("*.xml")):
+        found = [p for p in (path / "NLMCXR_reports.tgz", path / "ecgen-radiology") if p.exists()]
+        if not found:
+            raise _UsageError(f"--open-i {path}: no report XML, NLMCXR_reports.tgz or ecgen-radiology/ in it")
+        reports = found[-1]  # the unpacked folder when both are there
+        if images is None and (path / "NLMCXR_png").is_dir():
+            images = path / "NLMCXR_png"
+    if images is not None and not images.is_dir():
+        raise _UsageError(f"--images {images} is not a folder (unpack NLMCXR_png.tgz first)")
+    return reports, images
+
+
+def _demo_open_i(args: argparse.Namespace) -> int:
+    """``medfuse demo --open-i PATH``: the demo's pipeline on a user's Open-I download (abnormal vs normal)."""
+    from .data import Cohort, open_i
+    from .extract import CohortFeatures
+    from .learn.evaluate import cross_validate, write_report
+
+    reports, images = _open_i_paths(args.open_i, args.images)
+    out: Path = args.out
+    workers = args.workers or _cores()
+    times: dict[str, float] = {}
+    t_all = t0 = time.perf_counter()
+    full = open_i(reports, images, unlabelled="drop")
+    frame = full.frame
+    if args.n is not None and args.n < len(frame):
+        frame = frame.sample(n=args.n, random_state=args.seed).sort_index()
+    cohort = Cohort(frame, source=f"Open-I {reports.name}")
+    if len(cohort) < 2 * args.folds or cohort.labels.nunique() < 2:
+        raise _UsageError(f"{len(cohort)} labelled reports (classes {sorted(cohort.labels.unique())}) are too few "
+                          f"for {args.folds}-fold cross-validation")
+    times["read reports and labels"] = time.perf_counter() - t0
+    dropped = f"; {len(full.unlabelled)} unlabelled report(s) left out" if full.unlabelled else ""
+    print(f"medfuse {medfuse.__version__} demo on Open-I: {len(cohort)} of {len(full)} reports{dropped}, "
+          f"{'X-rays from ' + str(images) if images else 'no X-rays (pass --images or put NLMCXR_png/ beside)'}")
+    print(f"[1/4] {cohort.describe()}".replace("\n", "\n      "))
+    t0 = time.perf_counter()
+    extraction = CohortFeatures()
+    res = _run_extraction(cohort, extraction, workers, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    features_path = out / "features.parquet"
+    _write_features(res.features, features_path, extraction)
+    times["extract features"] = time.perf_counter() - t0
+    print(f"[2/4] features -> {features_path} ({times['extract features']:.1f} s)")
+    t0 = time.perf_counter()
+    feats = res.features
+    absent = [c for c in feats.columns if "__" in c and c.split("__")[0] in ("ct", "audio")]  # Open-I has neither
+    ev = cross_validate(feats.drop(columns=absent), folds=args.folds, seed=args.seed, learner=args.learner)
+    times["cross-validate"] = time.perf_counter() - t0
+    print(f"[3/4] {args.folds}-fold cross-validation, abnormal vs normal ({times['cross-validate']:.1f} s)\n")
+    print(ev.format_table())
+    t0 = time.perf_counter()
+    ev.table.to_csv(out / "results.csv", index=False)
+    examples = []
+    for pid in cohort.patient_ids:
+        rec = cohort[pid]
+        if rec.xray is not None:
+            examples = [(f"X-ray {pid} (label {rec.label})", rec.xray, None)]
+            break
+    report = write_report(ev, out, examples=examples, timings=times,
+                          title=f"medfuse demo: {len(cohort)} Open-I reports (abnormal vs normal)",
+                          notes=["labels from the MeSH major terms: 'normal' = 0, anything else = 1"])
+    times["HTML report"] = time.perf_counter() - t0
+    print(f"\n[4/4] report: {report}")
+    print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+          + f"; total {time.perf_counter() - t_all:.1f} s")
     return EXIT_OK
 
 

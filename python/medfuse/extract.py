@@ -75,8 +75,10 @@ DASK_CONNECT_TIMEOUT = "10s"  # how long to wait for a --scheduler address
 def _default_ct() -> Any:
     from .features import ImageFeatureExtractor
 
-    # Lung window; every feature over the nodule found by medfuse.segment (the lungs when none is found).
-    return ImageFeatureExtractor(window=(-600.0, 1500.0), log_sigmas=(1.0, 2.0), laws_vectors=("L5", "E5"), roi="nodule")
+    # Lung window; every feature over the nodule found by medfuse.segment (the lungs when none is found),
+    # and the whole scan's disease findings (cavities, fibrosis extent per zone, lung volume).
+    return ImageFeatureExtractor(window=(-600.0, 1500.0), log_sigmas=(1.0, 2.0), laws_vectors=("L5", "E5"), roi="nodule",
+                                 groups=("first_order", "histogram", "edges", "glcm", "filters", "findings"))
 
 
 def _default_xray() -> Any:
@@ -99,7 +101,8 @@ class CohortFeatures:
     :class:`~medfuse.features.ImageFeatureExtractor` instances (defaults:
     lung window (-600, 1500) HU and ``roi="nodule"`` for CT: features of the
     nodule that :mod:`medfuse.segment` finds, or of the lungs when it finds
-    none; "auto" window over the whole image for X-rays). ``audio``: an
+    none, plus the scan's disease findings (group "findings": cavities,
+    fibrosis extent per zone, lung volume); "auto" window over the whole image for X-rays). ``audio``: an
     :class:`~medfuse.features.AudioFeatureExtractor` for the lung sounds.
     """
 

@@ -55,7 +55,20 @@ READERS_FOR = {
     ".txt": ("read_report",),
     ".wav": ("read_audio",),
     ".flac": ("read_audio",),
+    ".xml": ("parse_open_i_report",),  # medfuse.data.datasets: one Open-I report
+    ".tgz": ("open_i",),  # an Open-I report archive (gzip: mutations mostly hit the stream)
+    ".tar": ("open_i",),  # uncompressed: mutations reach the tar headers and the XML inside
 }
+# readers of medfuse.data.datasets: a ValueError naming the file (CohortError is one) is their refusal
+DATASET_READERS = ("parse_open_i_report", "open_i")
+
+
+def _dataset_reader(name: str) -> Callable[[Path], Any]:
+    from medfuse.data import datasets
+
+    if name == "parse_open_i_report":
+        return lambda p: datasets.parse_open_i_report(p.read_bytes(), os.fspath(p))
+    return lambda p: datasets.open_i(p)
 CASE_TIMEOUT = 10  # CPU seconds; a reader slower than this on a <100 KB file hangs
 
 
@@ -96,6 +109,16 @@ def _check_result(reader: str, out: Any) -> str | None:
             return f"read_audio samples {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}"
         if not np.isfinite(x).all() or not isinstance(rate, int) or rate <= 0:
             return f"read_audio: non-finite samples or rate {rate!r}"
+    elif reader == "parse_open_i_report":
+        if not isinstance(out, dict) or not all(isinstance(out[k], str) for k in ("uid", "findings", "impression")):
+            return f"parse_open_i_report returned {out!r:.200}"
+        if not all(isinstance(v, str) for k in ("major", "automatic", "images") for v in out[k]):
+            return "parse_open_i_report: non-str MeSH terms or image ids"
+    elif reader == "open_i":
+        from medfuse.data import Cohort
+
+        if not isinstance(out, Cohort) or len(out) == 0 or set(out.labels) - {0, 1}:
+            return f"open_i returned {out!r:.200}"
     elif not isinstance(out, str):
         return f"read_report returned {type(out).__name__}"
     return None
@@ -106,7 +129,7 @@ def check_file(path: Path) -> None:
     from medfuse.data import io as mio
 
     for reader in READERS_FOR[suffix_of(path)]:
-        fn: Callable[..., Any] = getattr(mio, reader)
+        fn: Callable[..., Any] = _dataset_reader(reader) if reader in DATASET_READERS else getattr(mio, reader)
         arg: Any = path  # read_report: a PathLike is always a path
         # CPU-time limit (SIGPROF), not wall time: a starved process on a busy
         # machine is not a hang, an endless loop burns CPU
@@ -119,6 +142,13 @@ def check_file(path: Path) -> None:
         except mio.MedfuseIOError as err:
             if err.path != os.fspath(path) or os.fspath(path) not in str(err):
                 raise Finding(f"{reader}: MedfuseIOError does not name the path: {err!r}") from err
+            continue
+        except ValueError as err:
+            if reader not in DATASET_READERS:
+                tb = traceback.format_exc(limit=6)
+                raise Finding(f"{reader} raised {type(err).__name__}: {err}\n{tb}") from err
+            if os.fspath(path) not in str(err) and path.name not in str(err):
+                raise Finding(f"{reader}: {type(err).__name__} does not name the file: {err!r}") from err
             continue
         except Exception as err:
             tb = traceback.format_exc(limit=6)

@@ -14,6 +14,7 @@ import gzip
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,36 @@ def _nifti(path: Path) -> None:
     if path.name.endswith(".gz"):
         raw = gzip.compress(raw, mtime=0)
     path.write_bytes(raw)
+
+
+def _open_i_xml(uid: str, findings: str, impression: str, major: list[str], image: str) -> bytes:
+    """An Open-I report in the published layout (written for the corpus)."""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<eCitation><uId id="{uid}"/><MedlineCitation><Article>'
+        f'<Abstract><AbstractText Label="FINDINGS">{findings}</AbstractText>'
+        f'<AbstractText Label="IMPRESSION">{impression}</AbstractText></Abstract></Article></MedlineCitation>'
+        "<MeSH>" + "".join(f"<major>{m}</major>" for m in major) + "<automatic>lung</automatic></MeSH>"
+        f'<parentImage id="{image}"><url>/x/{image}.jpg</url></parentImage></eCitation>'
+    ).encode()
+
+
+def _open_i(add: Any) -> None:
+    import tarfile
+
+    one = _open_i_xml("CXR1", "The lungs are clear.", "Normal chest.", ["normal"], "CXR1_1_IM-0001-4001")
+    two = _open_i_xml("CXR2", "Heart enlarged.", "Cardiomegaly.", ["Cardiomegaly/mild"], "CXR2_IM-0652-1001")
+    add("openi_report.xml").write_bytes(two)
+    for name, mode in (("openi_reports.tar", "w"), ("openi_reports.tgz", "w:gz")):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode=mode) as tar:  # type: ignore[call-overload]
+            for member, data in (("ecgen-radiology/1.xml", one), ("ecgen-radiology/2.xml", two)):
+                info = tarfile.TarInfo(member)
+                info.size, info.mtime = len(data), 0
+                tar.addfile(info, io.BytesIO(data))
+        blob = raw.getvalue()
+        if mode == "w:gz":  # gzip header time 0: deterministic bytes
+            blob = blob[:4] + b"\x00\x00\x00\x00" + blob[8:]
+        add(name).write_bytes(blob)
 
 
 def _image(path: Path, img: np.ndarray) -> None:
@@ -102,6 +133,7 @@ def write_corpus(out: Path) -> list[Path]:
         written.append(out / name)
         return out / name
 
+    _open_i(add)
     _dicom(add("ct_slice.dcm"), xray=False)
     _dicom(add("xray_mono2.dcm"), xray=True)
     _dicom(add("xray_mono1.dcm"), xray=True, photometric="MONOCHROME1")

@@ -645,14 +645,21 @@ def _read_dicom_files(
 # ------------------------------------------------------------------------ X-ray
 
 
-def read_xray(path: PathLike, *, apply_voi: bool = False) -> npt.NDArray[Any]:
+def read_xray(path: PathLike, *, apply_voi: bool = False, orient: bool = False) -> npt.NDArray[Any]:
     """Read a 2D X-ray image.
 
     - DICOM: the stored pixel values (uint8/uint16 usually); MONOCHROME1
       images are inverted (``2**BitsStored - 1 - value``) so that high
       values are always bright (dense). With ``apply_voi=True`` the VOI LUT
       or window (``pydicom.pixels.apply_voi_lut``) is applied as well and a
-      float32 array is returned.
+      float32 array is returned. With ``orient=True`` a frontal chest
+      radiograph whose PatientOrientation is not the standard display
+      (``L``, ``F``: the patient's left on the image right, feet down) is
+      flipped/transposed to it (``R`` -> flip left-right, ``H`` -> flip
+      up-down, rows along head-feet -> transpose); lateral views (A/P) and
+      files without the element are returned as stored. Off by default:
+      the pixels are returned in stored order (extremity views, e.g.
+      pydicom-data's RG3 with ``R``, ``F``, follow other display rules).
     - PNG/JPEG/TIFF, 8- or 16-bit grayscale, read by ``cv2.imread`` with
       ``IMREAD_UNCHANGED`` (dtype preserved). Colour files whose channels
       are all equal (grey saved as RGB) are accepted as grey; true colour
@@ -662,15 +669,15 @@ def read_xray(path: PathLike, *, apply_voi: bool = False) -> npt.NDArray[Any]:
     """
     p = Path(os.fspath(path))
     _exists(p, "X-ray file")
-    return _guarded(lambda: _read_xray(p, apply_voi), p, "X-ray file")  # type: ignore[no-any-return]
+    return _guarded(lambda: _read_xray(p, apply_voi, bool(orient)), p, "X-ray file")  # type: ignore[no-any-return]
 
 
-def _read_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
+def _read_xray(p: Path, apply_voi: bool, orient: bool = True) -> npt.NDArray[Any]:
     if p.is_dir():
         raise MedfuseIOError("X-ray path is a folder; expected one image file", p)
     suffix = _suffix(p)
     if suffix == ".dcm":
-        return _read_dicom_xray(p, apply_voi)
+        return _read_dicom_xray(p, apply_voi, orient)
     if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
         return _read_image_xray(p)
     if suffix == ".npy":
@@ -687,8 +694,39 @@ def _read_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
     )
 
 
-def _read_dicom_xray(p: Path, apply_voi: bool) -> npt.NDArray[Any]:
+def _read_dicom_xray(p: Path, apply_voi: bool, orient: bool = True) -> npt.NDArray[Any]:
     ds = _dcmread(p)
+    px = _dicom_xray_pixels(ds, p, apply_voi)
+    return _oriented(px, ds) if orient else px
+
+
+def _oriented(px: npt.NDArray[Any], ds: Any) -> npt.NDArray[Any]:
+    """A frontal radiograph turned to the standard display by its PatientOrientation (0020,0020).
+
+    PatientOrientation names the patient directions of the rows (increasing
+    column index) and of the columns (increasing row index). The standard
+    frontal display is ``L`` (patient's left on the image right) and ``F``
+    (feet down): ``R`` flips left-right, ``H`` up-down, a head/feet row
+    direction transposes. Other values (lateral views: A/P) and a missing
+    or malformed element leave the image as stored.
+    """
+    po = ds.get("PatientOrientation")
+    try:
+        row, col = (str(v).strip().upper()[:1] for v in po)  # "LF" compound values: the main direction
+    except (TypeError, ValueError):
+        return px
+    if row in "HF" and col in "LR" and row and col:
+        px, row, col = px.T, col, row
+    if not (row in ("L", "R") and col in ("H", "F")):
+        return px
+    if row == "R":
+        px = px[:, ::-1]
+    if col == "H":
+        px = px[::-1, :]
+    return np.ascontiguousarray(px)
+
+
+def _dicom_xray_pixels(ds: Any, p: Path, apply_voi: bool) -> npt.NDArray[Any]:
     try:
         px = ds.pixel_array
     except Exception as err:

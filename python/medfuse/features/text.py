@@ -2,8 +2,8 @@
 
 :class:`ReportVectorizer` turns report strings into a dense feature matrix:
 the TF-IDF-weighted mean of word vectors (gensim Word2Vec or FastText
-trained on the fitted corpus, or given KeyedVectors), optionally followed by
-a TF-IDF block. Tokens inside a negation scope are marked ``NEG_<token>``.
+trained on the fitted corpus, or given KeyedVectors), followed (by default)
+by a TF-IDF block. Tokens inside a negation scope are marked ``NEG_<token>``.
 
 Tokenisation (:func:`tokenize`):
 
@@ -292,10 +292,26 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         pooled mean (the model itself trains on every token, so tiny
         corpora still work).
     tfidf : bool
-        Append a TF-IDF block (sklearn TfidfVectorizer on the same tokens,
-        ``max_features`` most frequent terms), dense.
+        Append a TF-IDF block (sklearn TfidfVectorizer on the same tokens
+        and their n-grams, ``max_features`` most frequent terms, l2-normed
+        rows), dense. On by default: on a corpus of a few thousand reports a
+        Word2Vec model trained on it is weak, and the pooled vectors alone
+        lose to plain TF-IDF (``benchmarks/eval_text.py`` measures it).
+    ngram_range : (int, int)
+        Smallest and largest n of the TF-IDF block's word n-grams (after
+        negation marking and stop words; ``(1, 2)`` adds word pairs such as
+        "pleural effusion", "NEG_focal NEG_consolidation"). 1 <= lo <= hi
+        <= 4. Default words only: pairs scored slightly lower on every
+        corpus measured (``benchmarks/eval_text.py``), the negation marks
+        already carrying what "no effusion" needs. The pooled word vectors
+        always use single words.
+    sublinear_tf : bool
+        TF-IDF term frequency ``1 + log(tf)`` instead of ``tf`` (a finding
+        repeated in a report counts little more than once).
+    min_df : int
+        TF-IDF terms in fewer fitted reports are dropped (1 keeps all).
     max_features : int or None
-        Size cap of the TF-IDF block.
+        Size cap of the TF-IDF block (the most frequent terms).
     negation, stop_words : bool
         Mark negated tokens ``NEG_<token>``; drop stop words.
     seed : int
@@ -318,8 +334,11 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         min_count: int = 1,
         epochs: int = 20,
         sg: int = 1,
-        tfidf: bool = False,
-        max_features: int | None = 200,
+        tfidf: bool = True,
+        ngram_range: tuple[int, int] = (1, 1),
+        sublinear_tf: bool = True,
+        min_df: int = 1,
+        max_features: int | None = 2000,
         negation: bool = True,
         stop_words: bool = True,
         seed: int = 0,
@@ -332,6 +351,9 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.epochs = epochs
         self.sg = sg
         self.tfidf = tfidf
+        self.ngram_range = ngram_range
+        self.sublinear_tf = sublinear_tf
+        self.min_df = min_df
         self.max_features = max_features
         self.negation = negation
         self.stop_words = stop_words
@@ -356,6 +378,16 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 raise ValueError(f"{name} must be a positive integer; got {v!r}")
         if isinstance(self.min_count, bool) or not isinstance(self.min_count, (int, np.integer)) or self.min_count < 1:
             raise ValueError(f"min_count must be a positive integer; got {self.min_count!r}")
+        ng = self.ngram_range
+        if (
+            not isinstance(ng, (tuple, list))
+            or len(ng) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in ng)
+            or not 1 <= ng[0] <= ng[1] <= 4
+        ):
+            raise ValueError(f"ngram_range must be two integers (lo, hi) with 1 <= lo <= hi <= 4; got {ng!r}")
+        if isinstance(self.min_df, bool) or not isinstance(self.min_df, (int, np.integer)) or self.min_df < 1:
+            raise ValueError(f"min_df must be a positive integer (a number of reports); got {self.min_df!r}")
         if self.max_features is not None and (
             isinstance(self.max_features, bool) or not isinstance(self.max_features, (int, np.integer)) or self.max_features < 1
         ):
@@ -371,8 +403,19 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.idf_vectorizer_ = TfidfVectorizer(analyzer=_identity, lowercase=False, norm=None)
         self._fit_tfidf(self.idf_vectorizer_, docs)
         if self.tfidf:
-            self.tfidf_vectorizer_ = TfidfVectorizer(analyzer=_identity, lowercase=False, max_features=self.max_features)
-            self._fit_tfidf(self.tfidf_vectorizer_, docs)
+            self.tfidf_vectorizer_ = TfidfVectorizer(
+                analyzer=_identity, lowercase=False, max_features=self.max_features,
+                sublinear_tf=bool(self.sublinear_tf), min_df=1,
+            )
+            grams = self._ngrams(docs)
+            if int(self.min_df) > 1:  # sklearn refuses a min_df that leaves no term; keep the cap lenient
+                df: dict[str, int] = {}
+                for d in grams:
+                    for t in set(d):
+                        df[t] = df.get(t, 0) + 1
+                kept = [[t for t in d if df[t] >= int(self.min_df)] for d in grams]
+                grams = kept if any(kept) else grams
+            self._fit_tfidf(self.tfidf_vectorizer_, grams)
         if self.keyed_vectors is not None:
             kv = self.keyed_vectors
             if not hasattr(kv, "key_to_index") or not hasattr(kv, "vector_size"):
@@ -384,6 +427,17 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             self.embedding_name_ = self.embedding
         self.vector_size_ = int(self.wv_.vector_size)
         return self
+
+    def _ngrams(self, docs: list[list[str]]) -> list[list[str]]:
+        """Each document's word n-grams for ``ngram_range`` (words joined by one space)."""
+        lo, hi = (int(v) for v in self.ngram_range)
+        out = []
+        for d in docs:
+            grams = list(d) if lo == 1 else []
+            for n in range(max(lo, 2), hi + 1):
+                grams.extend(" ".join(d[i : i + n]) for i in range(len(d) - n + 1))
+            out.append(grams)
+        return out
 
     @staticmethod
     def _fit_tfidf(vec: Any, docs: list[list[str]]) -> None:
@@ -442,7 +496,7 @@ class ReportVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 emb[r] = acc / total
         if not self.tfidf:
             return emb
-        block = self.tfidf_vectorizer_.transform(docs).toarray().astype(np.float64)
+        block = self.tfidf_vectorizer_.transform(self._ngrams(docs)).toarray().astype(np.float64)
         return np.hstack([emb, block])
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
