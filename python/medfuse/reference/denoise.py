@@ -39,6 +39,21 @@ def nl_means(
     acc_v = np.zeros((rows, cols), np.float32)
     # Patch centres p cover rows/cols [big, big + n) of the padded image.
     centre = pad[sr : sr + rows + 2 * pr, sr : sr + cols + 2 * pr]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge floats: inf distances weigh 0, as in the kernel
+        _accumulate(pad, centre, lut, scale, bins, pr, sr, acc_w, acc_v)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        res = acc_v / acc_w
+    if img.dtype == np.uint8:
+        return np.clip(np.rint(res), 0, 255).astype(np.uint8)
+    return res
+
+
+def _accumulate(
+    pad: npt.NDArray, centre: npt.NDArray, lut: npt.NDArray[np.float32], scale: np.float32, bins: np.float32,
+    pr: int, sr: int, acc_w: npt.NDArray[np.float32], acc_v: npt.NDArray[np.float32],
+) -> None:
+    rows, cols = acc_w.shape
+    big = pr + sr
     for dy in range(-sr, sr + 1):
         for dx in range(-sr, sr + 1):
             other = pad[sr + dy : sr + dy + rows + 2 * pr, sr + dx : sr + dx + cols + 2 * pr]
@@ -53,12 +68,8 @@ def nl_means(
             t = np.minimum(ssd.astype(np.float32) * scale, bins)
             wt = lut[t.astype(np.int32)]
             q = pad[big + dy : big + dy + rows, big + dx : big + dx + cols].astype(np.float32)
-            acc_w = acc_w + wt
-            acc_v = acc_v + wt * q
-    res = acc_v / acc_w
-    if img.dtype == np.uint8:
-        return np.clip(np.rint(res), 0, 255).astype(np.uint8)
-    return res
+            acc_w += wt
+            acc_v += wt * q
 
 
 def _reflect101(i: npt.NDArray, n: int) -> npt.NDArray:
