@@ -235,7 +235,7 @@ def ssim(
     """Mean structural similarity, as ``skimage.metrics.structural_similarity``.
 
     Same definitions and defaults (window 7 uniform, or Gaussian of ``sigma``
-    truncated at 3.5 sigma with window 11; sample covariance; K1, K2;
+    truncated at 3.5 sigma, window ``2 int(3.5 sigma + 0.5) + 1``; sample covariance; K1, K2;
     reflect border; the mean over the image without a border of
     ``(win_size - 1) // 2``); equal to scikit-image's value to 1e-7.
     ``full=True`` also returns the SSIM map.
@@ -244,13 +244,13 @@ def ssim(
 
     ref, img = _pair(reference, image)
     dr = _data_range(reference, data_range)
-    if win_size is None:
-        win_size = 11 if gaussian_weights else 7
+    s = _positive(sigma, "sigma")
+    if win_size is None:  # scikit-image: the Gaussian's support (11 for sigma 1.5), else 7
+        win_size = 2 * int(3.5 * s + 0.5) + 1 if gaussian_weights else 7
     if isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral) or win_size < 3 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 3; got {win_size!r}")
     if min(ref.shape) < win_size:
         raise ValueError(f"win_size {win_size} exceeds the image's shape {ref.shape}")
-    s = _positive(sigma, "sigma")
     c1 = (_positive(k1, "k1") * dr) ** 2
     c2 = (_positive(k2, "k2") * dr) ** 2
 
