@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from medfuse import restore as R  # noqa: E402
-from medfuse.data import phantoms  # noqa: E402
-from medfuse.nn import denoiser as D  # noqa: E402
+from medfuse import restore as R
+from medfuse.data import phantoms
+from medfuse.nn import denoiser as D
 
 
 @pytest.fixture(scope="module")

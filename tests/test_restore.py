@@ -18,7 +18,7 @@ skm = pytest.importorskip("skimage.metrics")
 @pytest.fixture(scope="module")
 def ct_slice():
     ph = phantoms.nodule_ct_phantom((12, 64, 64), seed=3, diameter_mm=14.0)
-    z = int(round(ph.nodule_center[0]))
+    z = round(ph.nodule_center[0])
     return ph, ph.volume[z].astype(np.float32)
 
 

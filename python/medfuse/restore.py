@@ -126,9 +126,12 @@ def low_dose_ct(
     e_noise = _positive(electronic_noise, "electronic_noise", allow_zero=True)
     if dose is not None:
         d = _positive(dose, "dose")
-    n_views = int(math.ceil(math.pi / 2 * max(img.shape))) if views is None else views
-    if isinstance(n_views, bool) or not isinstance(n_views, numbers.Integral) or n_views < 1:
+    if views is None:
+        n_views = math.ceil(math.pi / 2 * max(img.shape))
+    elif isinstance(views, bool) or not isinstance(views, numbers.Integral) or int(views) < 1:
         raise ValueError(f"views must be a positive integer; got {views!r}")
+    else:
+        n_views = int(views)
     rows, cols = img.shape
     side = max(rows, cols)
     square = np.full((side, side), -1000.0)

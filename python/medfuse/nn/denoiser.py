@@ -30,7 +30,7 @@ import torch
 from ..kernels._threads import get_num_threads
 from .modules import Conv2d
 
-__all__ = ["DnCNN", "Denoiser", "load_denoiser", "save_denoiser", "train_denoiser", "SHIPPED_WEIGHTS"]
+__all__ = ["SHIPPED_WEIGHTS", "Denoiser", "DnCNN", "load_denoiser", "save_denoiser", "train_denoiser"]
 
 SHIPPED_WEIGHTS = "dncnn_ct.safetensors"
 HU_SCALE = 1000.0
