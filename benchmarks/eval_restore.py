@@ -4,8 +4,8 @@
 
 Task: is there a faint ground-glass nodule at the candidate location of a CT
 slice? Cases are ``medfuse.data.phantoms.nodule_ct_phantom`` slices
-(12x128x128, 2.8 mm pixels) through the nodule centre; positives have a
-ground-glass nodule (``--nodule-hu``, default -750 HU, 4-7 mm), negatives the
+(48x128x128, 3.3 x 2.8 x 2.8 mm) through the nodule centre; positives have a
+ground-glass nodule (``--nodule-hu``, default -750 HU, 5-9 mm), negatives the
 same anatomy with the nodule painted at lung density (-850 HU, i.e. absent).
 Each slice is reconstructed noise-free (the normal-dose reference) and at
 ``--dose`` with ``medfuse.restore.low_dose_ct``; the low-dose slice is then
@@ -69,8 +69,8 @@ def main() -> None:
     t0 = time.time()
     for i in range(args.n):
         label = i % 2
-        ph = phantoms.nodule_ct_phantom((12, 128, 128), seed=args.seed * 10_000 + i,
-                                        diameter_mm=float(rng.uniform(4, 7)),
+        ph = phantoms.nodule_ct_phantom((48, 128, 128), seed=args.seed * 10_000 + i,
+                                        diameter_mm=float(rng.uniform(5, 9)),
                                         nodule_hu=args.nodule_hu if label else phantoms.HU_LUNG)
         z, cy, cx = (round(c) for c in ph.nodule_center)
         sl = ph.volume[z].astype(np.float32)
