@@ -344,6 +344,8 @@ KERNELS: dict[str, Kernel] = {
                      dict(size=3, border="reflect101"), ("u1", "u2", "i2", "f4")),
     "bilateral": Kernel(lambda m, x, p: m.bilateral(x, p["d"], p["sigma_color"], p["sigma_space"]),
                         dict(d=5, sigma_color=20.0, sigma_space=3.0), ("u1", "f4"), (2,)),
+    "nl_means": Kernel(lambda m, x, p: m.nl_means(x, p["h"], patch_size=p["patch_size"], search_size=p["search_size"]),
+                       dict(h=10.0, patch_size=3, search_size=5), ("u1", "f4"), (2,)),
     "conv2d": Kernel(
         lambda m, x, p: m.conv2d(x, p["weight"], p["bias"], stride=p["stride"], padding=p["padding"],
                                  dilation=p["dilation"], groups=p["groups"], activation=p["activation"]),

@@ -14,6 +14,7 @@ from .kernels.audio import mel_spectrogram, mfcc, spectrogram, stft
 from .kernels.cnn import conv2d, conv2d_backward
 from .kernels.contrast import clahe, equalize_hist
 from .kernels.convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .kernels.denoise import nl_means
 from .kernels.edges import canny, sobel
 from .kernels.enhance import bilateral, median
 from .kernels.histogram import first_order, histogram, quantize, window
@@ -65,6 +66,7 @@ __all__ = [
     "mel_spectrogram",
     "mfcc",
     "multi_head_attention",
+    "nl_means",
     "quantize",
     "reference",
     "regionprops_basic",

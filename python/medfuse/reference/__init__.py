@@ -9,6 +9,7 @@ from .audio import mel_spectrogram, mfcc, spectrogram, stft
 from .cnn import conv2d, conv2d_backward
 from .contrast import clahe, equalize_hist
 from .convolve import convolve, filter_bank, gaussian, sep_filter, unsharp_mask
+from .denoise import nl_means
 from .edges import canny, sobel
 from .enhance import bilateral, median
 from .histogram import first_order, histogram, quantize, window
@@ -49,6 +50,7 @@ __all__ = [
     "mel_spectrogram",
     "mfcc",
     "multi_head_attention",
+    "nl_means",
     "quantize",
     "regionprops_basic",
     "sep_filter",

@@ -1,0 +1,14 @@
+// Non-local means inner loops for the avx2 path (built with its own -m flags).
+#include <algorithm>
+#include <cstdint>
+#include <immintrin.h>
+#include <type_traits>
+#include <vector>
+
+#include "denoise/nlm.hpp"
+
+namespace medfuse {
+namespace avx2 {
+#include "denoise/nlm_kernels.hpp"
+}  // namespace avx2
+}  // namespace medfuse

@@ -1,0 +1,95 @@
+"""`medfuse enhance` and `medfuse restore-bench` (issue 18, item 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medfuse import restore as R
+from medfuse.cli import main
+
+pydicom = pytest.importorskip("pydicom")
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.fixture
+def ct_dicom(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    src = Path(get_testdata_file("CT_small.dcm"))
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for name in ("s1.dcm", "s2.dcm"):
+        (folder / name).write_bytes(src.read_bytes())
+    return folder
+
+
+def test_enhance_dicom_series_keeps_metadata_and_hu(ct_dicom, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["enhance", str(ct_dicom), "-o", str(out), "--method", "nlm", "--param", "h=30",
+                 "--param", "search_size=11"]) == 0
+    for name in ("s1.dcm", "s2.dcm"):
+        a, b = pydicom.dcmread(ct_dicom / name), pydicom.dcmread(out / name)
+        for kw in ("PatientID", "SOPInstanceUID", "RescaleSlope", "RescaleIntercept", "ImagePositionPatient",
+                   "PixelSpacing", "Modality"):
+            assert a.get(kw) == b.get(kw)
+        hu_in = a.pixel_array * float(a.RescaleSlope) + float(a.RescaleIntercept)
+        hu_out = b.pixel_array * float(b.RescaleSlope) + float(b.RescaleIntercept)
+        want = np.rint(R.denoise(hu_in.astype(np.float32), "nlm", h=30.0, search_size=11))
+        np.testing.assert_allclose(hu_out, want, atol=1)
+        assert b.pixel_array.dtype == a.pixel_array.dtype
+        assert abs(float(hu_out.mean()) - float(hu_in.mean())) < 5  # HU scale kept
+    assert "2 written, 0 failed" in capsys.readouterr().out
+
+
+def test_enhance_png_file(tmp_path):
+    img = (np.arange(64 * 80).reshape(64, 80) % 251).astype(np.uint8)
+    src, dst = tmp_path / "x.png", tmp_path / "y.png"
+    cv2.imwrite(str(src), img)
+    assert main(["enhance", str(src), "-o", str(dst), "--method", "clahe", "--param", "clip_limit=2"]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(dst), cv2.IMREAD_UNCHANGED), R.enhance(img, "clahe", clip_limit=2))
+    img16 = (np.arange(64 * 80).reshape(64, 80) * 7).astype(np.uint16)
+    cv2.imwrite(str(src), img16)
+    assert main(["enhance", str(src), "-o", str(dst), "--method", "median", "--param", "size=3"]) == 0
+    assert cv2.imread(str(dst), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_folder_continues_past_failures(ct_dicom, tmp_path, capsys):
+    (ct_dicom / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
+    (ct_dicom / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    assert main(["enhance", str(ct_dicom), "-o", str(out), "--method", "gaussian"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.dcm" in err and "notes.txt" in err
+    assert sorted(p.name for p in out.iterdir()) == ["s1.dcm", "s2.dcm"]  # no partial or temporary files
+
+
+def test_refusals(ct_dicom, tmp_path, capsys):
+    assert main(["enhance", str(ct_dicom), "-o", str(ct_dicom / "inner"), "--method", "gaussian"]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
+    assert main(["enhance", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 2
+    assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o"), "--method", "nlm"]) == 2
+    assert "needs h" in capsys.readouterr().err
+    assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o"), "--param", "h"]) == 2
+    cv2.imwrite(str(ct_dicom / "x.png"), np.zeros((8, 8), np.uint8))
+    assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o"), "--method", "gaussian"]) == 2
+    assert "mixes" in capsys.readouterr().err
+    assert main(["enhance", str(ct_dicom / "s1.dcm"), "-o", str(tmp_path / "w.dcm"), "--method", "window",
+                 "--param", "center=40", "--param", "width=400"]) == 1
+    assert not (tmp_path / "w.dcm").exists()
+    assert main(["restore-bench", "--doses", "0"]) == 2
+
+
+def test_restore_bench(tmp_path, capsys):
+    page = tmp_path / "r.html"
+    assert main(["restore-bench", "--size", "64", "--slices", "1", "--doses", "0.1", "--no-learned",
+                 "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split() for line in out.splitlines() if line.strip().startswith("0.1")}
+    assert set(rows) >= {"low", "gaussian", "median", "bilateral", "nlm"}
+    low_psnr = float(rows["low"][3])
+    assert float(rows["nlm"][2]) > low_psnr + 1  # restoration helps
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "nlm" in text
