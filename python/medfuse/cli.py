@@ -905,12 +905,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = out / "cohort"
     written = synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data, **task_kwargs)  # .truth: the oracle row
     times["write cohort (DICOM, PNG, TXT, WAV)"] = time.perf_counter() - t0
-    print(f"[1/6] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
+    print(f"[1/7] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
 
     t0 = time.perf_counter()
     cohort = _load_manifest(data / "manifest.csv")
     times["read manifest"] = time.perf_counter() - t0
-    print(f"[2/6] {cohort.describe()}".replace("\n", "\n      "))
+    print(f"[2/7] {cohort.describe()}".replace("\n", "\n      "))
 
     t0 = time.perf_counter()
     extraction = CohortFeatures()
@@ -922,7 +922,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     times["read files + extract features"] = time.perf_counter() - t0
     n_feat = sum(len(v) for v in (extraction.ct.get_feature_names_out(), extraction.xray.get_feature_names_out()))
     n_audio = len(extraction.audio.get_feature_names_out())
-    print(f"[3/6] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
+    print(f"[3/7] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
           f"({times['read files + extract features']:.1f} s, "
           f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
@@ -933,7 +933,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _UsageError(f"cannot cross-validate {args.n} synthetic patients: {err}; use a larger --n") from None
     n_models = len(ev.table)
     times[f"cross-validate {n_models} models"] = time.perf_counter() - t0
-    print(f"[4/6] {args.folds}-fold cross-validation of every modality and fusion "
+    print(f"[4/7] {args.folds}-fold cross-validation of every modality and fusion "
           f"({times[f'cross-validate {n_models} models']:.1f} s)\n")
     print(ev.format_table())
     best_single, auc_single = ev.best("single")
@@ -954,16 +954,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"      ({times['which test next (RL)']:.1f} s)\n")
 
     t0 = time.perf_counter()
+    restore_note = _demo_restore(out / "restore", args.seed)
+    times["restoration"] = time.perf_counter() - t0
+    print(f"      ({times['restoration']:.1f} s)\n")
+
+    t0 = time.perf_counter()
     ev.table.to_csv(out / "results.csv", index=False)
     report = write_report(ev, out, examples=example_images(cohort), audio_example=example_audio(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients, task {task}",
                           notes=[(f"best fusion {best_fused} {auc} {auc_fused:.3f} vs best single modality "
-                                  f"{best_single} {auc} {auc_single:.3f}{oracle_text}"), acq_note])
+                                  f"{best_single} {auc} {auc_single:.3f}{oracle_text}"), acq_note, restore_note])
     times["HTML report"] = time.perf_counter() - t0
-    print(f"[6/6] report: {report} ({times['HTML report']:.1f} s)")
+    print(f"[7/7] report: {report} ({times['HTML report']:.1f} s)")
     total = time.perf_counter() - t_all
     print("\nstage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
     return EXIT_OK
+
+
+def _demo_restore(out: Path, seed: int) -> str:
+    """The demo's restoration step: one held-out phantom slice at a quarter of the normal dose, every denoiser
+    (the learned one when torch is installed) tuned as ``medfuse restore-bench`` does; returns a one-line summary."""
+    from .bench.restore import format_rows, restore_bench
+
+    rows = restore_bench((0.25,), size=128, slices=1, seed=seed, html_path=out / "restore.html")
+    low = next(r for r in rows if r.method == "low dose")
+    best = max((r for r in rows if r.method != "low dose"), key=lambda r: r.psnr)
+    learned = "" if any(r.method == "dncnn" for r in rows) else " (the learned denoiser needs the deep extra: pip install 'medfuse[deep]')"
+    note = (f"restoration of low-dose CT (dose 0.25): {low.psnr:.2f} dB -> {best.method} {best.psnr:.2f} dB PSNR, "
+            f"SSIM {low.ssim:.3f} -> {best.ssim:.3f}{learned}")
+    print("[6/7] " + note + f"; {out / 'restore.html'}")
+    print("      " + format_rows(rows).replace("\n", "\n      "))
+    return note
 
 
 def _open_i_paths(path: Path, images: Path | None) -> tuple[Path, Path | None]:
@@ -1053,7 +1074,7 @@ def _demo_acquire(features: Any, out: Path, seed: int, auc: str = "AUC") -> str:
                                   folds=3, inner_folds=3, seed=seed, n_paths=8)
     except ValueError as err:  # e.g. a class too small for 3 outer x 3 inner folds at a small --n
         line = f"which test next (Q-learning): skipped: {err}"
-        print(f"[5/6] {line}")
+        print(f"[5/7] {line}")
         return line
     t = ev.table.set_index("policy")
     q, allt = t.loc["q"], t.loc["all tests"]
@@ -1061,7 +1082,7 @@ def _demo_acquire(features: Any, out: Path, seed: int, auc: str = "AUC") -> str:
     line = (f"which test next (Q-learning, costs {', '.join(f'{m}={c:g}' for m, c in costs.items())}, wrong diagnosis "
             f"= -{lam:g}, 3 folds): {auc} {q['auc']:.3f} at mean cost {q['mean_cost']:.1f} vs all tests {auc} "
             f"{allt['auc']:.3f} at {allt['mean_cost']:.1f} ({q['mean_cost'] / allt['mean_cost']:.0%} of the cost)")
-    print(f"[5/6] {line}; {path}")
+    print(f"[5/7] {line}; {path}")
     return line
 
 
