@@ -404,7 +404,7 @@ def test_demo_disease(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["demo", "--task", "disease", "--n", "48", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "task disease" in out and "macro AUC" in out and "oracle (Bayes probabilities)" in out
-    assert "[5/7]" in out and "[6/7] restoration" in out
+    assert "[5/8] deep fusion" in out and "[6/8]" in out and "[7/8] restoration" in out
     html = (tmp_path / "report.html").read_text()
     assert "Confusion matrices" in html
 

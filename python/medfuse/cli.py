@@ -905,12 +905,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = out / "cohort"
     written = synthetic_cohort(args.n, seed=args.seed, lang=args.lang, out_dir=data, **task_kwargs)  # .truth: the oracle row
     times["write cohort (DICOM, PNG, TXT, WAV)"] = time.perf_counter() - t0
-    print(f"[1/7] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
+    print(f"[1/8] wrote {args.n} patients to {data} ({times['write cohort (DICOM, PNG, TXT, WAV)']:.1f} s)")
 
     t0 = time.perf_counter()
     cohort = _load_manifest(data / "manifest.csv")
     times["read manifest"] = time.perf_counter() - t0
-    print(f"[2/7] {cohort.describe()}".replace("\n", "\n      "))
+    print(f"[2/8] {cohort.describe()}".replace("\n", "\n      "))
 
     t0 = time.perf_counter()
     extraction = CohortFeatures()
@@ -922,7 +922,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     times["read files + extract features"] = time.perf_counter() - t0
     n_feat = sum(len(v) for v in (extraction.ct.get_feature_names_out(), extraction.xray.get_feature_names_out()))
     n_audio = len(extraction.audio.get_feature_names_out())
-    print(f"[3/7] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
+    print(f"[3/8] extracted {n_feat} image + {n_audio} lung-sound features per patient + report text -> {features_path} "
           f"({times['read files + extract features']:.1f} s, "
           f"{times['read files + extract features'] / len(cohort) * workers:.2f} s per patient per worker)")
 
@@ -933,7 +933,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _UsageError(f"cannot cross-validate {args.n} synthetic patients: {err}; use a larger --n") from None
     n_models = len(ev.table)
     times[f"cross-validate {n_models} models"] = time.perf_counter() - t0
-    print(f"[4/7] {args.folds}-fold cross-validation of every modality and fusion "
+    print(f"[4/8] {args.folds}-fold cross-validation of every modality and fusion "
           f"({times[f'cross-validate {n_models} models']:.1f} s)\n")
     print(ev.format_table())
     best_single, auc_single = ev.best("single")
@@ -945,8 +945,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                    f"{auc} {oracle.iloc[0]['auc_mean']:.3f}" if len(oracle) else "")
     print(f"\nbest fusion: {best_fused}, {auc} {auc_fused:.3f} — {verdict} the best single modality "
           f"({best_single}, {auc} {auc_single:.3f}){oracle_text}")
-    print("deep fusion (medfuse.learn.deep) is not in this table: it trains CNN/RNN encoders for minutes; "
-          "run `medfuse train --fusion deep` or cross_validate(..., cohort=cohort, deep=True)\n")
+
+    t0 = time.perf_counter()
+    deep_note = _demo_deep(cohort, args.seed, workers)
+    times["deep fusion (1 split)"] = time.perf_counter() - t0
+    print(f"      ({times['deep fusion (1 split)']:.1f} s)\n")
 
     t0 = time.perf_counter()
     acq_note = _demo_acquire(res.features, out / "acquire", args.seed, auc)
@@ -963,12 +966,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = write_report(ev, out, examples=example_images(cohort), audio_example=example_audio(cohort), timings=times,
                           title=f"medfuse demo: {args.n} synthetic patients, task {task}",
                           notes=[(f"best fusion {best_fused} {auc} {auc_fused:.3f} vs best single modality "
-                                  f"{best_single} {auc} {auc_single:.3f}{oracle_text}"), acq_note, restore_note])
+                                  f"{best_single} {auc} {auc_single:.3f}{oracle_text}"), deep_note, acq_note, restore_note])
     times["HTML report"] = time.perf_counter() - t0
-    print(f"[7/7] report: {report} ({times['HTML report']:.1f} s)")
+    print(f"[8/8] report: {report} ({times['HTML report']:.1f} s)")
     total = time.perf_counter() - t_all
     print("\nstage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
     return EXIT_OK
+
+
+def _demo_deep(cohort: Any, seed: int, workers: int) -> str:
+    """The demo's deep step: DeepFusionClassifier (CNN X-ray and CT encoders, GRU report encoder, attention fusion on
+    medfuse's operators) trained on 75% of the patients and scored on the held-out 25% (one stratified split, not
+    the 5 folds: it trains for tens of seconds); one line when torch is not installed."""
+    import numpy as np
+
+    try:
+        from .learn.deep import DeepFusionClassifier, prepare_inputs
+        from .nn._torch import require_torch
+
+        require_torch("deep fusion")
+    except ImportError:
+        note = "deep fusion: not run (PyTorch is not installed: pip install 'medfuse[deep]')"
+        print("[5/8] " + note)
+        return note
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(cohort.labels)
+    train, test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed)
+    inputs = prepare_inputs(cohort, workers=workers)
+    model = DeepFusionClassifier(max_epochs=30, random_state=seed).fit(inputs.subset(train), y[train])
+    proba = model.predict_proba(inputs.subset(test))
+    if len(model.classes_) == 2:
+        auc, name = roc_auc_score(y[test] == model.classes_[1], proba[:, 1]), "AUC"
+    else:
+        auc, name = roc_auc_score(y[test], proba, multi_class="ovr", labels=model.classes_), "macro AUC"
+    note = (f"deep fusion (CNN + GRU + attention on medfuse's operators), one stratified split "
+            f"{len(train)}/{len(test)}: held-out {name} {auc:.3f}")
+    print("[5/8] " + note)
+    return note
 
 
 def _demo_restore(out: Path, seed: int) -> str:
@@ -982,7 +1018,7 @@ def _demo_restore(out: Path, seed: int) -> str:
     learned = "" if any(r.method == "dncnn" for r in rows) else " (the learned denoiser needs the deep extra: pip install 'medfuse[deep]')"
     note = (f"restoration of low-dose CT (dose 0.25): {low.psnr:.2f} dB -> {best.method} {best.psnr:.2f} dB PSNR, "
             f"SSIM {low.ssim:.3f} -> {best.ssim:.3f}{learned}")
-    print("[6/7] " + note + f"; {out / 'restore.html'}")
+    print("[7/8] " + note + f"; {out / 'restore.html'}")
     print("      " + format_rows(rows).replace("\n", "\n      "))
     return note
 
@@ -1074,7 +1110,7 @@ def _demo_acquire(features: Any, out: Path, seed: int, auc: str = "AUC") -> str:
                                   folds=3, inner_folds=3, seed=seed, n_paths=8)
     except ValueError as err:  # e.g. a class too small for 3 outer x 3 inner folds at a small --n
         line = f"which test next (Q-learning): skipped: {err}"
-        print(f"[5/7] {line}")
+        print(f"[6/8] {line}")
         return line
     t = ev.table.set_index("policy")
     q, allt = t.loc["q"], t.loc["all tests"]
@@ -1082,7 +1118,7 @@ def _demo_acquire(features: Any, out: Path, seed: int, auc: str = "AUC") -> str:
     line = (f"which test next (Q-learning, costs {', '.join(f'{m}={c:g}' for m, c in costs.items())}, wrong diagnosis "
             f"= -{lam:g}, 3 folds): {auc} {q['auc']:.3f} at mean cost {q['mean_cost']:.1f} vs all tests {auc} "
             f"{allt['auc']:.3f} at {allt['mean_cost']:.1f} ({q['mean_cost'] / allt['mean_cost']:.0%} of the cost)")
-    print(f"[5/7] {line}; {path}")
+    print(f"[6/8] {line}; {path}")
     return line
 
 
