@@ -401,7 +401,7 @@ def test_demo_task_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_demo_disease(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--task", "disease", "--n", "48", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
+    assert main(["demo", "--task", "disease", "--n", "80", "--folds", "2", "--out", str(tmp_path), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "task disease" in out and "macro AUC" in out and "oracle (Bayes probabilities)" in out
     assert "[5/8] deep fusion" in out and "[6/8]" in out and "[7/8] restoration" in out

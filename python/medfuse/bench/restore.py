@@ -319,4 +319,5 @@ def _write_html(path: Path, rows: Sequence[BenchRow], crops: Sequence[tuple[floa
         parts.append("</div>")
     from ..data.io import _atomic_write_bytes
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))
