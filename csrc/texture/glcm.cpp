@@ -314,7 +314,7 @@ GlcmStatus run_typed(const GlcmJob& job, int threads) {
 constexpr double kEps = std::numeric_limits<double>::epsilon();  // numpy.spacing(1)
 
 struct DirScratch {
-    std::vector<double> px, py, psum, pdiff;
+    std::vector<double> px, py, psum, pdiff, lx, ly, pyc, lyc;
 };
 
 struct Entry {
@@ -322,46 +322,73 @@ struct Entry {
     double v;
 };
 
-// One pass over P in memory order: the non-zero cells of each direction, in
-// row-major order, and each direction's total (exact for counts; sequential
-// in cell order for floats). Also marks the levels with a non-zero row or
-// column in some direction.
+// The non-zero cells of direction k, in row-major order, and its total
+// (exact for counts; sequential in cell order for floats). Also marks the
+// levels with a non-zero row or column in this direction. Directions are
+// independent, so they are gathered in parallel with identical results.
 template <class S>
-void gather(const S* P, i64 L, i64 n, std::vector<std::vector<Entry>>& entries, double* totals,
-            std::uint8_t* present) {
-    std::vector<u64> ti(static_cast<std::size_t>(n), 0);
-    std::vector<double> tf(static_cast<std::size_t>(n), 0.0);
+void gather_one(const S* P, i64 L, i64 n, i64 k, std::vector<Entry>& entries, double& total,
+                std::uint8_t* present) {
+    u64 ti = 0;
+    double tf = 0.0;
+    // Count first: one allocation of the exact size (no regrowth copies).
+    std::size_t nnz = 0;
+    const S* pk = P + k;
+    for (i64 c = 0; c < L * L; ++c) nnz += pk[c * n] != 0;
+    // Branch-free: every cell is written at the next slot, which advances
+    // only past non-zero cells (half-filled matrices defeat the predictor).
+    entries.resize(nnz + 1);
+    Entry* out = entries.data();
+    std::size_t m = 0;
     for (i64 i = 0; i < L; ++i) {
+        const S* row = P + i * L * n + k;
+        std::uint8_t any = 0;
         for (i64 j = 0; j < L; ++j) {
-            const S* c = P + (i * L + j) * n;
-            for (i64 k = 0; k < n; ++k) {
-                const S v = c[k];
-                if constexpr (std::is_same<S, std::uint32_t>::value)
-                    ti[static_cast<std::size_t>(k)] += v;
-                else
-                    tf[static_cast<std::size_t>(k)] += v;
-                if (v != 0) {
-                    entries[static_cast<std::size_t>(k)].push_back(
-                        {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j), static_cast<double>(v)});
-                    present[i] = 1;
-                    present[j] = 1;
-                }
-            }
+            const S v = row[j * n];
+            const std::uint8_t nz = v != 0;
+            if constexpr (std::is_same<S, std::uint32_t>::value)
+                ti += v;
+            else
+                tf += v;
+            out[m] = {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j), static_cast<double>(v)};
+            m += nz;
+            any |= nz;
+            present[j] |= nz;
         }
+        present[i] |= any;
     }
-    for (i64 k = 0; k < n; ++k) {
-        if constexpr (std::is_same<S, std::uint32_t>::value)
-            totals[k] = static_cast<double>(ti[static_cast<std::size_t>(k)]);
-        else
-            totals[k] = tf[static_cast<std::size_t>(k)];
-    }
+    entries.resize(nnz);
+    if constexpr (std::is_same<S, std::uint32_t>::value)
+        total = static_cast<double>(ti);
+    else
+        total = tf;
+}
+
+// Natural logs of the counts 0..kLogTable-1 (counts are integers; most are small).
+constexpr i64 kLogTable = 4096;
+const double* log_table() {
+    static const std::vector<double> t = [] {
+        std::vector<double> v(static_cast<std::size_t>(kLogTable), 0.0);
+        for (i64 c = 1; c < kLogTable; ++c) v[static_cast<std::size_t>(c)] = std::log(static_cast<double>(c));
+        return v;
+    }();
+    return t.data();
+}
+
+constexpr double kInvLn2 = 1.4426950408889634074;  // 1 / ln 2
+// y * log1p(eps / y) for y > 0: eps (1 - x/2) when x = eps / y is tiny (the
+// next term, eps x^2 / 3, is below 1e-40), log1p otherwise.
+inline double y_log1p_eps_over_y(double y) {
+    const double x = kEps / y;
+    return x < 1e-8 ? kEps * (1.0 - 0.5 * x) : y * std::log1p(x);
 }
 
 void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64 Ng, DirScratch& s) {
     const i64 L = job.levels;
     const double total = job.out_totals[k];
     const double div = total == 0.0 ? 1.0 : total;
-    for (Entry& e : ent) e.v = e.v / div;
+    const double ln_div = std::log(div);
+    const double* lnc = log_table();
 
     s.px.assign(static_cast<std::size_t>(L), 0.0);
     s.py.assign(static_cast<std::size_t>(L), 0.0);
@@ -372,23 +399,36 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
     double* psum = s.psum.data();
     double* pdiff = s.pdiff.data();
 
-    // Pass 1: marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j, entropies of p.
+    // Pass 1: normalise, marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j,
+    // entropies of p. One log per cell: ln p (from a table of ln(count) for
+    // counts), and log2(p + eps) = (ln p + log1p(eps / p)) / ln 2.
     double asm_ = 0.0, pmax = 0.0, autoc = 0.0, hxy = 0.0, ent_ln = 0.0;
     const bool rad = job.want_radiomics;
-    for (const Entry& e : ent) {
+    const bool need_log = rad || job.want_entropy;
+    for (Entry& e : ent) {
         const i64 i = e.i, j = e.j;
-        const double v = e.v;
+        const double c = e.v;
+        const double v = c / div;
+        e.v = v;
         px[i] += v;
         py[j] += v;
         psum[i + j] += v;
         pdiff[i > j ? i - j : j - i] += v;
         asm_ += v * v;
         pmax = std::max(pmax, v);
-        if (rad) {
-            autoc += v * static_cast<double>(i) * static_cast<double>(j);
-            hxy -= v * std::log2(v + kEps);
+        if (need_log) {
+            double lnv;
+            if (job.is_u32)
+                lnv = (c < static_cast<double>(kLogTable) ? lnc[static_cast<i64>(c)] : std::log(c)) - ln_div;
+            else
+                lnv = std::log(v);
+            const double vlnv = v * lnv;
+            if (rad) {
+                autoc += v * static_cast<double>(i) * static_cast<double>(j);
+                hxy -= (vlnv + y_log1p_eps_over_y(v)) * kInvLn2;
+            }
+            ent_ln -= vlnv;
         }
-        if (job.want_entropy) ent_ln -= v * std::log(v);
     }
     double ux = 0.0, uy = 0.0;
     for (i64 i = 0; i < L; ++i) {
@@ -401,12 +441,26 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
         varx += px[i] * dx * dx;
         vary += py[i] * dy * dy;
     }
+    // log2 of the marginals: log2(px py + eps) = lx + ly + log1p(eps / (px py)) / ln 2.
+    s.lx.assign(static_cast<std::size_t>(L), 0.0);
+    s.ly.assign(static_cast<std::size_t>(L), 0.0);
+    double* lx = s.lx.data();
+    double* ly = s.ly.data();
+    if (rad) {
+        for (i64 i = 0; i < L; ++i) {
+            if (px[i] > 0.0) lx[i] = std::log2(px[i]);
+            if (py[i] > 0.0) ly[i] = std::log2(py[i]);
+        }
+    }
     // Pass 2: centred covariance and HXY1 (needs the marginals).
     double cov = 0.0, hxy1 = 0.0;
     for (const Entry& e : ent) {
         const double v = e.v;
         cov += v * (static_cast<double>(e.i) - ux) * (static_cast<double>(e.j) - uy);
-        if (rad) hxy1 -= v * std::log2(px[e.i] * py[e.j] + kEps);
+        if (rad) {
+            const double q = px[e.i] * py[e.j];
+            hxy1 -= v * (lx[e.i] + ly[e.j]) + v / q * y_log1p_eps_over_y(q) * kInvLn2;
+        }
     }
     double contrast = 0.0, dissim = 0.0, homog = 0.0;
     for (i64 d = 0; d < L; ++d) {
@@ -440,14 +494,27 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
         hx -= px[i] * std::log2(px[i] + kEps);
         hy -= py[i] * std::log2(py[i] + kEps);
     }
+    // HXY2 over the non-zero marginals, without a log per cell.
+    s.pyc.clear();
+    s.lyc.clear();
+    for (i64 j = 0; j < L; ++j) {
+        if (py[j] == 0.0) continue;
+        s.pyc.push_back(py[j]);
+        s.lyc.push_back(ly[j]);
+    }
+    const double* pyc = s.pyc.data();
+    const double* lyc = s.lyc.data();
+    const i64 ny = static_cast<i64>(s.pyc.size());
     double hxy2 = 0.0;
     for (i64 i = 0; i < L; ++i) {
         if (px[i] == 0.0) continue;
-        for (i64 j = 0; j < L; ++j) {
-            if (py[j] == 0.0) continue;
-            const double q = px[i] * py[j];
-            hxy2 -= q * std::log2(q + kEps);
+        const double pxi = px[i], lxi = lx[i];
+        double row = 0.0;
+        for (i64 j = 0; j < ny; ++j) {
+            const double q = pxi * pyc[j];
+            row += q * (lxi + lyc[j]) + y_log1p_eps_over_y(q) * kInvLn2;
         }
+        hxy2 -= row;
     }
     double cp = 0.0, cs = 0.0, ct = 0.0, savg = 0.0, sent = 0.0;
     const double um = ux + uy;
@@ -519,7 +586,14 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     // Levels present: a non-zero entry in row i or column i, any direction.
     for (i64 i = 0; i < L; ++i) job.present[i] = 0;
     std::vector<std::vector<Entry>> entries(static_cast<std::size_t>(n));
-    gather<S>(P, L, n, entries, job.out_totals, job.present);
+    std::vector<std::uint8_t> pres(static_cast<std::size_t>(n * L), 0);
+    const int gt = L * L * n < (i64{1} << 17) ? 1 : threads;
+    parallel_for(n, gt, [&](i64 k) {
+        gather_one<S>(P, L, n, k, entries[static_cast<std::size_t>(k)], job.out_totals[k],
+                      pres.data() + k * L);
+    });
+    for (i64 k = 0; k < n; ++k)
+        for (i64 i = 0; i < L; ++i) job.present[i] |= pres[static_cast<std::size_t>(k * L + i)];
     i64 Ng = 0;
     for (i64 i = 0; i < L; ++i)
         if (job.present[i]) Ng = i;
