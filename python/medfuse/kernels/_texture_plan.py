@@ -289,23 +289,74 @@ def _eigvals(q: npt.NDArray[np.float64], threads: int) -> npt.NDArray:
 MCC_FAST_MIN_LEVELS = 32
 
 
+def _corrected_eigenvalue(
+    B: npt.NDArray[np.float64], C: npt.NDArray[np.float64], S: npt.NDArray[np.float64],
+    lam: npt.NDArray[np.float64], vec: npt.NDArray[np.float64], j: int,
+) -> float | None:
+    """Eigenvalue of M = S - C B^T near S's eigenvalue lam[j], to second order, or None.
+
+    ``lam`` (ascending) and ``vec`` are eigenpairs of S = B B^T that include
+    ev = lam[j]'s neighbours above and below (all other eigenvalues lie beyond
+    them). lambda(M) = ev - F_jj + sum_m F_jm F_mj / (ev - ev_m) with F = C B^T,
+    the sum through one solve with the deflated resolvent. Certified only when
+    the neglected third-order term, at most 8 ||F||^3 / gap^2 (||F|| <=
+    ||F||_F, gap = ev's distance to the other eigenvalues of S), moves
+    sqrt(lambda) by < 1e-14.
+    """
+    ev = float(lam[j])
+    others = np.delete(lam, j)
+    gap = float(np.min(np.abs(others - ev))) if len(others) else math.inf
+    if not (ev > 1e-6 and gap > 0):
+        return None
+
+    def certified(f: float) -> bool:
+        return f < gap / 8 and 8 * f**3 / gap**2 / (2 * math.sqrt(ev)) < 1e-14
+
+    # ||F||_F <= ||C||_F ||B||_2 = ||C||_F (B's largest singular value is 1);
+    # the exact ||F||_F (one more product) only when the cheap bound is too loose.
+    if not certified(float(np.linalg.norm(C))) and not certified(float(np.linalg.norm(C @ B.T))):
+        return None
+    v = vec[:, j]
+    fr = C @ (B.T @ v)  # F v
+    fl = B @ (C.T @ v)  # F^T v
+    fjj = float(v @ fr)
+    if S.shape[0] == 1:
+        return ev - fjj
+    fr = fr - (v @ fr) * v
+    fl = fl - (v @ fl) * v
+    # (ev I - S + v v^T) y = fr: y = sum_{m != j} v_m (v_m . fr) / (ev - ev_m).
+    A = -S
+    A[np.diag_indices(S.shape[0])] += ev
+    A += np.outer(v, v)
+    y = np.linalg.solve(A, fr)
+    return ev - fjj + float(fl @ y)
+
+
+def _top_eigenpairs(S: npt.NDArray[np.float64], k: int) -> tuple[npt.NDArray, npt.NDArray]:
+    """The k largest eigenpairs of a symmetric S (fewer if S is smaller), ascending."""
+    n = S.shape[0]
+    if n <= k:
+        return np.linalg.eigh(S)
+    import scipy.linalg as sla
+
+    lam, vec = sla.eigh(S, subset_by_index=[n - k, n - 1], driver="evr")
+    return lam, vec
+
+
 def _mcc_lambda2_fast(p: npt.NDArray[np.float64]) -> float | None:
     """Second largest eigenvalue of MCC's Q for one normalised matrix, or None if not certified.
 
     Q is similar (by D = diag(px)) to M = S - F with S = B B^T symmetric,
     B = p / sqrt(px py) over the rows with px > 0 and columns with py > 0,
     and F = (B * R) B^T, R = eps / (px py + eps): the eps of Q's denominator
-    is a tiny non-symmetric perturbation. S's top three eigenpairs come from
-    a symmetric solver (LAPACK syevr, about 10x cheaper than eigvals of Q);
-    lambda2(M) = l2 - F22 + sum_m F2m Fm2 / (l2 - lm) (second-order
-    perturbation, the sum through one solve with the deflated resolvent).
-    Certified only when the neglected third-order term, bounded by
-    8 ||F||^3 / gap^2 with ||F|| <= ||F||_F and gap = l2's distance to the
-    other eigenvalues, moves sqrt(lambda2) by < 1e-14, and lambda2 > 1e-6
-    (sqrt is ill-conditioned near 0); otherwise None (the caller uses eigvals).
+    is a tiny non-symmetric perturbation (rows with px = 0 only add zero
+    eigenvalues). S's top eigenpairs come from a symmetric solver (LAPACK
+    syevr, about 10x cheaper than eigvals of Q), corrected to second order
+    (:func:`_corrected_eigenvalue`). S's top eigenvalue is 1, once per
+    connected block of the matrix; with several blocks the answer is the
+    second largest of the blocks' corrected top eigenvalues. None when a
+    step cannot be certified (the caller then uses eigvals).
     """
-    import scipy.linalg as sla
-
     px = p.sum(axis=1)
     py = p.sum(axis=0)
     rows = np.flatnonzero(px > 0)
@@ -317,32 +368,34 @@ def _mcc_lambda2_fast(p: npt.NDArray[np.float64]) -> float | None:
     B = pr / np.sqrt(q)
     C = B * (EPS / (q + EPS))
     S = B @ B.T
-    n = len(rows)
-    lam, vec = sla.eigh(S, subset_by_index=[n - 3, n - 1], driver="evr")
-    l3, l2, l1 = (float(x) for x in lam)
-    v2 = vec[:, 1]
-    gap = min(l1 - l2, l2 - l3)
-    if not (l2 > 1e-6 and gap > 0):
-        return None
+    lam, vec = _top_eigenpairs(S, 3)
+    if lam[-1] - lam[-2] > 1e-8:
+        return _corrected_eigenvalue(B, C, S, lam, vec, len(lam) - 2)
+    # Eigenvalue 1 more than once: the matrix falls into blocks (connected
+    # components of its row/column graph); each block has one eigenvalue ~1.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def certified(f: float) -> bool:
-        return f < gap / 8 and 8 * f**3 / gap**2 / (2 * math.sqrt(l2)) < 1e-14
-
-    # ||F||_F <= ||C||_F ||B||_2 = ||C||_F (B's largest singular value is 1);
-    # the exact ||F||_F (one more product) only when the cheap bound is too loose.
-    if not certified(float(np.linalg.norm(C))) and not certified(float(np.linalg.norm(C @ B.T))):
+    nr, nc = pr.shape
+    r_idx, c_idx = np.nonzero(pr)
+    graph = coo_matrix((np.ones(len(r_idx)), (r_idx, nr + c_idx)), shape=(nr + nc, nr + nc))
+    n_comp, label = connected_components(graph, directed=False)
+    tops = []
+    for c in range(n_comp):
+        rs = np.flatnonzero(label[:nr] == c)
+        cs = np.flatnonzero(label[nr:] == c)
+        if len(rs) == 0:
+            continue
+        Bc, Cc = B[np.ix_(rs, cs)], C[np.ix_(rs, cs)]
+        Sc = Bc @ Bc.T
+        lc, vc = _top_eigenpairs(Sc, 2)
+        top = _corrected_eigenvalue(Bc, Cc, Sc, lc, vc, len(lc) - 1)
+        if top is None:
+            return None
+        tops.append(top)
+    if len(tops) < 2:
         return None
-    fr = C @ (B.T @ v2)  # F v2
-    fl = B @ (C.T @ v2)  # F^T v2
-    f22 = float(v2 @ fr)
-    fr = fr - (v2 @ fr) * v2
-    fl = fl - (v2 @ fl) * v2
-    # (l2 I - S + v2 v2^T) y = fr: y = sum_{m != 2} v_m (v_m . fr) / (l2 - l_m).
-    A = -S
-    A[np.diag_indices(n)] += l2
-    A += np.outer(v2, v2)
-    y = np.linalg.solve(A, fr)
-    return l2 - f22 + float(fl @ y)
+    return sorted(tops)[-2]
 
 
 def _mcc_fast(p: npt.NDArray[np.float64], threads: int) -> float | None:
