@@ -587,7 +587,8 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     for (i64 i = 0; i < L; ++i) job.present[i] = 0;
     std::vector<std::vector<Entry>> entries(static_cast<std::size_t>(n));
     std::vector<std::uint8_t> pres(static_cast<std::size_t>(n * L), 0);
-    const int gt = L * L * n < (i64{1} << 17) ? 1 : threads;
+    // The gather is a cheap streaming pass: threads only for large inputs.
+    const int gt = L * L * n < (i64{1} << 21) ? 1 : threads;
     parallel_for(n, gt, [&](i64 k) {
         gather_one<S>(P, L, n, k, entries[static_cast<std::size_t>(k)], job.out_totals[k],
                       pres.data() + k * L);

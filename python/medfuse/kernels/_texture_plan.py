@@ -299,9 +299,9 @@ def _corrected_eigenvalue(
     ev = lam[j]'s neighbours above and below (all other eigenvalues lie beyond
     them). lambda(M) = ev - F_jj + sum_m F_jm F_mj / (ev - ev_m) with F = C B^T,
     the sum through one solve with the deflated resolvent. Certified only when
-    the neglected third-order term, at most 8 ||F||^3 / gap^2 (||F|| <=
-    ||F||_F, gap = ev's distance to the other eigenvalues of S), moves
-    sqrt(lambda) by < 1e-14.
+    the neglected terms of order >= 3, at most 11 ||F||^3 / gap^2 (||F|| <=
+    ||F||_F, gap = ev's distance to the other eigenvalues of S, ||F|| <
+    gap / 8), move sqrt(lambda) by < 1e-13.
     """
     ev = float(lam[j])
     others = np.delete(lam, j)
@@ -310,12 +310,19 @@ def _corrected_eigenvalue(
         return None
 
     def certified(f: float) -> bool:
-        return f < gap / 8 and 8 * f**3 / gap**2 / (2 * math.sqrt(ev)) < 1e-14
+        # Kato's bound on the terms of order >= 3: gap (2f/gap)^3 / (1 - 2f/gap) <= 11 f^3 / gap^2.
+        return f < gap / 8 and 11 * f**3 / gap**2 / (2 * math.sqrt(ev)) < 1e-13
 
-    # ||F||_F <= ||C||_F ||B||_2 = ||C||_F (B's largest singular value is 1);
-    # the exact ||F||_F (one more product) only when the cheap bound is too loose.
-    if not certified(float(np.linalg.norm(C))) and not certified(float(np.linalg.norm(C @ B.T))):
-        return None
+    # Bounds on ||F||_2, cheapest first: ||C||_F ||B||_2 = ||C||_F (B's largest
+    # singular value is 1); sqrt(||F||_1 ||F||_inf), F >= 0, its row and column
+    # sums by two products with vectors; ||F||_F (one more matrix product).
+    if not certified(float(np.linalg.norm(C))):
+        row_sums = C @ (B.T @ np.ones(B.shape[0]))
+        col_sums = B @ (C.T @ np.ones(C.shape[0]))
+        if not certified(math.sqrt(float(row_sums.max()) * float(col_sums.max()))) and not certified(
+            float(np.linalg.norm(C @ B.T))
+        ):
+            return None
     v = vec[:, j]
     fr = C @ (B.T @ v)  # F v
     fl = B @ (C.T @ v)  # F^T v
