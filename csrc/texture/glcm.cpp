@@ -11,11 +11,14 @@
 // are added per offset in chunk order. Integer sums are exact, so the result
 // is the same for any thread count.
 //
-// Features. One task per direction: the matrix is gathered into a
-// contiguous float64 buffer, normalised by its sum, and the marginals, the
-// sum / difference distributions p_{x+y}, p_{x-y} and the other sums are
-// accumulated in two passes (means first, centred moments second), in a
-// fixed order.
+// Features. Each direction's non-zero cells are gathered (branch-free, into
+// a buffer of the exact size) in one pass over P, then one task per
+// direction normalises them and accumulates the marginals, the sum /
+// difference distributions p_{x+y}, p_{x-y} and the other sums in two
+// passes (means first, centred moments second), in a fixed order. Logs:
+// the entropies term by term as the twin (Imc1 / Imc2 subtract nearly equal
+// entropies, so their rounding must match); skimage's ln p from a table of
+// ln(count) for counts.
 #include "texture/glcm.hpp"
 
 #include <algorithm>
@@ -314,7 +317,7 @@ GlcmStatus run_typed(const GlcmJob& job, int threads) {
 constexpr double kEps = std::numeric_limits<double>::epsilon();  // numpy.spacing(1)
 
 struct DirScratch {
-    std::vector<double> px, py, psum, pdiff, lx, ly, pyc, lyc;
+    std::vector<double> px, py, psum, pdiff;
 };
 
 struct Entry {
@@ -375,13 +378,6 @@ const double* log_table() {
     return t.data();
 }
 
-constexpr double kInvLn2 = 1.4426950408889634074;  // 1 / ln 2
-// y * log1p(eps / y) for y > 0: eps (1 - x/2) when x = eps / y is tiny (the
-// next term, eps x^2 / 3, is below 1e-40), log1p otherwise.
-inline double y_log1p_eps_over_y(double y) {
-    const double x = kEps / y;
-    return x < 1e-8 ? kEps * (1.0 - 0.5 * x) : y * std::log1p(x);
-}
 
 void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64 Ng, DirScratch& s) {
     const i64 L = job.levels;
@@ -400,8 +396,7 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
     double* pdiff = s.pdiff.data();
 
     // Pass 1: normalise, marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j,
-    // entropies of p. One log per cell: ln p (from a table of ln(count) for
-    // counts), and log2(p + eps) = (ln p + log1p(eps / p)) / ln 2.
+    // entropies of p (skimage's ln p from a table of ln(count) for counts).
     double asm_ = 0.0, pmax = 0.0, autoc = 0.0, hxy = 0.0, ent_ln = 0.0;
     const bool rad = job.want_radiomics;
     const bool need_log = rad || job.want_entropy;
@@ -422,12 +417,11 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
                 lnv = (c < static_cast<double>(kLogTable) ? lnc[static_cast<i64>(c)] : std::log(c)) - ln_div;
             else
                 lnv = std::log(v);
-            const double vlnv = v * lnv;
             if (rad) {
                 autoc += v * static_cast<double>(i) * static_cast<double>(j);
-                hxy -= (vlnv + y_log1p_eps_over_y(v)) * kInvLn2;
+                hxy -= v * std::log2(v + kEps);  // as the twin: Imc2 cancels HXY2 - HXY
             }
-            ent_ln -= vlnv;
+            ent_ln -= v * lnv;
         }
     }
     double ux = 0.0, uy = 0.0;
@@ -441,26 +435,12 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
         varx += px[i] * dx * dx;
         vary += py[i] * dy * dy;
     }
-    // log2 of the marginals: log2(px py + eps) = lx + ly + log1p(eps / (px py)) / ln 2.
-    s.lx.assign(static_cast<std::size_t>(L), 0.0);
-    s.ly.assign(static_cast<std::size_t>(L), 0.0);
-    double* lx = s.lx.data();
-    double* ly = s.ly.data();
-    if (rad) {
-        for (i64 i = 0; i < L; ++i) {
-            if (px[i] > 0.0) lx[i] = std::log2(px[i]);
-            if (py[i] > 0.0) ly[i] = std::log2(py[i]);
-        }
-    }
     // Pass 2: centred covariance and HXY1 (needs the marginals).
     double cov = 0.0, hxy1 = 0.0;
     for (const Entry& e : ent) {
         const double v = e.v;
         cov += v * (static_cast<double>(e.i) - ux) * (static_cast<double>(e.j) - uy);
-        if (rad) {
-            const double q = px[e.i] * py[e.j];
-            hxy1 -= v * (lx[e.i] + ly[e.j]) + v / q * y_log1p_eps_over_y(q) * kInvLn2;
-        }
+        if (rad) hxy1 -= v * std::log2(px[e.i] * py[e.j] + kEps);
     }
     double contrast = 0.0, dissim = 0.0, homog = 0.0;
     for (i64 d = 0; d < L; ++d) {
@@ -494,27 +474,15 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
         hx -= px[i] * std::log2(px[i] + kEps);
         hy -= py[i] * std::log2(py[i] + kEps);
     }
-    // HXY2 over the non-zero marginals, without a log per cell.
-    s.pyc.clear();
-    s.lyc.clear();
-    for (i64 j = 0; j < L; ++j) {
-        if (py[j] == 0.0) continue;
-        s.pyc.push_back(py[j]);
-        s.lyc.push_back(ly[j]);
-    }
-    const double* pyc = s.pyc.data();
-    const double* lyc = s.lyc.data();
-    const i64 ny = static_cast<i64>(s.pyc.size());
+    // HXY2 term by term as the twin (Imc1 / Imc2 subtract nearly equal entropies).
     double hxy2 = 0.0;
     for (i64 i = 0; i < L; ++i) {
         if (px[i] == 0.0) continue;
-        const double pxi = px[i], lxi = lx[i];
-        double row = 0.0;
-        for (i64 j = 0; j < ny; ++j) {
-            const double q = pxi * pyc[j];
-            row += q * (lxi + lyc[j]) + y_log1p_eps_over_y(q) * kInvLn2;
+        for (i64 j = 0; j < L; ++j) {
+            if (py[j] == 0.0) continue;
+            const double q = px[i] * py[j];
+            hxy2 -= q * std::log2(q + kEps);
         }
-        hxy2 -= row;
     }
     double cp = 0.0, cs = 0.0, ct = 0.0, savg = 0.0, sent = 0.0;
     const double um = ux + uy;

@@ -427,7 +427,8 @@ def mcc(p: npt.NDArray[np.float64], threads: int = 1, *, fast: bool = True) -> f
 
     sqrt of the second largest eigenvalue of Q(i, j) = sum_k p(i,k) p(j,k) / (px(i) py(k) + eps)
     (numpy.linalg.eigvals, sorted as PyRadiomics sorts them), averaged over directions;
-    1 when fewer than two gray levels are present.
+    1 when fewer than two gray levels are present. With ``fast`` (default) the
+    certified symmetric path (:func:`_mcc_lambda2_fast`) is tried first.
     """
     n, G, _ = p.shape
     if n == 0:
