@@ -10,6 +10,8 @@ Groups:
                        25 HU from the minimum, levels from 1), whole block as ROI:
                        symmetric glcm over the 13 directions + all 24 PyRadiomics
                        features (MCC included) vs radiomics.glcm.RadiomicsGLCM.
+  glcm-features-all-u8-512  the CT slice's symmetric 256-level glcm (4 directions):
+                       all 34 features (MCC included) vs the twin.
 
 Inputs are built outside the timed calls; agreement is asserted once, outside
 the timing. With --benchmark-disable every case runs once.
@@ -182,3 +184,26 @@ def test_glcm3d_ct(benchmark: BenchmarkFixture, impl: str) -> None:
     medfuse.set_num_threads(threads)
     benchmark.pedantic(_medfuse_3d, args=(q, levels, roi), rounds=3, iterations=1)
     _info(benchmark, f"medfuse ({threads} thread{'s' if threads > 1 else ''})", "medfuse", threads, IN3, "pyradiomics")
+
+
+# ---- all 34 features (MCC included), 2D ---------------------------------------------
+
+GA = "glcm-features-all-u8-512"
+INA = "glcm of the 512x512 uint8 CT slice, 256 levels, symmetric, 4 directions: all 34 features"
+
+
+@pytest.mark.benchmark(group=GA)
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "reference"])
+def test_glcm_features_all_u8_512(benchmark: BenchmarkFixture, impl: str) -> None:
+    P = medfuse.glcm(_slice_u8(), [1], ANGLES, 256, symmetric=True)
+    want = ref.glcm_features(P)
+    if impl == "reference":
+        benchmark(ref.glcm_features, P)
+        _info(benchmark, "medfuse.reference (NumPy twin)", "reference", None, INA, None)
+        return
+    threads = int(impl.split("-")[1])
+    medfuse.set_num_threads(threads)
+    got = benchmark(medfuse.glcm_features, P)
+    for name, w in want.items():
+        assert np.allclose(got[name], w, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(w)))), name
+    _info(benchmark, f"medfuse ({threads} thread{'s' if threads > 1 else ''})", "medfuse", threads, INA, "twin")

@@ -52,9 +52,11 @@ def test_uint8_2d_matches_cv2(data, cv2):
 
 
 @pytest.mark.parametrize("k", [3, 5])
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 31), (5, 32), (9, 33), (17, 64), (13, 65), (40, 127), (3, 200)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (2, 3), (7, 31), (5, 32), (9, 33), (17, 64), (13, 65), (40, 127), (6, 128), (5, 129), (3, 200)]
+)
 def test_networks_at_vector_widths(k, shape, cv2):
-    """The 3x3/5x5 vector networks around the 16/32-lane widths, vs cv2 and scipy."""
+    """The 3x3/5x5 vector networks around the 16/32/64-lane widths, vs cv2 and scipy."""
     for family in ("noise", "natural", "extremes", "blocks"):
         x = images.make(family, shape, np.uint8, seed=sum(shape) + k)
         np.testing.assert_array_equal(medfuse.median(x, k, border="replicate"), cv2.medianBlur(x, k))
@@ -151,7 +153,7 @@ from scipy import ndimage
 import medfuse
 bad = 0
 rng = np.random.default_rng(0)
-for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100)]:
+for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100), (6, 63), (7, 65), (4, 128), (5, 129), (3, 191)]:
     for dtype in (np.uint8, np.uint16, np.int16, np.float32):
         if dtype == np.float32:
             x = rng.standard_normal(shape).astype(dtype)
@@ -164,7 +166,7 @@ print(medfuse.build_info()["simd_active"], bad)
 """
 
 
-@pytest.mark.parametrize("simd", ["baseline", "avx2"])
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
 def test_dispatch_paths(simd):
     if simd not in medfuse.build_info()["simd_supported"]:
         pytest.skip(f"{simd} not available")

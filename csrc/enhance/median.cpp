@@ -160,16 +160,24 @@ void median_select_rows(const T* pad, const i64* n, const i64* k, i64 r0, i64 r1
     }
 }
 
-#if defined(MEDFUSE_HAVE_AVX2)
+#if defined(MEDFUSE_HAVE_AVX512)
 #define MEDFUSE_ROW_DISPATCH(type, fn)                                                              \
-    void median_row_isa(bool avx, const type* const* rows, i64 w, int k, const i64* lmap,          \
+    void median_row_isa(Isa isa, const type* const* rows, i64 w, int k, const i64* lmap,           \
                         const i64* rmap, type* out, type* scratch) {                                \
-        if (avx) return avx2::fn(rows, w, k, lmap, rmap, out, scratch);                             \
+        if (isa == Isa::avx512) return avx512::fn(rows, w, k, lmap, rmap, out, scratch);            \
+        if (isa == Isa::avx2) return avx2::fn(rows, w, k, lmap, rmap, out, scratch);                \
+        baseline::fn(rows, w, k, lmap, rmap, out, scratch);                                         \
+    }
+#elif defined(MEDFUSE_HAVE_AVX2)
+#define MEDFUSE_ROW_DISPATCH(type, fn)                                                              \
+    void median_row_isa(Isa isa, const type* const* rows, i64 w, int k, const i64* lmap,           \
+                        const i64* rmap, type* out, type* scratch) {                                \
+        if (isa != Isa::baseline) return avx2::fn(rows, w, k, lmap, rmap, out, scratch);            \
         baseline::fn(rows, w, k, lmap, rmap, out, scratch);                                         \
     }
 #else
 #define MEDFUSE_ROW_DISPATCH(type, fn)                                                              \
-    void median_row_isa(bool, const type* const* rows, i64 w, int k, const i64* lmap,              \
+    void median_row_isa(Isa, const type* const* rows, i64 w, int k, const i64* lmap,               \
                         const i64* rmap, type* out, type* scratch) {                                \
         baseline::fn(rows, w, k, lmap, rmap, out, scratch);                                         \
     }
@@ -204,10 +212,7 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
 
     if (n[0] == 1 && k[0] == 1 && k[1] == k[2] && (k[1] == 3 || k[1] == 5)) {
         // Network path: row pointers into the image (no padded copy).
-        bool use_avx2 = false;
-#if defined(MEDFUSE_HAVE_AVX2)
-        use_avx2 = active_isa() != Isa::baseline;
-#endif
+        const Isa isa = active_isa();
         const int kk = static_cast<int>(k[1]);
         const i64 rr = r[1];
         i64 lmap[2] = {0, 0}, rmap[2] = {0, 0};
@@ -223,7 +228,7 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
             const T* rp[5];
             for (i64 y = y0; y < y1; ++y) {
                 for (int i = 0; i < kk; ++i) rp[i] = img + border_index(y + i - rr, n[1], border) * n[2];
-                median_row_isa(use_avx2, rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
+                median_row_isa(isa, rp, n[2], kk, lmap, rmap, out + y * n[2], scratch.data());
             }
         });
         return;

@@ -44,6 +44,7 @@ inline std::int64_t median_row_scratch(std::int64_t w) { return 6 * (w + 4 + 128
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
 #undef MEDFUSE_DECLARE_ROW
 

@@ -1,5 +1,5 @@
 // Median-filter inner loops, compiled once per ISA (included inside the
-// namespace medfuse::<isa> by median.cpp / median_avx2.cpp).
+// namespace medfuse::<isa> by median.cpp / median_avx2.cpp / median_avx512.cpp).
 //
 // 3x3 and 5x5 medians of 2D images (uint8, uint16, int16, float32) as
 // min/max networks over vectors of pixels: for every output row, the k source
@@ -25,7 +25,36 @@ namespace {
 
 // Per element type: the vector type V, lanes L, load/store and min/max.
 // (float32: NaN is refused before the kernel runs, so min/max order totally.)
-#if defined(__AVX2__)
+#if defined(__AVX512BW__)
+struct OpsU8 {
+    using T = std::uint8_t; using V = __m512i; static constexpr int L = 64;
+    static V ld(const T* p) { return _mm512_loadu_si512(p); }
+    static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
+    static V mn(V a, V b) { return _mm512_min_epu8(a, b); }
+    static V mx(V a, V b) { return _mm512_max_epu8(a, b); }
+};
+struct OpsU16 {
+    using T = std::uint16_t; using V = __m512i; static constexpr int L = 32;
+    static V ld(const T* p) { return _mm512_loadu_si512(p); }
+    static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
+    static V mn(V a, V b) { return _mm512_min_epu16(a, b); }
+    static V mx(V a, V b) { return _mm512_max_epu16(a, b); }
+};
+struct OpsI16 {
+    using T = std::int16_t; using V = __m512i; static constexpr int L = 32;
+    static V ld(const T* p) { return _mm512_loadu_si512(p); }
+    static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
+    static V mn(V a, V b) { return _mm512_min_epi16(a, b); }
+    static V mx(V a, V b) { return _mm512_max_epi16(a, b); }
+};
+struct OpsF32 {
+    using T = float; using V = __m512; static constexpr int L = 16;
+    static V ld(const T* p) { return _mm512_loadu_ps(p); }
+    static void st(T* p, V v) { _mm512_storeu_ps(p, v); }
+    static V mn(V a, V b) { return _mm512_min_ps(a, b); }
+    static V mx(V a, V b) { return _mm512_max_ps(a, b); }
+};
+#elif defined(__AVX2__)
 struct OpsU8 {
     using T = std::uint8_t; using V = __m256i; static constexpr int L = 32;
     static V ld(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }

@@ -29,6 +29,17 @@ MEDFUSE_KP(std::uint16_t)
 MEDFUSE_KP(std::int16_t)
 MEDFUSE_KP(std::int32_t)
 #undef MEDFUSE_KP
+
+#define MEDFUSE_UP(T, B, D)                                                                                     \
+    void uniform_part(const T* x, const std::uint8_t* m, i64 b, i64 e, T lo_thr, T hi_thr, B lo_b, D denom,    \
+                      const B* edges, i64 nbins, i64* out, std::uint32_t* h, i64 stride, int nsub) {          \
+        hk::uniform_part<T, B, D>(x, m, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, out, h, stride, nsub); \
+    }
+MEDFUSE_UP(double, double, double)
+MEDFUSE_UP(float, float, float)
+MEDFUSE_UP(float, float, double)
+MEDFUSE_UP(float, double, double)
+#undef MEDFUSE_UP
 }  // namespace baseline
 
 namespace {
@@ -137,6 +148,44 @@ void count_bins(const T* x, const std::uint8_t* mask, const double* weights, i64
     }
 }
 
+// Unweighted floats: keys of a tile in one branch-free (vectorised) loop,
+// counted into sub-histograms; integer counts, so any split gives the same result.
+template <class T, class B, class D>
+void uniform_tiles(const T* x, const std::uint8_t* mask, i64 n, T lo_thr, T hi_thr, B lo_b, D denom, const B* edges,
+                   i64 nbins, i64* counts, int threads) {
+    const i64 parts = n_parts(n, threads);
+    std::vector<std::vector<i64>> partial(static_cast<std::size_t>(parts));
+    const i64 slots = nbins + 1;  // + one for values not counted
+    const i64 stride = (slots + 15) / 16 * 16;
+    const int nsub = slots <= 2048 ? 4 : (slots <= 16384 ? 2 : 1);
+    const Isa isa = active_isa();
+    parallel_for(parts, threads, [&](i64 p) {
+        auto& h = partial[static_cast<std::size_t>(p)];
+        h.assign(static_cast<std::size_t>(nbins), 0);
+        std::vector<std::uint32_t> scratch(static_cast<std::size_t>(stride * nsub));
+        const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
+        switch (isa) {
+#ifdef MEDFUSE_HAVE_AVX512
+            case Isa::avx512:
+                avx512::uniform_part(x, mask, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, h.data(),
+                                     scratch.data(), stride, nsub);
+                return;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+            case Isa::avx2:
+                avx2::uniform_part(x, mask, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, h.data(), scratch.data(),
+                                   stride, nsub);
+                return;
+#endif
+            default:
+                baseline::uniform_part(x, mask, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, h.data(),
+                                       scratch.data(), stride, nsub);
+        }
+    });
+    for (auto& h : partial)
+        for (i64 k = 0; k < nbins; ++k) counts[k] += h[static_cast<std::size_t>(k)];
+}
+
 }  // namespace
 
 template <class T>
@@ -172,7 +221,13 @@ template <class T, class B, class D>
 void hist_uniform(const T* x, const std::uint8_t* mask, const double* weights, i64 n, T lo_thr, T hi_thr, B lo_b,
                   D denom, const B* edges, i64 nbins, i64* counts, double* wsum, int threads) {
     UniformBin<T, B, D> bin{lo_thr, hi_thr, lo_b, denom, static_cast<D>(nbins), edges, nbins};
-    count_bins(x, mask, weights, n, bin, nbins, counts, wsum, threads);
+    if constexpr (!std::is_floating_point<T>::value) {
+        count_bins(x, mask, weights, n, bin, nbins, counts, wsum, threads);
+    } else if (weights || nbins >= (i64(1) << 30)) {
+        count_bins(x, mask, weights, n, bin, nbins, counts, wsum, threads);
+    } else {
+        uniform_tiles(x, mask, n, lo_thr, hi_thr, lo_b, denom, edges, nbins, counts, threads);
+    }
 }
 
 template <class T>

@@ -178,4 +178,63 @@ void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 h
     }
 }
 
+// numpy.histogram's uniform-bin arithmetic (see UniformBin in histogram.cpp),
+// branch-free over a tile so it vectorises: the bin from (x - lo) / denom * n,
+// clamped to [0, n - 1], then moved by one where the edges disagree (the
+// same comparisons as numpy). Values outside [lo_thr, hi_thr] (NaN too) or
+// outside the mask get the dummy key n. Requires n < 2^31.
+template <class T, class B, class D>
+inline void uniform_keys(const T* MEDFUSE_RESTRICT x, const std::uint8_t* MEDFUSE_RESTRICT m, i64 len, T lo_thr,
+                         T hi_thr, B lo_b, D denom, const B* MEDFUSE_RESTRICT edges, std::int32_t nbins,
+                         u32* MEDFUSE_RESTRICT keys) {
+    const D dn = static_cast<D>(nbins);
+    const D top = static_cast<D>(nbins - 1);
+    for (i64 j = 0; j < len; ++j) {
+        const T v = x[j];
+        const bool ok = (v >= lo_thr) & (v <= hi_thr) & (!m || m[j] != 0);
+        const B xb = ok ? static_cast<B>(v) : lo_b;
+        const D f = static_cast<D>(static_cast<D>(static_cast<B>(xb - lo_b)) / denom) * dn;
+        D fc = f < D(0) ? D(0) : f;
+        fc = fc > top ? top : fc;
+        std::int32_t idx = static_cast<std::int32_t>(fc);
+        const B e0 = edges[idx];
+        const B e1 = edges[idx + 1];
+        const bool below = xb < e0;
+        idx = idx - static_cast<std::int32_t>(below & (idx > 0)) +
+              static_cast<std::int32_t>(!below & (idx != nbins - 1) & (xb >= e1));
+        keys[j] = ok ? static_cast<u32>(idx) : static_cast<u32>(nbins);
+    }
+}
+
+// Counts the uniform bins of x[b, e) into out[0, nbins) (added), like keys_part.
+template <class T, class B, class D>
+void uniform_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, T lo_thr, T hi_thr, B lo_b, D denom,
+                  const B* edges, i64 nbins, i64* out, u32* h, i64 stride, int nsub) {
+    for (i64 s = 0; s < nsub * stride; ++s) h[s] = 0;
+    alignas(64) u32 k32[kTile];
+    constexpr i64 kFlush = i64(1) << 30;  // before any 32-bit counter can overflow
+    const std::int32_t nb = static_cast<std::int32_t>(nbins);
+    for (i64 start = b; start < e; start += kFlush) {
+        const i64 stop = e - start < kFlush ? e : start + kFlush;
+        for (i64 t = start; t < stop; t += kTile) {
+            const i64 len = stop - t < kTile ? stop - t : kTile;
+            uniform_keys<T, B, D>(x + t, mask ? mask + t : nullptr, len, lo_thr, hi_thr, lo_b, denom, edges, nb, k32);
+            if (nsub == 4)
+                scatter<4>(k32, len, h, stride);
+            else if (nsub == 2)
+                scatter<2>(k32, len, h, stride);
+            else
+                scatter<1>(k32, len, h, stride);
+        }
+        for (int sub = 0; sub < nsub; ++sub) {
+            u32* hs = h + sub * stride;
+            for (i64 k = 0; k < nbins; ++k) {
+                out[k] += hs[k];
+                hs[k] = 0;
+            }
+        }
+    }
+}
+
 }  // namespace hk
+

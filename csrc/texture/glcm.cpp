@@ -11,11 +11,14 @@
 // are added per offset in chunk order. Integer sums are exact, so the result
 // is the same for any thread count.
 //
-// Features. One task per direction: the matrix is gathered into a
-// contiguous float64 buffer, normalised by its sum, and the marginals, the
-// sum / difference distributions p_{x+y}, p_{x-y} and the other sums are
-// accumulated in two passes (means first, centred moments second), in a
-// fixed order.
+// Features. Each direction's non-zero cells are gathered (branch-free, into
+// a buffer of the exact size) in one pass over P, then one task per
+// direction normalises them and accumulates the marginals, the sum /
+// difference distributions p_{x+y}, p_{x-y} and the other sums in two
+// passes (means first, centred moments second), in a fixed order. Logs:
+// the entropies term by term as the twin (Imc1 / Imc2 subtract nearly equal
+// entropies, so their rounding must match); skimage's ln p from a table of
+// ln(count) for counts.
 #include "texture/glcm.hpp"
 
 #include <algorithm>
@@ -322,46 +325,66 @@ struct Entry {
     double v;
 };
 
-// One pass over P in memory order: the non-zero cells of each direction, in
-// row-major order, and each direction's total (exact for counts; sequential
-// in cell order for floats). Also marks the levels with a non-zero row or
-// column in some direction.
+// The non-zero cells of direction k, in row-major order, and its total
+// (exact for counts; sequential in cell order for floats). Also marks the
+// levels with a non-zero row or column in this direction. Directions are
+// independent, so they are gathered in parallel with identical results.
 template <class S>
-void gather(const S* P, i64 L, i64 n, std::vector<std::vector<Entry>>& entries, double* totals,
-            std::uint8_t* present) {
-    std::vector<u64> ti(static_cast<std::size_t>(n), 0);
-    std::vector<double> tf(static_cast<std::size_t>(n), 0.0);
+void gather_one(const S* P, i64 L, i64 n, i64 k, std::vector<Entry>& entries, double& total,
+                std::uint8_t* present) {
+    u64 ti = 0;
+    double tf = 0.0;
+    // Count first: one allocation of the exact size (no regrowth copies).
+    std::size_t nnz = 0;
+    const S* pk = P + k;
+    for (i64 c = 0; c < L * L; ++c) nnz += pk[c * n] != 0;
+    // Branch-free: every cell is written at the next slot, which advances
+    // only past non-zero cells (half-filled matrices defeat the predictor).
+    entries.resize(nnz + 1);
+    Entry* out = entries.data();
+    std::size_t m = 0;
     for (i64 i = 0; i < L; ++i) {
+        const S* row = P + i * L * n + k;
+        std::uint8_t any = 0;
         for (i64 j = 0; j < L; ++j) {
-            const S* c = P + (i * L + j) * n;
-            for (i64 k = 0; k < n; ++k) {
-                const S v = c[k];
-                if constexpr (std::is_same<S, std::uint32_t>::value)
-                    ti[static_cast<std::size_t>(k)] += v;
-                else
-                    tf[static_cast<std::size_t>(k)] += v;
-                if (v != 0) {
-                    entries[static_cast<std::size_t>(k)].push_back(
-                        {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j), static_cast<double>(v)});
-                    present[i] = 1;
-                    present[j] = 1;
-                }
-            }
+            const S v = row[j * n];
+            const std::uint8_t nz = v != 0;
+            if constexpr (std::is_same<S, std::uint32_t>::value)
+                ti += v;
+            else
+                tf += v;
+            out[m] = {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j), static_cast<double>(v)};
+            m += nz;
+            any |= nz;
+            present[j] |= nz;
         }
+        present[i] |= any;
     }
-    for (i64 k = 0; k < n; ++k) {
-        if constexpr (std::is_same<S, std::uint32_t>::value)
-            totals[k] = static_cast<double>(ti[static_cast<std::size_t>(k)]);
-        else
-            totals[k] = tf[static_cast<std::size_t>(k)];
-    }
+    entries.resize(nnz);
+    if constexpr (std::is_same<S, std::uint32_t>::value)
+        total = static_cast<double>(ti);
+    else
+        total = tf;
 }
+
+// Natural logs of the counts 0..kLogTable-1 (counts are integers; most are small).
+constexpr i64 kLogTable = 4096;
+const double* log_table() {
+    static const std::vector<double> t = [] {
+        std::vector<double> v(static_cast<std::size_t>(kLogTable), 0.0);
+        for (i64 c = 1; c < kLogTable; ++c) v[static_cast<std::size_t>(c)] = std::log(static_cast<double>(c));
+        return v;
+    }();
+    return t.data();
+}
+
 
 void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64 Ng, DirScratch& s) {
     const i64 L = job.levels;
     const double total = job.out_totals[k];
     const double div = total == 0.0 ? 1.0 : total;
-    for (Entry& e : ent) e.v = e.v / div;
+    const double ln_div = std::log(div);
+    const double* lnc = log_table();
 
     s.px.assign(static_cast<std::size_t>(L), 0.0);
     s.py.assign(static_cast<std::size_t>(L), 0.0);
@@ -372,23 +395,34 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
     double* psum = s.psum.data();
     double* pdiff = s.pdiff.data();
 
-    // Pass 1: marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j, entropies of p.
+    // Pass 1: normalise, marginals, p_{x+y}, p_{x-y}, sum p^2, max p, sum p*i*j,
+    // entropies of p (skimage's ln p from a table of ln(count) for counts).
     double asm_ = 0.0, pmax = 0.0, autoc = 0.0, hxy = 0.0, ent_ln = 0.0;
     const bool rad = job.want_radiomics;
-    for (const Entry& e : ent) {
+    const bool need_log = rad || job.want_entropy;
+    for (Entry& e : ent) {
         const i64 i = e.i, j = e.j;
-        const double v = e.v;
+        const double c = e.v;
+        const double v = c / div;
+        e.v = v;
         px[i] += v;
         py[j] += v;
         psum[i + j] += v;
         pdiff[i > j ? i - j : j - i] += v;
         asm_ += v * v;
         pmax = std::max(pmax, v);
-        if (rad) {
-            autoc += v * static_cast<double>(i) * static_cast<double>(j);
-            hxy -= v * std::log2(v + kEps);
+        if (need_log) {
+            double lnv;
+            if (job.is_u32)
+                lnv = (c < static_cast<double>(kLogTable) ? lnc[static_cast<i64>(c)] : std::log(c)) - ln_div;
+            else
+                lnv = std::log(v);
+            if (rad) {
+                autoc += v * static_cast<double>(i) * static_cast<double>(j);
+                hxy -= v * std::log2(v + kEps);  // as the twin: Imc2 cancels HXY2 - HXY
+            }
+            ent_ln -= v * lnv;
         }
-        if (job.want_entropy) ent_ln -= v * std::log(v);
     }
     double ux = 0.0, uy = 0.0;
     for (i64 i = 0; i < L; ++i) {
@@ -440,6 +474,7 @@ void features_one(const GlcmFeatureJob& job, std::vector<Entry>& ent, i64 k, i64
         hx -= px[i] * std::log2(px[i] + kEps);
         hy -= py[i] * std::log2(py[i] + kEps);
     }
+    // HXY2 term by term as the twin (Imc1 / Imc2 subtract nearly equal entropies).
     double hxy2 = 0.0;
     for (i64 i = 0; i < L; ++i) {
         if (px[i] == 0.0) continue;
@@ -519,7 +554,15 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     // Levels present: a non-zero entry in row i or column i, any direction.
     for (i64 i = 0; i < L; ++i) job.present[i] = 0;
     std::vector<std::vector<Entry>> entries(static_cast<std::size_t>(n));
-    gather<S>(P, L, n, entries, job.out_totals, job.present);
+    std::vector<std::uint8_t> pres(static_cast<std::size_t>(n * L), 0);
+    // The gather is a cheap streaming pass: threads only for large inputs.
+    const int gt = L * L * n < (i64{1} << 21) ? 1 : threads;
+    parallel_for(n, gt, [&](i64 k) {
+        gather_one<S>(P, L, n, k, entries[static_cast<std::size_t>(k)], job.out_totals[k],
+                      pres.data() + k * L);
+    });
+    for (i64 k = 0; k < n; ++k)
+        for (i64 i = 0; i < L; ++i) job.present[i] |= pres[static_cast<std::size_t>(k * L + i)];
     i64 Ng = 0;
     for (i64 i = 0; i < L; ++i)
         if (job.present[i]) Ng = i;

@@ -122,8 +122,12 @@ def glcm_features(
       in the ROI is invisible in ``P`` (PyRadiomics still counts it in Ng).
       All matrices empty: every PyRadiomics feature is NaN.
 
-    MCC needs eigenvalues and is computed with NumPy (numpy.linalg.eigvals,
-    as PyRadiomics); everything else in C++.
+    MCC needs eigenvalues (PyRadiomics: numpy.linalg.eigvals of a
+    non-symmetric Q). Q is a tiny perturbation of a matrix similar to a
+    symmetric one, so MCC comes from LAPACK's symmetric solver plus a
+    second-order correction, taken only when a bound proves it within 1e-13
+    of the exact value; otherwise (e.g. a second eigenvalue near 0) eigvals
+    as PyRadiomics. Everything else is computed in C++.
     """
     plan = tp.plan_features(P, features)
     core = _core()

@@ -1,0 +1,77 @@
+// Uniform-bin histogram loop for the avx512 path (built with its own -m flags):
+// the branch-free bin arithmetic of histogram_kernels.hpp in 512-bit lanes.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "histogram/histogram_internal.hpp"
+
+namespace medfuse {
+namespace avx512 {
+#include "histogram/histogram_kernels.hpp"
+
+namespace hk {
+// float64 keys in 8 lanes: the same comparisons and arithmetic as the generic
+// uniform_keys (IEEE operations, so the same keys), with the two edge
+// look-ups as gathers.
+template <>
+inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT x, const std::uint8_t* MEDFUSE_RESTRICT m,
+                                                 i64 len, double lo_thr, double hi_thr, double lo_b, double denom,
+                                                 const double* MEDFUSE_RESTRICT edges, std::int32_t nbins,
+                                                 u32* MEDFUSE_RESTRICT keys) {
+    const __m512d vlo = _mm512_set1_pd(lo_thr), vhi = _mm512_set1_pd(hi_thr), vlob = _mm512_set1_pd(lo_b);
+    const __m512d vden = _mm512_set1_pd(denom), vdn = _mm512_set1_pd(static_cast<double>(nbins));
+    const __m512d vzero = _mm512_setzero_pd(), vtop = _mm512_set1_pd(static_cast<double>(nbins - 1));
+    const __m256i one = _mm256_set1_epi32(1), last = _mm256_set1_epi32(nbins - 1), dummy = _mm256_set1_epi32(nbins);
+    const __m256i zero_i = _mm256_setzero_si256();
+    i64 j = 0;
+    for (; j + 8 <= len; j += 8) {
+        const __m512d v = _mm512_loadu_pd(x + j);
+        __mmask8 ok = _mm512_cmp_pd_mask(v, vlo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(v, vhi, _CMP_LE_OQ);
+        if (m) {
+            const __m128i mb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + j));
+            ok &= static_cast<__mmask8>(_mm_test_epi8_mask(mb, mb));
+        }
+        const __m512d xb = _mm512_mask_blend_pd(ok, vlob, v);
+        const __m512d f = _mm512_mul_pd(_mm512_div_pd(_mm512_sub_pd(xb, vlob), vden), vdn);
+        const __m512d fc = _mm512_min_pd(_mm512_max_pd(f, vzero), vtop);
+        __m256i idx = _mm512_cvttpd_epi32(fc);
+        const __m512d e0 = _mm512_i32gather_pd(idx, edges, 8);
+        const __m512d e1 = _mm512_i32gather_pd(idx, edges + 1, 8);
+        const __mmask8 below = _mm512_cmp_pd_mask(xb, e0, _CMP_LT_OQ);
+        const __mmask8 dec = below & _mm256_cmpgt_epi32_mask(idx, zero_i);
+        const __mmask8 inc = static_cast<__mmask8>(~below) & _mm256_cmpneq_epi32_mask(idx, last) &
+                             _mm512_cmp_pd_mask(xb, e1, _CMP_GE_OQ);
+        idx = _mm256_mask_sub_epi32(idx, dec, idx, one);
+        idx = _mm256_mask_add_epi32(idx, inc, idx, one);
+        idx = _mm256_mask_blend_epi32(ok, dummy, idx);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + j), idx);
+    }
+    for (; j < len; ++j) {
+        const double v = x[j];
+        const bool ok = (v >= lo_thr) & (v <= hi_thr) & (!m || m[j] != 0);
+        const double xb = ok ? v : lo_b;
+        const double f = ((xb - lo_b) / denom) * static_cast<double>(nbins);
+        double fc = f < 0.0 ? 0.0 : f;
+        fc = fc > static_cast<double>(nbins - 1) ? static_cast<double>(nbins - 1) : fc;
+        std::int32_t id = static_cast<std::int32_t>(fc);
+        const bool lt = xb < edges[id];
+        id = id - static_cast<std::int32_t>(lt & (id > 0)) +
+             static_cast<std::int32_t>(!lt & (id != nbins - 1) & (xb >= edges[id + 1]));
+        keys[j] = ok ? static_cast<u32>(id) : static_cast<u32>(nbins);
+    }
+}
+}  // namespace hk
+
+#define MEDFUSE_UP(T, B, D)                                                                                     \
+    void uniform_part(const T* x, const std::uint8_t* m, i64 b, i64 e, T lo_thr, T hi_thr, B lo_b, D denom,    \
+                      const B* edges, i64 nbins, i64* out, std::uint32_t* h, i64 stride, int nsub) {          \
+        hk::uniform_part<T, B, D>(x, m, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, out, h, stride, nsub); \
+    }
+MEDFUSE_UP(double, double, double)
+MEDFUSE_UP(float, float, float)
+MEDFUSE_UP(float, float, double)
+MEDFUSE_UP(float, double, double)
+#undef MEDFUSE_UP
+}  // namespace avx512
+}  // namespace medfuse

@@ -1,0 +1,53 @@
+"""benchmarks/compare.py: worst ratio per group from pytest-benchmark JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_compare", BENCH / "compare.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["bench_compare"] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _bench(group, family, threads, median, label=None):
+    return {"group": group, "name": f"{group}-{family}", "param": family,
+            "stats": {"median": median, "iqr": 0.0, "rounds": 3},
+            "extra_info": {"family": family, "threads": threads, "implementation": label or family}}
+
+
+def test_worst_ratio_per_group(tmp_path, capsys):
+    cmp = _load()
+    data = {"benchmarks": [
+        _bench("a", "medfuse", 1, 2.0), _bench("a", "medfuse", 2, 1.0),
+        _bench("a", "cv2", 1, 3.0, "cv2.Canny"), _bench("a", "cv2", 2, 0.5, "cv2.Canny"),  # 1.5x and 0.5x
+        _bench("a", "reference", None, 0.1),  # the twin is not an anchor by default
+        _bench("b", "medfuse", 1, 1.0), _bench("b", "scipy", None, 4.0),
+        _bench("c", "medfuse", 1, 1.0),
+    ]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    rows = [cmp._row(b) for b in data["benchmarks"]]
+    s = {g.group: g for g in cmp.summarise(rows)}
+    assert s["a"].worst == 0.5 and s["a"].worst_anchor == "cv2.Canny (2 threads)" and s["a"].speedup == 2.0
+    assert s["b"].worst == 4.0 and math.isnan(s["b"].speedup)
+    assert math.isnan(s["c"].worst)
+    assert cmp.summarise(rows, with_reference=True)[0].worst == 0.05
+    assert [g.group for g in cmp.summarise(rows)] == ["a", "b", "c"]  # worst first
+    assert cmp.main([str(path), "--fail-below", "1.0"]) == 1
+    out = capsys.readouterr().out
+    assert "<-- below" in out.splitlines()[1] and out.splitlines()[1].startswith("a ")
+    assert cmp.main([str(path), "--fail-below", "0.4"]) == 0
