@@ -67,6 +67,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,7 +411,7 @@ def _open_archive(p: Path, max_bytes: int) -> tuple[zipfile.ZipFile, dict[str, A
         raise ModelFileError(p, _describe_other(p))
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
         raise ModelFileError(p, f"damaged or truncated model archive ({err})") from None
     try:
         infos = zf.infolist()
@@ -458,7 +459,8 @@ def _read_member(p: Path, zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     try:
         with zf.open(info) as f:
             data = f.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError) as err:
+        # zlib.error: a damaged deflate stream fails while decompressing, before zipfile reaches the CRC check
         raise ModelFileError(p, f"damaged or truncated model archive: cannot read {name} ({err})") from None
     if len(data) > limit:
         raise ModelFileError(p, f"member {name} is larger than the limit {limit}")
@@ -483,7 +485,7 @@ def _load_estimator(p: Path, zf: zipfile.ZipFile, name: str, entry: Any, allowed
     try:
         inner = zipfile.ZipFile(io.BytesIO(data))
         infos = inner.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
         raise ModelFileError(p, f"{member} is damaged ({err})") from None
     if len(infos) > 100_000 or sum(i.file_size for i in infos) > budget:
         raise ModelFileError(p, f"{member} declares more than max_bytes={budget} uncompressed (zip bomb?)")
