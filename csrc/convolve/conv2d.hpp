@@ -40,6 +40,9 @@ inline std::int64_t block_k(std::int64_t K) {
     const std::int64_t nb = (K + kKC - 1) / kKC;
     return nb <= 1 ? K : (K + nb - 1) / nb;
 }
+// Direct path (avx512): output channels per register tile, widest kernel.
+constexpr int kDMR = 8;
+constexpr int kDirectMaxKw = 16;
 }  // namespace conv2d_detail
 
 // ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
@@ -53,6 +56,14 @@ inline std::int64_t block_k(std::int64_t K) {
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
+
+// avx512 direct path: output rows [ho0, ho1) of image `img`, group `g`, all
+// channels; `apack`: the group's weights in panels of K x kDMR.
+namespace avx512 {
+void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
+                        std::int64_t ho0, std::int64_t ho1);
+}
 
 }  // namespace medfuse
