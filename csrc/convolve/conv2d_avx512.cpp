@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <immintrin.h>
+#include <vector>
 
 #include "convolve/conv2d.hpp"
 
@@ -26,77 +27,113 @@ namespace {
 using i64 = std::int64_t;
 constexpr int DMR = conv2d_detail::kDMR;
 
-struct TapLoads {
-    i64 off[conv2d_detail::kDirectMaxKw][3];            // first input column of each vector
-    std::uint32_t mask[conv2d_detail::kDirectMaxKw][3];  // valid input lanes (32 for stride 2)
+// Where each k = (input channel, ky, kx) of a tile reads its input vectors:
+// ptr[k * NV + v] and the valid lanes mask[k * NV + v] (32 lanes for stride
+// 2; zero for a row in the padding, where ptr is any readable address).
+struct Taps {
+    std::vector<const float*> ptr;
+    std::vector<std::uint32_t> mask;
 };
 
-// Input vectors for output pixels wo0 + 16 v + j (j < 16, pixels < nv valid).
-void tap_loads(const Conv2dJob& job, i64 wo0, int nvec, int nv, TapLoads& t) {
-    const i64 W = job.wd;
+// Taps of output row `ho`, pixels wo0 + 16 v + j (j < 16; pixels < nv valid).
+void make_taps(const Conv2dJob& job, const float* ximg, i64 K, i64 ho, i64 wo0, int nvec, int nv, Taps& t) {
+    const i64 H = job.h, W = job.wd;
+    const int sw = static_cast<int>(job.sw);
+    std::uint32_t colmask[conv2d_detail::kDirectMaxKw][3];
+    i64 coloff[conv2d_detail::kDirectMaxKw][3];
     for (i64 kx = 0; kx < job.kw; ++kx)
         for (int v = 0; v < nvec; ++v) {
             const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
             const i64 base = (wo0 + 16 * v) * job.sw - job.pw + kx * job.dw;
-            const int lanes = static_cast<int>(job.sw) * 16;  // input elements the vector spans
             std::uint32_t m = 0;
-            for (int l = 0; l < lanes; ++l) {
-                // Stride 2: an output pixel is lane 2j; odd lanes are loaded (when inside
-                // the row) but dropped by the permute.
-                const bool used = l < static_cast<int>(job.sw) * npix;
-                if (used && base + l >= 0 && base + l < W) m |= std::uint32_t(1) << l;
-            }
-            t.off[kx][v] = base;
-            t.mask[kx][v] = m;
+            // Stride 2: output pixel j is lane 2j; odd lanes are loaded where
+            // they lie inside the row and dropped by the permute.
+            for (int l = 0; l < sw * npix; ++l)
+                if (base + l >= 0 && base + l < W) m |= std::uint32_t(1) << l;
+            coloff[kx][v] = base;
+            colmask[kx][v] = m;
         }
-}
-
-template <int NV>
-void direct_tile(const Conv2dJob& job, const float* ximg, const float* a, i64 K, i64 ho, const TapLoads& t,
-                 float* y, i64 P, int mr, int nv, const float* bias) {
-    __m512 acc[DMR][NV];
-    for (int i = 0; i < DMR; ++i)
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-    const i64 H = job.h, W = job.wd;
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    t.ptr.resize(static_cast<std::size_t>(K) * nvec);
+    t.mask.resize(static_cast<std::size_t>(K) * nvec);
     const i64 cg = K / (job.kh * job.kw);
-    const float* ak = a;
-    for (i64 ci = 0; ci < cg; ++ci) {
-        const float* plane = ximg + ci * H * W;
+    std::size_t e = 0;
+    for (i64 ci = 0; ci < cg; ++ci)
         for (i64 ky = 0; ky < job.kh; ++ky) {
             const i64 hi = ho * job.sh - job.ph + ky * job.dh;
             const bool inside = hi >= 0 && hi < H;
-            const float* row = plane + (inside ? hi : 0) * W;
-            for (i64 kx = 0; kx < job.kw; ++kx, ak += DMR) {
-                __m512 b[NV];
-                for (int v = 0; v < NV; ++v) {
-                    const std::uint32_t m = inside ? t.mask[kx][v] : 0u;
-                    const float* p = row + t.off[kx][v];
-                    if (job.sw == 1) {
-                        b[v] = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
-                    } else {
-                        const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), p);
-                        const __m512 hi2 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), p + 16);
-                        b[v] = _mm512_permutex2var_ps(lo, even, hi2);
-                    }
+            const float* row = ximg + (ci * H + (inside ? hi : 0)) * W;
+            for (i64 kx = 0; kx < job.kw; ++kx)
+                for (int v = 0; v < nvec; ++v, ++e) {
+                    t.mask[e] = inside ? colmask[kx][v] : 0u;
+                    // Masked-off lanes are never read, so a vector may start
+                    // before the row (left padding) or run past its end.
+                    t.ptr[e] = t.mask[e] ? row + coloff[kx][v] : ximg;
                 }
-                for (int i = 0; i < DMR; ++i) {
-                    const __m512 av = _mm512_set1_ps(ak[i]);
-                    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
-                }
+        }
+}
+
+template <int NV, int SW>
+void direct_tile(const float* a, i64 K, const Taps& t, float* y, i64 P, int mr, int nv, const float* bias,
+                 bool relu) {
+    static_assert(SW == 1 || SW == 2, "direct path: stride 1 or 2");
+    __m512 acc[DMR][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < DMR; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const float* const* pp = t.ptr.data();
+    const std::uint32_t* mm = t.mask.data();
+    for (i64 k = 0; k < K; ++k, a += DMR, pp += NV, mm += NV) {
+        __m512 b[NV];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) {
+            if (SW == 1) {
+                b[v] = _mm512_maskz_loadu_ps(static_cast<__mmask16>(mm[v]), pp[v]);
+            } else {
+                const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(mm[v] & 0xffffu), pp[v]);
+                const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(mm[v] >> 16), pp[v] + 16);
+                b[v] = _mm512_permutex2var_ps(lo, even, hi);
             }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < DMR; ++i) {
+            const __m512 av = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
         }
     }
     const __m512 zero = _mm512_setzero_ps();
-    for (int i = 0; i < mr; ++i) {
+    // Constant indices only (fully unrolled), so acc stays in registers.
+#pragma GCC unroll 8
+    for (int i = 0; i < DMR; ++i) {
+        if (i >= mr) break;
         float* yr = y + i * P;
         const __m512 bv = _mm512_set1_ps(bias ? bias[i] : 0.f);
+#pragma GCC unroll 3
         for (int v = 0; v < NV; ++v) {
             __m512 r = _mm512_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
-            if (job.relu) r = _mm512_max_ps(r, zero);  // r > 0 ? r : 0 (NaN -> 0, as the GEMM path's compare)
+            if (relu) r = _mm512_max_ps(r, zero);     // r > 0 ? r : 0 (NaN -> 0), as the GEMM path
             const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
             _mm512_mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), r);
         }
+    }
+}
+
+template <int SW>
+void direct_tiles(const Conv2dJob& job, const float* apack, i64 K, i64 mblocks, i64 cog, const Taps& t,
+                  float* ybase, i64 P, int nvec, int nv, const float* bias) {
+    for (i64 mb = 0; mb < mblocks; ++mb) {
+        const int mr = static_cast<int>(cog - mb * DMR < DMR ? cog - mb * DMR : DMR);
+        const float* a = apack + mb * K * DMR;
+        float* y = ybase + mb * DMR * P;
+        const float* bm = bias ? bias + mb * DMR : nullptr;
+        if (nvec == 3)
+            direct_tile<3, SW>(a, K, t, y, P, mr, nv, bm, job.relu);
+        else if (nvec == 2)
+            direct_tile<2, SW>(a, K, t, y, P, mr, nv, bm, job.relu);
+        else
+            direct_tile<1, SW>(a, K, t, y, P, mr, nv, bm, job.relu);
     }
 }
 
@@ -110,27 +147,21 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
     float* ybase = job.y + (img * job.co + g * cog) * P;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
     const i64 mblocks = (cog + DMR - 1) / DMR;
-    TapLoads t;
-    for (i64 wo0 = 0; wo0 < job.wo;) {
-        const i64 rest = job.wo - wo0;
-        const int nv = static_cast<int>(rest < 48 ? rest : 48);
-        const int nvec = (nv + 15) / 16;
-        tap_loads(job, wo0, nvec, nv, t);
-        for (i64 ho = ho0; ho < ho1; ++ho)
-            for (i64 mb = 0; mb < mblocks; ++mb) {
-                const int mr = static_cast<int>(cog - mb * DMR < DMR ? cog - mb * DMR : DMR);
-                const float* a = apack + mb * K * DMR;
-                float* y = ybase + mb * DMR * P + ho * job.wo + wo0;
-                const float* bm = bias ? bias + mb * DMR : nullptr;
-                if (nvec == 3)
-                    direct_tile<3>(job, ximg, a, K, ho, t, y, P, mr, nv, bm);
-                else if (nvec == 2)
-                    direct_tile<2>(job, ximg, a, K, ho, t, y, P, mr, nv, bm);
-                else
-                    direct_tile<1>(job, ximg, a, K, ho, t, y, P, mr, nv, bm);
-            }
-        wo0 += nv;
-    }
+    Taps t;
+    for (i64 ho = ho0; ho < ho1; ++ho)
+        for (i64 wo0 = 0; wo0 < job.wo;) {
+            // Tiles of up to 48 pixels; a row of 49..64 goes in two halves.
+            const i64 rest = job.wo - wo0;
+            const int nv = static_cast<int>(rest <= 48 ? rest : rest <= 64 ? (rest + 1) / 2 : 48);
+            const int nvec = (nv + 15) / 16;
+            make_taps(job, ximg, K, ho, wo0, nvec, nv, t);
+            float* y = ybase + ho * job.wo + wo0;
+            if (job.sw == 1)
+                direct_tiles<1>(job, apack, K, mblocks, cog, t, y, P, nvec, nv, bias);
+            else
+                direct_tiles<2>(job, apack, K, mblocks, cog, t, y, P, nvec, nv, bias);
+            wo0 += nv;
+        }
 }
 
 }  // namespace avx512
