@@ -112,7 +112,18 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
         f.groups = G; f.ho = H; f.wo = W; f.relu = false;
         conv2d_f32(f, threads);
     }
-    if (job.gw) {
+#if defined(MEDFUSE_HAVE_AVX512)
+    if (job.gw && active_isa() == Isa::avx512 && (job.sw == 1 || job.sw == 2)) {
+        rest.gw = nullptr;
+        const i64 ob = conv2d_bwd_detail::kGwOc, oblocks = (cog + ob - 1) / ob;
+        // Task (group, block of output channels): disjoint gw rows.
+        parallel_for(G * oblocks, threads, [&](i64 t) {
+            const i64 b = t % oblocks, g = t / oblocks;
+            avx512::conv2d_grad_weight_vec(job, g, b * ob, std::min(cog, (b + 1) * ob));
+        });
+    }
+#endif
+    if (rest.gw) {
         rest.gw = nullptr;
         // Per group and chunk of images: gw_chunk (cog x Kx) = gy (cog x nc*P) * colT (nc*P x Kx), a 1x1
         // convolution whose input channels are the (image, pixel) pairs; chunks are summed in order.
