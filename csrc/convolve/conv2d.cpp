@@ -40,11 +40,14 @@ Buffer aligned_floats(i64 n) {
 }
 
 #if defined(MEDFUSE_HAVE_AVX512)
-// The direct path pays where packing would dominate (every stride-1/2 shape
-// whose output rows fill most of a 16-lane vector); narrow outputs keep the
-// packed GEMM, whose panels run across output rows.
+// The direct path (no packing) is the faster one on every stride-1/2 shape
+// measured, narrow outputs included (a 4x4 output row still beats the
+// packed GEMM's per-task packing and tiny panels).
+// Very long reductions (the 1x1 "convolution" the grad-weight fallback runs,
+// K = pixels) keep the GEMM, which blocks K and splits the pixels.
 bool direct_fits(const Conv2dJob& job) {
-    return (job.sw == 1 || job.sw == 2) && job.kw <= conv2d_detail::kDirectMaxKw && job.wo >= 12;
+    const i64 K = job.c / job.groups * job.kh * job.kw;
+    return (job.sw == 1 || job.sw == 2) && job.kw <= conv2d_detail::kDirectMaxKw && K <= 8192;
 }
 
 void conv2d_direct(const Conv2dJob& job, int threads) {

@@ -11,6 +11,13 @@
 // blocks of at most 384 (partial sums wait in y between blocks). Every output
 // element is one accumulation chain over k = 0..K-1 in order, so results do
 // not depend on the thread count or on how the work was split.
+//
+// avx512 (conv2d_avx512.cpp): a direct convolution instead, for horizontal
+// stride 1 or 2, kernel width <= 16 and K <= 8192: register tiles of
+// 8/16/24 output channels x 16/32/48 pixels of one output row read the input
+// rows in place with masked 512-bit loads (no im2col packing; stride 2 by a
+// permute of two loads). Same chain per output element (acc = 0, one FMA per
+// k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
 #pragma once
 #include <cstdint>
 
