@@ -144,11 +144,12 @@ def test_python_threads_concurrently():
         np.testing.assert_array_equal(a, b)
 
 
-# Shapes for every path: the packed GEMM (narrow outputs, stride 3) and, on
-# avx512, the direct convolution (output rows >= 12, stride 1 or 2): row
-# tiles of 1..3 vectors with ragged ends, 1..3 channel panels with partial
-# ones, padding wider than the kernel, dilation, groups, a 1x1 kernel, a
-# kernel row of 16 taps, an inf weight (inf * padding zero = NaN on every path).
+# Shapes for every path: the packed GEMM (every shape on baseline/avx2; on
+# avx512 the stride-3 case) and the avx512 direct convolution (stride 1 or
+# 2): 1x1 and 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
+# ends, 1..3 channel panels with partial ones, padding wider than the kernel,
+# dilation, groups, a 1x1 kernel, a kernel row of 16 taps, an inf weight
+# (inf * padding zero = NaN on every path).
 _DISPATCH = r"""
 import sys, numpy as np, medfuse, medfuse.reference as ref
 rng = np.random.default_rng(0)
