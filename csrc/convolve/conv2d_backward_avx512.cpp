@@ -31,7 +31,7 @@ struct GwCols {
 // (16-pixel vectors of each row in order): loaded from and stored to `buf`.
 template <int NX, int SW>
 void gw_rows(const Conv2dGradJob<float>& job, const GwCols& cols, const float* gyimg, const float* plane, int mr,
-             i64 ky, i64 kx0, i64 ho0, i64 ho1, __m512* buf) {
+             i64 ky, i64 kx0, i64 ho0, i64 ho1, float* buf) {
     static_assert(SW == 1 || SW == 2, "stride 1 or 2");
     const i64 H = job.h, W = job.wd, WO = job.wo, P = job.ho * job.wo, kw = job.kw;
     const i64 nvec = (WO + 15) / 16;
@@ -39,7 +39,7 @@ void gw_rows(const Conv2dGradJob<float>& job, const GwCols& cols, const float* g
 #pragma GCC unroll 8
     for (int i = 0; i < OB; ++i)
 #pragma GCC unroll 3
-        for (int j = 0; j < NX; ++j) acc[i][j] = buf[i * NX + j];
+        for (int j = 0; j < NX; ++j) acc[i][j] = _mm512_loadu_ps(buf + (i * NX + j) * 16);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const float* gyr[OB];
     for (int i = 0; i < OB; ++i) gyr[i] = gyimg + (i < mr ? i : 0) * P;
@@ -76,12 +76,12 @@ void gw_rows(const Conv2dGradJob<float>& job, const GwCols& cols, const float* g
 #pragma GCC unroll 8
     for (int i = 0; i < OB; ++i)
 #pragma GCC unroll 3
-        for (int j = 0; j < NX; ++j) buf[i * NX + j] = acc[i][j];
+        for (int j = 0; j < NX; ++j) _mm512_storeu_ps(buf + (i * NX + j) * 16, acc[i][j]);
 }
 
 template <int SW>
 void gw_block(const Conv2dGradJob<float>& job, const GwCols& cols, const float* gyimg, const float* plane, int mr,
-              i64 ky, i64 kx0, i64 nx, i64 ho0, i64 ho1, __m512* buf) {
+              i64 ky, i64 kx0, i64 nx, i64 ho0, i64 ho1, float* buf) {
     if (nx == 3)
         gw_rows<3, SW>(job, cols, gyimg, plane, mr, ky, kx0, ho0, ho1, buf);
     else if (nx == 2)
@@ -91,11 +91,12 @@ void gw_block(const Conv2dGradJob<float>& job, const GwCols& cols, const float* 
 }
 
 // Fixed pairwise order: 16 -> 8 -> 4 -> 2 -> 1 lanes.
-float lane_sum(__m512 a) {
-    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+float lane_sum(const float* a) {
+    float t[16];
+    for (int i = 0; i < 16; ++i) t[i] = a[i];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; ++i) t[i] = t[i] + t[i + w];
+    return t[0];
 }
 
 }  // namespace
@@ -123,7 +124,7 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, i64 g, i64 o0, i64 
     // carried across images and bands of output rows (bands keep the gy rows
     // of the 8 channels in L1 while every input channel and tap uses them).
     const i64 kxc = (kw + 2) / 3;
-    std::vector<__m512> buf(static_cast<std::size_t>(cg * kh * kxc * OB * 3), _mm512_setzero_ps());
+    std::vector<float> buf(static_cast<std::size_t>(cg * kh * kxc * OB * 3 * 16), 0.f);
     const i64 band = std::max<i64>(1, 512 / std::max<i64>(WO, 1));
     for (i64 n = 0; n < job.n; ++n) {
         const float* gyimg = job.gy + (n * job.co + g * cog + o0) * P;
@@ -133,7 +134,7 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, i64 g, i64 o0, i64 
                 const float* plane = job.x + (n * job.c + g * cg + c) * job.h * job.wd;
                 for (i64 ky = 0; ky < kh; ++ky)
                     for (i64 q = 0; q < kxc; ++q) {
-                        __m512* b = buf.data() + ((c * kh + ky) * kxc + q) * OB * 3;
+                        float* b = buf.data() + ((c * kh + ky) * kxc + q) * OB * 3 * 16;
                         const i64 nx = std::min<i64>(3, kw - 3 * q);
                         if (sw == 1)
                             gw_block<1>(job, cols, gyimg, plane, mr, ky, 3 * q, nx, ho0, ho1, b);
@@ -147,11 +148,11 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, i64 g, i64 o0, i64 
     for (i64 c = 0; c < cg; ++c)
         for (i64 ky = 0; ky < kh; ++ky)
             for (i64 q = 0; q < kxc; ++q) {
-                const __m512* b = buf.data() + ((c * kh + ky) * kxc + q) * OB * 3;
+                const float* b = buf.data() + ((c * kh + ky) * kxc + q) * OB * 3 * 16;
                 const i64 nx = std::min<i64>(3, kw - 3 * q);
                 for (int i = 0; i < mr; ++i)
                     for (i64 j = 0; j < nx; ++j)
-                        gw[i * K + c * taps + ky * kw + 3 * q + j] = lane_sum(b[i * nx + j]);
+                        gw[i * K + c * taps + ky * kw + 3 * q + j] = lane_sum(b + (i * nx + j) * 16);
             }
 }
 
