@@ -27,6 +27,8 @@ CASES = {
     # group: (n, cin, h, w, cout, k, stride, padding, groups, description)
     "conv2d-b8-32to64-64x64-k3": (8, 32, 64, 64, 64, 3, 1, 1, 1,
                                   "x 8x32x64x64 float32, weight 64x32x3x3, padding 1, bias, ReLU"),
+    "conv2d-b4-16to32-64x64-k3": (4, 16, 64, 64, 32, 3, 1, 1, 1,
+                                  "x 4x16x64x64 float32, weight 32x16x3x3, padding 1, bias, ReLU (the quick-bench case)"),
     "conv2d-b1-64to128-56x56-k3": (1, 64, 56, 56, 128, 3, 1, 1, 1,
                                    "x 1x64x56x56 float32, weight 128x64x3x3, padding 1, bias, ReLU"),
     "conv2d-b4-96-28x28-k5-s2-g4": (4, 96, 28, 28, 96, 5, 2, 2, 4,

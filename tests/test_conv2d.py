@@ -144,28 +144,64 @@ def test_python_threads_concurrently():
         np.testing.assert_array_equal(a, b)
 
 
+# Shapes for every path: the packed GEMM (every shape on baseline/avx2; on
+# avx512 the stride-3 case) and the avx512 direct convolution (stride 1 or
+# 2): 1x1 and 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
+# ends, 1..3 channel panels with partial ones, padding wider than the kernel,
+# dilation, groups, a 1x1 kernel, a kernel row of 16 taps, an inf weight
+# (inf * padding zero = NaN on every path).
 _DISPATCH = r"""
-import numpy as np, medfuse, medfuse.reference as ref
+import sys, numpy as np, medfuse, medfuse.reference as ref
 rng = np.random.default_rng(0)
 worst = 0.0
-for (n, c, h, w, co, k, s, p, g) in [(1, 1, 1, 1, 1, 1, 1, 0, 1), (2, 6, 9, 23, 14, 3, 1, 1, 2), (1, 5, 20, 17, 7, 5, 2, 2, 1)]:
+outs = []
+for (n, c, h, w, co, kh, kw, s, p, d, g) in [
+        (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1), (2, 6, 9, 23, 14, 3, 3, 1, 1, 1, 2), (1, 5, 20, 17, 7, 5, 5, 2, 2, 1, 1),
+        (2, 4, 7, 12, 9, 3, 3, 1, 1, 1, 1), (1, 3, 6, 33, 17, 3, 3, 1, 1, 1, 1), (1, 3, 5, 49, 25, 1, 3, 1, 0, 1, 1),
+        (2, 8, 11, 70, 24, 3, 3, 1, 4, 2, 2), (1, 4, 9, 101, 8, 5, 3, 2, 2, 1, 1), (1, 6, 6, 64, 30, 3, 3, 2, 1, 2, 3),
+        (1, 2, 4, 40, 3, 1, 16, 1, 7, 1, 1), (1, 2, 5, 30, 5, 2, 2, 3, 1, 1, 1), (3, 16, 12, 64, 32, 1, 1, 1, 0, 1, 1)]:
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
-    got = medfuse.conv2d(x, wt, stride=s, padding=p, groups=g)
-    want = ref.conv2d(x, wt, stride=s, padding=p, groups=g)
-    worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6)))
+    wt = rng.standard_normal((co, c // g, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    kw_ = dict(stride=s, padding=p, dilation=d, groups=g)
+    for act in (None, "relu"):
+        got = medfuse.conv2d(x, wt, b, activation=act, **kw_)
+        want = ref.conv2d(x, wt, b, activation=act, **kw_)
+        worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6)))
+        outs.append(got.ravel())
+    wt[0, 0, 0, 0] = np.inf
+    got = medfuse.conv2d(x, wt, padding=p, stride=s, dilation=d, groups=g)
+    want = ref.conv2d(x, wt, padding=p, stride=s, dilation=d, groups=g)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (n, c, h, w)
+    outs.append(got.ravel())
+np.save(sys.argv[1], np.concatenate(outs))
 print(medfuse.build_info()["simd_active"], int(worst <= 1e-5))
 """
 
 
-@pytest.mark.parametrize("simd", ["baseline", "avx2"])
-def test_dispatch_paths(simd):
+def _run_dispatch(simd, tmp_path):
     if simd not in medfuse.build_info()["simd_supported"]:
         pytest.skip(f"{simd} not available")
     env = {**os.environ, "MEDFUSE_SIMD": simd}
-    out = subprocess.run([sys.executable, "-c", _DISPATCH], env=env, capture_output=True, text=True, check=True)
+    path = tmp_path / f"{simd}.npy"
+    out = subprocess.run([sys.executable, "-c", _DISPATCH, str(path)], env=env, capture_output=True, text=True,
+                         check=True)
     active, ok = out.stdout.split()
     assert active == simd and ok == "1"
+    return np.load(path)
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
+def test_dispatch_paths(simd, tmp_path):
+    _run_dispatch(simd, tmp_path)
+
+
+def test_avx512_direct_path_same_bits_as_avx2(tmp_path):
+    # Both compute acc = 0; acc = fma(w, x, acc) for k = 0..K-1; + bias; ReLU,
+    # one packing the input, the other reading it in place: same bits.
+    a = _run_dispatch("avx512", tmp_path)
+    b = _run_dispatch("avx2", tmp_path)
+    np.testing.assert_array_equal(a, b)
 
 
 # ---- refusals -------------------------------------------------------------

@@ -168,7 +168,11 @@ import json, numpy as np, medfuse, medfuse.reference as ref
 rng = np.random.default_rng(5)
 worst = 0.0
 for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6, 20, 37, 9, 3, 2, 2, 2, 3),
-                                          (3, 8, 9, 40, 8, 5, 1, 2, 1, 8), (1, 3, 7, 7, 5, 1, 1, 0, 1, 1)]:
+                                          (3, 8, 9, 40, 8, 5, 1, 2, 1, 8), (1, 3, 7, 7, 5, 1, 1, 0, 1, 1),
+                                          # several 16-pixel vectors per row, taps in chunks of 3 + 2, two
+                                          # blocks of 8 output channels (the avx512 grad weight), stride 2
+                                          (2, 3, 11, 70, 20, 5, 2, 2, 1, 1), (1, 4, 6, 50, 10, 1, 1, 0, 1, 2),
+                                          (2, 2, 8, 45, 9, 4, 1, 3, 2, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)

@@ -548,3 +548,31 @@ def test_simd_paths_agree_on_large_image():
             assert proc.returncode == 0, proc.stderr
             res.append(np.load(f))
     np.testing.assert_allclose(res[0], res[1], rtol=1e-5, atol=1e-4)
+
+
+def test_avx512_same_bits_as_avx2():
+    """AVX-512 runs the AVX2 chain per output (c0 x0, then one FMA per tap) in wider vectors: same bits."""
+    paths = _available_paths()
+    if "avx512" not in paths or "avx2" not in paths:
+        pytest.skip("needs a CPU with avx2 and avx512")
+    code = (
+        "import numpy as np, medfuse, sys\n"
+        "rng = np.random.default_rng(1)\n"
+        "x = rng.random((67, 301)).astype(np.float32)\n"
+        "v = rng.random((9, 23, 150))\n"
+        "k = rng.standard_normal((5, 5))\n"
+        "out = [medfuse.convolve(x, k), medfuse.gaussian(x, 2.0), medfuse.gaussian(v, 1.5),\n"
+        "       medfuse.sep_filter(x.astype(np.float64), [rng.standard_normal(4), rng.standard_normal(7)])]\n"
+        "np.save(sys.argv[1], np.concatenate([o.ravel().astype(np.float64) for o in out]))\n"
+    )
+    import tempfile
+
+    res = []
+    with tempfile.TemporaryDirectory() as d:
+        for p in ("avx2", "avx512"):
+            f = os.path.join(d, p + ".npy")
+            env = dict(os.environ, MEDFUSE_SIMD=p)
+            proc = subprocess.run([sys.executable, "-c", code, f], env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            res.append(np.load(f))
+    np.testing.assert_array_equal(res[0], res[1])

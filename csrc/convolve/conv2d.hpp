@@ -11,6 +11,13 @@
 // blocks of at most 384 (partial sums wait in y between blocks). Every output
 // element is one accumulation chain over k = 0..K-1 in order, so results do
 // not depend on the thread count or on how the work was split.
+//
+// avx512 (conv2d_avx512.cpp): a direct convolution instead, for horizontal
+// stride 1 or 2, kernel width <= 16 and K <= 8192: register tiles of
+// 8/16/24 output channels x 16/32/48 pixels of one output row read the input
+// rows in place with masked 512-bit loads (no im2col packing; stride 2 by a
+// permute of two loads). Same chain per output element (acc = 0, one FMA per
+// k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
 #pragma once
 #include <cstdint>
 
@@ -40,6 +47,9 @@ inline std::int64_t block_k(std::int64_t K) {
     const std::int64_t nb = (K + kKC - 1) / kKC;
     return nb <= 1 ? K : (K + nb - 1) / nb;
 }
+// Direct path (avx512): output channels per register tile, widest kernel.
+constexpr int kDMR = 8;
+constexpr int kDirectMaxKw = 16;
 }  // namespace conv2d_detail
 
 // ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
@@ -53,6 +63,14 @@ inline std::int64_t block_k(std::int64_t K) {
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
+
+// avx512 direct path: output rows [ho0, ho1) of image `img`, group `g`, all
+// channels; `apack`: the group's weights in panels of K x kDMR.
+namespace avx512 {
+void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
+                        std::int64_t ho0, std::int64_t ho1);
+}
 
 }  // namespace medfuse

@@ -44,6 +44,7 @@ namespace conv2d_bwd_detail {
 constexpr int kLanes = 16;    // independent partial sums per dot product
 constexpr int kOcBlock = 8;   // output channels per grad-weight task
 constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
+constexpr int kGwOc = 8;  // output channels per avx512 grad-weight task
 }  // namespace conv2d_bwd_detail
 
 // ---- per-ISA entry points (conv2d_backward_kernels.hpp compiled per ISA) ----
@@ -59,5 +60,13 @@ MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
 MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
+
+// avx512, float32, horizontal stride 1 or 2: gw[o0..o1, :, :, :] of group g
+// (o relative to the group, o1 - o0 <= kGwOc) straight from x and gy, no
+// im2col matrix: 16-lane partial sums over (image, output row, 16 output
+// pixels) in that order, each reduced pairwise 16 -> 1 at the end.
+namespace avx512 {
+void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
+}
 
 }  // namespace medfuse

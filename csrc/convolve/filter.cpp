@@ -32,15 +32,19 @@ using FirFn = void (*)(const T* const*, const T*, int, bool, T*, i64);
 template <class T> FirFn<T> fir_fn();
 template <>
 FirFn<float> fir_fn<float>() {
+#ifdef MEDFUSE_HAVE_AVX512
+    if (active_isa() == Isa::avx512) return &avx512::fir_f32;
+#endif
 #ifdef MEDFUSE_HAVE_AVX2
-    // AVX-512 CPUs use the AVX2 path: the loop is load-bound, wider vectors
-    // gain little and that path could not be tested on our machines.
     if (active_isa() != Isa::baseline) return &avx2::fir_f32;
 #endif
     return &baseline::fir_f32;
 }
 template <>
 FirFn<double> fir_fn<double>() {
+#ifdef MEDFUSE_HAVE_AVX512
+    if (active_isa() == Isa::avx512) return &avx512::fir_f64;
+#endif
 #ifdef MEDFUSE_HAVE_AVX2
     if (active_isa() != Isa::baseline) return &avx2::fir_f64;
 #endif

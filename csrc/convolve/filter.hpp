@@ -50,6 +50,7 @@ void sep_filter(const FilterJob& job, const std::vector<double> taps[3]);
     }
 MEDFUSE_DECLARE_FILTER_ISA(baseline)
 MEDFUSE_DECLARE_FILTER_ISA(avx2)
+MEDFUSE_DECLARE_FILTER_ISA(avx512)
 #undef MEDFUSE_DECLARE_FILTER_ISA
 
 }  // namespace medfuse

@@ -1,13 +1,18 @@
 // Inner loop of the filters: a multi-row FIR, vectorized along the row.
-// Included inside namespace medfuse::<isa> by filter.cpp (baseline) and
-// filter_avx2.cpp (-mavx2 -mfma): system headers come from the includer.
+// Included inside namespace medfuse::<isa> by filter.cpp (baseline),
+// filter_avx2.cpp (-mavx2 -mfma) and filter_avx512.cpp (512-bit vectors):
+// system headers come from the includer. AVX2 and AVX-512 compute the same
+// chain per output (a = c0 x0, then one FMA per tap; std::fma in the tails),
+// so they give the same bits.
 //
 // The AVX2 build uses fused multiply-add (_mm256_fmadd_*), so its results
 // differ from the baseline's by rounding (a few ulp of the sum); the tests
 // compare floats with a tolerance scaled to sum |kernel| * |image|.
 
 #ifndef MEDFUSE_FILTER_VEC_BYTES
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
+#define MEDFUSE_FILTER_VEC_BYTES 64
+#elif defined(__AVX2__)
 #define MEDFUSE_FILTER_VEC_BYTES 32
 #else
 #define MEDFUSE_FILTER_VEC_BYTES 16
@@ -32,7 +37,10 @@ inline void vstore(T* p, V v) {
     std::memcpy(p, &v, sizeof(V));
 }
 template <class V, class T> inline V vsplat(T c);
-#if MEDFUSE_FILTER_VEC_BYTES == 32
+#if MEDFUSE_FILTER_VEC_BYTES == 64
+template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm512_set1_ps(c); }
+template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm512_set1_pd(c); }
+#elif MEDFUSE_FILTER_VEC_BYTES == 32
 template <> inline vf32 vsplat<vf32, float>(float c) { return (vf32)_mm256_set1_ps(c); }
 template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm256_set1_pd(c); }
 #else
@@ -41,14 +49,18 @@ template <> inline vf64 vsplat<vf64, double>(double c) { return (vf64)_mm_set1_p
 #endif
 
 inline vf32 vmadd(vf32 a, vf32 b, vf32 c) {
-#if defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
+#if MEDFUSE_FILTER_VEC_BYTES == 64
+    return (vf32)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
     return (vf32)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
     return a * b + c;
 #endif
 }
 inline vf64 vmadd(vf64 a, vf64 b, vf64 c) {
-#if defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
+#if MEDFUSE_FILTER_VEC_BYTES == 64
+    return (vf64)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__) && MEDFUSE_FILTER_VEC_BYTES == 32
     return (vf64)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
 #else
     return a * b + c;

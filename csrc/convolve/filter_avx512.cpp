@@ -1,0 +1,14 @@
+// Filter inner loops for the avx512 path (built with its own -m flags; 64-byte vectors).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "convolve/filter.hpp"
+
+namespace medfuse {
+namespace avx512 {
+#include "convolve/filter_kernels.hpp"
+}  // namespace avx512
+}  // namespace medfuse
