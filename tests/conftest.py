@@ -52,35 +52,9 @@ settings.register_profile("quick", max_examples=8, **_DB)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-_BASE_EXAMPLES = 100  # the default profile's count; stress/thorough scale pinned counts by theirs over this
-
-
-def _scaled(n: int, profile_examples: int) -> int:
-    """A pinned example count under a profile that enlarges properties."""
-    factor = profile_examples / _BASE_EXAMPLES
-    return n if factor <= 1 else round(n * factor)
-
-
 def pytest_collection_modifyitems(config, items):
-    """Scale pinned ``max_examples`` under the stress and thorough profiles.
-
-    ``@settings(max_examples=N)`` on a test overrides the loaded profile, so
-    without this a stress run would draw N examples for those tests, not 5N.
-    Hypothesis reads the test's settings when the test runs, so replacing them
-    here takes effect; each test function is scaled once (parametrized items
-    share it).
-    """
-    profile = settings.default.max_examples
-    if profile <= _BASE_EXAMPLES:
-        return
-    for item in items:
-        fn = getattr(item, "obj", None)
-        own = getattr(fn, "_hypothesis_internal_use_settings", None)
-        if own is None or getattr(fn, "_medfuse_scaled", False):
-            continue
-        if own.max_examples != profile:  # pinned by the test
-            fn._hypothesis_internal_use_settings = settings(own, max_examples=_scaled(own.max_examples, profile))
-        fn._medfuse_scaled = True
+    """Scale pinned ``max_examples`` under the stress and thorough profiles (see hygiene.scale_pinned_examples)."""
+    hygiene.scale_pinned_examples(items)
 
 
 def pytest_report_header(config):

@@ -124,7 +124,6 @@ def test_stress_profile_scales_pinned_example_counts():
 
     from hypothesis import settings
 
-    import conftest
 
     before = settings.default
     try:
@@ -133,7 +132,7 @@ def test_stress_profile_scales_pinned_example_counts():
             calls: list = []
             prop = _pinned_property(calls)
             item = SimpleNamespace(obj=prop)
-            conftest.pytest_collection_modifyitems(None, [item, item])  # a shared function is scaled once
+            hygiene.scale_pinned_examples([item, item])  # a shared function is scaled once
             prop()
             assert len(calls) == expected, (profile, len(calls))
     finally:
