@@ -34,10 +34,13 @@ inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT 
         }
         const __m512d xb = _mm512_mask_blend_pd(ok, vlob, v);
         const __m512d f = _mm512_mul_pd(_mm512_div_pd(_mm512_sub_pd(xb, vlob), vden), vdn);
-        const __m512d fc = _mm512_min_pd(_mm512_max_pd(f, vzero), vtop);
-        __m256i idx = _mm512_cvttpd_epi32(fc);
-        const __m512d e0 = _mm512_i32gather_pd(idx, edges, 8);
-        const __m512d e1 = _mm512_i32gather_pd(idx, edges + 1, 8);
+        // Masked forms with every lane set (same instructions and NaN rules): GCC 12's plain min/max/cvtt/gather
+        // intrinsics pass an undefined source vector that -Wmaybe-uninitialized (-Werror in CI) rejects.
+        const __mmask8 all = static_cast<__mmask8>(0xFF);
+        const __m512d fc = _mm512_mask_min_pd(vtop, all, _mm512_mask_max_pd(vzero, all, f, vzero), vtop);
+        __m256i idx = _mm512_mask_cvttpd_epi32(zero_i, all, fc);
+        const __m512d e0 = _mm512_mask_i32gather_pd(vzero, all, idx, edges, 8);
+        const __m512d e1 = _mm512_mask_i32gather_pd(vzero, all, idx, edges + 1, 8);
         const __mmask8 below = _mm512_cmp_pd_mask(xb, e0, _CMP_LT_OQ);
         const __mmask8 dec = below & _mm256_cmpgt_epi32_mask(idx, zero_i);
         const __mmask8 inc = static_cast<__mmask8>(~below) & _mm256_cmpneq_epi32_mask(idx, last) &
