@@ -4,6 +4,7 @@ skimage.filters.gabor, Laws energy vs scipy.ndimage; twins; refusals."""
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -137,6 +138,73 @@ def test_bank_threads_invariant():
         res.append(medfuse.filter_bank(x, kind="laws", laws_vectors=["L5", "E5"])[0])
     for r in res[1:]:
         np.testing.assert_array_equal(r, res[0])
+
+
+def _crop_cases():
+    """3D CT crops as the extractor's "filters" group sees them (issue 25): odd
+    sizes, 1-voxel axes, strided / offset / transposed views, int16 and float32."""
+    rng = np.random.default_rng(25)
+    shapes = [(1, 1, 1), (1, 7, 1), (3, 1, 9), (5, 7, 3), (2, 17, 33), (9, 13, 11), (1, 40, 37), (7, 3, 129),
+              (13, 2, 65), (4, 31, 1), (6, 19, 23), (3, 5, 47)]
+    cases = []
+    for i, shape in enumerate(shapes):
+        big = rng.normal(-300.0, 400.0, size=tuple(2 * n + 1 for n in shape))
+        big = big.astype(np.int16 if i % 2 else np.float32)
+        view = [big[::2, ::2, ::2][: shape[0], : shape[1], : shape[2]],
+                big[1 : shape[0] + 1, : shape[1], 1 : shape[2] + 1],
+                np.ascontiguousarray(big[: shape[0], : shape[1], : shape[2]].transpose(2, 0, 1)).transpose(1, 2, 0)][i % 3]
+        assert view.shape == shape
+        cases.append(view)
+    return cases
+
+
+def _crop_bank(x):
+    laws, _ = medfuse.filter_bank(x, kind="laws", laws_vectors=["L5", "E5"], laws_window=7)
+    log, _ = medfuse.filter_bank(x, kind="log", sigmas=[1.0, 2.0])
+    return laws, log
+
+
+def test_bank_on_crops_from_python_threads_equals_serial_and_twin():
+    """Issue 25: the abort was reported inside the Laws bank on 3D crops, several
+    extraction threads at once, each kernel threaded. From 4 Python threads, kernel
+    threads switched 1..3 between calls, every result equals the serial one bit
+    for bit (a race or an overflowed scratch buffer would change some) and the
+    NumPy twin to rounding; the sanitizer job (.ci/sanitize) runs this file."""
+    cases = _crop_cases()
+    medfuse.set_num_threads(1)
+    serial = [_crop_bank(x) for x in cases]
+    for x, got in zip(cases, serial):
+        big = np.abs(np.asarray(x, dtype=np.float64)).max()
+        for g, kw in zip(got, [dict(kind="laws", laws_vectors=["L5", "E5"], laws_window=7),
+                               dict(kind="log", sigmas=[1.0, 2.0])]):
+            want, _ = ref.filter_bank(x, **kw)
+            np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5 * (np.abs(want).max() + big * 64) + 1e-30)
+    n_threads, rounds = 4, 3
+    barrier = threading.Barrier(n_threads)
+    results: dict[tuple[int, int], tuple] = {}
+    errors: list[BaseException] = []
+
+    def work(t):
+        try:
+            barrier.wait(timeout=60)
+            for r in range(rounds):
+                for i in range(t, len(cases), 2):
+                    medfuse.set_num_threads(1 + (t + r + i) % 3)
+                    results[(t * rounds + r, i)] = _crop_bank(cases[i])
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    medfuse.set_num_threads(1)
+    assert not errors, errors[0]
+    assert len(results) == rounds * sum(len(range(t, len(cases), 2)) for t in range(n_threads))
+    for (_run, i), (laws, log) in results.items():
+        np.testing.assert_array_equal(laws, serial[i][0], err_msg=f"laws, crop {cases[i].shape}")
+        np.testing.assert_array_equal(log, serial[i][1], err_msg=f"log, crop {cases[i].shape}")
 
 
 @pytest.mark.parametrize("fn", [medfuse.filter_bank, ref.filter_bank])
