@@ -621,8 +621,7 @@ HU_DIAPHRAGM = 45.0
 ZONES = ("RU", "RM", "RL", "LU", "LM", "LL")
 
 _PLEURA_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
-_TEXTURE_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
-_SMOOTH_CACHE: dict[tuple[int, int, int], npt.NDArray[np.float32]] = {}
+_NOISE_BANKS: dict[tuple[str, tuple[int, int, int]], npt.NDArray[np.float32]] = {}
 
 
 @dataclass(frozen=True)
@@ -706,37 +705,24 @@ def _pleural_depth(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
     return depth
 
 
-def _texture_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
-    """Band-pass noise (unit sd, features ~2 voxels), larger than the volume (cached)."""
-    cached = _TEXTURE_CACHE.get(shape)
+def _noise_bank(kind: str, shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Unit-sd noise larger than the volume (cached per kind and shape): "texture" is band-pass (features ~2
+    voxels, seed 777), "smooth" is low-frequency (features ~10 mm, seed 778)."""
+    cached = _NOISE_BANKS.get((kind, shape))
     if cached is not None:
         return cached
     from scipy import ndimage
 
     bank_shape = (shape[0] + 8, shape[1] + 16, shape[2] + 16)
-    white = np.random.default_rng(777).standard_normal(bank_shape, dtype=np.float32)
-    fine = ndimage.gaussian_filter(white, (0.6, 0.9, 0.9))
-    band = fine - ndimage.gaussian_filter(white, (1.5, 2.2, 2.2))
-    band /= np.float32(band.std())
-    band.setflags(write=False)
-    _TEXTURE_CACHE[shape] = band
-    return band
-
-
-def _smooth_bank(shape: tuple[int, int, int]) -> npt.NDArray[np.float32]:
-    """Low-frequency noise (unit sd, features ~10 mm), larger than the volume (cached)."""
-    cached = _SMOOTH_CACHE.get(shape)
-    if cached is not None:
-        return cached
-    from scipy import ndimage
-
-    bank_shape = (shape[0] + 8, shape[1] + 16, shape[2] + 16)
-    white = np.random.default_rng(778).standard_normal(bank_shape, dtype=np.float32)
-    smooth = ndimage.gaussian_filter(white, (1.5, 2.5, 2.5))
-    smooth /= np.float32(smooth.std())
-    smooth.setflags(write=False)
-    _SMOOTH_CACHE[shape] = smooth
-    return smooth
+    white = np.random.default_rng(777 if kind == "texture" else 778).standard_normal(bank_shape, dtype=np.float32)
+    if kind == "texture":
+        bank = ndimage.gaussian_filter(white, (0.6, 0.9, 0.9)) - ndimage.gaussian_filter(white, (1.5, 2.2, 2.2))
+    else:
+        bank = ndimage.gaussian_filter(white, (1.5, 2.5, 2.5))
+    bank /= np.float32(bank.std())
+    bank.setflags(write=False)
+    _NOISE_BANKS[(kind, shape)] = bank
+    return bank
 
 
 def _window(bank: npt.NDArray[np.float32], shape: tuple[int, int, int], rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -833,7 +819,7 @@ def disease_ct_phantom(
 
     # Parenchyma: gravity-dependent density (posterior lung up to +30 HU, as
     # in a supine scan) and a slowly varying texture (about +-10 HU).
-    soft_bank = _smooth_bank(shape3)
+    soft_bank = _noise_bank("smooth", shape3)
     posterior = np.clip((y_mm - np.float32(center[1] - 60.0)) / np.float32(150.0), 0.0, 1.0) ** 2
     vol += lung * (np.float32(30.0) * posterior + np.float32(10.0) * _window(soft_bank, shape3, rng))
 
@@ -849,7 +835,7 @@ def disease_ct_phantom(
     fib_mask = np.zeros(shape3, dtype=bool)
     if fibrosis > 0:
         depth = _pleural_depth(shape3)
-        bank = _texture_bank(shape3)
+        bank = _noise_bank("texture", shape3)
         wobble = _window(bank, shape3, rng)
         score = depth / np.float32(12.0) + (np.float32(nz * dz) - z_mm) / np.float32(45.0) + np.float32(0.15) * wobble
         inside = lung > 0.5
