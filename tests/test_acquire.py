@@ -398,3 +398,11 @@ def test_compact_state_shares_patients_across_available_tests():
                 assert 0 <= s < compact.n_states and compact.decode(s) == (acq, 0, k, b)
                 seen.add(s)
     assert len(seen) == compact.n_states
+
+
+def test_agent_parameter_refusals(data):
+    env = AcquisitionEnv(data, COSTS, 1.0)
+    with pytest.raises(ValueError, match="entropy must be a finite number >= 0"):
+        PolicyGradientAgent(entropy=-0.1, episodes=10).fit(env)
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+        QLearningAgent(n_bins=0, episodes=10).fit(env)

@@ -196,6 +196,10 @@ class PolicyGradientAgent(_Tabular):
         Step on the logits (rewards are divided by 1 + λ first).
     baseline_rate : float in (0, 1]
         Step of the running-mean state baseline.
+    entropy : float >= 0
+        Weight of the policy's entropy in the objective (per visit, in units
+        of the scaled reward): it slows the collapse onto "diagnose now" in
+        the first states before the later states have learned anything.
     gamma : float in (0, 1]
     seed : int
 
@@ -204,9 +208,11 @@ class PolicyGradientAgent(_Tabular):
     """
 
     def __init__(self, *, n_bins: int = 10, available_in_state: bool = False, episodes: int = 30000, batch_size: int = 32,
-                 learning_rate: float = 0.5, baseline_rate: float = 0.05, gamma: float = 1.0, seed: int = 0) -> None:
+                 learning_rate: float = 0.5, baseline_rate: float = 0.05, entropy: float = 0.02, gamma: float = 1.0,
+                 seed: int = 0) -> None:
         self.n_bins = n_bins
         self.available_in_state = available_in_state
+        self.entropy = entropy
         self.episodes = episodes
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -225,6 +231,7 @@ class PolicyGradientAgent(_Tabular):
         gamma = float(self.gamma)
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
+        ent = _check_pos("entropy", self.entropy, zero=True)
         disc = self.discretiser_ = StateDiscretiser(M, K, self.n_bins, available=bool(self.available_in_state))
         A = M + K
         theta = np.zeros((disc.n_states, A))
@@ -265,6 +272,9 @@ class PolicyGradientAgent(_Tabular):
                     base[s] += beta * (G - base[s])
                     g = -adv * p
                     g[a] += adv
+                    if ent > 0.0:  # gradient of the policy's entropy: keeps early states from committing too soon
+                        logp = np.log(np.where(p > 0, p, 1.0))
+                        g -= ent * p * (logp + float(-(p * logp).sum()))
                     grad[s] += g
                     count[s] += 1
                     visits[s, a] += 1
