@@ -3,12 +3,14 @@
     python benchmarks/eval_acquire.py --n 500 --cache features500.parquet --agents q,pg,dqn
 
 Writes (or reads back, with --cache) the extracted feature table of
-``synthetic_cohort(n, seed=0)``, runs ``evaluate_acquisition`` (5 folds,
-costs xray=1, ct=5, report=20, λ in --lams), prints the table as Markdown,
-the targets (a learned policy within 0.01 of the all-tests AUC at <= 60 %
-of its mean cost; at every λ, each agent's held-out reward against the
-best fixed policy's, and its point against the fixed policies' front),
-and the time to train each agent on all n patients.
+``synthetic_cohort(n, task="disease", seed=0)`` (4 classes), runs
+``evaluate_acquisition`` (5 folds, the default costs of the table's
+modalities: audio 0.5, X-ray 1, CT 5, report 20; λ in --lams), prints the
+table as Markdown, the targets (a learned policy within 0.01 of the
+all-tests AUC at <= 60 % of its mean cost; at every λ, each agent's point
+against the fixed policies' cost-accuracy front and its held-out reward
+against the best fixed policy's), and the time to train each agent on all
+n patients.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 
-def features(n: int, cache: Path | None) -> pd.DataFrame:
+def features(n: int, cache: Path | None, task: str = "disease") -> pd.DataFrame:
     if cache is not None and cache.exists():
         return pd.read_parquet(cache)
     from medfuse.data import Cohort, synthetic_cohort
     from medfuse.extract import CohortFeatures, extract_cohort
 
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic_cohort(n, seed=0, out_dir=Path(tmp) / "cohort")
+        synthetic_cohort(n, task=task, seed=0, out_dir=Path(tmp) / "cohort")
         cohort = Cohort.from_csv(Path(tmp) / "cohort" / "manifest.csv", cache_size=0)
         frame = extract_cohort(cohort, CohortFeatures(), workers=1, progress=False).features
     if cache is not None:
@@ -51,21 +53,24 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--agents", default="q,pg,dqn")
-    ap.add_argument("--lams", default="30,100,300,1000,3000")
+    ap.add_argument("--lams", default=None, help="default: evaluate_acquisition's")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--task", default="disease", choices=("disease", "malignancy"))
     args = ap.parse_args()
     from medfuse.learn.acquire import AcquisitionEnv, evaluate_acquisition, make_agent, subset_probabilities
+    from medfuse.learn.acquire.evaluate import DEFAULT_LAMS
+    from medfuse.learn.acquire.problem import DEFAULT_COSTS, table_modalities
 
-    frame = features(args.n, args.cache)
-    costs = {"xray": 1.0, "ct": 5.0, "report": 20.0}
+    frame = features(args.n, args.cache, args.task)
+    costs = {m: DEFAULT_COSTS[m] for m in table_modalities(frame) if m in DEFAULT_COSTS}
     agents = [a for a in args.agents.split(",") if a]
-    lams = [float(x) for x in args.lams.split(",")]
+    lams = [float(x) for x in args.lams.split(",")] if args.lams else list(DEFAULT_LAMS)
     t0 = time.perf_counter()
     ev = evaluate_acquisition(frame, costs, lams=lams, agents=agents, agent_params={"dqn": {"n_threads": 1}},
                               folds=args.folds, seed=0)
     total = time.perf_counter() - t0
     t = ev.table
-    print(f"{len(frame)} patients, {args.folds} folds, {total:.0f} s in all\n")
+    print(f"{len(frame)} patients (task {args.task}), {args.folds} folds, costs {costs}, {total:.0f} s in all\n")
     print("| policy | λ | AUC | accuracy | mean cost | reward | tests | fit s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in t.itertuples():
@@ -87,10 +92,15 @@ def main() -> int:
         thr_r = float(thr["reward"].iloc[0]) if len(thr) else float("nan")
         fa = front_accuracy(ev.front, r.mean_cost)
         print(f"| {r.policy} | {r.lam:g} | {r.reward:.3f} | {name} | {best:.3f} | {thr_r:.3f} | {r.accuracy:.3f} vs {fa:.3f} |")
-    print("\ntraining on all patients (one fit, λ = 20):")
+    for name in agents:
+        a = learned[learned["policy"] == name]
+        below = [f"{r.lam:g}" for r in a.itertuples() if r.accuracy < front_accuracy(ev.front, r.mean_cost)]
+        print(f"{name}: on or above the fixed policies' front at every λ: {'yes' if not below else 'no (λ ' + ', '.join(below) + ')'}")
+    lam_fit = max(lams)
+    print(f"\ntraining on all {len(frame)} patients (one fit, λ = {lam_fit:g}, expected reward):")
     train, _ = subset_probabilities(frame, modalities=list(costs), seed=0)
     for name in agents:
-        env = AcquisitionEnv(train, costs, 20.0)
+        env = AcquisitionEnv(train, costs, lam_fit, reward="expected")
         t1 = time.perf_counter()
         make_agent(name, seed=0, **({"n_threads": 1} if name == "dqn" else {})).fit(env)
         print(f"  {name}: {time.perf_counter() - t1:.1f} s")

@@ -179,8 +179,8 @@ def test_value_iteration_is_optimal_and_policy_value_is_exact(mdp, optimum):
 
 
 @pytest.mark.parametrize(("agent", "target"), [
-    (QLearningAgent(n_bins=5, episodes=15000, seed=0), 0.99),
-    (PolicyGradientAgent(n_bins=5, episodes=15000, seed=0), 0.98),
+    (QLearningAgent(n_bins=5, available_in_state=True, episodes=15000, seed=0), 0.99),
+    (PolicyGradientAgent(n_bins=5, available_in_state=True, episodes=15000, seed=0), 0.98),
 ])
 def test_tabular_agents_reach_the_optimum(mdp, optimum, agent, target):
     agent.fit(MDPEnv(mdp))
@@ -228,7 +228,7 @@ def test_k_classes(data):
     check_env(env, skip_render_check=True)
     mdp3 = discretise(d3, COSTS, 1.0, n_bins=4)
     _V, _Q, pi = value_iteration(mdp3)
-    agent = QLearningAgent(n_bins=4, episodes=8000, seed=0).fit(MDPEnv(mdp3))
+    agent = QLearningAgent(n_bins=4, available_in_state=True, episodes=8000, seed=0).fit(MDPEnv(mdp3))
     assert policy_value(mdp3, agent.predict) >= 0.97 * policy_value(mdp3, pi)
 
 
@@ -332,3 +332,77 @@ def test_cli_refusals(tmp_path, capsys):
     toy_table(60).drop(columns="label").to_parquet(tmp_path / "nolabel.parquet")
     assert main(["acquire", str(tmp_path / "nolabel.parquet"), "--out", out]) == 2
     assert "no 'label' column" in capsys.readouterr().err
+
+
+# -- calibration and the compact state ---------------------------------------------------
+
+
+def test_temperature_calibrator_recovers_a_known_temperature():
+    from medfuse.learn.acquire import TemperatureCalibrator
+
+    rng = np.random.default_rng(0)
+    n, K = 4000, 4
+    logits = rng.normal(scale=2.0, size=(n, K))
+    p_true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = np.asarray([rng.choice(K, p=p) for p in p_true])  # calibrated by construction
+    for t in (0.5, 2.5):  # over-confident (t < 1 sharpens), under-confident
+        z = logits / t
+        distorted = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        cal = TemperatureCalibrator().fit(distorted, y)
+        assert abs(cal.temperature_ - 1.0 / t) < 0.1 / t  # undoes the distortion
+        fixed = cal.transform(distorted)
+        np.testing.assert_allclose(fixed.sum(axis=1), 1.0, atol=1e-12)
+        assert (fixed.argmax(axis=1) == distorted.argmax(axis=1)).all()  # one temperature keeps the top class
+        from sklearn.metrics import log_loss
+
+        assert log_loss(y, fixed) < log_loss(y, distorted) - 0.01
+        np.testing.assert_allclose(fixed, p_true, atol=0.05)
+    with pytest.raises(ValueError, match="proba must be"):
+        TemperatureCalibrator().fit(np.ones(3), [0, 1, 0])
+
+
+def test_subset_probabilities_calibrated_on_held_out_patients():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    t = toy_table(600, 7, n_classes=3)
+    tr, te = np.arange(400), np.arange(400, 600)
+    learner = LogisticRegression(C=0.002, max_iter=1000)  # strongly shrunk: under-confident probabilities
+    raw = subset_probabilities(t, tr, te, learner=learner, calibrate=False, seed=0)[1]
+    cal = subset_probabilities(t, tr, te, learner=learner, seed=0)[1]
+    assert raw is not None and cal is not None
+    for s in (1, 2, 3):  # every subset's held-out log loss improves; the ranking of each patient's classes stays
+        has = (cal.available | ~np.asarray([bool(s >> j & 1) for j in range(2)])).all(axis=1)
+        assert log_loss(cal.y[has], cal.proba[has, s], labels=[0, 1, 2]) < log_loss(raw.y[has], raw.proba[has, s],
+                                                                                   labels=[0, 1, 2]) - 0.02
+        assert (cal.proba[:, s].argmax(axis=1) == raw.proba[:, s].argmax(axis=1)).all()
+    np.testing.assert_array_equal(cal.proba[:, 0], raw.proba[:, 0])  # the prior is left alone
+
+
+def test_compact_state_shares_patients_across_available_tests():
+    from medfuse.learn.acquire import StateDiscretiser
+
+    full, compact = StateDiscretiser(2, 3, 4), StateDiscretiser(2, 3, 4, available=False)
+    assert full.n_states == 16 * 3 * 4 and compact.n_states == 4 * 3 * 4
+    p = np.asarray([0.1, 0.7, 0.2])
+    states = {compact.state(1, av, p) for av in (1, 3)}
+    assert len(states) == 1 and len({full.state(1, av, p) for av in (1, 3)}) == 2
+    seen = set()
+    for acq in range(4):
+        for k in range(3):
+            for b in range(4):
+                top = 1 / 3 + (b + 0.5) / 4 * (2 / 3)
+                q = np.full(3, (1 - top) / 2)
+                q[k] = top
+                s = compact.state(acq, 3, q)
+                assert 0 <= s < compact.n_states and compact.decode(s) == (acq, 0, k, b)
+                seen.add(s)
+    assert len(seen) == compact.n_states
+
+
+def test_agent_parameter_refusals(data):
+    env = AcquisitionEnv(data, COSTS, 1.0)
+    with pytest.raises(ValueError, match="entropy must be a finite number >= 0"):
+        PolicyGradientAgent(entropy=-0.1, episodes=10).fit(env)
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+        QLearningAgent(n_bins=0, episodes=10).fit(env)

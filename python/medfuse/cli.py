@@ -226,8 +226,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="cost of each modality, e.g. xray=1,ct=5,report=20 (default: those, for the table's modalities)")
     aq.add_argument("--agent", action="append", choices=("q", "pg", "dqn"), default=None,
                     help="agent (repeat for several; default: q)")
-    aq.add_argument("--lams", default="30,100,300,1000,3000", metavar="L,...",
-                    help="penalties of a wrong diagnosis to sweep, in cost units (default: 30,100,300,1000,3000)")
+    aq.add_argument("--lams", default="30,100,300,500,1000,3000", metavar="L,...",
+                    help="penalties of a wrong diagnosis to sweep, in cost units (default: 30,100,300,500,1000,3000)")
     aq.add_argument("--folds", type=_positive_int, default=5, help="folds (default: 5)")
     aq.add_argument("--seed", type=int, default=0, help="fold and agent seed (default: 0)")
     aq.add_argument("--episodes", type=_positive_int, default=None,

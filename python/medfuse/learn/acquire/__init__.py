@@ -7,7 +7,8 @@ probabilities so far. An agent learns when one more test is worth its cost
 and when to stop and diagnose.
 
 - :mod:`.problem`: the feature table -> :class:`AcquisitionData`
-  (probabilities per patient and acquired subset), costs and λ checks.
+  (probabilities per patient and acquired subset, temperature-calibrated
+  per subset), costs and λ checks.
 - :mod:`.env`: :class:`AcquisitionEnv` (gymnasium; ``action_masks()``),
   :class:`StateDiscretiser`.
 - :mod:`.mdp`: the discretised problem as a finite MDP, solved exactly by
@@ -36,7 +37,15 @@ from .evaluate import (
     write_acquisition_report,
 )
 from .mdp import MDP, MDPEnv, discretise, policy_value, value_iteration
-from .problem import DEFAULT_COSTS, AcquisitionData, check_costs, check_lam, parse_costs, subset_probabilities
+from .problem import (
+    DEFAULT_COSTS,
+    AcquisitionData,
+    TemperatureCalibrator,
+    check_costs,
+    check_lam,
+    parse_costs,
+    subset_probabilities,
+)
 
 __all__ = [
     "AGENTS",
@@ -52,6 +61,7 @@ __all__ = [
     "QLearningAgent",
     "SingleTestPolicy",
     "StateDiscretiser",
+    "TemperatureCalibrator",
     "ThresholdPolicy",
     "check_costs",
     "check_lam",

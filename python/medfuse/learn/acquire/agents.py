@@ -97,6 +97,10 @@ class QLearningAgent(_Tabular):
     ----------
     n_bins : int
         Probability bins of the state (see ``StateDiscretiser``).
+    available_in_state : bool
+        Keep which tests the patient has in the state (``StateDiscretiser``'s
+        ``available``). Default False: on a cohort of a few hundred patients
+        the full state splits them into too many groups to learn from.
     episodes : int
         Training episodes (patients).
     epsilon_start, epsilon_end, exploration_fraction :
@@ -111,9 +115,11 @@ class QLearningAgent(_Tabular):
     ``episode_returns_``.
     """
 
-    def __init__(self, *, n_bins: int = 10, episodes: int = 30000, epsilon_start: float = 1.0, epsilon_end: float = 0.1,
-                 exploration_fraction: float = 0.5, lr_power: float = 1.0, gamma: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, *, n_bins: int = 8, available_in_state: bool = False, episodes: int = 30000,
+                 epsilon_start: float = 1.0, epsilon_end: float = 0.1, exploration_fraction: float = 0.5,
+                 lr_power: float = 1.0, gamma: float = 1.0, seed: int = 0) -> None:
         self.n_bins = n_bins
+        self.available_in_state = available_in_state
         self.episodes = episodes
         self.epsilon_start = epsilon_start
         self.epsilon_end = epsilon_end
@@ -129,7 +135,7 @@ class QLearningAgent(_Tabular):
             raise ValueError(f"lr_power must be in (0.5, 1]; got {self.lr_power!r}")
         if not 0.0 < float(self.gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
-        disc = self.discretiser_ = StateDiscretiser(M, K, self.n_bins)
+        disc = self.discretiser_ = StateDiscretiser(M, K, self.n_bins, available=bool(self.available_in_state))
         A = M + K
         Q = np.zeros((disc.n_states, A))
         N = np.zeros((disc.n_states, A))
@@ -181,6 +187,8 @@ class PolicyGradientAgent(_Tabular):
     Parameters
     ----------
     n_bins : int
+    available_in_state : bool
+        As for :class:`QLearningAgent`.
     episodes : int
     batch_size : int
         Episodes per policy update.
@@ -188,6 +196,10 @@ class PolicyGradientAgent(_Tabular):
         Step on the logits (rewards are divided by 1 + λ first).
     baseline_rate : float in (0, 1]
         Step of the running-mean state baseline.
+    entropy : float >= 0
+        Weight of the policy's entropy in the objective (per visit, in units
+        of the scaled reward): it slows the collapse onto "diagnose now" in
+        the first states before the later states have learned anything.
     gamma : float in (0, 1]
     seed : int
 
@@ -195,9 +207,12 @@ class PolicyGradientAgent(_Tabular):
     ``episode_returns_``.
     """
 
-    def __init__(self, *, n_bins: int = 10, episodes: int = 30000, batch_size: int = 32, learning_rate: float = 0.5,
-                 baseline_rate: float = 0.05, gamma: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, *, n_bins: int = 10, available_in_state: bool = False, episodes: int = 30000, batch_size: int = 32,
+                 learning_rate: float = 0.5, baseline_rate: float = 0.05, entropy: float = 0.02, gamma: float = 1.0,
+                 seed: int = 0) -> None:
         self.n_bins = n_bins
+        self.available_in_state = available_in_state
+        self.entropy = entropy
         self.episodes = episodes
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -216,7 +231,8 @@ class PolicyGradientAgent(_Tabular):
         gamma = float(self.gamma)
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
-        disc = self.discretiser_ = StateDiscretiser(M, K, self.n_bins)
+        ent = _check_pos("entropy", self.entropy, zero=True)
+        disc = self.discretiser_ = StateDiscretiser(M, K, self.n_bins, available=bool(self.available_in_state))
         A = M + K
         theta = np.zeros((disc.n_states, A))
         base = np.zeros(disc.n_states)
@@ -256,6 +272,9 @@ class PolicyGradientAgent(_Tabular):
                     base[s] += beta * (G - base[s])
                     g = -adv * p
                     g[a] += adv
+                    if ent > 0.0:  # gradient of the policy's entropy: keeps early states from committing too soon
+                        logp = np.log(np.where(p > 0, p, 1.0))
+                        g -= ent * p * (logp + float(-(p * logp).sum()))
                     grad[s] += g
                     count[s] += 1
                     visits[s, a] += 1

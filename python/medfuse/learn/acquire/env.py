@@ -50,15 +50,24 @@ class StateDiscretiser:
     ``n_bins`` equal bins. ``n_states = 4**M * K * n_bins``.
     ``representative(state)`` is an observation that maps back to the state
     (the bin centre for the top class, the rest shared equally).
+
+    ``available=False`` leaves the available mask out of the state (it
+    reads as 0; ``n_states = 2**M * K * n_bins``): patients who lack
+    different tests then share what is learned about the tests they both
+    have, instead of splitting a cohort of a few hundred into up to 2**M
+    groups (the action mask still keeps a missing test from being
+    ordered). The exact MDP (:func:`~medfuse.learn.acquire.discretise`)
+    needs the full state.
     """
 
-    def __init__(self, n_modalities: int, n_classes: int, n_bins: int = 10) -> None:
+    def __init__(self, n_modalities: int, n_classes: int, n_bins: int = 10, *, available: bool = True) -> None:
         if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
             raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}")
         self.n_modalities = int(n_modalities)
         self.n_classes = int(n_classes)
         self.n_bins = int(n_bins)
-        self.n_states = 4**self.n_modalities * self.n_classes * self.n_bins
+        self.available = bool(available)
+        self.n_states = (4 if self.available else 2)**self.n_modalities * self.n_classes * self.n_bins
         self._bits = 1 << np.arange(self.n_modalities)
 
     def bin_of(self, p_top: float) -> int:
@@ -67,19 +76,20 @@ class StateDiscretiser:
 
     def state(self, acquired: int, available: int, proba: npt.NDArray[Any]) -> int:
         k = int(np.argmax(proba))
-        return ((acquired * 2**self.n_modalities + available) * self.n_classes + k) * self.n_bins + self.bin_of(float(proba[k]))
+        group = acquired * 2**self.n_modalities + available if self.available else acquired
+        return (group * self.n_classes + k) * self.n_bins + self.bin_of(float(proba[k]))
 
     def __call__(self, obs: npt.NDArray[Any]) -> int:
         M = self.n_modalities
         acq = int(np.dot(obs[:M] > 0.5, self._bits))
-        av = int(np.dot(obs[M:2 * M] > 0.5, self._bits))
+        av = int(np.dot(obs[M:2 * M] > 0.5, self._bits)) if self.available else 0
         return self.state(acq, av, obs[2 * M:])
 
     def decode(self, state: int) -> tuple[int, int, int, int]:
         """(acquired mask, available mask, top class, bin)."""
         rest, b = divmod(int(state), self.n_bins)
         rest, k = divmod(rest, self.n_classes)
-        acq, av = divmod(rest, 2**self.n_modalities)
+        acq, av = divmod(rest, 2**self.n_modalities) if self.available else (rest, 0)
         return acq, av, k, b
 
     def representative(self, state: int) -> npt.NDArray[np.float32]:

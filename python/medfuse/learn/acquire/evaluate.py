@@ -46,7 +46,7 @@ __all__ = [
     "write_acquisition_report",
 ]
 
-DEFAULT_LAMS = (30.0, 100.0, 300.0, 1000.0, 3000.0)
+DEFAULT_LAMS = (30.0, 100.0, 300.0, 500.0, 1000.0, 3000.0)
 
 
 class _Fixed:
