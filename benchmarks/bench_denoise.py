@@ -6,7 +6,8 @@ implementations use a 7x7 patch and a 21x21 search window and the same
 filter strength h (cv2's weight exp(-m / h^2), m the mean squared patch
 distance; skimage's fast mode with sigma=0 uses the same weight on images
 scaled to [0, 1]). The PSNR of each result is stored in extra_info and
-checked once outside the timing (within 0.5 dB of cv2's).
+checked once outside the timing (medfuse within 0.1 dB of cv2's, skimage
+within 0.5 dB).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def test_nl_means(benchmark: BenchmarkFixture, impl: str) -> None:
             quality = None
         else:
             quality = _psnr(clean, out)
-            assert abs(quality - _psnr(clean, cv2.fastNlMeansDenoising(noisy, None, H, 7, 21))) < 0.5
+            # the target compares speed at equal PSNR: medfuse within 0.1 dB of cv2 (skimage's weights differ more)
+            tol = 0.1 if impl.startswith("medfuse") else 0.5
+            assert abs(quality - _psnr(clean, cv2.fastNlMeansDenoising(noisy, None, H, 7, 21))) < tol
         benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=0)
     finally:
         medfuse.set_num_threads(saved)
@@ -84,13 +87,20 @@ def test_nl_means(benchmark: BenchmarkFixture, impl: str) -> None:
 
 
 @pytest.mark.benchmark(group="dncnn-ct-512")
-def test_learned_denoiser_512(benchmark: BenchmarkFixture) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_learned_denoiser_512(benchmark: BenchmarkFixture, threads: int) -> None:
+    """The shipped denoiser on a 512x512 slice (target: < 50 ms on 2 cores); torch uses medfuse's thread count."""
     pytest.importorskip("torch")
-    from medfuse.nn.denoiser import load_denoiser
+    from medfuse.nn.denoiser import _describe, load_denoiser
 
     den = load_denoiser()
     x = _phantoms.ct_phantom((1, 512, 512), seed=0).volume[0].astype(np.float32)
-    den(x)
-    benchmark.pedantic(den, args=(x,), rounds=3, iterations=1, warmup_rounds=0)
+    saved = medfuse.get_num_threads()
+    medfuse.set_num_threads(threads)
+    try:
+        den(x)
+        benchmark.pedantic(den, args=(x,), rounds=5, iterations=1, warmup_rounds=1)
+    finally:
+        medfuse.set_num_threads(saved)
     benchmark.extra_info.update(implementation="medfuse.nn DnCNN (shipped weights)", family="denoise",
-                                threads=medfuse.get_num_threads(), input="512x512 float32 HU CT slice")
+                                threads=threads, input="512x512 float32 HU CT slice", **_describe(den))

@@ -29,16 +29,52 @@ def test_shipped_weights_denoise_held_out_ct(held_out):
     assert R.ssim(ref, out, data_range=1500) > R.ssim(ref, low, data_range=1500)
 
 
+def test_space_to_depth_pads_and_crops(held_out):
+    # factor 2 on odd sides: the slice is edge-padded at the bottom/right to even sides, run, and cropped
+    # back; compared with doing that by hand (a misaligned crop shifts the noise estimate)
+    torch.manual_seed(3)
+    den = D.Denoiser(D.DnCNN(depth=3, channels=6, factor=2))
+    low = held_out[1]
+    for h, w in [(127, 125), (66, 99), (3, 1)]:
+        x = low[:h, :w]
+        padded = np.pad(x, ((0, h % 2), (0, w % 2)), mode="edge")
+        out = den(x)
+        assert out.shape == (h, w)
+        np.testing.assert_allclose(out, den(padded)[:h, :w], rtol=0, atol=1e-3)
+    # shifting the input by the factor shifts the output (interior)
+    a, b = den(low[:64, :64]), den(low[2:66, 2:66])
+    np.testing.assert_allclose(a[8:56, 8:56], b[6:54, 6:54], rtol=0, atol=1e-3)
+
+
+def test_full_resolution_weights_without_factor_load(tmp_path, held_out):
+    # files written before the space-to-depth factor existed hold only depth and channels
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = D.DnCNN(depth=3, channels=4, factor=1)
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
+              metadata={"depth": "3", "channels": "4"})
+    den = D.load_denoiser(path)
+    assert den.model.factor == 1
+    np.testing.assert_array_equal(den(held_out[1]), D.Denoiser(model)(held_out[1]))
+
+
 def test_training_learns_and_is_deterministic(tmp_path, held_out):
     ref, low = held_out
-    kw = dict(depth=3, channels=8, n_volumes=2, slices_per_volume=2, shape=(8, 128, 128), patch=40, steps=150, lr=5e-3,
-              batch=4, seed=1)
+    kw = dict(depth=3, channels=8, factor=1, n_volumes=2, slices_per_volume=2, shape=(8, 128, 128), patch=40, steps=150,
+              lr=5e-3, batch=4, seed=1)
     a = D.train_denoiser(path=tmp_path / "w.safetensors", **kw)
     assert R.psnr(ref, a(low), data_range=1500) > R.psnr(ref, low, data_range=1500) + 1.0
     b = D.load_denoiser(tmp_path / "w.safetensors")
     np.testing.assert_array_equal(a(low), b(low))
     c = D.train_denoiser(**kw)
     np.testing.assert_array_equal(a(low), c(low))
+    # continued training starts from the given weights (a second cycle at a lower rate keeps what was learned)
+    d = D.train_denoiser(init=tmp_path / "w.safetensors", **{**kw, "steps": 30, "lr": 1e-3})
+    assert R.psnr(ref, d(low), data_range=1500) > R.psnr(ref, low, data_range=1500) + 1.0
+    with pytest.raises(ValueError, match="init"):
+        D.train_denoiser(init=a, **{**kw, "channels": 4})
 
 
 def test_refusals(tmp_path):
@@ -55,3 +91,13 @@ def test_refusals(tmp_path):
         den(np.zeros((2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="depth"):
         D.DnCNN(depth=1)
+    for bad in (0, 9, 2.0, True):
+        with pytest.raises(ValueError, match="factor"):
+            D.DnCNN(factor=bad)
+    with pytest.raises(ValueError, match="patch"):
+        D.train_denoiser(factor=4, patch=42, steps=1)
+    for steps, lr in [((10, 10), 1e-3), (0, 1e-3), (10, -1.0), (10.5, 1e-3), ((), ()), (True, 1e-3)]:
+        with pytest.raises(ValueError, match="steps"):
+            D.train_denoiser(steps=steps, lr=lr)
+    with pytest.raises(ValueError, match="doses"):
+        D.train_denoiser(doses=(0.0, 0.5), steps=1)

@@ -45,6 +45,18 @@ def test_float32_matches_twin(data):
     np.testing.assert_array_equal(got, ref.nl_means(x, h, patch_size=ps, search_size=ss, sigma=sigma))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_twin_across_bands_default_window(dtype):
+    # Taller than a kernel band (48 rows), default 7/21 window: the weights of
+    # the offsets -d come from rows above the band; thread counts split it differently.
+    x = images.make("natural", (131, 45), dtype, seed=11)
+    want = ref.nl_means(x, 20.0)
+    assert np.abs(want.astype(np.float64) - x).mean() > 1.0  # it smooths
+    for n in (1, 3):
+        medfuse.set_num_threads(n)
+        np.testing.assert_array_equal(medfuse.nl_means(x, 20.0), want)
+
+
 def test_invariants():
     c = np.full((20, 30), 77, np.uint8)
     np.testing.assert_array_equal(medfuse.nl_means(c, 10.0), c)
@@ -75,7 +87,7 @@ def test_quality_close_to_cv2_and_skimage(cv2):
     ours = medfuse.nl_means(noisy, 20.0)
     theirs = cv2.fastNlMeansDenoising(noisy, None, 20.0, 7, 21)
     assert _psnr(clean, ours) > _psnr(clean, noisy) + 3  # it denoises
-    assert abs(_psnr(clean, ours) - _psnr(clean, theirs)) < 0.5  # same weight function as cv2
+    assert abs(_psnr(clean, ours) - _psnr(clean, theirs)) < 0.1  # same weight function as cv2: equal PSNR
     # skimage's weight with sigma: compare to ours with the same h and sigma (float images in [0, 1])
     x = noisy.astype(np.float32) / 255
     sk = skr.denoise_nl_means(x, h=0.06, sigma=0.06, patch_size=7, patch_distance=10, fast_mode=True)

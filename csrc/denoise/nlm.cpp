@@ -22,14 +22,15 @@ namespace {
 using i64 = std::int64_t;
 using BandFn = void (*)(const NlmJob&, i64, i64);
 
+// The image as float32 (uint8 values are exact), padded by r on every side.
 template <class T>
-std::vector<T> pad_reflect101(const T* img, i64 h, i64 w, int r) {
+std::vector<float> pad_reflect101(const T* img, i64 h, i64 w, int r) {
     const i64 ph = h + 2 * r, pw = w + 2 * r;
-    std::vector<T> pad(static_cast<std::size_t>(ph * pw));
+    std::vector<float> pad(static_cast<std::size_t>(ph * pw));
     for (i64 y = 0; y < ph; ++y) {
         const T* src = img + border_index(y - r, h, Border::reflect101) * w;
-        T* dst = pad.data() + y * pw;
-        for (i64 x = 0; x < pw; ++x) dst[x] = src[border_index(x - r, w, Border::reflect101)];
+        float* dst = pad.data() + y * pw;
+        for (i64 x = 0; x < pw; ++x) dst[x] = static_cast<float>(src[border_index(x - r, w, Border::reflect101)]);
     }
     return pad;
 }
@@ -68,9 +69,9 @@ void nlm_impl(const T* img, i64 h, i64 w, int pr, int sr, const float* lut, int 
     job.scale = scale;
     job.out = out;
     const BandFn fn = band_fn<T>();
-    // Bands of 32 rows: every pixel's result is computed the same way in any
+    // Bands of 48 rows: every pixel's result is computed the same way in any
     // band, so the split never changes the output.
-    const i64 band = 32;
+    const i64 band = 48;
     parallel_for((h + band - 1) / band, threads, [&](i64 t) { fn(job, t * band, std::min(h, (t + 1) * band)); });
 }
 

@@ -8,13 +8,20 @@
 //     idx = (int) min(ssd * scale, bins),   weight = lut[idx],  lut[bins] == 0.
 // out(p) = sum_o weight * I(p+o) / sum_o weight.
 //
+// Symmetric offsets: the distance of the pair (p, p+d) is also the one of
+// (p+d, p) for the offset -d, so the kernel computes the weight map W_d of
+// half the offsets only (d = (0, dx > 0) and (dy > 0, any dx)) and adds, to
+// every pixel p, W_d(p-d) * I(p-d) and W_d(p) * I(p+d).
+//
 // Arithmetic, fixed so that every SIMD path and thread count agree bit for
 // bit (and with the twin): uint8 squared differences and patch sums are
-// integers below 2^24, exact in float32 (a running vertical sum); float32
-// squares and sums in float32, the vertical sum over the patch rows
-// first (top to bottom), then the horizontal one (left to right), no FMA;
-// weights and sums over offsets accumulated in float32 in row-major offset
-// order. uint8 output is rounded half to even and clipped.
+// integers below 2^24, exact in float32 (running sums, any order); float32
+// squares and sums in float32, the vertical sum over the patch rows first
+// (top to bottom), then the horizontal one (left to right), no FMA. Every
+// pixel's weights and weighted values are accumulated in float32 in one
+// order: first d = 0 (weight lut[0]), then for each half offset in row-major
+// order (dy = 0..sr, dx = 1..sr when dy = 0, else -sr..sr) the -d term, then
+// the +d term. uint8 output is rounded half to even and clipped.
 #pragma once
 #include <cstdint>
 
@@ -27,7 +34,7 @@ void nlm_f32(const float* img, std::int64_t h, std::int64_t w, int patch_radius,
 
 // Band job shared by the per-ISA kernels (nlm_kernels.hpp).
 struct NlmJob {
-    const void* pad = nullptr;  // image padded by pr + sr on every side
+    const float* pad = nullptr;  // image as float32, padded by pr + sr on every side
     std::int64_t pstride = 0;   // padded row length
     std::int64_t w = 0;
     int pr = 0;  // patch radius

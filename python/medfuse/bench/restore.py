@@ -199,8 +199,11 @@ def enhance_path(inp: Path, out: Path, method: str, params: dict[str, Any],
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "gaussian": [{"sigma": s} for s in (0.5, 0.8, 1.2, 1.8)],
     "median": [{"size": s} for s in (3, 5)],
-    "bilateral": [{"sigma_color": c, "sigma_space": 2.0} for c in (40.0, 60.0, 90.0, 130.0)],
-    "nlm": [{"h": h} for h in (25.0, 40.0, 60.0, 85.0)],
+    "bilateral": [{"sigma_color": c, "sigma_space": s} for c in (40.0, 60.0, 90.0, 130.0, 180.0, 250.0)
+                  for s in (1.5, 2.0)],
+    # cv2's weight (sigma 0) and scikit-image's (the noise variance subtracted from patch distances)
+    "nlm": [{"h": h} for h in (25.0, 40.0, 60.0, 85.0, 110.0)]
+           + [{"h": h, "sigma": s} for h in (40.0, 60.0) for s in (40.0, 70.0)],
 }
 
 

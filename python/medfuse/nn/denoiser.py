@@ -2,14 +2,24 @@
 
 The network predicts the noise of a low-dose CT slice and subtracts it
 (Zhang et al.'s residual learning): ``depth`` 3x3 convolutions
-(:class:`medfuse.nn.Conv2d`, medfuse's C++ conv2d operator), ReLU between
-them, ``channels`` feature maps, zero padding so the output has the input's
-shape. Inputs are HU divided by 1000.
+(:class:`medfuse.nn.Conv2d`, medfuse's C++ conv2d operator) with
+``channels`` feature maps and ReLU between them, zero padding so the output
+has the input's shape. The shipped network is 7 layers of 16 channels (12k
+parameters, about 6 GFLOP on a 512x512 slice). ``factor > 1`` runs the
+convolutions at a reduced resolution, as FFDNet does: the slice is
+rearranged into ``factor**2`` channels of a ``factor``-times smaller image
+(``pixel_unshuffle``; no pixel is dropped) and the predicted noise is put
+back with ``pixel_shuffle``, so the work per slice is ``factor**2`` times
+smaller for the same widths (such networks train more slowly: their
+filters are not shift-equivariant at full resolution). Inputs are HU divided
+by 1000; with ``factor > 1`` a slice whose sides are not multiples of
+``factor`` is padded (edge replicate) and cropped back.
 
 * :func:`train_denoiser` trains it on synthetic pairs: slices of
-  :func:`medfuse.data.phantoms.nodule_ct_phantom` volumes, degraded by
-  :func:`medfuse.restore.low_dose_ct` at random doses, scored against the
-  noise-free reconstruction of the same pipeline.
+  :func:`medfuse.data.phantoms.nodule_ct_phantom` and (every other volume)
+  :func:`medfuse.data.phantoms.disease_ct_phantom` volumes with random
+  findings, degraded by :func:`medfuse.restore.low_dose_ct` at random doses,
+  scored against the noise-free reconstruction of the same pipeline.
 * :func:`load_denoiser` loads the weights shipped in
   ``medfuse/resources/dncnn_ct.safetensors`` (or a file you trained) and
   returns a callable for :func:`medfuse.restore.denoise`.
@@ -18,6 +28,8 @@ shape. Inputs are HU divided by 1000.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,26 +49,36 @@ HU_SCALE = 1000.0
 
 
 class DnCNN(torch.nn.Module):
-    """Residual denoiser: ``x - body(x)``, ``body`` = ``depth`` 3x3 conv layers."""
+    """Residual denoiser: ``x - shuffle(body(unshuffle(x)))``, ``body`` = ``depth`` 3x3 conv layers."""
 
-    def __init__(self, depth: int = 6, channels: int = 24) -> None:
+    def __init__(self, depth: int = 7, channels: int = 16, factor: int = 1) -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 2:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer >= 2; got {depth!r}")
-        if not isinstance(channels, int) or channels < 1:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer; got {channels!r}")
-        self.depth, self.channels = depth, channels
+        if isinstance(factor, bool) or not isinstance(factor, int) or not 1 <= factor <= 8:
+            raise ValueError(f"factor must be an integer in [1, 8]; got {factor!r}")
+        self.depth, self.channels, self.factor = depth, channels, factor
+        c0 = factor * factor
         layers: list[torch.nn.Module] = []
         for i in range(depth):
-            cin = 1 if i == 0 else channels
-            cout = 1 if i == depth - 1 else channels
+            cin = c0 if i == 0 else channels
+            cout = c0 if i == depth - 1 else channels
             layers.append(Conv2d(cin, cout, 3, padding=1, bias=True))
             if i < depth - 1:
                 layers.append(torch.nn.ReLU())
         self.body = torch.nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x - self.body(x)
+        f = self.factor
+        if f == 1:
+            return x - self.body(x)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % f, (-w) % f
+        xp = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        noise = torch.nn.functional.pixel_shuffle(self.body(torch.nn.functional.pixel_unshuffle(xp, f)), f)
+        return x - noise[..., :h, :w]
 
 
 @dataclass
@@ -89,7 +111,8 @@ def save_denoiser(denoiser: Denoiser | DnCNN, path: str | Path) -> None:
 
     model = denoiser.model if isinstance(denoiser, Denoiser) else denoiser
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"depth": str(model.depth), "channels": str(model.channels)})
+    meta = {"depth": str(model.depth), "channels": str(model.channels), "factor": str(model.factor)}
+    save_file(tensors, str(path), metadata=meta)
 
 
 def load_denoiser(path: str | Path | None = None) -> Denoiser:
@@ -108,83 +131,156 @@ def load_denoiser(path: str | Path | None = None) -> Denoiser:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
         depth, channels = int(meta["depth"]), int(meta["channels"])
+        factor = int(meta.get("factor", "1"))  # files written before the factor existed: full resolution
         state = load_file(str(p))
-    except (KeyError, ValueError, OSError, Exception) as err:  # safetensors raises its own error types
+        model = DnCNN(depth, channels, factor)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (KeyError, ValueError, OSError, RuntimeError, Exception) as err:  # safetensors raises its own types
         raise ValueError(f"{p} is not a medfuse denoiser weights file: {err}") from err
-    model = DnCNN(depth, channels)
-    model.load_state_dict(state)
     return Denoiser(model)
+
+
+def _phantom_volume(v: int, shape: tuple[int, int, int], seed: int, rng: np.random.Generator) -> tuple[
+        npt.NDArray[Any], float]:
+    """Volume ``v`` of the training set (HU) and its pixel size: nodule phantoms (solid to ground glass) and,
+    every other volume, a disease phantom with random findings."""
+    from ..data.phantoms import disease_ct_phantom, nodule_ct_phantom
+
+    nodule = {"diameter_mm": float(rng.uniform(4, 20)), "nodule_hu": float(rng.choice([-750, -600, -300, 30, 300])),
+              "spiculation": float(rng.uniform(0, 0.6)), "lobulation": float(rng.uniform(0, 0.6))}
+    vseed = seed * 1000 + v
+    if v % 2 == 0:
+        ph = nodule_ct_phantom(shape, seed=vseed, **nodule)  # type: ignore[arg-type]
+        return ph.volume, ph.spacing[1]
+    fib = float(rng.uniform(0.2, 0.7)) if rng.random() < 0.4 else 0.0
+    dp = disease_ct_phantom(shape, seed=vseed, nodule=nodule if rng.random() < 0.5 else None,
+                            n_cavities=int(rng.integers(0, 3)), tree_in_bud=bool(rng.random() < 0.4),
+                            consolidation=bool(rng.random() < 0.4), n_granulomas=int(rng.integers(0, 3)),
+                            effusion=bool(rng.random() < 0.4), fibrosis=fib, honeycombing=fib > 0 and rng.random() < 0.5,
+                            traction_bronchiectasis=fib > 0 and rng.random() < 0.5)
+    return dp.volume, dp.spacing[1]
 
 
 def _training_pairs(
     n_volumes: int, slices: int, doses: tuple[float, float], shape: tuple[int, int, int], seed: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    from ..data.phantoms import nodule_ct_phantom
     from ..restore import low_dose_ct
 
     rng = np.random.default_rng(seed)
     noisy, clean = [], []
     for v in range(n_volumes):
-        ph = nodule_ct_phantom(shape, seed=seed * 1000 + v, diameter_mm=float(rng.uniform(6, 20)))
+        vol, px = _phantom_volume(v, shape, seed, rng)
         zs = rng.choice(shape[0], size=min(slices, shape[0]), replace=False)
         for z in zs:
-            sl = ph.volume[int(z)].astype(np.float32)
-            ref = low_dose_ct(sl, None, pixel_mm=ph.spacing[1])
+            sl = vol[int(z)].astype(np.float32)
+            ref = low_dose_ct(sl, None, pixel_mm=px)
             dose = float(np.exp(rng.uniform(np.log(doses[0]), np.log(doses[1]))))
-            noisy.append(low_dose_ct(sl, dose, pixel_mm=ph.spacing[1], seed=rng))
+            noisy.append(low_dose_ct(sl, dose, pixel_mm=px, seed=rng))
             clean.append(ref)
     return np.stack(noisy) / np.float32(HU_SCALE), np.stack(clean) / np.float32(HU_SCALE)
 
 
+def _fit(model: DnCNN, noisy: npt.NDArray[np.float32], clean: npt.NDArray[np.float32], *, patch: int, steps: int,
+         batch: int, lr: float, seed: int) -> None:
+    """Adam on random crops, flipped/transposed at random (MSE, cosine learning-rate decay)."""
+    x_all, y_all = torch.from_numpy(noisy), torch.from_numpy(clean)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    n, h, w = x_all.shape
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        idx = torch.randint(0, n, (batch,), generator=gen)
+        ys = torch.randint(0, h - patch + 1, (batch,), generator=gen)
+        xs = torch.randint(0, w - patch + 1, (batch,), generator=gen)
+        flips = torch.randint(0, 8, (batch,), generator=gen).tolist()
+        xb: list[torch.Tensor] = []
+        yb: list[torch.Tensor] = []
+        for i, a, b, f in zip(idx, ys, xs, flips):
+            for src, dst in ((x_all, xb), (y_all, yb)):
+                t = src[i, a : a + patch, b : b + patch]
+                t = t.flip(0) if f & 1 else t
+                t = t.flip(1) if f & 2 else t
+                dst.append(t.T if f & 4 else t)
+        loss = torch.nn.functional.mse_loss(model(torch.stack(xb)[:, None]), torch.stack(yb)[:, None])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def _as_tuple(value: object, name: str) -> tuple[float, ...]:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number or a sequence of numbers; got {value!r}")
+    if isinstance(value, numbers.Real):
+        return (float(value),)
+    if isinstance(value, Sequence) and value and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in value):
+        return tuple(float(v) for v in value)
+    raise ValueError(f"{name} must be a number or a non-empty sequence of numbers; got {value!r}")
+
+
 def train_denoiser(
     *,
-    depth: int = 6,
-    channels: int = 24,
-    n_volumes: int = 12,
-    slices_per_volume: int = 6,
+    depth: int = 7,
+    channels: int = 16,
+    factor: int = 1,
+    n_volumes: int = 24,
+    slices_per_volume: int = 8,
     doses: tuple[float, float] = (0.05, 0.5),
     shape: tuple[int, int, int] = (16, 128, 128),
-    patch: int = 48,
-    steps: int = 600,
+    patch: int = 64,
+    steps: int | Sequence[int] = 2000,
     batch: int = 16,
-    lr: float = 2e-3,
+    lr: float | Sequence[float] = 2e-3,
     seed: int = 0,
+    init: Denoiser | str | Path | None = None,
     path: str | Path | None = None,
 ) -> Denoiser:
     """Train a :class:`DnCNN` on synthetic low-dose / normal-dose CT pairs.
 
-    The shipped weights are ``train_denoiser()`` with these defaults (seed 0).
+    The shipped weights are ``train_denoiser()`` with these defaults (seed 0,
+    ``medfuse.set_num_threads(1)``).
 
-    ``n_volumes`` phantoms x ``slices_per_volume`` slices, each degraded at a
+    ``n_volumes`` phantoms (nodule phantoms and disease phantoms with random
+    findings, alternately) x ``slices_per_volume`` slices, each degraded at a
     dose drawn log-uniformly from ``doses``; ``steps`` Adam steps on random
-    ``patch``-sized crops (MSE, cosine learning-rate decay). Deterministic
-    for a seed and thread count. ``path``: also save the weights there.
+    ``patch``-sized crops (a multiple of ``factor``), flipped and transposed
+    at random (MSE). The learning rate decays from ``lr`` to 0 on a cosine;
+    sequences ``steps`` and ``lr`` (same length) run one such cycle per
+    entry, each with a fresh optimizer and the same crop sequence (warm
+    restarts). Deterministic for a seed and thread count. ``init``: start from these weights (a :class:`Denoiser` or
+    a weights file of the same depth, channels and factor) instead of a
+    random initialisation. ``path``: also save the weights there.
     """
-    if steps < 1 or batch < 1 or patch < 8 or patch > min(shape[1:]):
-        raise ValueError("steps and batch must be >= 1 and patch between 8 and the slice size")
+    DnCNN(depth, channels, factor)  # checks depth, channels and factor first
+    st, rates = _as_tuple(steps, "steps"), _as_tuple(lr, "lr")
+    if len(st) != len(rates):
+        raise ValueError(f"steps and lr must have the same length (one per cycle); got {steps!r}, {lr!r}")
+    cycles = list(zip(st, rates))
+    if any(int(n) != n or n < 1 for n, _ in cycles) or any(not (math.isfinite(r) and r > 0) for _, r in cycles):
+        raise ValueError(f"steps must be integers >= 1 and lr finite and > 0; got {steps!r}, {lr!r}")
+    if batch < 1 or n_volumes < 1 or slices_per_volume < 1:
+        raise ValueError("batch, n_volumes and slices_per_volume must be >= 1")
+    if patch < 8 or patch > min(shape[1:]) or patch % factor:
+        raise ValueError(f"patch must be a multiple of factor={factor} between 8 and the slice size; got {patch}")
+    if not 0 < doses[0] <= doses[1]:
+        raise ValueError(f"doses must be (low, high) with 0 < low <= high; got {doses}")
     torch.manual_seed(seed)
+    model = DnCNN(depth, channels, factor)  # initialised after the seed
+    if init is not None:
+        start = init.model if isinstance(init, Denoiser) else load_denoiser(init).model
+        if (start.depth, start.channels, start.factor) != (depth, channels, factor):
+            raise ValueError(f"init has depth, channels, factor {(start.depth, start.channels, start.factor)}; "
+                             f"expected {(depth, channels, factor)}")
+        model.load_state_dict(start.state_dict())
     noisy, clean = _training_pairs(n_volumes, slices_per_volume, doses, shape, seed)
-    x_all, y_all = torch.from_numpy(noisy), torch.from_numpy(clean)
-    model = DnCNN(depth, channels)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
     old = torch.get_num_threads()
     torch.set_num_threads(get_num_threads())
     try:
-        model.train()
-        n, h, w = x_all.shape
-        for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            idx = torch.randint(0, n, (batch,), generator=gen)
-            ys = torch.randint(0, h - patch + 1, (batch,), generator=gen)
-            xs = torch.randint(0, w - patch + 1, (batch,), generator=gen)
-            xb = torch.stack([x_all[i, a : a + patch, b : b + patch] for i, a, b in zip(idx, ys, xs)])[:, None]
-            yb = torch.stack([y_all[i, a : a + patch, b : b + patch] for i, a, b in zip(idx, ys, xs)])[:, None]
-            loss = torch.nn.functional.mse_loss(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        for n, rate in cycles:
+            _fit(model, noisy, clean, patch=patch, steps=int(n), batch=batch, lr=float(rate), seed=seed)
     finally:
         torch.set_num_threads(old)
     den = Denoiser(model)
@@ -194,5 +290,5 @@ def train_denoiser(
 
 
 def _describe(den: Denoiser) -> dict[str, Any]:
-    return {"depth": den.model.depth, "channels": den.model.channels,
+    return {"depth": den.model.depth, "channels": den.model.channels, "factor": den.model.factor,
             "parameters": sum(p.numel() for p in den.model.parameters())}

@@ -35,12 +35,11 @@ def nl_means(
     work = np.int32 if img.dtype == np.uint8 else np.float32
     pad = img[np.ix_(yi, xi)].astype(work)
     bins = np.float32(len(lut) - 1)
-    acc_w = np.zeros((rows, cols), np.float32)
-    acc_v = np.zeros((rows, cols), np.float32)
-    # Patch centres p cover rows/cols [big, big + n) of the padded image.
-    centre = pad[sr : sr + rows + 2 * pr, sr : sr + cols + 2 * pr]
+    # d = 0 first (distance 0: weight lut[0]), then the half offsets (see _accumulate).
+    acc_w = np.full((rows, cols), lut[0], np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # huge floats: inf distances weigh 0, as in the kernel
-        _accumulate(pad, centre, lut, scale, bins, pr, sr, acc_w, acc_v)
+        acc_v = lut[0] * pad[big : big + rows, big : big + cols].astype(np.float32)
+        _accumulate(pad, lut, scale, bins, pr, sr, acc_w, acc_v)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         res = acc_v / acc_w
     if img.dtype == np.uint8:
@@ -49,27 +48,43 @@ def nl_means(
 
 
 def _accumulate(
-    pad: npt.NDArray, centre: npt.NDArray, lut: npt.NDArray[np.float32], scale: np.float32, bins: np.float32,
+    pad: npt.NDArray, lut: npt.NDArray[np.float32], scale: np.float32, bins: np.float32,
     pr: int, sr: int, acc_w: npt.NDArray[np.float32], acc_v: npt.NDArray[np.float32],
 ) -> None:
+    """Symmetric offsets, in the kernel's order (csrc/denoise/nlm.hpp).
+
+    For d = (dy, dx) with dy > 0, or dy == 0 and dx > 0 (row-major), the
+    weight map W_d(p) of the pair (p, p+d) is computed once; every pixel p
+    adds first W_d(p-d) I(p-d) (the offset -d), then W_d(p) I(p+d).
+    """
     rows, cols = acc_w.shape
     big = pr + sr
-    for dy in range(-sr, sr + 1):
-        for dx in range(-sr, sr + 1):
-            other = pad[sr + dy : sr + dy + rows + 2 * pr, sr + dx : sr + dx + cols + 2 * pr]
-            diff = centre - other
+    k = 2 * pr + 1
+    for dy in range(0, sr + 1):
+        for dx in range(1 if dy == 0 else -sr, sr + 1):
+            cx0 = min(0, -dx)  # weight map: rows -dy .. rows-1, columns cx0 .. cx0+nc-1
+            nr, nc = rows + dy, cols + abs(dx)
+            y_a, x_a = big - dy - pr, big + cx0 - pr  # padded coordinates of the first patch corner
+            a = pad[y_a : y_a + nr + 2 * pr, x_a : x_a + nc + 2 * pr]
+            b = pad[y_a + dy : y_a + dy + nr + 2 * pr, x_a + dx : x_a + dx + nc + 2 * pr]
+            diff = a - b
             d2 = diff * diff
-            vs = d2[0:rows].copy()
-            for k in range(1, 2 * pr + 1):  # vertical sums, top to bottom
-                vs = vs + d2[k : k + rows]
-            ssd = vs[:, 0:cols].copy()
-            for k in range(1, 2 * pr + 1):  # then horizontal, left to right
-                ssd = ssd + vs[:, k : k + cols]
+            vs = d2[0:nr].copy()
+            for j in range(1, k):  # vertical sums, top to bottom
+                vs = vs + d2[j : j + nr]
+            ssd = vs[:, 0:nc].copy()
+            for j in range(1, k):  # then horizontal, left to right
+                ssd = ssd + vs[:, j : j + nc]
             t = np.minimum(ssd.astype(np.float32) * scale, bins)
             wt = lut[t.astype(np.int32)]
-            q = pad[big + dy : big + dy + rows, big + dx : big + dx + cols].astype(np.float32)
-            acc_w += wt
-            acc_v += wt * q
+            minus = wt[0:rows, -dx - cx0 : -dx - cx0 + cols]  # W_d(p - d)
+            plus = wt[dy : dy + rows, -cx0 : -cx0 + cols]  # W_d(p)
+            q_minus = pad[big - dy : big - dy + rows, big - dx : big - dx + cols].astype(np.float32)
+            q_plus = pad[big + dy : big + dy + rows, big + dx : big + dx + cols].astype(np.float32)
+            acc_w += minus
+            acc_v += minus * q_minus
+            acc_w += plus
+            acc_v += plus * q_plus
 
 
 def _reflect101(i: npt.NDArray, n: int) -> npt.NDArray:
