@@ -52,7 +52,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
-            for conv in self.body[::2]:
+            for conv in list(self.body)[::2]:
                 x = conv(x, activation="relu")
         else:
             x = self.body(x)
