@@ -123,6 +123,28 @@ def test_identical_for_any_thread_count():
             assert a.tobytes() == b.tobytes()
 
 
+def test_identical_for_any_thread_count_wide_channels():
+    """>= 16 input channels per group: on avx512 the channels-last grad weight (tasks per block of output and
+    input channels); equal to the twin too."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 40, 15, 14)).astype(np.float32)
+    w = rng.standard_normal((20, 20, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((2, 20, 8, 7)).astype(np.float32)
+    old = medfuse.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3, 7):
+            medfuse.set_num_threads(t)
+            outs.append(medfuse.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2))
+    finally:
+        medfuse.set_num_threads(old)
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            assert a.tobytes() == b.tobytes()
+    for a, b in zip(outs[0], ref.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2)):
+        _close(a, b, 1e-5)
+
+
 def test_nan_propagates():
     x = np.ones((1, 1, 5, 5), np.float32)
     x[0, 0, 2, 2] = np.nan
@@ -172,7 +194,14 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # several 16-pixel vectors per row, taps in chunks of 3 + 2, two
                                           # blocks of 8 output channels (the avx512 grad weight), stride 2
                                           (2, 3, 11, 70, 20, 5, 2, 2, 1, 1), (1, 4, 6, 50, 10, 1, 1, 0, 1, 2),
-                                          (2, 2, 8, 45, 9, 4, 1, 3, 2, 1)]:
+                                          (2, 2, 8, 45, 9, 4, 1, 3, 2, 1),
+                                          # >= 16 input channels per group (the avx512 channels-last grad
+                                          # weight): a partial block of 8 output channels, two 16-channel
+                                          # blocks with a tail, taps in chunks of 3 + 2 and 3 + 1, stride 2
+                                          # and 3, dilation 2, groups
+                                          (2, 16, 9, 13, 9, 3, 1, 1, 1, 1), (1, 40, 7, 11, 16, 3, 2, 1, 2, 2),
+                                          (1, 18, 8, 9, 12, 5, 1, 2, 1, 1), (2, 32, 10, 10, 8, 2, 3, 0, 1, 2),
+                                          (1, 17, 6, 20, 3, 4, 1, 2, 1, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)

@@ -218,3 +218,111 @@ def test_kernel_threads_follow_medfuse_setting():
         medfuse.set_num_threads(old)
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     assert np.isfinite(outs[0][1].numpy()).all()
+
+
+def _op_grads(fn, inputs, gy):
+    out = fn(*inputs)
+    return (out, *torch.autograd.grad(out, [t for t in inputs if t is not None and t.requires_grad], gy))
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_conv2d_eager_path_equals_the_operator(case, dtype, relu):
+    """The eager fast path (autograd.Function straight to C++) gives the operator's bits, with and without the
+    fused ReLU, and matches torch's conv2d (+ relu) and its gradients."""
+    xs, ws, s, p, d, g = case
+    gen = _gen(3)
+    x = torch.randn(xs, generator=gen, dtype=dtype, requires_grad=True)
+    w = torch.randn(ws, generator=gen, dtype=dtype, requires_grad=True)
+    b = torch.randn(ws[0], generator=gen, dtype=dtype, requires_grad=True)
+    act = "relu" if relu else None
+    pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+    y = F.conv2d(x, w, b, s, p, d, g, activation=act)
+    gy = torch.randn(y.shape, generator=gen, dtype=dtype)
+    eager = _op_grads(lambda x, w, b: F.conv2d(x, w, b, s, p, d, g, activation=act), (x, w, b), gy)
+    op = _op_grads(lambda x, w, b: torch.ops.medfuse.conv2d(x, w, b, pair(s), pair(p), pair(d), g, relu),
+                   (x, w, b), gy)
+    for a, r in zip(eager, op):
+        assert torch.equal(a, r)
+    ref = _op_grads(lambda x, w, b: (torch.relu if relu else (lambda t: t))(
+        torch.nn.functional.conv2d(x, w, b, s, p, d, g)), (x, w, b), gy)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for a, r in zip(eager, ref):
+        torch.testing.assert_close(a, r, rtol=tol, atol=tol)
+    if relu and dtype == torch.float64:
+        x, w, b = (t.detach()[:1].clone().requires_grad_() if t is x else t for t in (x, w, b))
+        assert torch.autograd.gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, g, activation="relu"), (x, w, b))
+        torch.library.opcheck(torch.ops.medfuse.conv2d.default, (x, w, b, pair(s), pair(p), pair(d), g, True))
+
+
+def test_conv2d_eager_path_partial_grads_and_no_grad():
+    gen = _gen(4)
+    x = torch.randn(2, 4, 9, 9, generator=gen)
+    w = torch.randn(6, 4, 3, 3, generator=gen, requires_grad=True)
+    y = F.conv2d(x, w, None, 1, 1)  # no bias, no grad for x: only grad weight is computed
+    (gw,) = torch.autograd.grad(y.sum(), (w,))
+    (gw_ref,) = torch.autograd.grad(torch.nn.functional.conv2d(x, w, None, 1, 1).sum(), (w,))
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        assert not F.conv2d(x, w, None, 1, 1).requires_grad
+    with torch.inference_mode():
+        torch.testing.assert_close(F.conv2d(x, w.detach(), None, 1, 1), y.detach())
+
+
+def test_traced_calls_go_through_the_custom_operators():
+    """Under tracing (make_fx, as torch.compile's AOT stage) the functions emit torch.ops.medfuse.* nodes, not
+    the eager fast path (which would bake results into the graph)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    x = torch.randn(1, 2, 6, 6)
+    w = torch.randn(3, 2, 3, 3)
+    q = torch.randn(2, 4, 8)
+    gm = make_fx(lambda x, w, q: (F.conv2d(x, w, None, 1, 1, activation="relu"), F.attention(q, q, q)))(x, w, q)
+    targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_function"}
+    assert "medfuse.conv2d.default" in targets and "medfuse.attention.default" in targets
+    y, o = gm(x, w, q)
+    assert torch.equal(y, F.conv2d(x, w, None, 1, 1, activation="relu")) and torch.equal(o, F.attention(q, q, q))
+
+
+def test_attention_eager_path_equals_the_operator():
+    gen = _gen(5)
+    q = torch.randn(2, 3, 5, 4, generator=gen, requires_grad=True)
+    k = torch.randn(2, 3, 7, 4, generator=gen, requires_grad=True)
+    v = torch.randn(1, 3, 7, 6, generator=gen, requires_grad=True)  # broadcast over the batch
+    for m in (None, torch.rand(2, 1, 1, 7, generator=gen) > 0.3, torch.randn(5, 7, generator=gen)):
+        for causal in (False, True):
+            out = F.attention(q, k, v, m, causal)
+            go = torch.randn(out.shape, generator=gen)
+            eager = (out, *torch.autograd.grad(out, (q, k, v), go))
+            o2 = torch.ops.medfuse.attention(q, k, v, m, causal, None)[0]
+            op = (o2, *torch.autograd.grad(o2, (q, k, v), go))
+            for a, r in zip(eager, op):
+                assert torch.equal(a, r)
+    # non-contiguous views (as a fused qkv projection gives) read the same values
+    qkv = torch.randn(2, 4, 3, 2, 8, generator=gen).permute(2, 0, 3, 1, 4)
+    torch.testing.assert_close(F.attention(*qkv), F.attention(*(t.contiguous() for t in qkv)), rtol=0, atol=0)
+
+
+def test_conv2d_activation_refused_and_module_activation():
+    x = torch.randn(1, 2, 8, 8)
+    w = torch.randn(3, 2, 3, 3)
+    with pytest.raises(ValueError, match="activation"):
+        F.conv2d(x, w, activation="tanh")
+    conv = mnn.Conv2d(2, 3, 3, padding=1)
+    torch.testing.assert_close(conv(x, activation="relu"), torch.relu(conv(x)))
+    torch.testing.assert_close(conv(x[0], activation="relu"), torch.relu(conv(x[0])))
+    reflect = mnn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+    torch.testing.assert_close(reflect(x, activation="relu"), torch.relu(reflect(x)))
+    with pytest.raises(ValueError, match="activation"):
+        reflect(x, activation="gelu")
+
+
+def test_fused_relu_nan_is_zero_in_both_dtypes():
+    """The fused ReLU is the kernel's (NaN -> 0, documented), the same for float32 and float64."""
+    for dt in (torch.float32, torch.float64):
+        x = torch.rand(1, 1, 6, 6, generator=_gen(6), dtype=dt) + 0.1  # positive: ReLU keeps the finite outputs
+        x[0, 0, 3, 3] = float("nan")
+        y = F.conv2d(x, torch.ones(1, 1, 3, 3, dtype=dt), None, 1, 1, activation="relu")
+        assert torch.isfinite(y).all() and (y[0, 0, 2:5, 2:5] == 0).all() and (y[0, 0, 0] > 0).any()
+        assert torch.isnan(F.conv2d(x, torch.ones(1, 1, 3, 3, dtype=dt), None, 1, 1)).any()

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <vector>
 
@@ -171,7 +174,25 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
                     }
             }
     }
-    if (job.gw && active_isa() == Isa::avx512 && (job.sw == 1 || job.sw == 2) && job.wo >= 12) {
+    if (job.gw && active_isa() == Isa::avx512 && cg >= 16) {
+        // Channels-last grad weight (conv2d_backward.hpp): pack x per (group, image),
+        // then tasks (group, block of output channels, block of 16 input channels).
+        rest.gw = nullptr;
+        const i64 cpad = (cg + 15) / 16 * 16, cblocks = cpad / 16;
+        const i64 per_img = (H + 2 * job.ph) * (W + 2 * job.pw) * cpad;
+        const i64 ob = conv2d_bwd_detail::kGwOc, oblocks = (cog + ob - 1) / ob;
+        float* xcl = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(G * N * per_img) * 4 + 64));
+        if (!xcl) throw std::bad_alloc();
+        std::unique_ptr<float, void (*)(void*)> own(xcl, &std::free);
+        parallel_for(G * N, threads, [&](i64 t) {
+            avx512::conv2d_grad_weight_cl_pack(job, t / N, t % N, xcl + (t / N) * N * per_img);
+        });
+        parallel_for(G * oblocks * cblocks, threads, [&](i64 t) {
+            const i64 cb = t % cblocks, b = (t / cblocks) % oblocks, g = t / (cblocks * oblocks);
+            avx512::conv2d_grad_weight_cl(job, xcl + g * N * per_img, g, b * ob, std::min(cog, (b + 1) * ob), cb);
+        });
+    }
+    if (job.gw && rest.gw && active_isa() == Isa::avx512 && (job.sw == 1 || job.sw == 2) && job.wo >= 12) {
         rest.gw = nullptr;
         const i64 ob = conv2d_bwd_detail::kGwOc, oblocks = (cog + ob - 1) / ob;
         // Task (group, block of output channels): disjoint gw rows.

@@ -67,6 +67,14 @@ MEDFUSE_DECLARE_ISA(avx512)
 // pixels) in that order, each reduced pairwise 16 -> 1 at the end.
 namespace avx512 {
 void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
+// avx512, float32, at least 16 input channels per group: gw from a padded
+// channels-last copy of x (conv2d_grad_weight_cl_pack: image n of group g into
+// xcl, (H + 2 ph) x (W + 2 pw) x cpad floats per image, cpad = cg rounded up
+// to 16), tiles of kGwOc output channels x 3 taps x 16 input channels
+// (channel block cb) summed over the output pixels in order, no lane sums.
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, float* xcl);
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
+                           std::int64_t o1, std::int64_t cb);
 }
 
 }  // namespace medfuse

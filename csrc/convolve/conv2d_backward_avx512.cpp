@@ -156,5 +156,102 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, i64 g, i64 o0, i64 
             }
 }
 
+// ---- grad weight, channels-last --------------------------------------------
+// gw[o, c, ky, kx] = sum over (n, ho, wo) of gy[n, o, ho, wo] xp[n, c, ho sh + ky dh, wo sw + kx dw]
+// with xp = x zero-padded. The group's input channels are copied once into a
+// padded channels-last buffer xcl[n][hp][wp][cpad] (cpad = 16 * cblocks,
+// zeros in the padding and past cg), so a 16-channel vector of one input
+// pixel is one aligned load. A register tile of kGwOc output channels x 3 taps
+// (kx) x 16 input channels accumulates over every output pixel in order
+// (n, ho, wo): per pixel 3 vector loads, kGwOc broadcasts of gy, 24 FMAs, and
+// no lane sums at the end. Each gw element is one accumulation chain in an
+// order fixed by the shapes, whoever runs the task.
+
+namespace {
+
+template <int NX>
+void gw_cl_tile(const float* xcl, const float* gyg, i64 co_stride_n, i64 P, i64 N, i64 HO, i64 WO, i64 Hp, i64 Wp,
+                i64 cpad, i64 sh, i64 sw, i64 rowoff, const i64* coff, int mr, float* out) {
+    __m512 acc[OB][NX];
+#pragma GCC unroll 8
+    for (int i = 0; i < OB; ++i)
+#pragma GCC unroll 3
+        for (int j = 0; j < NX; ++j) acc[i][j] = _mm512_setzero_ps();
+    const float* gyr[OB];
+    for (int i = 0; i < OB; ++i) gyr[i] = gyg + (i < mr ? i : 0) * P;
+    for (i64 n = 0; n < N; ++n) {
+        const float* xn = xcl + n * Hp * Wp * cpad + rowoff;
+        for (i64 ho = 0; ho < HO; ++ho) {
+            const float* xr = xn + ho * sh * Wp * cpad;
+            const i64 q0 = n * co_stride_n + ho * WO;
+            for (i64 wo = 0; wo < WO; ++wo) {
+                const float* xp = xr + wo * sw * cpad;
+                __m512 xv[NX];
+#pragma GCC unroll 3
+                for (int j = 0; j < NX; ++j) xv[j] = _mm512_load_ps(xp + coff[j]);
+                const i64 q = q0 + wo;
+#pragma GCC unroll 8
+                for (int i = 0; i < OB; ++i) {
+                    const __m512 gv = _mm512_set1_ps(gyr[i][q]);
+#pragma GCC unroll 3
+                    for (int j = 0; j < NX; ++j) acc[i][j] = _mm512_fmadd_ps(gv, xv[j], acc[i][j]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < OB; ++i)
+#pragma GCC unroll 3
+        for (int j = 0; j < NX; ++j) _mm512_storeu_ps(out + (i * NX + j) * 16, acc[i][j]);
+}
+
+}  // namespace
+
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, float* xcl) {
+    const i64 cg = job.c / job.groups, cpad = (cg + 15) / 16 * 16;
+    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw;
+    float* dst = xcl + n * Hp * Wp * cpad;
+    std::fill(dst, dst + Hp * Wp * cpad, 0.f);
+    for (i64 c = 0; c < cg; ++c) {
+        const float* plane = job.x + (n * job.c + g * cg + c) * H * W;
+        for (i64 y = 0; y < H; ++y) {
+            float* d = dst + ((y + job.ph) * Wp + job.pw) * cpad + c;
+            const float* src = plane + y * W;
+            for (i64 x = 0; x < W; ++x) d[x * cpad] = src[x];
+        }
+    }
+}
+
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 o0, i64 o1, i64 cb) {
+    const i64 cog = job.co / job.groups, cg = job.c / job.groups, cpad = (cg + 15) / 16 * 16;
+    const i64 kh = job.kh, kw = job.kw, taps = kh * kw, K = cg * taps;
+    const i64 Hp = job.h + 2 * job.ph, Wp = job.wd + 2 * job.pw, P = job.ho * job.wo;
+    const int mr = static_cast<int>(o1 - o0);
+    const float* gyg = job.gy + (g * cog + o0) * P;
+    const i64 nc = std::min<i64>(16, cg - cb * 16);
+    alignas(64) float out[OB * 3 * 16];
+    for (i64 ky = 0; ky < kh; ++ky)
+        for (i64 kx0 = 0; kx0 < kw; kx0 += 3) {
+            const int nx = static_cast<int>(std::min<i64>(3, kw - kx0));
+            i64 coff[3] = {0, 0, 0};
+            for (int j = 0; j < nx; ++j) coff[j] = (kx0 + j) * job.dw * cpad;
+            const i64 rowoff = ky * job.dh * Wp * cpad + cb * 16;
+            if (nx == 3)
+                gw_cl_tile<3>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
+                              coff, mr, out);
+            else if (nx == 2)
+                gw_cl_tile<2>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
+                              coff, mr, out);
+            else
+                gw_cl_tile<1>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
+                              coff, mr, out);
+            for (int i = 0; i < mr; ++i)
+                for (int j = 0; j < nx; ++j)
+                    for (i64 l = 0; l < nc; ++l)
+                        job.gw[(g * cog + o0 + i) * K + (cb * 16 + l) * taps + ky * kw + kx0 + j] =
+                            out[(i * nx + j) * 16 + l];
+        }
+}
+
 }  // namespace avx512
 }  // namespace medfuse

@@ -3,35 +3,48 @@
 Operators (``torch.library.custom_op``, CPU kernels, fake kernels for meta
 tensors and torch.compile, autograd through C++ backward kernels):
 
-- ``medfuse::conv2d(x, weight, bias, stride, padding, dilation, groups)``
+- ``medfuse::conv2d(x, weight, bias, stride, padding, dilation, groups, relu)``
   and ``medfuse::conv2d_backward`` (grad input, weight, bias);
 - ``medfuse::attention(q, k, v, mask, causal, scale) -> (out, lse)`` and
   ``medfuse::attention_backward``.
 
 The functions :func:`conv2d` and :func:`attention` validate their arguments
 (TypeError / ValueError naming the argument, before any kernel runs) and
-choose the operator: CPU tensors of float32 or float64 run medfuse's
-kernels; tensors on another device or of another floating dtype (float16,
+choose the path: CPU tensors of float32 or float64 run medfuse's kernels;
+tensors on another device or of another floating dtype (float16,
 bfloat16) run ``torch.nn.functional.conv2d`` /
 ``scaled_dot_product_attention`` instead. float64 exists for
 ``torch.autograd.gradcheck``: the float64 conv2d forward is a direct loop,
 slower than the float32 kernel.
+
+Eager mode skips the operator dispatcher: with plain CPU tensors, no
+torch.compile / tracing / functorch transform and no torch dispatch or
+function mode active, the functions call the C++ kernels through a
+``torch.autograd.Function`` (the same kernels, arguments and bits as the
+operators; the validation above is done once per call). Custom-operator
+dispatch costs tens of microseconds per call (schema checks, the Python
+dispatcher, the autograd wrapper), which dominated small layers. Anything
+else (compiling, ``make_fx``, ``opcheck``, fake tensors) goes through
+``torch.ops.medfuse.*``.
 """
 
 # No `from __future__ import annotations`: torch.library infers the operator
 # schemas from these annotations.
+import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ..kernels import attention as _attn
-from ..kernels import cnn as _cnn
+from ..kernels import _validate
+from ..kernels._attention_plan import unbroadcast
+from ..kernels._threads import get_num_threads
 
 __all__ = ["attention", "conv2d"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 IntPair = int | Sequence[int]
 
 
@@ -39,27 +52,65 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _core():  # the extension, imported on first use (as medfuse.kernels does)
+    from .. import _core as core
+
+    return core
+
+
+def _eager(*tensors: torch.Tensor | None) -> bool:
+    """True when the kernels may be called directly (see the module docstring)."""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+            or torch._C._are_functorch_transforms_active() or torch._C._is_torch_function_mode_enabled()):
+        return False
+    return all(t is None or type(t) in _PLAIN for t in tensors)
+
+
 # ---- conv2d -----------------------------------------------------------------
-
-@torch.library.custom_op("medfuse::conv2d", mutates_args=(), device_types="cpu")
-def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
-               padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
-    b = None if bias is None else _np(bias)
-    y: np.ndarray
-    if x.dtype == torch.float64:
-        y = _cnn.conv2d_float64(_np(x), _np(weight), b, stride=stride, padding=padding, dilation=dilation,
-                                groups=groups)
-    else:
-        y = _cnn.conv2d(_np(x), _np(weight), b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return torch.from_numpy(y)
-
 
 def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def _conv2d_run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: Sequence[int],
+                padding: Sequence[int], dilation: Sequence[int], groups: int, relu: bool) -> torch.Tensor:
+    """The forward kernel on validated CPU tensors (both paths run this)."""
+    core = _core()
+    ho = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
+    wo = _out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
+    _validate.check_alloc(x.element_size() * x.shape[0] * weight.shape[0] * ho * wo, "conv2d output")
+    b = None if bias is None else _np(bias)
+    args = (_np(x), _np(weight), b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups)
+    if x.dtype == torch.float64:
+        y = torch.from_numpy(core.conv2d_f64(*args, get_num_threads()))
+        return y.masked_fill_(~(y > 0), 0.0) if relu else y  # y > 0 ? y : 0, NaN -> 0, as the float32 kernel
+    return torch.from_numpy(core.conv2d_f32(*args, relu, get_num_threads()))
+
+
+def _conv2d_backward_run(x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, stride: Sequence[int],
+                         padding: Sequence[int], dilation: Sequence[int], groups: int,
+                         need: Sequence[bool]) -> tuple[torch.Tensor | None, ...]:
+    core = _core()
+    _validate.check_alloc(x.element_size() * (x.numel() + weight.numel()), "conv2d_backward output")
+    fn = core.conv2d_backward_f32 if x.dtype == torch.float32 else core.conv2d_backward_f64
+    res = fn(_np(x), _np(weight), _np(grad_out), bool(need[0]), bool(need[1]), bool(need[2]), stride[0], stride[1],
+             padding[0], padding[1], dilation[0], dilation[1], groups, get_num_threads())
+    return tuple(None if a is None else torch.from_numpy(a) for a in res)
+
+
+def _relu_grad(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """dL/d(pre-activation) from dL/dy of ``y = relu(...)``, as torch's ReLU backward."""
+    return torch.ops.aten.threshold_backward(grad, y, 0)
+
+
+@torch.library.custom_op("medfuse::conv2d", mutates_args=(), device_types="cpu")
+def _conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+               padding: list[int], dilation: list[int], groups: int, relu: bool = False) -> torch.Tensor:
+    return _conv2d_run(x, weight, bias, stride, padding, dilation, groups, relu)
+
+
 @_conv2d_op.register_fake
-def _(x, weight, bias, stride, padding, dilation, groups):
+def _(x, weight, bias, stride, padding, dilation, groups, relu=False):
     ho = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
     wo = _out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
     return x.new_empty((x.shape[0], weight.shape[0], ho, wo))
@@ -69,10 +120,9 @@ def _(x, weight, bias, stride, padding, dilation, groups):
 def _conv2d_backward_op(x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, stride: list[int],
                         padding: list[int], dilation: list[int], groups: int,
                         need: list[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    gx, gw, gb = _cnn.conv2d_backward(_np(x), _np(weight), _np(grad_out), stride=stride, padding=padding,
-                                      dilation=dilation, groups=groups, need=(need[0], need[1], need[2]))
+    res = _conv2d_backward_run(x, weight, grad_out, stride, padding, dilation, groups, need)
     # gradients not asked for come back as (distinct) empty tensors
-    return tuple(torch.from_numpy(a) if a is not None else x.new_empty((0,)) for a in (gx, gw, gb))  # type: ignore[return-value]
+    return tuple(a if a is not None else x.new_empty((0,)) for a in res)  # type: ignore[return-value]
 
 
 @_conv2d_backward_op.register_fake
@@ -82,21 +132,48 @@ def _(x, weight, grad_out, stride, padding, dilation, groups, need):
 
 
 def _conv2d_setup(ctx, inputs, output):
-    x, weight, bias, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(x, weight)
+    x, weight, bias, stride, padding, dilation, groups, *rest = inputs
+    relu = bool(rest[0]) if rest else False
+    ctx.save_for_backward(x, weight, output if relu else None)
     ctx.conf = (stride, padding, dilation, groups, bias is not None)
 
 
 def _conv2d_grad(ctx, grad):
-    x, weight = ctx.saved_tensors
+    x, weight, y = ctx.saved_tensors
     stride, padding, dilation, groups, has_bias = ctx.conf
+    if y is not None:
+        grad = _relu_grad(grad, y)
     need = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1]), has_bias and bool(ctx.needs_input_grad[2])]
     gx, gw, gb = torch.ops.medfuse.conv2d_backward(x, weight, grad.contiguous(), stride, padding, dilation,
                                                    groups, need)
-    return (gx if need[0] else None, gw if need[1] else None, gb if need[2] else None, None, None, None, None)
+    return (gx if need[0] else None, gw if need[1] else None, gb if need[2] else None, None, None, None, None, None)
 
 
 _conv2d_op.register_autograd(_conv2d_grad, setup_context=_conv2d_setup)
+
+
+class _Conv2dEager(torch.autograd.Function):
+    """Eager path of ``medfuse::conv2d``: the same kernels without the dispatcher."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu):  # type: ignore[override]
+        y = _conv2d_run(x, weight, bias, stride, padding, dilation, groups, relu)
+        ctx.save_for_backward(x, weight, y if relu else None)
+        ctx.conf = (stride, padding, dilation, groups, bias is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, weight, y = ctx.saved_tensors
+        stride, padding, dilation, groups, has_bias = ctx.conf
+        if y is not None:
+            grad = _relu_grad(grad, y)
+        nig = ctx.needs_input_grad
+        need = (bool(nig[0]), bool(nig[1]), has_bias and bool(nig[2]))
+        if not any(need):
+            return None, None, None, None, None, None, None, None
+        gx, gw, gb = _conv2d_backward_run(x, weight, grad, stride, padding, dilation, groups, need)
+        return gx, gw, gb, None, None, None, None, None
 
 
 def _pair(value: object, name: str, minimum: int) -> list[int]:
@@ -125,14 +202,20 @@ def _same(t: torch.Tensor, ref: torch.Tensor, name: str) -> None:
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntPair = 1,
-           padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1) -> torch.Tensor:
+           padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1, *,
+           activation: str | None = None) -> torch.Tensor:
     """``torch.nn.functional.conv2d`` on medfuse's kernels (4D input, zero padding).
 
     x (N, C_in, H, W), weight (C_out, C_in / groups, kH, kW), bias (C_out,)
     or None; stride / padding / dilation an int or a pair (padding as
-    numbers, not "same"/"valid"). CPU float32 / float64: ``medfuse::conv2d``
-    (differentiable in x, weight and bias); other devices or dtypes: torch's
-    conv2d. Equal to torch's result to float rounding (about 1e-5 relative).
+    numbers, not "same"/"valid"). ``activation="relu"`` applies ReLU in the
+    kernel's epilogue (``relu(conv2d(...))`` in one pass; the backward pass
+    masks the gradient by ``y > 0`` as torch's ReLU does). As
+    ``medfuse.conv2d``'s kernel, that ReLU maps NaN to 0 (``y > 0 ? y : 0``),
+    where ``torch.relu`` keeps NaN; without ``activation`` NaN propagates. CPU float32 /
+    float64: ``medfuse::conv2d`` (differentiable in x, weight and bias);
+    other devices or dtypes: torch's conv2d. Equal to torch's result to float
+    rounding (about 1e-5 relative).
     """
     x = _tensor(x, "x")
     weight = _tensor(weight, "weight")
@@ -159,23 +242,94 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         raise ValueError(f"x and weight must not be empty; got shapes {tuple(x.shape)}, {tuple(weight.shape)}")
     if _out_size(x.shape[2], kh, s[0], p[0], d[0]) < 1 or _out_size(x.shape[3], kw, s[1], p[1], d[1]) < 1:
         raise ValueError("weight is larger than the padded input: the output would be empty")
+    if activation not in (None, "relu"):
+        raise ValueError(f"activation must be None or 'relu'; got {activation!r}")
+    relu = activation == "relu"
     if x.device.type != "cpu" or x.dtype not in _KERNEL_DTYPES:
-        return torch.nn.functional.conv2d(x, weight, bias, s, p, d, groups)
-    return torch.ops.medfuse.conv2d(x, weight, bias, s, p, d, int(groups))
+        y = torch.nn.functional.conv2d(x, weight, bias, s, p, d, groups)
+        return torch.relu(y) if relu else y
+    if _eager(x, weight, bias):
+        return _Conv2dEager.apply(x, weight, bias, s, p, d, int(groups), relu)
+    return torch.ops.medfuse.conv2d(x, weight, bias, s, p, d, int(groups), relu)
 
 
 # ---- attention --------------------------------------------------------------
 
-def _mask_np(mask: torch.Tensor | None) -> np.ndarray | None:
-    return None if mask is None else _np(mask)
+@functools.lru_cache(maxsize=256)
+def _offsets(own: tuple[int, ...], batch: tuple[int, ...], per: int) -> np.ndarray:
+    """Element offset of each flattened batch element's matrix in a buffer of batch dims ``own``
+    (broadcast to ``batch``); as AttentionPlan.offsets, cached per shape (read-only)."""
+    idx = (np.arange(math.prod(own), dtype=np.int64) * per).reshape(own)
+    full = (1,) * (len(batch) - len(own)) + own
+    out = np.ascontiguousarray(np.broadcast_to(idx.reshape(full), batch).reshape(-1))
+    out.setflags(write=False)
+    return out
+
+
+def _attention_args(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+                    scale: float | None) -> tuple[dict, tuple[int, ...], tuple[torch.Tensor, ...]]:
+    """Keyword arguments of ``_core.attention_*`` for validated CPU tensors (the plan of
+    medfuse.kernels.attention, on torch shapes), the broadcast batch shape, and the
+    contiguous q, k, v the kernel reads."""
+    qc, kc, vc = q.detach().contiguous(), k.detach().contiguous(), v.detach().contiguous()
+    batch = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    lq, d = q.shape[-2:]
+    lk, dv = v.shape[-2:]
+    args = dict(q=qc.numpy().reshape(-1), k=kc.numpy().reshape(-1), v=vc.numpy().reshape(-1),
+                q_off=_offsets(tuple(q.shape[:-2]), batch, lq * d), k_off=_offsets(tuple(k.shape[:-2]), batch, lk * d),
+                v_off=_offsets(tuple(v.shape[:-2]), batch, lk * dv), batch=math.prod(batch), lq=lq, lk=lk, d=d,
+                dv=dv, causal=bool(causal), scale=1.0 / math.sqrt(d) if scale is None else float(scale),
+                threads=get_num_threads())
+    if mask is not None:
+        m = mask.detach()
+        m = m.reshape((1,) * (len(batch) + 2 - m.dim()) + tuple(m.shape))
+        rows, cols = m.shape[-2:]
+        cs = 1 if cols == lk and lk > 1 else 0
+        rs = (cols if cs else 1) if rows == lq and lq > 1 else 0
+        if rows > 1 and rs == 0:
+            m = m[..., :1, :]
+        if cols > 1 and cs == 0:
+            m = m[..., :1]
+        flat = m.contiguous().numpy()
+        args["mask_off"] = _offsets(flat.shape[:-2], batch, flat.shape[-2] * flat.shape[-1])
+        args["mask_rs"], args["mask_cs"] = rs, cs
+        if flat.dtype == np.bool_:
+            args["mask_b"] = flat.reshape(-1).view(np.uint8)
+        else:
+            args["mask_f"] = flat.reshape(-1)
+    return args, batch, (qc, kc, vc)
+
+
+def _attention_run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+                   scale: float | None) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """(out, lse, contiguous (q, k, v)) from the forward kernel (both paths run this)."""
+    args, batch, qkv = _attention_args(q, k, v, mask, causal, scale)
+    fn = _core().attention_f32 if q.dtype == torch.float32 else _core().attention_f64
+    out, lse = fn(**args, return_lse=True)
+    lq, dv = args["lq"], args["dv"]
+    return torch.from_numpy(out).view(batch + (lq, dv)), torch.from_numpy(lse).view(batch + (lq,)), qkv
+
+
+def _attention_backward_run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                            grad_out: torch.Tensor, lse: torch.Tensor, mask: torch.Tensor | None, causal: bool,
+                            scale: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    args, batch, _ = _attention_args(q, k, v, mask, causal, scale)
+    fn = _core().attention_backward_f32 if q.dtype == torch.float32 else _core().attention_backward_f64
+    dq, dk, dv = fn(**args, out=_np(out).reshape(-1), grad_out=_np(grad_out).reshape(-1), lse=_np(lse).reshape(-1))
+    res = []
+    for g, t in ((dq, q), (dk, k), (dv, v)):
+        g = g.reshape(batch + g.shape[-2:])
+        if g.shape != tuple(t.shape):  # t was broadcast: sum its gradient back to its shape
+            g = unbroadcast(g, tuple(t.shape))
+        res.append(torch.from_numpy(g))
+    return res[0], res[1], res[2]
 
 
 @torch.library.custom_op("medfuse::attention", mutates_args=(), device_types="cpu")
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool,
                   scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    out, lse = _attn.attention(_np(q), _np(k), _np(v), mask=_mask_np(mask), causal=causal, scale=scale,
-                               return_lse=True)
-    return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(np.ascontiguousarray(lse))
+    out, lse, _ = _attention_run(q, k, v, mask, causal, scale)
+    return out, lse
 
 
 def _batch(q, k, v):
@@ -192,9 +346,7 @@ def _(q, k, v, mask, causal, scale):
 def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                            grad_out: torch.Tensor, lse: torch.Tensor, mask: torch.Tensor | None, causal: bool,
                            scale: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dq, dk, dv = _attn.attention_backward(_np(q), _np(k), _np(v), _np(out), _np(grad_out), _np(lse),
-                                          mask=_mask_np(mask), causal=causal, scale=scale)
-    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in (dq, dk, dv))  # type: ignore[return-value]
+    return _attention_backward_run(q, k, v, out, grad_out, lse, mask, causal, scale)
 
 
 @_attention_backward_op.register_fake
@@ -218,6 +370,25 @@ def _attention_grad(ctx, grad_out, grad_lse):
 
 
 _attention_op.register_autograd(_attention_grad, setup_context=_attention_setup)
+
+
+class _AttentionEager(torch.autograd.Function):
+    """Eager path of ``medfuse::attention``: the same kernels without the dispatcher."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, causal, scale):  # type: ignore[override]
+        out, lse, (qc, kc, vc) = _attention_run(q, k, v, mask, causal, scale)
+        ctx.save_for_backward(qc, kc, vc, out, lse, mask)
+        ctx.conf = (causal, scale)
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):  # type: ignore[override]
+        q, k, v, out, lse, mask = ctx.saved_tensors
+        causal, scale = ctx.conf
+        dq, dk, dv = _attention_backward_run(q, k, v, out, grad_out, lse, mask, causal, scale)
+        return dq, dk, dv, None, None, None
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -272,6 +443,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     if q.device.type != "cpu" or q.dtype not in _KERNEL_DTYPES:
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                                                 scale=scale)
+    if _eager(q, k, v, mask):
+        return _AttentionEager.apply(q, k, v, mask, causal, scale)[0]
     return torch.ops.medfuse.attention(q, k, v, mask, causal, scale)[0]
 
 

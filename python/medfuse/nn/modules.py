@@ -23,15 +23,21 @@ class Conv2d(torch.nn.Conv2d):
 
     Same constructor and parameters as torch's layer. ``padding_mode`` other
     than "zeros" and string paddings ("same", "valid") run torch's forward.
+    ``forward(x, activation="relu")`` returns ``relu(conv(x))`` from one
+    kernel pass (the ReLU in the kernel's epilogue), for a ``Conv2d`` followed
+    by ``ReLU``.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, activation: str | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            return super().forward(input)
+            if activation not in (None, "relu"):
+                raise ValueError(f"activation must be None or 'relu'; got {activation!r}")
+            y = super().forward(input)
+            return torch.relu(y) if activation == "relu" else y
         if input.dim() == 3:  # unbatched (C, H, W), as torch
-            return self.forward(input.unsqueeze(0)).squeeze(0)
+            return self.forward(input.unsqueeze(0), activation).squeeze(0)
         return conv2d(input, self.weight, self.bias, tuple(self.stride), tuple(self.padding),  # type: ignore[arg-type]
-                      tuple(self.dilation), self.groups)
+                      tuple(self.dilation), self.groups, activation=activation)
 
 
 class MultiheadAttention(torch.nn.MultiheadAttention):

@@ -48,9 +48,15 @@ class ImageEncoder(nn.Module):
             c = w
         self.body = nn.Sequential(*layers)
         self.proj = nn.Linear(c, d_model)
+        self.fused = ops == "medfuse"  # each Conv2d + ReLU pair as one kernel pass (ReLU in its epilogue)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.body(x).mean(dim=(2, 3)))
+        if self.fused:
+            for conv in list(self.body)[::2]:
+                x = conv(x, activation="relu")
+        else:
+            x = self.body(x)
+        return self.proj(x.mean(dim=(2, 3)))
 
 
 class ReportEncoder(nn.Module):
