@@ -318,11 +318,16 @@ def test_conv2d_activation_refused_and_module_activation():
         reflect(x, activation="gelu")
 
 
-def test_fused_relu_nan_is_zero_in_both_dtypes():
-    """The fused ReLU is the kernel's (NaN -> 0, documented), the same for float32 and float64."""
+def test_fused_relu_keeps_nan_in_both_dtypes():
+    """The fused ReLU keeps NaN as torch.relu does (bad input gives NaN out), float32 and float64 alike."""
     for dt in (torch.float32, torch.float64):
         x = torch.rand(1, 1, 6, 6, generator=_gen(6), dtype=dt) + 0.1  # positive: ReLU keeps the finite outputs
         x[0, 0, 3, 3] = float("nan")
-        y = F.conv2d(x, torch.ones(1, 1, 3, 3, dtype=dt), None, 1, 1, activation="relu")
-        assert torch.isfinite(y).all() and (y[0, 0, 2:5, 2:5] == 0).all() and (y[0, 0, 0] > 0).any()
+        w = torch.ones(1, 1, 3, 3, dtype=dt)
+        y = F.conv2d(x, w, None, 1, 1, activation="relu")
+        ref = torch.relu(torch.nn.functional.conv2d(x, w, None, 1, 1))
+        assert torch.isnan(y[0, 0, 2:5, 2:5]).all() and torch.isfinite(y[0, 0, 0]).all()
+        torch.testing.assert_close(y, ref, equal_nan=True)
+        neg = F.conv2d(-x, w, None, 1, 1, activation="relu")
+        assert (neg[0, 0, 0] == 0).all() and torch.isnan(neg[0, 0, 2:5, 2:5]).all()
         assert torch.isnan(F.conv2d(x, torch.ones(1, 1, 3, 3, dtype=dt), None, 1, 1)).any()

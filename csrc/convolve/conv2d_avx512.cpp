@@ -106,7 +106,7 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
 #pragma GCC unroll 3
         for (int v = 0; v < NV; ++v) {
             __m512 o = _mm512_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
-            if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_GT_OQ), o);  // o > 0 ? o : 0, NaN -> 0
+            if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_NLE_UQ), o);  // o <= 0 ? 0 : o, NaN kept (as torch.relu)
             const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
             _mm512_mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
         }

@@ -121,7 +121,7 @@ void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, in
         if (relu) {
             for (int j = 0; j < nr; ++j) {
                 const float v = acc[i][j] + bi;
-                yr[j] = v > 0.f ? v : 0.f;
+                yr[j] = v <= 0.f ? 0.f : v;  // NaN kept, as torch.relu
             }
         } else {
             for (int j = 0; j < nr; ++j) yr[j] = acc[i][j] + bi;

@@ -83,7 +83,7 @@ def _conv2d_run(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     args = (_np(x), _np(weight), b, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups)
     if x.dtype == torch.float64:
         y = torch.from_numpy(core.conv2d_f64(*args, get_num_threads()))
-        return y.masked_fill_(~(y > 0), 0.0) if relu else y  # y > 0 ? y : 0, NaN -> 0, as the float32 kernel
+        return y.masked_fill_(y <= 0, 0.0) if relu else y  # y <= 0 ? 0 : y, NaN kept, as the float32 kernel
     return torch.from_numpy(core.conv2d_f32(*args, relu, get_num_threads()))
 
 
@@ -210,9 +210,8 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     or None; stride / padding / dilation an int or a pair (padding as
     numbers, not "same"/"valid"). ``activation="relu"`` applies ReLU in the
     kernel's epilogue (``relu(conv2d(...))`` in one pass; the backward pass
-    masks the gradient by ``y > 0`` as torch's ReLU does). As
-    ``medfuse.conv2d``'s kernel, that ReLU maps NaN to 0 (``y > 0 ? y : 0``),
-    where ``torch.relu`` keeps NaN; without ``activation`` NaN propagates. CPU float32 /
+    masks the gradient by ``y > 0`` as torch's ReLU does). That ReLU keeps
+    NaN as ``torch.relu`` does (``y <= 0 ? 0 : y``); NaN propagates. CPU float32 /
     float64: ``medfuse::conv2d`` (differentiable in x, weight and bias);
     other devices or dtypes: torch's conv2d. Equal to torch's result to float
     rounding (about 1e-5 relative).
