@@ -16,7 +16,7 @@ import medfuse
 from medfuse.learn.deep import DeepFusionClassifier, DeepInputs, prepare_inputs
 
 SMALL = dict(d_model=16, heads=2, layers=1, widths=(4, 8), embedding_dim=8, rnn_hidden=8, max_epochs=20,
-             batch_size=16, lr=1e-2, patience=6, word2vec=False)
+             batch_size=16, lr=1e-2, patience=6, word2vec=False, ensemble=1, dropout=0.1, weight_decay=1e-4)
 
 
 def planted(n, seed, present=None):
@@ -224,3 +224,137 @@ def test_multiclass_refuses_mixed_label_types():
     mixed[:10] = 1
     with pytest.raises(ValueError, match="mixes label types"):
         DeepFusionClassifier(**SMALL).fit(data, mixed)
+
+
+# ---------------------------------------------------------------- lung sounds and hand-made feature blocks
+def planted_full(n, seed, audio_present=None, report_present=None):
+    """planted() plus a log-mel 'spectrogram' with a label band (noisy) and a hand-made table
+    (ct__*, xray__*, audio__* columns) whose first column of each block carries the label; NaN = missing."""
+    rng = np.random.default_rng(seed)
+    data = planted(n, seed)
+    y = data.labels
+    au = rng.normal(-4.0, 0.3, (n, 1, 8, 16)).astype(np.float32)
+    ap = np.ones(n, bool) if audio_present is None else audio_present
+    for i in range(n):
+        sig = y[i] if rng.random() < 0.85 else 1 - y[i]
+        au[i, 0, 2:4, :] += 1.5 * sig
+    au[~ap] = 0
+    table = rng.normal(0, 1, (n, 6)).astype(np.float32)
+    table[:, [0, 2, 4]] += 1.2 * y[:, None]
+    table[:, 1] = table[:, 1] * 50 + 1000  # a badly scaled column: standardised inside the model
+    table[~data.present[:, 0], 0:2] = np.nan
+    table[~data.present[:, 1], 2:4] = np.nan
+    table[~ap, 4:6] = np.nan
+    pres = data.present.copy()
+    if report_present is not None:
+        pres[:, 2] = report_present
+        data.tokens = [t if report_present[i] else [] for i, t in enumerate(data.tokens)]
+    return DeepInputs(data.patient_ids, y, data.ct, data.xray, data.tokens, pres, data.ct_nodule,
+                      {"audio_mels": 8, "audio_frames": 16}, au, ap, table,
+                      ["ct__a", "ct__b", "xray__a", "xray__b", "audio__a", "audio__b"])
+
+
+def test_feature_blocks_and_audio_tokens_learn_and_ensemble_is_deterministic():
+    data = planted_full(120, 10)
+    tr, te = np.arange(80), np.arange(80, 120)
+    m = DeepFusionClassifier(**{**SMALL, "ensemble": 2}).fit(data.subset(tr))
+    cfg = m.config_
+    assert cfg["audio"] and cfg["bag"] and cfg["wide"] and sorted(cfg["blocks"]) == ["audio", "ct", "xray"]
+    # standardisation statistics are the training patients' (NaN skipped), not the test patients'
+    t = data.table[tr]
+    np.testing.assert_allclose(m.state_dict_["members.0.table_mean"], np.nanmean(t, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(m.state_dict_["members.1.table_scale"], np.nanstd(t, axis=0, ddof=1), rtol=1e-4)
+    p = m.predict_proba(data.subset(te))[:, 1]
+    assert roc_auc_score(data.labels[te], p) > 0.85
+    assert {h["member"] for h in m.history_} == {0.0, 1.0}
+    again = DeepFusionClassifier(**{**SMALL, "ensemble": 2}).fit(data.subset(tr))
+    np.testing.assert_array_equal(again.predict_proba(data.subset(te)), m.predict_proba(data.subset(te)))
+    back = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(back.predict_proba(data.subset(te)), m.predict_proba(data.subset(te)))
+    assert clone(m).get_params()["ensemble"] == 2
+
+
+def test_audio_alone_carries_the_label():
+    """Only the spectrogram CNN sees the label (images blank, no report, no table): it must learn it."""
+    data = planted_full(120, 11)
+    data.ct[:] = 0.3
+    data.xray[:] = 0.3
+    data.present[:, 2] = False
+    data.tokens = [[] for _ in data.tokens]
+    data.table = None
+    data.table_columns = []
+    tr, te = np.arange(80), np.arange(80, 120)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 30, "validation_fraction": 0.0}).fit(data.subset(tr))
+    assert m.config_["audio"] and not m.config_["blocks"]
+    assert roc_auc_score(data.labels[te], m.predict_proba(data.subset(te))[:, 1]) > 0.85
+
+
+def test_missing_audio_and_report_are_masked():
+    rng = np.random.default_rng(12)
+    ap = rng.random(80) > 0.4
+    rp = rng.random(80) > 0.4
+    data = planted_full(80, 12, audio_present=ap, report_present=rp)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 4}).fit(data)
+    p = m.predict_proba(data)
+    assert np.isfinite(p).all()
+    # a patient without audio: whatever sits in its (absent) spectrogram and audio__* cells is ignored
+    no_audio = data.subset(np.flatnonzero(~ap)[:10])
+    before = m.predict_proba(no_audio)
+    no_audio.audio = rng.normal(0, 5, no_audio.audio.shape).astype(np.float32)
+    np.testing.assert_allclose(m.predict_proba(no_audio), before, atol=1e-6)
+    # inputs without any audio at all (audio=None) are scored with the audio token masked
+    bare = data.subset(np.arange(10))
+    bare.audio, bare.audio_present = None, None
+    bare.table[:, 4:] = np.nan
+    assert np.isfinite(m.predict_proba(bare)).all()
+
+
+def test_feature_table_refusals_and_column_order():
+    data = planted_full(40, 13)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 2}).fit(data)
+    no_table = data.subset(np.arange(10))
+    no_table.table, no_table.table_columns = None, []
+    with pytest.raises(ValueError, match="features="):
+        m.predict(no_table)
+    fewer = data.subset(np.arange(10))
+    fewer.table, fewer.table_columns = fewer.table[:, 1:], fewer.table_columns[1:]
+    with pytest.raises(ValueError, match="ct__a"):
+        m.predict(fewer)
+    # the same columns in another order give the same predictions (matched by name)
+    sub = data.subset(np.arange(10))
+    perm = sub.subset(np.arange(10))
+    perm.table, perm.table_columns = sub.table[:, ::-1].copy(), sub.table_columns[::-1]
+    np.testing.assert_array_equal(m.predict_proba(perm), m.predict_proba(sub))
+    for bad in (dict(dropout=1.0), dict(modality_dropout=-0.1), dict(ensemble=0), dict(audio="yes")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DeepFusionClassifier(**bad).fit(data)
+
+
+def test_prepare_inputs_audio_and_features():
+    import pandas as pd
+
+    from medfuse.data import synthetic_cohort
+
+    cohort = synthetic_cohort(5, seed=2, shape=(24, 64, 64), missing=0.3)
+    t = cohort.truth.loc[cohort.patient_ids]
+    feats = pd.DataFrame({"patient_id": cohort.patient_ids[::-1], "label": 0,
+                          "ct__x": np.arange(5.0)[::-1], "audio__y": [1.0, np.inf, 2.0, 3.0, 4.0]})
+    d = prepare_inputs(cohort, xray_size=16, ct_size=8, audio_mels=16, audio_frames=40, features=feats)
+    assert d.audio.shape == (5, 1, 16, 40)
+    np.testing.assert_array_equal(d.audio_present, t["has_audio"].to_numpy(bool))
+    assert np.isfinite(d.audio).all() and (d.audio[~d.audio_present] == 0).all()
+    np.testing.assert_array_equal(d.table[:, 0], np.arange(5.0))  # matched by patient_id, not row order
+    assert np.isnan(d.table[3, 1]) and d.table_columns == ["ct__x", "audio__y"]  # inf -> missing
+    # the log-mel of a recording is medfuse.mel_spectrogram's, repeated to the frame count
+    i = int(np.flatnonzero(d.audio_present)[0])
+    y, sr = cohort[cohort.patient_ids[i]].audio
+    ref = np.log10(medfuse.mel_spectrogram(y, sr=sr, n_fft=256, hop_length=round(0.032 * sr), n_mels=16,
+                                           fmax=min(2000.0, sr / 2)) + 1e-8)
+    k = min(40, ref.shape[1])
+    np.testing.assert_allclose(d.audio[i, 0, :, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="lacks 1 patient"):
+        prepare_inputs(cohort, xray_size=16, ct_size=8, features=feats.iloc[1:])
+    with pytest.raises(ValueError, match="patient_id"):
+        prepare_inputs(cohort, xray_size=16, ct_size=8, features=feats.drop(columns="patient_id"))
+    with pytest.raises(TypeError, match="DataFrame"):
+        prepare_inputs(cohort, xray_size=16, ct_size=8, features=np.zeros((5, 2)))

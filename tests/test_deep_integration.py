@@ -10,7 +10,7 @@ from medfuse.data import synthetic_cohort
 from medfuse.learn import cross_validate
 
 TINY = dict(d_model=8, heads=2, layers=1, widths=(4,), embedding_dim=8, rnn_hidden=8, max_epochs=2, batch_size=16,
-            word2vec=False, ct_input="volume", xray_size=16, ct_size=8, validation_fraction=0.0)
+            word2vec=False, ct_input="volume", xray_size=16, ct_size=8, validation_fraction=0.0, ensemble=1)
 
 
 def _table(cohort):
@@ -48,6 +48,20 @@ def test_deep_row_and_refusals(cohort):
     ev = cross_validate(frame, folds=3, seed=0, cohort=cohort, deep=DeepFusionClassifier(**TINY), fusions=("early",))
     row = ev.table[ev.table["model"] == "deep fusion"].iloc[0]
     assert row["kind"] == "fusion" and 0.0 <= row["auc_mean"] <= 1.0
+    # the deep row reads the table's feature blocks (xray__mean here) beside the raw inputs
+    seen = []
+    orig_fit = DeepFusionClassifier.fit
+
+    def spy(self, X, y=None):
+        seen.append(list(X.table_columns))
+        return orig_fit(self, X, y)
+
+    DeepFusionClassifier.fit = spy
+    try:
+        cross_validate(frame, folds=3, seed=0, cohort=cohort, deep=DeepFusionClassifier(**TINY), fusions=("early",))
+    finally:
+        DeepFusionClassifier.fit = orig_fit
+    assert seen == [["xray__mean"]] * 3
     assert np.isfinite(ev.oof["deep fusion"]).all()
     with pytest.raises(ValueError, match="cohort"):
         cross_validate(frame, folds=3, deep=True)
@@ -63,7 +77,9 @@ def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
 
     data = tmp_path / "cohort"
     cohort = synthetic_cohort(12, seed=3, shape=(16, 48, 48), out_dir=data)
-    frame = _table(cohort)
+    from medfuse.extract import CohortFeatures, extract_cohort
+
+    frame = extract_cohort(cohort, CohortFeatures(), workers=1, progress=False).features  # the real feature blocks
     feats = tmp_path / "features.parquet"
     frame.to_parquet(feats)
     # the CLI's defaults are demo-sized; keep the test tiny
@@ -83,3 +99,8 @@ def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
     pred = pd.read_csv(out)
     assert len(pred) == 12 and pred["probability_1"].between(0, 1).all()
     assert set(pred["prediction"]) <= {0, 1}
+    from medfuse.learn.modelfile import load_model
+
+    trained = load_model(model)  # trained with the feature-block tokens; predict extracted them again
+    assert trained.config_["table_columns"] == [c for c in frame.columns if c.split("__")[0] in ("ct", "xray", "audio")]
+    assert trained.config_["audio"] and trained.config_["blocks"]

@@ -632,8 +632,10 @@ def cross_validate(
     Bayes-optimal class probabilities), else its ``malignancy_logit`` (two
     classes). ``deep``: True or a :class:`medfuse.learn.deep.DeepFusionClassifier`
     (needs ``cohort`` and the ``deep`` extra) adds a "deep fusion" row,
-    trained on each training fold's raw images and reports; inputs are
-    prepared once (:func:`medfuse.learn.deep.prepare_inputs`). Without torch,
+    trained on each training fold's raw images, reports and lung sounds
+    plus the table's hand-made feature blocks (standardised inside the
+    model on the training fold); inputs are prepared once
+    (:func:`medfuse.learn.deep.prepare_inputs`). Without torch,
     ``deep`` raises ImportError naming ``pip install "medfuse[deep]"``.
 
     Every model sees the same folds (``StratifiedKFold(folds, shuffle=True,
@@ -771,7 +773,7 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int,
             out.append(("oracle (true logit)", "oracle", ("truth",), lambda tr, te, y: P2[te]))
     if deep is None or deep is False:
         return out
-    from .deep import DeepFusionClassifier, prepare_inputs
+    from .deep import DeepFusionClassifier
 
     model = DeepFusionClassifier(random_state=seed) if deep is True else deep
     if not isinstance(model, DeepFusionClassifier):
@@ -779,8 +781,8 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int,
     absent = [p for p in ids if p not in cohort]
     if absent:
         raise ValueError(f"cohort lacks {len(absent)} patient(s) of features, e.g. {absent[0]!r}")
-    inputs = prepare_inputs([cohort[p] for p in ids], xray_size=model.xray_size, ct_size=model.ct_size,
-                            ct_input=model.ct_input, ct_patch_mm=model.ct_patch_mm, max_tokens=model.max_tokens)
+    table = frame if model.feature_blocks and image_blocks(frame) else None  # the hand-made feature-block tokens
+    inputs = model.prepare([cohort[p] for p in ids], features=table)
 
     def fit_score(tr: Any, te: Any, y: Any) -> Any:
         from sklearn.base import clone

@@ -56,6 +56,20 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     xray_size, ct_size, ct_input, ct_patch_mm, max_tokens : input
         preparation (:func:`~medfuse.learn.deep.prepare_inputs`), used when
         X is not already a DeepInputs.
+    audio, audio_mels, audio_frames : the lung-sound encoder (a CNN on the
+        log-mel spectrogram, ``audio_mels`` x ``audio_frames``); used when the
+        inputs hold audio.
+    feature_blocks : one token per hand-made feature block (ct__*, xray__*,
+        audio__* of the feature table given to ``prepare(X, features=...)``),
+        each an MLP (``block_hidden`` wide) on the columns standardised on
+        the training patients; used when the inputs hold a table.
+    bag : the report as a bag of tokens, one more token.
+    wide : a linear map of the standardised table added to the logits.
+    dropout, modality_dropout : dropout on tokens, MLPs and the head; the
+        probability of masking each present token in training (a patient
+        keeps at least one).
+    ensemble : networks averaged (their logits), each with its own seed,
+        inner validation split and batch order.
     random_state : seed (torch, the split, Word2Vec). Results are identical
         for a seed and a thread count; torch uses
         :func:`medfuse.get_num_threads` threads during fit/predict.
@@ -75,17 +89,27 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         word2vec: bool = True,
         min_count: int = 1,
         ops: str = "medfuse",
-        max_epochs: int = 60,
+        max_epochs: int = 40,
         batch_size: int = 32,
         lr: float = 3e-3,
-        weight_decay: float = 1e-4,
+        weight_decay: float = 1e-2,
         validation_fraction: float = 0.2,
-        patience: int = 10,
+        patience: int = 5,
         xray_size: int = 64,
         ct_size: int = 32,
         ct_input: str = "nodule",
         ct_patch_mm: float = 48.0,
         max_tokens: int = 96,
+        audio: bool = True,
+        audio_mels: int = 32,
+        audio_frames: int = 256,
+        feature_blocks: bool = True,
+        bag: bool = True,
+        wide: bool = True,
+        block_hidden: int = 32,
+        dropout: float = 0.25,
+        modality_dropout: float = 0.1,
+        ensemble: int = 3,
         random_state: int = 0,
         verbose: int = 0,
     ) -> None:
@@ -110,13 +134,23 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.ct_input = ct_input
         self.ct_patch_mm = ct_patch_mm
         self.max_tokens = max_tokens
+        self.audio = audio
+        self.audio_mels = audio_mels
+        self.audio_frames = audio_frames
+        self.feature_blocks = feature_blocks
+        self.bag = bag
+        self.wide = wide
+        self.block_hidden = block_hidden
+        self.dropout = dropout
+        self.modality_dropout = modality_dropout
+        self.ensemble = ensemble
         self.random_state = random_state
         self.verbose = verbose
 
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
         ints = dict(d_model=1, heads=1, layers=0, embedding_dim=1, rnn_hidden=1, min_count=1, max_epochs=1,
-                    batch_size=1, patience=1)
+                    batch_size=1, patience=1, block_hidden=1, ensemble=1)
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -133,15 +167,28 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number; got {v!r}")
+        for name in ("dropout", "modality_dropout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
+        for name in ("audio", "feature_blocks", "bag", "wide"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         vf = self.validation_fraction
         if not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {vf!r}")
 
-    def _inputs(self, X: Any) -> DeepInputs:
+    def prepare(self, X: Any, features: Any = None, workers: int | None = None) -> DeepInputs:
+        """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings; ``features`` (the
+        extracted feature table of these patients) feeds the hand-made feature-block tokens."""
         if isinstance(X, DeepInputs):
             return X
         return prepare_inputs(X, xray_size=self.xray_size, ct_size=self.ct_size, ct_input=self.ct_input,
-                              ct_patch_mm=self.ct_patch_mm, max_tokens=self.max_tokens)
+                              ct_patch_mm=self.ct_patch_mm, max_tokens=self.max_tokens, audio_mels=self.audio_mels,
+                              audio_frames=self.audio_frames, features=features, workers=workers)
+
+    def _inputs(self, X: Any) -> DeepInputs:
+        return self.prepare(X)
 
     # ---------------------------------------------------------------- tensors
     def _batch_tensors(self, data: DeepInputs, idx: npt.NDArray[np.int64]) -> tuple[Any, ...]:
@@ -155,8 +202,44 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         for j, s in enumerate(seqs):
             ids[j, :len(s)] = s
         lengths = np.array([len(s) for s in seqs], np.int64)
+        cfg: dict[str, Any] = self.config_
+        present = data.present[idx, :3]
+        audio = table = None
+        if cfg.get("audio"):
+            au = data.audio_present[idx] if data.audio_present is not None else np.zeros(len(idx), bool)
+            present = np.column_stack([present, au])
+            shape = (len(idx), 1, int(cfg["inputs"]["audio_mels"]), int(cfg["inputs"]["audio_frames"]))
+            audio = torch.from_numpy(np.ascontiguousarray(data.audio[idx]) if data.audio is not None
+                                     else np.zeros(shape, np.float32))
+        if cfg.get("table_columns"):
+            assert data.table is not None  # checked by _aligned
+            table = torch.from_numpy(np.ascontiguousarray(data.table[idx]))
         return (torch.from_numpy(data.ct[idx]), torch.from_numpy(data.xray[idx]), torch.from_numpy(ids),
-                torch.from_numpy(lengths), torch.from_numpy(data.present[idx].copy()))
+                torch.from_numpy(lengths), torch.from_numpy(np.ascontiguousarray(present)), audio, table)
+
+    def _aligned(self, data: DeepInputs) -> DeepInputs:
+        """``data`` with the hand-made feature columns in the network's order (a copy when they differ);
+        ValueError when the inputs lack what the network reads."""
+        import dataclasses
+
+        config: dict[str, Any] = self.config_
+        cols = list(config.get("table_columns", []))
+        if cols:
+            if data.table is None:
+                raise ValueError("this model reads hand-made feature blocks: prepare the inputs with "
+                                 "prepare_inputs(..., features=<the extracted feature table>)")
+            pos = {c: i for i, c in enumerate(data.table_columns)}
+            absent = [c for c in cols if c not in pos]
+            if absent:
+                raise ValueError(f"features lacks {len(absent)} column(s) the model was trained with, e.g. {absent[0]!r}")
+            if list(data.table_columns) != cols:
+                data = dataclasses.replace(data, table=data.table[:, [pos[c] for c in cols]], table_columns=cols)
+        if config.get("audio") and data.audio is not None:
+            want = (int(config["inputs"]["audio_mels"]), int(config["inputs"]["audio_frames"]))
+            if tuple(data.audio.shape[2:]) != want:
+                raise ValueError(f"audio spectrograms are {tuple(data.audio.shape[2:])} (mels, frames); the model "
+                                 f"was trained on {want}")
+        return data
 
     def _threads(self) -> Any:
         import contextlib
@@ -195,33 +278,78 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         # two classes: one logit (BCE, float target); more: K logits (cross-entropy, class-index target)
         target: npt.NDArray[Any] = yi.astype(np.float32) if len(classes) == 2 else yi.astype(np.int64)
         seed = int(self.random_state)
-        idx = np.arange(len(data))
-        val = np.zeros(0, np.int64)
-        if self.validation_fraction > 0:
-            from sklearn.model_selection import train_test_split
-
-            n_val = round(self.validation_fraction * len(data))
-            if n_val >= len(classes) and min(np.bincount(yi)) >= 2:
-                idx, val = train_test_split(idx, test_size=n_val, stratify=yi, random_state=seed)
-                idx, val = np.sort(idx), np.sort(val)
-        self.vocabulary_ = self._build_vocabulary([data.tokens[i] for i in idx])
+        everyone = np.arange(len(data))
+        self.vocabulary_ = self._build_vocabulary([data.tokens[i] for i in everyone])
+        use_audio = bool(self.audio) and data.audio is not None
+        table_cols = list(data.table_columns) if self.feature_blocks and data.table is not None else []
+        blocks: dict[str, list[int]] = {}
+        for j, c in enumerate(table_cols):
+            blocks.setdefault(c.split("__", 1)[0], []).append(j)
         config = dict(d_model=int(self.d_model), heads=int(self.heads), layers=int(self.layers),
                       widths=[int(w) for w in self.widths], embedding_dim=int(self.embedding_dim),
                       rnn_hidden=int(self.rnn_hidden), rnn=self.rnn, ops=self.ops,
                       vocab_size=len(self.vocabulary_), inputs=dict(data.settings),
-                      n_outputs=1 if len(classes) == 2 else len(classes))
+                      n_outputs=1 if len(classes) == 2 else len(classes), audio=use_audio, bag=bool(self.bag),
+                      blocks=blocks, table_columns=table_cols, table_width=len(table_cols),
+                      wide=bool(self.wide) and bool(table_cols), block_hidden=int(self.block_hidden),
+                      dropout=float(self.dropout), modality_dropout=float(self.modality_dropout),
+                      ensemble=int(self.ensemble))
+        self.config_: dict[str, Any] = config
         from .network import build_network
 
+        history: list[dict[str, float]] = []
         with self._threads():
             torch.manual_seed(seed)
             net = build_network(config)
-            if self.word2vec:
-                self._init_embeddings(net, [data.tokens[i] for i in idx])
-            self.history_ = self._train(net, data, target, idx, val, seed)
-        self.config_ = config
+            members: list[Any] = list(getattr(net, "members", [net]))
+            vectors = self._word_vectors([data.tokens[i] for i in everyone]) if self.word2vec else None
+            for j, member in enumerate(members):
+                s = seed + 7919 * j  # each member: its own inner split, batch order and dropout draws
+                idx, val = self._split(everyone, yi, len(classes), s)
+                self._set_statistics(member, data, everyone)
+                if vectors is not None:
+                    self._init_embeddings(member, vectors)
+                torch.manual_seed(s)
+                history += [{**h, "member": float(j)} if len(members) > 1 else h
+                            for h in self._train(member, data, target, idx, val, s)]
+            net.eval()
+        self.history_ = history
         self.state_dict_ = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
         self.network_: Any = net
         return self
+
+    def _split(self, everyone: npt.NDArray[np.int64], yi: npt.NDArray[np.intp], n_classes: int,
+               seed: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(training, validation) positions: a stratified split for early stopping, or everyone and none."""
+        if self.validation_fraction > 0:
+            from sklearn.model_selection import train_test_split
+
+            n_val = round(self.validation_fraction * len(everyone))
+            if n_val >= n_classes and min(np.bincount(yi)) >= 2:
+                idx, val = train_test_split(everyone, test_size=n_val, stratify=yi, random_state=seed)
+                return np.sort(idx), np.sort(val)
+        return everyone, np.zeros(0, np.int64)
+
+    @staticmethod
+    def _set_statistics(net: Any, data: DeepInputs, idx: npt.NDArray[np.int64]) -> None:
+        """Standardisation of the hand-made features and of the log-mel input, on the training patients only."""
+        import torch
+
+        with torch.no_grad():
+            if net.table_mean.numel() and data.table is not None:
+                t = data.table[idx].astype(np.float64)
+                finite = np.isfinite(t)
+                cnt = finite.sum(axis=0)
+                mean = np.where(cnt > 0, np.nansum(np.where(finite, t, 0.0), axis=0) / np.maximum(cnt, 1), 0.0)
+                var = np.where(cnt > 1, np.nansum(np.where(finite, (t - mean) ** 2, 0.0), axis=0) / np.maximum(cnt - 1, 1), 1.0)
+                sd = np.sqrt(var)
+                sd = np.where(np.isfinite(sd) & (sd > 1e-8 * np.maximum(np.abs(mean), 1.0)), sd, 1.0)
+                net.table_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
+                net.table_scale.copy_(torch.from_numpy(sd.astype(np.float32)))
+            if (net.audio is not None and data.audio is not None and data.audio_present is not None
+                    and data.audio_present[idx].any()):
+                a = data.audio[idx[data.audio_present[idx]]].astype(np.float64)
+                net.audio_stats.copy_(torch.tensor([a.mean(), max(float(a.std()), 1e-6)], dtype=torch.float32))
 
     def _build_vocabulary(self, docs: list[list[str]]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -231,17 +359,21 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         keep = sorted(t for t, c in counts.items() if c >= self.min_count)
         return {_PAD: 0, _UNK: 1, **{t: i + 2 for i, t in enumerate(keep)}}
 
-    def _init_embeddings(self, net: Any, docs: list[list[str]]) -> None:
-        import torch
+    def _word_vectors(self, docs: list[list[str]]) -> Any:
+        """Word2Vec vectors trained on the training reports (None when there is no report)."""
         from gensim.models import Word2Vec
 
         from ...features.text import _stable_hash
 
         sentences = [d for d in docs if d]
         if not sentences:
-            return
-        wv = Word2Vec(sentences=sentences, vector_size=int(self.embedding_dim), window=5, min_count=1, workers=1,
-                      seed=int(self.random_state), epochs=20, hashfxn=_stable_hash).wv
+            return None
+        return Word2Vec(sentences=sentences, vector_size=int(self.embedding_dim), window=5, min_count=1, workers=1,
+                        seed=int(self.random_state), epochs=20, hashfxn=_stable_hash).wv
+
+    def _init_embeddings(self, net: Any, wv: Any) -> None:
+        import torch
+
         w = net.report.embedding.weight.detach().clone()
         for tok, i in self.vocabulary_.items():
             if tok in wv:
@@ -330,7 +462,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         import torch
 
         net = self._network()
-        data = self._inputs(X)
+        data = self._aligned(self._inputs(X))
         idx = np.arange(len(data))
         with self._threads(), torch.no_grad():
             out = [net(*self._batch_tensors(data, idx[s:s + 256])) for s in range(0, len(idx), 256)]

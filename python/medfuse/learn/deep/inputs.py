@@ -20,6 +20,14 @@ built by the classifier on its training patients.
   ``ct_size``. HU are scaled by the lung window (-1000 .. 400 HU -> 0 .. 1).
 - Report: :func:`medfuse.features.text.tokenize` tokens (zh + en,
   ``NEG_`` negation marks), at most ``max_tokens``.
+- Lung sounds: ``log10`` of :func:`medfuse.mel_spectrogram` (``audio_mels``
+  bands up to 2 kHz, 64 ms windows, 32 ms hop), ``audio_frames`` frames
+  (about 8 s at the default 256: a shorter recording repeats, a longer one
+  is cut), 1 channel.
+- Hand-made features (optional ``features=``, the extracted feature table):
+  its ct__*, xray__* and audio__* columns as ``table`` (NaN = missing).
+  They are per-patient values; the classifier standardises them on its
+  training patients.
 
 A missing modality gives zeros plus ``present[:, m] = False``.
 """
@@ -27,7 +35,7 @@ A missing modality gives zeros plus ``present[:, m] = False``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +58,10 @@ class DeepInputs:
     present: npt.NDArray[np.bool_]  # (n, 3): ct, xray, report
     ct_nodule: npt.NDArray[np.bool_]  # (n,): CT channels are nodule planes (else the downsampled volume)
     settings: dict[str, Any]
+    audio: npt.NDArray[np.float32] | None = None  # (n, 1, audio_mels, audio_frames) log-mel; None: no audio input
+    audio_present: npt.NDArray[np.bool_] | None = None  # (n,)
+    table: npt.NDArray[np.float32] | None = None  # (n, columns) hand-made features, NaN = missing
+    table_columns: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -60,7 +72,10 @@ class DeepInputs:
             ix = np.flatnonzero(ix)
         return DeepInputs(
             [self.patient_ids[i] for i in ix], None if self.labels is None else self.labels[ix], self.ct[ix],
-            self.xray[ix], [self.tokens[i] for i in ix], self.present[ix], self.ct_nodule[ix], dict(self.settings))
+            self.xray[ix], [self.tokens[i] for i in ix], self.present[ix], self.ct_nodule[ix], dict(self.settings),
+            None if self.audio is None else self.audio[ix],
+            None if self.audio_present is None else self.audio_present[ix],
+            None if self.table is None else self.table[ix], list(self.table_columns))
 
 
 def _resize2d(img: npt.NDArray[np.float32], size: int) -> npt.NDArray[np.float32]:
@@ -143,6 +158,51 @@ def _ct(ct: Any, size: int, mode: str, width_mm: float) -> tuple[npt.NDArray[np.
     return np.stack([_resize2d(scaled.mean(axis=a), size) for a in range(3)]), False
 
 
+def _log_mel(audio: Any, mels: int, frames: int) -> npt.NDArray[np.float32]:
+    """log10 mel power of a (samples, rate) recording: 64 ms windows, 32 ms hop, up to 2 kHz; ``frames`` long
+    (a shorter recording repeats, a longer one is cut)."""
+    import medfuse
+
+    if not (isinstance(audio, tuple) and len(audio) == 2):
+        raise ValueError(f"audio must be a (samples, sample rate) pair; got {type(audio).__name__}")
+    y = np.nan_to_num(np.asarray(audio[0], dtype=np.float32).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
+    sr = float(audio[1])
+    if not (np.isfinite(sr) and sr > 0):
+        raise ValueError(f"audio sample rate must be positive; got {audio[1]!r}")
+    n_fft = 1 << max(5, int(np.ceil(np.log2(0.064 * sr))))
+    hop = max(1, round(0.032 * sr))
+    if y.size < n_fft:
+        y = np.resize(y, n_fft) if y.size else np.zeros(n_fft, np.float32)
+    m = np.asarray(medfuse.mel_spectrogram(y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=mels,
+                                           fmax=min(2000.0, sr / 2)), dtype=np.float32)
+    logm = np.log10(m + 1e-8).astype(np.float32)
+    reps = -(-frames // logm.shape[1])
+    return np.tile(logm, (1, reps))[:, :frames]
+
+
+def _feature_table(features: Any, ids: list[str]) -> tuple[npt.NDArray[np.float32], list[str]]:
+    """The numeric hand-made feature columns (ct__*, xray__*, audio__*) of a feature table, in ``ids`` order."""
+    import pandas as pd
+
+    from ..evaluate import image_blocks
+
+    if not isinstance(features, pd.DataFrame):
+        raise TypeError(f"features must be a pandas DataFrame (a medfuse feature table); got {type(features).__name__}")
+    if "patient_id" not in features.columns:
+        raise ValueError("features has no patient_id column to match the patients")
+    cols = [c for block in image_blocks(features).values() for c in block]
+    if not cols:
+        raise ValueError("features has no feature column (ct__*, xray__*, audio__*)")
+    frame = features.assign(patient_id=features["patient_id"].astype(str)).drop_duplicates("patient_id")
+    frame = frame.set_index("patient_id")
+    absent = [p for p in ids if p not in frame.index]
+    if absent:
+        raise ValueError(f"features lacks {len(absent)} patient(s), e.g. {absent[0]!r}")
+    table = np.array(frame.loc[ids, cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32))
+    table[~np.isfinite(table)] = np.nan
+    return table, cols
+
+
 def _records(X: Any) -> list[Any]:
     from ...data import Cohort
 
@@ -164,9 +224,17 @@ def prepare_inputs(
     ct_input: str = "nodule",
     ct_patch_mm: float = 48.0,
     max_tokens: int = 96,
+    audio_mels: int = 32,
+    audio_frames: int = 256,
+    features: Any = None,
     workers: int | None = None,
 ) -> DeepInputs:
     """The :class:`DeepInputs` of a Cohort or a sequence of PatientRecord (see the module doc).
+
+    ``features``: the feature table extracted from these patients
+    (``medfuse extract`` / :func:`medfuse.extract.extract_cohort`; matched
+    by ``patient_id``): its ct__*, xray__* and audio__* columns become
+    ``table``, read by the classifier's feature-block tokens.
 
     ``workers`` threads prepare patients in parallel (default
     :func:`medfuse.get_num_threads`); the result does not depend on it.
@@ -175,7 +243,8 @@ def prepare_inputs(
 
     if isinstance(X, DeepInputs):
         return X
-    for name, val, lo in (("xray_size", xray_size, 8), ("ct_size", ct_size, 8), ("max_tokens", max_tokens, 1)):
+    for name, val, lo in (("xray_size", xray_size, 8), ("ct_size", ct_size, 8), ("max_tokens", max_tokens, 1),
+                          ("audio_mels", audio_mels, 8), ("audio_frames", audio_frames, 8)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
     if ct_input not in ("nodule", "volume"):
@@ -191,6 +260,8 @@ def prepare_inputs(
     ct = np.zeros((n, 3, ct_size, ct_size), np.float32)
     xr = np.zeros((n, 1, xray_size, xray_size), np.float32)
     present = np.zeros((n, 3), bool)
+    au = np.zeros((n, 1, audio_mels, audio_frames), np.float32)
+    au_present = np.zeros(n, bool)
     nod = np.zeros(n, bool)
     tokens: list[list[str]] = [[] for _ in range(n)]
 
@@ -206,6 +277,9 @@ def prepare_inputs(
             if isinstance(r.report, str):
                 tokens[i] = tokenize(r.report)[:max_tokens]
                 present[i, 2] = len(tokens[i]) > 0
+            if getattr(r, "audio", None) is not None:
+                au[i, 0] = _log_mel(r.audio, audio_mels, audio_frames)
+                au_present[i] = True
         except (ValueError, TypeError) as err:
             raise ValueError(f"patient {r.patient_id!r}: {err}") from None
 
@@ -221,5 +295,7 @@ def prepare_inputs(
     labels = [getattr(r, "label", None) for r in recs]
     lab = None if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in labels) else np.asarray(labels)
     settings = dict(xray_size=int(xray_size), ct_size=int(ct_size), ct_input=ct_input, ct_patch_mm=float(ct_patch_mm),
-                    max_tokens=int(max_tokens))
-    return DeepInputs([str(r.patient_id) for r in recs], lab, ct, xr, tokens, present, nod, settings)
+                    max_tokens=int(max_tokens), audio_mels=int(audio_mels), audio_frames=int(audio_frames))
+    ids = [str(r.patient_id) for r in recs]
+    table, columns = (None, []) if features is None else _feature_table(features, ids)
+    return DeepInputs(ids, lab, ct, xr, tokens, present, nod, settings, au, au_present, table, columns)
