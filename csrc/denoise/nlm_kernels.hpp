@@ -74,7 +74,7 @@ void nlm_band(const NlmJob& job, std::int64_t y0, std::int64_t y1, T* out) {
                         const __mmask16 all = 0xFFFF;
                         const __m512 t = _mm512_maskz_min_ps(all, _mm512_mul_ps(_mm512_loadu_ps(hs + x0), vs16), vb16);
                         const __m512i idx = _mm512_maskz_cvttps_epi32(all, t);
-                        _mm512_storeu_ps(wp + x0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all, idx, lut, 4));
+                        _mm512_storeu_ps(wp + x0, checked::mask_i32gather_ps<4>(_mm512_setzero_ps(), all, idx, lut));
                     }
                 }
 #elif defined(__AVX2__)
@@ -82,7 +82,7 @@ void nlm_band(const NlmJob& job, std::int64_t y0, std::int64_t y1, T* out) {
                     const __m256 vs8 = _mm256_set1_ps(scale), vb8 = _mm256_set1_ps(fbins);
                     for (; x0 + 8 <= w; x0 += 8) {
                         const __m256 t = _mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(hs + x0), vs8), vb8);
-                        _mm256_storeu_ps(wp + x0, _mm256_i32gather_ps(lut, _mm256_cvttps_epi32(t), 4));
+                        _mm256_storeu_ps(wp + x0, checked::i32gather_ps<4>(lut, _mm256_cvttps_epi32(t)));
                     }
                 }
 #endif
