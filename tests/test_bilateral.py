@@ -156,3 +156,26 @@ def test_nonfinite_refused(bad):
         medfuse.bilateral(x, 3, 10.0, 2.0)
     with pytest.raises(ValueError, match="NaN"):
         ref.bilateral(x, 3, 10.0, 2.0)
+
+
+def test_float32_range_that_overflows_is_refused():
+    """Issue 25 (found while routing the gathers through checked_simd.hpp): a
+    finite float32 image whose max - min overflows float32 made the colour
+    weight index inf * 0 = NaN -> INT_MIN, and the table gather read far
+    outside the table (SIGSEGV). Kernel, twin and the raw binding refuse it."""
+    from medfuse import _core
+
+    img = np.zeros((16, 40), np.float32)
+    img[::2] = -3e38
+    img[1::2] = 3e38
+    with pytest.raises(ValueError, match="overflows float32"):
+        medfuse.bilateral(img, 5, 10.0, 3.0)
+    with pytest.raises(ValueError, match="overflows float32"):
+        ref.bilateral(img, 5, 10.0, 3.0)
+    with pytest.raises(ValueError, match="overflows float32"):
+        _core.bilateral_f32(img, 2, 10.0, 3.0, 1)
+    # A huge range that fits still works and agrees with the twin (d=3: the sums stay finite).
+    ok = np.zeros((16, 40), np.float32)
+    ok[::2] = -1e37
+    ok[1::2] = 1e37
+    np.testing.assert_array_equal(medfuse.bilateral(ok, 3, 1e37, 3.0), ref.bilateral(ok, 3, 1e37, 3.0))

@@ -138,3 +138,62 @@ def test_stress_profile_scales_pinned_example_counts():
     finally:
         settings.register_profile("_restored", before)
         settings.load_profile("_restored")
+
+
+_OVERFLOW_ONE_BYTE = (
+    "import ctypes, sys\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.malloc.restype = ctypes.c_void_p\n"
+    "libc.free.argtypes = [ctypes.c_void_p]\n"
+    "p = libc.malloc(13)\n"
+    "c = p - 16  # the chunk header, 16 bytes before the block on x86-64\n"
+    "magic = ((c >> 3) ^ (c >> 11)) & 0xFF  # glibc malloc-check.c magicbyte(): the check byte at p[13]\n"
+    "magic = 2 if magic == 1 else magic\n"
+    "print('active' if ctypes.c_ubyte.from_address(p + 13).value == magic else 'inactive', flush=True)\n"
+    "ctypes.memset(p + 13, magic ^ 0x5A, 1)  # one byte past the block\n"
+    "libc.free(p)\n"
+    "print('undetected', flush=True)\n"
+)
+
+
+def _malloc_debug_lib():
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0")
+                   + glob.glob("/lib64/libc_malloc_debug.so.0") + glob.glob("/usr/lib64/libc_malloc_debug.so.0"))
+    return found[0] if found else None
+
+
+def test_stress_malloc_check_catches_a_one_byte_heap_overflow():
+    """.ci/stress with STRESS_MALLOC_CHECK=1 preloads glibc's malloc debug
+    library: a write one byte past a block then aborts at its free(), in any
+    code (the optimised build, NumPy, OpenCV), which ASan cannot promise for
+    code it did not instrument. Without the preload MALLOC_CHECK_=3 is silently
+    ignored since glibc 2.34 (what an earlier hunt for this issue relied on),
+    and with it the checks are only on where the interpreter did not allocate
+    before the library initialised (so the job prints whether they are)."""
+    import os
+    import subprocess
+    import sys
+
+    lib = _malloc_debug_lib()
+    if lib is None:
+        pytest.skip("glibc's libc_malloc_debug.so.0 is not installed")
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CHECK_", "PYTHONMALLOC")}
+    # PYTHONMALLOC=malloc: nothing but glibc between the test and the block.
+    base["PYTHONMALLOC"] = "malloc"
+    checked = subprocess.run([sys.executable, "-c", _OVERFLOW_ONE_BYTE], capture_output=True, text=True, timeout=60,
+                             env=dict(base, LD_PRELOAD=lib, MALLOC_CHECK_="3"))
+    if checked.stdout.startswith("inactive"):
+        # e.g. a Python linked against a shared libpython (pyenv): glibc's
+        # malloc was initialised before the debug library, which then leaves
+        # the checks off. A venv of the system Python has them.
+        pytest.skip("glibc's malloc check is not active in this interpreter")
+    assert checked.stdout.startswith("active"), checked.stdout
+    assert checked.returncode == -6, (checked.returncode, checked.stdout, checked.stderr[-2000:])
+    assert "undetected" not in checked.stdout
+    assert "free()" in checked.stderr
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = open(os.path.join(root, ".ci", "stress")).read()
+    assert "libc_malloc_debug.so.0" in script and "MALLOC_CHECK_=3" in script

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/cpu.hpp"
+#include "common/checked_simd.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {

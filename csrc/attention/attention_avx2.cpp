@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "attention/attention.hpp"
+#include "common/checked_simd.hpp"
 
 namespace medfuse {
 namespace avx2 {

@@ -27,7 +27,7 @@ template <> struct Vec<float> {
     static Vec load(const float* p) { return {_mm256_loadu_ps(p)}; }
     void store(float* p) const { _mm256_storeu_ps(p, v); }
     static Vec set1(float x) { return {_mm256_set1_ps(x)}; }
-    static Vec bcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
+    static Vec bcast(const float* p) { return {checked::broadcast_ss(p)}; }
     static Vec zero() { return {_mm256_setzero_ps()}; }
     friend Vec fmadd(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
@@ -79,7 +79,7 @@ template <> struct Vec<double> {
     static Vec load(const double* p) { return {_mm256_loadu_pd(p)}; }
     void store(double* p) const { _mm256_storeu_pd(p, v); }
     static Vec set1(double x) { return {_mm256_set1_pd(x)}; }
-    static Vec bcast(const double* p) { return {_mm256_broadcast_sd(p)}; }
+    static Vec bcast(const double* p) { return {checked::broadcast_sd(p)}; }
     static Vec zero() { return {_mm256_setzero_pd()}; }
     friend Vec fmadd(Vec a, Vec b, Vec c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_pd(a.v, b.v)}; }

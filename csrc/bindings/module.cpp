@@ -4,7 +4,11 @@
 #include <pybind11/stl.h>
 
 #include "bindings/register.hpp"
+#include "common/checked_simd.hpp"
 #include "common/cpu.hpp"
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+#include "common/checked_simd_selftest.hpp"
+#endif
 
 namespace py = pybind11;
 
@@ -37,6 +41,7 @@ py::dict build_info() {
     d["simd_active"] = std::string(medfuse::isa_name(medfuse::active_isa()));
     d["simd_request_error"] = medfuse::simd_request_error();
     d["hardware_threads"] = std::thread::hardware_concurrency();
+    d["checked_simd"] = medfuse::checked::enabled;  // masked/indexed accesses checked by ASan (sanitizer build)
     return d;
 }
 
@@ -45,6 +50,12 @@ py::dict build_info() {
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "medfuse C++ kernels (internal; use the functions in medfuse)";
     m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+    // Sanitizer build only: deliberate masked/indexed accesses for
+    // tests/test_checked_simd.py (see common/checked_simd_selftest.hpp).
+    m.def("_checked_simd_selftest", &medfuse::checked::selftest, py::arg("op"), py::arg("n_alloc"),
+          py::arg("offset"), py::arg("lanes"), py::arg("checked"));
+#endif
     medfuse::bind::register_edges(m);
     medfuse::bind::register_convolve(m);
     medfuse::bind::register_enhance(m);

@@ -14,6 +14,7 @@
 #endif
 
 #include "common/cpu.hpp"
+#include "common/checked_simd.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <immintrin.h>
 
+#include "common/checked_simd.hpp"
 #include "convolve/conv2d.hpp"
 
 namespace medfuse {

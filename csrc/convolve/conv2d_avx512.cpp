@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #include <vector>
 
+#include "common/checked_simd.hpp"
 #include "convolve/conv2d.hpp"
 
 namespace medfuse {
@@ -78,10 +79,10 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
                 const std::uint32_t m = c.mask[kx][v] & rm;
                 const float* p = row + c.off[kx][v];
                 if (SW == 1) {
-                    b[v] = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
+                    b[v] = checked::maskz_loadu_ps(static_cast<__mmask16>(m), p);
                 } else {
-                    const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), p);
-                    const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), p + 16);
+                    const __m512 lo = checked::maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), p);
+                    const __m512 hi = checked::maskz_loadu_ps(static_cast<__mmask16>(m >> 16), p + 16);
                     b[v] = _mm512_permutex2var_ps(lo, even, hi);
                 }
             }
@@ -108,7 +109,7 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
             __m512 o = _mm512_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
             if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_NLE_UQ), o);  // o <= 0 ? 0 : o, NaN kept (as torch.relu)
             const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
-            _mm512_mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
+            checked::mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
         }
     }
 }

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <vector>
 
+#include "common/checked_simd.hpp"
 #include "convolve/conv2d_backward.hpp"
 
 namespace medfuse {
@@ -57,17 +58,17 @@ void gw_rows(const Conv2dGradJob<float>& job, const GwCols& cols, const float* g
                 const std::uint32_t m = cols.mask[static_cast<std::size_t>(v * kw + kx0 + j)] & rm;
                 const float* p = row + cols.off[static_cast<std::size_t>(v * kw + kx0 + j)];
                 if (SW == 1) {
-                    xv[j] = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
+                    xv[j] = checked::maskz_loadu_ps(static_cast<__mmask16>(m), p);
                 } else {
-                    const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), p);
-                    const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), p + 16);
+                    const __m512 a = checked::maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), p);
+                    const __m512 b = checked::maskz_loadu_ps(static_cast<__mmask16>(m >> 16), p + 16);
                     xv[j] = _mm512_permutex2var_ps(a, even, b);
                 }
             }
             const i64 q = ho * WO + wo0;
 #pragma GCC unroll 8
             for (int i = 0; i < OB; ++i) {
-                const __m512 gv = _mm512_maskz_loadu_ps(pm, gyr[i] + q);
+                const __m512 gv = checked::maskz_loadu_ps(pm, gyr[i] + q);
 #pragma GCC unroll 3
                 for (int j = 0; j < NX; ++j) acc[i][j] = _mm512_fmadd_ps(gv, xv[j], acc[i][j]);
             }

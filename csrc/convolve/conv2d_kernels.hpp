@@ -82,17 +82,17 @@ void micro_tile(const float* a, const float* b, i64 K, float* y, i64 ystride, in
     for (i64 k = 0; k < K; ++k) {
         const __m256 b0 = _mm256_load_ps(b + k * NR), b1 = _mm256_load_ps(b + k * NR + 8);
         const float* ak = a + k * MR;
-        __m256 av = _mm256_broadcast_ss(ak + 0);
+        __m256 av = checked::broadcast_ss(ak + 0);
         c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(ak + 1);
+        av = checked::broadcast_ss(ak + 1);
         c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(ak + 2);
+        av = checked::broadcast_ss(ak + 2);
         c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(ak + 3);
+        av = checked::broadcast_ss(ak + 3);
         c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(ak + 4);
+        av = checked::broadcast_ss(ak + 4);
         c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(ak + 5);
+        av = checked::broadcast_ss(ak + 5);
         c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
     }
     _mm256_store_ps(acc[0], c00); _mm256_store_ps(acc[0] + 8, c01);

@@ -10,6 +10,7 @@
 
 #include "common/border.hpp"
 #include "common/cpu.hpp"
+#include "common/checked_simd.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {

@@ -22,7 +22,7 @@ inline void nlm_weights(const float* __restrict ssd, std::int64_t n, const float
             const __mmask16 all = 0xFFFF;
             const __m512 t = _mm512_maskz_min_ps(all, _mm512_mul_ps(_mm512_loadu_ps(ssd + x0), vs16), vb16);
             const __m512i idx = _mm512_maskz_cvttps_epi32(all, t);
-            _mm512_storeu_ps(wt + x0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all, idx, lut, 4));
+            _mm512_storeu_ps(wt + x0, checked::mask_i32gather_ps<4>(_mm512_setzero_ps(), all, idx, lut));
         }
     }
 #elif defined(__AVX2__)
@@ -30,7 +30,7 @@ inline void nlm_weights(const float* __restrict ssd, std::int64_t n, const float
         const __m256 vs8 = _mm256_set1_ps(scale), vb8 = _mm256_set1_ps(fbins);
         for (; x0 + 8 <= n; x0 += 8) {
             const __m256 t = _mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(ssd + x0), vs8), vb8);
-            _mm256_storeu_ps(wt + x0, _mm256_i32gather_ps(lut, _mm256_cvttps_epi32(t), 4));
+            _mm256_storeu_ps(wt + x0, checked::i32gather_ps<4>(lut, _mm256_cvttps_epi32(t)));
         }
     }
 #endif

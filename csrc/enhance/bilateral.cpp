@@ -11,6 +11,7 @@
 
 #include "common/border.hpp"
 #include "common/cpu.hpp"
+#include "common/checked_simd.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {
@@ -119,6 +120,9 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
     space_table(radius, sigma_space, pstride, ofs, space);
     const int bins = 1 << 12;
     const float len = static_cast<float>(double(hi) - double(lo));
+    // An infinite range makes |I(p) - I(q)| * scale = inf * 0 = NaN, whose
+    // table index (INT_MIN) reads far outside the table.
+    if (!std::isfinite(len)) throw std::invalid_argument("bilateral: the image's value range (max - min) overflows float32");
     const float scale = static_cast<float>(bins) / len;
     std::vector<float> lut(static_cast<std::size_t>(bins + 2));
     const double cc = -0.5 / (sigma_color * sigma_color);

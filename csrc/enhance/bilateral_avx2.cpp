@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <immintrin.h>
 
+#include "common/checked_simd.hpp"
 #include "enhance/bilateral.hpp"
 
 namespace medfuse {

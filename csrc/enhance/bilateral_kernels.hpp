@@ -38,8 +38,8 @@ void bilateral_u8_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y
                 const __m256 sw = _mm256_set1_ps(job.space[k]);
                 const __m256i va = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
                 const __m256i vb = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 8)));
-                const __m256 wa = _mm256_mul_ps(sw, _mm256_i32gather_ps(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(va, va0)), 4));
-                const __m256 wb = _mm256_mul_ps(sw, _mm256_i32gather_ps(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(vb, vb0)), 4));
+                const __m256 wa = _mm256_mul_ps(sw, checked::i32gather_ps<4>(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(va, va0))));
+                const __m256 wb = _mm256_mul_ps(sw, checked::i32gather_ps<4>(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(vb, vb0))));
                 suma = _mm256_add_ps(suma, _mm256_mul_ps(_mm256_cvtepi32_ps(va), wa));
                 wsuma = _mm256_add_ps(wsuma, wa);
                 sumb = _mm256_add_ps(sumb, _mm256_mul_ps(_mm256_cvtepi32_ps(vb), wb));
@@ -58,7 +58,7 @@ void bilateral_u8_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y
                 const __m256i v = _mm256_cvtepu8_epi32(
                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + x + job.ofs[k])));
                 const __m256i d = _mm256_abs_epi32(_mm256_sub_epi32(v, v0));
-                const __m256 wt = _mm256_mul_ps(_mm256_set1_ps(job.space[k]), _mm256_i32gather_ps(job.lut, d, 4));
+                const __m256 wt = _mm256_mul_ps(_mm256_set1_ps(job.space[k]), checked::i32gather_ps<4>(job.lut, d));
                 sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(v), wt));
                 wsum = _mm256_add_ps(wsum, wt);
             }
@@ -99,8 +99,8 @@ void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t 
             const __m256 fl = _mm256_floor_ps(alpha);
             const __m256i idx = _mm256_cvttps_epi32(fl);
             alpha = _mm256_sub_ps(alpha, fl);
-            const __m256 l0 = _mm256_i32gather_ps(job.lut, idx, 4);
-            const __m256 l1 = _mm256_i32gather_ps(job.lut + 1, idx, 4);
+            const __m256 l0 = checked::i32gather_ps<4>(job.lut, idx);
+            const __m256 l1 = checked::i32gather_ps<4>(job.lut + 1, idx);
             return _mm256_mul_ps(sw, _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0))));
         };
         for (; x + 16 <= w; x += 16) {  // two independent vectors per pass
@@ -129,8 +129,8 @@ void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t 
                 const __m256 fl = _mm256_floor_ps(alpha);
                 const __m256i idx = _mm256_cvttps_epi32(fl);
                 alpha = _mm256_sub_ps(alpha, fl);
-                const __m256 l0 = _mm256_i32gather_ps(job.lut, idx, 4);
-                const __m256 l1 = _mm256_i32gather_ps(job.lut + 1, idx, 4);
+                const __m256 l0 = checked::i32gather_ps<4>(job.lut, idx);
+                const __m256 l1 = checked::i32gather_ps<4>(job.lut + 1, idx);
                 const __m256 cw = _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0)));
                 const __m256 wt = _mm256_mul_ps(_mm256_set1_ps(job.space[k]), cw);
                 sum = _mm256_add_ps(sum, _mm256_mul_ps(v, wt));

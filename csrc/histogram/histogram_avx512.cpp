@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/checked_simd.hpp"
 #include "histogram/histogram_internal.hpp"
 
 namespace medfuse {
@@ -39,8 +40,8 @@ inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT 
         const __mmask8 all = static_cast<__mmask8>(0xFF);
         const __m512d fc = _mm512_mask_min_pd(vtop, all, _mm512_mask_max_pd(vzero, all, f, vzero), vtop);
         __m256i idx = _mm512_mask_cvttpd_epi32(zero_i, all, fc);
-        const __m512d e0 = _mm512_mask_i32gather_pd(vzero, all, idx, edges, 8);
-        const __m512d e1 = _mm512_mask_i32gather_pd(vzero, all, idx, edges + 1, 8);
+        const __m512d e0 = checked::mask_i32gather_pd<8>(vzero, all, idx, edges);
+        const __m512d e1 = checked::mask_i32gather_pd<8>(vzero, all, idx, edges + 1);
         const __mmask8 below = _mm512_cmp_pd_mask(xb, e0, _CMP_LT_OQ);
         const __mmask8 dec = below & _mm256_cmpgt_epi32_mask(idx, zero_i);
         const __mmask8 inc = static_cast<__mmask8>(~below) & _mm256_cmpneq_epi32_mask(idx, last) &

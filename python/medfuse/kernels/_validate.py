@@ -208,6 +208,20 @@ def finite_image(arr: npt.NDArray, name: str = "image") -> None:
         raise ValueError(f"{name} contains NaN or infinity; the filter is undefined there")
 
 
+def bilateral_range(img: npt.NDArray) -> None:
+    """Refuse a float32 image whose value range max - min overflows float32.
+
+    The colour weights are looked up at ``|I(p) - I(q)| * 4096 / (max - min)``
+    in float32: with an infinite range that is inf * 0 = NaN, an index that
+    read far outside the table (a segmentation fault before this check).
+    """
+    if img.dtype == np.float32 and img.size:
+        with np.errstate(over="ignore"):
+            span = np.float32(img.max()) - np.float32(img.min())
+        if not np.isfinite(span) and np.isfinite(img).all():  # NaN / inf: refused as such elsewhere
+            raise ValueError("image's value range (max - min) overflows float32; rescale it first")
+
+
 def pair(value: object, name: str, *, minimum: int) -> tuple[int, int]:
     """An integer or a pair of integers, each >= minimum."""
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):

@@ -47,6 +47,7 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     img = v.as_image(image, dtypes=v.BILATERAL_DTYPES, ndims=(2,))
     _, sc, ss, radius = v.bilateral_params(d, sigma_color, sigma_space)
     v.finite_image(img)
+    v.bilateral_range(img)
     f32 = np.float32
     if img.dtype == np.float32:
         lo, hi = float(img.min()), float(img.max())
