@@ -123,6 +123,37 @@ inline void unite(I* parent, I a, I b) {
         parent[a] = b;
 }
 
+// Unions of the overlapping runs of two rows (runs a: ids a0.., runs b: ids
+// b0..; x reach 0 or 1). A run's root is looked up once per stretch of
+// overlaps; both lists advance without branches on the data.
+template <class I>
+void union_runs(I* __restrict__ parent, const Run<I>* __restrict__ ra, I a0, I na, const Run<I>* __restrict__ rb,
+                I b0, I nb, I reach) {
+    I i = 0, j = 0;
+    I root_a = -1;  // root of run i, once looked up
+    while (i < na && j < nb) {
+        const Run<I> A = ra[i];
+        const Run<I> B = rb[j];
+        if (A.begin < B.end + reach && B.begin < A.end + reach) {
+            if (root_a < 0) root_a = find_root<I>(parent, a0 + i);
+            const I root_b = find_root<I>(parent, b0 + j);
+            if (root_b < root_a) {
+                parent[root_a] = root_b;
+                root_a = root_b;
+            } else if (root_a < root_b) {
+                parent[root_b] = root_a;
+            }
+        }
+        // Advance the run that ends first (both on a tie: neither can
+        // reach the other's next run, which starts a gap of >= 1 later).
+        const I step_i = static_cast<I>(A.end <= B.end);
+        const I step_j = static_cast<I>(B.end <= A.end);
+        i += step_i;
+        j += step_j;
+        root_a = step_i ? I(-1) : root_a;
+    }
+}
+
 struct Nb {
     i64 dz, dy, reach;
 };
@@ -186,33 +217,24 @@ i64 label_impl(const LabelJob& job, int threads) {
     }
     std::vector<I> parent_buf(static_cast<std::size_t>(total));
     I* parent = parent_buf.data();
-    // Unions of row r with its neighbour rows q in [q_lo, r) (q_lo: the
-    // first row the caller may touch).
+    // Unions of row r with its neighbour rows q: those in [q_lo, r) when
+    // `inside`, else those before q_lo.
     auto union_row = [&](i64 r, i64 q_lo, bool inside) {
         const i64 z = r / h, y = r % h;
-        const I a0 = static_cast<I>(row_begin[static_cast<std::size_t>(r)]);
-        const I a1 = static_cast<I>(row_begin[static_cast<std::size_t>(r + 1)]);
+        const i64 a0 = row_begin[static_cast<std::size_t>(r)];
+        const i64 a1 = row_begin[static_cast<std::size_t>(r + 1)];
         if (a0 == a1) return;
-        const R* ra = rows[static_cast<std::size_t>(r)];
         for (const auto& nb : nbs) {
             const i64 zz = z + nb.dz, yy = y + nb.dy;
             if (zz < 0 || yy < 0 || yy >= h) continue;
             const i64 q = zz * h + yy;
             if ((q >= q_lo) != inside) continue;
-            const I b0 = static_cast<I>(row_begin[static_cast<std::size_t>(q)]);
-            const I b1 = static_cast<I>(row_begin[static_cast<std::size_t>(q + 1)]);
-            const R* rb = rows[static_cast<std::size_t>(q)];
-            const I reach = static_cast<I>(nb.reach);
-            I i = a0, j = b0;
-            while (i < a1 && j < b1) {
-                const R A = ra[i - a0];
-                const R B = rb[j - b0];
-                if (A.begin < B.end + reach && B.begin < A.end + reach) unite<I>(parent, i, j);
-                if (A.end < B.end)
-                    ++i;
-                else
-                    ++j;
-            }
+            const i64 b0 = row_begin[static_cast<std::size_t>(q)];
+            const i64 b1 = row_begin[static_cast<std::size_t>(q + 1)];
+            if (b0 == b1) continue;
+            union_runs<I>(parent, rows[static_cast<std::size_t>(r)], static_cast<I>(a0), static_cast<I>(a1 - a0),
+                          rows[static_cast<std::size_t>(q)], static_cast<I>(b0), static_cast<I>(b1 - b0),
+                          static_cast<I>(nb.reach));
         }
     };
     parallel_for(n_blocks, threads, [&](i64 b) {
