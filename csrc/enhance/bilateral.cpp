@@ -91,12 +91,7 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
     job.lut = lut.data();
     job.out = out;
     const bool avx = use_avx2();
-    const bool avx512 = active_isa() == Isa::avx512;
     run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {
-#if defined(MEDFUSE_HAVE_AVX512)
-        if (avx512) return avx512::bilateral_u8_rows(job, y0, y1);
-#endif
-        (void)avx512;
 #if defined(MEDFUSE_HAVE_AVX2)
         if (avx) return avx2::bilateral_u8_rows(job, y0, y1);
 #endif

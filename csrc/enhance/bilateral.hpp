@@ -38,7 +38,6 @@ struct BilateralRows {
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
-MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
 
 }  // namespace medfuse

@@ -3,9 +3,8 @@
 // here: the .cpp includes <cmath>, <cstdint> and <immintrin.h> first).
 //
 // Each output pixel sums over the window offsets in the job's order, in
-// float32, multiply then add; the AVX2 path runs 8 pixels per vector and the
-// AVX-512 path (uint8) 16, with the same operations per lane, so every path
-// agrees bit for bit.
+// float32, multiply then add; the AVX2 path runs 8 pixels per vector with the
+// same operations per lane, so both paths agree bit for bit.
 
 namespace {
 
@@ -26,42 +25,6 @@ void bilateral_u8_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y
         const std::uint8_t* c = pad + (y + job.radius) * job.pstride + job.radius;
         std::uint8_t* o = out + y * w;
         std::int64_t x = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-        // Two vectors of 16 pixels per pass. Masked forms with every lane set
-        // (the same instructions): GCC 12's plain forms pass an undefined
-        // source vector that -Wmaybe-uninitialized (-Werror in CI) rejects.
-        {
-            const __mmask16 all = static_cast<__mmask16>(0xFFFF);
-            const __m512i zi = _mm512_setzero_si512();
-            const __m512 zf = _mm512_setzero_ps();
-            auto widen = [&](const std::uint8_t* p) {
-                return _mm512_mask_cvtepu8_epi32(zi, all, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-            };
-            auto to_u8 = [&](__m512 s, __m512 ws) {  // round half to even, clamp to [0, 255]
-                const __m512i r = _mm512_mask_cvtps_epi32(zi, all, _mm512_div_ps(s, ws));
-                return _mm512_mask_cvtusepi32_epi8(_mm_setzero_si128(), all, _mm512_mask_max_epi32(zi, all, r, zi));
-            };
-            for (; x + 32 <= w; x += 32) {
-                const __m512i va0 = widen(c + x), vb0 = widen(c + x + 16);
-                __m512 suma = zf, wsuma = zf, sumb = zf, wsumb = zf;
-                for (int k = 0; k < job.nk; ++k) {
-                    const std::uint8_t* q = c + x + job.ofs[k];
-                    const __m512 sw = _mm512_set1_ps(job.space[k]);
-                    const __m512i va = widen(q), vb = widen(q + 16);
-                    const __m512i da = _mm512_mask_abs_epi32(zi, all, _mm512_sub_epi32(va, va0));
-                    const __m512i db = _mm512_mask_abs_epi32(zi, all, _mm512_sub_epi32(vb, vb0));
-                    const __m512 wa = _mm512_mul_ps(sw, _mm512_mask_i32gather_ps(zf, all, da, job.lut, 4));
-                    const __m512 wb = _mm512_mul_ps(sw, _mm512_mask_i32gather_ps(zf, all, db, job.lut, 4));
-                    suma = _mm512_add_ps(suma, _mm512_mul_ps(_mm512_mask_cvtepi32_ps(zf, all, va), wa));
-                    wsuma = _mm512_add_ps(wsuma, wa);
-                    sumb = _mm512_add_ps(sumb, _mm512_mul_ps(_mm512_mask_cvtepi32_ps(zf, all, vb), wb));
-                    wsumb = _mm512_add_ps(wsumb, wb);
-                }
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x), to_u8(suma, wsuma));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x + 16), to_u8(sumb, wsumb));
-            }
-        }
-#endif
 #if defined(__AVX2__)
         // Two vectors of 8 pixels per pass: independent sums keep more
         // gathers in flight (each lane's operations are unchanged).
