@@ -40,8 +40,9 @@ def test_probe_results_and_thread_bound(threads: int, n_tasks: int) -> None:
 
 
 def test_probe_uses_helpers_when_tasks_block() -> None:
-    # Tasks that sleep leave the caller busy: idle helpers must pick up work.
-    _, _, ids = _core._parallel_probe(16, 2, 0, 1, sleep_us=2000)
+    # Tasks that sleep leave the caller busy: idle helpers must pick up work
+    # (100 ms of tasks: time for a helper to wake even on a loaded machine).
+    _, _, ids = _core._parallel_probe(50, 2, 0, 1, sleep_us=2000)
     assert len(ids) == 2
 
 
