@@ -2,6 +2,7 @@
 scikit-image and OpenCV (and the NumPy twin where it is fast enough).
 
 Groups:
+  label-3d-random45-96x384x384-c26  45% random voxels (the percolating worst case) vs scipy.
   label-3d-ct-128x512x512-c{6,26}  lung-window mask (HU < -400) of a 128x512x512
                                    synthetic chest CT: medfuse.label vs
                                    scipy.ndimage.label and skimage.measure.label.
@@ -115,6 +116,26 @@ def test_label_3d(benchmark: BenchmarkFixture, impl: str, conn: int) -> None:
         _info(benchmark, "skimage.measure.label", "skimage", None, inp, "scipy (same partition)")
     else:
         _medfuse_case(benchmark, impl, lambda: medfuse.label(m, connectivity=conn)[0], True, inp, want, "scipy")
+
+
+@lru_cache(maxsize=1)
+def _random45() -> np.ndarray:
+    return np.random.default_rng(0).random((96, 384, 384)) < 0.45
+
+
+@pytest.mark.benchmark(group="label-3d-random45-96x384x384-c26")
+@pytest.mark.parametrize("impl", ["medfuse-1", "medfuse-2", "scipy"])
+def test_label_3d_random(benchmark: BenchmarkFixture, impl: str) -> None:
+    """The percolating worst case: 45% random voxels, 26-connectivity (~3.5M runs)."""
+    m = _random45()
+    inp = "96x384x384 bool, 45% random voxels (seed 0), connectivity 26"
+    structure = ndimage.generate_binary_structure(3, 3)
+    if impl == "scipy":
+        _run(benchmark, lambda: ndimage.label(m, structure), True)
+        _info(benchmark, "scipy.ndimage.label", "scipy", None, inp, "medfuse")
+    else:
+        want = ndimage.label(m, structure)[0]
+        _medfuse_case(benchmark, impl, lambda: medfuse.label(m, connectivity=26)[0], True, inp, want, "scipy")
 
 
 # ---- label 2D ------------------------------------------------------------------------

@@ -288,3 +288,33 @@ def test_regionprops_refusals(fn):
         fn(good, None, (1.0, 0.0))
     with pytest.raises(ValueError, match="spacing"):
         fn(good, None, (1.0, 1.0, 1.0))
+
+
+# ---- run extraction across 64-voxel words, and unions across row blocks (issue 22) ----
+
+
+@pytest.mark.parametrize("w", [1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 300])
+@pytest.mark.parametrize("p", [0.5, 0.95, 1.0])
+def test_runs_across_words(w, p):
+    x = np.random.default_rng(w).random((5, w)) < p
+    x[1, ::2] = True  # runs of one voxel
+    x[1, 1::2] = False
+    for conn in (4, 8):
+        assert_same_labels(medfuse.label(x, connectivity=conn), scipy_label(x, conn))
+
+
+@pytest.mark.parametrize("shape", [(700, 200), (2000, 70), (20, 80, 90), (9, 120, 130)])
+@pytest.mark.parametrize("p", [0.3, 0.45, 0.6])
+def test_unions_across_blocks(shape, p):
+    """Images of >= 2**17 voxels split into row / slab blocks: the unions across them."""
+    wide = shape[:-1] + (2 * shape[-1],)
+    x = (np.random.default_rng(int(p * 100)).random(wide) < p)[..., ::2]  # a strided view
+    before = medfuse.get_num_threads()
+    try:
+        for conn in CONNS[len(shape)]:
+            want = scipy_label(x, conn)
+            for n in (1, 2, 3, 4):
+                medfuse.set_num_threads(n)
+                assert_same_labels(medfuse.label(x, connectivity=conn), want)
+    finally:
+        medfuse.set_num_threads(before)

@@ -9,6 +9,21 @@
 #if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
 #include "common/checked_simd_selftest.hpp"
 #endif
+#include "common/parallel.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace py = pybind11;
 
@@ -45,6 +60,47 @@ py::dict build_info() {
     return d;
 }
 
+#if defined(__linux__)
+long os_thread_id() { return static_cast<long>(syscall(SYS_gettid)); }
+#else
+long os_thread_id() { return static_cast<long>(std::hash<std::thread::id>()(std::this_thread::get_id())); }
+#endif
+
+// Test probe of parallel_for (tests/test_pool.py): task i computes
+// i*i + sum_j i*j over an inner parallel_for of `inner` tasks, sleeping
+// `sleep_us` first; task `throw_at` throws. Returns (results, every inner
+// loop ran on its task's thread, OS thread ids that ran tasks).
+py::tuple parallel_probe(std::int64_t n_tasks, int threads, std::int64_t inner, int inner_threads,
+                         std::int64_t throw_at, int sleep_us) {
+    if (n_tasks < 0 || inner < 0 || threads < 1 || inner_threads < 1 || sleep_us < 0)
+        throw std::invalid_argument("_parallel_probe: counts must be >= 0 and thread counts >= 1");
+    std::vector<std::int64_t> out(static_cast<std::size_t>(n_tasks), -1);
+    std::atomic<bool> nested_serial{true};
+    std::mutex ids_mutex;
+    std::set<long> ids;
+    {
+        py::gil_scoped_release release;
+        medfuse::parallel_for(n_tasks, threads, [&](std::int64_t i) {
+            if (sleep_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+            const long me = os_thread_id();
+            {
+                std::lock_guard<std::mutex> lock(ids_mutex);
+                ids.insert(me);
+            }
+            if (i == throw_at) throw std::runtime_error("_parallel_probe: task " + std::to_string(i) + " failed");
+            std::vector<std::int64_t> part(static_cast<std::size_t>(inner), 0);
+            medfuse::parallel_for(inner, inner_threads, [&](std::int64_t j) {
+                if (os_thread_id() != me) nested_serial = false;
+                part[static_cast<std::size_t>(j)] = i * j;
+            });
+            std::int64_t s = i * i;
+            for (std::int64_t v : part) s += v;
+            out[static_cast<std::size_t>(i)] = s;
+        });
+    }
+    return py::make_tuple(out, nested_serial.load(), std::vector<long>(ids.begin(), ids.end()));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
@@ -56,6 +112,9 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("_checked_simd_selftest", &medfuse::checked::selftest, py::arg("op"), py::arg("n_alloc"),
           py::arg("offset"), py::arg("lanes"), py::arg("checked"));
 #endif
+    m.def("_parallel_probe", &parallel_probe, py::arg("n_tasks"), py::arg("threads"), py::arg("inner"),
+          py::arg("inner_threads"), py::arg("throw_at") = -1, py::arg("sleep_us") = 0,
+          "Test probe of the worker pool (internal).");
     medfuse::bind::register_edges(m);
     medfuse::bind::register_convolve(m);
     medfuse::bind::register_enhance(m);

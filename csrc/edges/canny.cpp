@@ -387,9 +387,10 @@ Status run_canny(const CannyJob& job_in, int threads) {
     job.map_row = pm.row;
     job.map_slice = pm.slice;
     const i64 A = job.aperture;
-    // Below ~256K pixels per band, starting a thread costs more than it saves
-    // (measured: 512x512 ran slower on 2 threads than on 1).
-    constexpr i64 kMinPixelsPerBand = i64(1) << 18;
+    // Bands of at least 64K pixels: with the persistent pool a band costs a
+    // wake-up, not a thread start, so 512x512 splits in 2 (3D slabs as before).
+    constexpr i64 kMinPixelsPerBand = i64(1) << 16;
+    constexpr i64 kMinVoxelsPerSlab = i64(1) << 18;
     const i64 pixels = job.depth * job.height * job.width;
     std::vector<i64> cuts;
     if (!is3d) {
@@ -405,7 +406,7 @@ Status run_canny(const CannyJob& job_in, int threads) {
             grow_band(pm, false, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)]);
         });
     } else {
-        const i64 nb = std::max<i64>(1, std::min<i64>({threads, job.depth / 4, pixels / kMinPixelsPerBand}));
+        const i64 nb = std::max<i64>(1, std::min<i64>({threads, job.depth / 4, pixels / kMinVoxelsPerSlab}));
         cuts = make_cuts(job.depth, nb);
         const BandFn fn = slab3d_fn();
         const int kz = job.smooth_len[0];

@@ -220,8 +220,9 @@ void median_filter(const T* img, int ndim, const std::int64_t* shape, const std:
             lmap[t] = border_index(t - rr, n[2], border);
             rmap[t] = border_index(n[2] + t, n[2], border);
         }
-        // Bands of >= 2^18 pixels (a few rows of scratch per band).
-        const i64 nband = std::max<i64>(band, (i64(1) << 18) / n[2]);
+        // Bands of >= 2^16 pixels (a few rows of scratch per band): 512x512
+        // splits in 4, 2048x2048 in 64.
+        const i64 nband = std::max<i64>(band, (i64(1) << 16) / n[2]);
         parallel_for((rows + nband - 1) / nband, threads, [&](i64 t) {
             const i64 y0 = t * nband, y1 = std::min(rows, y0 + nband);
             std::vector<T> scratch(static_cast<std::size_t>(median_row_scratch(n[2])));

@@ -52,7 +52,7 @@ void equalize_hist(const T* x, i64 n, T* out, int threads) {
             lut[static_cast<std::size_t>(i)] = saturate_round<T>(static_cast<float>(sum) * scale);
         }
     }
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 18)));
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 16)));
     const T* lp = lut.data();
     parallel_for(parts, threads, [&](i64 p) {
         for (i64 k = split_begin(n, parts, p); k < split_begin(n, parts, p + 1); ++k) out[k] = lp[x[k]];
@@ -146,7 +146,7 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
             run_start.push_back(c);
     run_start.push_back(W);
     const float inv_th = 1.0f / static_cast<float>(th);
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 17)));
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 15)));
     parallel_for(parts, threads, [&](i64 p) {
         for (i64 y = split_begin(H, parts, p); y < split_begin(H, parts, p + 1); ++y) {
             const float tyf = static_cast<float>(y) * inv_th - 0.5f;

@@ -67,15 +67,6 @@ inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT 
 }
 }  // namespace hk
 
-#define MEDFUSE_UP(T, B, D)                                                                                     \
-    void uniform_part(const T* x, const std::uint8_t* m, i64 b, i64 e, T lo_thr, T hi_thr, B lo_b, D denom,    \
-                      const B* edges, i64 nbins, i64* out, std::uint32_t* h, i64 stride, int nsub) {          \
-        hk::uniform_part<T, B, D>(x, m, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, out, h, stride, nsub); \
-    }
-MEDFUSE_UP(double, double, double)
-MEDFUSE_UP(float, float, float)
-MEDFUSE_UP(float, float, double)
-MEDFUSE_UP(float, double, double)
-#undef MEDFUSE_UP
+MEDFUSE_HIST_UNIFORM_TYPES(MEDFUSE_HIST_UNIFORM_PART)
 }  // namespace avx512
 }  // namespace medfuse

@@ -238,3 +238,21 @@ void uniform_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, T lo_thr, 
 
 }  // namespace hk
 
+
+// The entry points declared in histogram_internal.hpp, defined in the ISA
+// namespace this file was included in: `MEDFUSE_HIST_KEY_TYPES(MEDFUSE_HIST_KEYS_PART)`
+// and `MEDFUSE_HIST_UNIFORM_TYPES(MEDFUSE_HIST_UNIFORM_PART)` after any
+// per-ISA specialization of the hk templates.
+#ifndef MEDFUSE_HIST_KEYS_PART
+#define MEDFUSE_HIST_KEYS_PART(T)                                                                               \
+    void keys_part(const T* x, const std::uint8_t* m, hk::i64 b, hk::i64 e, hk::i64 lo, hk::i64 hi, int s,    \
+                   hk::i64 nk, hk::i64* out, std::uint32_t* h, hk::i64 stride, int nsub) {                    \
+        hk::keys_part<T>(x, m, b, e, lo, hi, s, nk, out, h, stride, nsub);                                     \
+    }
+#define MEDFUSE_HIST_UNIFORM_PART(T, B, D)                                                                      \
+    void uniform_part(const T* x, const std::uint8_t* m, hk::i64 b, hk::i64 e, T lo_thr, T hi_thr, B lo_b,    \
+                      D denom, const B* edges, hk::i64 nbins, hk::i64* out, std::uint32_t* h, hk::i64 stride, \
+                      int nsub) {                                                                              \
+        hk::uniform_part<T, B, D>(x, m, b, e, lo_thr, hi_thr, lo_b, denom, edges, nbins, out, h, stride, nsub); \
+    }
+#endif

@@ -5,6 +5,14 @@ import numpy as np
 import numpy.typing as npt
 
 def build_info() -> dict[str, Any]: ...
+def _parallel_probe(
+    n_tasks: int,
+    threads: int,
+    inner: int,
+    inner_threads: int,
+    throw_at: int = -1,
+    sleep_us: int = 0,
+) -> tuple[list[int], bool, list[int]]: ...
 def canny_u8(
     image: npt.NDArray[np.uint8], aperture: int, l2: bool, exact_int: bool, round16: bool,
     low_cmp: float, high_cmp: float, weights: list[float], smooth: list[npt.NDArray[np.float64]],
