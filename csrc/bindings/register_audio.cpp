@@ -6,6 +6,7 @@
 #include <complex>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,7 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     std::vector<C> win(static_cast<std::size_t>(n_fft));
     for (i64 i = 0; i < n_fft; ++i) win[static_cast<std::size_t>(i)] = static_cast<C>(window.data()[i]);
     std::vector<C> mel, dct;
-    std::vector<i64> lo, hi;
+    std::vector<i64> lo, hi, off;
     i64 n_mels = 0, n_mfcc = 0;
     if (sm == SpecMode::mel || sm == SpecMode::mfcc) {
         const F64 m = mel_o.cast<F64>();
@@ -56,9 +57,14 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
         for (i64 i = 0; i < n_mels; ++i)
             if (l.data()[i] < 0 || h.data()[i] > n_freq || l.data()[i] > h.data()[i])
                 throw py::value_error("mel_lo / mel_hi out of range");
-        for (i64 i = 0; i < m.size(); ++i) mel.push_back(static_cast<C>(m.data()[i]));
+        // Only the bands [lo, hi) are read: pack them.
         lo.assign(l.data(), l.data() + n_mels);
         hi.assign(h.data(), h.data() + n_mels);
+        for (i64 i = 0; i < n_mels; ++i) {
+            off.push_back(static_cast<i64>(mel.size()));
+            for (i64 k = lo[static_cast<std::size_t>(i)]; k < hi[static_cast<std::size_t>(i)]; ++k)
+                mel.push_back(static_cast<C>(m.data()[i * n_freq + k]));
+        }
     }
     if (sm == SpecMode::mfcc) {
         const F64 d = dct_o.cast<F64>();
@@ -91,6 +97,7 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     job.mode = sm;
     job.power = power;
     job.mel = mel.data();
+    job.mel_off = off.data();
     job.mel_lo = lo.data();
     job.mel_hi = hi.data();
     job.n_mels = n_mels;
@@ -105,8 +112,8 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     {
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        const FftPlan<C> plan = make_fft_plan<C>(n_fft);
-        ok = spectral(job, plan, threads);
+        const std::shared_ptr<const FftPlan<C>> plan = cached_fft_plan<C>(n_fft);
+        ok = spectral(job, *plan, threads);
     }
     if (!ok) throw py::value_error("y contains NaN or infinity; spectra are undefined there");
     return out;
