@@ -33,7 +33,7 @@ bool is_pow2(i64 n) { return n > 0 && (n & (n - 1)) == 0; }
 template <class T, class C>
 struct Kernels {
     double (*spec)(const SpecJob<T, C>&, i64, i64, C*);
-    void (*dct)(const SpecJob<T, C>&, i64, i64, double, C*);
+    bool (*dct)(const SpecJob<T, C>&, i64, i64, double, C*);
 };
 
 template <class T, class C>
@@ -215,9 +215,9 @@ bool all_finite(const T* x, i64 n) {
 }  // namespace
 
 template <class T, class C>
-bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
+SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
     // Refuse non-finite samples before any work (one pass).
-    if (!all_finite(job.x, job.batch * job.len)) return false;
+    if (!all_finite(job.x, job.batch * job.len)) return SpecStatus::bad_input;
     FftTab<C>& f = job.fft;
     f.n = plan.n;
     f.m = plan.m;
@@ -251,32 +251,43 @@ bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
         double mx = -HUGE_VAL;
         for (i64 t = c * chunk; t < end; ++t) {
             const double v = kern.spec(cj, t / nblk, (t % nblk) * kSpecLanes, s.ptr);
+            if (v != v) {  // an output value is not finite: the call fails, stop here
+                mx = v;
+                break;
+            }
             if (v > mx) mx = v;
         }
         best[static_cast<std::size_t>(c)] = mx;
     });
-    if (job.mode != SpecMode::mfcc) return true;
+    for (double v : best)
+        if (v != v) return SpecStatus::overflow;
+    if (job.mode != SpecMode::mfcc) return SpecStatus::ok;
     double floor = -HUGE_VAL;
     if (job.top_db >= 0.0) {
         double mx = -HUGE_VAL;
         for (double v : best) mx = v > mx ? v : mx;  // max is exact: order does not matter
         floor = mx - job.top_db;
     }
+    std::vector<char> fine(static_cast<std::size_t>(n_chunks), 1);
     const i64 need_dct = static_cast<i64>(kSpecLanes) * (job.n_mels + 8);
     parallel_for(n_chunks, threads, [&](i64 c) {
         Scratch<C> s(need_dct);
         const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;
-        for (i64 t = c * chunk; t < end; ++t) kern.dct(cj, t / nblk, (t % nblk) * kSpecLanes, floor, s.ptr);
+        bool ok = true;
+        for (i64 t = c * chunk; t < end; ++t) ok = kern.dct(cj, t / nblk, (t % nblk) * kSpecLanes, floor, s.ptr) && ok;
+        fine[static_cast<std::size_t>(c)] = ok ? 1 : 0;
     });
-    return true;
+    for (char v : fine)
+        if (!v) return SpecStatus::overflow;
+    return SpecStatus::ok;
 }
 
 template FftPlan<float> make_fft_plan<float>(i64);
 template FftPlan<double> make_fft_plan<double>(i64);
 template std::shared_ptr<const FftPlan<float>> cached_fft_plan<float>(i64);
 template std::shared_ptr<const FftPlan<double>> cached_fft_plan<double>(i64);
-template bool spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
-template bool spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
-template bool spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);
+template SpecStatus spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
+template SpecStatus spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
+template SpecStatus spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);
 
 }  // namespace medfuse

@@ -88,16 +88,21 @@ struct SpecJob {
 };
 
 // Runs the job: fills job.fft from the plan, checks the signal, computes.
-// Returns false if the signal holds NaN or infinity (nothing is written then).
+enum class SpecStatus {
+    ok = 0,
+    bad_input = 1,  // the signal holds NaN or infinity (nothing is written then)
+    overflow = 2,   // an output value is not finite (a spectrum overflowed its type)
+};
 template <class T, class C>
-bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
+SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
 
 // ---- per-ISA entry points (spectral_kernels.hpp compiled once per ISA) -----
 // spec_block: frames [t0, t0 + 16) of signal b, scratch of spec_scratch()
 // elements (64-byte aligned); writes the output (or the dB scratch for mfcc)
-// and returns the largest dB value written (mfcc; -inf otherwise).
-// dct_block: the DCT of frames [t0, t0 + 16) of signal b with dB values
-// clipped below at `floor` (same scratch).
+// and returns the largest dB value written (mfcc; -inf otherwise), or NaN if
+// a value written is not finite. dct_block: the DCT of frames [t0, t0 + 16)
+// of signal b with dB values clipped below at `floor` (same scratch); false
+// if a coefficient is not finite.
 template <class C>
 std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t n_mels) {
     return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq + n_mels + 8);
@@ -111,11 +116,11 @@ std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t
                       double* s);                                                             \
     double spec_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,     \
                       double* s);                                                             \
-    void dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0,          \
+    bool dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0,          \
                    double floor, float* s);                                                   \
-    void dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0,         \
+    bool dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0,         \
                    double floor, double* s);                                                  \
-    void dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,        \
+    bool dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,        \
                    double floor, double* s);                                                  \
     }
 MEDFUSE_DECLARE_ISA(baseline)

@@ -324,39 +324,37 @@ inline void load_frames(const float* const* fr, const float* w, bool half, i64 m
 // by its odd series to u^11), so it vectorises and gives the same bits on
 // every path; a few ulp from log10f. float64: libm's log10.
 inline void db_lanes(const float* __restrict v, float* __restrict out, double amin, double ref_db) {
-    const float a = static_cast<float>(amin);
-    const float r = static_cast<float>(ref_db);
-    float x[L];
-    int e[L];
-    unsigned int u[L];
-    for (int l = 0; l < L; ++l) {
-        const float y = v[l] > a ? v[l] : a;
-        const bool sub = y < 1.17549435e-38f;  // subnormal: scale into the normal range
-        x[l] = sub ? y * 8388608.0f : y;
-        e[l] = sub ? -23 : 0;
-    }
-    __builtin_memcpy(u, x, sizeof(u));
-    for (int l = 0; l < L; ++l) {
-        e[l] += static_cast<int>((u[l] >> 23) & 0xffu) - 127;
-        u[l] = (u[l] & 0x7fffffu) | 0x3f800000u;
-    }
-    __builtin_memcpy(x, u, sizeof(x));
-    for (int l = 0; l < L; ++l) {
-        const bool up = x[l] > 1.41421356f;
-        const float mm = up ? x[l] * 0.5f : x[l];
-        const float fe = static_cast<float>(e[l] + (up ? 1 : 0));
-        const float t = (mm - 1.0f) / (mm + 1.0f);
-        const float t2 = t * t;
-        const float p = 2.0f + t2 * (0.666666667f + t2 * (0.4f + t2 * (0.285714286f + t2 * (0.222222222f + t2 * 0.181818182f))));
-        // ln 2 = 0.693359375 (exact in 9 bits) - 2.12194440e-4
-        const float ln = fe * 0.693359375f + (t * p + fe * -2.12194440e-4f);
-        out[l] = ln * 4.34294482f - r;  // 10 / ln 10
-    }
+    typedef float VF __attribute__((vector_size(16 * sizeof(float))));
+    typedef int VI __attribute__((vector_size(16 * sizeof(int))));
+    typedef unsigned int VU __attribute__((vector_size(16 * sizeof(int))));
+    const VF zero = {};
+    const VF a = zero + static_cast<float>(amin);
+    VF x;
+    __builtin_memcpy(&x, v, sizeof(x));
+    VF y = x > a ? x : a;
+    const VI sub = y < 1.17549435e-38f;  // subnormal (-1 / 0): scale into the normal range
+    y = sub ? y * 8388608.0f : y;
+    VI e = sub & -23;
+    VU u;
+    __builtin_memcpy(&u, &y, sizeof(u));
+    e += __builtin_convertvector((u >> 23) & 0xffu, VI) - 127;
+    u = (u & 0x7fffffu) | 0x3f800000u;
+    VF mm;  // mantissa in [1, 2)
+    __builtin_memcpy(&mm, &u, sizeof(mm));
+    const VI up = mm > 1.41421356f;
+    mm = up ? mm * 0.5f : mm;
+    e -= up;  // up is -1 where the mantissa was halved
+    const VF fe = __builtin_convertvector(e, VF);
+    const VF t = (mm - 1.0f) / (mm + 1.0f);
+    const VF t2 = t * t;
+    const VF p = 2.0f + t2 * (0.666666667f + t2 * (0.4f + t2 * (0.285714286f + t2 * (0.222222222f + t2 * 0.181818182f))));
+    // ln 2 = 0.693359375 (exact in 9 bits) - 2.12194440e-4
+    const VF ln = fe * 0.693359375f + (t * p + fe * -2.12194440e-4f);
+    VF res = ln * 4.34294482f - static_cast<float>(ref_db);  // 10 / ln 10
     // +inf (an overflowed band) and NaN stay what they are, as in numpy
-    for (int l = 0; l < L; ++l) {
-        const bool odd = !(v[l] <= 3.40282347e38f) && !(v[l] < a);
-        out[l] = odd ? v[l] : out[l];
-    }
+    const VI odd = ~(x <= 3.40282347e38f) & ~(x < a);
+    res = odd ? x : res;
+    __builtin_memcpy(out, &res, sizeof(res));
 }
 
 inline void db_lanes(const double* __restrict v, double* __restrict out, double amin, double ref_db) {
@@ -372,15 +370,49 @@ inline C power_of(C p, double power) {
 
 // ---- one block of 16 frames ------------------------------------------------------------
 
+// A row of 16 lanes as one GCC/Clang vector: one AVX-512 register, two AVX2
+// or four SSE2 ones, the same IEEE operation per lane. Rows move in and out
+// through memcpy (unaligned loads/stores); no vector crosses a function call.
+template <class C>
+struct Row;
+template <>
+struct Row<float> {
+    typedef float type __attribute__((vector_size(16 * sizeof(float))));
+};
+template <>
+struct Row<double> {
+    typedef double type __attribute__((vector_size(16 * sizeof(double))));
+};
+#define MEDFUSE_SPEC_LD(v, p) __builtin_memcpy(&(v), (p), sizeof(v))
+#define MEDFUSE_SPEC_ST(p, v) __builtin_memcpy((p), &(v), sizeof(v))
+
+// float32 results computed in float64: x - x of each value after the cast
+// to T (a finite double can exceed float's range).
+template <class T, class C>
+inline void check_cast(const C* v, T& acc) {
+    for (int l = 0; l < L; ++l) {
+        const T t = static_cast<T>(v[l]);
+        acc = acc + (t - t);
+    }
+}
+
+template <class V>
+inline bool all_zero(const V& v) {
+    bool ok = true;
+    for (int l = 0; l < L; ++l) ok = ok && v[l] == 0;
+    return ok;
+}
+
 template <class T, class C>
 double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
+    typedef typename Row<C>::type V;
     const FftTab<C>& f = j.fft;
     const i64 big = f.big, m = f.m, nf = j.n_freq, T_ = j.n_frames;
     C* ar = s;
     C* ai = s + big * L;
     C* br = s + 2 * big * L;
     C* bi = s + 3 * big * L;
-    C* __restrict pw = s + 4 * big * L;
+    C* pw = s + 4 * big * L;
     const i64 nl = (T_ - t0) < L ? (T_ - t0) : L;
 
     // Frames of the block; lanes past the last frame repeat it (never written out).
@@ -397,119 +429,161 @@ double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
     // + W^k (Z_k - conj Z_{m-k}) / (2i), W = exp(-2 pi i / n); else X_k = Z_k.
     const bool cplx = j.mode == SpecMode::complex_out;
     const C h = C(0.5);
+    // chk stays 0 while every value written is finite (x - x is NaN for inf / NaN);
+    // lanes past the last frame repeat it, so they may take part.
+    V chk = {};
+    T tchk = T(0);
+    const bool narrow = sizeof(T) < sizeof(C);
     for (i64 k = 0; k < nf; ++k) {
-        C xr[L], xi[L];
+        V xr, xi;
         if (f.half) {
             const i64 ka = k == m ? 0 : k;
             const i64 kb = k == 0 ? 0 : m - k;
             const C c = f.post_re[k], sn = f.post_im[k];
-            const C* __restrict pr = zr + ka * L;
-            const C* __restrict pi = zi + ka * L;
-            const C* __restrict qr = zr + kb * L;
-            const C* __restrict qi = zi + kb * L;
-            MEDFUSE_SPEC_IVDEP
-            for (int l = 0; l < L; ++l) {
-                const C er = (pr[l] + qr[l]) * h, ei = (pi[l] - qi[l]) * h;
-                const C dr = pr[l] - qr[l], di = pi[l] + qi[l];
-                const C vr = di * h, vi = -dr * h;  // (Z_k - conj Z_{m-k}) / (2i)
-                xr[l] = er + (c * vr - sn * vi);
-                xi[l] = ei + (c * vi + sn * vr);
-            }
+            V pr, pi, qr, qi;
+            MEDFUSE_SPEC_LD(pr, zr + ka * L);
+            MEDFUSE_SPEC_LD(pi, zi + ka * L);
+            MEDFUSE_SPEC_LD(qr, zr + kb * L);
+            MEDFUSE_SPEC_LD(qi, zi + kb * L);
+            const V er = (pr + qr) * h, ei = (pi - qi) * h;
+            const V dr = pr - qr, di = pi + qi;
+            const V vr = di * h, vi = -dr * h;  // (Z_k - conj Z_{m-k}) / (2i)
+            xr = er + (c * vr - sn * vi);
+            xi = ei + (c * vi + sn * vr);
         } else {
-            for (int l = 0; l < L; ++l) {
-                xr[l] = zr[k * L + l];
-                xi[l] = zi[k * L + l];
-            }
+            MEDFUSE_SPEC_LD(xr, zr + k * L);
+            MEDFUSE_SPEC_LD(xi, zi + k * L);
         }
         if (cplx) {
+            chk = chk + (xr - xr) + (xi - xi);
+            C ar_[L], ai_[L];
+            MEDFUSE_SPEC_ST(ar_, xr);
+            MEDFUSE_SPEC_ST(ai_, xi);
+            if (narrow) {
+                check_cast(ar_, tchk);
+                check_cast(ai_, tchk);
+            }
             T* o = j.out + ((b * nf + k) * T_ + t0) * 2;
             if (nl == L) {
                 for (int l = 0; l < L; ++l) {
-                    o[2 * l] = static_cast<T>(xr[l]);
-                    o[2 * l + 1] = static_cast<T>(xi[l]);
+                    o[2 * l] = static_cast<T>(ar_[l]);
+                    o[2 * l + 1] = static_cast<T>(ai_[l]);
                 }
             } else {
                 for (i64 l = 0; l < nl; ++l) {
-                    o[2 * l] = static_cast<T>(xr[l]);
-                    o[2 * l + 1] = static_cast<T>(xi[l]);
+                    o[2 * l] = static_cast<T>(ar_[l]);
+                    o[2 * l + 1] = static_cast<T>(ai_[l]);
                 }
             }
         } else {
-            C* __restrict p = pw + k * L;
-            for (int l = 0; l < L; ++l) p[l] = xr[l] * xr[l] + xi[l] * xi[l];
+            const V p = xr * xr + xi * xi;
+            MEDFUSE_SPEC_ST(pw + k * L, p);
         }
     }
     double best = -HUGE_VAL;
-    if (cplx) return best;
+    if (cplx) return all_zero(chk) && tchk == T(0) ? best : NAN;
     if (j.power != 2.0)
         for (i64 i = 0; i < nf * L; ++i) pw[i] = power_of(pw[i], j.power);
     if (j.mode == SpecMode::power) {
         for (i64 k = 0; k < nf; ++k) {
             T* o = j.out + (b * nf + k) * T_ + t0;
+            V p;
+            MEDFUSE_SPEC_LD(p, pw + k * L);
+            chk = chk + (p - p);
+            if (narrow) check_cast(pw + k * L, tchk);
             for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(pw[k * L + l]);
         }
-        return best;
+        return all_zero(chk) && tchk == T(0) ? best : NAN;
     }
     // Mel bands: filter mi is non-zero on bins [mel_lo, mel_hi) only.
-    C acc[L], dbv[L];
-    C mx[L];
+    C acc_[L], dbv[L];
+    V mx;
     for (int l = 0; l < L; ++l) mx[l] = static_cast<C>(-HUGE_VAL);
     for (i64 mi = 0; mi < j.n_mels; ++mi) {
-        for (int l = 0; l < L; ++l) acc[l] = C(0);
+        V acc = {};
         const C* fb = j.mel + j.mel_off[mi];  // weights of bins [lo, hi)
         const i64 lo = j.mel_lo[mi];
         for (i64 k = lo; k < j.mel_hi[mi]; ++k) {
-            const C wk = fb[k - lo];
-            const C* __restrict p = pw + k * L;
-            MEDFUSE_SPEC_IVDEP
-            for (int l = 0; l < L; ++l) acc[l] = acc[l] + wk * p[l];
+            V p;
+            MEDFUSE_SPEC_LD(p, pw + k * L);
+            acc = acc + fb[k - lo] * p;
         }
+        MEDFUSE_SPEC_ST(acc_, acc);
+        chk = chk + (acc - acc);
         if (j.mode == SpecMode::mel) {
+            if (narrow) check_cast(acc_, tchk);
             T* o = j.out + (b * j.n_mels + mi) * T_ + t0;
-            for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(acc[l]);
+            for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(acc_[l]);
         } else {
-            db_lanes(acc, dbv, j.amin, j.ref_db);
+            db_lanes(acc_, dbv, j.amin, j.ref_db);
             C* o = j.db + (b * j.n_mels + mi) * T_ + t0;
-            for (i64 l = 0; l < nl; ++l) o[l] = dbv[l];
-            for (int l = 0; l < L; ++l) mx[l] = dbv[l] > mx[l] ? dbv[l] : mx[l];
+            V d;
+            MEDFUSE_SPEC_LD(d, dbv);
+            if (nl == L)
+                MEDFUSE_SPEC_ST(o, d);
+            else
+                for (i64 l = 0; l < nl; ++l) o[l] = dbv[l];
+            mx = d > mx ? d : mx;
         }
     }
+    if (!all_zero(chk) || tchk != T(0)) return NAN;  // a band overflowed (mel; mfcc: its dB would be inf)
     // exact maximum over the block's real frames
     for (i64 l = 0; l < nl; ++l) best = static_cast<double>(mx[l]) > best ? static_cast<double>(mx[l]) : best;
     return best;
 }
 
 template <class T, class C>
-void dct_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, double floor, C* s) {
+bool dct_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, double floor, C* s) {
+    typedef typename Row<C>::type V;
     const i64 T_ = j.n_frames, nm = j.n_mels;
     const i64 nl = (T_ - t0) < L ? (T_ - t0) : L;
     const C fl = static_cast<C>(floor);
     // The block's dB values clipped at the floor, lane order (n_mels x 16).
-    C* __restrict v = s;
+    C* v = s;
     for (i64 mi = 0; mi < nm; ++mi) {
         const C* src = j.db + (b * nm + mi) * T_ + t0;
-        C* __restrict d = v + mi * L;
+        V d = {};
         if (nl == L) {
-            for (int l = 0; l < L; ++l) d[l] = src[l] > fl ? src[l] : fl;
+            MEDFUSE_SPEC_LD(d, src);
         } else {
-            for (int l = 0; l < L; ++l) d[l] = C(0);
-            for (i64 l = 0; l < nl; ++l) d[l] = src[l] > fl ? src[l] : fl;
+            for (i64 l = 0; l < nl; ++l) d[l] = src[l];
         }
+        d = d > fl ? d : fl;
+        MEDFUSE_SPEC_ST(v + mi * L, d);
     }
-    C acc[L];
-    for (i64 k = 0; k < j.n_mfcc; ++k) {
-        for (int l = 0; l < L; ++l) acc[l] = C(0);
-        const C* d = j.dct + k * nm;
+    C out[L];
+    V chk = {};
+    T tchk = T(0);
+    // Four coefficients at a time: four independent sums (each in mel order)
+    // instead of one chain of dependent additions.
+    for (i64 k0 = 0; k0 < j.n_mfcc; k0 += 4) {
+        const i64 nk = j.n_mfcc - k0 < 4 ? j.n_mfcc - k0 : 4;
+        const C* d0 = j.dct + k0 * nm;
+        const C* d1 = nk > 1 ? d0 + nm : d0;
+        const C* d2 = nk > 2 ? d0 + 2 * nm : d0;
+        const C* d3 = nk > 3 ? d0 + 3 * nm : d0;
+        V acc[4] = {};
         for (i64 mi = 0; mi < nm; ++mi) {
-            const C dk = d[mi];
-            const C* __restrict x = v + mi * L;
-            MEDFUSE_SPEC_IVDEP
-            for (int l = 0; l < L; ++l) acc[l] = acc[l] + dk * x[l];
+            V x;
+            MEDFUSE_SPEC_LD(x, v + mi * L);
+            acc[0] = acc[0] + d0[mi] * x;
+            acc[1] = acc[1] + d1[mi] * x;
+            acc[2] = acc[2] + d2[mi] * x;
+            acc[3] = acc[3] + d3[mi] * x;
         }
-        T* o = j.out + (b * j.n_mfcc + k) * T_ + t0;
-        for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(acc[l]);
+        for (i64 q = 0; q < nk; ++q) {
+            MEDFUSE_SPEC_ST(out, acc[q]);
+            chk = chk + (acc[q] - acc[q]);
+            if (sizeof(T) < sizeof(C)) check_cast(out, tchk);
+            T* o = j.out + (b * j.n_mfcc + k0 + q) * T_ + t0;
+            for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(out[l]);
+        }
     }
+    return all_zero(chk) && tchk == T(0);  // false: a coefficient is not finite
 }
+
+#undef MEDFUSE_SPEC_LD
+#undef MEDFUSE_SPEC_ST
 
 }  // namespace kern
 
@@ -522,12 +596,12 @@ double spec_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t 
 double spec_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0, double* s) {
     return kern::spec_block_impl(j, b, t0, s);
 }
-void dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0, double floor, float* s) {
-    kern::dct_block_impl(j, b, t0, floor, s);
+bool dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0, double floor, float* s) {
+    return kern::dct_block_impl(j, b, t0, floor, s);
 }
-void dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0, double floor, double* s) {
-    kern::dct_block_impl(j, b, t0, floor, s);
+bool dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0, double floor, double* s) {
+    return kern::dct_block_impl(j, b, t0, floor, s);
 }
-void dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0, double floor, double* s) {
-    kern::dct_block_impl(j, b, t0, floor, s);
+bool dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0, double floor, double* s) {
+    return kern::dct_block_impl(j, b, t0, floor, s);
 }

@@ -3,7 +3,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <complex>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -108,14 +110,28 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     job.n_mfcc = n_mfcc;
     job.db = db.data();
     job.out = static_cast<T*>(out.mutable_data());
-    bool ok;
+    SpecStatus st;
     {
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
         const std::shared_ptr<const FftPlan<C>> plan = cached_fft_plan<C>(n_fft);
-        ok = spectral(job, *plan, threads);
+        st = spectral(job, *plan, threads);
     }
-    if (!ok) throw py::value_error("y contains NaN or infinity; spectra are undefined there");
+    if (st == SpecStatus::bad_input) throw py::value_error("y contains NaN or infinity; spectra are undefined there");
+    if (st == SpecStatus::overflow) {
+        // as medfuse.kernels._audio_plan.finite_result words it
+        double top = 0.0;
+        for (i64 i = 0; i < batch * len; ++i) {
+            const double v = std::fabs(static_cast<double>(x.data()[i]));
+            top = v > top ? v : top;
+        }
+        char num[64];
+        std::snprintf(num, sizeof num, "%.3g", top);
+        const bool f32 = sizeof(T) == 4;
+        const std::string type = sm == SpecMode::complex_out ? (f32 ? "complex64" : "complex128") : (f32 ? "float32" : "float64");
+        throw py::value_error("the spectrum of y overflows " + type + " (max |y| = " + num + "); " +
+                              (f32 ? "pass float64 samples or scale y down" : "scale y down"));
+    }
     return out;
 }
 
