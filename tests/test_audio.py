@@ -164,6 +164,55 @@ def test_parseval_boxcar():
     np.testing.assert_allclose(energy, (y.reshape(4, 1024) ** 2).sum(axis=1), rtol=1e-12)
 
 
+def test_db_logarithm_is_accurate_to_a_few_ulp():
+    """mfcc's float32 dB uses the core's own vectorised logarithm: with one mel band and one
+    coefficient the MFCC is the band's dB, compared with float64 log10 of the same band values
+    over 45 decades, zeros (amin) and subnormal bands."""
+    rng = np.random.default_rng(1)
+    n = 40000
+    y = (np.logspace(-24, 0, n) * rng.standard_normal(n)).astype(np.float32)
+    y[:3000] = 0
+    kw = dict(sr=4000, n_fft=256, hop_length=64, n_mels=1, fmax=2000.0)
+    band = medfuse.mel_spectrogram(y, **kw)[0]  # the same float32 values mfcc takes the dB of
+    assert ((band > 0) & (band < np.finfo(np.float32).tiny)).sum() > 20 and (band == 0).sum() > 20
+    for amin in (1e-10, 1e-40, 1e-45):
+        got = medfuse.mfcc(y, n_mfcc=1, amin=amin, top_db=None, **kw)[0]
+        want = 10.0 * np.log10(np.maximum(float(np.float32(amin)), band.astype(np.float64)))
+        assert float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max()) <= 5e-7, amin
+        assert got.min() < -99.0  # the amin floor was reached
+
+
+def test_overflowing_bands_are_refused():
+    """Finite samples whose mel bands overflow float32 (tiny sr: Slaney weights in the 1e5s)."""
+    y = np.full(4000, 6e14, np.float32)
+    kw = dict(sr=1e-3, n_fft=256, n_mels=128)
+    for fn in (medfuse.mel_spectrogram, ref.mel_spectrogram):
+        with pytest.raises(ValueError, match="the spectrum of y overflows float32"):
+            fn(y, **kw)
+        with pytest.raises(ValueError, match="overflows float32"):
+            fn(y, **{**kw, "n_fft": 250})  # float32 computed in float64, overflowing at the cast
+    # the core computes mfcc's bands in float32 too (the twin, in float64, can take these)
+    with pytest.raises(ValueError, match="overflows float32"):
+        medfuse.mfcc(y, **kw)
+    y64 = y.astype(np.float64)
+    assert _rel(medfuse.mel_spectrogram(y64, **kw), ref.mel_spectrogram(y64, **kw)) <= 1e-10
+
+
+def test_plan_cache_many_sizes_and_threads():
+    """More FFT sizes than the plan cache holds, in turn and from several Python threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    y = _signal(3000, np.float32)
+    sizes = [16, 30, 64, 100, 128, 200, 255, 256, 300, 512, 1000, 1024]
+    first = {n: medfuse.stft(y, n_fft=n, hop_length=37) for n in sizes}
+    for n in sizes:
+        assert _rel(first[n], ref.stft(y, n_fft=n, hop_length=37)) <= 2e-5
+    with ThreadPoolExecutor(4) as ex:
+        again = list(ex.map(lambda n: medfuse.stft(y, n_fft=n, hop_length=37), sizes * 3))
+    for n, got in zip(sizes * 3, again):
+        assert np.array_equal(got, first[n])
+
+
 # ---- twins --------------------------------------------------------------------------
 
 

@@ -5,9 +5,15 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <utility>
 #include <vector>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>  // -march=native builds: the baseline path may use the transposes too
+#endif
 
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
@@ -27,7 +33,7 @@ bool is_pow2(i64 n) { return n > 0 && (n & (n - 1)) == 0; }
 template <class T, class C>
 struct Kernels {
     double (*spec)(const SpecJob<T, C>&, i64, i64, C*);
-    void (*dct)(const SpecJob<T, C>&, i64, i64, double);
+    bool (*dct)(const SpecJob<T, C>&, i64, i64, double, C*);
 };
 
 template <class T, class C>
@@ -46,26 +52,20 @@ Kernels<T, C> pick() {
     }
 }
 
-// Power-of-two FFT tables of length big into plan (bit reversal, twiddles).
+// Stockham radix-4 twiddles for the passes over big, big/4, ... (>= 4):
+// w^p, w^2p, w^3p with w = exp(-2 pi i / len), angles reduced exactly.
 template <class C>
 void pow2_tables(FftPlan<C>& p) {
-    const i64 M = p.big;
-    p.bitrev.assign(static_cast<std::size_t>(M), 0);
-    int bits = 0;
-    while ((i64{1} << bits) < M) ++bits;
-    for (i64 i = 0; i < M; ++i) {
-        i64 r = 0;
-        for (int b = 0; b < bits; ++b)
-            if (i & (i64{1} << b)) r |= i64{1} << (bits - 1 - b);
-        p.bitrev[static_cast<std::size_t>(i)] = r;
-    }
-    const i64 h = M / 2 > 0 ? M / 2 : 1;
-    p.tw_re.resize(static_cast<std::size_t>(h));
-    p.tw_im.resize(static_cast<std::size_t>(h));
-    for (i64 k = 0; k < h; ++k) {
-        const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(M);
-        p.tw_re[static_cast<std::size_t>(k)] = static_cast<C>(std::cos(a));
-        p.tw_im[static_cast<std::size_t>(k)] = static_cast<C>(std::sin(a));
+    p.tw4.clear();
+    for (i64 len = p.big; len >= 4; len /= 4) {
+        for (i64 q = 0; q < len / 4; ++q) {
+            for (i64 r = 1; r <= 3; ++r) {
+                const i64 k = (q * r) % len;
+                const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(len);
+                p.tw4.push_back(static_cast<C>(std::cos(a)));
+                p.tw4.push_back(static_cast<C>(std::sin(a)));
+            }
+        }
     }
 }
 
@@ -170,21 +170,61 @@ FftPlan<C> make_fft_plan(i64 n) {
     return p;
 }
 
+template <class C>
+std::shared_ptr<const FftPlan<C>> cached_fft_plan(i64 n) {
+    // A few recent sizes: a plan is tables of O(n) values, rebuilt in O(n log n).
+    static std::mutex mu;
+    static std::map<i64, std::pair<std::uint64_t, std::shared_ptr<const FftPlan<C>>>> cache;
+    static std::uint64_t clock = 0;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        auto it = cache.find(n);
+        if (it != cache.end()) {
+            it->second.first = ++clock;
+            return it->second.second;
+        }
+    }
+    auto plan = std::make_shared<const FftPlan<C>>(make_fft_plan<C>(n));
+    std::lock_guard<std::mutex> lock(mu);
+    if (cache.size() >= 8) {
+        auto oldest = cache.begin();
+        for (auto it = cache.begin(); it != cache.end(); ++it)
+            if (it->second.first < oldest->second.first) oldest = it;
+        cache.erase(oldest);
+    }
+    cache[n] = {++clock, plan};
+    return plan;
+}
+
+namespace {
+
+// True if every sample is finite: x - x is 0 for finite x and NaN otherwise;
+// sixteen independent lane sums (exact zeros) vectorise without reassociation.
+template <class T>
+bool all_finite(const T* x, i64 n) {
+    T acc[kSpecLanes] = {};
+    i64 i = 0;
+    for (; i + kSpecLanes <= n; i += kSpecLanes)
+        for (int l = 0; l < kSpecLanes; ++l) acc[l] = acc[l] + (x[i + l] - x[i + l]);
+    for (; i < n; ++i) acc[0] = acc[0] + (x[i] - x[i]);
+    for (int l = 0; l < kSpecLanes; ++l)
+        if (!(acc[l] == T(0))) return false;
+    return true;
+}
+
+}  // namespace
+
 template <class T, class C>
-bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
-    // Refuse non-finite samples before any work (one pass, exact count).
-    const i64 total = job.batch * job.len;
-    for (i64 i = 0; i < total; ++i)
-        if (!std::isfinite(static_cast<double>(job.x[i]))) return false;
+SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
+    // Refuse non-finite samples before any work (one pass).
+    if (!all_finite(job.x, job.batch * job.len)) return SpecStatus::bad_input;
     FftTab<C>& f = job.fft;
     f.n = plan.n;
     f.m = plan.m;
     f.big = plan.big;
     f.half = plan.half;
     f.bluestein = plan.bluestein;
-    f.bitrev = plan.bitrev.data();
-    f.tw_re = plan.tw_re.data();
-    f.tw_im = plan.tw_im.data();
+    f.tw4 = plan.tw4.data();
     f.ch_re = plan.ch_re.data();
     f.ch_im = plan.ch_im.data();
     f.bk_re = plan.bk_re.data();
@@ -195,8 +235,12 @@ bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
     const Kernels<T, C> kern = pick<T, C>();
     const i64 nblk = (job.n_frames + kSpecLanes - 1) / kSpecLanes;
     const i64 n_tasks = job.batch * nblk;
-    // Runs of 4 frame blocks per task: scratch is allocated once per run.
-    const i64 chunk = 4;
+    // Runs of frame blocks per task (scratch is allocated once per run): about
+    // eight runs per thread, at least 4 blocks each. Blocks are independent,
+    // so the split never changes a result.
+    const i64 nt = threads > 1 ? threads : 1;
+    i64 chunk = n_tasks / (8 * nt);
+    chunk = chunk < 4 ? 4 : chunk;
     const i64 n_chunks = (n_tasks + chunk - 1) / chunk;
     const i64 need = spec_scratch(plan, job.n_freq, job.n_mels);
     std::vector<double> best(static_cast<std::size_t>(n_chunks), -HUGE_VAL);
@@ -207,28 +251,43 @@ bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
         double mx = -HUGE_VAL;
         for (i64 t = c * chunk; t < end; ++t) {
             const double v = kern.spec(cj, t / nblk, (t % nblk) * kSpecLanes, s.ptr);
+            if (v != v) {  // an output value is not finite: the call fails, stop here
+                mx = v;
+                break;
+            }
             if (v > mx) mx = v;
         }
         best[static_cast<std::size_t>(c)] = mx;
     });
-    if (job.mode != SpecMode::mfcc) return true;
+    for (double v : best)
+        if (v != v) return SpecStatus::overflow;
+    if (job.mode != SpecMode::mfcc) return SpecStatus::ok;
     double floor = -HUGE_VAL;
     if (job.top_db >= 0.0) {
         double mx = -HUGE_VAL;
         for (double v : best) mx = v > mx ? v : mx;  // max is exact: order does not matter
         floor = mx - job.top_db;
     }
+    std::vector<char> fine(static_cast<std::size_t>(n_chunks), 1);
+    const i64 need_dct = static_cast<i64>(kSpecLanes) * (job.n_mels + 8);
     parallel_for(n_chunks, threads, [&](i64 c) {
+        Scratch<C> s(need_dct);
         const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;
-        for (i64 t = c * chunk; t < end; ++t) kern.dct(cj, t / nblk, (t % nblk) * kSpecLanes, floor);
+        bool ok = true;
+        for (i64 t = c * chunk; t < end; ++t) ok = kern.dct(cj, t / nblk, (t % nblk) * kSpecLanes, floor, s.ptr) && ok;
+        fine[static_cast<std::size_t>(c)] = ok ? 1 : 0;
     });
-    return true;
+    for (char v : fine)
+        if (!v) return SpecStatus::overflow;
+    return SpecStatus::ok;
 }
 
 template FftPlan<float> make_fft_plan<float>(i64);
 template FftPlan<double> make_fft_plan<double>(i64);
-template bool spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
-template bool spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
-template bool spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);
+template std::shared_ptr<const FftPlan<float>> cached_fft_plan<float>(i64);
+template std::shared_ptr<const FftPlan<double>> cached_fft_plan<double>(i64);
+template SpecStatus spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
+template SpecStatus spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
+template SpecStatus spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);
 
 }  // namespace medfuse

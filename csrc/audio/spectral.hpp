@@ -9,13 +9,16 @@
 //
 // FFT (ours, see spectral_kernels.hpp): a real transform of length n is a
 // complex transform of n/2 packed samples (n even) or of n samples (n odd);
-// complex lengths that are powers of two use iterative radix-2, any other
-// length Bluestein's chirp-z over a power-of-two transform. Sixteen frames are
-// transformed at once, one per vector lane, so every SIMD path does the same
-// IEEE operations per lane: results are bit-identical across ISA paths and
-// thread counts (frames are independent; the dB maximum is an exact max).
+// complex lengths that are powers of two use Stockham autosort passes of
+// radix 4 (and one of radix 2 when log2 is odd) with precomputed per-pass
+// twiddles, any other length Bluestein's chirp-z over a power-of-two
+// transform. Sixteen frames are transformed at once, one per vector lane, so
+// every SIMD path does the same IEEE operations per lane: results are
+// bit-identical across ISA paths and thread counts (frames are independent;
+// the dB maximum is an exact max). Plans are cached per (n, type).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace medfuse {
@@ -32,8 +35,10 @@ struct FftPlan {
     std::int64_t m = 0;      // complex transform length (n/2 or n)
     bool bluestein = false;  // m is not a power of two
     std::int64_t big = 0;    // power-of-two transform length (m, or >= 2m - 1)
-    std::vector<std::int64_t> bitrev;  // big
-    std::vector<C> tw_re, tw_im;       // big/2: exp(-2 pi i k / big)
+    // Stockham radix-4 passes over lengths big, big/4, ... (>= 4): per pass
+    // of length L and p in [0, L/4), w^p, w^2p, w^3p (w = exp(-2 pi i / L))
+    // as six values (re, im) x 3.
+    std::vector<C> tw4;
     std::vector<C> ch_re, ch_im;       // m: exp(-pi i k^2 / m)            (Bluestein)
     std::vector<C> bk_re, bk_im;       // big: FFT(conj chirp) / big       (Bluestein)
     std::vector<C> post_re, post_im;   // n/2 + 1: exp(-2 pi i k / n)      (half)
@@ -42,13 +47,17 @@ struct FftPlan {
 template <class C>
 FftPlan<C> make_fft_plan(std::int64_t n);
 
+// make_fft_plan through a small process-wide cache (thread-safe).
+template <class C>
+std::shared_ptr<const FftPlan<C>> cached_fft_plan(std::int64_t n);
+
 // Raw views of a plan's tables (the per-ISA kernels touch no std:: containers).
 template <class C>
 struct FftTab {
     std::int64_t n = 0, m = 0, big = 0;
     bool half = false, bluestein = false;
-    const std::int64_t* bitrev = nullptr;
-    const C *tw_re = nullptr, *tw_im = nullptr, *ch_re = nullptr, *ch_im = nullptr;
+    const C* tw4 = nullptr;
+    const C *ch_re = nullptr, *ch_im = nullptr;
     const C *bk_re = nullptr, *bk_im = nullptr, *post_re = nullptr, *post_im = nullptr;
 };
 
@@ -61,8 +70,10 @@ struct SpecJob {
     FftTab<C> fft;
     SpecMode mode = SpecMode::complex_out;
     double power = 2.0;
-    // mel projection: dense (n_mels, n_freq) filters, non-zero on [lo, hi)
+    // mel projection: filter i is non-zero on bins [lo_i, hi_i) only; its
+    // weights there are mel[off_i .. off_i + hi_i - lo_i) (packed bands)
     const C* mel = nullptr;
+    const std::int64_t* mel_off = nullptr;
     const std::int64_t* mel_lo = nullptr;
     const std::int64_t* mel_hi = nullptr;
     std::int64_t n_mels = 0;
@@ -77,18 +88,24 @@ struct SpecJob {
 };
 
 // Runs the job: fills job.fft from the plan, checks the signal, computes.
-// Returns false if the signal holds NaN or infinity (nothing is written then).
+enum class SpecStatus {
+    ok = 0,
+    bad_input = 1,  // the signal holds NaN or infinity (nothing is written then)
+    overflow = 2,   // an output value is not finite (a spectrum overflowed its type)
+};
 template <class T, class C>
-bool spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
+SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
 
 // ---- per-ISA entry points (spectral_kernels.hpp compiled once per ISA) -----
 // spec_block: frames [t0, t0 + 16) of signal b, scratch of spec_scratch()
-// elements; writes the output (or the dB scratch for mfcc) and returns the
-// largest dB value written (mfcc; -inf otherwise). dct_block: the DCT of
-// frames [t0, t0 + 16) of signal b with dB values clipped below at `floor`.
+// elements (64-byte aligned); writes the output (or the dB scratch for mfcc)
+// and returns the largest dB value written (mfcc; -inf otherwise), or NaN if
+// a value written is not finite. dct_block: the DCT of frames [t0, t0 + 16)
+// of signal b with dB values clipped below at `floor` (same scratch); false
+// if a coefficient is not finite.
 template <class C>
 std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t n_mels) {
-    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + 3 * n_freq + n_mels + 8);
+    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq + n_mels + 8);
 }
 
 #define MEDFUSE_DECLARE_ISA(ns)                                                               \
@@ -99,12 +116,12 @@ std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t
                       double* s);                                                             \
     double spec_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,     \
                       double* s);                                                             \
-    void dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0,          \
-                   double floor);                                                             \
-    void dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0,         \
-                   double floor);                                                             \
-    void dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,        \
-                   double floor);                                                             \
+    bool dct_block(const SpecJob<float, float>& j, std::int64_t b, std::int64_t t0,          \
+                   double floor, float* s);                                                   \
+    bool dct_block(const SpecJob<float, double>& j, std::int64_t b, std::int64_t t0,         \
+                   double floor, double* s);                                                  \
+    bool dct_block(const SpecJob<double, double>& j, std::int64_t b, std::int64_t t0,        \
+                   double floor, double* s);                                                  \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

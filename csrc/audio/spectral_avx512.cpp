@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include <immintrin.h>
+
 #include "audio/spectral.hpp"
 
 namespace medfuse {

@@ -3,9 +3,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <complex>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,7 +47,7 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     std::vector<C> win(static_cast<std::size_t>(n_fft));
     for (i64 i = 0; i < n_fft; ++i) win[static_cast<std::size_t>(i)] = static_cast<C>(window.data()[i]);
     std::vector<C> mel, dct;
-    std::vector<i64> lo, hi;
+    std::vector<i64> lo, hi, off;
     i64 n_mels = 0, n_mfcc = 0;
     if (sm == SpecMode::mel || sm == SpecMode::mfcc) {
         const F64 m = mel_o.cast<F64>();
@@ -56,9 +59,14 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
         for (i64 i = 0; i < n_mels; ++i)
             if (l.data()[i] < 0 || h.data()[i] > n_freq || l.data()[i] > h.data()[i])
                 throw py::value_error("mel_lo / mel_hi out of range");
-        for (i64 i = 0; i < m.size(); ++i) mel.push_back(static_cast<C>(m.data()[i]));
+        // Only the bands [lo, hi) are read: pack them.
         lo.assign(l.data(), l.data() + n_mels);
         hi.assign(h.data(), h.data() + n_mels);
+        for (i64 i = 0; i < n_mels; ++i) {
+            off.push_back(static_cast<i64>(mel.size()));
+            for (i64 k = lo[static_cast<std::size_t>(i)]; k < hi[static_cast<std::size_t>(i)]; ++k)
+                mel.push_back(static_cast<C>(m.data()[i * n_freq + k]));
+        }
     }
     if (sm == SpecMode::mfcc) {
         const F64 d = dct_o.cast<F64>();
@@ -91,6 +99,7 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     job.mode = sm;
     job.power = power;
     job.mel = mel.data();
+    job.mel_off = off.data();
     job.mel_lo = lo.data();
     job.mel_hi = hi.data();
     job.n_mels = n_mels;
@@ -101,14 +110,28 @@ py::array run(py::array_t<T, py::array::c_style> x, i64 n_fft, i64 hop, const F6
     job.n_mfcc = n_mfcc;
     job.db = db.data();
     job.out = static_cast<T*>(out.mutable_data());
-    bool ok;
+    SpecStatus st;
     {
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        const FftPlan<C> plan = make_fft_plan<C>(n_fft);
-        ok = spectral(job, plan, threads);
+        const std::shared_ptr<const FftPlan<C>> plan = cached_fft_plan<C>(n_fft);
+        st = spectral(job, *plan, threads);
     }
-    if (!ok) throw py::value_error("y contains NaN or infinity; spectra are undefined there");
+    if (st == SpecStatus::bad_input) throw py::value_error("y contains NaN or infinity; spectra are undefined there");
+    if (st == SpecStatus::overflow) {
+        // as medfuse.kernels._audio_plan.finite_result words it
+        double top = 0.0;
+        for (i64 i = 0; i < batch * len; ++i) {
+            const double v = std::fabs(static_cast<double>(x.data()[i]));
+            top = v > top ? v : top;
+        }
+        char num[64];
+        std::snprintf(num, sizeof num, "%.3g", top);
+        const bool f32 = sizeof(T) == 4;
+        const std::string type = sm == SpecMode::complex_out ? (f32 ? "complex64" : "complex128") : (f32 ? "float32" : "float64");
+        throw py::value_error("the spectrum of y overflows " + type + " (max |y| = " + num + "); " +
+                              (f32 ? "pass float64 samples or scale y down" : "scale y down"));
+    }
     return out;
 }
 

@@ -34,7 +34,8 @@ def as_signal(y: object, name: str = "y") -> npt.NDArray[np.floating[Any]]:
     if y.size == 0:
         raise ValueError(f"{name} is empty (shape {y.shape}); a signal needs at least one sample")
     arr = np.ascontiguousarray(y, dtype=y.dtype.newbyteorder("="))
-    if not np.isfinite(arr).all():
+    # min and max propagate NaN and show +-inf: two fast reductions, no temporary
+    if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         raise ValueError(f"{name} contains NaN or infinity; spectra are undefined there")
     return arr
 
@@ -129,7 +130,12 @@ def padded(y: npt.NDArray[np.floating[Any]], plan: StftPlan) -> npt.NDArray[np.f
     flat = y.reshape(-1, y.shape[-1])
     if plan.center:
         p = plan.n_fft // 2
-        flat = np.pad(flat, [(0, 0), (p, p)], mode=plan.pad_mode)  # type: ignore[call-overload]
+        if plan.pad_mode == "constant":  # numpy.pad's zeros, without its Python overhead
+            out = np.zeros((flat.shape[0], flat.shape[1] + 2 * p), dtype=flat.dtype)
+            out[:, p : p + flat.shape[1]] = flat
+            flat = out
+        else:
+            flat = np.pad(flat, [(0, 0), (p, p)], mode=plan.pad_mode)  # type: ignore[call-overload]
     if flat.shape[-1] < plan.n_fft:
         raise ValueError(
             f"n_fft={plan.n_fft} is too large for a signal of {y.shape[-1]} samples"
@@ -144,7 +150,7 @@ def check_range(y: npt.NDArray[np.floating[Any]], plan: StftPlan, power: float =
     |X| <= n_fft max|y| max|w|; a power spectrum summed over every bin (the
     widest mel filter) stays below a tenth of the type's maximum.
     """
-    top = float(np.abs(y).max()) * float(np.abs(plan.window).max()) * plan.n_fft
+    top = max(float(y.max()), -float(y.min())) * float(np.abs(plan.window).max()) * plan.n_fft
     if top == 0.0:
         return
     limit = math.log10(float(np.finfo(y.dtype).max)) - 1.0
@@ -284,6 +290,11 @@ def dct_matrix(n_mfcc: object, n_mels: int, lifter: object, norm: object = "orth
     lift = _float(lifter, "lifter")
     if lift < 0:
         raise ValueError(f"lifter must be >= 0, got {lift}")
+    return _dct_rows(k, n_mels, lift, norm)
+
+
+@functools.lru_cache(maxsize=32)
+def _dct_rows(k: int, n_mels: int, lift: float, norm: str | None) -> npt.NDArray[np.float64]:
     n = np.arange(n_mels, dtype=np.float64)
     rows = np.arange(k, dtype=np.float64)[:, None]
     d = np.cos(np.pi * rows * (2.0 * n + 1.0) / (2.0 * n_mels))
@@ -294,4 +305,5 @@ def dct_matrix(n_mfcc: object, n_mels: int, lifter: object, norm: object = "orth
         d *= 2.0
     if lift > 0:
         d *= (1.0 + (lift / 2.0) * np.sin(np.pi * np.arange(1, k + 1) / lift))[:, None]
+    d.flags.writeable = False  # cached: shared by every call
     return d

@@ -18,12 +18,17 @@ in :mod:`medfuse.reference.audio` compute the same with ``numpy.fft``.
   ``win_length`` (default ``n_fft``) samples centred in ``n_fft`` with zeros.
   ``hop_length`` defaults to ``win_length // 4``.
 * FFT: medfuse's own (csrc/audio): a real transform of even length n is a
-  complex transform of n/2 packed samples; powers of two use radix 2, any
-  other length Bluestein's chirp-z through a power-of-two transform. float32
-  is computed in float32 for power-of-two ``n_fft`` and in float64 otherwise.
-  Written here rather than vendored (pocketfft is not on PyPI as a header)
-  because it runs 16 frames at once, one per vector lane, which gives the
-  AVX2/AVX-512 paths identical bits and needs no shuffles.
+  complex transform of n/2 packed samples; powers of two use Stockham
+  autosort passes of radix 4 (plus one of radix 2 for odd log2) with
+  per-pass twiddle tables, any other length Bluestein's chirp-z through a
+  power-of-two transform. float32 is computed in float32 for power-of-two
+  ``n_fft`` and in float64 otherwise. Written here rather than vendored
+  (pocketfft is not on PyPI as a header) because it runs 16 frames at once,
+  one per vector lane, which gives the AVX2/AVX-512 paths identical bits and
+  needs no shuffles inside the transform (frames are transposed into lane
+  order on load). Plans are cached per size.
+* dB (mfcc): float32 uses the core's own vectorised natural logarithm
+  (within a few ulp of ``log10``; identical on every path), float64 libm's.
 * Threads: frames are split into blocks of 16; results are identical for
   every thread count and SIMD path.
 """
@@ -76,7 +81,8 @@ def _run(
         -1.0 if db is None else db.top_db,
         get_num_threads(),
     )
-    return ap.finite_result(np.asarray(out).reshape(y.shape[:-1] + out.shape[1:]), y)
+    # The core refuses a non-finite output itself (finite_result's message).
+    return np.asarray(out).reshape(y.shape[:-1] + out.shape[1:])
 
 
 def stft(
