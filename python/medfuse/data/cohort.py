@@ -752,7 +752,12 @@ def synthetic_cohort(
     the slices), ``fibrosis_extent`` (fraction of the whole lung), the
     nodule centre as above (NaN without a nodule), and finding flags named
     like :mod:`medfuse.data.annotate`'s findings (``cavity``,
-    ``calcified_granuloma``, ``reticulation``, ``pleural_effusion``).
+    ``calcified_granuloma``, ``reticulation``, ``pleural_effusion``), and
+    what the report *states* per finding, ``stated_<finding>`` for each of
+    ``synthetic.STATED_FINDINGS`` (1 present, 0 negated, -1 hedged, NaN not
+    mentioned; see :func:`medfuse.data.synthetic.disease_report`): the
+    target of a report labeler, unlike the latent findings, which the
+    reports miss, hedge or invent on purpose.
     """
     import pandas as pd
 
@@ -873,7 +878,7 @@ def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any
     from . import auscultation, synthetic
 
     ph = synthetic.disease_phantom(case, shape)
-    report = synthetic.write_disease_report(case)
+    report, stated = synthetic.disease_report(case)
     rec = auscultation.auscultation(synthetic.disease_sound_factors(case), case.seed)
     lung_voxels = int(np.count_nonzero(ph.lung))
     truth: dict[str, Any] = {
@@ -888,6 +893,8 @@ def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any
         "fibrosis_extent": float(np.count_nonzero(ph.fibrosis_mask) / lung_voxels) if lung_voxels else 0.0,
     }
     truth.update({f"fibrosis_{k}": v for k, v in ph.zone_extent().items()})
+    # what the report states per finding (1 / 0 / -1 / NaN not mentioned): the report labeler's target
+    truth.update({f"stated_{f}": stated.get(f, np.nan) for f in synthetic.STATED_FINDINGS})
     return ph, report, rec, truth
 
 
