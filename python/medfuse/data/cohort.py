@@ -725,7 +725,9 @@ def synthetic_cohort(
     ``manifest.csv`` (relative paths; missing modalities are empty cells),
     ``<id>/ct/slice_###.dcm`` (a CT DICOM series: ImagePositionPatient,
     PixelSpacing, RescaleSlope 1 / RescaleIntercept -1024 over uint16
-    pixels), ``<id>/xray.png`` (16-bit PNG) and ``<id>/report.txt``
+    pixels), ``<id>/xray.png`` (16-bit PNG; the PA chest radiograph of
+    :func:`medfuse.data.radiograph.pa_radiograph`: 616 x 512 pixels of 0.7 mm,
+    12 bits, the whole chest with the patient's CT findings projected) and ``<id>/report.txt``
     (UTF-8; every third Chinese report is written in GB18030 to exercise
     the fallback), ``<id>/audio.wav`` (16-bit PCM, 4 kHz, 10-30 s of
     auscultation from :func:`medfuse.data.auscultation.auscultation`, its
@@ -761,7 +763,7 @@ def synthetic_cohort(
     """
     import pandas as pd
 
-    from . import auscultation, phantoms, synthetic
+    from . import auscultation, phantoms, radiograph, synthetic
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -803,7 +805,7 @@ def synthetic_cohort(
             )
             report = synthetic.write_report(case)
             rec = auscultation.auscultation(case.__dict__, case.seed)
-        xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
+        xray = radiograph.pa_radiograph(ph.volume, bits=12, seed=case.seed)
         drop_audio = bool(audio_drop_rng.random() < float(missing))
         volume = Volume(
             ph.volume,
