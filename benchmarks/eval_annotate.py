@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medfuse.annotate import keyword_labels, label_reports, score_labels, synthetic_truth
+from medfuse.annotate import keyword_labels, label_reports, score_assertions, score_labels, synthetic_truth
 from medfuse.data import synthetic
 
 # finding -> (English forms, Chinese forms)
@@ -147,6 +147,43 @@ def _table(title: str, texts: list[str], truth: pd.DataFrame, *, exact: bool = T
     return lines
 
 
+def _stated_table(n: int, seed: int, lang: str) -> list[str]:
+    """Disease-model reports against what each one states (recorded by the generator, sentence by sentence)."""
+    cases = synthetic.draw_disease_cases(n, seed, lang)
+    written = [synthetic.disease_report(c) for c in cases]
+    texts = [t for t, _ in written]
+    findings = list(synthetic.STATED_FINDINGS)
+    stated = pd.DataFrame([{f: s.get(f, np.nan) for f in findings} for _, s in written], columns=findings)
+    ours = score_assertions(label_reports(texts, findings, lang=lang), stated)
+    base = score_assertions(keyword_labels(texts, findings), stated)
+
+    def fmt(v: float) -> str:
+        return "–" if np.isnan(v) else f"{v:.3f}"
+
+    present = stated == 1
+    latent = synthetic_truth(pd.DataFrame([c.__dict__ for c in cases]).assign(
+        cavity=[c.n_cavities > 0 for c in cases], calcified_granuloma=[c.n_granulomas > 0 for c in cases],
+        reticulation=[c.fibrosis > 0 for c in cases], pleural_effusion=[c.effusion for c in cases]))
+    lines = [f"### Disease-model reports, {lang}: against what each report states", "",
+             "Stated labels: 1 present / 0 negated / -1 hedged / NaN not mentioned, recorded per sentence by "
+             "`synthetic.disease_report` (the labeler's rules are not used). F1 of each value as a class; "
+             "agreement = exact match of 1/0/-1/NaN; the keyword baseline can only say 1 or NaN. "
+             "'stated ≠ latent' counts reports whose stated-present value differs from the case's latent finding "
+             "(missed, invented or hedged by the simulated radiologist).", "",
+             "| finding | present | absent | uncertain | F1 present | F1 absent | F1 uncertain | agreement | "
+             "keyword F1 present | keyword agreement | stated ≠ latent |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in findings:
+        o, b = ours.loc[f], base.loc[f]
+        diff = int((present[f].to_numpy() != (latent[f] == 1).to_numpy()).sum()) if f in latent.columns else None
+        lines.append(f"| {f} | {int(o['present'])} | {int(o['absent'])} | {int(o['uncertain'])} | "
+                     f"{fmt(o['f1_present'])} | {fmt(o['f1_absent'])} | {fmt(o['f1_uncertain'])} | "
+                     f"{o['agreement']:.3f} | {fmt(b['f1_present'])} | {b['agreement']:.3f} | "
+                     f"{'–' if diff is None else diff} |")
+    lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -162,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     for lang in ("en", "zh"):
         texts, truth = _cohort_reports(args.n, args.seed, lang)
         lines += _table(f"Synthetic cohort reports, {lang} (truth: `cohort.truth`)", texts, truth, exact=False)
+    for lang in ("en", "zh"):
+        lines += _stated_table(args.n, args.seed, lang)
     for lang in ("en", "zh"):
         texts, truth = labelled_corpus(args.n, args.seed, lang)
         lines += _table(f"Templated labelled corpus, {lang} (truth: the templates)", texts, truth)

@@ -18,12 +18,14 @@ from medfuse.annotate import (
     keyword_labels,
     label_reports,
     load_dictionary,
+    score_assertions,
     score_labels,
+    stated_labels,
     synthetic_truth,
     write_masks,
 )
 from medfuse.cli import main
-from medfuse.data import CohortError, Volume, read_ct, synthetic_cohort
+from medfuse.data import CohortError, Volume, read_ct, synthetic, synthetic_cohort
 from medfuse.data.io import write_nifti
 
 CASES = Path(__file__).parent / "data" / "report_sentences.tsv"
@@ -166,6 +168,62 @@ def test_synthetic_cohort_truth(lang):
     assert scores.loc[["pleural_effusion", "pneumothorax"], "fp"].sum() == 0
     base = score_labels(keyword_labels(texts), truth)
     assert base.loc[["pleural_effusion", "pneumothorax"], "fp"].sum() > 0  # the negated mentions
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_labeler_reproduces_what_disease_reports_state(lang):
+    # The generator records, sentence by sentence, what each report states (present / negated / hedged / not
+    # mentioned); the labeler reads it back from the text alone. The latent truth differs on purpose.
+    cases = synthetic.draw_disease_cases(600, 23, lang)
+    written = [synthetic.disease_report(c) for c in cases]
+    texts = pd.Series([t for t, _ in written])
+    findings = list(synthetic.STATED_FINDINGS)
+    stated = pd.DataFrame([{f: s.get(f, np.nan) for f in findings} for _, s in written])
+    assert set(np.unique(stated.to_numpy()[~np.isnan(stated.to_numpy())])) == {-1.0, 0.0, 1.0}
+    scores = score_assertions(label_reports(texts, findings, lang=lang), stated)
+    for value in ("present", "absent", "uncertain"):
+        enough = scores[value] >= 20
+        assert enough.sum() >= 3, value
+        assert (scores.loc[enough, f"f1_{value}"] >= 0.95).all(), scores.loc[enough, f"f1_{value}"]
+    assert (scores["agreement"] >= 0.97).all(), scores["agreement"]
+    base = score_assertions(keyword_labels(texts, findings), stated)
+    often = scores["present"] >= 20
+    assert (scores.loc[often, "f1_present"] >= base.loc[often, "f1_present"]).all()
+    assert (base.loc[often, "f1_present"] < 0.9).sum() >= 4  # the negated and hedged mentions fool it
+    # the reports are not the latent truth: some latent findings are never stated, some stated ones are not there
+    latent = np.array([c.n_cavities > 0 for c in cases])
+    said = (stated["cavity"] == 1).to_numpy()
+    assert (latent & ~said).sum() > 0 and (said & ~latent).sum() + ((stated["cavity"] == -1) & ~latent).sum() > 0
+
+
+def test_stated_labels_come_with_the_disease_cohort():
+    cohort = synthetic_cohort(10, task="disease", seed=3, lang="mixed", missing=0.0, shape=(8, 16, 16))
+    stated = stated_labels(cohort.truth)
+    assert list(stated.columns) == list(synthetic.STATED_FINDINGS)
+    cases = synthetic.draw_disease_cases(10, 3, "mixed")
+    for case, (pid, row) in zip(cases, stated.iterrows()):
+        text, want = synthetic.disease_report(case)
+        assert cohort[pid].report == text
+        assert {k: v for k, v in row.items() if not np.isnan(v)} == want
+    with pytest.raises(ValueError, match="stated_"):
+        stated_labels(synthetic_cohort(3, seed=1, shape=(8, 16, 16)).truth)
+
+
+def test_score_assertions_against_hand_counts():
+    pred = pd.DataFrame({"a": [1.0, 1.0, 0.0, -1.0, np.nan, np.nan]})
+    stated = pd.DataFrame({"a": [1.0, 0.0, 0.0, 1.0, np.nan, -1.0]})
+    s = score_assertions(pred, stated).loc["a"]
+    assert (s["n"], s["mentioned"], s["present"], s["absent"], s["uncertain"]) == (6, 5, 2, 2, 1)
+    assert s["f1_present"] == pytest.approx(2 * 1 / (2 + 2))
+    assert s["f1_absent"] == pytest.approx(2 * 1 / (1 + 2))
+    assert s["f1_uncertain"] == 0.0
+    assert s["agreement"] == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="same index"):
+        score_assertions(pred, stated.iloc[::-1])
+    with pytest.raises(ValueError, match="expected 1, 0, -1 or NaN"):
+        score_assertions(pred, pd.DataFrame({"a": [2.0] * 6}))
+    with pytest.raises(ValueError, match="not columns"):
+        score_assertions(pred, stated, findings=["b"])
 
 
 def test_score_labels_against_hand_counts():

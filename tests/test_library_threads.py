@@ -144,3 +144,21 @@ def test_learner_threads_argument_checks():
         medfuse.set_learner_threads(0)
     with pytest.raises(TypeError, match="n must be an integer"):
         medfuse.set_learner_threads(1.5)
+
+
+def test_deep_fusion_runs_torch_with_the_learner_threads():
+    torch = pytest.importorskip("torch")
+    from medfuse.learn.deep import DeepFusionClassifier
+
+    outside = torch.get_num_threads()
+    medfuse.set_num_threads(2)
+    medfuse.set_learner_threads(1)
+    with DeepFusionClassifier()._threads():
+        assert torch.get_num_threads() == 1  # not the kernels' 2: torch's threads spin when a core is busy
+    medfuse.set_learner_threads(2)
+    with DeepFusionClassifier()._threads():
+        assert torch.get_num_threads() == 2
+    medfuse.set_num_threads(1)  # the kernel count caps it
+    with DeepFusionClassifier()._threads():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == outside

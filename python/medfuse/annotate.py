@@ -24,7 +24,9 @@ from .data.annotate import (
     keyword_labels,
     label_reports,
     load_dictionary,
+    score_assertions,
     score_labels,
+    stated_labels,
     synthetic_truth,
 )
 from .data.io import PathLike, Volume, read_ct, write_nifti
@@ -37,7 +39,9 @@ __all__ = [
     "keyword_labels",
     "label_reports",
     "load_dictionary",
+    "score_assertions",
     "score_labels",
+    "stated_labels",
     "synthetic_truth",
     "write_masks",
 ]

@@ -84,7 +84,9 @@ def _default_ct() -> Any:
 def _default_xray() -> Any:
     from .features import ImageFeatureExtractor
 
-    return ImageFeatureExtractor(window="auto")
+    # A radiograph (616 x 512 for the synthetic cohort, 2-3k px a side for real ones) is reduced to <= 128 px a
+    # side first: the features' cost grows with the pixels, and at 0.7 mm their texture is mostly quantum noise.
+    return ImageFeatureExtractor(window="auto", max_side=128)
 
 
 def _default_audio() -> Any:

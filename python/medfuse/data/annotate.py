@@ -32,7 +32,9 @@ mentioned. The method, rule-based like the CheXpert labeler and NegBio:
 :func:`keyword_labels` is the baseline without steps 2-3 (a phrase seen
 means present). :func:`score_labels` gives per-finding precision, recall and
 F1 of "present" against a truth table; :func:`synthetic_truth` maps a
-synthetic cohort's ``truth`` table to finding columns.
+synthetic cohort's ``truth`` table to finding columns (the latent
+findings), :func:`stated_labels` to what its reports state, and
+:func:`score_assertions` compares the labeler's 1/0/-1/NaN with those.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ __all__ = [
     "label_reports",
     "load_dictionary",
     "normalise_name",
+    "score_assertions",
     "score_labels",
+    "stated_labels",
     "synthetic_truth",
 ]
 
@@ -591,3 +595,63 @@ def synthetic_truth(truth: Any) -> Any:
                 lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else float(bool(v))
             ), errors="coerce")
     return out
+
+
+def stated_labels(truth: Any) -> Any:
+    """What each synthetic report states per finding (1 / 0 / -1 / NaN), from a cohort's ``truth``.
+
+    The disease model's truth (``synthetic_cohort(task="disease")``) has a
+    ``stated_<finding>`` column per finding its report generator can state
+    (:data:`medfuse.data.synthetic.STATED_FINDINGS`), recorded with each
+    sentence written: the target a report labeler should reproduce, where
+    the latent findings (:func:`synthetic_truth`) differ by design. Rows
+    without a report keep their values (the text existed before the
+    modality was dropped). Raises ValueError when there is no such column.
+    """
+    import pandas as pd
+
+    cols = [c for c in truth.columns if str(c).startswith("stated_")]
+    if not cols:
+        raise ValueError("truth has no stated_<finding> columns (made by synthetic_cohort(task='disease'))")
+    out = truth[cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    out.columns = [str(c)[len("stated_"):] for c in cols]
+    return out
+
+
+def score_assertions(predicted: Any, stated: Any, *, findings: Sequence[str] | None = None) -> Any:
+    """Per finding: how well predicted labels reproduce the stated ones, value by value.
+
+    ``predicted`` and ``stated`` hold 1 / 0 / -1 / NaN (the CheXpert
+    convention) with finding columns and the same index. Returns a
+    DataFrame indexed by finding with ``n`` (rows), ``mentioned`` (stated
+    not NaN), ``present``, ``absent``, ``uncertain`` (how many stated each),
+    ``f1_present``, ``f1_absent``, ``f1_uncertain`` (F1 of each value as a
+    class: NaN when neither side has it) and ``agreement`` (fraction of
+    rows where the two are equal, NaN = NaN counting as equal).
+    """
+    import numpy as np
+    import pandas as pd
+
+    cols = list(findings) if findings is not None else [c for c in stated.columns if c in predicted.columns]
+    missing = [c for c in cols if c not in predicted.columns or c not in stated.columns]
+    if missing:
+        raise ValueError(f"findings {missing} are not columns of both predicted and stated")
+    if not predicted.index.equals(stated.index):
+        raise ValueError("predicted and stated must have the same index (one row per report, same order)")
+    rows = []
+    for c in cols:
+        s = pd.to_numeric(stated[c], errors="coerce").to_numpy(dtype=float)
+        p = pd.to_numeric(predicted[c], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isnan(s) & ~np.isin(s, (1.0, 0.0, -1.0))
+        if bad.any():
+            raise ValueError(f"stated[{c!r}] holds {s[bad][0]!r}; expected 1, 0, -1 or NaN")
+        row: dict[str, Any] = {"finding": c, "n": len(s), "mentioned": int(np.sum(~np.isnan(s)))}
+        for name, v in (("present", 1.0), ("absent", 0.0), ("uncertain", -1.0)):
+            row[name] = int(np.sum(s == v))
+        for name, v in (("present", 1.0), ("absent", 0.0), ("uncertain", -1.0)):
+            a, b = p == v, s == v
+            denom = int(a.sum() + b.sum())
+            row[f"f1_{name}"] = 2 * int(np.sum(a & b)) / denom if denom else math.nan
+        row["agreement"] = float(np.mean((p == s) | (np.isnan(p) & np.isnan(s)))) if len(s) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("finding")

@@ -725,7 +725,9 @@ def synthetic_cohort(
     ``manifest.csv`` (relative paths; missing modalities are empty cells),
     ``<id>/ct/slice_###.dcm`` (a CT DICOM series: ImagePositionPatient,
     PixelSpacing, RescaleSlope 1 / RescaleIntercept -1024 over uint16
-    pixels), ``<id>/xray.png`` (16-bit PNG) and ``<id>/report.txt``
+    pixels), ``<id>/xray.png`` (16-bit PNG; the PA chest radiograph of
+    :func:`medfuse.data.radiograph.pa_radiograph`: 616 x 512 pixels of 0.7 mm,
+    12 bits, the whole chest with the patient's CT findings projected) and ``<id>/report.txt``
     (UTF-8; every third Chinese report is written in GB18030 to exercise
     the fallback), ``<id>/audio.wav`` (16-bit PCM, 4 kHz, 10-30 s of
     auscultation from :func:`medfuse.data.auscultation.auscultation`, its
@@ -752,11 +754,16 @@ def synthetic_cohort(
     the slices), ``fibrosis_extent`` (fraction of the whole lung), the
     nodule centre as above (NaN without a nodule), and finding flags named
     like :mod:`medfuse.data.annotate`'s findings (``cavity``,
-    ``calcified_granuloma``, ``reticulation``, ``pleural_effusion``).
+    ``calcified_granuloma``, ``reticulation``, ``pleural_effusion``), and
+    what the report *states* per finding, ``stated_<finding>`` for each of
+    ``synthetic.STATED_FINDINGS`` (1 present, 0 negated, -1 hedged, NaN not
+    mentioned; see :func:`medfuse.data.synthetic.disease_report`): the
+    target of a report labeler, unlike the latent findings, which the
+    reports miss, hedge or invent on purpose.
     """
     import pandas as pd
 
-    from . import auscultation, phantoms, synthetic
+    from . import auscultation, phantoms, radiograph, synthetic
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -798,7 +805,7 @@ def synthetic_cohort(
             )
             report = synthetic.write_report(case)
             rec = auscultation.auscultation(case.__dict__, case.seed)
-        xray = phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12, seed=case.seed)
+        xray = radiograph.pa_radiograph(ph.volume, bits=12, seed=case.seed)
         drop_audio = bool(audio_drop_rng.random() < float(missing))
         volume = Volume(
             ph.volume,
@@ -873,7 +880,7 @@ def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any
     from . import auscultation, synthetic
 
     ph = synthetic.disease_phantom(case, shape)
-    report = synthetic.write_disease_report(case)
+    report, stated = synthetic.disease_report(case)
     rec = auscultation.auscultation(synthetic.disease_sound_factors(case), case.seed)
     lung_voxels = int(np.count_nonzero(ph.lung))
     truth: dict[str, Any] = {
@@ -888,6 +895,8 @@ def _disease_case(case: Any, shape: tuple[int, int, int]) -> tuple[Any, str, Any
         "fibrosis_extent": float(np.count_nonzero(ph.fibrosis_mask) / lung_voxels) if lung_voxels else 0.0,
     }
     truth.update({f"fibrosis_{k}": v for k, v in ph.zone_extent().items()})
+    # what the report states per finding (1 / 0 / -1 / NaN not mentioned): the report labeler's target
+    truth.update({f"stated_{f}": stated.get(f, np.nan) for f in synthetic.STATED_FINDINGS})
     return ph, report, rec, truth
 
 

@@ -669,68 +669,145 @@ def _side_en(rng: np.random.Generator) -> str:
     return ["right", "left", "bilateral"][int(rng.integers(3))]
 
 
+#: Findings (named as in :mod:`medfuse.data.annotate`) a disease report can state, and so the columns of
+#: :func:`disease_report`'s stated labels.
+STATED_FINDINGS = (
+    "nodule", "lung_lesion", "mass", "cavity", "tree_in_bud", "consolidation", "calcified_granuloma",
+    "reticulation", "honeycombing", "traction_bronchiectasis", "pleural_effusion", "pneumothorax",
+    "tuberculosis", "fibrosis", "pneumonia",
+)
+_STATED_RANK = {1.0: 3, -1.0: 2, 0.0: 1}  # CheXpert's report-level rule: present > uncertain > absent
+
+# What each impression states (finding -> 1 present, -1 hedged), per class and template (English, Chinese).
+_IMPRESSION_STATES: dict[str, tuple[list[dict[str, float]], list[dict[str, float]]]] = {
+    "normal": ([{}, {}], [{}, {}]),
+    # "suspicious for primary lung cancer", "highly suspicious for bronchogenic carcinoma";
+    # 考虑肺癌, 考虑恶性肿瘤可能性大: a suspected (hedged) tumour
+    "lung_cancer": ([{"mass": -1.0, "lung_lesion": -1.0}] * 2, [{"mass": -1.0, "lung_lesion": -1.0}] * 2),
+    # "consistent with pulmonary tuberculosis", "tuberculosis is the leading consideration";
+    # 考虑继发性肺结核，活动期可能 (hedged), 符合肺结核表现
+    "tuberculosis": ([{"tuberculosis": 1.0}, {"tuberculosis": -1.0}], [{"tuberculosis": -1.0}, {"tuberculosis": 1.0}]),
+    # "pulmonary fibrosis in a UIP pattern", "fibrotic interstitial lung disease, probable UIP";
+    # 考虑特发性肺纤维化 (hedged), 符合肺纤维化
+    "fibrosis": ([{"fibrosis": 1.0}, {"fibrosis": 1.0}], [{"fibrosis": -1.0}, {"fibrosis": 1.0}]),
+}
+
+
 def write_disease_report(case: DiseaseCase) -> str:
     """A free-text CT report (English or Chinese) of a disease-model case."""
+    return disease_report(case)[0]
+
+
+def disease_report(case: DiseaseCase) -> tuple[str, dict[str, float]]:
+    """A disease-model case's report and what it *states* per finding.
+
+    The stated labels follow the CheXpert convention, per finding of
+    :data:`STATED_FINDINGS`: 1 stated present, 0 stated absent (negated),
+    -1 stated uncertain (hedged), NaN not mentioned; over several mentions
+    present > uncertain > absent. They are what a reader of the text must
+    find, so they are the target of a report labeler
+    (:func:`medfuse.annotate.label_reports`); the latent findings of the case
+    differ from them on purpose (the radiologist misses findings, mentions a
+    few that are not there, and hedges). Each sentence template carries the
+    findings it states, written with the template (the labeler's rules are
+    not used); e.g. "Centrilobular nodules with a tree-in-bud pattern"
+    states tree_in_bud and nodule (and lung_lesion, CheXpert's parent of
+    nodule and mass), and an impression "suspicious for primary lung
+    cancer" states mass and lung_lesion as uncertain.
+    """
     rng = np.random.default_rng([case.seed, 7])
     seen = _perceive(case, rng)
     diagnosis = _radiologist_diagnosis(case, seen, rng)
     pick = _picker(rng)
     zh = case.lang == "zh"
     parts: list[str] = [pick(["胸部CT平扫：", "胸部高分辨率CT："] if zh else ["CT chest without contrast.", "High-resolution CT of the chest.", "Chest CT."])]
+    stated: dict[str, float] = {}
 
-    def hedge(level: float, text_en: str, text_zh: str) -> None:
+    def state(value: float, *findings: str) -> None:
+        for f in findings:
+            old = stated.get(f)
+            if old is None or _STATED_RANK[value] > _STATED_RANK[old]:
+                stated[f] = value
+
+    def hedge(level: float, text_en: str, text_zh: str, *findings: str, zh_hedged: str | None = None) -> None:
+        """A finding sentence: sure (level 1) or hedged (0.5); Chinese hedges put 可疑 before the finding."""
         if level == 0.0:
             return
+        state(1.0 if level == 1.0 else -1.0, *findings)
         if zh:
-            parts.append("可疑" + text_zh if level == 0.5 else text_zh)
+            parts.append(text_zh if level == 1.0 else (zh_hedged if zh_hedged is not None else "可疑" + text_zh))
         else:
             if level == 0.5:
-                body = re.sub(r"^(A|An) ", "", text_en)
+                body = re.sub(r"^(A|An|There is) ", "", text_en)
                 text_en = pick(["Possible ", "Questionable "]) + body[0].lower() + body[1:]
             parts.append(text_en)
+
+    def negate(text: str, *findings: str) -> None:
+        state(0.0, *findings)
+        parts.append(text)
 
     if seen["nodule"] and case.nodule:
         size = max(2.0, case.diameter_mm * (1.0 + rng.normal(0.0, 0.3)))
         size_txt = _size_text(size, rng, case.lang)
         margin = _reported_margin(case, rng)  # type: ignore[arg-type]
         if zh:
-            hedge(seen["nodule"], "", f"{_LOBE_ZH[case.lobe]}见一结节，大小约{size_txt}，{pick(_MARGIN_ZH[margin])}。")
+            lobe_zh, margin_zh = _LOBE_ZH[case.lobe], pick(_MARGIN_ZH[margin])
+            hedge(seen["nodule"], "", f"{lobe_zh}见一结节，大小约{size_txt}，{margin_zh}。", "nodule", "lung_lesion",
+                  zh_hedged=f"{lobe_zh}见可疑结节，大小约{size_txt}，{margin_zh}。")
         else:
-            hedge(seen["nodule"], f"A {margin} nodule measuring {size_txt} is seen in the {_LOBE_EN[case.lobe]}.", "")
+            hedge(seen["nodule"], f"A {margin} nodule measuring {size_txt} is seen in the {_LOBE_EN[case.lobe]}.", "",
+                  "nodule", "lung_lesion")
         if case.growth > 0.8 and rng.random() < 0.6:
             parts.append("较前片增大。" if zh else "It has increased in size since the prior study.")
     elif seen["nodule"]:
-        hedge(0.5, "Tiny nodular opacity in the right lower lobe.", "右肺下叶小结节影。")
+        hedge(0.5, "Tiny nodular opacity in the right lower lobe.", "右肺下叶小结节影。", "nodule", "lung_lesion",
+              zh_hedged="右肺下叶可疑小结节影。")
     upper = pick(["双肺上叶", "右肺上叶", "左肺上叶"]) if zh else pick(["both upper lobes", "the right upper lobe", "the left upper lobe"])
     if seen["cavity"]:
         many = case.n_cavities > 1
         hedge(seen["cavity"], f"{'Multiple thick-walled cavities are' if many else 'A thick-walled cavity is'} seen in {upper}.",
-              f"{upper}见{'多发' if many else ''}厚壁空洞。")
+              f"{upper}见{'多发' if many else ''}厚壁空洞。", "cavity",
+              zh_hedged=f"{upper}见可疑{'多发' if many else ''}厚壁空洞。")
     elif rng.random() < 0.3:
-        parts.append("未见空洞。" if zh else "No cavitation.")
-    hedge(seen["tree_in_bud"], f"Centrilobular nodules with a tree-in-bud pattern in {upper}.", f"{upper}见小叶中心结节，呈树芽征。")
-    hedge(seen["consolidation"], f"Patchy consolidation in {upper}.", f"{upper}见斑片状实变影。")
-    hedge(seen["granuloma"], "Scattered calcified granulomas.", "双肺散在钙化肉芽肿。")
+        negate("未见空洞。" if zh else "No cavitation.", "cavity")
+    hedge(seen["tree_in_bud"], f"Centrilobular nodules with a tree-in-bud pattern in {upper}.", f"{upper}见小叶中心结节，呈树芽征。",
+          "tree_in_bud", "nodule", "lung_lesion", zh_hedged=f"{upper}可疑小叶中心结节及树芽征。")
+    hedge(seen["consolidation"], f"Patchy consolidation in {upper}.", f"{upper}见斑片状实变影。", "consolidation",
+          zh_hedged=f"{upper}见可疑斑片状实变影。")
+    hedge(seen["granuloma"], "Scattered calcified granulomas.", "双肺散在钙化肉芽肿。", "calcified_granuloma",
+          zh_hedged="双肺散在可疑钙化肉芽肿。")
     if seen["reticulation"]:
-        hedge(seen["reticulation"], "Basal-predominant subpleural reticulation.", "双肺下叶胸膜下网格影。")
-        hedge(seen["honeycombing"], "Honeycombing is present at the lung bases.", "双肺下叶可见蜂窝影。")
-        hedge(seen["traction"], "There is traction bronchiectasis.", "伴牵拉性支气管扩张。")
-        hedge(seen["volume_loss"], "Lung volumes are reduced.", "肺容积减小。")
+        hedge(seen["reticulation"], "Basal-predominant subpleural reticulation.", "双肺下叶胸膜下网格影。", "reticulation",
+              zh_hedged="双肺下叶胸膜下可疑网格影。")
+        hedge(seen["honeycombing"], "Honeycombing is present at the lung bases.", "双肺下叶可见蜂窝影。", "honeycombing",
+              zh_hedged="双肺下叶可疑蜂窝影。")
+        hedge(seen["traction"], "There is traction bronchiectasis.", "伴牵拉性支气管扩张。", "traction_bronchiectasis",
+              zh_hedged="可疑牵拉性支气管扩张。")
+        hedge(seen["volume_loss"], "Lung volumes are reduced.", "肺容积减小。", zh_hedged="肺容积可疑减小。")
     elif rng.random() < 0.25:
-        parts.append("未见网格影及蜂窝影。" if zh else "No reticulation or honeycombing.")
+        negate("未见网格影及蜂窝影。" if zh else "No reticulation or honeycombing.", "reticulation", "honeycombing")
     if seen["effusion"]:
         side = _side_en(rng)
         side_zh = {"right": "右侧", "left": "左侧", "bilateral": "双侧"}[side]
-        hedge(seen["effusion"], f"{'Small' if rng.random() < 0.6 else 'Moderate'} {side} pleural effusion.", f"{side_zh}胸腔少量积液。")
+        hedge(seen["effusion"], f"{'Small' if rng.random() < 0.6 else 'Moderate'} {side} pleural effusion.", f"{side_zh}胸腔少量积液。",
+              "pleural_effusion", zh_hedged=f"{side_zh}胸腔可疑少量积液。")
     elif rng.random() < 0.5:
-        parts.append(pick(["双侧胸腔未见积液。", "未见胸腔积液。"]) if zh else pick(["No pleural effusion.", "No pleural effusion or pneumothorax."]))
+        if zh:
+            negate(pick(["双侧胸腔未见积液。", "未见胸腔积液。"]), "pleural_effusion")
+        else:
+            text = pick(["No pleural effusion.", "No pleural effusion or pneumothorax."])
+            negate(text, "pleural_effusion", *(("pneumothorax",) if "pneumothorax" in text else ()))
     if rng.random() < 0.3:
         parts.append("纵隔内未见肿大淋巴结。" if zh else "No mediastinal lymphadenopathy.")
     if diagnosis is None:
         parts.append(pick(_VAGUE_ZH if zh else _VAGUE_EN))
     else:
-        parts.append(pick((_IMPRESSION_ZH if zh else _IMPRESSION_EN)[diagnosis]))
-    return ("" if zh else " ").join(parts)
+        options = (_IMPRESSION_ZH if zh else _IMPRESSION_EN)[diagnosis]
+        k = int(rng.integers(len(options)))  # what pick() draws
+        parts.append(options[k])
+        for f, v in _IMPRESSION_STATES[diagnosis][1 if zh else 0][k].items():
+            state(v, f)
+    return ("" if zh else " ").join(parts), stated
 
 
 def disease_sound_factors(case: DiseaseCase) -> dict[str, float]:

@@ -111,6 +111,32 @@ def _findings_features(img: npt.NDArray, spacing: Any, index: int) -> list[float
     ]
 
 
+def _reduce_2d(
+    img: npt.NDArray, mask: npt.NDArray[np.bool_] | None, spacing: Any, max_side: int
+) -> tuple[npt.NDArray, npt.NDArray[np.bool_] | None, Any]:
+    """Block means of f x f pixels, f the smallest integer that brings the longer side within ``max_side``."""
+    f = -(-max(img.shape) // max_side)
+    if f <= 1:
+        return img, mask, spacing
+    h, w = img.shape[0] // f, img.shape[1] // f
+    if h < 1 or w < 1:
+        raise ValueError(f"max_side={max_side} would reduce an image of shape {img.shape} to nothing")
+
+    def blocks(a: npt.NDArray) -> npt.NDArray[np.float64]:
+        mean: npt.NDArray[np.float64] = a[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3), dtype=np.float64)
+        return mean
+
+    small = blocks(img)
+    out = np.rint(small).astype(img.dtype) if img.dtype.kind in "iu" else small.astype(img.dtype)
+    m = None
+    if mask is not None:
+        m = blocks(mask) >= 0.5
+        if not m.any():  # a tiny ROI: keep the block that holds most of it
+            m.flat[int(np.argmax(blocks(mask)))] = True
+    sp = tuple(float(s) * f for s in spacing) if spacing is not None and len(spacing) == 2 else spacing
+    return np.ascontiguousarray(out), m, sp
+
+
 def _as_items(X: Any) -> list[Any]:
     if isinstance(X, (str, bytes)):
         raise TypeError("X must be a sequence of images (ndarrays or medfuse.data.Volume); got a str")
@@ -206,6 +232,15 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
     is found. 2D images, arrays without a spacing and items with a mask are
     unaffected.
 
+    ``max_side``: None (default) or an integer >= 8: a 2D image whose longer
+    side exceeds it is first reduced by the smallest integer factor f that
+    brings it within (the mean of each f x f block; rows and columns beyond
+    a multiple of f are dropped; integer images are rounded back to their
+    dtype; a mask keeps the blocks it covers at least half; a spacing is
+    multiplied by f). A 2048 x 2048 radiograph costs ~100x a 200 x 200 one
+    and its texture at full resolution is mostly quantum noise. 3D volumes
+    are unaffected.
+
     ``fit`` learns nothing from the data: it validates X and records
     ``n_dims_`` (2 or 3) which fixes the feature names (Gabor is 2D only).
     Output: float64 (n_images, n_features); ``set_output(transform="pandas")``
@@ -237,6 +272,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         gabor_frequencies: Sequence[float] = (0.25, 0.4),
         gabor_orientations: int = 4,
         roi: str | None = None,
+        max_side: int | None = None,
     ) -> None:
         self.window = window
         self.denoise = denoise
@@ -260,6 +296,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
         self.gabor_frequencies = gabor_frequencies
         self.gabor_orientations = gabor_orientations
         self.roi = roi
+        self.max_side = max_side
 
     # ------------------------------------------------------------------ sklearn API
     def __sklearn_tags__(self) -> Any:
@@ -293,6 +330,9 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
             raise ValueError(f"canny_thresholds must be (low, high); got {self.canny_thresholds!r}")
         if self.roi not in _ROIS:
             raise ValueError(f"roi must be one of {_ROIS}; got {self.roi!r}")
+        ms = self.max_side
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, np.integer)) or ms < 8):
+            raise ValueError(f"max_side must be None or an integer >= 8; got {ms!r}")
         bad_laws = [v for v in self.laws_vectors if v not in _LAWS]
         if bad_laws or isinstance(self.laws_vectors, str):
             raise ValueError(f"laws_vectors must be a sequence drawn from {_LAWS}; got {self.laws_vectors!r}")
@@ -382,6 +422,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
                 continue
             if img.ndim != self.n_dims_:
                 raise ValueError(f"X[{i}] is {img.ndim}D; this extractor was fitted on {self.n_dims_}D images")
+            if img.ndim == 2 and self.max_side is not None:
+                img, mask, spacing = _reduce_2d(img, mask, spacing, int(self.max_side))
             findings: list[float] = []
             if "findings" in self.groups and img.ndim == 3:
                 findings = _findings_features(img, spacing, i)
@@ -437,6 +479,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[mi
 
         img = self._check_image(image, 0)
         m = None if mask is None else self._check_mask(mask, img.shape, 0)
+        if img.ndim == 2 and self.max_side is not None:
+            img, m, _ = _reduce_2d(img, m, None, int(self.max_side))
         return self._work(mf, img, m)
 
     def _work(self, mf: Any, img: npt.NDArray, m: npt.NDArray[np.bool_] | None) -> npt.NDArray:

@@ -323,7 +323,9 @@ class DQNAgent:
         Linear ε decay over that fraction of the steps.
     gamma : float in (0, 1]
     n_threads : int or None
-        torch threads while training (None: ``medfuse.get_num_threads()``).
+        torch threads while training (None: the learners' count,
+        ``learner_threads()``: 1 unless ``medfuse.set_learner_threads``
+        raises it; more threads spin when a core is busy elsewhere).
     seed : int
         numpy and ``torch.manual_seed``.
 
@@ -367,7 +369,7 @@ class DQNAgent:
             import torch
         except ImportError:
             raise ImportError("DQNAgent needs PyTorch: python -m pip install 'medfuse[deep]'") from None
-        import medfuse
+        from ...kernels._threads import learner_threads
 
         M, K = _env_shape(env)
         steps = _check_int("steps", self.steps)
@@ -380,7 +382,7 @@ class DQNAgent:
         gamma = float(self.gamma)
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
-        threads = medfuse.get_num_threads() if self.n_threads is None else _check_int("n_threads", self.n_threads)
+        threads = learner_threads() if self.n_threads is None else _check_int("n_threads", self.n_threads)
         A, D = M + K, 2 * M + K
         self.n_modalities_, self.n_classes_ = M, K
         self.reward_scale_ = scale = _reward_scale(env)

@@ -71,8 +71,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     ensemble : networks averaged (their logits), each with its own seed,
         inner validation split and batch order.
     random_state : seed (torch, the split, Word2Vec). Results are identical
-        for a seed and a thread count; torch uses
-        :func:`medfuse.get_num_threads` threads during fit/predict.
+        for a seed and a thread count; torch uses the learners' thread count
+        (``medfuse.kernels._threads.learner_threads()``: 1 unless
+        :func:`medfuse.set_learner_threads` raises it, never more than
+        :func:`medfuse.get_num_threads`) during fit/predict: with a core busy
+        elsewhere, 2 torch threads cost 14x the CPU of one (spinning at
+        barriers; benchmarks/busy_core.py).
     verbose : 1 shows a tqdm bar over epochs; 0 is silent.
     """
 
@@ -244,14 +248,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     def _threads(self) -> Any:
         import contextlib
 
-        import medfuse
+        from ...kernels._threads import learner_threads
 
         torch = require_torch("DeepFusionClassifier")
 
         @contextlib.contextmanager
         def ctx() -> Any:
             old = torch.get_num_threads()
-            torch.set_num_threads(medfuse.get_num_threads())
+            torch.set_num_threads(learner_threads())
             try:
                 yield
             finally:

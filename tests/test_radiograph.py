@@ -1,0 +1,203 @@
+"""medfuse.data.radiograph: the PA chest radiograph of a cohort phantom.
+
+Checked against closed forms computed here (a nodule's line integral,
+chords of a tube and an ellipsoid sampled along the beam), brute-force
+integration of the CT phantom's rib model, and the anatomy's expected
+layout (lungs dark, domes where the model puts them, findings where the CT
+has them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medfuse.data import phantoms, radiograph
+from medfuse.features import ImageFeatureExtractor
+
+SHAPE = (48, 128, 128)
+CODES_PER_MU = 4095 / 8.0  # 12 bits over a log-attenuation of 8
+MU = 0.019 / 1000.0  # per mm per HU
+
+
+def _row(z_rel_mm: float) -> float:
+    """Detector row (fractional index) of a Z relative to the CT's centre."""
+    return (radiograph.SLAB_TOP_MM + phantoms.FOV_Z_MM / 2 + z_rel_mm) / radiograph.PIXEL_MM - 0.5
+
+
+def _col(x_rel_mm: float) -> float:
+    return (x_rel_mm + 512 * radiograph.PIXEL_MM / 2) / radiograph.PIXEL_MM - 0.5
+
+
+@pytest.fixture(scope="module")
+def normal():
+    return phantoms.disease_ct_phantom(SHAPE, seed=5)
+
+
+def test_size_geometry_determinism(normal):
+    a = radiograph.pa_radiograph(normal.volume, seed=1)
+    assert a.shape == radiograph.DETECTOR_SHAPE == (616, 512) and min(a.shape) >= 512
+    assert a.dtype == np.uint16 and a.max() < 4096
+    np.testing.assert_array_equal(a, radiograph.pa_radiograph(normal.volume, seed=1))
+    b = radiograph.pa_radiograph(normal.volume, seed=2)
+    diff = a.astype(float) - b
+    assert 0 < np.abs(diff).mean() < 8  # quantum noise only
+    top, bottom = radiograph.slab_rows(SHAPE)
+    assert top == pytest.approx(100.0) and bottom - top == pytest.approx(160 / 0.7)
+
+
+def test_anatomy_layout(normal):
+    img = radiograph.pa_radiograph(normal.volume, seed=0).astype(float)
+    r_mid = int(_row(0.0))
+    right_lung = img[r_mid - 10 : r_mid + 10, int(_col(-80)) - 10 : int(_col(-80)) + 10].mean()
+    left_lung = img[r_mid - 10 : r_mid + 10, int(_col(85)) - 10 : int(_col(85)) + 10].mean()
+    spine = img[r_mid - 10 : r_mid + 10, int(_col(0)) - 5 : int(_col(0)) + 5].mean()
+    abdomen = img[int(_row(200)), int(_col(-68))]
+    outside = img[r_mid, :8].mean()
+    assert outside < 5  # air beside the body
+    assert right_lung < spine - 400 and left_lung < spine - 400
+    assert abdomen > right_lung + 400
+    # the right dome's top, straight below the right lung's centre, is at Z = 82 mm (the CT ends at 80)
+    col = img[:, int(_col(-68)) - 2 : int(_col(-68)) + 3].mean(axis=1)
+    step = np.diff(col[int(_row(40)) : int(_row(140))])
+    edge_row = int(_row(40)) + int(np.argmax(step))
+    assert abs(edge_row - _row(82.0)) <= 3
+    # the left dome is lower (Z = 95)
+    col_l = img[:, int(_col(68)) - 2 : int(_col(68)) + 3].mean(axis=1)
+    step_l = np.diff(col_l[int(_row(40)) : int(_row(140))])
+    assert int(_row(40)) + int(np.argmax(step_l)) > edge_row + 10
+    # the apices: lung below Z = -90, none above Z = -105 (the apex is at -100)
+    c = int(_col(-68))
+    assert img[int(_row(-90)), c] < img[int(_row(-110)), c] - 200
+    # ribs cross the lung fields: the lung column's profile has a rib period of 26 mm
+    from scipy import ndimage
+
+    prof = img[int(_row(-60)) : int(_row(60)), c - 3 : c + 4].mean(axis=1)
+    prof = prof - ndimage.uniform_filter1d(prof, int(40 / radiograph.PIXEL_MM), mode="nearest")  # drop the trend
+    spec = np.abs(np.fft.rfft(prof * np.hanning(len(prof))))
+    freqs = np.fft.rfftfreq(len(prof), d=radiograph.PIXEL_MM)
+    band = (freqs > 1 / 60) & (freqs < 1 / 8)
+    peak = freqs[band][int(np.argmax(spec[band]))]
+    assert abs(1 / peak - 26.0) < 4.0
+    assert spec[band].max() > 3 * np.median(spec[band])
+
+
+def test_nodule_line_integral_matches_the_closed_form():
+    d_mm, hu = 20.0, 30.0
+    kw = dict(seed=7, lobe="RUL", offset_mm=(0.0, 0.0, 0.0))
+    with_n = phantoms.nodule_ct_phantom(SHAPE, diameter_mm=d_mm, nodule_hu=hu, **kw)
+    without = phantoms.nodule_ct_phantom(SHAPE, diameter_mm=0.01, nodule_hu=hu, **kw)
+    diff = radiograph.pa_radiograph(with_n.volume, seed=3).astype(float) - radiograph.pa_radiograph(without.volume, seed=3)
+    zc, _yc, xc = with_n.nodule_center
+    dz, _dy, dx = with_n.spacing
+    r = _row(zc * dz - (SHAPE[0] - 1) * dz / 2)
+    c = _col(xc * dx - (SHAPE[2] - 1) * dx / 2)
+    peak = np.unravel_index(np.argmax(ndi_smooth(diff)), diff.shape)
+    assert abs(peak[0] - r) < 4 and abs(peak[1] - c) < 4
+    # centre chord: the diameter, through lung at about -850 HU (the CT's voxels smear it a little)
+    expected = d_mm * (hu + 850.0) * MU * CODES_PER_MU
+    ri, ci = round(r), round(c)
+    got = diff[ri - 1 : ri + 2, ci - 1 : ci + 2].mean()
+    assert 0.75 * expected < got < 1.1 * expected
+    far = diff[int(_row(60)) :, :].copy()
+    assert np.abs(far).mean() < 5  # nothing elsewhere (noise only)
+
+
+def ndi_smooth(a):
+    from scipy import ndimage
+
+    return ndimage.uniform_filter(a, 5)
+
+
+def test_effusion_shows_at_the_base_and_reaches_the_dome():
+    base = dict(seed=11)
+    dry = phantoms.disease_ct_phantom(SHAPE, **base)
+    wet = phantoms.disease_ct_phantom(SHAPE, effusion=True, **base)
+    assert wet.effusion_mask.any()
+    diff = radiograph.pa_radiograph(wet.volume, seed=1).astype(float) - radiograph.pa_radiograph(dry.volume, seed=1)
+    x = np.nonzero(wet.effusion_mask.any(axis=(0, 1)))[0]
+    side = -1.0 if x.mean() < SHAPE[2] / 2 else 1.0
+    c = int(_col(side * 80))
+    inside_low = diff[int(_row(60)) : int(_row(78)), c - 5 : c + 5].mean()
+    below_ct = diff[int(_row(81)) : int(_row(88)), c - 5 : c + 5].mean()  # under the CT's last slice, above the dome
+    upper = diff[int(_row(-60)) : int(_row(-40)), c - 5 : c + 5].mean()
+    assert inside_low > 30 and below_ct > 10 and abs(upper) < 6
+
+
+def _sampled_chord(inside, z, x, y_lo=-200.0, y_hi=200.0, n=40001):
+    ys = np.linspace(y_lo, y_hi, n)
+    return float(inside(z, ys, x).mean() * (y_hi - y_lo))
+
+
+def test_closed_form_chords_against_sampling():
+    g = radiograph._Grid(np.array([[-20.0], [3.0], [31.0]]), np.array([[-40.0, 10.0, 22.0, 35.0]]))
+    a, b, r = (-30.0, -40.0, 0.0), (25.0, 30.0, 30.0), 7.0
+    chords = radiograph._tube_chord(g, a, b, r)
+    pa, pb = np.array(a), np.array(b)
+
+    def in_capsule(z, ys, x):
+        p = np.stack([np.full_like(ys, z), ys, np.full_like(ys, x)], axis=1)
+        t = np.clip((p - pa) @ (pb - pa) / ((pb - pa) @ (pb - pa)), 0, 1)
+        return np.linalg.norm(p - (pa + t[:, None] * (pb - pa)), axis=1) <= r
+
+    for i, z in enumerate(g.z[:, 0]):
+        for j, x in enumerate(g.x[0]):
+            want = _sampled_chord(in_capsule, z, x)
+            # the closed form treats the tube as a cylinder between its projected ends (caps approximated)
+            assert chords[i, j] == pytest.approx(want, abs=1.5), (z, x)
+    y0, y1 = radiograph._ellipsoid_interval(g, (5.0, 8.0, 20.0), (40.0, 30.0, 25.0))
+    for i, z in enumerate(g.z[:, 0]):
+        for j, x in enumerate(g.x[0]):
+            want = _sampled_chord(lambda z, ys, x: ((z - 5) / 40) ** 2 + ((ys - 8) / 30) ** 2 + ((x - 20) / 25) ** 2 <= 1, z, x)
+            assert y1[i, j] - y0[i, j] == pytest.approx(want, abs=0.05)
+
+
+def test_rib_projection_against_brute_force():
+    zs = np.array([-50.0, -13.0, 4.0, 37.5, 61.0])
+    xs = np.array([-130.0, -100.0, -60.0, 0.5, 45.0, 120.0])
+    ribs = radiograph._rib_projection(radiograph._Grid(zs[:, None], xs[None, :]))
+    wall = (105.0, 147.0)
+    for i, z in enumerate(zs):
+        for j, x in enumerate(xs):
+            ys = np.linspace(-140.0, 140.0, 28001)
+            rho = np.sqrt(((ys - 5.0) / wall[0]) ** 2 + (x / wall[1]) ** 2)
+            theta = np.arctan2((ys - 5.0) / wall[0], x / wall[1])
+            fb = np.abs(theta - np.pi / 2)
+            fb = np.minimum(fb, 2 * np.pi - fb)
+            shell = (np.abs(rho - 0.92) < 0.08) & (fb > 0.25) & (fb < 0.72 * np.pi)
+            band = np.abs(np.mod(z - 22.0 * fb, 26.0) - 13.0) / 5.0
+            rr = np.sqrt(band**2 + ((rho - 0.92) * wall[0] / 4.5) ** 2)
+            want = float(((rr <= 1.0) & shell).mean() * 280.0)
+            # the model's 1 mm partial-volume edge and its 0.5 mm grid against a sharp rib sampled finely
+            assert ribs[i, j] == pytest.approx(want, abs=2.0 + 0.15 * want), (z, x)
+    assert ribs.max() > 8.0  # some rays cross ribs
+
+
+def test_refusals(normal):
+    with pytest.raises(ValueError, match="cohort phantom"):
+        radiograph.pa_radiograph(np.zeros(SHAPE, np.int16))
+    with pytest.raises(ValueError, match="volume must be"):
+        radiograph.pa_radiograph(np.zeros((48, 128), np.int16))
+    with pytest.raises(ValueError, match="bits"):
+        radiograph.pa_radiograph(normal.volume, bits=20)
+    with pytest.raises(TypeError, match="HU numbers"):
+        radiograph.pa_radiograph(normal.volume.astype(bool))
+
+
+def test_feature_extractor_reduces_large_radiographs(normal):
+    img = radiograph.pa_radiograph(normal.volume, seed=0)
+    f = 5  # ceil(616 / 128)
+    h, w = img.shape[0] // f, img.shape[1] // f
+    small = np.rint(img[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))).astype(np.uint16)
+    ext = ImageFeatureExtractor(window="auto", max_side=128).fit([img])
+    ref = ImageFeatureExtractor(window="auto").fit([small])
+    np.testing.assert_allclose(ext.transform([img]), ref.transform([small]), rtol=1e-9, atol=1e-12)
+    mask = np.zeros(img.shape, bool)
+    mask[200:300, 100:200] = True
+    small_mask = mask[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3)) >= 0.5
+    np.testing.assert_allclose(ext.transform([img], masks=[mask]), ref.transform([small], masks=[small_mask]), rtol=1e-9)
+    np.testing.assert_array_equal(ext.working_image(img), ref.working_image(small))
+    same = ImageFeatureExtractor(window="auto", max_side=1024).fit([img])
+    np.testing.assert_array_equal(same.transform([img]), ImageFeatureExtractor(window="auto").fit([img]).transform([img]))
+    for bad in (4, True, 12.5, "big"):
+        with pytest.raises(ValueError, match="max_side"):
+            ImageFeatureExtractor(max_side=bad).fit([img])
