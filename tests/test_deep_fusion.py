@@ -284,9 +284,15 @@ def test_audio_alone_carries_the_label():
     data.table = None
     data.table_columns = []
     tr, te = np.arange(80), np.arange(80, 120)
-    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 30, "validation_fraction": 0.0}).fit(data.subset(tr))
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 30, "validation_fraction": 0.0, "dropout": 0.0}).fit(
+        data.subset(tr))
     assert m.config_["audio"] and not m.config_["blocks"]
-    assert roc_auc_score(data.labels[te], m.predict_proba(data.subset(te))[:, 1]) > 0.85
+    # The label band flips the label for 15% of patients, so even the exact band reading (the oracle
+    # below) reaches only ~0.85 on 40 test patients: compare with it on the same patients (no dropout:
+    # this checks what the encoder can learn; seeds 11-15 give model - oracle between -0.011 and +0.011).
+    oracle = roc_auc_score(data.labels[te], data.audio[te, 0, 2:4, :].mean(axis=(1, 2)))
+    auc = roc_auc_score(data.labels[te], m.predict_proba(data.subset(te))[:, 1])
+    assert oracle > 0.75 and auc >= oracle - 0.04, (auc, oracle)
 
 
 def test_missing_audio_and_report_are_masked():
