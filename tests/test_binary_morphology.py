@@ -66,6 +66,13 @@ def cases(draw):
 def test_matches_scipy_and_twin(case, op):
     x, structure, conn, sp, iterations, border = case
     fn, twin, sci = OPS[op]
+    if iterations < 1 and not sp[tuple(n // 2 for n in sp.shape)]:
+        # Repeat-until-stable without the centre can oscillate for ever (scipy then never returns): refused.
+        kw = dict(connectivity=conn, iterations=iterations, border_value=border)
+        for f in (fn, twin):
+            with pytest.raises(ValueError, match="iterations.*centre"):
+                f(x, structure, **kw)
+        return
     want = sci(np.asarray(x) != 0, structure=sp, iterations=iterations, border_value=border)
     kw = dict(connectivity=conn, iterations=iterations, border_value=border)
     assert_same(fn(x, structure, **kw), want)
@@ -206,3 +213,22 @@ def test_core_rechecks():
         _core.binary_morph_u8(img, off, False, 2, 1, 1)
     with pytest.raises(ValueError, match="threads"):
         _core.binary_morph_u8(img, off, False, 0, 1, 0)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_repeat_until_stable_without_centre_is_refused_not_a_hang(op):
+    """A lone pixel dilated by [1, 0, 1] alternates between two patterns for ever; scipy.ndimage loops for
+    ever on it and medfuse did too (found when hypothesis drew such a case). Refused, naming the parameter;
+    a positive count and a structure with its centre still work."""
+    x = np.zeros((1, 7), bool)
+    x[0, 3] = True
+    s = np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]], bool)
+    c = s.copy()
+    c[1, 1] = True
+    fn, twin, sci = OPS[op]
+    for f in (fn, twin):
+        for it in (0, -1):
+            with pytest.raises(ValueError, match="iterations.*centre"):
+                f(x, s, iterations=it)
+        assert_same(f(x, s, iterations=3), sci(x, s, iterations=3))
+        assert_same(f(x, c, iterations=0), sci(x, c, iterations=0))

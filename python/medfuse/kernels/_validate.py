@@ -381,9 +381,23 @@ def structure_element(structure: object, connectivity: object, ndim: int) -> npt
     return arr != 0
 
 
-def iteration_count(iterations: object) -> int:
-    """An integer; < 1 means 'repeat until nothing changes' (scipy's rule)."""
-    return _integer(iterations, "iterations")
+def iteration_count(iterations: object, structure: npt.NDArray[np.bool_] | None = None) -> int:
+    """An integer; < 1 means 'repeat until nothing changes' (scipy's rule).
+
+    Repeating until stable needs a ``structure`` that contains its centre:
+    then dilation only grows and erosion only shrinks the mask, so it stops.
+    Without the centre the result can oscillate for ever (scipy.ndimage
+    loops for ever on such input, e.g. a lone pixel dilated by [1, 0, 1]):
+    refused rather than hanging.
+    """
+    it = _integer(iterations, "iterations")
+    if it < 1 and structure is not None and not structure[tuple(n // 2 for n in structure.shape)]:
+        raise ValueError(
+            f"iterations={it} (< 1: repeat until the result stops changing) needs a structure that contains its "
+            "centre; without it the result can oscillate for ever. Give a positive iteration count or set the "
+            "structure's centre"
+        )
+    return it
 
 
 def border_bit(border_value: object) -> int:

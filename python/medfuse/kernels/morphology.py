@@ -137,7 +137,7 @@ def _offsets(struct: npt.NDArray[np.bool_], dilate: bool) -> npt.NDArray[np.int6
 def _morph(image, structure, connectivity, iterations, border_value, dilate: bool) -> npt.NDArray[np.bool_]:
     mask = v.binary_image(image, "image")
     struct = v.structure_element(structure, connectivity, mask.ndim)
-    it = v.iteration_count(iterations)
+    it = v.iteration_count(iterations, struct)
     border = v.border_bit(border_value)
     out = _core().binary_morph_u8(mask, _offsets(struct, dilate), dilate, border, it, get_num_threads())
     return out.view(np.bool_)

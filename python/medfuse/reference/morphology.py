@@ -95,7 +95,7 @@ def regionprops_basic(
 def _morph(image, structure, connectivity, iterations, border_value, dilate: bool) -> npt.NDArray[np.bool_]:
     x = v.binary_image(image, "image").astype(bool)
     struct = v.structure_element(structure, connectivity, x.ndim)
-    it = v.iteration_count(iterations)
+    it = v.iteration_count(iterations, struct)
     border = bool(v.border_bit(border_value))
     centre = np.array(struct.shape) // 2
     offsets = [tuple(int(k) for k in (c - centre if not dilate else centre - c)) for c in np.argwhere(struct)]
