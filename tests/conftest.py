@@ -49,6 +49,9 @@ settings.register_profile("ci", max_examples=100, derandomize=True, **_COMMON)
 settings.register_profile("stress", max_examples=500, **_DB)
 settings.register_profile("thorough", max_examples=2000, **_DB)
 settings.register_profile("quick", max_examples=8, **_DB)
+# .ci/sanitize's profile (see "sanitizer profile" below); registered before the environment's profile is loaded,
+# so HYPOTHESIS_PROFILE=sanitize works too.
+settings.register_profile("sanitize", max_examples=6, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
@@ -166,6 +169,5 @@ def pytest_configure(config):
 # examples per property keep that job within its time budget.
 # Chosen by .ci/sanitize (MEDFUSE_SANITIZE_RUN=1) unless HYPOTHESIS_PROFILE
 # names another profile.
-settings.register_profile("sanitize", max_examples=6, **_COMMON)
 if os.environ.get("MEDFUSE_SANITIZE_RUN") and "HYPOTHESIS_PROFILE" not in os.environ:
     settings.load_profile("sanitize")
