@@ -488,3 +488,61 @@ def test_lang_selects_the_clause_rules():
     auto = label_reports(zh, ["nodule", "pleural_effusion"])
     assert auto.iloc[0].tolist() == [1.0, 0.0]
     assert label_reports(zh, ["nodule", "pleural_effusion"], lang="zh").iloc[0].tolist() == [1.0, 0.0]
+
+
+# ---- real-report truth: Open-I / IU MeSH tags (issue 23, item 2) ---------------------------------------------------
+
+def test_mesh_truth_maps_headings_and_treats_untagged_as_absent():
+    from medfuse.annotate import mesh_truth
+
+    frame = pd.DataFrame({"mesh_major": [
+        "Cardiomegaly/borderline; Opacity/lung/base/left/mild",
+        "normal",
+        "Pulmonary Atelectasis/base/left; Fractures, Bone/ribs/left",
+        "Calcified Granuloma/lung/upper lobe/right; Hernia, Hiatal",
+        np.nan,
+    ]})
+    t = mesh_truth(frame)
+    assert t.loc[0, "cardiomegaly"] == 1 and t.loc[0, "lung_opacity"] == 1 and t.loc[0, "no_finding"] == 0
+    assert t.loc[0].drop(["cardiomegaly", "lung_opacity"]).eq(0).all()
+    assert t.loc[1, "no_finding"] == 1 and t.loc[1].drop("no_finding").eq(0).all()
+    assert t.loc[2, "atelectasis"] == 1 and t.loc[2, "fracture"] == 1 and t.loc[2, "pleural_effusion"] == 0
+    assert t.loc[3, "calcified_granuloma"] == 1 and t.loc[3].sum() == 1  # the hernia maps to no finding
+    assert t.loc[4].isna().all()
+    with pytest.raises(ValueError, match="mesh_major"):
+        mesh_truth(pd.DataFrame({"report": ["x"]}))
+
+
+def test_open_i_reports_scored_against_their_mesh_tags(tmp_path: Path):
+    """benchmarks/eval_annotate.py --open-i: the labeler on Open-I-format reports against their MeSH tags; a negated
+    finding must not count as present, so the labeler beats the keyword baseline's precision."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_datasets import report_xml
+
+    reports = [
+        ("Heart size normal. No pleural effusion or pneumothorax.", "No acute disease.", ["normal"]),
+        ("The heart is enlarged.", "Cardiomegaly.", ["Cardiomegaly/mild"]),
+        ("Small left pleural effusion.", "Effusion.", ["Pleural Effusion/left/small"]),
+        ("No cardiomegaly. No effusion.", "Normal chest.", ["normal"]),
+        ("Moderate cardiomegaly with a right pleural effusion.", "", ["Cardiomegaly/moderate", "Pleural Effusion/right"]),
+        ("There is no pneumothorax. The heart is not enlarged.", "", ["normal"]),
+    ]
+    folder = tmp_path / "ecgen-radiology"
+    folder.mkdir()
+    for k, (findings, impression, major) in enumerate(reports, 1):
+        (folder / f"{k}.xml").write_bytes(report_xml(f"CXR{k}", findings, impression, major, []))
+    spec = importlib.util.spec_from_file_location("eval_annotate", Path(__file__).parents[1] / "benchmarks" / "eval_annotate.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    lines = mod.open_i_table(folder)
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2:-1] for ln in lines if ln.startswith("| ") and "---" not in ln}
+    # | finding | reports | present | precision | recall | F1 | keyword P | keyword R | keyword F1 |
+    card, eff = rows["cardiomegaly"], rows["pleural_effusion"]
+    assert card[0].strip() == "6" and card[1].strip() == "2" and eff[1].strip() == "2"
+    assert float(card[4]) == 1.0 and float(eff[4]) == 1.0  # F1 of the labeler
+    assert float(card[5]) < 1.0 and float(eff[5]) < 1.0  # the keyword baseline calls the negated mentions present
+    assert "no_finding" in rows and float(rows["no_finding"][4]) == 1.0

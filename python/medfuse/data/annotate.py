@@ -58,6 +58,7 @@ __all__ = [
     "keyword_labels",
     "label_reports",
     "load_dictionary",
+    "mesh_truth",
     "normalise_name",
     "score_assertions",
     "score_labels",
@@ -562,6 +563,67 @@ def score_labels(predicted: Any, truth: Any, *, findings: Sequence[str] | None =
         rows.append({"finding": c, "n": int(known.sum()), "positives": int(y.sum()), "tp": tp, "fp": fp, "fn": fn,
                      "precision": prec, "recall": rec, "f1": f1})
     return pd.DataFrame(rows).set_index("finding")
+
+
+# Open-I / IU MeSH <major> headings (lower case, before the first "/", as medfuse.data.datasets.open_i names its
+# mesh_<heading> columns) -> the labeler's finding. Only headings that name one finding unambiguously.
+MESH_FINDINGS: dict[str, str] = {
+    "cardiomegaly": "cardiomegaly",
+    "pulmonary atelectasis": "atelectasis",
+    "atelectasis": "atelectasis",
+    "pleural effusion": "pleural_effusion",
+    "pneumothorax": "pneumothorax",
+    "consolidation": "consolidation",
+    "pneumonia": "pneumonia",
+    "pulmonary edema": "edema",
+    "edema": "edema",
+    "opacity": "lung_opacity",
+    "nodule": "nodule",
+    "mass": "mass",
+    "fractures, bone": "fracture",
+    "calcified granuloma": "calcified_granuloma",
+    "emphysema": "emphysema",
+    "pulmonary emphysema": "emphysema",
+    "pulmonary fibrosis": "fibrosis",
+    "fibrosis": "fibrosis",
+    "tuberculosis": "tuberculosis",
+    "medical device": "support_devices",
+    "implanted medical device": "support_devices",
+    "catheters, indwelling": "support_devices",
+}
+
+
+def mesh_truth(frame: Any) -> Any:
+    """Finding columns (1/0) from an Open-I cohort's MeSH ``<major>`` terms.
+
+    ``frame``: a :func:`medfuse.data.datasets.open_i` cohort's table (or
+    any frame with its ``mesh_major`` column, terms joined by ``"; "``).
+    A finding is 1 when a major term's heading maps to it
+    (:data:`MESH_FINDINGS`: ``Cardiomegaly/borderline`` → cardiomegaly,
+    ``Pulmonary Atelectasis/base/left`` → atelectasis ...), else 0 — the
+    indexers tagged what the report describes as present, so an untagged
+    finding counts as absent; ``no_finding`` is 1 for reports tagged
+    ``normal``. Rows whose terms are missing are NaN. The human annotation
+    the labeler is scored against on real reports (issue 23, item 2).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) or "mesh_major" not in frame.columns:
+        raise ValueError("frame must be a DataFrame with the 'mesh_major' column of medfuse.data.datasets.open_i")
+    cols = sorted(set(MESH_FINDINGS.values())) + ["no_finding"]
+    out = pd.DataFrame(np.nan, index=frame.index, columns=cols)
+    for idx, terms in frame["mesh_major"].items():
+        if not isinstance(terms, str) or not terms.strip():
+            continue
+        heads = {t.split("/")[0].strip().lower() for t in terms.split(";") if t.strip()}
+        row = dict.fromkeys(cols, 0.0)
+        for h in heads:
+            if h in MESH_FINDINGS:
+                row[MESH_FINDINGS[h]] = 1.0
+        row["no_finding"] = 1.0 if heads == {"normal"} else 0.0
+        out.loc[idx] = pd.Series(row)
+    return out
 
 
 def synthetic_truth(truth: Any) -> Any:
