@@ -351,6 +351,14 @@ def test_prepare_inputs_audio_and_features():
     assert np.isfinite(d.audio).all() and (d.audio[~d.audio_present] == 0).all()
     np.testing.assert_array_equal(d.table[:, 0], np.arange(5.0))  # matched by patient_id, not row order
     assert np.isnan(d.table[3, 1]) and d.table_columns == ["ct__x", "audio__y"]  # inf -> missing
+    # the columns are learn.evaluate.image_blocks' (modality order ct, xray, audio; not the table's order)
+    from medfuse.learn.evaluate import image_blocks
+
+    mixed = feats.assign(xray__z=1.0, report="x", ct__w=2.0)[["patient_id", "audio__y", "xray__z", "report", "ct__w",
+                                                               "ct__x"]]
+    d2 = prepare_inputs(cohort, xray_size=16, ct_size=8, audio_mels=16, audio_frames=40, features=mixed)
+    assert d2.table_columns == ["ct__w", "ct__x", "xray__z", "audio__y"]
+    assert d2.table_columns == [c for block in image_blocks(mixed).values() for c in block]
     # the log-mel of a recording is medfuse.mel_spectrogram's, repeated to the frame count
     i = int(np.flatnonzero(d.audio_present)[0])
     y, sr = cohort[cohort.patient_ids[i]].audio
