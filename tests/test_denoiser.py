@@ -77,6 +77,47 @@ def test_training_learns_and_is_deterministic(tmp_path, held_out):
         D.train_denoiser(init=a, **{**kw, "channels": 4})
 
 
+def test_torch_threads_training_at_learner_threads_inference_at_num_threads(monkeypatch, held_out):
+    """Training runs torch at learner_threads() (1 by default: issue 20), applying the denoiser at
+    get_num_threads(); torch's own setting comes back after both."""
+    import medfuse
+    from medfuse.nn._torch import torch_threads
+
+    seen = []
+    fit = D._fit
+    monkeypatch.setattr(D, "_fit", lambda *a, **k: (seen.append(torch.get_num_threads()), fit(*a, **k))[1])
+    forward = D.DnCNN.forward
+    monkeypatch.setattr(D.DnCNN, "forward", lambda self, x: (seen.append(torch.get_num_threads()), forward(self, x))[1])
+    old, old_learner, old_torch = medfuse.get_num_threads(), medfuse.get_learner_threads(), torch.get_num_threads()
+    try:
+        medfuse.set_num_threads(3)
+        torch.set_num_threads(2)
+        for learner in (1, 2):
+            medfuse.set_learner_threads(learner)
+            seen.clear()
+            den = D.train_denoiser(depth=3, channels=4, n_volumes=1, slices_per_volume=1, shape=(8, 32, 32), patch=16,
+                                   steps=1, batch=1)
+            train = list(seen)
+            seen.clear()
+            den(held_out[1][:16, :16])
+            assert train and set(train) == {learner}, train  # one _fit per cycle + its forwards
+            assert seen == [3] and torch.get_num_threads() == 2
+    finally:
+        medfuse.set_num_threads(old)
+        medfuse.set_learner_threads(old_learner)
+        torch.set_num_threads(old_torch)
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError, match="inner"), torch_threads(3):
+            assert torch.get_num_threads() == 3
+            raise RuntimeError("inner")
+        assert torch.get_num_threads() == 1  # restored on error too
+    assert torch.get_num_threads() == old_torch
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n must be"), torch_threads(bad):
+            pass
+
+
 def test_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights"):
         D.load_denoiser(tmp_path / "missing.safetensors")

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ...nn._torch import require_torch
+from ...nn._torch import require_torch, torch_threads
 from .inputs import DeepInputs, prepare_inputs
 
 __all__ = ["DeepFusionClassifier"]
@@ -245,23 +245,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                                  f"was trained on {want}")
         return data
 
-    def _threads(self) -> Any:
-        import contextlib
-
+    @staticmethod
+    def _threads() -> Any:
+        """torch at the learners' thread count during fit and predict (see the class doc)."""
         from ...kernels._threads import learner_threads
 
-        torch = require_torch("DeepFusionClassifier")
-
-        @contextlib.contextmanager
-        def ctx() -> Any:
-            old = torch.get_num_threads()
-            torch.set_num_threads(learner_threads())
-            try:
-                yield
-            finally:
-                torch.set_num_threads(old)
-
-        return ctx()
+        return torch_threads(learner_threads())
 
     # ---------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> DeepFusionClassifier:
