@@ -73,20 +73,27 @@ def test_deep_row_and_refusals(cohort):
 def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
     pytest.importorskip("torch")
     from medfuse import cli
+    from medfuse.data import Cohort
+    from medfuse.features import ImageFeatureExtractor
     from medfuse.learn.deep import DeepFusionClassifier
 
     data = tmp_path / "cohort"
-    cohort = synthetic_cohort(12, seed=3, shape=(16, 48, 48), out_dir=data)
+    synthetic_cohort(12, seed=3, shape=(16, 48, 48), out_dir=data)
+    cohort = Cohort.from_csv(data / "manifest.csv")  # what the CLI reads
     from medfuse.extract import CohortFeatures, extract_cohort
 
-    frame = extract_cohort(cohort, CohortFeatures(), workers=1, progress=False).features  # the real feature blocks
+    # the real feature blocks, extracted with settings other than the defaults (another CT window: same column
+    # names, other values), kept in the table's metadata as `medfuse extract` does
+    extraction = CohortFeatures(ct=ImageFeatureExtractor(window=(-1000.0, 400.0), groups=("first_order",)),
+                                xray=ImageFeatureExtractor(groups=("first_order",), max_side=64))
+    frame = extract_cohort(cohort, extraction, workers=1, progress=False).features
     feats = tmp_path / "features.parquet"
-    frame.to_parquet(feats)
+    cli._write_features(frame, feats, extraction)
     # the CLI's defaults are demo-sized; keep the test tiny
     orig = DeepFusionClassifier.__init__
 
     def tiny_init(self, **kw):
-        orig(self, **{**TINY, **{k: v for k, v in kw.items() if k in ("random_state", "verbose")}})
+        orig(self, **{**TINY, **{k: v for k, v in kw.items() if k in ("random_state", "verbose", "extraction")}})
 
     monkeypatch.setattr(DeepFusionClassifier, "__init__", tiny_init)
     model = tmp_path / "deep.medfuse"  # the model file format (no pickle)
@@ -99,8 +106,26 @@ def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
     pred = pd.read_csv(out)
     assert len(pred) == 12 and pred["probability_1"].between(0, 1).all()
     assert set(pred["prediction"]) <= {0, 1}
-    from medfuse.learn.modelfile import load_model
+    from medfuse.learn.modelfile import load_model, read_card
 
     trained = load_model(model)  # trained with the feature-block tokens; predict extracted them again
     assert trained.config_["table_columns"] == [c for c in frame.columns if c.split("__")[0] in ("ct", "xray", "audio")]
     assert trained.config_["audio"] and trained.config_["blocks"]
+    # ... with the training table's extraction settings (kept in the model and its card), not the defaults:
+    # the same probabilities as the model on the training table
+    assert trained.extraction == extraction.settings() == read_card(model)["card"]["extraction"]
+    ids = list(pred["patient_id"].astype(str))
+    ref = trained.predict_proba(trained.prepare([cohort[p] for p in ids], features=frame))
+    np.testing.assert_allclose(pred[["probability_0", "probability_1"]].to_numpy(), ref, rtol=0, atol=1e-12)
+    default = CohortFeatures()
+    assert default.settings()["ct"]["window"] != extraction.settings()["ct"]["window"]
+    # a model trained on a column that extraction does not make: a usage error naming it, no traceback
+    capsys.readouterr()
+    cli._write_features(frame.assign(ct__bogus=1.0), feats, extraction)
+    assert cli.main(["train", str(feats), "--fusion", "deep", "--manifest", str(data / "manifest.csv"),
+                     "-o", str(model), "--epochs", "1"]) == 0
+    assert cli.main(["predict", str(model), str(data / "manifest.csv"), "-o", str(tmp_path / "p2.csv")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "ct__bogus" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="extraction"):
+        DeepFusionClassifier(extraction="default").fit(trained.prepare([cohort[p] for p in ids], features=frame))

@@ -78,6 +78,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         elsewhere, 2 torch threads cost 14x the CPU of one (spinning at
         barriers; benchmarks/busy_core.py).
     verbose : 1 shows a tqdm bar over epochs; 0 is silent.
+    extraction : the settings of the extraction that made the feature table
+        (:meth:`medfuse.extract.CohortFeatures.settings`, a JSON-able dict;
+        or the CohortFeatures itself), or None. Not read by the model: it is
+        kept with it (model file, card) so that ``medfuse predict`` extracts
+        the feature blocks of new patients as at training (``medfuse train
+        --fusion deep`` sets it).
     """
 
     def __init__(
@@ -116,6 +122,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         ensemble: int = 3,
         random_state: int = 0,
         verbose: int = 0,
+        extraction: Any = None,
     ) -> None:
         self.d_model = d_model
         self.heads = heads
@@ -150,6 +157,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.ensemble = ensemble
         self.random_state = random_state
         self.verbose = verbose
+        self.extraction = extraction
 
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
@@ -181,6 +189,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         vf = self.validation_fraction
         if not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {vf!r}")
+        _extraction_settings(self.extraction)
 
     def prepare(self, X: Any, features: Any = None, workers: int | None = None) -> DeepInputs:
         """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings; ``features`` (the
@@ -486,6 +495,19 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.network_ = None
 
 
+def _extraction_settings(extraction: Any) -> dict[str, Any] | None:
+    """The ``extraction`` parameter as a JSON-able settings dict (or None); ValueError for anything else."""
+    if extraction is None or isinstance(extraction, dict):
+        return extraction
+    settings = getattr(extraction, "settings", None)
+    if callable(settings):
+        out = settings()
+        if isinstance(out, dict):
+            return out
+    raise ValueError("extraction must be None, a medfuse.extract.CohortFeatures or its settings() dict; "
+                     f"got {type(extraction).__name__}")
+
+
 # ---------------------------------------------------------------- model files
 def _to_parts(model: DeepFusionClassifier) -> Any:
     """Config, vocabulary and history as JSON; the weights as named arrays (safetensors)."""
@@ -495,6 +517,7 @@ def _to_parts(model: DeepFusionClassifier) -> Any:
 
     check_is_fitted(model, "state_dict_")
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
+    params["extraction"] = _extraction_settings(model.extraction)
     config = {
         "params": params,
         "network": model.config_,
@@ -545,7 +568,8 @@ def _register() -> None:
         from_parts=_from_parts,
         card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
                                   "layers": int(m.layers), "epochs": len(m.history_),
-                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]}},
+                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]},
+                         "extraction": _extraction_settings(m.extraction)},
     )
 
 
