@@ -274,6 +274,20 @@ def test_feature_blocks_and_audio_tokens_learn_and_ensemble_is_deterministic():
     assert clone(m).get_params()["ensemble"] == 2
 
 
+def test_epochs_per_network_of_an_ensemble():
+    data = planted(60, 4)
+    m = DeepFusionClassifier(**{**SMALL, "ensemble": 3, "max_epochs": 8, "patience": 1}).fit(data)
+    epochs = m.epochs_per_network()
+    members = [int(h["member"]) for h in m.history_]
+    assert len(epochs) == 3 and sum(epochs) == len(m.history_) and all(1 <= e <= 8 for e in epochs)
+    assert members == sorted(members) and epochs == [members.count(j) for j in range(3)]
+    assert [h["epoch"] for h in m.history_] == [float(e) for n in epochs for e in range(n)]  # each restarts at 0
+    single = DeepFusionClassifier(**{**SMALL, "max_epochs": 3, "validation_fraction": 0.0}).fit(data)
+    assert single.epochs_per_network() == [3]
+    with pytest.raises(Exception, match="not fitted"):
+        DeepFusionClassifier().epochs_per_network()
+
+
 def test_audio_alone_carries_the_label():
     """Only the spectrogram CNN sees the label (images blank, no report, no table): it must learn it."""
     data = planted_full(120, 11)

@@ -91,16 +91,19 @@ def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
     cli._write_features(frame, feats, extraction)
     # the CLI's defaults are demo-sized; keep the test tiny
     orig = DeepFusionClassifier.__init__
+    extra: dict = {}
 
     def tiny_init(self, **kw):
-        orig(self, **{**TINY, **{k: v for k, v in kw.items() if k in ("random_state", "verbose", "extraction")}})
+        orig(self, **{**TINY, **extra, **{k: v for k, v in kw.items() if k in ("random_state", "verbose", "extraction")}})
 
     monkeypatch.setattr(DeepFusionClassifier, "__init__", tiny_init)
     model = tmp_path / "deep.medfuse"  # the model file format (no pickle)
     assert cli.main(["train", str(feats), "--fusion", "deep", "-o", str(model)]) != 0  # no --manifest
     assert "--manifest" in capsys.readouterr().err
+    capsys.readouterr()
     assert cli.main(["train", str(feats), "--fusion", "deep", "--manifest", str(data / "manifest.csv"),
                      "-o", str(model), "--epochs", "2"]) == 0
+    assert "trained deep fusion on 12 patients (2 epochs) in" in capsys.readouterr().out  # one network
     out = tmp_path / "pred.csv"
     assert cli.main(["predict", str(model), str(data / "manifest.csv"), "-o", str(out)]) == 0
     pred = pd.read_csv(out)
@@ -120,10 +123,16 @@ def test_cli_train_and_predict_deep(tmp_path, monkeypatch, capsys):
     default = CohortFeatures()
     assert default.settings()["ct"]["window"] != extraction.settings()["ct"]["window"]
     # a model trained on a column that extraction does not make: a usage error naming it, no traceback
+    # (an ensemble with early stopping: the line counts networks and each one's epochs, not history_'s rows)
     capsys.readouterr()
     cli._write_features(frame.assign(ct__bogus=1.0), feats, extraction)
+    extra.update(ensemble=3, validation_fraction=0.3, patience=1, max_epochs=6)
     assert cli.main(["train", str(feats), "--fusion", "deep", "--manifest", str(data / "manifest.csv"),
-                     "-o", str(model), "--epochs", "1"]) == 0
+                     "-o", str(model)]) == 0
+    epochs = load_model(model).epochs_per_network()
+    assert len(epochs) == 3 and sum(epochs) == len(load_model(model).history_) and max(epochs) <= 6
+    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) < max(epochs) else str(epochs[0])
+    assert f"trained deep fusion on 12 patients (3 networks, {span} epochs) in" in capsys.readouterr().out
     assert cli.main(["predict", str(model), str(data / "manifest.csv"), "-o", str(tmp_path / "p2.csv")]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "ct__bogus" in err and "Traceback" not in err

@@ -651,7 +651,10 @@ def _train_deep(args: argparse.Namespace, frame: Any, extraction: Any, t0: float
     from .learn.modelfile import save_model
 
     save_model(model, args.output)
-    print(f"trained deep fusion on {len(ids)} patients ({len(model.history_)} epochs) "
+    epochs = model.epochs_per_network()  # history_ holds every network's epochs, one after another
+    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else f"{epochs[0]}"
+    nets = f"{len(epochs)} networks, " if len(epochs) > 1 else ""
+    print(f"trained deep fusion on {len(ids)} patients ({nets}{span} epoch{'s' if max(epochs) > 1 else ''}) "
           f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK
 

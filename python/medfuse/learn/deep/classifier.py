@@ -484,6 +484,17 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         k = (z > 0).astype(int) if z.ndim == 1 else np.argmax(z, axis=1)
         return np.asarray(self.classes_)[k]
 
+    def epochs_per_network(self) -> list[int]:
+        """Epochs each network of the ensemble trained (``history_`` holds all of them, one after another)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "history_")
+        counts: dict[int, int] = {}
+        for h in self.history_:
+            j = int(h.get("member", 0))
+            counts[j] = counts.get(j, 0) + 1
+        return [counts[j] for j in sorted(counts)]
+
     # ---------------------------------------------------------------- state
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -567,7 +578,7 @@ def _register() -> None:
         to_parts=_to_parts,
         from_parts=_from_parts,
         card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
-                                  "layers": int(m.layers), "epochs": len(m.history_),
+                                  "layers": int(m.layers), "epochs": m.epochs_per_network(),
                                   "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]},
                          "extraction": _extraction_settings(m.extraction)},
     )
