@@ -386,3 +386,14 @@ def test_prepare_inputs_audio_and_features():
         prepare_inputs(cohort, xray_size=16, ct_size=8, features=feats.drop(columns="patient_id"))
     with pytest.raises(TypeError, match="DataFrame"):
         prepare_inputs(cohort, xray_size=16, ct_size=8, features=np.zeros((5, 2)))
+    # DeepFusionClassifier.prepare decides whether the table feeds the model: not with feature_blocks=False,
+    # nor when it has no feature block (a report-only table); never silently dropped for prepared inputs
+    small = dict(xray_size=16, ct_size=8, audio_mels=16, audio_frames=40)
+    assert DeepFusionClassifier(**small).prepare(cohort, features=feats).table_columns == ["ct__x", "audio__y"]
+    assert DeepFusionClassifier(**small, feature_blocks=False).prepare(cohort, features=feats).table is None
+    assert DeepFusionClassifier(**small).prepare(cohort, features=feats[["patient_id", "label"]]).table is None
+    with pytest.raises(ValueError, match="prepared DeepInputs"):
+        DeepFusionClassifier(**small).prepare(d, features=feats)
+    assert DeepFusionClassifier(**small).prepare(d) is d
+    with pytest.raises(TypeError, match="DataFrame"):
+        DeepFusionClassifier(**small, feature_blocks=False).prepare(cohort, features=np.zeros((5, 2)))

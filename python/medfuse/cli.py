@@ -641,11 +641,8 @@ def _train_deep(args: argparse.Namespace, frame: Any, extraction: Any, t0: float
     # the table's extraction settings go with the model: `predict` extracts new patients' feature blocks with them
     model = DeepFusionClassifier(max_epochs=args.epochs, random_state=args.seed, verbose=1,
                                  extraction=None if extraction is None else extraction.settings())
-    try:
-        from .learn.evaluate import image_blocks
-
-        table = frame if model.feature_blocks and image_blocks(frame) else None  # the feature-block tokens
-        model.fit(model.prepare([cohort[p] for p in ids], features=table), frame["label"].to_numpy())
+    try:  # prepare() keeps the table's feature blocks for the feature-block tokens (if the model reads them)
+        model.fit(model.prepare([cohort[p] for p in ids], features=frame), frame["label"].to_numpy())
     except ValueError as err:
         raise _UsageError(str(err)) from None
     from .learn.modelfile import save_model

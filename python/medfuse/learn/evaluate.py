@@ -769,8 +769,7 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int,
     absent = [p for p in ids if p not in cohort]
     if absent:
         raise ValueError(f"cohort lacks {len(absent)} patient(s) of features, e.g. {absent[0]!r}")
-    table = frame if model.feature_blocks and image_blocks(frame) else None  # the hand-made feature-block tokens
-    inputs = model.prepare([cohort[p] for p in ids], features=table)
+    inputs = model.prepare([cohort[p] for p in ids], features=frame)  # its feature blocks, if the model reads them
 
     def fit_score(tr: Any, te: Any, y: Any) -> Any:
         from sklearn.base import clone

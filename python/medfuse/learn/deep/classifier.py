@@ -30,6 +30,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ...nn._torch import require_torch, torch_threads
+from .._columns import image_blocks
 from .inputs import DeepInputs, prepare_inputs
 
 __all__ = ["DeepFusionClassifier"]
@@ -192,10 +193,26 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         _extraction_settings(self.extraction)
 
     def prepare(self, X: Any, features: Any = None, workers: int | None = None) -> DeepInputs:
-        """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings; ``features`` (the
-        extracted feature table of these patients) feeds the hand-made feature-block tokens."""
+        """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings.
+
+        ``features``: the extracted feature table of these patients (a DataFrame), for the hand-made
+        feature-block tokens; it is left out (no ``table``) when ``feature_blocks`` is False or it has no
+        ct__*, xray__* or audio__* column, so callers pass the table as it is. X already a DeepInputs is
+        returned as is; giving ``features`` with it raises ValueError (its table was made when it was prepared).
+        """
         if isinstance(X, DeepInputs):
+            if features is not None:
+                raise ValueError("features cannot be added to prepared DeepInputs: give the feature table when "
+                                 "preparing them (prepare(patients, features=...) or prepare_inputs(..., features=...))")
             return X
+        if features is not None:
+            import pandas as pd
+
+            if not isinstance(features, pd.DataFrame):
+                raise TypeError("features must be a pandas DataFrame (a medfuse feature table); "
+                                f"got {type(features).__name__}")
+            if not self.feature_blocks or not image_blocks(features):
+                features = None  # no feature-block token to feed
         return prepare_inputs(X, xray_size=self.xray_size, ct_size=self.ct_size, ct_input=self.ct_input,
                               ct_patch_mm=self.ct_patch_mm, max_tokens=self.max_tokens, audio_mels=self.audio_mels,
                               audio_frames=self.audio_frames, features=features, workers=workers)
