@@ -71,8 +71,16 @@ def test_training_learns_and_is_deterministic(tmp_path, held_out):
     c = D.train_denoiser(**kw)
     np.testing.assert_array_equal(a(low), c(low))
     # continued training starts from the given weights (a second cycle at a lower rate keeps what was learned)
-    d = D.train_denoiser(init=tmp_path / "w.safetensors", **{**kw, "steps": 30, "lr": 1e-3})
+    short = {**kw, "steps": 30, "lr": 1e-3}
+    d = D.train_denoiser(init=tmp_path / "w.safetensors", **short)
     assert R.psnr(ref, d(low), data_range=1500) > R.psnr(ref, low, data_range=1500) + 1.0
+    # ... and really from them: its weights stay near a's, while the same short run from scratch ends far away
+    def distance(m):
+        sa, sm = a.model.state_dict(), m.model.state_dict()
+        return float(sum((sm[k] - sa[k]).square().sum() for k in sa).sqrt() / sum(v.square().sum() for v in sa.values()).sqrt())
+
+    fresh = D.train_denoiser(**short)
+    assert distance(d) < 0.2 * distance(fresh), (distance(d), distance(fresh))
     with pytest.raises(ValueError, match="init"):
         D.train_denoiser(init=a, **{**kw, "channels": 4})
 
