@@ -133,6 +133,14 @@ def test_refusals(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a medfuse denoiser"):
         D.load_denoiser(bad)
+    # safetensors files that are not denoisers: no or bad metadata, weights of another shape
+    from safetensors.torch import save_file
+
+    w = {k: v.contiguous() for k, v in D.DnCNN(depth=3, channels=4).state_dict().items()}
+    for meta in (None, {"depth": "three", "channels": "4"}, {"depth": "3", "channels": "5"}):
+        save_file(w, str(bad), metadata=meta)
+        with pytest.raises(ValueError, match="not a medfuse denoiser"):
+            D.load_denoiser(bad)
     den = D.load_denoiser()
     with pytest.raises(ValueError, match="NaN"):
         den(np.full((8, 8), np.nan, np.float32))

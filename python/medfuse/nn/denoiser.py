@@ -113,7 +113,7 @@ def save_denoiser(denoiser: Denoiser | DnCNN, path: str | Path) -> None:
 
 def load_denoiser(path: str | Path | None = None) -> Denoiser:
     """The shipped denoiser (``path=None``) or one saved by :func:`save_denoiser`."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     if path is None:
@@ -131,7 +131,8 @@ def load_denoiser(path: str | Path | None = None) -> Denoiser:
         state = load_file(str(p))
         model = DnCNN(depth, channels, factor)
         model.load_state_dict({k: v.float() for k, v in state.items()})
-    except (KeyError, ValueError, OSError, RuntimeError, Exception) as err:  # safetensors raises its own types
+    except (SafetensorError, KeyError, ValueError, TypeError, OSError, RuntimeError) as err:
+        # not safetensors / unreadable, metadata without depth or channels or not integers, weights that do not fit
         raise ValueError(f"{p} is not a medfuse denoiser weights file: {err}") from err
     return Denoiser(model)
 

@@ -23,6 +23,7 @@ the model can move to a safetensors file as is.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -357,11 +358,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         with torch.no_grad():
             if net.table_mean.numel() and data.table is not None:
                 t = data.table[idx].astype(np.float64)
-                finite = np.isfinite(t)
-                cnt = finite.sum(axis=0)
-                mean = np.where(cnt > 0, np.nansum(np.where(finite, t, 0.0), axis=0) / np.maximum(cnt, 1), 0.0)
-                var = np.where(cnt > 1, np.nansum(np.where(finite, (t - mean) ** 2, 0.0), axis=0) / np.maximum(cnt - 1, 1), 1.0)
-                sd = np.sqrt(var)
+                t[~np.isfinite(t)] = np.nan  # missing
+                cnt = np.isfinite(t).sum(axis=0)
+                with warnings.catch_warnings():  # a column with < 2 values: its fallbacks below
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.where(cnt > 0, np.nanmean(t, axis=0), 0.0)
+                    sd = np.where(cnt > 1, np.nanstd(t, axis=0, ddof=1), 1.0)
                 sd = np.where(np.isfinite(sd) & (sd > 1e-8 * np.maximum(np.abs(mean), 1.0)), sd, 1.0)
                 net.table_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
                 net.table_scale.copy_(torch.from_numpy(sd.astype(np.float32)))
