@@ -319,11 +319,17 @@ def test_missing_audio_and_report_are_masked():
     m = DeepFusionClassifier(**{**SMALL, "max_epochs": 4}).fit(data)
     p = m.predict_proba(data)
     assert np.isfinite(p).all()
-    # a patient without audio: whatever sits in its (absent) spectrogram and audio__* cells is ignored
+    # a patient without audio: whatever sits in its (absent) spectrogram is ignored; its audio__* cells are
+    # missing (NaN, as extraction leaves them; any non-finite value means missing), so the audio block token
+    # is masked too (finite cells would be read: the table, not the recording, says whether a block is there)
     no_audio = data.subset(np.flatnonzero(~ap)[:10])
+    assert np.isnan(no_audio.table[:, 4:]).all()
     before = m.predict_proba(no_audio)
     no_audio.audio = rng.normal(0, 5, no_audio.audio.shape).astype(np.float32)
+    no_audio.table[:, 4:] = rng.choice(np.array([np.nan, np.inf, -np.inf], np.float32), no_audio.table[:, 4:].shape)
     np.testing.assert_allclose(m.predict_proba(no_audio), before, atol=1e-6)
+    no_audio.table[:, 4:] = 3.0  # finite cells are read
+    assert np.abs(m.predict_proba(no_audio) - before).max() > 1e-3
     # inputs without any audio at all (audio=None) are scored with the audio token masked
     bare = data.subset(np.arange(10))
     bare.audio, bare.audio_present = None, None
