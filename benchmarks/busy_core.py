@@ -17,22 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from _machine import cpu_name  # benchmarks/ (the script's folder) is on sys.path
 
 
 def _spin() -> subprocess.Popen[bytes]:
@@ -93,7 +84,7 @@ def main() -> int:
                         spinner.wait()
             results.setdefault(name, {})[condition] = best
             print(f"{condition:>14}  {name:<22} {best[0]:7.1f} s wall {best[1]:7.1f} s CPU", file=sys.stderr, flush=True)
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}; "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}; "
           f"env {' '.join(args.env) or '(none)'}{'; PYTHONPATH ' + args.pythonpath if args.pythonpath else ''}")
     print("wall and CPU (user + system) seconds; CPU beyond the work itself is threads spinning")
     print(f"{'command':<22} {'idle wall':>10} {'busy wall':>10} {'ratio':>6} {'idle CPU':>9} {'busy CPU':>9}")

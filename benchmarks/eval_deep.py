@@ -1,6 +1,6 @@
 """Deep fusion learning curve on the synthetic disease cohort: deep vs the best classical fusion vs the oracle.
 
-    python benchmarks/eval_deep.py --n 200,500,1000 [--cache-dir DIR] [--threads 2]
+    python benchmarks/eval_deep.py --n 200,500,1000 [--cache-dir DIR] [--threads 2] [--learner-threads 2]
 
 For each n: ``synthetic_cohort(n, seed=0, task="disease")`` (4 classes),
 its feature table (``CohortFeatures``, cached as ``features<n>.parquet``
@@ -24,17 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
+from _machine import cpu_name  # benchmarks/ (the script's folder) is on sys.path
 
 
 def features(cohort: object, n: int, cache_dir: Path | None, workers: int) -> pd.DataFrame:
@@ -55,15 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", default="200,500,1000", help="cohort sizes, comma-separated")
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep the feature tables here")
     ap.add_argument("--threads", type=int, default=None, help="medfuse.set_num_threads (default: all cores)")
+    ap.add_argument("--learner-threads", type=int, default=None,
+                    help="medfuse.set_learner_threads: the deep model's torch threads and the classical learners' "
+                         "BLAS/OpenMP threads, capped at --threads (default: medfuse's, 1)")
     args = ap.parse_args(argv)
 
     import medfuse
     from medfuse.data import synthetic_cohort
+    from medfuse.kernels._threads import learner_threads
     from medfuse.learn import cross_validate
     from medfuse.learn.deep import DeepFusionClassifier
 
     if args.threads:
         medfuse.set_num_threads(args.threads)
+    if args.learner_threads:
+        medfuse.set_learner_threads(args.learner_threads)
     threads = medfuse.get_num_threads()
     rows = []
     fit_times: list[float] = []
@@ -100,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(flush=True)
     out = pd.DataFrame(rows)
     print(f"macro AUC, 5-fold CV (same folds for every model), synthetic disease cohort (4 classes), seed 0; "
-          f"{cpu_name()}, {threads} thread(s)\n")
+          f"{cpu_name()}, {threads} kernel thread(s), {learner_threads()} learner thread(s) "
+          "(torch and BLAS/OpenMP)\n")
     cols = list(out.columns)
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")

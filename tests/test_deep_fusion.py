@@ -261,9 +261,11 @@ def test_feature_blocks_and_audio_tokens_learn_and_ensemble_is_deterministic():
     cfg = m.config_
     assert cfg["audio"] and cfg["bag"] and cfg["wide"] and sorted(cfg["blocks"]) == ["audio", "ct", "xray"]
     # standardisation statistics are the training patients' (NaN skipped), not the test patients'
-    t = data.table[tr]
-    np.testing.assert_allclose(m.state_dict_["members.0.table_mean"], np.nanmean(t, axis=0), rtol=1e-5)
-    np.testing.assert_allclose(m.state_dict_["members.1.table_scale"], np.nanstd(t, axis=0, ddof=1), rtol=1e-4)
+    # (computed in float64 as np.nanmean / np.nanstd do, stored in float32: the same bits)
+    t = data.table[tr].astype(np.float64)
+    np.testing.assert_array_equal(m.state_dict_["members.0.table_mean"], np.nanmean(t, axis=0).astype(np.float32))
+    np.testing.assert_array_equal(m.state_dict_["members.1.table_scale"],
+                                  np.nanstd(t, axis=0, ddof=1).astype(np.float32))
     p = m.predict_proba(data.subset(te))[:, 1]
     assert roc_auc_score(data.labels[te], p) > 0.85
     assert {h["member"] for h in m.history_} == {0.0, 1.0}
@@ -272,6 +274,20 @@ def test_feature_blocks_and_audio_tokens_learn_and_ensemble_is_deterministic():
     back = pickle.loads(pickle.dumps(m))
     np.testing.assert_array_equal(back.predict_proba(data.subset(te)), m.predict_proba(data.subset(te)))
     assert clone(m).get_params()["ensemble"] == 2
+
+
+def test_epochs_per_network_of_an_ensemble():
+    data = planted(60, 4)
+    m = DeepFusionClassifier(**{**SMALL, "ensemble": 3, "max_epochs": 8, "patience": 1}).fit(data)
+    epochs = m.epochs_per_network()
+    members = [int(h["member"]) for h in m.history_]
+    assert len(epochs) == 3 and sum(epochs) == len(m.history_) and all(1 <= e <= 8 for e in epochs)
+    assert members == sorted(members) and epochs == [members.count(j) for j in range(3)]
+    assert [h["epoch"] for h in m.history_] == [float(e) for n in epochs for e in range(n)]  # each restarts at 0
+    single = DeepFusionClassifier(**{**SMALL, "max_epochs": 3, "validation_fraction": 0.0}).fit(data)
+    assert single.epochs_per_network() == [3]
+    with pytest.raises(Exception, match="not fitted"):
+        DeepFusionClassifier().epochs_per_network()
 
 
 def test_audio_alone_carries_the_label():
@@ -303,11 +319,17 @@ def test_missing_audio_and_report_are_masked():
     m = DeepFusionClassifier(**{**SMALL, "max_epochs": 4}).fit(data)
     p = m.predict_proba(data)
     assert np.isfinite(p).all()
-    # a patient without audio: whatever sits in its (absent) spectrogram and audio__* cells is ignored
+    # a patient without audio: whatever sits in its (absent) spectrogram is ignored; its audio__* cells are
+    # missing (NaN, as extraction leaves them; any non-finite value means missing), so the audio block token
+    # is masked too (finite cells would be read: the table, not the recording, says whether a block is there)
     no_audio = data.subset(np.flatnonzero(~ap)[:10])
+    assert np.isnan(no_audio.table[:, 4:]).all()
     before = m.predict_proba(no_audio)
     no_audio.audio = rng.normal(0, 5, no_audio.audio.shape).astype(np.float32)
+    no_audio.table[:, 4:] = rng.choice(np.array([np.nan, np.inf, -np.inf], np.float32), no_audio.table[:, 4:].shape)
     np.testing.assert_allclose(m.predict_proba(no_audio), before, atol=1e-6)
+    no_audio.table[:, 4:] = 3.0  # finite cells are read
+    assert np.abs(m.predict_proba(no_audio) - before).max() > 1e-3
     # inputs without any audio at all (audio=None) are scored with the audio token masked
     bare = data.subset(np.arange(10))
     bare.audio, bare.audio_present = None, None
@@ -351,6 +373,14 @@ def test_prepare_inputs_audio_and_features():
     assert np.isfinite(d.audio).all() and (d.audio[~d.audio_present] == 0).all()
     np.testing.assert_array_equal(d.table[:, 0], np.arange(5.0))  # matched by patient_id, not row order
     assert np.isnan(d.table[3, 1]) and d.table_columns == ["ct__x", "audio__y"]  # inf -> missing
+    # the columns are learn.evaluate.image_blocks' (modality order ct, xray, audio; not the table's order)
+    from medfuse.learn.evaluate import image_blocks
+
+    mixed = feats.assign(xray__z=1.0, report="x", ct__w=2.0)[["patient_id", "audio__y", "xray__z", "report", "ct__w",
+                                                               "ct__x"]]
+    d2 = prepare_inputs(cohort, xray_size=16, ct_size=8, audio_mels=16, audio_frames=40, features=mixed)
+    assert d2.table_columns == ["ct__w", "ct__x", "xray__z", "audio__y"]
+    assert d2.table_columns == [c for block in image_blocks(mixed).values() for c in block]
     # the log-mel of a recording is medfuse.mel_spectrogram's, repeated to the frame count
     i = int(np.flatnonzero(d.audio_present)[0])
     y, sr = cohort[cohort.patient_ids[i]].audio
@@ -364,3 +394,14 @@ def test_prepare_inputs_audio_and_features():
         prepare_inputs(cohort, xray_size=16, ct_size=8, features=feats.drop(columns="patient_id"))
     with pytest.raises(TypeError, match="DataFrame"):
         prepare_inputs(cohort, xray_size=16, ct_size=8, features=np.zeros((5, 2)))
+    # DeepFusionClassifier.prepare decides whether the table feeds the model: not with feature_blocks=False,
+    # nor when it has no feature block (a report-only table); never silently dropped for prepared inputs
+    small = dict(xray_size=16, ct_size=8, audio_mels=16, audio_frames=40)
+    assert DeepFusionClassifier(**small).prepare(cohort, features=feats).table_columns == ["ct__x", "audio__y"]
+    assert DeepFusionClassifier(**small, feature_blocks=False).prepare(cohort, features=feats).table is None
+    assert DeepFusionClassifier(**small).prepare(cohort, features=feats[["patient_id", "label"]]).table is None
+    with pytest.raises(ValueError, match="prepared DeepInputs"):
+        DeepFusionClassifier(**small).prepare(d, features=feats)
+    assert DeepFusionClassifier(**small).prepare(d) is d
+    with pytest.raises(TypeError, match="DataFrame"):
+        DeepFusionClassifier(**small, feature_blocks=False).prepare(cohort, features=np.zeros((5, 2)))

@@ -71,10 +71,59 @@ def test_training_learns_and_is_deterministic(tmp_path, held_out):
     c = D.train_denoiser(**kw)
     np.testing.assert_array_equal(a(low), c(low))
     # continued training starts from the given weights (a second cycle at a lower rate keeps what was learned)
-    d = D.train_denoiser(init=tmp_path / "w.safetensors", **{**kw, "steps": 30, "lr": 1e-3})
+    short = {**kw, "steps": 30, "lr": 1e-3}
+    d = D.train_denoiser(init=tmp_path / "w.safetensors", **short)
     assert R.psnr(ref, d(low), data_range=1500) > R.psnr(ref, low, data_range=1500) + 1.0
+    # ... and really from them: its weights stay near a's, while the same short run from scratch ends far away
+    def distance(m):
+        sa, sm = a.model.state_dict(), m.model.state_dict()
+        return float(sum((sm[k] - sa[k]).square().sum() for k in sa).sqrt() / sum(v.square().sum() for v in sa.values()).sqrt())
+
+    fresh = D.train_denoiser(**short)
+    assert distance(d) < 0.2 * distance(fresh), (distance(d), distance(fresh))
     with pytest.raises(ValueError, match="init"):
         D.train_denoiser(init=a, **{**kw, "channels": 4})
+
+
+def test_torch_threads_training_at_learner_threads_inference_at_num_threads(monkeypatch, held_out):
+    """Training runs torch at learner_threads() (1 by default: issue 20), applying the denoiser at
+    get_num_threads(); torch's own setting comes back after both."""
+    import medfuse
+    from medfuse.nn._torch import torch_threads
+
+    seen = []
+    fit = D._fit
+    monkeypatch.setattr(D, "_fit", lambda *a, **k: (seen.append(torch.get_num_threads()), fit(*a, **k))[1])
+    forward = D.DnCNN.forward
+    monkeypatch.setattr(D.DnCNN, "forward", lambda self, x: (seen.append(torch.get_num_threads()), forward(self, x))[1])
+    old, old_learner, old_torch = medfuse.get_num_threads(), medfuse.get_learner_threads(), torch.get_num_threads()
+    try:
+        medfuse.set_num_threads(3)
+        torch.set_num_threads(2)
+        for learner in (1, 2):
+            medfuse.set_learner_threads(learner)
+            seen.clear()
+            den = D.train_denoiser(depth=3, channels=4, n_volumes=1, slices_per_volume=1, shape=(8, 32, 32), patch=16,
+                                   steps=1, batch=1)
+            train = list(seen)
+            seen.clear()
+            den(held_out[1][:16, :16])
+            assert train and set(train) == {learner}, train  # one _fit per cycle + its forwards
+            assert seen == [3] and torch.get_num_threads() == 2
+    finally:
+        medfuse.set_num_threads(old)
+        medfuse.set_learner_threads(old_learner)
+        torch.set_num_threads(old_torch)
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError, match="inner"), torch_threads(3):
+            assert torch.get_num_threads() == 3
+            raise RuntimeError("inner")
+        assert torch.get_num_threads() == 1  # restored on error too
+    assert torch.get_num_threads() == old_torch
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n must be"), torch_threads(bad):
+            pass
 
 
 def test_refusals(tmp_path):
@@ -84,6 +133,14 @@ def test_refusals(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a medfuse denoiser"):
         D.load_denoiser(bad)
+    # safetensors files that are not denoisers: no or bad metadata, weights of another shape
+    from safetensors.torch import save_file
+
+    w = {k: v.contiguous() for k, v in D.DnCNN(depth=3, channels=4).state_dict().items()}
+    for meta in (None, {"depth": "three", "channels": "4"}, {"depth": "3", "channels": "5"}):
+        save_file(w, str(bad), metadata=meta)
+        with pytest.raises(ValueError, match="not a medfuse denoiser"):
+            D.load_denoiser(bad)
     den = D.load_denoiser()
     with pytest.raises(ValueError, match="NaN"):
         den(np.full((8, 8), np.nan, np.float32))

@@ -285,6 +285,42 @@ def test_traced_calls_go_through_the_custom_operators():
     assert torch.equal(y, F.conv2d(x, w, None, 1, 1, activation="relu")) and torch.equal(o, F.attention(q, q, q))
 
 
+def test_jit_trace_records_the_operators_and_saved_module_reloads():
+    """torch.jit.trace (and the tracing torch.onnx.export) must record torch.ops.medfuse.*: the eager
+    fast path's Python autograd.Function would be a prim::PythonOp that torch.jit.save refuses."""
+    import io
+    import warnings
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = mnn.Conv2d(2, 8, 3, padding=1)
+            self.attn = mnn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            y = self.conv(x)
+            t = y.flatten(2).transpose(1, 2)  # (batch, pixels, 8) tokens
+            return y, self.attn(t, t, t, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.randn(2, 2, 6, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks become constants, as intended
+        warnings.filterwarnings("ignore", r"`?torch\.jit", DeprecationWarning)  # deprecated, still what ONNX uses
+        traced = torch.jit.trace(net, x)
+        kinds = {n.kind() for n in traced.inlined_graph.nodes()}
+        assert {"medfuse::conv2d", "medfuse::attention"} <= kinds and "prim::PythonOp" not in kinds, kinds
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+        buf.seek(0)
+        back = torch.jit.load(buf)
+    x2 = torch.randn(2, 2, 6, 6)  # other values than at tracing: nothing was baked in
+    with torch.no_grad():
+        for got, want in zip(back(x2), net(x2)):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_attention_eager_path_equals_the_operator():
     gen = _gen(5)
     q = torch.randn(2, 3, 5, 4, generator=gen, requires_grad=True)

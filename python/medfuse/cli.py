@@ -600,7 +600,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise _UsageError(f"{args.features}: label has a single class; a classifier needs two")
     t0 = time.perf_counter()
     if args.fusion == "deep":
-        return _train_deep(args, frame, t0)
+        return _train_deep(args, frame, extraction, t0)
     if args.manifest is not None:
         raise _UsageError("--manifest is only used by --fusion deep")
     model = MultimodalModel(args.fusion, args.learner, extraction=extraction, random_state=args.seed)
@@ -626,7 +626,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _train_deep(args: argparse.Namespace, frame: Any, t0: float) -> int:
+def _train_deep(args: argparse.Namespace, frame: Any, extraction: Any, t0: float) -> int:
     try:
         from .learn.deep import DeepFusionClassifier
     except ImportError as err:
@@ -638,18 +638,20 @@ def _train_deep(args: argparse.Namespace, frame: Any, t0: float) -> int:
     absent = [p for p in ids if p not in cohort]
     if absent:
         raise _UsageError(f"{args.manifest} lacks {len(absent)} patient(s) of the feature table, e.g. {absent[0]!r}")
-    model = DeepFusionClassifier(max_epochs=args.epochs, random_state=args.seed, verbose=1)
-    try:
-        from .learn.evaluate import image_blocks
-
-        table = frame if model.feature_blocks and image_blocks(frame) else None  # the feature-block tokens
-        model.fit(model.prepare([cohort[p] for p in ids], features=table), frame["label"].to_numpy())
+    # the table's extraction settings go with the model: `predict` extracts new patients' feature blocks with them
+    model = DeepFusionClassifier(max_epochs=args.epochs, random_state=args.seed, verbose=1,
+                                 extraction=None if extraction is None else extraction.settings())
+    try:  # prepare() keeps the table's feature blocks for the feature-block tokens (if the model reads them)
+        model.fit(model.prepare([cohort[p] for p in ids], features=frame), frame["label"].to_numpy())
     except ValueError as err:
         raise _UsageError(str(err)) from None
     from .learn.modelfile import save_model
 
     save_model(model, args.output)
-    print(f"trained deep fusion on {len(ids)} patients ({len(model.history_)} epochs) "
+    epochs = model.epochs_per_network()  # history_ holds every network's epochs, one after another
+    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else f"{epochs[0]}"
+    nets = f"{len(epochs)} networks, " if len(epochs) > 1 else ""
+    print(f"trained deep fusion on {len(ids)} patients ({nets}{span} epoch{'s' if max(epochs) > 1 else ''}) "
           f"in {time.perf_counter() - t0:.1f} s -> {args.output}")
     return EXIT_OK
 
@@ -673,8 +675,9 @@ def _warn_unseen_classes(model: Any, cohort: Any) -> None:
 
 
 def _predict_deep(model: Any, cohort: Any, output: Path, workers: int, progress: bool) -> int:
-    """Deep predictions; a model with feature-block tokens first extracts the hand-made features (default
-    extraction settings); a patient whose extraction failed gets its error instead of a prediction."""
+    """Deep predictions; a model with feature-block tokens first extracts the hand-made features (with the
+    settings of its training table, else the defaults); a patient whose extraction failed gets its error instead
+    of a prediction."""
     import numpy as np
     import pandas as pd
 
@@ -685,7 +688,12 @@ def _predict_deep(model: Any, cohort: Any, output: Path, workers: int, progress:
     failures: dict[str, str] = {}
     table = None
     if model.config_.get("table_columns"):
-        res = _run_extraction(cohort, CohortFeatures(), workers, progress=progress)
+        settings = getattr(model, "extraction", None)  # None: a table without settings, or a model from before them
+        try:
+            extraction = _extraction_from_settings(settings) if isinstance(settings, dict) else settings
+        except (KeyError, TypeError, ValueError) as err:
+            raise _UsageError(f"the model's extraction settings are unusable ({type(err).__name__}: {err})") from None
+        res = _run_extraction(cohort, extraction or CohortFeatures(), workers, progress=progress)
         failures = {str(k): v for k, v in res.failures.items()}
         table = res.features
         ids = [p for p in ids if p not in failures]
@@ -695,6 +703,8 @@ def _predict_deep(model: Any, cohort: Any, output: Path, workers: int, progress:
             proba = model.predict_proba(model.prepare([cohort[p] for p in ids], features=table))
         except ImportError as err:
             raise _UsageError(str(err)) from None
+        except ValueError as err:  # e.g. the extracted feature columns are not those the model was trained with
+            raise _UsageError(f"cannot predict with this deep model: {err}") from None
         pred = pd.DataFrame({"patient_id": ids, "prediction": np.asarray(model.classes_)[np.argmax(proba, axis=1)]})
         for j, c in enumerate(model.classes_):
             pred[f"probability_{c}"] = proba[:, j]

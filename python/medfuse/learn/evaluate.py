@@ -41,6 +41,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..kernels._threads import with_learner_threads
+from ._columns import NUMERIC_MODALITIES, SEP, image_blocks
 from .fusion import check_known_classes, check_labels
 
 __all__ = [
@@ -62,21 +63,8 @@ __all__ = [
 
 MODALITIES = ("ct", "xray", "report", "audio")
 IMAGE_MODALITIES = ("ct", "xray")
-# Modalities whose features are numeric columns of the table (<m>__<feature>).
-NUMERIC_MODALITIES = ("ct", "xray", "audio")
 FUSIONS = ("early", "late", "attention")
 METRICS = ("auc", "accuracy", "f1")
-SEP = "__"
-
-
-def image_blocks(frame: Any) -> dict[str, list[str]]:
-    """Numeric modality -> its feature columns (``ct__*``, ``xray__*``, ``audio__*``) present in ``frame``."""
-    out: dict[str, list[str]] = {}
-    for m in NUMERIC_MODALITIES:
-        cols = [c for c in frame.columns if isinstance(c, str) and c.startswith(m + SEP)]
-        if cols:
-            out[m] = cols
-    return out
 
 
 def _check_table(frame: Any, need_label: bool = True) -> None:
@@ -781,8 +769,7 @@ def _extra_models(frame: Any, cohort: Any, deep: Any, seed: int,
     absent = [p for p in ids if p not in cohort]
     if absent:
         raise ValueError(f"cohort lacks {len(absent)} patient(s) of features, e.g. {absent[0]!r}")
-    table = frame if model.feature_blocks and image_blocks(frame) else None  # the hand-made feature-block tokens
-    inputs = model.prepare([cohort[p] for p in ids], features=table)
+    inputs = model.prepare([cohort[p] for p in ids], features=frame)  # its feature blocks, if the model reads them
 
     def fit_score(tr: Any, te: Any, y: Any) -> Any:
         from sklearn.base import clone

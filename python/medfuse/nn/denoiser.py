@@ -39,7 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ..kernels._threads import get_num_threads
+from ..kernels._threads import get_num_threads, learner_threads
+from ._torch import torch_threads
 from .modules import Conv2d
 
 __all__ = ["SHIPPED_WEIGHTS", "Denoiser", "DnCNN", "load_denoiser", "save_denoiser", "train_denoiser"]
@@ -94,14 +95,9 @@ class Denoiser:
         x = img.astype(np.float32) / np.float32(HU_SCALE)
         if not np.isfinite(x).all():
             raise ValueError("image contains NaN or infinity")
-        old = torch.get_num_threads()
-        torch.set_num_threads(get_num_threads())
-        try:
-            self.model.eval()
-            with torch.inference_mode():
-                y = self.model(torch.from_numpy(x)[None, None])[0, 0].numpy()
-        finally:
-            torch.set_num_threads(old)
+        self.model.eval()
+        with torch_threads(get_num_threads()), torch.inference_mode():  # inference: one big forward, all threads
+            y = self.model(torch.from_numpy(x)[None, None])[0, 0].numpy()
         return (y * np.float32(HU_SCALE)).astype(np.float32)
 
 
@@ -117,7 +113,7 @@ def save_denoiser(denoiser: Denoiser | DnCNN, path: str | Path) -> None:
 
 def load_denoiser(path: str | Path | None = None) -> Denoiser:
     """The shipped denoiser (``path=None``) or one saved by :func:`save_denoiser`."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     if path is None:
@@ -135,7 +131,8 @@ def load_denoiser(path: str | Path | None = None) -> Denoiser:
         state = load_file(str(p))
         model = DnCNN(depth, channels, factor)
         model.load_state_dict({k: v.float() for k, v in state.items()})
-    except (KeyError, ValueError, OSError, RuntimeError, Exception) as err:  # safetensors raises its own types
+    except (SafetensorError, KeyError, ValueError, TypeError, OSError, RuntimeError) as err:
+        # not safetensors / unreadable, metadata without depth or channels or not integers, weights that do not fit
         raise ValueError(f"{p} is not a medfuse denoiser weights file: {err}") from err
     return Denoiser(model)
 
@@ -241,7 +238,11 @@ def train_denoiser(
     """Train a :class:`DnCNN` on synthetic low-dose / normal-dose CT pairs.
 
     The shipped weights are ``train_denoiser()`` with these defaults (seed 0,
-    ``medfuse.set_num_threads(1)``).
+    ``medfuse.set_num_threads(1)``). torch trains at the learners' thread
+    count (``learner_threads()``: 1 unless :func:`medfuse.set_learner_threads`
+    raises it), medfuse's convolutions at :func:`medfuse.get_num_threads`
+    (identical results for any count); the trained :class:`Denoiser` runs
+    torch at :func:`medfuse.get_num_threads`.
 
     ``n_volumes`` phantoms (nodule phantoms and disease phantoms with random
     findings, alternately) x ``slices_per_volume`` slices, each degraded at a
@@ -276,13 +277,9 @@ def train_denoiser(
                              f"expected {(depth, channels, factor)}")
         model.load_state_dict(start.state_dict())
     noisy, clean = _training_pairs(n_volumes, slices_per_volume, doses, shape, seed)
-    old = torch.get_num_threads()
-    torch.set_num_threads(get_num_threads())
-    try:
+    with torch_threads(learner_threads()):  # training, like every learner (issue 20: no oversubscription)
         for n, rate in cycles:
             _fit(model, noisy, clean, patch=patch, steps=int(n), batch=batch, lr=float(rate), seed=seed)
-    finally:
-        torch.set_num_threads(old)
     den = Denoiser(model)
     if path is not None:
         save_denoiser(den, path)

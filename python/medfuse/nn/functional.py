@@ -24,8 +24,10 @@ function mode active, the functions call the C++ kernels through a
 operators; the validation above is done once per call). Custom-operator
 dispatch costs tens of microseconds per call (schema checks, the Python
 dispatcher, the autograd wrapper), which dominated small layers. Anything
-else (compiling, ``make_fx``, ``opcheck``, fake tensors) goes through
-``torch.ops.medfuse.*``.
+else (compiling, ``torch.jit.trace`` and the tracing ``torch.onnx.export``,
+``make_fx``, ``opcheck``, fake tensors) goes through ``torch.ops.medfuse.*``,
+so a traced graph records the operators (a Python autograd.Function cannot
+be saved or exported).
 """
 
 # No `from __future__ import annotations`: torch.library infers the operator
@@ -60,7 +62,7 @@ def _core():  # the extension, imported on first use (as medfuse.kernels does)
 
 def _eager(*tensors: torch.Tensor | None) -> bool:
     """True when the kernels may be called directly (see the module docstring)."""
-    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack()
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack()
             or torch._C._are_functorch_transforms_active() or torch._C._is_torch_function_mode_enabled()):
         return False
     return all(t is None or type(t) in _PLAIN for t in tensors)

@@ -370,6 +370,7 @@ class DQNAgent:
         except ImportError:
             raise ImportError("DQNAgent needs PyTorch: python -m pip install 'medfuse[deep]'") from None
         from ...kernels._threads import learner_threads
+        from ...nn._torch import torch_threads
 
         M, K = _env_shape(env)
         steps = _check_int("steps", self.steps)
@@ -386,9 +387,7 @@ class DQNAgent:
         A, D = M + K, 2 * M + K
         self.n_modalities_, self.n_classes_ = M, K
         self.reward_scale_ = scale = _reward_scale(env)
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads):
             torch.manual_seed(int(self.seed))
             rng = np.random.default_rng(self.seed)
             q = self._net(D, A)
@@ -451,8 +450,6 @@ class DQNAgent:
                     losses.append(loss.item())
                 if (t + 1) % sync == 0:
                     target.load_state_dict(q.state_dict())
-        finally:
-            torch.set_num_threads(old_threads)
         self.q_net_ = q.eval()
         self.losses_ = np.asarray(losses)
         self.episode_returns_ = np.asarray(returns)

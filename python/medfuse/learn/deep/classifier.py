@@ -23,13 +23,15 @@ the model can move to a safetensors file as is.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ...nn._torch import require_torch
+from ...nn._torch import require_torch, torch_threads
+from .._columns import image_blocks
 from .inputs import DeepInputs, prepare_inputs
 
 __all__ = ["DeepFusionClassifier"]
@@ -78,6 +80,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         elsewhere, 2 torch threads cost 14x the CPU of one (spinning at
         barriers; benchmarks/busy_core.py).
     verbose : 1 shows a tqdm bar over epochs; 0 is silent.
+    extraction : the settings of the extraction that made the feature table
+        (:meth:`medfuse.extract.CohortFeatures.settings`, a JSON-able dict;
+        or the CohortFeatures itself), or None. Not read by the model: it is
+        kept with it (model file, card) so that ``medfuse predict`` extracts
+        the feature blocks of new patients as at training (``medfuse train
+        --fusion deep`` sets it).
     """
 
     def __init__(
@@ -116,6 +124,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         ensemble: int = 3,
         random_state: int = 0,
         verbose: int = 0,
+        extraction: Any = None,
     ) -> None:
         self.d_model = d_model
         self.heads = heads
@@ -150,6 +159,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.ensemble = ensemble
         self.random_state = random_state
         self.verbose = verbose
+        self.extraction = extraction
 
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
@@ -181,12 +191,29 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         vf = self.validation_fraction
         if not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {vf!r}")
+        _extraction_settings(self.extraction)
 
     def prepare(self, X: Any, features: Any = None, workers: int | None = None) -> DeepInputs:
-        """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings; ``features`` (the
-        extracted feature table of these patients) feeds the hand-made feature-block tokens."""
+        """:func:`~medfuse.learn.deep.prepare_inputs` with this model's input settings.
+
+        ``features``: the extracted feature table of these patients (a DataFrame), for the hand-made
+        feature-block tokens; it is left out (no ``table``) when ``feature_blocks`` is False or it has no
+        ct__*, xray__* or audio__* column, so callers pass the table as it is. X already a DeepInputs is
+        returned as is; giving ``features`` with it raises ValueError (its table was made when it was prepared).
+        """
         if isinstance(X, DeepInputs):
+            if features is not None:
+                raise ValueError("features cannot be added to prepared DeepInputs: give the feature table when "
+                                 "preparing them (prepare(patients, features=...) or prepare_inputs(..., features=...))")
             return X
+        if features is not None:
+            import pandas as pd
+
+            if not isinstance(features, pd.DataFrame):
+                raise TypeError("features must be a pandas DataFrame (a medfuse feature table); "
+                                f"got {type(features).__name__}")
+            if not self.feature_blocks or not image_blocks(features):
+                features = None  # no feature-block token to feed
         return prepare_inputs(X, xray_size=self.xray_size, ct_size=self.ct_size, ct_input=self.ct_input,
                               ct_patch_mm=self.ct_patch_mm, max_tokens=self.max_tokens, audio_mels=self.audio_mels,
                               audio_frames=self.audio_frames, features=features, workers=workers)
@@ -245,23 +272,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                                  f"was trained on {want}")
         return data
 
-    def _threads(self) -> Any:
-        import contextlib
-
+    @staticmethod
+    def _threads() -> Any:
+        """torch at the learners' thread count during fit and predict (see the class doc)."""
         from ...kernels._threads import learner_threads
 
-        torch = require_torch("DeepFusionClassifier")
-
-        @contextlib.contextmanager
-        def ctx() -> Any:
-            old = torch.get_num_threads()
-            torch.set_num_threads(learner_threads())
-            try:
-                yield
-            finally:
-                torch.set_num_threads(old)
-
-        return ctx()
+        return torch_threads(learner_threads())
 
     # ---------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> DeepFusionClassifier:
@@ -342,11 +358,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         with torch.no_grad():
             if net.table_mean.numel() and data.table is not None:
                 t = data.table[idx].astype(np.float64)
-                finite = np.isfinite(t)
-                cnt = finite.sum(axis=0)
-                mean = np.where(cnt > 0, np.nansum(np.where(finite, t, 0.0), axis=0) / np.maximum(cnt, 1), 0.0)
-                var = np.where(cnt > 1, np.nansum(np.where(finite, (t - mean) ** 2, 0.0), axis=0) / np.maximum(cnt - 1, 1), 1.0)
-                sd = np.sqrt(var)
+                t[~np.isfinite(t)] = np.nan  # missing
+                cnt = np.isfinite(t).sum(axis=0)
+                with warnings.catch_warnings():  # a column with < 2 values: its fallbacks below
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.where(cnt > 0, np.nanmean(t, axis=0), 0.0)
+                    sd = np.where(cnt > 1, np.nanstd(t, axis=0, ddof=1), 1.0)
                 sd = np.where(np.isfinite(sd) & (sd > 1e-8 * np.maximum(np.abs(mean), 1.0)), sd, 1.0)
                 net.table_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
                 net.table_scale.copy_(torch.from_numpy(sd.astype(np.float32)))
@@ -486,6 +503,17 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         k = (z > 0).astype(int) if z.ndim == 1 else np.argmax(z, axis=1)
         return np.asarray(self.classes_)[k]
 
+    def epochs_per_network(self) -> list[int]:
+        """Epochs each network of the ensemble trained (``history_`` holds all of them, one after another)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "history_")
+        counts: dict[int, int] = {}
+        for h in self.history_:
+            j = int(h.get("member", 0))
+            counts[j] = counts.get(j, 0) + 1
+        return [counts[j] for j in sorted(counts)]
+
     # ---------------------------------------------------------------- state
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -497,6 +525,19 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.network_ = None
 
 
+def _extraction_settings(extraction: Any) -> dict[str, Any] | None:
+    """The ``extraction`` parameter as a JSON-able settings dict (or None); ValueError for anything else."""
+    if extraction is None or isinstance(extraction, dict):
+        return extraction
+    settings = getattr(extraction, "settings", None)
+    if callable(settings):
+        out = settings()
+        if isinstance(out, dict):
+            return out
+    raise ValueError("extraction must be None, a medfuse.extract.CohortFeatures or its settings() dict; "
+                     f"got {type(extraction).__name__}")
+
+
 # ---------------------------------------------------------------- model files
 def _to_parts(model: DeepFusionClassifier) -> Any:
     """Config, vocabulary and history as JSON; the weights as named arrays (safetensors)."""
@@ -506,6 +547,7 @@ def _to_parts(model: DeepFusionClassifier) -> Any:
 
     check_is_fitted(model, "state_dict_")
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
+    params["extraction"] = _extraction_settings(model.extraction)
     config = {
         "params": params,
         "network": model.config_,
@@ -555,8 +597,9 @@ def _register() -> None:
         to_parts=_to_parts,
         from_parts=_from_parts,
         card=lambda m: {"model": {"class": "DeepFusionClassifier", "d_model": int(m.d_model),
-                                  "layers": int(m.layers), "epochs": len(m.history_),
-                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]}},
+                                  "layers": int(m.layers), "epochs": m.epochs_per_network(),
+                                  "classes": [c.item() if isinstance(c, np.generic) else c for c in m.classes_]},
+                         "extraction": _extraction_settings(m.extraction)},
     )
 
 

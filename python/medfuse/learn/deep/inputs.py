@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._columns import image_blocks
+
 __all__ = ["MODALITIES", "DeepInputs", "prepare_inputs"]
 
 MODALITIES = ("ct", "xray", "report")
@@ -188,10 +190,7 @@ def _feature_table(features: Any, ids: list[str]) -> tuple[npt.NDArray[np.float3
         raise TypeError(f"features must be a pandas DataFrame (a medfuse feature table); got {type(features).__name__}")
     if "patient_id" not in features.columns:
         raise ValueError("features has no patient_id column to match the patients")
-    # The blocks of learn.evaluate.image_blocks, in its modality order (not imported from there:
-    # learn.evaluate imports this package, tests/test_layout.py forbids the circle).
-    cols = [c for m in ("ct", "xray", "audio") for c in features.columns
-            if isinstance(c, str) and c.startswith(m + "__")]
+    cols = [c for block in image_blocks(features).values() for c in block]
     if not cols:
         raise ValueError("features has no feature column (ct__*, xray__*, audio__*)")
     frame = features.assign(patient_id=features["patient_id"].astype(str)).drop_duplicates("patient_id")
