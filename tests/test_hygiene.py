@@ -174,6 +174,7 @@ def test_stress_malloc_check_catches_a_one_byte_heap_overflow():
     and with it the checks are only on where the interpreter did not allocate
     before the library initialised (so the job prints whether they are)."""
     import os
+    import re
     import subprocess
     import sys
 
@@ -183,21 +184,36 @@ def test_stress_malloc_check_catches_a_one_byte_heap_overflow():
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CHECK_", "PYTHONMALLOC")}
     # PYTHONMALLOC=malloc: nothing but glibc between the test and the block.
     base["PYTHONMALLOC"] = "malloc"
-    checked = subprocess.run([sys.executable, "-c", _OVERFLOW_ONE_BYTE], capture_output=True, text=True, timeout=60,
+    # The probe needs only ctypes: run it in this interpreter and, where the
+    # checks stay off in it (a Python linked against a shared libpython, e.g.
+    # pyenv: libpython's initialisers allocate before the debug library's
+    # run), in the system Python, where they are on. Skipped only when no
+    # interpreter here has them; .ci/stress then refuses STRESS_MALLOC_CHECK=1.
+    import shutil
+
+    checked = None
+    for py in dict.fromkeys([sys.executable, "/usr/bin/python3", shutil.which("python3") or ""]):
+        if not py or not os.path.exists(py):
+            continue
+        run = subprocess.run([py, "-c", _OVERFLOW_ONE_BYTE], capture_output=True, text=True, timeout=60,
                              env=dict(base, LD_PRELOAD=lib, MALLOC_CHECK_="3"))
-    if checked.stdout.startswith("inactive"):
-        # e.g. a Python linked against a shared libpython (pyenv): glibc's
-        # malloc was initialised before the debug library, which then leaves
-        # the checks off. A venv of the system Python has them.
-        pytest.skip("glibc's malloc check is not active in this interpreter")
+        if not run.stdout.startswith("inactive"):
+            checked = run
+            break
+    if checked is None:
+        pytest.skip("glibc's malloc check is not active in any interpreter found here")
     assert checked.stdout.startswith("active"), checked.stdout
     assert checked.returncode == -6, (checked.returncode, checked.stdout, checked.stderr[-2000:])
     assert "undetected" not in checked.stdout
     assert "free()" in checked.stderr
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = open(os.path.join(root, ".ci", "stress")).read()
+    with open(os.path.join(root, ".ci", "stress")) as f:
+        script = f.read()
     assert "libc_malloc_debug.so.0" in script and "MALLOC_CHECK_=3" in script
+    # Where the checks would be off, the job stops instead of running unchecked.
+    refusal = re.search(r'if \[ "\$active" != 1 \]; then\n(.*?)\n  fi\n', script, re.S)
+    assert refusal and "exit 1" in refusal.group(1), "stress must refuse an unchecked run"
 
 
 def test_no_test_takes_scipys_heap_corrupting_morphology_path():
