@@ -16,6 +16,11 @@ Groups:
   fill-holes-2d-ct-512             fill_holes of one body-mask slice vs scipy.
   erode-2d also has cv2.erode (3x3 rectangle, constant border 0 = scipy's border_value=0).
 
+scipy.ndimage.binary_fill_holes corrupts the heap for some inputs in scipy
+1.17.1 (issue 25): the timed scipy fill-holes rows still call it (it is the
+anchor), through scipy_safe.unguarded, and CI's untimed smoke run leaves them
+out; the agreement checks use a label-based reference instead.
+
 Inputs are built outside the timed calls; agreement is asserted once, outside
 the timing. With --benchmark-disable every case runs once.
 """
@@ -32,6 +37,7 @@ from scipy import ndimage
 import medfuse
 import medfuse.reference as ref
 from medfuse.data import phantoms as _phantoms
+from scipy_safe import fill_holes_reference, unguarded  # tests/, on sys.path by conftest.py
 
 RANK = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}
 
@@ -61,7 +67,7 @@ def _scipy_erosion(two_d: bool) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _scipy_fill() -> np.ndarray:
-    return ndimage.binary_fill_holes(~_air())
+    return fill_holes_reference(~_air(), ndimage.generate_binary_structure(3, 1))
 
 
 def _info(benchmark, implementation, family, threads, inp, checked):
@@ -214,7 +220,7 @@ def test_fill_holes_3d(benchmark: BenchmarkFixture, impl: str) -> None:
     body = ~_air()
     inp = "128x512x512 bool body mask (synthetic CT HU >= -400), 6-connected background"
     if impl == "scipy":
-        _run(benchmark, lambda: ndimage.binary_fill_holes(body), True)
+        _run(benchmark, lambda: unguarded("binary_fill_holes")(body), True)
         _info(benchmark, "scipy.ndimage.binary_fill_holes", "scipy", None, inp, "medfuse")
     else:
         want = _scipy_fill()
@@ -329,8 +335,8 @@ def test_fill_holes_2d(benchmark: BenchmarkFixture, impl: str) -> None:
     body = ~_slice64()
     inp = "512x512 bool body-mask slice (synthetic CT HU >= -400), 4-connected background"
     if impl == "scipy":
-        _run(benchmark, lambda: ndimage.binary_fill_holes(body), False)
+        _run(benchmark, lambda: unguarded("binary_fill_holes")(body), False)
         _info(benchmark, "scipy.ndimage.binary_fill_holes", "scipy", None, inp, "medfuse")
     else:
-        want = ndimage.binary_fill_holes(body)
+        want = fill_holes_reference(body, ndimage.generate_binary_structure(2, 1))
         _medfuse_case(benchmark, impl, lambda: medfuse.fill_holes(body), False, inp, want, "scipy")

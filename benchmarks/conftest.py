@@ -14,11 +14,20 @@ import platform
 import sys
 from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import medfuse
+
+# scipy.ndimage's repeat-until-stable morphology corrupts the heap (issue 25): the same guard as the test suite
+# (tests/scipy_safe.py), so a reference or agreement check cannot take that path by accident. The timed scipy
+# fill-holes anchors call the unguarded function on purpose (scipy_safe.unguarded; bench_morphology.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import scipy_safe
+
+scipy_safe.install_guard()
 
 
 def _version(dist: str) -> str:

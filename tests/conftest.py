@@ -40,6 +40,11 @@ if TESTS_DIR not in sys.path:
 
 import hygiene
 import images
+import scipy_safe
+
+# scipy.ndimage's repeat-until-stable morphology corrupts the heap (issue 25):
+# any call that would take it fails the calling test (tests/scipy_safe.py).
+scipy_safe.install_guard()
 
 _COMMON: dict = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DATABASE_DIR = os.environ.get("HYPOTHESIS_DATABASE_DIR") or None

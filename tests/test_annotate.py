@@ -222,7 +222,7 @@ def test_score_assertions_against_hand_counts():
         score_assertions(pred, stated.iloc[::-1])
     with pytest.raises(ValueError, match="expected 1, 0, -1 or NaN"):
         score_assertions(pred, pd.DataFrame({"a": [2.0] * 6}))
-    with pytest.raises(ValueError, match="not columns"):
+    with pytest.raises(ValueError, match="not columns of both predicted and stated"):
         score_assertions(pred, stated, findings=["b"])
 
 
@@ -234,6 +234,8 @@ def test_score_labels_against_hand_counts():
     assert s["precision"] == 0.5 and s["recall"] == pytest.approx(1 / 3) and s["f1"] == pytest.approx(0.4)
     with pytest.raises(ValueError, match="same index"):
         score_labels(pred, truth.iloc[::-1])
+    with pytest.raises(ValueError, match=r"\['b'\] are not columns of both predicted and truth"):
+        score_labels(pred, truth, findings=["b"])
 
 
 # ------------------------------------------------------------------ weak labels

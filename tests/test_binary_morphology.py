@@ -16,6 +16,7 @@ from scipy import ndimage
 import medfuse
 import medfuse.reference as ref
 import strategies as S
+from scipy_safe import fill_holes_reference, until_stable
 
 RANK = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}
 CONNS = {2: (4, 8), 3: (6, 18, 26)}
@@ -35,36 +36,13 @@ OPS = {
 # processes (heap-layout dependent). So the references below never take that path: repeat-until-stable is computed
 # by repeating scipy's single step (iterations=1) until nothing changes — its definition — and fill_holes by
 # labelling the background (scipy.ndimage.label).
-def scipy_stable(step, x, sp, border):
-    cur = x
-    while True:
-        nxt = step(cur, structure=sp, iterations=1, border_value=border)
-        if np.array_equal(nxt, cur):
-            return nxt
-        cur = nxt
-
-
 def scipy_reference(op, x, sp, iterations, border):
     x = np.asarray(x) != 0
     if iterations >= 1:
         return OPS[op][2](x, structure=sp, iterations=iterations, border_value=border)
-    er = lambda a: scipy_stable(ndimage.binary_erosion, a, sp, border)  # noqa: E731
-    di = lambda a: scipy_stable(ndimage.binary_dilation, a, sp, border)  # noqa: E731
+    er = lambda a: until_stable(ndimage.binary_erosion, a, structure=sp, border_value=border)  # noqa: E731
+    di = lambda a: until_stable(ndimage.binary_dilation, a, structure=sp, border_value=border)  # noqa: E731
     return {"erode": er, "dilate": di, "open": lambda a: di(er(a)), "close": lambda a: er(di(a))}[op](x)
-
-
-def fill_holes_reference(x, sp):
-    """Background components not touching the image border are holes (scipy.ndimage.label, not binary_fill_holes)."""
-    x = np.asarray(x) != 0
-    lab, _ = ndimage.label(~x, structure=sp)
-    edge = np.zeros(x.shape, bool)
-    for ax in range(x.ndim):
-        idx = [slice(None)] * x.ndim
-        for end in (0, -1):
-            idx[ax] = end
-            edge[tuple(idx)] = True
-    outside = np.unique(lab[edge & ~x])
-    return x | ((lab > 0) & ~np.isin(lab, outside))
 
 
 def assert_same(got, want):

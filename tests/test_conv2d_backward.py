@@ -105,22 +105,28 @@ def test_need_selects_outputs():
     np.testing.assert_array_equal(gw, medfuse.conv2d_backward(x, w, gy)[1])
 
 
-def test_identical_for_any_thread_count():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((3, 8, 33, 37)).astype(np.float32)
-    w = rng.standard_normal((12, 4, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((3, 12, 17, 19)).astype(np.float32)
+def _at_thread_counts(x, w, gy, **kw):
+    """conv2d_backward at 1, 2, 3 and 7 threads; asserts the results are bit-identical and returns the first."""
     old = medfuse.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3, 7):
             medfuse.set_num_threads(t)
-            outs.append(medfuse.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2))
+            outs.append(medfuse.conv2d_backward(x, w, gy, **kw))
     finally:
         medfuse.set_num_threads(old)
     for o in outs[1:]:
         for a, b in zip(outs[0], o):
             assert a.tobytes() == b.tobytes()
+    return outs[0]
+
+
+def test_identical_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 8, 33, 37)).astype(np.float32)
+    w = rng.standard_normal((12, 4, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((3, 12, 17, 19)).astype(np.float32)
+    _at_thread_counts(x, w, gy, stride=2, padding=1, groups=2)
 
 
 def test_identical_for_any_thread_count_wide_channels():
@@ -130,18 +136,8 @@ def test_identical_for_any_thread_count_wide_channels():
     x = rng.standard_normal((2, 40, 15, 14)).astype(np.float32)
     w = rng.standard_normal((20, 20, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((2, 20, 8, 7)).astype(np.float32)
-    old = medfuse.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3, 7):
-            medfuse.set_num_threads(t)
-            outs.append(medfuse.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2))
-    finally:
-        medfuse.set_num_threads(old)
-    for o in outs[1:]:
-        for a, b in zip(outs[0], o):
-            assert a.tobytes() == b.tobytes()
-    for a, b in zip(outs[0], ref.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2)):
+    first = _at_thread_counts(x, w, gy, stride=2, padding=1, groups=2)
+    for a, b in zip(first, ref.conv2d_backward(x, w, gy, stride=2, padding=1, groups=2)):
         _close(a, b, 1e-5)
 
 

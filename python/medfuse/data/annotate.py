@@ -531,6 +531,18 @@ def keyword_labels(
     return _frame([labeler.keywords(t) for t in items], names, index)
 
 
+def _scored_columns(predicted: Any, other: Any, name: str, findings: Sequence[str] | None) -> list[Any]:
+    """The finding columns to score: ``findings``, or those ``predicted`` and ``other`` share; both frames must have
+    them and the same index (``name`` is ``other``'s parameter name, for the messages)."""
+    cols = list(findings) if findings is not None else [c for c in other.columns if c in predicted.columns]
+    missing = [c for c in cols if c not in predicted.columns or c not in other.columns]
+    if missing:
+        raise ValueError(f"findings {missing} are not columns of both predicted and {name}")
+    if not predicted.index.equals(other.index):
+        raise ValueError(f"predicted and {name} must have the same index (one row per report, same order)")
+    return cols
+
+
 def score_labels(predicted: Any, truth: Any, *, findings: Sequence[str] | None = None) -> Any:
     """Per-finding precision, recall, F1 of "present" (1) against truth.
 
@@ -544,12 +556,7 @@ def score_labels(predicted: Any, truth: Any, *, findings: Sequence[str] | None =
     import numpy as np
     import pandas as pd
 
-    cols = list(findings) if findings is not None else [c for c in truth.columns if c in predicted.columns]
-    missing = [c for c in cols if c not in predicted.columns or c not in truth.columns]
-    if missing:
-        raise ValueError(f"findings {missing} are not columns of both predicted and truth")
-    if not predicted.index.equals(truth.index):
-        raise ValueError("predicted and truth must have the same index (one row per report, same order)")
+    cols = _scored_columns(predicted, truth, "truth", findings)
     rows = []
     for c in cols:
         t = pd.to_numeric(truth[c], errors="coerce").to_numpy(dtype=float)
@@ -694,12 +701,7 @@ def score_assertions(predicted: Any, stated: Any, *, findings: Sequence[str] | N
     import numpy as np
     import pandas as pd
 
-    cols = list(findings) if findings is not None else [c for c in stated.columns if c in predicted.columns]
-    missing = [c for c in cols if c not in predicted.columns or c not in stated.columns]
-    if missing:
-        raise ValueError(f"findings {missing} are not columns of both predicted and stated")
-    if not predicted.index.equals(stated.index):
-        raise ValueError("predicted and stated must have the same index (one row per report, same order)")
+    cols = _scored_columns(predicted, stated, "stated", findings)
     rows = []
     for c in cols:
         s = pd.to_numeric(stated[c], errors="coerce").to_numpy(dtype=float)

@@ -605,21 +605,6 @@ def draw_disease_cases(n: int, seed: int, lang: str) -> list[DiseaseCase]:
 
 # ------------------------------------------------------------ disease reports
 
-_IMPRESSION_EN = {
-    "normal": ["Impression: no acute cardiopulmonary abnormality.", "Impression: normal chest CT."],
-    "lung_cancer": ["Impression: findings are suspicious for primary lung cancer; tissue sampling recommended.",
-                    "Impression: highly suspicious for bronchogenic carcinoma."],
-    "tuberculosis": ["Impression: findings consistent with pulmonary tuberculosis, likely active.",
-                     "Impression: post-primary tuberculosis is the leading consideration."],
-    "fibrosis": ["Impression: pulmonary fibrosis in a usual interstitial pneumonia (UIP) pattern.",
-                 "Impression: fibrotic interstitial lung disease, probable UIP."],
-}
-_IMPRESSION_ZH = {
-    "normal": ["诊断意见：双肺未见明显异常。", "诊断意见：胸部CT未见明显异常。"],
-    "lung_cancer": ["诊断意见：考虑肺癌，建议穿刺活检。", "诊断意见：考虑恶性肿瘤可能性大。"],
-    "tuberculosis": ["诊断意见：考虑继发性肺结核，活动期可能。", "诊断意见：符合肺结核表现。"],
-    "fibrosis": ["诊断意见：考虑特发性肺纤维化（UIP型）。", "诊断意见：双肺间质性改变，符合肺纤维化。"],
-}
 _VAGUE_EN = ["Impression: nonspecific findings; clinical correlation recommended.",
              "Impression: indeterminate appearance, correlate clinically and consider follow-up."]
 _VAGUE_ZH = ["诊断意见：请结合临床。", "诊断意见：性质待定，建议随访复查。"]
@@ -678,18 +663,32 @@ STATED_FINDINGS = (
 )
 _STATED_RANK = {1.0: 3, -1.0: 2, 0.0: 1}  # CheXpert's report-level rule: present > uncertain > absent
 
-# What each impression states (finding -> 1 present, -1 hedged), per class and template (English, Chinese).
-_IMPRESSION_STATES: dict[str, tuple[list[dict[str, float]], list[dict[str, float]]]] = {
-    "normal": ([{}, {}], [{}, {}]),
-    # "suspicious for primary lung cancer", "highly suspicious for bronchogenic carcinoma";
-    # 考虑肺癌, 考虑恶性肿瘤可能性大: a suspected (hedged) tumour
-    "lung_cancer": ([{"mass": -1.0, "lung_lesion": -1.0}] * 2, [{"mass": -1.0, "lung_lesion": -1.0}] * 2),
-    # "consistent with pulmonary tuberculosis", "tuberculosis is the leading consideration";
-    # 考虑继发性肺结核，活动期可能 (hedged), 符合肺结核表现
-    "tuberculosis": ([{"tuberculosis": 1.0}, {"tuberculosis": -1.0}], [{"tuberculosis": -1.0}, {"tuberculosis": 1.0}]),
-    # "pulmonary fibrosis in a UIP pattern", "fibrotic interstitial lung disease, probable UIP";
-    # 考虑特发性肺纤维化 (hedged), 符合肺纤维化
-    "fibrosis": ([{"fibrosis": 1.0}, {"fibrosis": 1.0}], [{"fibrosis": -1.0}, {"fibrosis": 1.0}]),
+# Each impression template with what it states (finding -> 1 present, -1 hedged), per class and language.
+_LESION_SUSPECTED = {"mass": -1.0, "lung_lesion": -1.0}  # a suspected (hedged) tumour
+_IMPRESSIONS: dict[str, dict[str, list[tuple[str, dict[str, float]]]]] = {
+    "normal": {
+        "en": [("Impression: no acute cardiopulmonary abnormality.", {}), ("Impression: normal chest CT.", {})],
+        "zh": [("诊断意见：双肺未见明显异常。", {}), ("诊断意见：胸部CT未见明显异常。", {})],
+    },
+    "lung_cancer": {
+        "en": [("Impression: findings are suspicious for primary lung cancer; tissue sampling recommended.",
+                _LESION_SUSPECTED),
+               ("Impression: highly suspicious for bronchogenic carcinoma.", _LESION_SUSPECTED)],
+        "zh": [("诊断意见：考虑肺癌，建议穿刺活检。", _LESION_SUSPECTED),
+               ("诊断意见：考虑恶性肿瘤可能性大。", _LESION_SUSPECTED)],
+    },
+    "tuberculosis": {
+        "en": [("Impression: findings consistent with pulmonary tuberculosis, likely active.", {"tuberculosis": 1.0}),
+               ("Impression: post-primary tuberculosis is the leading consideration.", {"tuberculosis": -1.0})],
+        "zh": [("诊断意见：考虑继发性肺结核，活动期可能。", {"tuberculosis": -1.0}),
+               ("诊断意见：符合肺结核表现。", {"tuberculosis": 1.0})],
+    },
+    "fibrosis": {
+        "en": [("Impression: pulmonary fibrosis in a usual interstitial pneumonia (UIP) pattern.", {"fibrosis": 1.0}),
+               ("Impression: fibrotic interstitial lung disease, probable UIP.", {"fibrosis": 1.0})],
+        "zh": [("诊断意见：考虑特发性肺纤维化（UIP型）。", {"fibrosis": -1.0}),
+               ("诊断意见：双肺间质性改变，符合肺纤维化。", {"fibrosis": 1.0})],
+    },
 }
 
 
@@ -802,10 +801,10 @@ def disease_report(case: DiseaseCase) -> tuple[str, dict[str, float]]:
     if diagnosis is None:
         parts.append(pick(_VAGUE_ZH if zh else _VAGUE_EN))
     else:
-        options = (_IMPRESSION_ZH if zh else _IMPRESSION_EN)[diagnosis]
-        k = int(rng.integers(len(options)))  # what pick() draws
-        parts.append(options[k])
-        for f, v in _IMPRESSION_STATES[diagnosis][1 if zh else 0][k].items():
+        options = _IMPRESSIONS[diagnosis]["zh" if zh else "en"]
+        impression, states = options[int(rng.integers(len(options)))]  # the draw pick() makes
+        parts.append(impression)
+        for f, v in states.items():
             state(v, f)
     return ("" if zh else " ").join(parts), stated
 

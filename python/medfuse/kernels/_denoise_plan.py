@@ -46,10 +46,13 @@ def nl_means_params(
     sg = v.real_number(sigma, "sigma", minimum=0.0)
     area = ps * ps
     offset = 2.0 * sg * sg
+    unusable = f"h={hh:g} and sigma={sg:g} give no usable weight table (h**2 under- or overflows)"
+    if not 0.0 < hh * hh < math.inf:  # the weights divide by h^2
+        raise ValueError(unusable)
     m_max = offset + hh * hh * math.log(1.0 / NLM_MIN_WEIGHT)  # mean distance where the weight hits 1e-3
     scale = np.float32(NLM_BINS / (area * m_max))
     if not (math.isfinite(float(scale)) and float(scale) > 0):
-        raise ValueError(f"h={hh:g} and sigma={sg:g} give no usable weight table")
+        raise ValueError(unusable)
     m = np.arange(NLM_BINS + 1, dtype=np.float64) / (float(scale) * area)
     lut = np.exp(-np.maximum(m - offset, 0.0) / (hh * hh))
     lut[lut < NLM_MIN_WEIGHT] = 0.0
