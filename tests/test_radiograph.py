@@ -25,7 +25,7 @@ def _row(z_rel_mm: float) -> float:
 
 
 def _col(x_rel_mm: float) -> float:
-    return (x_rel_mm + 512 * radiograph.PIXEL_MM / 2) / radiograph.PIXEL_MM - 0.5
+    return (x_rel_mm + phantoms.FOV_YX_MM / 2) / radiograph.PIXEL_MM - 0.5
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,26 @@ def test_size_geometry_determinism(normal):
     b = radiograph.pa_radiograph(normal.volume, seed=2)
     diff = a.astype(float) - b
     assert 0 < np.abs(diff).mean() < 8  # quantum noise only
+    # the detector is as wide as the CT's field of view: 512 columns of 0.7 mm
+    assert radiograph.PIXEL_MM == pytest.approx(0.7) and radiograph.PIXEL_MM * a.shape[1] == pytest.approx(phantoms.FOV_YX_MM)
+
+
+def test_slab_rows_locate_the_ct_slices(normal):
+    """A change in one CT slice shows on the detector rows slab_rows puts that slice on."""
     top, bottom = radiograph.slab_rows(SHAPE)
-    assert top == pytest.approx(100.0) and bottom - top == pytest.approx(160 / 0.7)
+    assert top == pytest.approx(70.0 / 0.7) and bottom - top == pytest.approx(160 / 0.7)
+    assert radiograph.slab_rows((17, 64, 96)) == pytest.approx((top, bottom))  # 160 mm whatever the slice count
+    lung = phantoms._static_anatomy(SHAPE).lung >= 0.5
+    base = radiograph.pa_radiograph(normal.volume, seed=4).astype(float)
+    for k in (5, 40):
+        vol = normal.volume.copy()
+        vol[k][lung[k]] += 300  # denser lung in slice k only
+        profile = (radiograph.pa_radiograph(vol, seed=4) - base).mean(axis=1)
+        rows = np.arange(len(profile))
+        weight = np.clip(profile - 0.2 * profile.max(), 0.0, None)  # the triangle of linear interpolation, not the noise
+        centre = float((rows * weight).sum() / weight.sum())
+        expected = top + (k + 0.5) * (bottom - top) / SHAPE[0] - 0.5  # row index whose centre is the slice's centre
+        assert abs(centre - expected) < 0.5, (k, centre, expected)
 
 
 def test_anatomy_layout(normal):
@@ -181,6 +199,9 @@ def test_refusals(normal):
         radiograph.pa_radiograph(normal.volume, bits=20)
     with pytest.raises(TypeError, match="HU numbers"):
         radiograph.pa_radiograph(normal.volume.astype(bool))
+    for bad in ((48, 128), (0, 128, 128)):
+        with pytest.raises(ValueError, match="shape must be"):
+            radiograph.slab_rows(bad)
 
 
 def test_feature_extractor_reduces_large_radiographs(normal):
