@@ -1,10 +1,10 @@
 """medfuse.data.radiograph: the PA chest radiograph of a cohort phantom.
 
 Checked against closed forms computed here (a nodule's line integral,
-chords of a tube and an ellipsoid sampled along the beam), brute-force
-integration of the CT phantom's rib model, and the anatomy's expected
-layout (lungs dark, domes where the model puts them, findings where the CT
-has them)."""
+chords of a tube and an ellipsoid sampled along the beam), the CT phantom's
+own rib voxels (painted on a fine grid and summed along the beam), and the
+anatomy's expected layout (lungs dark, domes where the model puts them,
+findings where the CT has them)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _row(z_rel_mm: float) -> float:
 
 
 def _col(x_rel_mm: float) -> float:
-    return (x_rel_mm + 512 * radiograph.PIXEL_MM / 2) / radiograph.PIXEL_MM - 0.5
+    return (x_rel_mm + phantoms.FOV_YX_MM / 2) / radiograph.PIXEL_MM - 0.5
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,26 @@ def test_size_geometry_determinism(normal):
     b = radiograph.pa_radiograph(normal.volume, seed=2)
     diff = a.astype(float) - b
     assert 0 < np.abs(diff).mean() < 8  # quantum noise only
+    # the detector is as wide as the CT's field of view: 512 columns of 0.7 mm
+    assert radiograph.PIXEL_MM == pytest.approx(0.7) and radiograph.PIXEL_MM * a.shape[1] == pytest.approx(phantoms.FOV_YX_MM)
+
+
+def test_slab_rows_locate_the_ct_slices(normal):
+    """A change in one CT slice shows on the detector rows slab_rows puts that slice on."""
     top, bottom = radiograph.slab_rows(SHAPE)
-    assert top == pytest.approx(100.0) and bottom - top == pytest.approx(160 / 0.7)
+    assert top == pytest.approx(70.0 / 0.7) and bottom - top == pytest.approx(160 / 0.7)
+    assert radiograph.slab_rows((17, 64, 96)) == pytest.approx((top, bottom))  # 160 mm whatever the slice count
+    lung = phantoms._static_anatomy(SHAPE).lung >= 0.5
+    base = radiograph.pa_radiograph(normal.volume, seed=4).astype(float)
+    for k in (5, 40):
+        vol = normal.volume.copy()
+        vol[k][lung[k]] += 300  # denser lung in slice k only
+        profile = (radiograph.pa_radiograph(vol, seed=4) - base).mean(axis=1)
+        rows = np.arange(len(profile))
+        weight = np.clip(profile - 0.2 * profile.max(), 0.0, None)  # the triangle of linear interpolation, not the noise
+        centre = float((rows * weight).sum() / weight.sum())
+        expected = top + (k + 0.5) * (bottom - top) / SHAPE[0] - 0.5  # row index whose centre is the slice's centre
+        assert abs(centre - expected) < 0.5, (k, centre, expected)
 
 
 def test_anatomy_layout(normal):
@@ -151,25 +169,28 @@ def test_closed_form_chords_against_sampling():
             assert y1[i, j] - y0[i, j] == pytest.approx(want, abs=0.05)
 
 
-def test_rib_projection_against_brute_force():
-    zs = np.array([-50.0, -13.0, 4.0, 37.5, 61.0])
-    xs = np.array([-130.0, -100.0, -60.0, 0.5, 45.0, 120.0])
+def test_rib_projection_matches_the_ct_phantoms_ribs():
+    """The radiograph's rib projection against the rib voxels the CT phantom paints (phantoms._paint_ribs, the
+    painter of ct_phantom and of the cohort anatomy) on a fine grid, summed along the beam."""
+    zs = np.linspace(-75.0, 75.0, 31)  # inside the CT's slab; 5 mm apart, incommensurate with the rib period
+    xs = np.array([-140.0, -130.0, -100.0, -60.0, -20.0, 0.5, 45.0, 90.0, 120.0, 135.0])
     ribs = radiograph._rib_projection(radiograph._Grid(zs[:, None], xs[None, :]))
-    wall = (105.0, 147.0)
-    for i, z in enumerate(zs):
-        for j, x in enumerate(xs):
-            ys = np.linspace(-140.0, 140.0, 28001)
-            rho = np.sqrt(((ys - 5.0) / wall[0]) ** 2 + (x / wall[1]) ** 2)
-            theta = np.arctan2((ys - 5.0) / wall[0], x / wall[1])
-            fb = np.abs(theta - np.pi / 2)
-            fb = np.minimum(fb, 2 * np.pi - fb)
-            shell = (np.abs(rho - 0.92) < 0.08) & (fb > 0.25) & (fb < 0.72 * np.pi)
-            band = np.abs(np.mod(z - 22.0 * fb, 26.0) - 13.0) / 5.0
-            rr = np.sqrt(band**2 + ((rho - 0.92) * wall[0] / 4.5) ** 2)
-            want = float(((rr <= 1.0) & shell).mean() * 280.0)
-            # the model's 1 mm partial-volume edge and its 0.5 mm grid against a sharp rib sampled finely
-            assert ribs[i, j] == pytest.approx(want, abs=2.0 + 0.15 * want), (z, x)
-    assert ribs.max() > 8.0  # some rays cross ribs
+    step, n_sub = 0.1, 7  # mm along the beam; lateral samples across each 0.7 mm column
+    ys = np.arange(-140.0, 140.0, step).astype(np.float32)
+    sub = (np.arange(n_sub) + 0.5) / n_sub * radiograph.PIXEL_MM - radiograph.PIXEL_MM / 2
+    xx = (xs[:, None] + sub[None, :]).ravel().astype(np.float32)
+    vol = np.zeros((len(zs), len(ys), len(xx)), np.float32)
+    # a 1 mm partial-volume edge, as the radiograph's model has across each rib's upper and lower borders
+    phantoms._paint_ribs(vol, zs.astype(np.float32), ys[:, None], xx[None, :], 1.0)
+    occupancy = vol.astype(np.float64) / phantoms.HU_RIB
+    ct = occupancy.sum(axis=1).reshape(len(zs), len(xs), n_sub).mean(axis=2) * step
+    assert ct.max() > 20.0 and (ct < 0.1).mean() > 0.1  # rays through ribs and rays between them
+    # The two differ only in how the partial volume is spread: the CT ramps it over 1 mm of the rib's normalised
+    # radius (0.9 mm radially, too), the radiograph over 1 mm in z with a sharp radial border, sampled every 0.5 mm
+    # along the beam at two lateral positions. Both ramps are centred on the same ellipse, so the chords agree to
+    # first order; what remains is < 1 mm where a ray runs along the shell (the outer columns) and far less elsewhere.
+    np.testing.assert_allclose(ribs, ct, atol=1.0, rtol=0.02)
+    assert np.abs(ribs - ct).mean() < 0.1
 
 
 def test_refusals(normal):
@@ -181,6 +202,9 @@ def test_refusals(normal):
         radiograph.pa_radiograph(normal.volume, bits=20)
     with pytest.raises(TypeError, match="HU numbers"):
         radiograph.pa_radiograph(normal.volume.astype(bool))
+    for bad in ((48, 128), (0, 128, 128)):
+        with pytest.raises(ValueError, match="shape must be"):
+            radiograph.slab_rows(bad)
 
 
 def test_feature_extractor_reduces_large_radiographs(normal):

@@ -74,6 +74,19 @@ def test_phantom_nodule_parameters():
         _phantoms.nodule_ct_phantom(diameter_mm=0)
 
 
+def test_ct_phantom_and_the_cohort_anatomy_are_one_anatomy():
+    """ct_phantom and the cohort phantoms' cached static anatomy paint one body, spine and rib cage: outside the
+    lungs (where ct_phantom's vessels and nodule cannot be) they differ by ct_phantom's 15 HU noise only."""
+    for shape in ((40, 96, 96), (33, 71, 97)):
+        ct = _phantoms.ct_phantom(shape, seed=2).volume.astype(np.float32)
+        anatomy = _phantoms._static_anatomy(shape)
+        where = (anatomy.lung == 0) & (anatomy.volume > -900)  # no lung, and no air (clipped at -1024 HU)
+        assert where.mean() > 0.2 and (anatomy.volume[where] > 500).sum() > 1000  # body and bone
+        resid = ct[where] - anatomy.volume[where]
+        assert abs(resid.mean()) < 0.5 and 14.0 < resid.std() < 16.0
+        assert np.abs(resid).max() < 7 * _phantoms.NOISE_HU
+
+
 def test_labels_balanced_and_reports_varied():
     c = synthetic_cohort(120, seed=1, lang="mixed", missing=0.0)
     y = c.labels.to_numpy()

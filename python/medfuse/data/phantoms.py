@@ -46,6 +46,46 @@ NOISE_HU = 15.0
 # Linear attenuation of water at ~70 keV, per mm; HU = 1000 (mu - mu_w) / mu_w.
 MU_WATER_PER_MM = 0.019
 
+# The static anatomy, in mm relative to the volume's centre (z caudal, y
+# posterior, x towards the patient's left). ct_phantom and the cohort
+# phantoms paint it from these numbers, and medfuse.data.radiograph projects
+# the same numbers analytically: change them here and all of them follow.
+# Python floats on purpose: against float32 coordinates they act as float32.
+BODY_Y_MM = 5.0  # the body's elliptic cross-section is centred this far behind the volume's centre
+BODY_SEMI_MM = (118.0, 160.0)  # its semi-axes (y, x)
+FAT_RIM_MM = 13.0  # subcutaneous fat, inside the body's outline
+SPINE_Y_MM = 89.0  # vertebral body centre (y)
+VERTEBRA_SEMI_MM = (16.0, 19.0)  # vertebral body semi-axes (y, x)
+CORTEX_MM = 2.5  # cortical shell of the vertebral body
+ARCH_Y_MM = 24.0  # the neural arch and canal are centred this far behind the vertebral body's centre
+ARCH_SEMI_MM = (13.0, 14.0)  # neural arch outline (y, x)
+CANAL_SEMI_MM = (8.0, 9.0)  # spinal canal (y, x), inside the arch
+VERTEBRA_PERIOD_MM = 27.0  # one vertebra plus one disc along z
+DISC_SHIFT_MM = 8.0  # z + DISC_SHIFT_MM = 0 (mod period) is the middle of a disc
+DISC_HALF_MM = 2.0  # half the disc's height
+LUNG_CENTRE_MM = (25.0, 8.0, 68.0)  # each lung's ellipsoid: centre (z, y, |x|) ...
+LUNG_SEMI_MM = (125.0, 78.0, 52.0)  # ... and semi-axes (z, y, x); the apex is above the CT's field of view
+HEART_CENTRE_MM = (60.0, -25.0, 28.0)  # the heart's ellipsoid (z, y, x), carving the lungs (cardiac notch)
+HEART_SEMI_MM = (70.0, 55.0, 58.0)
+HILUM_MM = (5.0, 8.0, 30.0)  # where each vessel tree starts (z, y, |x|)
+# Ribs: bands in a shell inside the chest wall (the body's inner outline),
+# descending anteriorly by RIB_SLOPE_MM per radian away from the spine, none in
+# front (costal cartilage is soft tissue here). Each rib's cross-section is an
+# ellipse of RIB_HALF_HEIGHT_MM (z) by RIB_HALF_DEPTH_MM (radial).
+RIB_WALL_MM = (BODY_SEMI_MM[0] - FAT_RIM_MM, BODY_SEMI_MM[1] - FAT_RIM_MM)  # (y, x) = (105, 147)
+RIB_SHELL_RHO = 0.92  # the ribs' centre line, as a fraction of the wall's semi-axes
+RIB_SHELL_HALF = 0.08  # the shell painted around it, same units
+RIB_FROM_BACK = (0.25, 0.72 * np.pi)  # angular extent (radians from the spine's direction)
+RIB_PERIOD_MM = 26.0
+RIB_SLOPE_MM = 22.0
+RIB_HALF_HEIGHT_MM = 5.0
+RIB_HALF_DEPTH_MM = 4.5
+
+# The detector of an X-ray: unattenuated photons per pixel (quantum noise)
+# and the log attenuation that maps to the top code value.
+PHOTONS_PER_PIXEL = 1.0e6
+FULL_SCALE_LOG = 8.0
+
 
 @dataclass(frozen=True)
 class CTPhantom:
@@ -207,6 +247,136 @@ def _ellipsoid(
     return box, _soft(_ellipse_distance(_box_coords(box, spacing, center_mm), list(semi_axes)), edge)
 
 
+def _centre_mm(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The volume's centre (z, y, x) in mm from voxel 0's centre."""
+    nz, ny, nx = shape
+    dz, dy, dx = spacing
+    return ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+
+
+def _is_disc(z_mm: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Where z (mm from the centre, any float dtype) is an intervertebral disc rather than a vertebral body."""
+    half = VERTEBRA_PERIOD_MM / 2
+    out: npt.NDArray[np.bool_] = np.abs((z_mm + DISC_SHIFT_MM) % VERTEBRA_PERIOD_MM - half) > half - DISC_HALF_MM
+    return out
+
+
+def _axial_template(
+    y2: npt.NDArray[np.float32], x2: npt.NDArray[np.float32], edge: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One axial slice through a vertebral body, one through a disc, and where the spine is not.
+
+    Air, a fat rim, soft tissue (muscle, mediastinum), and the vertebral
+    column -- a vertebral body (cortex, trabecular bone) with the neural arch
+    behind it, or an intervertebral disc. ``y2`` (ny, 1) and ``x2`` (1, nx) are
+    mm from the volume's centre; returns (bone slice, disc slice, spine-free
+    fraction), each (ny, nx).
+    """
+    body = _ellipse_distance([y2 - BODY_Y_MM, x2], list(BODY_SEMI_MM))
+    bone_slice = np.full(np.broadcast_shapes(y2.shape, x2.shape), HU_AIR, dtype=np.float32)
+    _paint(bone_slice, _soft(body, edge), HU_FAT)
+    _paint(bone_slice, _soft(body - FAT_RIM_MM, edge), HU_SOFT)
+    disc_slice = bone_slice.copy()
+    vertebra = _ellipse_distance([y2 - SPINE_Y_MM, x2], list(VERTEBRA_SEMI_MM))
+    cortex = _soft(vertebra, edge)
+    _paint(disc_slice, cortex, HU_DISC)
+    _paint(bone_slice, cortex, HU_CORTEX + (HU_VERTEBRA - HU_CORTEX) * _soft(vertebra - CORTEX_MM, edge))
+    canal = _soft(_ellipse_distance([y2 - SPINE_Y_MM - ARCH_Y_MM, x2], list(CANAL_SEMI_MM)), edge)
+    arch = _soft(_ellipse_distance([y2 - SPINE_Y_MM - ARCH_Y_MM, x2], list(ARCH_SEMI_MM)), edge) - canal
+    _paint(bone_slice, arch, HU_CORTEX)
+    spine_free = 1.0 - np.maximum(cortex, arch + canal)
+    return bone_slice, disc_slice, spine_free
+
+
+def _lung_occupancy(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center: tuple[float, float, float],
+    edge: float,
+    spine_free: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    """Lung occupancy in [0, 1]: ellipsoids that narrow towards the apex, kept
+    off the spine; the heart carves the left lung's medial lower part (cardiac notch)."""
+    lung = np.zeros(shape, dtype=np.float32)
+    for side in (-1.0, 1.0):  # -1: patient's right (image left)
+        cz, cy, cx = LUNG_CENTRE_MM
+        c = (center[0] + cz, center[1] + cy, center[2] + side * cx)
+        found = _ellipsoid(shape, spacing, c, LUNG_SEMI_MM, edge)
+        if found is not None:
+            box, frac = found
+            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
+    hz, hy, hx = HEART_CENTRE_MM
+    heart_center = (center[0] + hz, center[1] + hy, center[2] + hx)
+    found = _ellipsoid(shape, spacing, heart_center, HEART_SEMI_MM, edge)
+    if found is not None:
+        box, heart = found
+        lung[box] *= 1.0 - heart
+    return lung
+
+
+def _hilum(center: tuple[float, float, float], side: float) -> npt.NDArray[np.float64]:
+    return np.array([center[0] + HILUM_MM[0], center[1] + HILUM_MM[1], center[2] + side * HILUM_MM[2]])
+
+
+def _rib_shell(
+    y: npt.NDArray[Any], x: npt.NDArray[Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """Where (y, x) (mm from the centre, broadcastable, float32 or float64) lies relative to the ribs' shell.
+
+    Returns (from_back, radial, in_shell): the angle (radians) from the
+    spine's direction (0 behind, pi in front), the signed depth (mm) from the
+    ribs' centre line (the shell at RIB_SHELL_RHO of the chest wall), and
+    whether the point is inside the painted shell (depth and angular extent).
+    """
+    f = np.result_type(y, x).type
+    u = (y - BODY_Y_MM) / f(RIB_WALL_MM[0])
+    v = x / f(RIB_WALL_MM[1])
+    rho = np.sqrt(u**2 + v**2)
+    from_back = np.abs(np.arctan2(u, v) - f(np.pi / 2))
+    from_back = np.minimum(from_back, f(2 * np.pi) - from_back)  # 0 at the spine, pi in front
+    unit = rho - f(RIB_SHELL_RHO)
+    in_shell = (np.abs(unit) < RIB_SHELL_HALF) & (from_back > RIB_FROM_BACK[0]) & (from_back < RIB_FROM_BACK[1])
+    return from_back, unit * f(RIB_WALL_MM[0]), in_shell
+
+
+def _rib_band(z: npt.NDArray[Any], from_back: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """|z - the nearest rib's centre| / RIB_HALF_HEIGHT_MM (broadcasting; 0 on a rib's centre line, 1 at its edge)."""
+    phase = (z - RIB_SLOPE_MM * from_back) % RIB_PERIOD_MM
+    out: npt.NDArray[Any] = np.abs(phase - RIB_PERIOD_MM / 2) / RIB_HALF_HEIGHT_MM
+    return out
+
+
+def _paint_ribs(
+    vol: npt.NDArray[np.float32],
+    z_mm: npt.NDArray[np.float32],
+    y2: npt.NDArray[np.float32],
+    x2: npt.NDArray[np.float32],
+    edge: float,
+) -> None:
+    """Paint the ribs into ``vol`` (nz, ny, nx) in place; ``z_mm`` (nz,), ``y2`` (ny, 1), ``x2`` (1, nx) in mm."""
+    from_back, radial, shell = _rib_shell(y2, x2)
+    iy, ix = np.nonzero(shell)
+    if iy.size:
+        band = _rib_band(z_mm[:, None], from_back[iy, ix][None, :])
+        r = np.sqrt(band**2 + (radial[iy, ix] / np.float32(RIB_HALF_DEPTH_MM))[None, :] ** 2)
+        plane = vol.reshape(vol.shape[0], -1)
+        flat = iy * vol.shape[2] + ix
+        sub = plane[:, flat]
+        _paint(sub, _soft((1.0 - r) * np.float32(RIB_HALF_HEIGHT_MM), edge), HU_RIB)
+        plane[:, flat] = sub
+
+
+def _detector_image(path: npt.NDArray[np.float64], bits: int, seed: int) -> npt.NDArray[np.uint16]:
+    """A detector's reading of log attenuations ``path``: quantum noise drawn from ``seed``, then ``bits`` bits."""
+    rng = np.random.default_rng(seed)
+    # Quantum noise (Poisson, as Gaussian on the log signal): relative sd of the detected intensity, 1 / sqrt(photons).
+    photons = PHOTONS_PER_PIXEL * np.exp(-path)
+    noisy = path + rng.standard_normal(path.shape) / np.sqrt(np.maximum(photons, 1.0))
+    top = 2 ** int(bits) - 1
+    image: npt.NDArray[np.uint16] = np.clip(np.rint(noisy / FULL_SCALE_LOG * top), 0, top).astype(np.uint16)
+    return image
+
+
 def ct_phantom(shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0) -> CTPhantom:
     """Build a synthetic chest CT with its nodule ground truth.
 
@@ -222,82 +392,35 @@ def ct_phantom(shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0) -> C
     spacing = _spacing_for(shape3)
     nz, ny, nx = shape3
     dz, dy, dx = spacing
-    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)  # mm
+    center = _centre_mm(shape3, spacing)  # mm
     edge = dx  # partial-volume width, mm
     y2, x2 = _box_coords((slice(0, ny), slice(0, nx)), (dy, dx), center[1:])
 
-    # Axial template: air, a fat rim, soft tissue (muscle, mediastinum), and
-    # the vertebral column -- a vertebral body (cortex, trabecular bone) with
-    # the neural arch behind it, or an intervertebral disc.
-    body = _ellipse_distance([y2 - 5.0, x2], [118.0, 160.0])
-    bone_slice = np.full((ny, nx), HU_AIR, dtype=np.float32)
-    _paint(bone_slice, _soft(body, edge), HU_FAT)
-    _paint(bone_slice, _soft(body - 13.0, edge), HU_SOFT)
-    disc_slice = bone_slice.copy()
-    spine_y = 89.0
-    vertebra = _ellipse_distance([y2 - spine_y, x2], [16.0, 19.0])
-    cortex = _soft(vertebra, edge)
-    _paint(disc_slice, cortex, HU_DISC)
-    _paint(bone_slice, cortex, HU_CORTEX + (HU_VERTEBRA - HU_CORTEX) * _soft(vertebra - 2.5, edge))
-    canal = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [8.0, 9.0]), edge)
-    arch = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [13.0, 14.0]), edge) - canal
-    _paint(bone_slice, arch, HU_CORTEX)
+    # Axial template (body, fat rim, spine), a vertebral body or a disc per slice.
+    bone_slice, disc_slice, spine_free = _axial_template(y2, x2, edge)
     z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
-    is_disc = np.abs((z_mm + 8.0) % 27.0 - 13.5) > 11.5
-    vol = np.where(is_disc[:, None, None], disc_slice[None], bone_slice[None])
+    vol = np.where(_is_disc(z_mm)[:, None, None], disc_slice[None], bone_slice[None])
 
-    # Lungs: ellipsoids that narrow towards the apex, kept off the spine; the
-    # heart carves the left lung's medial lower part (cardiac notch).
-    lung = np.zeros(shape3, dtype=np.float32)
-    spine_free = 1.0 - np.maximum(cortex, arch + canal)
-    for side in (-1.0, 1.0):  # -1: patient's right (image left)
-        c = (center[0] + 25.0, center[1] + 8.0, center[2] + side * 68.0)
-        found = _ellipsoid(shape3, spacing, c, (125.0, 78.0, 52.0), edge)
-        if found is not None:
-            box, frac = found
-            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
-    heart_center = (center[0] + 60.0, center[1] - 25.0, center[2] + 28.0)
-    found = _ellipsoid(shape3, spacing, heart_center, (70.0, 55.0, 58.0), edge)
-    if found is not None:
-        box, heart = found
-        lung[box] *= 1.0 - heart
+    # Lungs, kept off the spine, minus the heart.
+    lung = _lung_occupancy(shape3, spacing, center, edge, spine_free)
     _paint(vol, lung, HU_LUNG)
 
     # Vessels: two trees from the hila, inside the lungs only.
     for side in (-1.0, 1.0):
-        hilum = np.array([center[0] + 5.0, center[1] + 8.0, center[2] + side * 30.0])
-        for seg in _vessel_tree(rng, hilum, side):
+        for seg in _vessel_tree(rng, _hilum(center, side), side):
             _paint_segment(vol, lung, seg, spacing)
 
     # Nodule: a solid sphere well inside the right lung.
     nodule_radius = 6.0
-    offset = (rng.uniform(-25.0, 15.0), rng.uniform(-10.0, 25.0), -68.0 + rng.uniform(-12.0, 12.0))
+    offset = (rng.uniform(-25.0, 15.0), rng.uniform(-10.0, 25.0), -LUNG_CENTRE_MM[2] + rng.uniform(-12.0, 12.0))
     nodule_mm = (center[0] + offset[0], center[1] + offset[1], center[2] + offset[2])
     found = _ellipsoid(shape3, spacing, nodule_mm, (nodule_radius,) * 3, edge)
     if found is not None:
         box, frac = found
         _paint(vol[box], frac, HU_NODULE)
 
-    # Ribs: oblique bands in a shell inside the chest wall, descending
-    # anteriorly; none in front (costal cartilage is soft tissue here).
-    wall = (118.0 - 13.0, 160.0 - 13.0)
-    rho = np.sqrt(((y2 - 5.0) / np.float32(wall[0])) ** 2 + (x2 / np.float32(wall[1])) ** 2)
-    theta = np.arctan2((y2 - 5.0) / np.float32(wall[0]), x2 / np.float32(wall[1]))
-    from_back = np.abs(theta - np.float32(np.pi / 2))
-    from_back = np.minimum(from_back, np.float32(2 * np.pi) - from_back)  # 0 at the spine, pi in front
-    shell = (np.abs(rho - 0.92) < 0.08) & (from_back > 0.25) & (from_back < 0.72 * np.pi)
-    iy, ix = np.nonzero(shell)
-    if iy.size:
-        radial_mm = (rho[iy, ix] - np.float32(0.92)) * np.float32(wall[0])
-        period, half_height, half_depth = 26.0, 5.0, 4.5
-        phase = (z_mm[:, None] - np.float32(22.0) * from_back[iy, ix][None, :]) % np.float32(period)
-        band = np.abs(phase - np.float32(period / 2)) / np.float32(half_height)
-        r = np.sqrt(band**2 + (radial_mm / np.float32(half_depth))[None, :] ** 2)
-        plane = vol.reshape(nz, -1)
-        flat = iy * nx + ix
-        sub = plane[:, flat]
-        _paint(sub, _soft((1.0 - r) * np.float32(half_height), edge), HU_RIB)
-        plane[:, flat] = sub
+    # Ribs (painted last: they cover whatever lies in their shell).
+    _paint_ribs(vol, z_mm, y2, x2, edge)
 
     vol += rng.standard_normal(shape3, dtype=np.float32) * np.float32(NOISE_HU)
     np.rint(vol, out=vol)
@@ -350,14 +473,7 @@ def xray_from_ct(
     w = (pos - i0)[:, None]
     path = path[i0] * (1.0 - w) + path[i1] * w
 
-    rng = np.random.default_rng(seed)
-    # Quantum noise: relative sd of the detected intensity, 1 / sqrt(photons).
-    photons = 1.0e6 * np.exp(-path)
-    path = path + rng.standard_normal(path.shape) / np.sqrt(np.maximum(photons, 1.0))
-    full_scale = 8.0  # log-attenuation mapped to the top code value
-    top = 2 ** int(bits) - 1
-    image: npt.NDArray[np.uint16] = np.clip(np.rint(path / full_scale * top), 0, top).astype(np.uint16)
-    return image
+    return _detector_image(path, bits, seed)
 
 
 def window_u8(hu: npt.ArrayLike, center: float = -600.0, width: float = 1500.0) -> npt.NDArray[np.uint8]:
@@ -375,10 +491,10 @@ def window_u8(hu: npt.ArrayLike, center: float = -600.0, width: float = 1500.0) 
 
 
 # ---------------------------------------------------------------------------
-# Cohort phantoms (added for medfuse.data.synthetic_cohort): the same
-# anatomy as ct_phantom, but the static part (body, spine, lungs, ribs) is
-# built once per shape and cached, vessels are thinner, and the nodule is
-# parameterised (size, density, margin, location). Nothing above changed.
+# Cohort phantoms (for medfuse.data.synthetic_cohort): the same anatomy as
+# ct_phantom (the same helpers, in the same order), but the static part
+# (body, spine, lungs, ribs) is built once per shape and cached, vessels are
+# thinner, and the nodule is parameterised (size, density, margin, location).
 # ---------------------------------------------------------------------------
 
 # Lobe centres as offsets (z, y, x) in mm from the volume centre, and the
@@ -409,61 +525,19 @@ def _static_anatomy(shape: tuple[int, int, int]) -> _Anatomy:
     if cached is not None:
         return cached
     nz, ny, nx = shape
-    # ct_phantom's anatomy (same geometry and HU), without its nodule, vessels
-    # and noise; ct_phantom itself is left unchanged.
+    # ct_phantom's anatomy (the same helpers in the same order), without its
+    # nodule, vessels and noise.
     spacing = _spacing_for(shape)
     dz, dy, dx = spacing
-    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    center = _centre_mm(shape, spacing)
     edge = dx
     y2, x2 = _box_coords((slice(0, ny), slice(0, nx)), (dy, dx), center[1:])
-    body = _ellipse_distance([y2 - 5.0, x2], [118.0, 160.0])
-    bone_slice = np.full((ny, nx), HU_AIR, dtype=np.float32)
-    _paint(bone_slice, _soft(body, edge), HU_FAT)
-    _paint(bone_slice, _soft(body - 13.0, edge), HU_SOFT)
-    disc_slice = bone_slice.copy()
-    spine_y = 89.0
-    vertebra = _ellipse_distance([y2 - spine_y, x2], [16.0, 19.0])
-    cortex = _soft(vertebra, edge)
-    _paint(disc_slice, cortex, HU_DISC)
-    _paint(bone_slice, cortex, HU_CORTEX + (HU_VERTEBRA - HU_CORTEX) * _soft(vertebra - 2.5, edge))
-    canal = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [8.0, 9.0]), edge)
-    arch = _soft(_ellipse_distance([y2 - spine_y - 24.0, x2], [13.0, 14.0]), edge) - canal
-    _paint(bone_slice, arch, HU_CORTEX)
+    bone_slice, disc_slice, spine_free = _axial_template(y2, x2, edge)
     z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
-    is_disc = np.abs((z_mm + 8.0) % 27.0 - 13.5) > 11.5
-    vol = np.where(is_disc[:, None, None], disc_slice[None], bone_slice[None]).astype(np.float32)
-    lung = np.zeros(shape, dtype=np.float32)
-    spine_free = 1.0 - np.maximum(cortex, arch + canal)
-    for side in (-1.0, 1.0):
-        c = (center[0] + 25.0, center[1] + 8.0, center[2] + side * 68.0)
-        found = _ellipsoid(shape, spacing, c, (125.0, 78.0, 52.0), edge)
-        if found is not None:
-            box, frac = found
-            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
-    heart_center = (center[0] + 60.0, center[1] - 25.0, center[2] + 28.0)
-    found = _ellipsoid(shape, spacing, heart_center, (70.0, 55.0, 58.0), edge)
-    if found is not None:
-        box, heart = found
-        lung[box] *= 1.0 - heart
+    vol = np.where(_is_disc(z_mm)[:, None, None], disc_slice[None], bone_slice[None]).astype(np.float32)
+    lung = _lung_occupancy(shape, spacing, center, edge, spine_free)
     _paint(vol, lung, HU_LUNG)
-    wall = (118.0 - 13.0, 160.0 - 13.0)
-    rho = np.sqrt(((y2 - 5.0) / np.float32(wall[0])) ** 2 + (x2 / np.float32(wall[1])) ** 2)
-    theta = np.arctan2((y2 - 5.0) / np.float32(wall[0]), x2 / np.float32(wall[1]))
-    from_back = np.abs(theta - np.float32(np.pi / 2))
-    from_back = np.minimum(from_back, np.float32(2 * np.pi) - from_back)
-    shell = (np.abs(rho - 0.92) < 0.08) & (from_back > 0.25) & (from_back < 0.72 * np.pi)
-    iy, ix = np.nonzero(shell)
-    if iy.size:
-        radial_mm = (rho[iy, ix] - np.float32(0.92)) * np.float32(wall[0])
-        period, half_height, half_depth = 26.0, 5.0, 4.5
-        phase = (z_mm[:, None] - np.float32(22.0) * from_back[iy, ix][None, :]) % np.float32(period)
-        band = np.abs(phase - np.float32(period / 2)) / np.float32(half_height)
-        r = np.sqrt(band**2 + (radial_mm / np.float32(half_depth))[None, :] ** 2)
-        plane = vol.reshape(nz, -1)
-        flat = iy * nx + ix
-        sub = plane[:, flat]
-        _paint(sub, _soft((1.0 - r) * np.float32(half_height), edge), HU_RIB)
-        plane[:, flat] = sub
+    _paint_ribs(vol, z_mm, y2, x2, edge)
     bank_shape = (nz + 8, ny + 16, nx + 16)
     noise = np.random.default_rng(12345).standard_normal(bank_shape, dtype=np.float32) * np.float32(NOISE_HU)
     vol.setflags(write=False)
@@ -488,14 +562,11 @@ def _with_vessels(shape: tuple[int, int, int], variant: int) -> npt.NDArray[np.f
     if cached is not None:
         return cached
     anatomy = _static_anatomy(shape)
-    nz, ny, nx = shape
-    dz, dy, dx = anatomy.spacing
-    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    center = _centre_mm(shape, anatomy.spacing)
     vol = anatomy.volume.copy()
     rng = np.random.default_rng([variant, 424242])
     for side in (-1.0, 1.0):
-        hilum = np.array([center[0] + 5.0, center[1] + 8.0, center[2] + side * 30.0])
-        for seg in _vessel_tree(rng, hilum, side):
+        for seg in _vessel_tree(rng, _hilum(center, side), side):
             thin = _Segment(seg.start, seg.end, seg.radius * 0.55, seg.hu)
             _paint_segment(vol, anatomy.lung, thin, anatomy.spacing)
     vol.setflags(write=False)
@@ -542,7 +613,7 @@ def nodule_ct_phantom(
     spacing = anatomy.spacing
     nz, ny, nx = shape3
     dz, dy, dx = spacing
-    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    center = _centre_mm(shape3, spacing)
     lung = anatomy.lung
     # Vessels: one of N_VESSEL_VARIANTS cached trees (painting a tree costs
     # more than the rest of the case), picked by the seed.
@@ -809,7 +880,7 @@ def disease_ct_phantom(
     spacing = anatomy.spacing
     nz, ny, nx = shape3
     dz, dy, dx = spacing
-    center = ((nz - 1) * dz / 2, (ny - 1) * dy / 2, (nx - 1) * dx / 2)
+    center = _centre_mm(shape3, spacing)
     vol = _with_vessels(shape3, int(rng_anatomy.integers(N_VESSEL_VARIANTS))).copy()
     oz, oy, ox = (int(rng_anatomy.integers(0, b - s + 1)) for b, s in zip(anatomy.noise.shape, shape3))
     lung = anatomy.lung.copy()
@@ -825,7 +896,7 @@ def disease_ct_phantom(
 
     # Volume loss: a domed diaphragm rises into the bases.
     if volume_loss > 0:
-        lung_x = np.minimum(np.abs(x_mm - np.float32(center[2] - 68.0)), np.abs(x_mm - np.float32(center[2] + 68.0)))
+        lung_x = np.minimum(np.abs(x_mm - np.float32(center[2] - LUNG_CENTRE_MM[2])), np.abs(x_mm - np.float32(center[2] + LUNG_CENTRE_MM[2])))
         cut = np.float32(nz * dz * (1.0 - 1.5 * float(volume_loss))) + np.float32(18.0) * (lung_x / np.float32(52.0)) ** 2
         below = _soft(z_mm - cut, dz) * lung
         _paint(vol, below, HU_DIAPHRAGM)

@@ -50,15 +50,16 @@ from . import phantoms as ph
 
 __all__ = ["DETECTOR_SHAPE", "PIXEL_MM", "SLAB_TOP_MM", "pa_radiograph", "slab_rows"]
 
-PIXEL_MM = 0.7
 DETECTOR_SHAPE = (616, 512)  # rows (head to feet), columns (patient's right to left)
+# The detector's width is the CT's in-plane field of view: 512 columns of 0.7 mm.
+PIXEL_MM = ph.FOV_YX_MM / DETECTOR_SHAPE[1]
 SLAB_TOP_MM = 70.0  # where the CT's first slice edge lands, from the detector's top edge
 _MU = ph.MU_WATER_PER_MM / 1000.0  # per mm per HU
-_FULL_SCALE = 8.0  # log attenuation mapped to the top code value (as xray_from_ct)
 
 # Anatomy in mm relative to the CT volume's centre: Z caudal, Y posterior, X towards the patient's left.
-_LUNG = ((25.0, 8.0, 68.0), (125.0, 78.0, 52.0))  # centre (Z, Y, |X|), semi-axes (Z, Y, X); as the CT
-_HEART = ((60.0, -25.0, 28.0), (70.0, 55.0, 58.0))
+# Where the CT sees it, it is the CT phantom's (medfuse.data.phantoms' constants); the rest exists here only.
+_LUNG = (ph.LUNG_CENTRE_MM, ph.LUNG_SEMI_MM)  # centre (Z, Y, |X|), semi-axes (Z, Y, X)
+_HEART = (ph.HEART_CENTRE_MM, ph.HEART_SEMI_MM)
 _DOME_TOP = {-1.0: 82.0, 1.0: 95.0}  # Z of each dome's top (right higher); the CT ends at Z = 80
 _DOME_DROP = 45.0  # the dome falls this much from its top (|X| = 68) to the lung's edges (|X| = 16, 120)
 _CARVERS = (  # soft-tissue ellipsoids that push the lungs aside: (centre, semi-axes)
@@ -162,20 +163,16 @@ def _rib_projection(g: _Grid) -> npt.NDArray[np.float64]:
     lateral positions per column."""
     step = 0.5  # along the beam (mm)
     n_sub = 2  # lateral samples per column
-    wall = (118.0 - 13.0, 160.0 - 13.0)
     centres = g.x[0]
     cols = len(centres)
-    ys = np.arange(5.0 - 1.05 * wall[0], 5.0 + 1.05 * wall[0], step)
+    y_reach = 1.05 * ph.RIB_WALL_MM[0]
+    ys = np.arange(ph.BODY_Y_MM - y_reach, ph.BODY_Y_MM + y_reach, step)
     sub = (np.arange(n_sub) + 0.5) / n_sub * PIXEL_MM - PIXEL_MM / 2
     xs = (centres[:, None] + sub[None, :]).ravel()
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    rho = np.sqrt(((yy - 5.0) / wall[0]) ** 2 + (xx / wall[1]) ** 2)
-    theta = np.arctan2((yy - 5.0) / wall[0], xx / wall[1])
-    from_back = np.abs(theta - np.pi / 2)
-    from_back = np.minimum(from_back, 2 * np.pi - from_back)
-    half_height, half_depth, period = 5.0, 4.5, 26.0
-    radial = (rho - 0.92) * wall[0]
-    keep = (np.abs(radial) < half_depth) & (from_back > 0.25) & (from_back < 0.72 * np.pi)
+    from_back, radial, shell = ph._rib_shell(yy, xx)
+    half_height, half_depth, period = ph.RIB_HALF_HEIGHT_MM, ph.RIB_HALF_DEPTH_MM, ph.RIB_PERIOD_MM
+    keep = shell & (np.abs(radial) < half_depth)
     col_of = np.broadcast_to((np.arange(cols)[:, None] * np.ones(n_sub, np.intp)).ravel()[None, :], keep.shape)
     fb, rad, col = from_back[keep], radial[keep], col_of[keep]
     order = np.argsort(col, kind="stable")
@@ -183,14 +180,14 @@ def _rib_projection(g: _Grid) -> npt.NDArray[np.float64]:
     starts = np.searchsorted(col, np.arange(cols))
     weight = step / n_sub  # mm along the beam per point, averaged over the column's lateral samples
     depth_room = np.sqrt(np.clip(1.0 - (rad / half_depth) ** 2, 0.0, None))  # band half-height allowed at this depth
-    # The ribs depend on Z only through (Z - 22 from_back) mod period: the projection is periodic in Z, so it is
+    # The ribs depend on Z only through (Z - slope from_back) mod period: the projection is periodic in Z, so it is
     # computed over one period (0.2 mm steps) and looked up for every row.
     zp = np.arange(0.0, period, 0.2)
     one = np.zeros((len(zp), cols))
     empty = np.diff(np.append(starts, len(fb))) == 0
     for i0 in range(0, len(zp), 32):
         z = zp[i0 : i0 + 32, None]
-        band = np.abs(np.mod(z - 22.0 * fb[None, :], period) - period / 2) / half_height
+        band = ph._rib_band(z, fb[None, :])
         occ = np.clip((depth_room[None, :] - band) * half_height / 1.0 + 0.5, 0.0, 1.0)  # 1 mm partial-volume edge
         if len(fb):
             summed = np.add.reduceat(occ, np.minimum(starts, len(fb) - 1), axis=1)
@@ -207,20 +204,20 @@ def _rib_projection(g: _Grid) -> npt.NDArray[np.float64]:
     return out
 
 
-_BACKGROUND: dict[tuple[tuple[int, int], float], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+_BACKGROUND: dict[float, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
 
 
-def _background(shape: tuple[int, int], fov_z_mm: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(line integral of mu of the static chest, lung length along each ray), cached per detector and CT height."""
-    key = (shape, fov_z_mm)
-    cached = _BACKGROUND.get(key)
+def _background(fov_z_mm: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(line integral of mu of the static chest, lung length along each ray) on the detector, cached per CT height."""
+    cached = _BACKGROUND.get(fov_z_mm)
     if cached is not None:
         return cached
-    g = _grid(shape, fov_z_mm)
+    g = _grid(DETECTOR_SHAPE, fov_z_mm)
     hu_air, hu_fat, hu_soft = ph.HU_AIR, ph.HU_FAT, ph.HU_SOFT
-    # body: fat rim and soft tissue (elliptic cylinders, as the CT)
-    path = _ellipse_chord(g.x, 0.0, 160.0, 118.0) * (1000.0 + hu_fat) * _MU
-    path = path + _ellipse_chord(g.x, 0.0, 147.0, 105.0) * (hu_soft - hu_fat) * _MU
+    # body: fat rim and soft tissue (elliptic cylinders)
+    (body_y, body_x), rim = ph.BODY_SEMI_MM, ph.FAT_RIM_MM
+    path = _ellipse_chord(g.x, 0.0, body_x, body_y) * (1000.0 + hu_fat) * _MU
+    path = path + _ellipse_chord(g.x, 0.0, body_x - rim, body_y - rim) * (hu_soft - hu_fat) * _MU
     path = np.broadcast_to(path, np.broadcast_shapes(g.z.shape, g.x.shape)).copy()
     # lungs
     lungs = _lung_chord(g, -1.0) + _lung_chord(g, 1.0)
@@ -231,15 +228,16 @@ def _background(shape: tuple[int, int], fov_z_mm: float) -> tuple[npt.NDArray[np
     airway += _tube_chord(g, (-38.0, -10.0, 1.0), (-5.0, 2.0, 30.0), 5.5)
     path += airway * (hu_air - hu_soft) * _MU
     # stomach bubble
-    path += (lambda iv: iv[1] - iv[0])(_ellipsoid_interval(g, *_STOMACH)) * (hu_air - hu_soft) * _MU
+    y0, y1 = _ellipsoid_interval(g, *_STOMACH)
+    path += (y1 - y0) * (hu_air - hu_soft) * _MU
     # vertebral column: bodies (cortex + trabecular) or discs, and the neural arch
-    vb = (16.0, 19.0)  # the CT's vertebral body semi-axes (Y, X); along the beam only X matters
+    vb, cortex = ph.VERTEBRA_SEMI_MM, ph.CORTEX_MM  # (Y, X); along the beam only X matters
     body = _ellipse_chord(g.x, 0.0, vb[1], vb[0])
-    inner = _ellipse_chord(g.x, 0.0, vb[1] - 2.5, vb[0] - 2.5)
-    is_disc = np.abs(np.mod(g.z + 8.0, 27.0) - 13.5) > 11.5  # as the CT
+    inner = _ellipse_chord(g.x, 0.0, vb[1] - cortex, vb[0] - cortex)
     bone = (body - inner) * (ph.HU_CORTEX - hu_soft) + inner * (ph.HU_VERTEBRA - hu_soft)
-    path += np.where(is_disc, body * (ph.HU_DISC - hu_soft), bone) * _MU
-    arch = _ellipse_chord(g.x, 0.0, 14.0, 13.0) - _ellipse_chord(g.x, 0.0, 9.0, 8.0)
+    path += np.where(ph._is_disc(g.z), body * (ph.HU_DISC - hu_soft), bone) * _MU
+    (arch_y, arch_x), (canal_y, canal_x) = ph.ARCH_SEMI_MM, ph.CANAL_SEMI_MM
+    arch = _ellipse_chord(g.x, 0.0, arch_x, arch_y) - _ellipse_chord(g.x, 0.0, canal_x, canal_y)
     path += arch * (ph.HU_CORTEX - hu_soft) * _MU
     # ribs and clavicles
     path += _rib_projection(g) * (ph.HU_RIB - hu_soft) * _MU
@@ -249,15 +247,23 @@ def _background(shape: tuple[int, int], fov_z_mm: float) -> tuple[npt.NDArray[np
         path += clav * (ph.HU_RIB - hu_soft) * _MU
     path.setflags(write=False)
     lungs.setflags(write=False)
-    _BACKGROUND[key] = (path, lungs)
+    _BACKGROUND[fov_z_mm] = (path, lungs)
     return path, lungs
 
 
-def slab_rows(shape: tuple[int, int, int], detector: tuple[int, int] = DETECTOR_SHAPE) -> tuple[float, float]:
-    """Detector rows (fractional, top edge of row 0 = 0) where the CT's first and last slice edges land."""
-    del shape, detector
+def slab_rows(shape: tuple[int, int, int]) -> tuple[float, float]:
+    """Detector rows (fractional, top edge of row 0 = 0) where the first and last slice edges of a CT of ``shape`` land.
+
+    The CT's slices span its 160 mm field of view whatever their number; row k covers
+    [k, k + 1) in these units, so slice i's centre is at ``top + (i + 0.5) (bottom - top) / nz``.
+    """
+    dims = tuple(int(n) for n in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"shape must be three positive integers (z, y, x); got {tuple(shape)}")
+    nz = dims[0]
+    dz = ph._spacing_for((dims[0], dims[1], dims[2]))[0]
     top = SLAB_TOP_MM / PIXEL_MM
-    return top, top + ph.FOV_Z_MM / PIXEL_MM
+    return top, top + nz * dz / PIXEL_MM
 
 
 def _lowpass_x(row: npt.NDArray[np.float64], sigma_px: float) -> npt.NDArray[np.float64]:
@@ -299,7 +305,7 @@ def pa_radiograph(volume: npt.ArrayLike, *, bits: int = 12, seed: int = 0) -> np
 
     rows, cols = DETECTOR_SHAPE
     fov_z = shape3[0] * dz
-    path, lungs = _background(DETECTOR_SHAPE, fov_z)
+    path, lungs = _background(fov_z)
     # columns: the CT's field of view is the detector's width
     xi = np.clip((np.arange(cols) + 0.5) * PIXEL_MM / dx - 0.5, 0.0, shape3[2] - 1.0)
     i0 = np.floor(xi).astype(np.intp)
@@ -325,11 +331,4 @@ def pa_radiograph(volume: npt.ArrayLike, *, bits: int = 12, seed: int = 0) -> np
     in_lung = np.clip(lungs / 10.0, 0.0, 1.0)
     patient += (above * fade_top)[:, None] * top_edge[None, :] * in_lung
     patient += (below * fade_bottom)[:, None] * bottom_edge[None, :] * in_lung
-    total = path + patient
-
-    rng = np.random.default_rng(seed)
-    photons = 1.0e6 * np.exp(-total)
-    total = total + rng.standard_normal(total.shape) / np.sqrt(np.maximum(photons, 1.0))
-    top = 2 ** int(bits) - 1
-    image: npt.NDArray[np.uint16] = np.clip(np.rint(total / _FULL_SCALE * top), 0, top).astype(np.uint16)
-    return image
+    return ph._detector_image(path + patient, bits, seed)
