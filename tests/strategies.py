@@ -350,7 +350,7 @@ def torch_attention(case: dict, dtype=None, grad_out=None):
         full = np.broadcast_shapes(batch + (lq, lk), mask.shape)  # torch wants >= 2D masks
         tm = torch.tensor(np.ascontiguousarray(np.broadcast_to(mask, full)), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
     causal = case["causal"]
-    if causal and tm is None and case["scale"] <= 0.0:  # TORCH_CAUSAL_ZERO_SCALE_NAN
+    if causal and tm is None and case["scale"] is not None and case["scale"] <= 0.0:  # TORCH_CAUSAL_ZERO_SCALE_NAN
         tm = torch.ones(lq, lk, dtype=torch.bool).tril()
         causal = False
     if causal and tm is not None:
