@@ -317,12 +317,13 @@ def attention_live_rows(case: dict) -> np.ndarray:
 
 
 # torch 2.13's CPU SDPA, on 4-D inputs with d == dv (its fused "flash" CPU
-# kernel), is_causal=True and scale=0.0, returns NaN for every row that has a
-# causally excluded key: it multiplies the -inf it fills in by the scale (0 *
-# -inf). An explicit mask gives the right answer (tests/test_attention.py::
-# test_torch_causal_zero_scale_limit documents it). torch_attention therefore
-# passes causal as an explicit mask when the scale is 0.
-TORCH_CAUSAL_ZERO_SCALE_NAN = "torch SDPA: 4-D, d == dv, is_causal=True, scale=0 -> NaN rows"
+# kernel), is_causal=True and a scale <= 0, returns NaN for every row that has
+# a causally excluded key: it multiplies the -inf it fills in by the scale
+# (0 * -inf, or -inf * negative = +inf). An explicit mask gives the right
+# answer (tests/test_attention.py::test_torch_causal_zero_scale_limit
+# documents it). torch_attention therefore passes causal as an explicit mask
+# when the scale is not positive.
+TORCH_CAUSAL_ZERO_SCALE_NAN = "torch SDPA: 4-D, d == dv, is_causal=True, scale <= 0 -> NaN rows"
 
 
 def torch_attention(case: dict, dtype=None, grad_out=None):
@@ -349,7 +350,7 @@ def torch_attention(case: dict, dtype=None, grad_out=None):
         full = np.broadcast_shapes(batch + (lq, lk), mask.shape)  # torch wants >= 2D masks
         tm = torch.tensor(np.ascontiguousarray(np.broadcast_to(mask, full)), dtype=torch.bool if mask.dtype == np.bool_ else tdtype)
     causal = case["causal"]
-    if causal and tm is None and case["scale"] == 0.0:  # TORCH_CAUSAL_ZERO_SCALE_NAN
+    if causal and tm is None and case["scale"] is not None and case["scale"] <= 0.0:  # TORCH_CAUSAL_ZERO_SCALE_NAN
         tm = torch.ones(lq, lk, dtype=torch.bool).tril()
         causal = False
     if causal and tm is not None:
