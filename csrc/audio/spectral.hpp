@@ -47,9 +47,23 @@ struct FftPlan {
 template <class C>
 FftPlan<C> make_fft_plan(std::int64_t n);
 
-// make_fft_plan through a small process-wide cache (thread-safe).
+// make_fft_plan through a small process-wide cache (thread-safe): at most 8
+// plans and 64 MB per type, least recently used evicted; a plan over 16 MB is
+// not cached (it lives as long as the returned pointer).
 template <class C>
 std::shared_ptr<const FftPlan<C>> cached_fft_plan(std::int64_t n);
+
+// Bytes held by a plan's tables.
+template <class C>
+std::int64_t fft_plan_bytes(const FftPlan<C>& p);
+
+// What the cache of type C holds now (tests, through _core._fft_plan_cache_probe).
+struct FftPlanCacheStats {
+    std::int64_t entries = 0, bytes = 0;
+    std::vector<std::int64_t> sizes;  // the cached n_fft values
+};
+template <class C>
+FftPlanCacheStats fft_plan_cache_stats();
 
 // Raw views of a plan's tables (the per-ISA kernels touch no std:: containers).
 template <class C>
