@@ -294,7 +294,7 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
     i64 chunk = n_tasks / (8 * nt);
     chunk = chunk < 4 ? 4 : chunk;
     const i64 n_chunks = (n_tasks + chunk - 1) / chunk;
-    const i64 need = spec_scratch(plan, job.n_freq, job.n_mels);
+    const i64 need = spec_scratch(plan, job.n_freq);
     std::vector<double> best(static_cast<std::size_t>(n_chunks), -HUGE_VAL);
     const SpecJob<T, C>& cj = job;
     parallel_for(n_chunks, threads, [&](i64 c) {
@@ -321,7 +321,7 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
         floor = mx - job.top_db;
     }
     std::vector<char> fine(static_cast<std::size_t>(n_chunks), 1);
-    const i64 need_dct = static_cast<i64>(kSpecLanes) * (job.n_mels + 8);
+    const i64 need_dct = static_cast<i64>(kSpecLanes) * job.n_mels;
     parallel_for(n_chunks, threads, [&](i64 c) {
         Scratch<C> s(need_dct);
         const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;

@@ -115,11 +115,12 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
 // elements (64-byte aligned); writes the output (or the dB scratch for mfcc)
 // and returns the largest dB value written (mfcc; -inf otherwise), or NaN if
 // a value written is not finite. dct_block: the DCT of frames [t0, t0 + 16)
-// of signal b with dB values clipped below at `floor` (same scratch); false
-// if a coefficient is not finite.
+// of signal b with dB values clipped below at `floor` (scratch of
+// 16 * n_mels elements, 64-byte aligned); false if a coefficient is not finite.
 template <class C>
-std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t n_mels) {
-    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq + n_mels + 8);
+std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq) {
+    // four FFT buffers of big rows (ar, ai, br, bi), then the power rows
+    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq);
 }
 
 #define MEDFUSE_DECLARE_ISA(ns)                                                               \
