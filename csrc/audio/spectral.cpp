@@ -15,6 +15,7 @@
 #include <immintrin.h>  // -march=native builds: the baseline path may use the transposes too
 #endif
 
+#include "common/avx512_compat.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 
