@@ -6,7 +6,7 @@
 #include "bindings/register.hpp"
 #include "common/checked_simd.hpp"
 #include "common/cpu.hpp"
-#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX2)
 #include "common/checked_simd_selftest.hpp"
 #endif
 #include "common/parallel.hpp"
@@ -108,7 +108,7 @@ py::tuple parallel_probe(std::int64_t n_tasks, int threads, std::int64_t inner, 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "medfuse C++ kernels (internal; use the functions in medfuse)";
     m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
-#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX2)
     // Sanitizer build only: deliberate masked/indexed accesses for
     // tests/test_checked_simd.py (see common/checked_simd_selftest.hpp).
     m.def("_checked_simd_selftest", &medfuse::checked::selftest, py::arg("op"), py::arg("n_alloc"),
