@@ -374,3 +374,33 @@ def test_overflow_is_refused(fn):
     with pytest.raises(ValueError, match="too large for float64 spectra"):
         fn(np.full(600, 1e307), n_fft=256)
     fn(np.full(600, 1e6, np.float32), n_fft=256)  # loud but representable: accepted
+
+
+def test_fft_plan_cache_budget():
+    """The FFT plan cache keeps at most 64 MB per compute type (least recently
+    used evicted) and never keeps a plan over 16 MB (an odd n_fft near 2**22
+    needs ~350 MB of Bluestein tables in double); results do not depend on it."""
+    from medfuse import _core
+
+    mb = 1 << 20
+    # Seven ~9.5 MB double plans (odd n_fft, Bluestein length 2**18): the
+    # seventh pushes the total past 64 MB, so the cache ends with exactly the
+    # six most recent ones (fewer than the 8-entry limit: the bytes decided).
+    sizes = [65537 + 2 * i for i in range(7)]
+    for n in sizes:
+        plan_bytes, held, cached = _core._fft_plan_cache_probe(n, True)
+        assert 8 * mb < plan_bytes < 16 * mb
+        assert n in cached and held <= 64 * mb
+    assert sorted(cached) == sizes[1:]
+    # A plan over 16 MB is built for its call and not kept; it evicts nothing.
+    plan_bytes, held2, cached2 = _core._fft_plan_cache_probe(131073, True)
+    assert plan_bytes > 16 * mb
+    assert sorted(cached2) == sizes[1:] and held2 == held
+    # Float plans have their own cache (same rules).
+    plan_bytes, _, cached_f = _core._fft_plan_cache_probe(262145, False)
+    assert plan_bytes > 16 * mb and 262145 not in cached_f
+    # An uncached plan still gives numpy's spectrum.
+    y = _signal(131073, np.float64)
+    a = medfuse.stft(y, n_fft=131073, center=False)
+    w = ap.window_values("hann", 131073, 131073)
+    assert _rel(a[:, 0], np.fft.rfft(y * w)) < 1e-9

@@ -156,6 +156,10 @@ def test_nonfinite_refused(bad):
         medfuse.bilateral(x, 3, 10.0, 2.0)
     with pytest.raises(ValueError, match="NaN"):
         ref.bilateral(x, 3, 10.0, 2.0)
+    from medfuse import _core  # the kernel itself refuses (its min/max pass), not only the wrappers
+
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        _core.bilateral_f32(x, 1, 10.0, 2.0, 1)
 
 
 def test_float32_range_that_overflows_is_refused():

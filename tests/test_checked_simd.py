@@ -84,10 +84,15 @@ def test_normal_build_has_no_selftest_and_says_whether_it_checks():
         assert not hasattr(_core, "_checked_simd_selftest")
 
 
-sanitizer_only = pytest.mark.skipif(
-    not hasattr(_core, "_checked_simd_selftest") or "avx512" not in medfuse.build_info()["simd_supported"],
-    reason="needs the sanitizer build (.ci/sanitize) with AVX-512 paths on an AVX-512 CPU",
-)
+def _needs(isa: str) -> pytest.MarkDecorator:
+    """Skip unless the sanitizer build's selftest binding can run `isa` ops here."""
+    return pytest.mark.skipif(
+        not hasattr(_core, "_checked_simd_selftest") or isa not in medfuse.build_info()["simd_supported"],
+        reason=f"needs the sanitizer build (.ci/sanitize) with the {isa} path on a CPU that runs it",
+    )
+
+
+sanitizer_only = _needs("avx512")  # the masked forms are AVX-512
 
 # op, elements allocated, offset, lane mask, element size
 F32_OPS = ["mask_storeu_ps", "maskz_loadu_ps", "mask_i32gather_ps"]
@@ -133,12 +138,12 @@ def test_out_of_bounds_lane_is_reported(op, offset, lanes, where):
     assert re.search(rf"{side} 52-byte region", r.stderr), r.stderr[-3000:]
 
 
-@sanitizer_only
 @pytest.mark.parametrize(("op", "n_alloc", "offset", "lanes", "name"), [
-    ("i32gather_ps", 7, 0, 0xFF, "_mm256_i32gather_ps"),          # 8 lanes over 7 floats
-    ("mask_i32gather_pd", 5, 0, 0x3F, "_mm512_mask_i32gather_pd"),  # lane 5 of 5 doubles
-    ("broadcast_ss", 13, 13, 1, "_mm256_broadcast_ss"),
-    ("broadcast_sd", 5, 5, 1, "_mm256_broadcast_sd"),
+    pytest.param("i32gather_ps", 7, 0, 0xFF, "_mm256_i32gather_ps", marks=_needs("avx2")),  # 8 lanes over 7 floats
+    pytest.param("mask_i32gather_pd", 5, 0, 0x3F, "_mm512_mask_i32gather_pd",
+                 marks=_needs("avx512")),  # lane 5 of 5 doubles
+    pytest.param("broadcast_ss", 13, 13, 1, "_mm256_broadcast_ss", marks=_needs("avx2")),
+    pytest.param("broadcast_sd", 5, 5, 1, "_mm256_broadcast_sd", marks=_needs("avx2")),
 ])
 def test_out_of_bounds_other_forms_are_reported(op, n_alloc, offset, lanes, name):
     # One element more and the same access is in bounds (the AVX2 gather has
@@ -148,6 +153,8 @@ def test_out_of_bounds_other_forms_are_reported(op, n_alloc, offset, lanes, name
     r = _run(op, n_alloc, offset, lanes, checked=True)
     assert r.returncode != 0 and f"medfuse checked_simd: {name}" in r.stderr, r.stderr[-3000:]
     assert "heap-buffer-overflow" in r.stderr
+    # the call site, in the file built for the op's ISA
+    assert f"checked_simd_selftest_{'avx512' if name.startswith('_mm512') else 'avx2'}.cpp" in r.stderr
 
 
 @sanitizer_only
@@ -160,3 +167,9 @@ def test_the_raw_intrinsic_is_a_blind_spot(op):
     if "AddressSanitizer" in r.stderr:
         pytest.skip("this compiler's ASan instruments the raw intrinsic itself")
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+@_needs("avx2")
+def test_selftest_refuses_an_unknown_op():
+    with pytest.raises(ValueError, match="unknown op 'nope'"):
+        _core._checked_simd_selftest("nope", 4, 0, 1, True)

@@ -3,7 +3,8 @@
 Through ``medfuse._core._parallel_probe`` (a parallel_for whose tasks record
 the OS thread that ran them, run an inner parallel_for and may throw) and
 through kernels whose small images now split across threads: results equal
-for 1..4 threads, from several Python threads at once, nested calls serial,
+for 1..4 threads, from several Python threads at once, nested calls serial
+(unless the outer loop has a single task and threads >= 2),
 exceptions rethrown, threads reused, and a forked child that does not wait on
 the parent's threads.
 """
@@ -34,7 +35,8 @@ def _expected(n: int, inner: int) -> list[int]:
 def test_probe_results_and_thread_bound(threads: int, n_tasks: int) -> None:
     out, nested_serial, ids = _core._parallel_probe(n_tasks, threads, 5, 4)
     assert out == _expected(n_tasks, 5)
-    assert nested_serial, "a parallel_for inside a task must run on the task's thread"
+    if threads == 1 or n_tasks >= 2:  # one task with threads >= 2: see test_single_task_...
+        assert nested_serial, "a parallel_for inside a task must run on the task's thread"
     # never more threads than asked for (nor than tasks)
     assert len(ids) <= max(1, min(threads, n_tasks))
 
@@ -46,6 +48,22 @@ def test_probe_uses_helpers_when_tasks_block() -> None:
     assert len(ids) == 2
 
 
+def test_single_task_leaves_its_threads_to_a_nested_loop() -> None:
+    """An outer loop serial only because it has one task (a batch of one) does
+    not make the loop inside it serial; a budget of one thread or a threaded
+    outer loop does. Inner tasks sleep (80 ms in all) so a helper has time to
+    wake and take some even on a loaded machine."""
+    out, nested_serial, ids = _core._parallel_probe(1, 2, 40, 2, inner_sleep_us=2000)
+    assert out == _expected(1, 40) and len(ids) == 1
+    assert not nested_serial, "the inner loop of a single outer task should use its 2 threads"
+    # threads=1 never uses another thread, nested or not
+    out, nested_serial, _ = _core._parallel_probe(1, 1, 40, 2, inner_sleep_us=2000)
+    assert out == _expected(1, 40) and nested_serial
+    # inside a threaded outer loop the inner loop stays on its task's thread
+    out, nested_serial, _ = _core._parallel_probe(2, 2, 20, 2, inner_sleep_us=2000)
+    assert out == _expected(2, 20) and nested_serial
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 @pytest.mark.parametrize("throw_at", [0, 5, 31])
 def test_probe_exception_is_rethrown_and_pool_survives(threads: int, throw_at: int) -> None:
@@ -55,7 +73,8 @@ def test_probe_exception_is_rethrown_and_pool_survives(threads: int, throw_at: i
     assert out == _expected(32, 3)
 
 
-@pytest.mark.parametrize("bad", [dict(n_tasks=-1), dict(threads=0), dict(inner_threads=0), dict(sleep_us=-1)])
+@pytest.mark.parametrize("bad", [dict(n_tasks=-1), dict(threads=0), dict(inner_threads=0), dict(sleep_us=-1),
+                                 dict(inner_sleep_us=-1)])
 def test_probe_refuses_bad_counts(bad: dict[str, int]) -> None:
     kw = dict(n_tasks=4, threads=2, inner=2, inner_threads=2) | bad
     with pytest.raises(ValueError, match="thread counts"):

@@ -15,6 +15,7 @@
 #include <immintrin.h>  // -march=native builds: the baseline path may use the transposes too
 #endif
 
+#include "common/avx512_compat.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 
@@ -171,29 +172,81 @@ FftPlan<C> make_fft_plan(i64 n) {
 }
 
 template <class C>
+std::int64_t fft_plan_bytes(const FftPlan<C>& p) {
+    const std::size_t values = p.tw4.capacity() + p.ch_re.capacity() + p.ch_im.capacity() + p.bk_re.capacity() +
+                               p.bk_im.capacity() + p.post_re.capacity() + p.post_im.capacity();
+    return static_cast<std::int64_t>(values * sizeof(C));
+}
+
+namespace {
+
+// A few recent plans: a plan is tables of O(n) values, rebuilt in
+// O(n log n). At most kPlanCacheEntries plans and kPlanCacheBytes bytes are
+// kept per type (least recently used evicted); a plan over kPlanMaxCachedBytes
+// (an odd n_fft near 2^22 needs a Bluestein length of 2^23: 352 MB in double) is built
+// for its call and freed with it, never kept for the process lifetime.
+constexpr std::size_t kPlanCacheEntries = 8;
+constexpr std::int64_t kPlanCacheBytes = std::int64_t(64) << 20;
+constexpr std::int64_t kPlanMaxCachedBytes = std::int64_t(16) << 20;
+
+template <class C>
+struct PlanCache {
+    struct Entry {
+        std::uint64_t used = 0;
+        std::int64_t bytes = 0;
+        std::shared_ptr<const FftPlan<C>> plan;
+    };
+    std::mutex mu;
+    std::map<i64, Entry> plans;
+    std::int64_t bytes = 0;
+    std::uint64_t clock = 0;
+};
+
+template <class C>
+PlanCache<C>& plan_cache() {
+    static PlanCache<C> cache;
+    return cache;
+}
+
+}  // namespace
+
+template <class C>
 std::shared_ptr<const FftPlan<C>> cached_fft_plan(i64 n) {
-    // A few recent sizes: a plan is tables of O(n) values, rebuilt in O(n log n).
-    static std::mutex mu;
-    static std::map<i64, std::pair<std::uint64_t, std::shared_ptr<const FftPlan<C>>>> cache;
-    static std::uint64_t clock = 0;
+    PlanCache<C>& c = plan_cache<C>();
     {
-        std::lock_guard<std::mutex> lock(mu);
-        auto it = cache.find(n);
-        if (it != cache.end()) {
-            it->second.first = ++clock;
-            return it->second.second;
+        std::lock_guard<std::mutex> lock(c.mu);
+        auto it = c.plans.find(n);
+        if (it != c.plans.end()) {
+            it->second.used = ++c.clock;
+            return it->second.plan;
         }
     }
     auto plan = std::make_shared<const FftPlan<C>>(make_fft_plan<C>(n));
-    std::lock_guard<std::mutex> lock(mu);
-    if (cache.size() >= 8) {
-        auto oldest = cache.begin();
-        for (auto it = cache.begin(); it != cache.end(); ++it)
-            if (it->second.first < oldest->second.first) oldest = it;
-        cache.erase(oldest);
+    const std::int64_t bytes = fft_plan_bytes(*plan);
+    if (bytes > kPlanMaxCachedBytes) return plan;
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.plans.count(n)) return plan;  // another thread cached it meanwhile (same tables)
+    while (!c.plans.empty() && (c.plans.size() >= kPlanCacheEntries || c.bytes + bytes > kPlanCacheBytes)) {
+        auto oldest = c.plans.begin();
+        for (auto it = c.plans.begin(); it != c.plans.end(); ++it)
+            if (it->second.used < oldest->second.used) oldest = it;
+        c.bytes -= oldest->second.bytes;
+        c.plans.erase(oldest);
     }
-    cache[n] = {++clock, plan};
+    c.plans[n] = {++c.clock, bytes, plan};
+    c.bytes += bytes;
     return plan;
+}
+
+template <class C>
+FftPlanCacheStats fft_plan_cache_stats() {
+    PlanCache<C>& c = plan_cache<C>();
+    std::lock_guard<std::mutex> lock(c.mu);
+    FftPlanCacheStats st;
+    st.entries = static_cast<std::int64_t>(c.plans.size());
+    st.bytes = c.bytes;
+    for (const auto& kv : c.plans) st.sizes.push_back(kv.first);
+    return st;
 }
 
 namespace {
@@ -242,7 +295,7 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
     i64 chunk = n_tasks / (8 * nt);
     chunk = chunk < 4 ? 4 : chunk;
     const i64 n_chunks = (n_tasks + chunk - 1) / chunk;
-    const i64 need = spec_scratch(plan, job.n_freq, job.n_mels);
+    const i64 need = spec_scratch(plan, job.n_freq);
     std::vector<double> best(static_cast<std::size_t>(n_chunks), -HUGE_VAL);
     const SpecJob<T, C>& cj = job;
     parallel_for(n_chunks, threads, [&](i64 c) {
@@ -269,7 +322,7 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads) {
         floor = mx - job.top_db;
     }
     std::vector<char> fine(static_cast<std::size_t>(n_chunks), 1);
-    const i64 need_dct = static_cast<i64>(kSpecLanes) * (job.n_mels + 8);
+    const i64 need_dct = static_cast<i64>(kSpecLanes) * job.n_mels;
     parallel_for(n_chunks, threads, [&](i64 c) {
         Scratch<C> s(need_dct);
         const i64 end = (c + 1) * chunk < n_tasks ? (c + 1) * chunk : n_tasks;
@@ -286,6 +339,10 @@ template FftPlan<float> make_fft_plan<float>(i64);
 template FftPlan<double> make_fft_plan<double>(i64);
 template std::shared_ptr<const FftPlan<float>> cached_fft_plan<float>(i64);
 template std::shared_ptr<const FftPlan<double>> cached_fft_plan<double>(i64);
+template std::int64_t fft_plan_bytes<float>(const FftPlan<float>&);
+template std::int64_t fft_plan_bytes<double>(const FftPlan<double>&);
+template FftPlanCacheStats fft_plan_cache_stats<float>();
+template FftPlanCacheStats fft_plan_cache_stats<double>();
 template SpecStatus spectral<float, float>(SpecJob<float, float>, const FftPlan<float>&, int);
 template SpecStatus spectral<float, double>(SpecJob<float, double>, const FftPlan<double>&, int);
 template SpecStatus spectral<double, double>(SpecJob<double, double>, const FftPlan<double>&, int);

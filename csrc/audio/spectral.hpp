@@ -47,9 +47,23 @@ struct FftPlan {
 template <class C>
 FftPlan<C> make_fft_plan(std::int64_t n);
 
-// make_fft_plan through a small process-wide cache (thread-safe).
+// make_fft_plan through a small process-wide cache (thread-safe): at most 8
+// plans and 64 MB per type, least recently used evicted; a plan over 16 MB is
+// not cached (it lives as long as the returned pointer).
 template <class C>
 std::shared_ptr<const FftPlan<C>> cached_fft_plan(std::int64_t n);
+
+// Bytes held by a plan's tables.
+template <class C>
+std::int64_t fft_plan_bytes(const FftPlan<C>& p);
+
+// What the cache of type C holds now (tests, through _core._fft_plan_cache_probe).
+struct FftPlanCacheStats {
+    std::int64_t entries = 0, bytes = 0;
+    std::vector<std::int64_t> sizes;  // the cached n_fft values
+};
+template <class C>
+FftPlanCacheStats fft_plan_cache_stats();
 
 // Raw views of a plan's tables (the per-ISA kernels touch no std:: containers).
 template <class C>
@@ -101,11 +115,12 @@ SpecStatus spectral(SpecJob<T, C> job, const FftPlan<C>& plan, int threads);
 // elements (64-byte aligned); writes the output (or the dB scratch for mfcc)
 // and returns the largest dB value written (mfcc; -inf otherwise), or NaN if
 // a value written is not finite. dct_block: the DCT of frames [t0, t0 + 16)
-// of signal b with dB values clipped below at `floor` (same scratch); false
-// if a coefficient is not finite.
+// of signal b with dB values clipped below at `floor` (scratch of
+// 16 * n_mels elements, 64-byte aligned); false if a coefficient is not finite.
 template <class C>
-std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq, std::int64_t n_mels) {
-    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq + n_mels + 8);
+std::int64_t spec_scratch(const FftPlan<C>& p, std::int64_t n_freq) {
+    // four FFT buffers of big rows (ar, ai, br, bi), then the power rows
+    return static_cast<std::int64_t>(kSpecLanes) * (4 * p.big + n_freq);
 }
 
 #define MEDFUSE_DECLARE_ISA(ns)                                                               \

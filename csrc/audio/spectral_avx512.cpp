@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include "common/avx512_compat.hpp"
 #include "audio/spectral.hpp"
 
 namespace medfuse {

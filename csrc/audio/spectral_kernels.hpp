@@ -210,23 +210,12 @@ void load_frames(const T* const* fr, const C* w, bool half, i64 m, C* re, C* im)
 }
 
 #if defined(__AVX512F__)
-// GCC 12 flags the plain unpack / shuffle intrinsics as maybe-uninitialized
-// (their undefined pass-through operand): the masked forms with every lane set
-// are the same instructions.
-inline __m512 unpacklo_ps(__m512 a, __m512 b) { return _mm512_mask_unpacklo_ps(a, 0xffff, a, b); }
-inline __m512 unpackhi_ps(__m512 a, __m512 b) { return _mm512_mask_unpackhi_ps(a, 0xffff, a, b); }
-inline __m512 unpacklo_pd(__m512 a, __m512 b) {
-    const __m512d x = _mm512_castps_pd(a);
-    return _mm512_castpd_ps(_mm512_mask_unpacklo_pd(x, 0xff, x, _mm512_castps_pd(b)));
-}
-inline __m512 unpackhi_pd(__m512 a, __m512 b) {
-    const __m512d x = _mm512_castps_pd(a);
-    return _mm512_castpd_ps(_mm512_mask_unpackhi_pd(x, 0xff, x, _mm512_castps_pd(b)));
-}
-template <int Imm>
-inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
-    return _mm512_mask_shuffle_f32x4(a, 0xffff, a, b, Imm);
-}
+// Unpacks and shuffles GCC 12 accepts (common/avx512_compat.hpp).
+using compat512::shuffle_f32x4;
+using compat512::unpackhi_pd;
+using compat512::unpackhi_ps;
+using compat512::unpacklo_pd;
+using compat512::unpacklo_ps;
 
 // float frames, even n: 8 complex samples (16 floats) of 16 frames per step,
 // a 16 x 16 transpose turns frame-major into lane-major rows.

@@ -6,7 +6,7 @@
 #include "bindings/register.hpp"
 #include "common/checked_simd.hpp"
 #include "common/cpu.hpp"
-#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX2)
 #include "common/checked_simd_selftest.hpp"
 #endif
 #include "common/parallel.hpp"
@@ -68,11 +68,12 @@ long os_thread_id() { return static_cast<long>(std::hash<std::thread::id>()(std:
 
 // Test probe of parallel_for (tests/test_pool.py): task i computes
 // i*i + sum_j i*j over an inner parallel_for of `inner` tasks, sleeping
-// `sleep_us` first; task `throw_at` throws. Returns (results, every inner
-// loop ran on its task's thread, OS thread ids that ran tasks).
+// `sleep_us` first (inner tasks: `inner_sleep_us`); task `throw_at` throws.
+// Returns (results, every inner loop ran on its task's thread, OS thread ids
+// that ran outer tasks).
 py::tuple parallel_probe(std::int64_t n_tasks, int threads, std::int64_t inner, int inner_threads,
-                         std::int64_t throw_at, int sleep_us) {
-    if (n_tasks < 0 || inner < 0 || threads < 1 || inner_threads < 1 || sleep_us < 0)
+                         std::int64_t throw_at, int sleep_us, int inner_sleep_us) {
+    if (n_tasks < 0 || inner < 0 || threads < 1 || inner_threads < 1 || sleep_us < 0 || inner_sleep_us < 0)
         throw std::invalid_argument("_parallel_probe: counts must be >= 0 and thread counts >= 1");
     std::vector<std::int64_t> out(static_cast<std::size_t>(n_tasks), -1);
     std::atomic<bool> nested_serial{true};
@@ -90,6 +91,7 @@ py::tuple parallel_probe(std::int64_t n_tasks, int threads, std::int64_t inner, 
             if (i == throw_at) throw std::runtime_error("_parallel_probe: task " + std::to_string(i) + " failed");
             std::vector<std::int64_t> part(static_cast<std::size_t>(inner), 0);
             medfuse::parallel_for(inner, inner_threads, [&](std::int64_t j) {
+                if (inner_sleep_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(inner_sleep_us));
                 if (os_thread_id() != me) nested_serial = false;
                 part[static_cast<std::size_t>(j)] = i * j;
             });
@@ -106,14 +108,14 @@ py::tuple parallel_probe(std::int64_t n_tasks, int threads, std::int64_t inner, 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "medfuse C++ kernels (internal; use the functions in medfuse)";
     m.def("build_info", &build_info, "What was compiled in and which SIMD path is active.");
-#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX512)
+#if MEDFUSE_CHECKED_SIMD && defined(MEDFUSE_HAVE_AVX2)
     // Sanitizer build only: deliberate masked/indexed accesses for
     // tests/test_checked_simd.py (see common/checked_simd_selftest.hpp).
     m.def("_checked_simd_selftest", &medfuse::checked::selftest, py::arg("op"), py::arg("n_alloc"),
           py::arg("offset"), py::arg("lanes"), py::arg("checked"));
 #endif
     m.def("_parallel_probe", &parallel_probe, py::arg("n_tasks"), py::arg("threads"), py::arg("inner"),
-          py::arg("inner_threads"), py::arg("throw_at") = -1, py::arg("sleep_us") = 0,
+          py::arg("inner_threads"), py::arg("throw_at") = -1, py::arg("sleep_us") = 0, py::arg("inner_sleep_us") = 0,
           "Test probe of the worker pool (internal).");
     medfuse::bind::register_edges(m);
     medfuse::bind::register_convolve(m);

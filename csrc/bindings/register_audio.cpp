@@ -2,6 +2,7 @@
 // spectrogram, mel spectrogram, MFCC of padded (batch, length) signals).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <complex>
@@ -151,9 +152,32 @@ py::array spectral_f64(py::array_t<double, py::array::c_style> x, i64 n_fft, i64
     return run<double, double>(x, n_fft, hop, window, mode, power, mel, lo, hi, dct, amin, ref_db, top_db, threads);
 }
 
+// Test probe of the FFT plan cache (tests/test_audio.py): fetches the plan of
+// n_fft through the cache, in double (compute type of float64 and of float32
+// when double_precision) or float, and returns (bytes of that plan, bytes the
+// cache holds, the cached n_fft values) while the plan is still in use.
+py::tuple fft_plan_cache_probe(i64 n_fft, bool double_precision) {
+    if (n_fft < 1 || n_fft > (i64(1) << 22)) throw py::value_error("n_fft must be between 1 and 2**22");
+    auto run = [&](auto tag) {
+        using C = decltype(tag);
+        i64 plan_bytes = 0;
+        FftPlanCacheStats st;
+        {
+            py::gil_scoped_release nogil;
+            const std::shared_ptr<const FftPlan<C>> plan = cached_fft_plan<C>(n_fft);
+            plan_bytes = fft_plan_bytes(*plan);
+            st = fft_plan_cache_stats<C>();
+        }
+        return py::make_tuple(plan_bytes, st.bytes, st.sizes);
+    };
+    return double_precision ? run(double()) : run(float());
+}
+
 }  // namespace
 
 void register_audio(py::module_& m) {
+    m.def("_fft_plan_cache_probe", &fft_plan_cache_probe, py::arg("n_fft"), py::arg("double_precision"),
+          "Test probe of the FFT plan cache (internal).");
     const char* doc = "Short-time spectra of padded (batch, length) signals (use medfuse.stft / mfcc ...).";
     m.def("spectral_f32", &spectral_f32, py::arg("y").noconvert(), py::arg("n_fft"), py::arg("hop"),
           py::arg("window").noconvert(), py::arg("mode"), py::arg("power"), py::arg("mel"), py::arg("mel_lo"),

@@ -7,8 +7,11 @@
 // The pool (parallel.cpp) starts its threads on first use and keeps them:
 // a call costs a wake-up, not a thread start. The calling thread always works
 // on its own job, so a call from several threads at once cannot starve; a
-// parallel_for inside a task (of any parallel_for, threaded or not) runs
-// serially on that task's thread; after fork() the child starts a fresh pool instead of waiting on the parent's threads.
+// parallel_for inside a task runs serially on that task's thread when the
+// outer loop is threaded or has a budget of one thread (threads=1 never uses
+// another thread) — but not when the outer loop has a single task (a batch of
+// one), where the inner loop may use its own thread count; after fork() the
+// child starts a fresh pool instead of waiting on the parent's threads.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -44,12 +47,16 @@ class RegionScope {
 template <class F>
 void parallel_for(std::int64_t n_tasks, int n_threads, F&& fn) {
     if (n_tasks <= 0) return;
-    const std::int64_t nt = std::min<std::int64_t>(std::max(n_threads, 1), n_tasks);
-    if (nt <= 1 || detail::in_parallel_region()) {
+    if (n_threads <= 1 || detail::in_parallel_region()) {
         const detail::RegionScope scope;  // a parallel_for inside runs serially too
         for (std::int64_t i = 0; i < n_tasks; ++i) fn(i);
         return;
     }
+    if (n_tasks == 1) {  // serial only for want of tasks: a parallel_for inside may use the threads
+        fn(std::int64_t{0});
+        return;
+    }
+    const std::int64_t nt = std::min<std::int64_t>(n_threads, n_tasks);
     using Fn = std::remove_reference_t<F>;
     detail::pool_run(
         n_tasks, static_cast<int>(nt - 1),

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/avx512_compat.hpp"
 #include "common/border.hpp"
 #include "common/cpu.hpp"
 #include "common/checked_simd.hpp"

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/avx512_compat.hpp"
 #include "common/checked_simd.hpp"
 #include "denoise/nlm.hpp"
 

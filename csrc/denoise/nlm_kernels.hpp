@@ -18,10 +18,11 @@ inline void nlm_weights(const float* __restrict ssd, std::int64_t n, const float
     {  // the compiler does not vectorize the table lookup itself
         const __m512 vs16 = _mm512_set1_ps(scale), vb16 = _mm512_set1_ps(fbins);
         for (; x0 + 16 <= n; x0 += 16) {
-            // Masked forms: GCC 12 warns about the undefined sources of the plain ones.
+            // compat512 (common/avx512_compat.hpp) and the masked gather with
+            // every lane set: GCC 12 rejects the plain forms under -Werror.
             const __mmask16 all = 0xFFFF;
-            const __m512 t = _mm512_maskz_min_ps(all, _mm512_mul_ps(_mm512_loadu_ps(ssd + x0), vs16), vb16);
-            const __m512i idx = _mm512_maskz_cvttps_epi32(all, t);
+            const __m512 t = compat512::min_ps(_mm512_mul_ps(_mm512_loadu_ps(ssd + x0), vs16), vb16);
+            const __m512i idx = compat512::cvttps_epi32(t);
             _mm512_storeu_ps(wt + x0, checked::mask_i32gather_ps<4>(_mm512_setzero_ps(), all, idx, lut));
         }
     }

@@ -387,8 +387,10 @@ Status run_canny(const CannyJob& job_in, int threads) {
     job.map_row = pm.row;
     job.map_slice = pm.slice;
     const i64 A = job.aperture;
-    // Bands of at least 64K pixels: with the persistent pool a band costs a
-    // wake-up, not a thread start, so 512x512 splits in 2 (3D slabs as before).
+    // Bands of at least 64K pixels (and 32 rows), at most one per thread: with
+    // the persistent pool a band costs a wake-up, not a thread start, so a
+    // 512x512 image splits into min(threads, 4) bands. 3D: slabs of at least
+    // 256K voxels and 4 slices, at most one per thread.
     constexpr i64 kMinPixelsPerBand = i64(1) << 16;
     constexpr i64 kMinVoxelsPerSlab = i64(1) << 18;
     const i64 pixels = job.depth * job.height * job.width;

@@ -104,11 +104,19 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
 void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius, double sigma_color,
                    double sigma_space, float* out, int threads) {
     if (h < 1 || w < 1 || radius < 1) throw std::invalid_argument("bilateral: bad shape or radius");
+    // One pass over the image refuses what the colour-weight table cannot
+    // index (the kernels also clamp the table position, so nothing reads
+    // outside it whatever reaches them).
     float lo = img[0], hi = img[0];
     for (i64 i = 0; i < h * w; ++i) {
-        lo = std::min(lo, img[i]);
-        hi = std::max(hi, img[i]);
+        const float v = img[i];
+        if (!std::isfinite(v)) throw std::invalid_argument("image contains NaN or infinity");
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
     }
+    const float len = static_cast<float>(double(hi) - double(lo));
+    if (!std::isfinite(len))
+        throw std::invalid_argument("bilateral: the image's value range (max - min) overflows float32; rescale it first");
     if (std::fabs(double(lo) - double(hi)) < FLT_EPSILON) {  // constant image: cv2 copies it
         std::memcpy(out, img, static_cast<std::size_t>(h * w) * sizeof(float));
         return;
@@ -119,10 +127,6 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
     std::vector<float> space;
     space_table(radius, sigma_space, pstride, ofs, space);
     const int bins = 1 << 12;
-    const float len = static_cast<float>(double(hi) - double(lo));
-    // An infinite range makes |I(p) - I(q)| * scale = inf * 0 = NaN, whose
-    // table index (INT_MIN) reads far outside the table.
-    if (!std::isfinite(len)) throw std::invalid_argument("bilateral: the image's value range (max - min) overflows float32");
     const float scale = static_cast<float>(bins) / len;
     std::vector<float> lut(static_cast<std::size_t>(bins + 2));
     const double cc = -0.5 / (sigma_color * sigma_color);
@@ -146,6 +150,7 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
     job.space = space.data();
     job.lut = lut.data();
     job.scale = scale;
+    job.alpha_max = static_cast<float>(bins) + 0.5f;  // the table has bins + 2 entries
     job.out = out;
     const bool avx = use_avx2();
     run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {

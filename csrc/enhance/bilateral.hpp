@@ -28,6 +28,7 @@ struct BilateralRows {
     const float* space = nullptr;       // space weight of each
     const float* lut = nullptr;         // colour weights (u8: 256; f32: bins + 2)
     float scale = 0.f;                  // f32: LUT bins per unit of |difference|
+    float alpha_max = 0.f;              // f32: table positions are clamped to this (bins + 0.5)
     void* out = nullptr;                // output rows of `w` elements
 };
 

@@ -8,12 +8,32 @@
 
 namespace {
 
-inline float lut_weight_f32(const float* lut, float diff, float scale) {
+// The float32 colour weight at table position alpha = |I(q) - I(p)| * scale,
+// clamped to amax = bins + 0.5 (NaN -> amax) so the index stays inside the
+// table whatever the input: in range, alpha <= bins * (1 + a few ulp) and the
+// clamp changes nothing. Every loop (scalar and vector) goes through these.
+inline float lut_weight_f32(const float* lut, float diff, float scale, float amax) {
     float alpha = diff * scale;
+    alpha = alpha < amax ? alpha : amax;
     const int idx = static_cast<int>(__builtin_floorf(alpha));
     alpha -= static_cast<float>(idx);
     return lut[idx] + alpha * (lut[idx + 1] - lut[idx]);
 }
+
+#if defined(__AVX2__)
+// 8 lanes of lut_weight_f32, same operations per lane. _mm256_min_ps returns
+// its second operand when either is NaN, so NaN -> amax as in the scalar form.
+inline __m256 lut_weight_f32x8(const float* lut, __m256 v, __m256 v0, __m256 scale, __m256 amax) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 alpha = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(_mm256_sub_ps(v, v0), absmask), scale), amax);
+    const __m256 fl = _mm256_floor_ps(alpha);
+    const __m256i idx = _mm256_cvttps_epi32(fl);
+    alpha = _mm256_sub_ps(alpha, fl);
+    const __m256 l0 = checked::i32gather_ps<4>(lut, idx);
+    const __m256 l1 = checked::i32gather_ps<4>(lut + 1, idx);
+    return _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0)));
+}
+#endif
 
 }  // namespace
 
@@ -92,16 +112,9 @@ void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t 
         float* o = out + y * w;
         std::int64_t x = 0;
 #if defined(__AVX2__)
-        const __m256 scale = _mm256_set1_ps(job.scale);
-        const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        const __m256 scale = _mm256_set1_ps(job.scale), amax = _mm256_set1_ps(job.alpha_max);
         auto weight = [&](__m256 v, __m256 v0, __m256 sw) {
-            __m256 alpha = _mm256_mul_ps(_mm256_and_ps(_mm256_sub_ps(v, v0), absmask), scale);
-            const __m256 fl = _mm256_floor_ps(alpha);
-            const __m256i idx = _mm256_cvttps_epi32(fl);
-            alpha = _mm256_sub_ps(alpha, fl);
-            const __m256 l0 = checked::i32gather_ps<4>(job.lut, idx);
-            const __m256 l1 = checked::i32gather_ps<4>(job.lut + 1, idx);
-            return _mm256_mul_ps(sw, _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0))));
+            return _mm256_mul_ps(sw, lut_weight_f32x8(job.lut, v, v0, scale, amax));
         };
         for (; x + 16 <= w; x += 16) {  // two independent vectors per pass
             const __m256 va0 = _mm256_loadu_ps(c + x), vb0 = _mm256_loadu_ps(c + x + 8);
@@ -125,14 +138,7 @@ void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t 
             __m256 sum = _mm256_setzero_ps(), wsum = _mm256_setzero_ps();
             for (int k = 0; k < job.nk; ++k) {
                 const __m256 v = _mm256_loadu_ps(c + x + job.ofs[k]);
-                __m256 alpha = _mm256_mul_ps(_mm256_and_ps(_mm256_sub_ps(v, v0), absmask), scale);
-                const __m256 fl = _mm256_floor_ps(alpha);
-                const __m256i idx = _mm256_cvttps_epi32(fl);
-                alpha = _mm256_sub_ps(alpha, fl);
-                const __m256 l0 = checked::i32gather_ps<4>(job.lut, idx);
-                const __m256 l1 = checked::i32gather_ps<4>(job.lut + 1, idx);
-                const __m256 cw = _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0)));
-                const __m256 wt = _mm256_mul_ps(_mm256_set1_ps(job.space[k]), cw);
+                const __m256 wt = weight(v, v0, _mm256_set1_ps(job.space[k]));
                 sum = _mm256_add_ps(sum, _mm256_mul_ps(v, wt));
                 wsum = _mm256_add_ps(wsum, wt);
             }
@@ -144,7 +150,7 @@ void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t 
             float sum = 0.f, wsum = 0.f;
             for (int k = 0; k < job.nk; ++k) {
                 const float v = c[x + job.ofs[k]];
-                const float wt = job.space[k] * lut_weight_f32(job.lut, __builtin_fabsf(v - v0), job.scale);
+                const float wt = job.space[k] * lut_weight_f32(job.lut, __builtin_fabsf(v - v0), job.scale, job.alpha_max);
                 sum = sum + v * wt;
                 wsum = wsum + wt;
             }

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #endif
 
+#include "common/avx512_compat.hpp"
 #include "common/border.hpp"
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"

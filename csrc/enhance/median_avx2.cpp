@@ -3,6 +3,7 @@
 #include <cstring>
 #include <immintrin.h>
 
+#include "common/avx512_compat.hpp"
 #include "enhance/median.hpp"
 
 namespace medfuse {

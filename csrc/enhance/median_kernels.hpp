@@ -51,10 +51,8 @@ struct OpsF32 {
     using T = float; using V = __m512; static constexpr int L = 16;
     static V ld(const T* p) { return _mm512_loadu_ps(p); }
     static void st(T* p, V v) { _mm512_storeu_ps(p, v); }
-    // The masked forms with every lane set: the same vminps/vmaxps (NaN rules included), but GCC 12's plain
-    // _mm512_min_ps/_mm512_max_ps pass an undefined source vector that -Wmaybe-uninitialized (-Werror) rejects.
-    static V mn(V a, V b) { return _mm512_mask_min_ps(a, static_cast<__mmask16>(0xFFFF), a, b); }
-    static V mx(V a, V b) { return _mm512_mask_max_ps(a, static_cast<__mmask16>(0xFFFF), a, b); }
+    static V mn(V a, V b) { return compat512::min_ps(a, b); }  // common/avx512_compat.hpp
+    static V mx(V a, V b) { return compat512::max_ps(a, b); }
 };
 #elif defined(__AVX2__)
 struct OpsU8 {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/avx512_compat.hpp"
 #include "common/checked_simd.hpp"
 #include "histogram/histogram_internal.hpp"
 
@@ -35,11 +36,11 @@ inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT 
         }
         const __m512d xb = _mm512_mask_blend_pd(ok, vlob, v);
         const __m512d f = _mm512_mul_pd(_mm512_div_pd(_mm512_sub_pd(xb, vlob), vden), vdn);
-        // Masked forms with every lane set (same instructions and NaN rules): GCC 12's plain min/max/cvtt/gather
-        // intrinsics pass an undefined source vector that -Wmaybe-uninitialized (-Werror in CI) rejects.
+        // compat512 (common/avx512_compat.hpp) and the masked gather with every lane
+        // set: GCC 12 rejects the plain forms under -Werror.
         const __mmask8 all = static_cast<__mmask8>(0xFF);
-        const __m512d fc = _mm512_mask_min_pd(vtop, all, _mm512_mask_max_pd(vzero, all, f, vzero), vtop);
-        __m256i idx = _mm512_mask_cvttpd_epi32(zero_i, all, fc);
+        const __m512d fc = compat512::min_pd(compat512::max_pd(f, vzero), vtop);
+        __m256i idx = compat512::cvttpd_epi32(fc);
         const __m512d e0 = checked::mask_i32gather_pd<8>(vzero, all, idx, edges);
         const __m512d e1 = checked::mask_i32gather_pd<8>(vzero, all, idx, edges + 1);
         const __mmask8 below = _mm512_cmp_pd_mask(xb, e0, _CMP_LT_OQ);

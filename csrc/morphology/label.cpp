@@ -71,6 +71,20 @@ struct Run {
     I begin, end;  // [begin, end) along x
 };
 
+// Number of foreground runs in one row (run starts: a set bit whose left
+// neighbour is clear).
+inline i64 row_run_count(const std::uint8_t* p, i64 w) {
+    i64 count = 0;
+    std::uint64_t carry = 0;  // bit 63 of the previous word
+    for (i64 x0 = 0; x0 < w; x0 += 64) {
+        const i64 n = std::min<i64>(64, w - x0);
+        const std::uint64_t m = nonzero_bits(p + x0, n);
+        count += __builtin_popcountll(m & ~((m << 1) | carry));
+        carry = m >> 63;
+    }
+    return count;
+}
+
 // Appends the foreground runs of one row.
 template <class I>
 void row_runs(const std::uint8_t* p, i64 w, std::vector<Run<I>>& runs) {
@@ -111,16 +125,6 @@ template <class I>
 inline I find_root_readonly(const I* parent, I i) {
     while (parent[i] != i) i = parent[i];
     return i;
-}
-
-template <class I>
-inline void unite(I* parent, I a, I b) {
-    a = find_root(parent, a);
-    b = find_root(parent, b);
-    if (a < b)
-        parent[b] = a;
-    else if (b < a)
-        parent[a] = b;
 }
 
 // Unions of the overlapping runs of two rows (runs a: ids a0.., runs b: ids
@@ -177,13 +181,18 @@ i64 label_impl(const LabelJob& job, int threads) {
     auto block_r0 = [&](i64 b) { return b * rows_per_block; };
     auto block_r1 = [&](i64 b) { return std::min(n_rows, (b + 1) * rows_per_block); };
 
-    // (1) runs per block; row_count[r + 1] = runs in row r.
+    // (1) runs per block; row_begin[r + 1] = runs in row r for now (the
+    // prefix sum below turns it into the first run id of row r + 1).
     std::vector<std::vector<R>> block_runs(static_cast<std::size_t>(n_blocks));
     std::vector<i64> row_begin(static_cast<std::size_t>(n_rows + 1), 0);
     parallel_for(n_blocks, threads, [&](i64 b) {
         auto& runs = block_runs[static_cast<std::size_t>(b)];
-        // The most runs a block can have (untouched pages cost nothing).
-        runs.reserve(static_cast<std::size_t>((block_r1(b) - block_r0(b)) * ((w + 1) / 2)));
+        // Exactly the runs the block has (a count pass: reserving the worst
+        // case, (w + 1) / 2 runs per row, commits that memory where the
+        // kernel does not overcommit).
+        i64 n_runs = 0;
+        for (i64 r = block_r0(b); r < block_r1(b); ++r) n_runs += row_run_count(job.mask + r * w, w);
+        runs.reserve(static_cast<std::size_t>(n_runs));
         for (i64 r = block_r0(b); r < block_r1(b); ++r) {
             const std::size_t before = runs.size();
             row_runs<I>(job.mask + r * w, w, runs);

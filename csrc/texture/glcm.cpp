@@ -566,7 +566,9 @@ void features_typed(const GlcmFeatureJob& job, int threads) {
     i64 Ng = 0;
     for (i64 i = 0; i < L; ++i)
         if (job.present[i]) Ng = i;
-    // Few cells: one thread (thread start-up would cost more than it saves).
+    // Few non-zero cells: one thread (waking the pool and splitting the work
+    // would cost more than it saves). The threshold was set when every call
+    // started its threads; it has not been re-measured with the persistent pool.
     i64 nnz = 0;
     for (const auto& e : entries) nnz += static_cast<i64>(e.size());
     const int nt = nnz < (i64{1} << 17) ? 1 : threads;

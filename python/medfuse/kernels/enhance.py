@@ -102,6 +102,7 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     """
     img = v.as_image(image, dtypes=v.BILATERAL_DTYPES, ndims=(2,))
     _, sc, ss, radius = v.bilateral_params(d, sigma_color, sigma_space)
-    v.bilateral_range(img)
+    # NaN / inf and a range (max - min) that overflows float32 are refused by
+    # the kernel (ValueError), in its min/max pass.
     fn = getattr(_core(), "bilateral_" + v.core_suffix(img.dtype))
     return fn(img, radius, sc, ss, get_num_threads())
