@@ -2,7 +2,9 @@
 
 scipy 1.17.1's repeat-until-stable binary morphology (``iterations < 1``, which
 ``binary_fill_holes`` and ``binary_propagation`` use inside) corrupts the heap
-for some inputs; the suite then aborted later, inside whichever kernel freed
+for some inputs, and so does ``iterations > 1`` (the same coordinate-list
+code, NI_BinaryErosion2: seen with structures larger than the image, as in
+scipy issue 11400); the suite then aborted later, inside whichever kernel freed
 memory next. Tests build their references from single scipy steps instead,
 and :func:`install_guard` (run by conftest.py for the whole suite) makes any
 call that would take the path fail the test at the call, whoever makes it.
@@ -29,6 +31,13 @@ def until_stable(step, x, **kw):
         cur = nxt
 
 
+def steps(step, x, n, **kw):
+    """``step(x, iterations=1, **kw)`` applied ``n`` times (scipy's ``iterations=n``, without its n != 1 path)."""
+    for _ in range(n):
+        x = step(x, iterations=1, **kw)
+    return x
+
+
 def fill_holes_reference(x, structure):
     """Background components not touching the image border are holes (scipy.ndimage.label, not binary_fill_holes)."""
     x = np.asarray(x) != 0
@@ -51,9 +60,9 @@ def _refusing(name, fn):
     @functools.wraps(fn)
     def call(*args, **kw):
         iterations = kw.get("iterations", args[2] if len(args) > 2 and name in _ITERATING else 1)
-        if name in ("binary_fill_holes", "binary_propagation") or iterations < 1:
+        if name in ("binary_fill_holes", "binary_propagation") or iterations != 1:
             raise UnsafeScipyCall(
-                f"scipy.ndimage.{name}(iterations={iterations}) takes scipy's repeat-until-stable path, which corrupts "
+                f"scipy.ndimage.{name}(iterations={iterations}) takes scipy's coordinate-list (iterations != 1) path, which corrupts "
                 "the heap (issue 25): use tests/scipy_safe.py's until_stable / fill_holes_reference")
         return fn(*args, **kw)
 
