@@ -5,9 +5,10 @@ scipy 1.17.1's repeat-until-stable binary morphology (``iterations < 1``, which
 for some inputs, and so does ``iterations > 1`` (the same coordinate-list
 code, NI_BinaryErosion2: seen with structures larger than the image, as in
 scipy issue 11400); the suite then aborted later, inside whichever kernel freed
-memory next. Tests build their references from single scipy steps instead,
-and :func:`install_guard` (run by conftest.py for the whole suite) makes any
-call that would take the path fail the test at the call, whoever makes it.
+memory next. Tests build their references from single scipy steps instead
+(:func:`steps`, :func:`until_stable`), and :func:`install_guard` (run by
+both conftest.py files) makes any call that would take either path fail the
+test at the call, whoever makes it.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _refusing(name, fn):
         if name in ("binary_fill_holes", "binary_propagation") or iterations != 1:
             raise UnsafeScipyCall(
                 f"scipy.ndimage.{name}(iterations={iterations}) takes scipy's coordinate-list (iterations != 1) path, which corrupts "
-                "the heap (issue 25): use tests/scipy_safe.py's until_stable / fill_holes_reference")
+                "the heap (issue 25): use tests/scipy_safe.py's steps / until_stable / fill_holes_reference")
         return fn(*args, **kw)
 
     call.__medfuse_guard__ = True
