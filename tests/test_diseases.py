@@ -315,6 +315,8 @@ def test_detection_refusals():
         segment.fibrosis_mask(ph.volume, lung, spacing=ph.spacing, mean_hu=(-300, -700))
     with pytest.raises(ValueError, match="sigma_mm"):
         segment.fibrosis_mask(ph.volume, lung, spacing=ph.spacing, sigma_mm=-1)
+    with pytest.raises(ValueError, match="solid_hu"):
+        segment.fibrosis_mask(ph.volume, lung, spacing=ph.spacing, solid_hu=float("nan"))
     with pytest.raises(ValueError, match="lung_mask"):
         segment.cavity_candidates(ph.volume, lung[:-1], spacing=ph.spacing)
     with pytest.raises(ValueError, match="spacing"):

@@ -160,27 +160,23 @@ def test_files_round_trip_through_from_csv(tmp_path):
 
 
 def ct_features(vol) -> list[float]:
-    """Largest dense blob inside the lungs: log volume, median and p90 HU."""
+    """The best nodule candidate of medfuse.segment (lung mask, LoG blobs): log radius, score, and its
+    segmented mask's log volume, median and p90 HU.
+
+    The CT has the heart, great vessels, airways, domes and vessel trees around the nodule, so a plain
+    "largest dense blob near the lungs" finds anatomy; the candidate detector has to tell them apart."""
+    from medfuse import segment
+
     a = vol.array
-    air = a < -400
-    # Air reachable along a row from the left or right edge is outside the body.
-    outside = np.logical_and.accumulate(air, axis=2) | np.logical_and.accumulate(air[..., ::-1], axis=2)[..., ::-1]
-    lung = air & ~outside
-    zs, ys, xs = (np.flatnonzero(lung.any(axis=ax)) for ax in ((1, 2), (0, 2), (0, 1)))
-    if zs.size == 0:
-        return [0.0, -850.0, -850.0]
-    box = np.s_[:, max(0, ys[0] - 2) : ys[-1] + 3, max(0, xs[0] - 2) : xs[-1] + 3]
-    a, lung = a[box], lung[box]
-    # "Near the lungs": more than half of a 7 x 11 x 11 neighbourhood is lung.
-    near = ndi.uniform_filter(lung.astype(np.float32), size=(7, 11, 11), mode="constant") > 0.5
-    cand = ndi.binary_opening((a > -720) & near, structure=ndi.generate_binary_structure(3, 1))
-    lab, n = ndi.label(cand)
-    if n == 0:
-        return [0.0, -850.0, -850.0]
-    sizes = np.bincount(lab.ravel())[1:]
-    k = int(np.argmax(sizes)) + 1
-    v = a[lab == k]
-    return [float(np.log(sizes[k - 1] * np.prod(vol.spacing))), float(np.median(v)), float(np.percentile(v, 90))]
+    lungs = segment.lung_mask(a, spacing=vol.spacing)
+    cands = segment.nodule_candidates(a, lungs, spacing=vol.spacing, max_candidates=1, min_score=0.0)
+    if not cands:
+        return [0.0, 0.0, 0.0, -850.0, -850.0]
+    c = cands[0]
+    m = segment.nodule_mask(a, c, spacing=vol.spacing, lung_mask=lungs)
+    v = a[m] if m.any() else np.array([-850.0])
+    size = float(np.log1p(m.sum() * np.prod(vol.spacing)))
+    return [float(np.log(c.radius_mm)), float(c.score), size, float(np.median(v)), float(np.percentile(v, 90))]
 
 
 def xray_features(x) -> list[float]:

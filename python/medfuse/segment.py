@@ -263,14 +263,42 @@ def lung_mask(
         sub = m[box]
         padded = np.pad(sub, ((hz, hz), (0, 0), (0, 0)), mode="edge")
         closed = binary_close(padded, struct)[hz : hz + sub.shape[0]]
+        before_fill = closed.copy()
         for z in range(closed.shape[0]):
             if closed[z].any():
                 closed[z] = fill_holes(closed[z])
+        closed &= ~_continuing_downwards(closed & ~before_fill, closed, label)
         # Bone the closing reached into (ribs and spine bulging into the lung
         # outline) is not lung: drop it, keep soft tissue (nodules, vessels).
         closed &= sub | (ct[box] < np.float32(_BONE_HU))
         region = out[box]
         region[closed & (region == 0)] = RIGHT_LUNG if rank == 0 else LEFT_LUNG
+    return out
+
+
+def _continuing_downwards(added: npt.NDArray[np.bool_], lung: npt.NDArray[np.bool_], label: Any) -> npt.NDArray[np.bool_]:
+    """The parts of ``added`` (what per-slice hole filling added to ``lung``) that are not lung but tissue below it.
+
+    In the slices through a diaphragm's dome, the liver or spleen is a disc enclosed by a crescent of
+    lung: filling holes slice by slice takes it in. It continues downwards into the abdomen, where a
+    nodule or a vessel ends in lung. So a 6-connected component of ``added`` is dropped when under its
+    lowest slice less than half of its voxels have lung below them (the volume's last slice counts as
+    no lung below).
+    """
+    if not added.any():
+        return added
+    lab, n = label(added, connectivity=6)
+    z = np.arange(added.shape[0])[:, None, None]
+    lowest = np.zeros(n + 1, dtype=np.int64)
+    np.maximum.at(lowest, lab[added], np.broadcast_to(z, added.shape)[added])
+    bottom = added & (np.broadcast_to(z, added.shape) == lowest[lab])
+    below = np.zeros_like(added)
+    below[:-1] = lung[1:]
+    supported = np.bincount(lab[bottom], weights=below[bottom], minlength=n + 1)
+    size = np.bincount(lab[bottom], minlength=n + 1)
+    drop = supported < 0.5 * size
+    drop[0] = False
+    out: npt.NDArray[np.bool_] = drop[lab]
     return out
 
 
@@ -765,13 +793,15 @@ def fibrosis_mask(
     sigma_mm: float = 4.0,
     mean_hu: tuple[float, float] = (-740.0, -350.0),
     min_std_hu: float = 60.0,
+    solid_hu: float = -200.0,
 ) -> npt.NDArray[np.bool_]:
     """Lung voxels with fibrotic (reticular) texture: a bool mask.
 
     Local statistics inside the lung by normalised convolution with
     :func:`medfuse.gaussian` (``sigma_mm``, in mm): the local mean HU and
-    standard deviation of lung voxels only (the chest wall and mediastinum
-    do not leak in). Reticulation and honeycombing raise the local mean
+    standard deviation of lung voxels below ``solid_hu`` only (the chest
+    wall and mediastinum do not leak in, nor do the solid voxels a lung
+    mask's closing takes in: vessels, the hila's edges, nodules). Reticulation and honeycombing raise the local mean
     above normal parenchyma (about -850 HU) but far below solid tissue,
     and make the texture heterogeneous: fibrotic = lung & mean in
     ``mean_hu`` & std >= ``min_std_hu``. Consolidation and nodules (mean
@@ -791,8 +821,10 @@ def fibrosis_mask(
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"mean_hu must be two finite numbers with low < high; got {mean_hu!r}")
     std_t = _number(min_std_hu, "min_std_hu")
-    w = lung.astype(np.float32)
-    x = np.where(lung, ct, np.float32(0.0))
+    solid = _number(solid_hu, "solid_hu")
+    counted = lung & (ct < np.float32(solid))
+    w = counted.astype(np.float32)
+    x = np.where(counted, ct, np.float32(0.0))
     norm = mf.gaussian(w, sigma, spacing=sp)
     m1 = mf.gaussian(x, sigma, spacing=sp)
     m2 = mf.gaussian(x * x, sigma, spacing=sp)

@@ -1,9 +1,17 @@
 """Small deterministic synthetic chest data: a lung CT volume and an X-ray.
 
 NumPy only, seedable, fast (the default volume takes well under a second).
-The anatomy is schematic but has the intensities and edges that matter for
-image kernels: air, a fat rim around soft tissue, two lungs with a cardiac
-notch, branching vessels, ribs, a vertebral column and one solid nodule.
+The anatomy is schematic but has the intensities, edges and confounders
+that matter for image kernels and for lung masks and nodule detection: air,
+a fat rim around soft tissue, two lungs shaped by the heart (cardiac notch),
+the great vessels (hila, aortic knob and arch, superior vena cava,
+ascending and descending aorta, pulmonary trunk) in anterior mediastinal
+fat, the trachea and main bronchi, the diaphragm's domes (their tops in the
+lowest slices, liver and spleen enclosed by a crescent of lung) with the
+gastric air under the left one, branching pulmonary vessel trees with their
+bronchi (air lumens in thin walls), ribs, a vertebral column and one solid
+nodule. The numbers are module constants, shared with the radiograph model
+(:mod:`medfuse.data.radiograph`).
 
 Geometry. The field of view is physical and fixed: 358.4 mm in-plane (a
 512 x 512 scan at 0.7 mm) and 160 mm cranio-caudal, so the voxel spacing
@@ -67,7 +75,49 @@ LUNG_CENTRE_MM = (25.0, 8.0, 68.0)  # each lung's ellipsoid: centre (z, y, |x|) 
 LUNG_SEMI_MM = (125.0, 78.0, 52.0)  # ... and semi-axes (z, y, x); the apex is above the CT's field of view
 HEART_CENTRE_MM = (60.0, -25.0, 28.0)  # the heart's ellipsoid (z, y, x), carving the lungs (cardiac notch)
 HEART_SEMI_MM = (70.0, 55.0, 58.0)
-HILUM_MM = (5.0, 8.0, 30.0)  # where each vessel tree starts (z, y, |x|)
+HILUM_MM = (5.0, 8.0, 44.0)  # where each vessel tree starts (z, y, |x|): the hilum's lateral edge
+# Below its equator each lung keeps its widest section down to the diaphragm.
+# The diaphragm under each lung is a dome: its top (z) is DOME_TOP_MM[side]
+# at |x| = LUNG_CENTRE_MM[2] and y = DOME_Y_MM, and it falls by
+# DOME_DROP_MM * (u^2 + DOME_BACK * w^2) with u = (|x| - 68) / 52 and
+# w = (y - DOME_Y_MM) / 78 (the lung's semi-axes): the costophrenic angles
+# laterally, the deeper posterior recess behind. The right dome is higher.
+# The CT's lowest slices (z up to 80) cut the domes' tops: liver and spleen
+# (soft tissue) surrounded by a crescent of lung, as in a real scan.
+DOME_TOP_MM = {-1.0: 62.0, 1.0: 72.0}
+DOME_Y_MM = -10.0
+DOME_DROP_MM = 45.0
+DOME_BACK = 1.5
+# Mediastinum. Great vessels (soft tissue: blood without contrast) as
+# ellipsoids (centre (z, y, x), semi-axes), all centred in the mediastinum
+# (|x| < 16, where there is no lung) so that none shows as an island in the
+# lung in any slice:
+# they push the lungs aside where they meet them (aortic knob, hila, SVC)
+# and stand out against the anterior mediastinal fat (ascending aorta,
+# pulmonary trunk).
+GREAT_VESSELS_MM: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "aortic_knob": ((-52.0, 5.0, 14.0), (17.0, 26.0, 32.0)),
+    "left_hilum": ((-5.0, 10.0, 12.0), (32.0, 22.0, 35.0)),  # left pulmonary artery and veins
+    "right_hilum": ((-5.0, 10.0, -12.0), (32.0, 22.0, 34.0)),
+    "svc": ((-40.0, -5.0, -22.0), (45.0, 20.0, 9.0)),  # superior vena cava
+    "ascending_aorta": ((-22.0, -32.0, -6.0), (36.0, 14.0, 14.0)),
+    "pulmonary_trunk": ((-6.0, -48.0, 16.0), (18.0, 12.0, 12.0)),
+}
+AORTA_DESC_MM = ((40.0, 24.0), 12.5, -50.0)  # descending aorta: (y, x) axis, radius, top z (down through the domes)
+MEDIASTINAL_FAT_MM = ((-30.0, -44.0, 0.0), (52.0, 24.0, 20.0))  # anterior mediastinal fat around the great vessels
+# Airways: tubes (start, end (z, y, x) mm, lumen radius) with a soft-tissue wall of AIRWAY_WALL_MM.
+TRACHEA_MM = ((-200.0, -15.0, 0.0), (-38.0, -10.0, 0.0), 8.5)
+MAIN_BRONCHI_MM = (
+    ((-38.0, -10.0, -1.0), (-10.0, 0.0, -26.0), 6.0),  # right
+    ((-38.0, -10.0, 1.0), (-5.0, 2.0, 30.0), 5.5),  # left
+)
+AIRWAY_WALL_MM = 1.5
+# Intrapulmonary bronchi run beside the first three generations of each
+# vessel tree (bronchovascular bundles): lumen BRONCHUS_RATIO times the
+# artery's radius, wall BRONCHUS_WALL times the lumen radius.
+BRONCHUS_RATIO = 0.8
+BRONCHUS_WALL = 0.35
+STOMACH_MM = ((90.0, -15.0, 62.0), (12.0, 22.0, 28.0))  # gastric air under the left dome
 # Ribs: bands in a shell inside the chest wall (the body's inner outline),
 # descending anteriorly by RIB_SLOPE_MM per radian away from the spine, none in
 # front (costal cartilage is soft tissue here). Each rib's cross-section is an
@@ -157,6 +207,7 @@ class _Segment:
     end: npt.NDArray[np.float64]
     radius: float  # mm
     hu: float
+    generation: int = 0  # of a vessel tree: 0 at the hilum
 
 
 def _vessel_tree(
@@ -174,7 +225,7 @@ def _vessel_tree(
         start, direction, radius, gen = stack.pop()
         length = rng.uniform(28.0, 40.0) * 0.75**gen
         end = start + direction * length
-        segments.append(_Segment(start, end, radius, rng.uniform(40.0, 200.0)))
+        segments.append(_Segment(start, end, radius, rng.uniform(40.0, 200.0), gen))
         if gen < 3:
             for turn in (-0.5, 0.5):
                 d = direction + rng.normal(0.0, 0.15, 3)
@@ -184,13 +235,37 @@ def _vessel_tree(
     return segments
 
 
+def _bronchi(vessels: list[_Segment]) -> list[_Segment]:
+    """The bronchi beside a vessel tree's first three generations, as (wall, lumen) tube pairs (paint in order).
+
+    Each runs parallel to its artery, offset sideways (in the axial plane when it can) so that the two
+    touch; lumen BRONCHUS_RATIO times the artery's radius, air; wall BRONCHUS_WALL times the lumen, soft tissue.
+    """
+    out = []
+    for seg in vessels:
+        if seg.generation > 2:
+            continue
+        axis = seg.end - seg.start
+        axis = axis / np.linalg.norm(axis)
+        side = np.cross(axis, np.array([1.0, 0.0, 0.0]))
+        if np.linalg.norm(side) < 0.3:
+            side = np.cross(axis, np.array([0.0, 1.0, 0.0]))
+        side /= np.linalg.norm(side)
+        lumen = seg.radius * BRONCHUS_RATIO
+        wall = lumen * (1.0 + BRONCHUS_WALL)
+        shift = side * (seg.radius + wall + 0.3)
+        out.append(_Segment(seg.start + shift, seg.end + shift, wall, HU_SOFT, seg.generation))
+        out.append(_Segment(seg.start + shift, seg.end + shift, lumen, HU_AIR, seg.generation))
+    return out
+
+
 def _paint_segment(
     vol: npt.NDArray[np.float32],
-    lung: npt.NDArray[np.float32],
+    lung: npt.NDArray[np.float32] | None,
     seg: _Segment,
     spacing: tuple[float, float, float],
 ) -> None:
-    """Paint one tube (a capsule around a segment), only where there is lung."""
+    """Paint one tube (a capsule around a segment), only where there is lung (everywhere if ``lung`` is None)."""
     middle = (seg.start + seg.end) / 2
     half_extent = np.abs(seg.end - seg.start) / 2 + seg.radius
     box = _box_for(middle, half_extent, vol.shape, spacing)
@@ -200,7 +275,9 @@ def _paint_segment(
     ab = (seg.end - seg.start).astype(np.float32)
     t = np.clip((rel[0] * ab[0] + rel[1] * ab[1] + rel[2] * ab[2]) / np.float32(ab @ ab), 0.0, 1.0)
     d2 = sum((r - t * a) ** 2 for r, a in zip(rel, ab))  # squared distance to the segment
-    frac = _soft(np.float32(seg.radius) - np.sqrt(d2), spacing[2]) * lung[box]
+    frac = _soft(np.float32(seg.radius) - np.sqrt(d2), spacing[2])
+    if lung is not None:
+        frac = frac * lung[box]
     _paint(vol[box], frac, seg.hu)
 
 
@@ -288,6 +365,41 @@ def _axial_template(
     return bone_slice, disc_slice, spine_free
 
 
+def dome_z(y: npt.NDArray[Any], x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """z (mm from the centre, caudal) of the diaphragm under (y, x) (mm from the centre, broadcastable): see DOME_TOP_MM."""
+    f = np.result_type(y, x, np.float32).type
+    top = np.where(x < 0, f(DOME_TOP_MM[-1.0]), f(DOME_TOP_MM[1.0]))
+    u = (np.abs(x) - f(LUNG_CENTRE_MM[2])) / f(LUNG_SEMI_MM[2])
+    w = (y - f(DOME_Y_MM)) / f(LUNG_SEMI_MM[1])
+    out: npt.NDArray[Any] = top + f(DOME_DROP_MM) * (u * u + f(DOME_BACK) * w * w)
+    return out
+
+
+def _mediastinal_carvers(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center: tuple[float, float, float],
+    edge: float,
+) -> dict[str, tuple[tuple[slice, ...], npt.NDArray[np.float32]]]:
+    """Occupancy (box, fraction) of what pushes the lungs aside, by name: the heart, the great
+    vessels (GREAT_VESSELS_MM's names), the descending aorta and the stomach (those inside the volume)."""
+    out = {}
+    shapes = {"heart": (HEART_CENTRE_MM, HEART_SEMI_MM), **GREAT_VESSELS_MM, "stomach": STOMACH_MM}
+    for name, (c_rel, semi) in shapes.items():
+        c = (center[0] + c_rel[0], center[1] + c_rel[1], center[2] + c_rel[2])
+        found = _ellipsoid(shape, spacing, c, semi, edge)
+        if found is not None:
+            out[name] = found
+    (ay, ax), r, top = AORTA_DESC_MM
+    c = (center[0] + top, center[1] + ay, center[2] + ax)
+    box = _box_for((c[0] + FOV_Z_MM, c[1], c[2]), (FOV_Z_MM, r, r), shape, spacing)
+    if box is not None:
+        rel = _box_coords(box, spacing, c)
+        disc = _soft(np.float32(r) - np.sqrt(rel[1] ** 2 + rel[2] ** 2), edge)
+        out["descending_aorta"] = (box, disc * _soft(rel[0], edge))  # from its top (z = top) down
+    return out
+
+
 def _lung_occupancy(
     shape: tuple[int, int, int],
     spacing: tuple[float, float, float],
@@ -295,23 +407,58 @@ def _lung_occupancy(
     edge: float,
     spine_free: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
-    """Lung occupancy in [0, 1]: ellipsoids that narrow towards the apex, kept
-    off the spine; the heart carves the left lung's medial lower part (cardiac notch)."""
+    """Lung occupancy in [0, 1]: ellipsoids above their equator that keep their widest
+    section below it, down to the diaphragm's domes, kept off the spine; the heart
+    (cardiac notch), the great vessels, the descending aorta and the stomach carve them."""
     lung = np.zeros(shape, dtype=np.float32)
     for side in (-1.0, 1.0):  # -1: patient's right (image left)
         cz, cy, cx = LUNG_CENTRE_MM
         c = (center[0] + cz, center[1] + cy, center[2] + side * cx)
-        found = _ellipsoid(shape, spacing, c, LUNG_SEMI_MM, edge)
-        if found is not None:
-            box, frac = found
-            np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
-    hz, hy, hx = HEART_CENTRE_MM
-    heart_center = (center[0] + hz, center[1] + hy, center[2] + hx)
-    found = _ellipsoid(shape, spacing, heart_center, HEART_SEMI_MM, edge)
-    if found is not None:
-        box, heart = found
-        lung[box] *= 1.0 - heart
+        az, ay, ax = LUNG_SEMI_MM
+        # z: from the apex down to the bottom of the volume (the dome ends the lung)
+        box = _box_for((c[0] - az / 2 + FOV_Z_MM, c[1], c[2]), (az / 2 + FOV_Z_MM, ay, ax), shape, spacing)
+        if box is None:
+            continue
+        rel = _box_coords(box, spacing, c)
+        above = np.minimum(rel[0], np.float32(0.0))  # below the equator: the widest section
+        frac = _soft(_ellipse_distance([above, rel[1], rel[2]], list(LUNG_SEMI_MM)), edge)
+        y_c = rel[1] + np.float32(c[1] - center[1])
+        x_c = rel[2] + np.float32(c[2] - center[2])
+        z_c = rel[0] + np.float32(c[0] - center[0])
+        frac = frac * _soft(dome_z(y_c, x_c) - z_c, edge)
+        np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
+    for box, occ in _mediastinal_carvers(shape, spacing, center, edge).values():
+        lung[box] *= 1.0 - occ
     return lung
+
+
+def _paint_mediastinum(
+    vol: npt.NDArray[np.float32],
+    spacing: tuple[float, float, float],
+    center: tuple[float, float, float],
+    edge: float,
+) -> None:
+    """Paint (before the lungs) the anterior mediastinal fat, the great vessels and the descending
+    aorta (soft tissue), the trachea and main bronchi (air in a soft-tissue wall) and the stomach's air."""
+    shape = vol.shape
+    c_rel, semi = MEDIASTINAL_FAT_MM
+    found = _ellipsoid(shape, spacing, (center[0] + c_rel[0], center[1] + c_rel[1], center[2] + c_rel[2]), semi, edge)  # type: ignore[arg-type]
+    if found is not None:
+        box, frac = found
+        _paint(vol[box], frac, HU_FAT)
+    carvers = _mediastinal_carvers(shape, spacing, center, edge)
+    for name in (*GREAT_VESSELS_MM, "descending_aorta"):
+        if name in carvers:
+            box, occ = carvers[name]
+            _paint(vol[box], occ, HU_SOFT)
+    for start, end, radius in (TRACHEA_MM, *MAIN_BRONCHI_MM):
+        a = np.add(start, center)
+        b = np.add(end, center)
+        _paint_segment(vol, None, _Segment(a, b, radius + AIRWAY_WALL_MM, HU_SOFT), spacing)
+        _paint_segment(vol, None, _Segment(a, b, radius, HU_AIR), spacing)
+    if "stomach" in carvers:
+        box, occ = carvers["stomach"]
+        _paint(vol[box], occ, HU_AIR)
 
 
 def _hilum(center: tuple[float, float, float], side: float) -> npt.NDArray[np.float64]:
@@ -401,13 +548,16 @@ def ct_phantom(shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0) -> C
     z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
     vol = np.where(_is_disc(z_mm)[:, None, None], disc_slice[None], bone_slice[None])
 
-    # Lungs, kept off the spine, minus the heart.
+    # Mediastinum (fat, great vessels, airways) and the stomach, then the lungs:
+    # kept off the spine, above the domes, minus the heart and great vessels.
+    _paint_mediastinum(vol, spacing, center, edge)
     lung = _lung_occupancy(shape3, spacing, center, edge, spine_free)
     _paint(vol, lung, HU_LUNG)
 
-    # Vessels: two trees from the hila, inside the lungs only.
+    # Vessels: two trees from the hila, inside the lungs only, each with its bronchi.
     for side in (-1.0, 1.0):
-        for seg in _vessel_tree(rng, _hilum(center, side), side):
+        tree = _vessel_tree(rng, _hilum(center, side), side)
+        for seg in _bronchi(tree) + tree:
             _paint_segment(vol, lung, seg, spacing)
 
     # Nodule: a solid sphere well inside the right lung.
@@ -535,6 +685,7 @@ def _static_anatomy(shape: tuple[int, int, int]) -> _Anatomy:
     bone_slice, disc_slice, spine_free = _axial_template(y2, x2, edge)
     z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
     vol = np.where(_is_disc(z_mm)[:, None, None], disc_slice[None], bone_slice[None]).astype(np.float32)
+    _paint_mediastinum(vol, spacing, center, edge)
     lung = _lung_occupancy(shape, spacing, center, edge, spine_free)
     _paint(vol, lung, HU_LUNG)
     _paint_ribs(vol, z_mm, y2, x2, edge)
@@ -566,9 +717,10 @@ def _with_vessels(shape: tuple[int, int, int], variant: int) -> npt.NDArray[np.f
     vol = anatomy.volume.copy()
     rng = np.random.default_rng([variant, 424242])
     for side in (-1.0, 1.0):
-        for seg in _vessel_tree(rng, _hilum(center, side), side):
-            thin = _Segment(seg.start, seg.end, seg.radius * 0.55, seg.hu)
-            _paint_segment(vol, anatomy.lung, thin, anatomy.spacing)
+        tree = [_Segment(seg.start, seg.end, seg.radius * 0.55, seg.hu, seg.generation)
+                for seg in _vessel_tree(rng, _hilum(center, side), side)]
+        for seg in _bronchi(tree) + tree:
+            _paint_segment(vol, anatomy.lung, seg, anatomy.spacing)
     vol.setflags(write=False)
     _VESSEL_CACHE[key] = vol
     return vol

@@ -13,16 +13,22 @@ mu = mu_water (1 + HU / 1000), mu_water = 0.019 / mm at ~70 keV):
 1. **The whole chest, analytically** (the same for every patient, computed
    once per process): the body (fat rim and soft tissue), both lungs with
    their apices and the diaphragm's domes (the right higher, costophrenic
-   angles at the lateral ends), the heart, the hila, the aortic knob and the
-   descending aorta (carving the lungs' medial edges), the trachea and the
-   main bronchi (air), the vertebral column (bodies, discs, arches), the
-   ribs (the CT phantom's rib model, integrated through its shell) and the
-   clavicles, and a gastric air bubble under the left dome. The shapes are
-   the CT phantom's where the CT sees them (body, spine, lungs, heart,
-   ribs); the CT is the middle 160 mm of the chest, so the apices, the
-   domes, the clavicles and the abdomen exist in the radiograph only.
-   Ellipsoids, cylinders and tubes have closed-form chords along the beam;
-   the ribs are summed over a fine axial grid of their shell.
+   angles at the lateral ends, a deeper posterior recess), the heart, the
+   great vessels (hila, aortic knob, superior vena cava, ascending aorta,
+   pulmonary trunk, descending aorta) carving the lungs' medial edges, the
+   anterior mediastinal fat around them, the trachea and the main bronchi
+   (air), the vertebral column (bodies, discs, arches), the ribs (the CT
+   phantom's rib model, integrated through its shell) and the clavicles,
+   and a gastric air bubble under the left dome. Every shape the CT phantom
+   draws is drawn from the same constants (``medfuse.data.phantoms``): the
+   lungs (ellipsoids above the equator, their widest section below, down to
+   the domes), the heart, the great vessels, the fat, the airways, the spine
+   and the ribs; the CT is the middle 160 mm of the chest, so the apices,
+   the lower domes, the clavicles and the abdomen below it exist in the
+   radiograph only. Ellipsoids, cylinders, tubes and the domes have
+   closed-form chords along the beam (where several carve a lung, the union
+   of their intervals is removed); the ribs are summed over a fine axial
+   grid of their shell.
 2. **The patient**: the CT volume minus its shape's static anatomy (what the
    cohort adds per patient: the vessel tree, the nodule, cavities,
    consolidation, granulomas, effusion, fibrosis, volume loss, parenchymal
@@ -58,18 +64,7 @@ _MU = ph.MU_WATER_PER_MM / 1000.0  # per mm per HU
 
 # Anatomy in mm relative to the CT volume's centre: Z caudal, Y posterior, X towards the patient's left.
 # Where the CT sees it, it is the CT phantom's (medfuse.data.phantoms' constants); the rest exists here only.
-_LUNG = (ph.LUNG_CENTRE_MM, ph.LUNG_SEMI_MM)  # centre (Z, Y, |X|), semi-axes (Z, Y, X)
-_HEART = (ph.HEART_CENTRE_MM, ph.HEART_SEMI_MM)
-_DOME_TOP = {-1.0: 82.0, 1.0: 95.0}  # Z of each dome's top (right higher); the CT ends at Z = 80
-_DOME_DROP = 45.0  # the dome falls this much from its top (|X| = 68) to the lung's edges (|X| = 16, 120)
-_CARVERS = (  # soft-tissue ellipsoids that push the lungs aside: (centre, semi-axes)
-    ((-52.0, 5.0, 30.0), (17.0, 26.0, 15.0)),  # aortic knob (left)
-    ((2.0, 10.0, 34.0), (26.0, 22.0, 14.0)),  # left hilum
-    ((5.0, 10.0, -33.0), (28.0, 22.0, 13.0)),  # right hilum
-    ((-40.0, -5.0, -22.0), (45.0, 20.0, 9.0)),  # superior vena cava / right paratracheal stripe
-)
-_AORTA_DESC = ((40.0, 24.0), 12.5, -50.0)  # (Y, X) axis, radius, top Z (down to the domes)
-_STOMACH = ((118.0, -15.0, 62.0), (16.0, 30.0, 34.0))  # gastric air bubble under the left dome
+_FAT_CUTS = ("heart", *ph.GREAT_VESSELS_MM)  # soft tissue inside the mediastinal fat's outline
 
 
 @dataclass(frozen=True)
@@ -129,31 +124,64 @@ def _tube_chord(g: _Grid, a: tuple[float, float, float], b: tuple[float, float, 
     return chord
 
 
-def _dome(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Z of the diaphragm under each column (a parabola per side, lowest at the lungs' edges)."""
-    top = np.where(x < 0, _DOME_TOP[-1.0], _DOME_TOP[1.0])
-    u = (np.abs(x) - _LUNG[0][2]) / _LUNG[1][2]
-    out: npt.NDArray[np.float64] = top + _DOME_DROP * np.minimum(u * u, 1.6)
-    return out
+def _covered(
+    base: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    cuts: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+) -> npt.NDArray[np.float64]:
+    """Length of ``base`` (an interval along each ray, (y0, y1)) covered by the union of the ``cuts`` intervals."""
+    b0, b1 = np.broadcast_arrays(*base)
+    los = np.stack([np.clip(np.broadcast_to(c[0], b0.shape), b0, b1) for c in cuts])
+    his = np.maximum(np.stack([np.clip(np.broadcast_to(c[1], b0.shape), b0, b1) for c in cuts]), los)
+    order = np.argsort(los, axis=0, kind="stable")
+    los = np.take_along_axis(los, order, axis=0)
+    his = np.take_along_axis(his, order, axis=0)
+    reach = b0.copy()
+    total = np.zeros(b0.shape)
+    for lo, hi in zip(los, his):
+        total += np.clip(hi - np.maximum(lo, reach), 0.0, None)
+        np.maximum(reach, hi, out=reach)
+    return total
+
+
+def _ellipsoid_cuts(g: _Grid, names: tuple[str, ...]) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    shapes = {"heart": (ph.HEART_CENTRE_MM, ph.HEART_SEMI_MM), **ph.GREAT_VESSELS_MM, "stomach": ph.STOMACH_MM}
+    return [_ellipsoid_interval(g, *shapes[n]) for n in names]
+
+
+def _aorta_cut(g: _Grid) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    (ay, ax), r, top = ph.AORTA_DESC_MM
+    hh = r * np.sqrt(np.clip(1.0 - ((g.x - ax) / r) ** 2, 0.0, None)) * (g.z > top)
+    return ay - hh, ay + hh
+
+
+def _dome_cut(g: _Grid) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Where each ray runs below the diaphragm (phantoms.dome_z): z > top + drop (u^2 + back w^2) holds for
+    |w| < sqrt(s), s = ((z - top) / drop - u^2) / back, w = (y - DOME_Y_MM) / lung semi-axis y."""
+    top = np.where(g.x < 0, ph.DOME_TOP_MM[-1.0], ph.DOME_TOP_MM[1.0])
+    u = (np.abs(g.x) - ph.LUNG_CENTRE_MM[2]) / ph.LUNG_SEMI_MM[2]
+    s = ((g.z - top) / ph.DOME_DROP_MM - u * u) / ph.DOME_BACK
+    half = ph.LUNG_SEMI_MM[1] * np.sqrt(np.clip(s, 0.0, None))
+    return ph.DOME_Y_MM - half, ph.DOME_Y_MM + half
 
 
 def _lung_chord(g: _Grid, side: float) -> npt.NDArray[np.float64]:
-    """Air-filled lung length along each ray for one lung: the CT's ellipsoid above its equator and its widest
-    section below, cut by the dome, minus the heart, hila, great vessels that displace it."""
-    (cz, cy, cx), (az, ay, ax) = _LUNG
-    centre = (cz, cy, side * cx)
+    """Air-filled lung length along each ray for one lung, as the CT phantom draws it: its ellipsoid above the
+    equator and its widest section below, down to the dome, minus the heart, great vessels, descending aorta
+    and stomach that displace it (the union of those intervals along the ray)."""
+    (cz, cy, cx), (az, ay, ax) = ph.LUNG_CENTRE_MM, ph.LUNG_SEMI_MM
     zz = np.minimum(g.z, cz)  # below the equator: the widest section, down to the dome
-    q = 1.0 - ((zz - cz) / az) ** 2 - ((g.x - centre[2]) / ax) ** 2
+    q = 1.0 - ((zz - cz) / az) ** 2 - ((g.x - side * cx) / ax) ** 2
     h = ay * np.sqrt(np.clip(q, 0.0, None))
     lung = (cy - h, cy + h)
-    chord = lung[1] - lung[0]
-    for c, s in (_HEART, *_CARVERS):
-        chord = chord - _overlap(lung, _ellipsoid_interval(g, c, s))
-    (ay_, ax_), r, top = _AORTA_DESC
-    hh = r * np.sqrt(np.clip(1.0 - ((g.x - ax_) / r) ** 2, 0.0, None)) * (g.z > top)
-    chord = chord - _overlap(lung, (ay_ - hh, ay_ + hh))
-    below = np.clip((g.z - _dome(g.x)) / 1.0 + 0.5, 0.0, 1.0)  # partial volume at the dome
-    out: npt.NDArray[np.float64] = np.clip(chord, 0.0, None) * (1.0 - below)
+    cuts = _ellipsoid_cuts(g, ("heart", *ph.GREAT_VESSELS_MM, "stomach")) + [_aorta_cut(g), _dome_cut(g)]
+    out: npt.NDArray[np.float64] = (lung[1] - lung[0]) - _covered(lung, cuts)
+    return out
+
+
+def _fat_chord(g: _Grid) -> npt.NDArray[np.float64]:
+    """Mediastinal fat along each ray: its ellipsoid minus the heart and great vessels inside it."""
+    fat = _ellipsoid_interval(g, *ph.MEDIASTINAL_FAT_MM)
+    out: npt.NDArray[np.float64] = (fat[1] - fat[0]) - _covered(fat, _ellipsoid_cuts(g, _FAT_CUTS))
     return out
 
 
@@ -222,13 +250,13 @@ def _background(fov_z_mm: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[n
     # lungs
     lungs = _lung_chord(g, -1.0) + _lung_chord(g, 1.0)
     path += lungs * (ph.HU_LUNG - hu_soft) * _MU
-    # trachea and main bronchi (air in the mediastinum)
-    airway = _tube_chord(g, (-200.0, -15.0, 0.0), (-38.0, -10.0, 0.0), 8.5)
-    airway += _tube_chord(g, (-38.0, -10.0, -1.0), (-10.0, 0.0, -26.0), 6.0)
-    airway += _tube_chord(g, (-38.0, -10.0, 1.0), (-5.0, 2.0, 30.0), 5.5)
+    # anterior mediastinal fat around the great vessels
+    path += _fat_chord(g) * (hu_fat - hu_soft) * _MU
+    # trachea and main bronchi (air in the mediastinum; their walls are soft tissue like the surroundings)
+    airway = sum(_tube_chord(g, a, b, r) for a, b, r in (ph.TRACHEA_MM, *ph.MAIN_BRONCHI_MM))
     path += airway * (hu_air - hu_soft) * _MU
     # stomach bubble
-    y0, y1 = _ellipsoid_interval(g, *_STOMACH)
+    y0, y1 = _ellipsoid_interval(g, *ph.STOMACH_MM)
     path += (y1 - y0) * (hu_air - hu_soft) * _MU
     # vertebral column: bodies (cortex + trabecular) or discs, and the neural arch
     vb, cortex = ph.VERTEBRA_SEMI_MM, ph.CORTEX_MM  # (Y, X); along the beam only X matters
