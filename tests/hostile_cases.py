@@ -452,9 +452,12 @@ if _has("segment"):  # medfuse.segment (CT lungs and nodules), when present
                                                     max_candidates=p["max_candidates"]),
         dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, wall_mm=3.0, max_candidates=5),
         _SEG, (3,), check=_is_list, valid_shape=(6, 20, 24))
+    # mean_hu: the valid fill is uniform over the dtype's range, so the voxels below solid_hu (-200) that enter
+    # the local statistics average about -16400 HU; split there, the mask depends on the input.
     KERNELS["segment.fibrosis_mask"] = Kernel(
-        lambda m, x, p: _segment().fibrosis_mask(x, p["lung_mask"], spacing=p["spacing"], sigma_mm=p["sigma_mm"]),
-        dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, sigma_mm=2.0),
+        lambda m, x, p: _segment().fibrosis_mask(x, p["lung_mask"], spacing=p["spacing"], sigma_mm=p["sigma_mm"],
+                                                mean_hu=p["mean_hu"]),
+        dict(lung_mask=lambda x: np.ones(x.shape, bool), spacing=_SP, sigma_mm=2.0, mean_hu=(-40000.0, -16400.0)),
         _SEG, (3,), valid_shape=(6, 20, 24))
 
 ALLOWED = (TypeError, ValueError, MemoryError)
