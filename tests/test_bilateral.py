@@ -47,12 +47,38 @@ def test_float32_matches_twin_and_cv2(data, cv2):
     d, sc, ss = data.draw(params)
     rng = float(np.ptp(x)) if x.size else 0.0
     sc = sc * max(rng, 1e-3) / 100.0
+    if 0 < rng and 4096.0 / rng > float(np.finfo(np.float32).max):  # the table's scale would overflow
+        for fn in (medfuse.bilateral, ref.bilateral):
+            with pytest.raises(ValueError, match="too small"):
+                fn(x, d, sc, ss)
+        return
     got = medfuse.bilateral(x, d, sc, ss)
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_array_equal(got, ref.bilateral(x, d, sc, ss))
     want = cv2.bilateralFilter(_native(x), d, sc, ss)
     scale = max(float(np.abs(want).max()), rng, 1e-30)
     assert np.abs(got - want).max() <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("tiny", [1.5326267e-23, 1e-30, 2e-35])
+def test_tiny_float_range_is_filtered_not_copied(cv2, tiny):
+    """A range below FLT_EPSILON is an image, not a constant: cv2 4.x copied it (and so did medfuse until a
+    fresh hypothesis seed drew [[1.53e-23, 0]]); the weighted means are computed (here: colour weights ~1)."""
+    x = np.array([[tiny, 0.0, tiny], [0.0, tiny, 0.0]], np.float32)
+    got = medfuse.bilateral(x, 3, 1.0, 1.0)
+    np.testing.assert_array_equal(got, ref.bilateral(x, 3, 1.0, 1.0))
+    assert 0 < got.min() and got.max() < tiny  # every pixel mixes both values
+    if int(cv2.__version__.split(".")[0]) >= 5:
+        np.testing.assert_allclose(got, cv2.bilateralFilter(x, 3, 1.0, 1.0), rtol=1e-4)
+
+
+def test_float_range_too_small_for_the_table_is_refused():
+    x = np.array([[1e-36, 0.0]], np.float32)
+    for fn in (medfuse.bilateral, ref.bilateral):
+        with pytest.raises(ValueError, match="too small"):
+            fn(x, 3, 1.0, 1.0)
+    np.testing.assert_array_equal(medfuse.bilateral(np.full((2, 3), 1e-36, np.float32), 3, 1.0, 1.0),
+                                  np.full((2, 3), 1e-36, np.float32))  # constant: returned as it is
 
 
 def test_invariants(cv2):

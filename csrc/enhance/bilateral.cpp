@@ -117,10 +117,16 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
     const float len = static_cast<float>(double(hi) - double(lo));
     if (!std::isfinite(len))
         throw std::invalid_argument("bilateral: the image's value range (max - min) overflows float32; rescale it first");
-    if (std::fabs(double(lo) - double(hi)) < FLT_EPSILON) {  // constant image: cv2 copies it
+    if (lo == hi) {  // constant image: every weighted mean is the value itself
         std::memcpy(out, img, static_cast<std::size_t>(h * w) * sizeof(float));
         return;
     }
+    // A range so small that 4096 / range overflows float32 cannot index the
+    // table either (cv2 4.x copied any image whose range was below FLT_EPSILON,
+    // 1.2e-7; cv2 5 filters it, and so does medfuse, down to this limit).
+    if (4096.0 / double(len) > double(FLT_MAX))
+        throw std::invalid_argument("bilateral: the image's value range (max - min) is below 1.2e-35, too small for "
+                                    "the colour-weight table; rescale it first");
     const auto pad = pad_reflect101(img, h, w, radius);
     const i64 pstride = w + 2 * radius;
     std::vector<std::int32_t> ofs;

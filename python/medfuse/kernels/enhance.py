@@ -95,7 +95,9 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     cv2.bilateralFilter's algorithm: reflect101 border (cv2's BORDER_DEFAULT),
     float32 weights and sums; uint8 colour weights from a 256-entry table,
     float32 ones from a 4096-bin table over the image's value range with
-    linear interpolation; a constant float image is returned unchanged.
+    linear interpolation; a constant float image is returned unchanged (cv2
+    4.x also copied images whose range was below 1.2e-7; cv2 5 and medfuse
+    filter them). A float range below 1.2e-35 (not 0) is refused.
     Results agree with cv2 to within 1 gray level (uint8) / 1e-4 (float32,
     relative to the image's range), and are identical for every thread count
     and SIMD path.

@@ -51,7 +51,7 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     f32 = np.float32
     if img.dtype == np.float32:
         lo, hi = float(img.min()), float(img.max())
-        if abs(lo - hi) < np.finfo(np.float32).eps:
+        if lo == hi:
             return img.copy()
         bins = 1 << 12
         scale = f32(bins) / f32(hi - lo)
