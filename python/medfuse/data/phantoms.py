@@ -89,12 +89,11 @@ DOME_Y_MM = -10.0
 DOME_DROP_MM = 45.0
 DOME_BACK = 1.5
 # Mediastinum. Great vessels (soft tissue: blood without contrast) as
-# ellipsoids (centre (z, y, x), semi-axes), all centred in the mediastinum
-# (|x| < 16, where there is no lung) so that none shows as an island in the
-# lung in any slice:
-# they push the lungs aside where they meet them (aortic knob, hila, SVC)
-# and stand out against the anterior mediastinal fat (ascending aorta,
-# pulmonary trunk).
+# ellipsoids (centre (z, y, x), semi-axes). They push the lungs aside where
+# they meet them (aortic knob, hila, SVC) and stand out against the anterior
+# mediastinal fat (ascending aorta, pulmonary trunk). All are centred in the
+# mediastinum (|x| < 16, where there is no lung), so none shows as an island
+# in the lung in any slice.
 GREAT_VESSELS_MM: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "aortic_knob": ((-52.0, 5.0, 14.0), (17.0, 26.0, 32.0)),
     "left_hilum": ((-5.0, 10.0, 12.0), (32.0, 22.0, 35.0)),  # left pulmonary artery and veins
@@ -252,9 +251,9 @@ def _bronchi(vessels: list[_Segment]) -> list[_Segment]:
             side = np.cross(axis, np.array([0.0, 1.0, 0.0]))
         side /= np.linalg.norm(side)
         lumen = seg.radius * BRONCHUS_RATIO
-        wall = lumen * (1.0 + BRONCHUS_WALL)
-        shift = side * (seg.radius + wall + 0.3)
-        out.append(_Segment(seg.start + shift, seg.end + shift, wall, HU_SOFT, seg.generation))
+        outer = lumen * (1.0 + BRONCHUS_WALL)
+        shift = side * (seg.radius + outer + 0.3)
+        out.append(_Segment(seg.start + shift, seg.end + shift, outer, HU_SOFT, seg.generation))
         out.append(_Segment(seg.start + shift, seg.end + shift, lumen, HU_AIR, seg.generation))
     return out
 
