@@ -29,6 +29,24 @@ def test_shipped_weights_denoise_held_out_ct(held_out):
     assert R.ssim(ref, out, data_range=1500) > R.ssim(ref, low, data_range=1500)
 
 
+@pytest.mark.parametrize("factor", [1, 2])
+def test_fused_relu_body_equals_the_sequential(held_out, factor):
+    """forward fuses each ReLU into the convolution before it; the Sequential (conv, ReLU, ...) is the reference,
+    in values and in the weight gradients."""
+    torch.manual_seed(4)
+    model = D.DnCNN(depth=4, channels=8, factor=factor)
+    x = torch.from_numpy(held_out[1][:34, :30].copy() / 1000.0)[None, None]
+    h = torch.nn.functional.pixel_unshuffle(x, factor) if factor > 1 else x
+    np.testing.assert_array_equal(model._body(h).detach().numpy(), model.body(h).detach().numpy())
+    grads = []
+    for body in (model._body, model.body):
+        model.zero_grad()
+        body(h).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_space_to_depth_pads_and_crops(held_out):
     # factor 2 on odd sides: the slice is edge-padded at the bottom/right to even sides, run, and cropped
     # back; compared with doing that by hand (a misaligned crop shifts the noise estimate)
