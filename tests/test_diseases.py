@@ -303,6 +303,26 @@ def test_fibrosis_extent_dice_and_error():
     assert segment.fibrosis_extent(normal.volume, lung, spacing=normal.spacing)["total"] < 0.05
 
 
+def test_cavity_wall_is_counted_inside_the_lung_only():
+    """A thin-walled air space resting on the diaphragm is not a cavity: the tissue below it is outside the lung
+    mask and does not count as its wall (it did before the domes entered the CT: 7 honeycomb cysts on the domes
+    were called cavities in 300 scans). A thick-walled cavity in the same lung still is one."""
+    sp = (2.0, 2.0, 2.0)
+    vol = np.full((30, 40, 40), -850.0, np.float32)
+    lung = np.ones(vol.shape, bool)
+    vol[20:], lung[20:] = 40.0, False  # the dome: soft tissue below z = 20, not lung
+    z, y, x = np.ogrid[:30, :40, :40]
+    d2 = (z - 17.5) ** 2 + (y - 10) ** 2 + (x - 10) ** 2
+    vol[(d2 <= 30) & (x >= 9) & (z < 20)] = -300.0  # a honeycomb-like wall on most of its lung side ...
+    vol[d2 <= 4.0] = -1000.0  # ... around air resting on the dome: 0.78 of the shell above wall_hu with the dome
+    r2 = (z - 8) ** 2 + (y - 28) ** 2 + (x - 28) ** 2
+    vol[r2 <= 49] = 35.0  # a thick wall ...
+    vol[r2 <= 6] = -1000.0  # ... around air
+    found = segment.cavity_candidates(vol, lung, spacing=sp, max_fibrotic_context=None)
+    centres = [(round(c.z), round(c.y), round(c.x)) for c in found]
+    assert centres == [(8, 28, 28)], centres
+
+
 def test_detection_refusals():
     ph = _phantom(n_cavities=1)
     lung = ph.lung

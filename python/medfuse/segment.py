@@ -692,7 +692,8 @@ def cavity_candidates(
     :func:`medfuse.label` (6-connected) → per component whose
     equivalent-sphere radius is in [``min_radius_mm``, ``max_radius_mm``]:
     the shell :func:`medfuse.binary_dilate` adds around it within
-    ``wall_mm`` (an ellipsoid in mm); keep it when at least
+    ``wall_mm`` (an ellipsoid in mm), inside the lung mask (the diaphragm or
+    the chest wall next to an air space is not its wall); keep it when at least
     ``min_wall_fraction`` of the shell's voxels are above ``wall_hu``
     (a thick, closed wall). Thin-walled air spaces (bullae, emphysema) and
     normal parenchyma fail that test. Honeycomb cysts can pass it at 3 mm
@@ -742,7 +743,7 @@ def cavity_candidates(
         comp_full = lab == k
         box = _bbox(comp_full, margin)
         comp = comp_full[box]
-        shell = binary_dilate(comp, struct) & ~comp
+        shell = binary_dilate(comp, struct) & ~comp & lung[box]
         vals = ct[box][shell]
         if vals.size == 0:
             continue
