@@ -86,6 +86,27 @@ class DnCNN(torch.nn.Module):
                 i += 1
         return x
 
+    def forward_strips(self, x: torch.Tensor, rows: int = 128) -> torch.Tensor:
+        """``forward(x)`` computed in horizontal strips of ``rows`` output rows (inference).
+
+        Each strip runs through every layer with ``depth`` extra rows on each side (the network's receptive
+        radius: one row per 3x3 layer), which are dropped: the kept rows are the full image's, bit for bit,
+        and a strip's feature maps stay in cache (a 512 x 512 slice: 42 -> 34 ms at 1 thread). Full
+        resolution (``factor`` 1) only; other factors run :meth:`forward`.
+        """
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ValueError(f"rows must be a positive integer; got {rows!r}")
+        h = x.shape[-2]
+        if self.factor != 1 or h <= rows:
+            return self.forward(x)
+        halo = self.depth
+        parts = []
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            a, b = max(0, r0 - halo), min(h, r1 + halo)
+            parts.append(self._body(x[..., a:b, :])[..., r0 - a : r1 - a, :])
+        return x - torch.cat(parts, dim=-2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.factor
         if f == 1:
@@ -112,7 +133,7 @@ class Denoiser:
             raise ValueError("image contains NaN or infinity")
         self.model.eval()
         with torch_threads(get_num_threads()), torch.inference_mode():  # inference: one big forward, all threads
-            y = self.model(torch.from_numpy(x)[None, None])[0, 0].numpy()
+            y = self.model.forward_strips(torch.from_numpy(x)[None, None])[0, 0].numpy()
         return (y * np.float32(HU_SCALE)).astype(np.float32)
 
 
