@@ -55,6 +55,8 @@ def test_float32_matches_twin_and_cv2(data, cv2):
     got = medfuse.bilateral(x, d, sc, ss)
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_array_equal(got, ref.bilateral(x, d, sc, ss))
+    if 0 < rng < float(np.finfo(np.float32).eps) and int(cv2.__version__.split(".")[0]) < 5:
+        return  # cv2 4.x copies such an image instead of filtering it (see test_tiny_float_range_is_filtered_not_copied)
     want = cv2.bilateralFilter(_native(x), d, sc, ss)
     scale = max(float(np.abs(want).max()), rng, 1e-30)
     assert np.abs(got - want).max() <= 1e-4 * scale
