@@ -101,8 +101,8 @@ def main() -> None:
     from medfuse.features import ImageFeatureExtractor
 
     tables = {"window": {name: np.stack(f) for name, f in feats.items()}, "radiomics": {}}
+    fx = ImageFeatureExtractor(window=(-600, 1500), groups=("first_order", "glcm"), glcm_levels=32)
     for name, imgs_ in images.items():
-        fx = ImageFeatureExtractor(window=(-600, 1500), groups=("first_order", "glcm"), glcm_levels=32)
         tables["radiomics"][name] = np.nan_to_num(fx.fit_transform(imgs_, masks=rois))
     print(f"{args.n} slices, dose {args.dose:g}, nodule {args.nodule_hu:g} HU vs absent; {time.time() - t0:.0f} s")
     for kind, table in tables.items():

@@ -267,7 +267,7 @@ def lung_mask(
         for z in range(closed.shape[0]):
             if closed[z].any():
                 closed[z] = fill_holes(closed[z])
-        closed &= ~_continuing_downwards(closed & ~before_fill, closed, label)
+        closed &= ~_continuing_downwards(closed & ~before_fill, closed)
         # Bone the closing reached into (ribs and spine bulging into the lung
         # outline) is not lung: drop it, keep soft tissue (nodules, vessels).
         closed &= sub | (ct[box] < np.float32(_BONE_HU))
@@ -276,7 +276,7 @@ def lung_mask(
     return out
 
 
-def _continuing_downwards(added: npt.NDArray[np.bool_], lung: npt.NDArray[np.bool_], label: Any) -> npt.NDArray[np.bool_]:
+def _continuing_downwards(added: npt.NDArray[np.bool_], lung: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """The parts of ``added`` (what per-slice hole filling added to ``lung``) that are not lung but tissue below it.
 
     In the slices through a diaphragm's dome, the liver or spleen is a disc enclosed by a crescent of
@@ -285,13 +285,15 @@ def _continuing_downwards(added: npt.NDArray[np.bool_], lung: npt.NDArray[np.boo
     lowest slice less than half of its voxels have lung below them (the volume's last slice counts as
     no lung below).
     """
+    from .kernels.morphology import label
+
     if not added.any():
         return added
     lab, n = label(added, connectivity=6)
-    z = np.arange(added.shape[0])[:, None, None]
+    z = np.broadcast_to(np.arange(added.shape[0])[:, None, None], added.shape)
     lowest = np.zeros(n + 1, dtype=np.int64)
-    np.maximum.at(lowest, lab[added], np.broadcast_to(z, added.shape)[added])
-    bottom = added & (np.broadcast_to(z, added.shape) == lowest[lab])
+    np.maximum.at(lowest, lab[added], z[added])
+    bottom = added & (z == lowest[lab])
     below = np.zeros_like(added)
     below[:-1] = lung[1:]
     supported = np.bincount(lab[bottom], weights=below[bottom], minlength=n + 1)

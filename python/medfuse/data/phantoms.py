@@ -117,6 +117,8 @@ AIRWAY_WALL_MM = 1.5
 BRONCHUS_RATIO = 0.8
 BRONCHUS_WALL = 0.35
 STOMACH_MM = ((90.0, -15.0, 62.0), (12.0, 22.0, 28.0))  # gastric air under the left dome
+# The ellipsoids that push the lungs aside, by name (the CT paints them, the radiograph cuts its lung chords with them).
+CARVING_ELLIPSOIDS_MM = {"heart": (HEART_CENTRE_MM, HEART_SEMI_MM), **GREAT_VESSELS_MM, "stomach": STOMACH_MM}
 # Ribs: bands in a shell inside the chest wall (the body's inner outline),
 # descending anteriorly by RIB_SLOPE_MM per radian away from the spine, none in
 # front (costal cartilage is soft tissue here). Each rib's cross-section is an
@@ -364,6 +366,11 @@ def _axial_template(
     return bone_slice, disc_slice, spine_free
 
 
+def _at(center: tuple[float, float, float], rel: tuple[float, float, float]) -> tuple[float, float, float]:
+    """A point given relative to the volume's centre (mm), from voxel 0's centre."""
+    return (center[0] + rel[0], center[1] + rel[1], center[2] + rel[2])
+
+
 def dome_z(y: npt.NDArray[Any], x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """z (mm from the centre, caudal) of the diaphragm under (y, x) (mm from the centre, broadcastable): see DOME_TOP_MM."""
     f = np.result_type(y, x, np.float32).type
@@ -383,14 +390,12 @@ def _mediastinal_carvers(
     """Occupancy (box, fraction) of what pushes the lungs aside, by name: the heart, the great
     vessels (GREAT_VESSELS_MM's names), the descending aorta and the stomach (those inside the volume)."""
     out = {}
-    shapes = {"heart": (HEART_CENTRE_MM, HEART_SEMI_MM), **GREAT_VESSELS_MM, "stomach": STOMACH_MM}
-    for name, (c_rel, semi) in shapes.items():
-        c = (center[0] + c_rel[0], center[1] + c_rel[1], center[2] + c_rel[2])
-        found = _ellipsoid(shape, spacing, c, semi, edge)
+    for name, (c_rel, semi) in CARVING_ELLIPSOIDS_MM.items():
+        found = _ellipsoid(shape, spacing, _at(center, c_rel), semi, edge)
         if found is not None:
             out[name] = found
     (ay, ax), r, top = AORTA_DESC_MM
-    c = (center[0] + top, center[1] + ay, center[2] + ax)
+    c = _at(center, (top, ay, ax))
     box = _box_for((c[0] + FOV_Z_MM, c[1], c[2]), (FOV_Z_MM, r, r), shape, spacing)
     if box is not None:
         rel = _box_coords(box, spacing, c)
@@ -405,10 +410,12 @@ def _lung_occupancy(
     center: tuple[float, float, float],
     edge: float,
     spine_free: npt.NDArray[np.float32],
+    carvers: dict[str, tuple[tuple[slice, ...], npt.NDArray[np.float32]]],
 ) -> npt.NDArray[np.float32]:
     """Lung occupancy in [0, 1]: ellipsoids above their equator that keep their widest
-    section below it, down to the diaphragm's domes, kept off the spine; the heart
-    (cardiac notch), the great vessels, the descending aorta and the stomach carve them."""
+    section below it, down to the diaphragm's domes, kept off the spine; ``carvers``
+    (:func:`_mediastinal_carvers`: the heart (cardiac notch), the great vessels, the
+    descending aorta and the stomach) carve them."""
     lung = np.zeros(shape, dtype=np.float32)
     for side in (-1.0, 1.0):  # -1: patient's right (image left)
         cz, cy, cx = LUNG_CENTRE_MM
@@ -426,7 +433,7 @@ def _lung_occupancy(
         z_c = rel[0] + np.float32(c[0] - center[0])
         frac = frac * _soft(dome_z(y_c, x_c) - z_c, edge)
         np.maximum(lung[box], frac * spine_free[box[1:]], out=lung[box])
-    for box, occ in _mediastinal_carvers(shape, spacing, center, edge).values():
+    for box, occ in carvers.values():
         lung[box] *= 1.0 - occ
     return lung
 
@@ -436,16 +443,16 @@ def _paint_mediastinum(
     spacing: tuple[float, float, float],
     center: tuple[float, float, float],
     edge: float,
+    carvers: dict[str, tuple[tuple[slice, ...], npt.NDArray[np.float32]]],
 ) -> None:
     """Paint (before the lungs) the anterior mediastinal fat, the great vessels and the descending
-    aorta (soft tissue), the trachea and main bronchi (air in a soft-tissue wall) and the stomach's air."""
-    shape = vol.shape
+    aorta (soft tissue; ``carvers`` from :func:`_mediastinal_carvers`), the trachea and main bronchi
+    (air in a soft-tissue wall) and the stomach's air."""
     c_rel, semi = MEDIASTINAL_FAT_MM
-    found = _ellipsoid(shape, spacing, (center[0] + c_rel[0], center[1] + c_rel[1], center[2] + c_rel[2]), semi, edge)  # type: ignore[arg-type]
+    found = _ellipsoid(vol.shape, spacing, _at(center, c_rel), semi, edge)  # type: ignore[arg-type]
     if found is not None:
         box, frac = found
         _paint(vol[box], frac, HU_FAT)
-    carvers = _mediastinal_carvers(shape, spacing, center, edge)
     for name in (*GREAT_VESSELS_MM, "descending_aorta"):
         if name in carvers:
             box, occ = carvers[name]
@@ -549,8 +556,9 @@ def ct_phantom(shape: tuple[int, int, int] = (64, 256, 256), seed: int = 0) -> C
 
     # Mediastinum (fat, great vessels, airways) and the stomach, then the lungs:
     # kept off the spine, above the domes, minus the heart and great vessels.
-    _paint_mediastinum(vol, spacing, center, edge)
-    lung = _lung_occupancy(shape3, spacing, center, edge, spine_free)
+    carvers = _mediastinal_carvers(shape3, spacing, center, edge)
+    _paint_mediastinum(vol, spacing, center, edge, carvers)
+    lung = _lung_occupancy(shape3, spacing, center, edge, spine_free, carvers)
     _paint(vol, lung, HU_LUNG)
 
     # Vessels: two trees from the hila, inside the lungs only, each with its bronchi.
@@ -684,8 +692,9 @@ def _static_anatomy(shape: tuple[int, int, int]) -> _Anatomy:
     bone_slice, disc_slice, spine_free = _axial_template(y2, x2, edge)
     z_mm = np.arange(nz, dtype=np.float32) * np.float32(dz) - np.float32(center[0])
     vol = np.where(_is_disc(z_mm)[:, None, None], disc_slice[None], bone_slice[None]).astype(np.float32)
-    _paint_mediastinum(vol, spacing, center, edge)
-    lung = _lung_occupancy(shape, spacing, center, edge, spine_free)
+    carvers = _mediastinal_carvers(shape, spacing, center, edge)
+    _paint_mediastinum(vol, spacing, center, edge, carvers)
+    lung = _lung_occupancy(shape, spacing, center, edge, spine_free, carvers)
     _paint(vol, lung, HU_LUNG)
     _paint_ribs(vol, z_mm, y2, x2, edge)
     bank_shape = (nz + 8, ny + 16, nx + 16)

@@ -91,11 +91,6 @@ def _ellipsoid_interval(
     return cy - h, cy + h
 
 
-def _overlap(a: tuple[npt.NDArray, npt.NDArray], b: tuple[npt.NDArray, npt.NDArray]) -> npt.NDArray[np.float64]:
-    out: npt.NDArray[np.float64] = np.clip(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]), 0.0, None)
-    return out
-
-
 def _ellipse_chord(x: npt.NDArray[np.float64], cx: float, ax: float, ay: float) -> npt.NDArray[np.float64]:
     """Chord along Y of an elliptic cylinder (axis along Z) at lateral positions x."""
     out: npt.NDArray[np.float64] = 2.0 * ay * np.sqrt(np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None))
@@ -130,8 +125,8 @@ def _covered(
 ) -> npt.NDArray[np.float64]:
     """Length of ``base`` (an interval along each ray, (y0, y1)) covered by the union of the ``cuts`` intervals."""
     b0, b1 = np.broadcast_arrays(*base)
-    los = np.stack([np.clip(np.broadcast_to(c[0], b0.shape), b0, b1) for c in cuts])
-    his = np.maximum(np.stack([np.clip(np.broadcast_to(c[1], b0.shape), b0, b1) for c in cuts]), los)
+    los = np.stack([np.clip(c[0], b0, b1) for c in cuts])  # b0 has the rays' full shape: so has every clip
+    his = np.maximum(np.stack([np.clip(c[1], b0, b1) for c in cuts]), los)
     order = np.argsort(los, axis=0, kind="stable")
     los = np.take_along_axis(los, order, axis=0)
     his = np.take_along_axis(his, order, axis=0)
@@ -144,8 +139,7 @@ def _covered(
 
 
 def _ellipsoid_cuts(g: _Grid, names: tuple[str, ...]) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
-    shapes = {"heart": (ph.HEART_CENTRE_MM, ph.HEART_SEMI_MM), **ph.GREAT_VESSELS_MM, "stomach": ph.STOMACH_MM}
-    return [_ellipsoid_interval(g, *shapes[n]) for n in names]
+    return [_ellipsoid_interval(g, *ph.CARVING_ELLIPSOIDS_MM[n]) for n in names]
 
 
 def _aorta_cut(g: _Grid) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -155,11 +149,9 @@ def _aorta_cut(g: _Grid) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float6
 
 
 def _dome_cut(g: _Grid) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Where each ray runs below the diaphragm (phantoms.dome_z): z > top + drop (u^2 + back w^2) holds for
-    |w| < sqrt(s), s = ((z - top) / drop - u^2) / back, w = (y - DOME_Y_MM) / lung semi-axis y."""
-    top = np.where(g.x < 0, ph.DOME_TOP_MM[-1.0], ph.DOME_TOP_MM[1.0])
-    u = (np.abs(g.x) - ph.LUNG_CENTRE_MM[2]) / ph.LUNG_SEMI_MM[2]
-    s = ((g.z - top) / ph.DOME_DROP_MM - u * u) / ph.DOME_BACK
+    """Where each ray runs below the diaphragm: phantoms.dome_z(y, x) = dome_z(DOME_Y_MM, x) + drop back w^2 with
+    w = (y - DOME_Y_MM) / lung semi-axis y, so z > dome_z holds for |w| < sqrt(s), s = (z - dome_z(DOME_Y_MM, x)) / (drop back)."""
+    s = (g.z - ph.dome_z(np.float64(ph.DOME_Y_MM), g.x)) / (ph.DOME_DROP_MM * ph.DOME_BACK)
     half = ph.LUNG_SEMI_MM[1] * np.sqrt(np.clip(s, 0.0, None))
     return ph.DOME_Y_MM - half, ph.DOME_Y_MM + half
 
@@ -173,7 +165,7 @@ def _lung_chord(g: _Grid, side: float) -> npt.NDArray[np.float64]:
     q = 1.0 - ((zz - cz) / az) ** 2 - ((g.x - side * cx) / ax) ** 2
     h = ay * np.sqrt(np.clip(q, 0.0, None))
     lung = (cy - h, cy + h)
-    cuts = _ellipsoid_cuts(g, ("heart", *ph.GREAT_VESSELS_MM, "stomach")) + [_aorta_cut(g), _dome_cut(g)]
+    cuts = _ellipsoid_cuts(g, tuple(ph.CARVING_ELLIPSOIDS_MM)) + [_aorta_cut(g), _dome_cut(g)]
     out: npt.NDArray[np.float64] = (lung[1] - lung[0]) - _covered(lung, cuts)
     return out
 
