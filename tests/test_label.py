@@ -320,3 +320,60 @@ def test_unions_across_blocks(shape, p):
                 assert_same_labels(medfuse.label(x, connectivity=conn), want)
     finally:
         medfuse.set_num_threads(before)
+
+
+# ---- full connectivity labels runs of 2 x 2 voxel columns (issue 22) ----
+
+
+@pytest.mark.parametrize("parity", [(pz, py, px) for pz in (0, 1) for py in (0, 1) for px in (0, 1)])
+def test_full_connectivity_every_offset_and_parity(parity):
+    """Two voxels: one component when every |offset| <= 1, two otherwise, for a
+    first voxel at each parity of (z, y) (its place in a 2 x 2 pair row) and
+    beside a 64-column word boundary."""
+    pz, py, px = parity
+    base = np.array([2 + pz, 2 + py, 62 + px])
+    for off in np.ndindex(5, 5, 5):
+        d = np.array(off) - 2
+        if not d.any():
+            continue
+        x = np.zeros((7, 7, 130), dtype=bool)
+        x[tuple(base)] = True
+        x[tuple(base + d)] = True
+        want = 1 if np.abs(d).max() <= 1 else 2
+        got = medfuse.label(x, connectivity=26)
+        assert got[1] == want, (parity, d.tolist())
+        assert_same_labels(got, scipy_label(x, 26))
+        # the same pair in a 2D image (offsets in y, x)
+        if d[0] == 0:
+            x2 = x[base[0]]
+            got2 = medfuse.label(x2, connectivity=8)
+            assert got2[1] == want, (parity, d.tolist())
+            assert_same_labels(got2, scipy_label(x2, 8))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1, 1), (1, 9, 70), (2, 1, 65), (3, 3, 3), (5, 7, 129), (2, 2, 1), (7, 1, 1), (4, 33, 200), (33, 17, 64)],
+)
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.35, 0.45, 0.7])
+def test_full_connectivity_odd_shapes(shape, p):
+    """Odd depths and heights leave the last pair rows half empty; sparse masks
+    connect mostly through single diagonal voxels."""
+    rng = np.random.default_rng([*shape, int(p * 100)])
+    x = rng.random(shape) < p
+    assert_same_labels(medfuse.label(x, connectivity=26), scipy_label(x, 26))
+    x2 = x.reshape(-1, shape[-1])
+    assert_same_labels(medfuse.label(x2, connectivity=8), scipy_label(x2, 8))
+
+
+def test_full_connectivity_diagonal_lines():
+    """Staircases that touch only through voxel corners, in every direction."""
+    x = np.zeros((40, 41, 150), dtype=bool)
+    for k in range(38):
+        x[k, k, 3 + k] = True  # (+1, +1, +1)
+        x[k, 39 - k, 60 + k] = True  # (+1, -1, +1)
+        x[k + 1, k + 1, 140 - 2 * k] = k % 2 == 0  # broken: gaps of 2 columns
+    x[5:35:3, 20, 100:140] = True  # parallel rows two slices apart: separate
+    want = scipy_label(x, 26)
+    assert want[1] > 3
+    assert_same_labels(medfuse.label(x, connectivity=26), want)
