@@ -10,6 +10,7 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     }
     machine_info["platform"] = platform.platform()
     machine_info["command"] = " ".join(["python -m pytest", *sys.argv[1:]])
+    if hasattr(os, "getloadavg"):  # how quiet the machine was (1, 5, 15 minute load averages)
+        machine_info["load_average"] = [round(x, 2) for x in os.getloadavg()]
 
 
 @pytest.fixture(autouse=True)

@@ -51,3 +51,50 @@ def test_worst_ratio_per_group(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "<-- below" in out.splitlines()[1] and out.splitlines()[1].startswith("a ")
     assert cmp.main([str(path), "--fail-below", "0.4"]) == 0
+
+
+def _load_report():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["bench_report"] = mod
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _run(active, supported, benchmarks, command):
+    return {
+        "datetime": "2026-12-06T18:00:00",
+        "commit_info": {"id": "0123456789abcdef"},
+        "machine_info": {
+            "cpu": {"brand_raw": "Test CPU", "family": 26, "model": 2, "flags": ["avx2", "avx512f"]},
+            "medfuse": {"simd_active": active, "simd_supported": supported, "simd_compiled": supported},
+            "load_average": [0.1, 0.2, 0.3],
+            "command": command,
+        },
+        "benchmarks": benchmarks,
+    }
+
+
+def test_report_one_summary_per_cpu_kind():
+    rep = _load_report()
+    fast = [_bench("a", "medfuse", 1, 2.0), _bench("a", "medfuse", 2, 1.0), _bench("a", "cv2", 2, 0.5, "cv2.Canny")]
+    slow = [_bench("a", "medfuse", 1, 4.0), _bench("a", "medfuse", 2, 3.0), _bench("a", "cv2", 2, 0.6, "cv2.Canny")]
+    full = ["baseline", "avx2", "avx512"]
+    text = rep.render(_run("avx512", full, fast, "run-512"), _run("avx2", full, slow, "run-avx2"))
+    kind2 = "Test CPU family 26 model 2, SIMD path avx2 (forced with MEDFUSE_SIMD; the CPU has avx512)"
+    assert "## Machine 1: Test CPU family 26 model 2, SIMD path avx512\n" in text
+    assert f"## Machine 2: {kind2}" in text
+    assert f"## Summary: machine 2, {kind2}" in text
+    assert "Load average when the run started (1, 5, 15 min): 0.1, 0.2, 0.3" in text
+    # two-thread table: speed-up 1 -> 2 and the worst anchor at 2 threads, per kind
+    assert "| `a` | 2.00x | 0.50x (cv2.Canny) |" in text
+    assert "| `a` | 1.33x | 0.20x (cv2.Canny) |" in text
+    # per-group tables once, from the first kind
+    assert text.count("## `a`") == 1
+    assert "`run-avx2`" in text
+    one = rep.render(_run("avx512", full, fast, "run-512"))
+    assert "## Machine\n" in one and "Machine 2" not in one and "## Summary\n" in one
