@@ -233,6 +233,16 @@ def test_core_rechecks():
         _core.binary_morph_u8(img, off, False, 2, 1, 1)
     with pytest.raises(ValueError, match="threads"):
         _core.binary_morph_u8(img, off, False, 0, 1, 0)
+    with pytest.raises(ValueError, match="rank"):
+        _core.fill_holes_u8(img, 3, 1)
+    with pytest.raises(ValueError, match="rank"):
+        _core.fill_holes_u8(img, 0, 1)
+    with pytest.raises(ValueError, match="threads"):
+        _core.fill_holes_u8(img, 1, 0)
+    with pytest.raises(ValueError, match="image"):
+        _core.fill_holes_u8(np.zeros((2, 2, 2, 2), np.uint8), 1, 1)
+    with pytest.raises(TypeError):
+        _core.fill_holes_u8(np.zeros((3, 3), np.float32), 1, 1)
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -252,3 +262,22 @@ def test_repeat_until_stable_without_centre_is_refused_not_a_hang(op):
                 f(x, s, iterations=it)
         assert_same(f(x, s, iterations=3), scipy_reference(op, x, s, 3, 0))
         assert_same(f(x, c, iterations=0), scipy_reference(op, x, c, 0, 0))
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 50), (1, 1, 7), (300, 500), (40, 120, 130), (2, 3, 600), (9, 1, 1)])
+def test_fill_holes_large_and_degenerate(shape):
+    """Depth-1 volumes (all background on the border: nothing filled), single
+    voxels, and volumes split into several label blocks, at 1-4 threads."""
+    rng = np.random.default_rng(len(shape) * 1000 + shape[-1])
+    x = ndimage.gaussian_filter(rng.random(shape), 1.5) > 0.5 if min(shape) > 2 else rng.random(shape) < 0.6
+    before = medfuse.get_num_threads()
+    try:
+        for conn in (None,) + CONNS[x.ndim]:
+            want = fill_holes_reference(x, ndimage.generate_binary_structure(x.ndim, RANK.get(conn, 1)))
+            for n in (1, 2, 3, 4):
+                medfuse.set_num_threads(n)
+                assert_same(medfuse.fill_holes(x, connectivity=conn), want)
+    finally:
+        medfuse.set_num_threads(before)
+    if x.ndim == 3 and shape[0] == 1:
+        assert_same(medfuse.fill_holes(x), x)  # every background voxel touches z = 0

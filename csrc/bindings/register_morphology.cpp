@@ -1,4 +1,4 @@
-// Bindings for csrc/morphology: label_u8, binary_morph_u8.
+// Bindings for csrc/morphology: label_u8, fill_holes_u8, binary_morph_u8.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -35,6 +35,22 @@ py::tuple label_u8(py::array_t<std::uint8_t, py::array::c_style> mask, int rank,
         count = label(job, threads);
     }
     return py::make_tuple(out, count);
+}
+
+py::array_t<std::uint8_t> fill_holes_u8(py::array_t<std::uint8_t, py::array::c_style> mask, int rank, int threads) {
+    const auto shape = checked_shape(mask, "image", {2, 3});
+    const int nd = static_cast<int>(shape.size());
+    if (rank < 1 || rank > nd) throw py::value_error("connectivity rank must be between 1 and ndim");
+    checked_threads(threads);
+    std::vector<py::ssize_t> out_shape(shape.begin(), shape.end());
+    py::array_t<std::uint8_t> out(out_shape);
+    const std::int64_t depth = nd == 3 ? shape[0] : 1;
+    {
+        py::gil_scoped_release nogil;
+        fill_holes(mask.data(), depth, shape[static_cast<std::size_t>(nd - 2)], shape[static_cast<std::size_t>(nd - 1)],
+                   nd, rank, out.mutable_data(), threads);
+    }
+    return out;
 }
 
 py::array_t<std::uint8_t> binary_morph_u8(py::array_t<std::uint8_t, py::array::c_style> image,
@@ -78,6 +94,8 @@ py::array_t<std::uint8_t> binary_morph_u8(py::array_t<std::uint8_t, py::array::c
 void register_morphology(py::module_& m) {
     m.def("label_u8", &label_u8, py::arg("binary").noconvert(), py::arg("rank"), py::arg("threads"),
           "Connected components of a C-contiguous 0/1 uint8 mask (use medfuse.label).");
+    m.def("fill_holes_u8", &fill_holes_u8, py::arg("image").noconvert(), py::arg("rank"), py::arg("threads"),
+          "Binary hole filling of a C-contiguous 0/1 uint8 mask (use medfuse.fill_holes).");
     m.def("binary_morph_u8", &binary_morph_u8, py::arg("image").noconvert(), py::arg("offsets").noconvert(),
           py::arg("dilate"), py::arg("border"), py::arg("iterations"), py::arg("threads"),
           "Binary erosion (AND) or dilation (OR) over offsets (use medfuse.binary_erode/dilate).");

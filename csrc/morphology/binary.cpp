@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/large_buffer.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {
@@ -43,15 +44,29 @@ void binary_morph(const MorphJob& job, int threads) {
     // padding, not the offsets, so that the scratch stays small.
     const std::int64_t pz = std::min(r[0], d), py = std::min(r[1], h), px = std::min(r[2], w);
     const std::int64_t Pd = d + 2 * pz, Ph = h + 2 * py, Pw = w + 2 * px;
-    std::vector<std::uint8_t> pad(static_cast<std::size_t>(Pd * Ph * Pw), job.border);
-    auto interior = [&](std::int64_t z, std::int64_t y) { return pad.data() + ((z + pz) * Ph + (y + py)) * Pw + px; };
+    // The padded copy is filled row by row in parallel (border rows, the
+    // border columns and the image rows), not value-initialised first: a
+    // serial fill of a CT volume's copy took about a fifth of an erosion.
+    const LargeBuffer<std::uint8_t> pad_buf(static_cast<std::size_t>(Pd * Ph * Pw));
+    std::uint8_t* const pad = pad_buf.get();
+    auto interior = [&](std::int64_t z, std::int64_t y) { return pad + ((z + pz) * Ph + (y + py)) * Pw + px; };
+    const std::int64_t n_pad_rows = Pd * Ph;
+    parallel_for((n_pad_rows + kRowsPerBlock - 1) / kRowsPerBlock, threads, [&](std::int64_t b) {
+        const std::int64_t r1 = std::min(n_pad_rows, (b + 1) * kRowsPerBlock);
+        for (std::int64_t pr = b * kRowsPerBlock; pr < r1; ++pr) {
+            std::uint8_t* row = pad + pr * Pw;
+            const std::int64_t z = pr / Ph - pz, y = pr % Ph - py;
+            if (z < 0 || z >= d || y < 0 || y >= h) {
+                std::memset(row, job.border, static_cast<std::size_t>(Pw));
+                continue;
+            }
+            std::memset(row, job.border, static_cast<std::size_t>(px));
+            std::memcpy(row + px, job.in + (z * h + y) * w, static_cast<std::size_t>(w));
+            std::memset(row + px + w, job.border, static_cast<std::size_t>(px));
+        }
+    });
     const std::int64_t n_rows = d * h;
     const std::int64_t n_blocks = (n_rows + kRowsPerBlock - 1) / kRowsPerBlock;
-    parallel_for(n_blocks, threads, [&](std::int64_t b) {
-        const std::int64_t r1 = std::min(n_rows, (b + 1) * kRowsPerBlock);
-        for (std::int64_t rr = b * kRowsPerBlock; rr < r1; ++rr)
-            std::memcpy(interior(rr / h, rr % h), job.in + rr * w, static_cast<std::size_t>(w));
-    });
     std::vector<std::int64_t> changed(static_cast<std::size_t>(n_blocks));
     const bool until_stable = job.iterations < 1;
     for (std::int64_t it = 0; until_stable || it < job.iterations; ++it) {
@@ -73,7 +88,7 @@ void binary_morph(const MorphJob& job, int threads) {
                         x1 = std::min<std::int64_t>(w, w + px - o[2]);
                         // src[x] is padded element x + px + o[2] of the row (valid on [x0, x1)).
                         src = x0 >= x1 ? nullptr
-                                       : pad.data() + (((zz + pz) * Ph + (yy + py)) * Pw + px + o[2] + x0);
+                                       : pad + (((zz + pz) * Ph + (yy + py)) * Pw + px + o[2] + x0);
                     }
                     const bool border_kills = job.dilate ? job.border == 1 : job.border == 0;
                     if (src == nullptr) {

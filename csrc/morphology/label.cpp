@@ -27,6 +27,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "common/large_buffer.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {
@@ -608,6 +609,65 @@ std::int64_t label(const LabelJob& job, int threads) {
     if (n < std::numeric_limits<std::int32_t>::max())
         return full ? detail::label_pairs<std::int32_t>(job, threads) : detail::label_impl<std::int32_t>(job, threads);
     return full ? detail::label_pairs<std::int64_t>(job, threads) : detail::label_impl<std::int64_t>(job, threads);
+}
+
+void fill_holes(const std::uint8_t* mask, std::int64_t depth, std::int64_t height, std::int64_t width, int ndim,
+                int rank, std::uint8_t* out, int threads) {
+    using i64 = std::int64_t;
+    if (depth < 1 || height < 1 || width < 1) throw std::invalid_argument("fill_holes: every axis needs at least one element");
+    if (ndim != 2 && ndim != 3) throw std::invalid_argument("fill_holes: ndim must be 2 or 3");
+    if (ndim == 2 && depth != 1) throw std::invalid_argument("fill_holes: a 2D image has depth 1");
+    const i64 n = depth * height * width;
+    const i64 rows = depth * height;
+    const i64 band = std::max<i64>(1, (i64(1) << 16) / width);  // rows per parallel task
+    const i64 n_bands = (rows + band - 1) / band;
+    // The background as a mask (bytes 0/1), labelled.
+    const LargeBuffer<std::uint8_t> bg(static_cast<std::size_t>(n));
+    parallel_for(n_bands, threads, [&](i64 b) {
+        const i64 i0 = b * band * width, i1 = std::min(rows, (b + 1) * band) * width;
+        const std::uint8_t* __restrict__ m = mask;
+        std::uint8_t* __restrict__ o = bg.get();
+        for (i64 i = i0; i < i1; ++i) o[i] = static_cast<std::uint8_t>(m[i] == 0);
+    });
+    const LargeBuffer<std::int32_t> lab(static_cast<std::size_t>(n));
+    LabelJob job;
+    job.mask = bg.get();
+    job.depth = depth;
+    job.height = height;
+    job.width = width;
+    job.rank = rank;
+    job.out = lab.get();
+    const i64 count = label(job, threads);
+    // fill[k]: 1 for the foreground (label 0) and the holes, 0 for the
+    // background components on the border.
+    std::vector<std::uint8_t> fill(static_cast<std::size_t>(count + 1), 1);
+    auto outside_row = [&](i64 z, i64 y) {
+        const std::int32_t* r = lab.get() + (z * height + y) * width;
+        for (i64 x = 0; x < width; ++x) fill[static_cast<std::size_t>(r[x])] = 0;
+    };
+    if (ndim == 3) {
+        for (i64 y = 0; y < height; ++y) {
+            outside_row(0, y);
+            outside_row(depth - 1, y);
+        }
+    }
+    for (i64 z = 0; z < depth; ++z) {
+        outside_row(z, 0);
+        outside_row(z, height - 1);
+        for (i64 y = 0; y < height; ++y) {
+            const std::int32_t* r = lab.get() + (z * height + y) * width;
+            fill[static_cast<std::size_t>(r[0])] = 0;
+            fill[static_cast<std::size_t>(r[width - 1])] = 0;
+        }
+    }
+    fill[0] = 1;
+    const std::uint8_t* __restrict__ f = fill.data();
+    parallel_for(n_bands, threads, [&](i64 b) {
+        const i64 i0 = b * band * width, i1 = std::min(rows, (b + 1) * band) * width;
+        const std::int32_t* __restrict__ l = lab.get();
+        std::uint8_t* __restrict__ o = out;
+        for (i64 i = i0; i < i1; ++i) o[i] = f[l[i]];
+    });
 }
 
 }  // namespace medfuse

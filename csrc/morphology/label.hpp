@@ -24,4 +24,13 @@ struct LabelJob {
 // exceed INT32_MAX and std::invalid_argument for a bad rank or shape.
 std::int64_t label(const LabelJob& job, int threads);
 
+// Binary hole filling: out[i] = 1 where mask[i] != 0 or where i lies in a
+// background (mask == 0) component, under `rank` connectivity, that touches
+// no first or last index of any of the `ndim` axes (2D: depth 1, ndim 2; a
+// 3D image of depth 1 has all of its background on the border). The same
+// result as scipy.ndimage.binary_fill_holes with
+// generate_binary_structure(ndim, rank). `out` holds depth*height*width bytes.
+void fill_holes(const std::uint8_t* mask, std::int64_t depth, std::int64_t height, std::int64_t width, int ndim,
+                int rank, std::uint8_t* out, int threads);
+
 }  // namespace medfuse

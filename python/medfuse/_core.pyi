@@ -218,6 +218,7 @@ def attention_backward_f64(
 
 # ---- morphology ------------------------------------------------------------
 def label_u8(binary: npt.NDArray[np.uint8], rank: int, threads: int) -> tuple[npt.NDArray[np.int32], int]: ...
+def fill_holes_u8(image: npt.NDArray[np.uint8], rank: int, threads: int) -> npt.NDArray[np.uint8]: ...
 def binary_morph_u8(
     image: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], dilate: bool, border: int, iterations: int,
     threads: int,

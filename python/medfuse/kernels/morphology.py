@@ -225,17 +225,10 @@ def fill_holes(image: npt.ArrayLike, *, connectivity: int | None = None) -> npt.
     ``connectivity`` (None = 4/6, or 8 / 18 / 26) is the connectivity of the
     *background*, as scipy.ndimage.binary_fill_holes(image, structure) with
     ``structure = generate_binary_structure(ndim, rank)``; the result (bool)
-    is identical to it. Implemented as :func:`label` of the background: a
-    component is a hole unless it touches the first or last index of an axis.
+    is identical to it. Implemented (in C++, threaded) as :func:`label` of
+    the background: a component is a hole unless it touches the first or
+    last index of an axis.
     """
     mask = v.binary_image(image, "image")
     rank = v.connectivity_rank(connectivity, mask.ndim)
-    bg = v.contiguous(1 - mask)
-    lab, count = _core().label_u8(bg, rank, get_num_threads())
-    outside = np.zeros(count + 1, dtype=bool)
-    for axis in range(lab.ndim):
-        for idx in (0, -1):
-            outside[np.take(lab, idx, axis=axis)] = True
-    outside[0] = True  # foreground stays foreground
-    hole = ~outside
-    return (mask != 0) | hole[lab]
+    return _core().fill_holes_u8(mask, rank, get_num_threads()).view(np.bool_)
