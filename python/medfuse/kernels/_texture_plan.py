@@ -4,6 +4,7 @@ and their NumPy twins (same refusals, same messages, same offsets).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -405,30 +406,325 @@ def _mcc_lambda2_fast(p: npt.NDArray[np.float64]) -> float | None:
     return sorted(tops)[-2]
 
 
-def _mcc_fast(p: npt.NDArray[np.float64], threads: int) -> float | None:
-    """The fast path for a stack (n, G, G): the NaN-skipping mean of sqrt(lambda2), or None."""
+# ---- the Krylov MCC path ----------------------------------------------------------------
+#
+# Everything below is O(G^2) per Lanczos step except one float32 product B B^T per
+# matrix (for an upper bound on trace(S^2)); no dense eigensolver, no dense solve.
+
+# Lanczos steps at most (the deflated Krylov space has at most G - 1 dimensions).
+MCC_KRYLOV_MAX_STEPS = 64
+# Steps before the first convergence test, and the test's target for the residual
+# estimate of the top Ritz pair (the certificate below uses the explicit residual).
+_KRYLOV_MIN_STEPS = 8
+_KRYLOV_TARGET = 1e-12
+# Ritz pairs with a larger residual estimate stay out of the certificate's set.
+_KRYLOV_PAIR_TOL = 1e-6
+# Error budget of the certified value: |sqrt(lambda) - sqrt(lambda_exact)| < this.
+MCC_SQRT_TOL = 1e-13
+_U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
+
+
+@functools.lru_cache(maxsize=8)
+def _lanczos_start(G: int) -> npt.NDArray[np.float64]:
+    """A fixed start vector (no structure of any GLCM: pseudo-random, seeded), read-only."""
+    x = np.random.default_rng(0x6D6363).standard_normal(G)
+    x.flags.writeable = False
+    return x
+
+
+def _certify_krylov(
+    B: npt.NDArray[np.float64], C: npt.NDArray[np.float64], V: npt.NDArray[np.float64],
+    SV: npt.NDArray[np.float64], S32: npt.NDArray[np.float32],
+) -> float | None:
+    """Certified lambda2 of MCC's M = S - F from an orthonormal basis V (m, G) and SV = V S.
+
+    Rayleigh-Ritz on span(V): H = V S V^T, Ritz pairs (theta_j, y_j), explicit
+    residuals R = Y S - Theta Y (S Y through the stored products, no new ones).
+    The certificate, with Y the Ritz vectors whose residual is small (among
+    them the top one, ~ sqrt(px), and lambda2's):
+
+    1. Kahan (Parlett, The Symmetric Eigenvalue Problem, 11.5): S has distinct
+       eigenvalues within rho = ||R||_F (x 2 for Y's rounding off orthonormal)
+       of every theta_j in the set. Their squares take at least
+       sum (theta_j - rho)_+^2 of trace(S^2) = ||S||_F^2, so every other
+       eigenvalue is <= mu = sqrt(trace(S^2) - that sum) (S is PSD).
+       ``S32`` = fl32(B B^T) bounds trace(S^2): B >= 0, so S32 = S (1 + d)
+       entrywise with |d| <= (G + 3) u32. Where mu is too large (many
+       eigenvalues of middle size), :func:`_inertia_bound` proves instead
+       that S has at most two eigenvalues above a level between theta_3 and
+       theta_2 (a float32 Cholesky factorisation with its error bound).
+    2. So lambda2 is the one eigenvalue in [theta_2 - rho, theta_2 + rho] when
+       that interval is clear of the others: theta_1 - rho above, and below
+       max(theta_3 + rho, mu). Kato-Temple bounds |lambda2 - theta_2| by
+       ||r_2||^2 / d (theta_2, r_2: the Rayleigh quotient and residual of the
+       normalised y_2; d: theta_2's distance to those bounds), Davis-Kahan
+       the angle to lambda2's eigenvector by s = ||r_2|| / d.
+    3. The eps correction as :func:`_corrected_eigenvalue`: lambda(M) =
+       lambda2 - v^T F v + T2 + O(||F||^3 / gap^2). With y_2 for v,
+       |y^T F y - v^T F v| <= 2 f (s + s^2) (f >= ||F||_2, cheap bounds only);
+       T2 (the second-order term, F's coupling to the other eigenvectors) is
+       not computed but bounded by ||F_perp v|| ||F^T_perp v|| / gap (each
+       factor from y_2 plus 4 f s); Kato's bound on the rest as there.
+
+    The sum of these bounds must move sqrt(lambda) by < MCC_SQRT_TOL;
+    otherwise None (the caller takes the dense path).
+    """
+    m = V.shape[0]
+    H = V @ SV.T
+    H = (H + H.T) * 0.5
+    theta, W = np.linalg.eigh(H)  # ascending
+    theta, W = theta[::-1], W[:, ::-1]
+    Y = W.T @ V  # Ritz vectors as rows
+    SY = W.T @ SV
+    R = SY - theta[:, None] * Y
+    res = np.sqrt(np.einsum("ij,ij->i", R, R))
+    if m < 3 or res[0] > _KRYLOV_PAIR_TOL or res[1] > _KRYLOV_PAIR_TOL:
+        return None
+    sel = np.flatnonzero(res <= _KRYLOV_PAIR_TOL)  # includes 0 and 1
+    Ys = Y[sel]
+    ortho = float(np.abs(Ys @ Ys.T - np.eye(len(sel))).max())
+    if not ortho < 1e-10:
+        return None
+    rho = 2.0 * float(np.sqrt(np.sum(res[sel] ** 2))) + 1e-15
+    th = theta[sel]
+    G = V.shape[1]
+    s32 = float(np.einsum("ij,ij->", S32, S32, dtype=np.float64))
+    trace_s2 = s32 * (1 + 3 * (G + 3) * _U32) + 1e-30
+    rest = trace_s2 - float(np.sum(np.clip(th - rho, 0.0, None) ** 2))
+    mu = math.sqrt(max(rest, 0.0))
+    below = max(float(th[2]) + rho if len(th) > 2 else 0.0, mu)
+    above = float(th[0]) - rho
+    if not below < float(th[1]) - rho:
+        sigma = float(theta[2]) + 0.25 * (float(th[1]) - float(theta[2]))
+        bound = _inertia_bound(S32, math.sqrt(s32), theta[:2], Y[:2], sigma)
+        if bound is None:
+            return None
+        below = bound
+    if not (float(th[1]) - rho > below and float(th[1]) + rho < above):
+        return None
+    # Kato-Temple and Davis-Kahan with y's own Rayleigh quotient and residual.
+    ny = float(np.sqrt(Y[1] @ Y[1]))
+    y, sy = Y[1] / ny, SY[1] / ny
+    t2 = float(y @ sy)
+    r2 = float(np.linalg.norm(sy - t2 * y))
+    d = min(above - t2, t2 - below)
+    if not d > 0:
+        return None
+    dlam = min(r2, r2 * r2 / d) + 1e-15  # |lambda2 - theta_2| (+ Rayleigh quotient rounding)
+    s = r2 / d
+    gap = min(above - (t2 + dlam), (t2 - dlam) - below)  # lambda2's distance to S's other eigenvalues
+    ev = t2 - dlam
+    if not (ev > 1e-6 and gap > 0 and s < 1e-3):
+        return None
+    # f >= ||F||_2, F = C B^T: ||C||_F (B's largest singular value is 1), or
+    # sqrt(||F||_1 ||F||_inf) from F's row and column sums (F >= 0).
+    f = float(np.sqrt(np.einsum("ij,ij->", C, C)))
+    if not (f < gap / 8 and 11 * f**3 / gap**2 / (2 * math.sqrt(ev)) < MCC_SQRT_TOL / 4):
+        f = min(f, math.sqrt(float((C @ B.sum(axis=0)).max()) * float((B @ C.sum(axis=0)).max())))
+    if not f < gap / 8:
+        return None
+    bty, cty = B.T @ y, C.T @ y
+    fr = C @ bty  # F y
+    fl = B @ cty  # F^T y
+    fyy = float(y @ fr)
+    nr = float(np.linalg.norm(fr - fyy * y)) + 4 * f * s
+    nl = float(np.linalg.norm(fl - fyy * y)) + 4 * f * s
+    err = (
+        11 * f**3 / gap**2  # Kato: terms of order >= 3
+        + dlam  # theta_2 for lambda2
+        + 2 * f * (s + s * s)  # y for v in the first-order term
+        + nr * nl / gap  # the second-order term, not computed
+    )
+    lam = t2 - fyy
+    if not (lam - err > 1e-6 and err / (2 * math.sqrt(lam - err)) < MCC_SQRT_TOL):
+        return None
+    return lam
+
+
+def _lanczos(
+    B: npt.NDArray[np.float64], BT: npt.NDArray[np.float64], V: npt.NDArray[np.float64],
+    SV: npt.NDArray[np.float64], alpha: npt.NDArray[np.float64], beta: npt.NDArray[np.float64],
+    steps: npt.NDArray[np.int64], K: int,
+) -> None:
+    """Lanczos steps on the stack, in place: V[:, k] the vectors, SV[:, k] = S V[:, k], steps[i] the basis size."""
+    for k in range(1, K + 1):
+        z = np.matmul(B, np.matmul(BT, V[:, k, :, None]))[:, None, :, 0]  # (n, 1, G)
+        SV[:, k] = z[:, 0]
+        Vk = V[:, : k + 1]
+        h = np.matmul(z, Vk.transpose(0, 2, 1))  # (n, 1, k+1)
+        z -= np.matmul(h, Vk)
+        alpha[:, k] = h[:, 0, k]
+        z -= np.matmul(np.matmul(z, Vk.transpose(0, 2, 1)), Vk)  # Gram-Schmidt twice
+        b = np.sqrt(np.einsum("nij,nij->n", z, z))
+        beta[:, k] = b
+        if (k >= _KRYLOV_MIN_STEPS and k % 2 == 0) or k == K:
+            running = np.flatnonzero(steps == 0)
+            T = np.zeros((len(running), k, k))
+            idx = np.arange(k)
+            T[:, idx, idx] = alpha[running, 1 : k + 1]
+            T[:, idx[1:], idx[:-1]] = beta[running, 1:k]
+            T[:, idx[:-1], idx[1:]] = beta[running, 1:k]
+            _, Wt = np.linalg.eigh(T)
+            est = np.abs(beta[running, k] * Wt[:, -1, -1])
+            done = running[(est < _KRYLOV_TARGET) | (b[running] < 1e-12) | (k == K)]
+            steps[done] = k + 1
+            if (steps > 0).all():
+                break
+        V[:, k + 1] = z[:, 0] / np.where(b > 0, b, 1.0)[:, None]
+
+
+def _inertia_bound(
+    S32: npt.NDArray[np.float32], norm_s32: float, theta: npt.NDArray[np.float64],
+    Y: npt.NDArray[np.float64], sigma: float,
+) -> float | None:
+    """An upper bound on every eigenvalue of S but the two largest, or None.
+
+    A = sigma I - S + sum_j theta_j y_j y_j^T (theta_j > 0, rows y_j of Y: a
+    rank-2 positive update, so lambda_3(S) <= lambda_max(S - update)). If
+    float32 Cholesky of fl32(A) succeeds, fl32(A) + E = R^T R is positive
+    semi-definite with ||E||_2 <= gamma_{G+1} ||R||_F^2 (Demmel); fl32(A)
+    differs from A by <= 2 (G + 3) u32 ||S32||_F (S's float32 product) plus
+    u32 ||fl32(A)||_F (rounding to float32). So lambda_3(S) <= sigma + both.
+    """
+    G = S32.shape[0]
+    A = S32.astype(np.float64)
+    np.negative(A, out=A)
+    A[np.diag_indices(G)] += sigma
+    for t, y in zip(theta, Y):
+        if not t > 0:
+            return None
+        A += t * np.outer(y, y)
+    A32 = A.astype(np.float32)
+    try:
+        R = np.linalg.cholesky(A32)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.isfinite(R).all():
+        return None
+    g = (G + 1) * _U32 / (1 - (G + 1) * _U32)
+    err = g * float(np.einsum("ij,ij->", R, R, dtype=np.float64))
+    err += 2 * (G + 3) * _U32 * norm_s32 + 2 * _U32 * float(np.sqrt(np.einsum("ij,ij->", A32, A32, dtype=np.float64)))
+    return sigma + err + 1e-12  # + float64 rounding in forming A
+
+
+def _mcc_lambda2_krylov(
+    p: npt.NDArray, totals: npt.NDArray[np.float64] | None = None, threads: int = 1
+) -> list[float | None]:
+    """Certified lambda2 of MCC's Q for each matrix of a stack (n, G, G), or None each.
+
+    ``p``: normalised matrices, or (with ``totals``, each matrix's sum) counts.
+
+    The method: with B = p / sqrt(px py) (zero where px py = 0) and S = B B^T,
+    Q is a tiny perturbation (PyRadiomics' eps) of a matrix similar to S;
+    S's top eigenvector is u = sqrt(px) (eigenvalue 1). Lanczos with full
+    reorthogonalisation (classical Gram-Schmidt twice) on S deflated by u,
+    from a fixed pseudo-random start, with S x = B (B^T x) (two products
+    with vectors per step, the stack's matrices in one call each), runs until
+    the top Ritz pair's residual estimate is below 1e-13 (at most
+    MCC_KRYLOV_MAX_STEPS steps). Nothing of Lanczos' own accuracy is trusted:
+    :func:`_certify_krylov` checks the basis and the Ritz pairs from scratch
+    and with an upper bound on trace(S^2) (float32 product B B^T, entrywise
+    relative error <= (G + 3) u32 because B >= 0) proves the value or returns None.
+
+    Each matrix stops at its own step count and is certified alone (over
+    ``threads`` threads), so its result depends neither on the other
+    matrices of the stack nor on the thread count.
+    """
+    n, G, _ = p.shape
+    px = p.sum(axis=2, dtype=np.float64)
+    py = p.sum(axis=1, dtype=np.float64)
+    sx, sy = np.sqrt(px), np.sqrt(py)
+    with np.errstate(divide="ignore"):
+        rx, ry = np.where(px > 0, 1.0 / sx, 0.0), np.where(py > 0, 1.0 / sy, 0.0)
+    B = p * rx[:, :, None]  # float64 (rx is)
+    B *= ry[:, None, :]  # p / sqrt(px py) (the same for counts), 0 in absent rows and columns
+    if totals is not None:
+        px, py = px / totals[:, None], py / totals[:, None]
+    BT = B.transpose(0, 2, 1)
+    u = sx / np.sqrt(np.einsum("ng,ng->n", sx, sx))[:, None]
+    K = min(MCC_KRYLOV_MAX_STEPS, G - 1)
+    V = np.zeros((n, K + 2, G))  # rows: u, then the Lanczos vectors
+    SV = np.zeros((n, K + 2, G))
+    V[:, 0] = u
+    SV[:, 0] = np.matmul(B, np.matmul(BT, u[:, :, None]))[:, :, 0]
+    x = np.where(px > 0, _lanczos_start(G)[None, :], 0.0)
+    for _ in range(2):
+        x -= np.einsum("ng,ng->n", x, u)[:, None] * u
+    xn = np.linalg.norm(x, axis=1)
+    if not (xn > 1e-8).all():
+        return [None] * n
+    V[:, 1] = x / xn[:, None]
+    alpha = np.zeros((n, K + 1))
+    beta = np.zeros((n, K + 1))
+    steps = np.zeros(n, dtype=np.int64)  # basis size (rows of V) at convergence; 0 = running
+    with np.errstate(all="ignore"):  # a stopped matrix may run into a breakdown (its rows are not used)
+        _lanczos(B, BT, V, SV, alpha, beta, steps, K)
+
+    def certify(i: int) -> float | None:
+        m = int(steps[i])
+        B32 = B[i].astype(np.float32)
+        S32 = B32 @ B32.T  # for the bounds on the eigenvalues Lanczos does not see
+        C = np.multiply.outer(px[i], py[i])
+        C += EPS
+        np.divide(EPS, C, out=C)
+        C *= B[i]  # B eps / (px py + eps)
+        return _certify_krylov(B[i], C, V[i, :m], SV[i, :m], S32)
+
+    if threads <= 1 or n < 2:
+        return [certify(i) for i in range(n)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, n)) as pool:
+        return list(pool.map(certify, range(n)))
+
+
+def _mcc_fast(p: npt.NDArray, threads: int, totals: npt.NDArray[np.float64] | None = None) -> float | None:
+    """The fast path for a stack (n, G, G): the NaN-skipping mean of sqrt(lambda2), or None.
+
+    Each matrix first by the Krylov path (:func:`_mcc_lambda2_krylov`, the
+    whole stack at once), those it cannot certify by the dense symmetric path
+    (:func:`_mcc_lambda2_fast`, over ``threads`` threads); None if any
+    matrix is certified by neither. Every matrix is computed the same way for
+    any thread count. ``p`` and ``totals`` as in :func:`mcc`.
+    """
     n = p.shape[0]
     if p.shape[1] < MCC_FAST_MIN_LEVELS:
         return None
-    if threads <= 1 or n < 2:
-        lams = [_mcc_lambda2_fast(p[k]) for k in range(n)]
+    lams: list[float | None] = [None] * n
+    if int((p.sum(axis=2) > 0).sum(axis=1).min()) >= 3:
+        lams = _mcc_lambda2_krylov(p, totals, threads)
+    todo = [k for k in range(n) if lams[k] is None]
+    if todo and totals is not None:
+        p = _normalised(p, totals)
+    if threads <= 1 or len(todo) < 2:
+        for k in todo:
+            lams[k] = _mcc_lambda2_fast(p[k])
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(threads, n)) as pool:
-            lams = list(pool.map(lambda k: _mcc_lambda2_fast(p[k]), range(n)))
+        with ThreadPoolExecutor(max_workers=min(threads, len(todo))) as pool:
+            for k, lam in zip(todo, pool.map(lambda k: _mcc_lambda2_fast(p[k]), todo)):
+                lams[k] = lam
     if any(x is None for x in lams):
         return None
     return float(np.mean(np.sqrt(np.array(lams, dtype=np.float64))))
 
 
-def mcc(p: npt.NDArray[np.float64], threads: int = 1, *, fast: bool = True) -> float:
+def _normalised(p: npt.NDArray, totals: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.divide(p, totals[:, None, None], dtype=np.float64)
+
+
+def mcc(
+    p: npt.NDArray, threads: int = 1, *, fast: bool = True, totals: npt.NDArray[np.float64] | None = None
+) -> float:
     """PyRadiomics MCC from normalised matrices ``p`` (n_directions, G, G) over the present levels.
 
     sqrt of the second largest eigenvalue of Q(i, j) = sum_k p(i,k) p(j,k) / (px(i) py(k) + eps)
     (numpy.linalg.eigvals, sorted as PyRadiomics sorts them), averaged over directions;
     1 when fewer than two gray levels are present. With ``fast`` (default) the
-    certified symmetric path (:func:`_mcc_lambda2_fast`) is tried first.
+    certified paths (:func:`_mcc_fast`) are tried first. With ``totals`` (each
+    matrix's sum), ``p`` holds counts (any numeric dtype), normalised only
+    where a dense path needs it.
     """
     n, G, _ = p.shape
     if n == 0:
@@ -436,9 +732,11 @@ def mcc(p: npt.NDArray[np.float64], threads: int = 1, *, fast: bool = True) -> f
     if G < 2:
         return 1.0
     if fast:
-        value = _mcc_fast(p, threads)
+        value = _mcc_fast(p, threads, totals)
         if value is not None:
             return value
+    if totals is not None:
+        p = _normalised(p, totals)
     px = p.sum(axis=2)
     py = p.sum(axis=1)
     w = p / (px[:, :, None] * py[:, None, :] + EPS)

@@ -124,10 +124,14 @@ def glcm_features(
 
     MCC needs eigenvalues (PyRadiomics: numpy.linalg.eigvals of a
     non-symmetric Q). Q is a tiny perturbation of a matrix similar to a
-    symmetric one, so MCC comes from LAPACK's symmetric solver plus a
-    second-order correction, taken only when a bound proves it within 1e-13
-    of the exact value; otherwise (e.g. a second eigenvalue near 0) eigvals
-    as PyRadiomics. Everything else is computed in C++.
+    symmetric one S, so MCC comes from Lanczos iterations on S (products
+    with vectors only) plus a first-order correction for the perturbation,
+    taken only when a certificate (residual bounds on the Ritz pairs, a bound
+    on the eigenvalues Lanczos does not see, Kato's bound on the neglected
+    terms) proves it within 1e-13 of the exact value; otherwise LAPACK's
+    symmetric solver plus a second-order correction under the same kind of
+    proof; otherwise (e.g. a second eigenvalue near 0, or equal to the
+    third) eigvals as PyRadiomics. Everything else is computed in C++.
     """
     plan = tp.plan_features(P, features)
     core = _core()
@@ -137,14 +141,24 @@ def glcm_features(
     )
     mcc_value = None
     if "MCC" in plan.names:
-        mcc_value = tp.mcc(_present_submatrices(plan.P, present, totals), get_num_threads())
+        counts, sums = _present_counts(plan.P, present, totals)
+        mcc_value = tp.mcc(counts, get_num_threads(), totals=sums)
     return tp.assemble(plan.names, plan.n_distances, plan.n_angles, ski, rad, totals, mcc_value)
+
+
+def _present_counts(
+    P3: npt.NDArray, present: npt.NDArray[np.bool_], totals: npt.NDArray
+) -> tuple[npt.NDArray, npt.NDArray[np.float64]]:
+    """(n_nonempty, G, G) matrices over the present levels (P3's dtype) and their sums."""
+    idx = np.flatnonzero(present)
+    keep = np.flatnonzero(totals > 0)
+    stack = P3.transpose(2, 0, 1)
+    stack = np.ascontiguousarray(stack if len(keep) == P3.shape[2] else stack[keep])
+    # Two one-axis gathers: several times faster than one P3[np.ix_(...)] on a 3D array.
+    return np.take(np.take(stack, idx, axis=1), idx, axis=2), np.asarray(totals, dtype=np.float64)[keep]
 
 
 def _present_submatrices(P3: npt.NDArray, present: npt.NDArray[np.bool_], totals: npt.NDArray) -> npt.NDArray:
     """(n_nonempty, G, G) float64 matrices over the present levels, each normalised."""
-    idx = np.flatnonzero(present)
-    keep = np.flatnonzero(totals > 0)
-    sub = P3[np.ix_(idx, idx, keep)].astype(np.float64)
-    sub = v.contiguous(sub.transpose(2, 0, 1))
-    return sub / totals[keep][:, None, None]
+    sub, sums = _present_counts(P3, present, totals)
+    return np.divide(sub, sums[:, None, None], dtype=np.float64)
