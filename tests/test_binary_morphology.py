@@ -281,3 +281,36 @@ def test_fill_holes_large_and_degenerate(shape):
         medfuse.set_num_threads(before)
     if x.ndim == 3 and shape[0] == 1:
         assert_same(medfuse.fill_holes(x), x)  # every background voxel touches z = 0
+
+
+@pytest.mark.parametrize(
+    "box",
+    [(3, 3), (1, 3), (5, 1), (5, 5), (3, 7), (3, 3, 3), (1, 3, 3), (3, 1, 1), (1, 1, 5), (5, 3, 1), (1, 1), (1, 1, 1)],
+)
+@pytest.mark.parametrize("shape_kind", ["small", "thin", "large"])
+def test_box_structures_separable_path(box, shape_kind):
+    """Centred boxes take the separable path (one iteration): against scipy for
+    both border values, images thinner than the box, and 1-4 threads on an
+    image above the threading threshold."""
+    nd = len(box)
+    shapes = {
+        "small": {2: (9, 13), 3: (5, 7, 9)},
+        "thin": {2: (2, 1), 3: (1, 2, 3)},
+        "large": {2: (1100, 900), 3: (40, 160, 150)},
+    }
+    shape = shapes[shape_kind][nd]
+    rng = np.random.default_rng(sum(box) * 100 + len(shape_kind))
+    x = rng.random(shape) < 0.7
+    structure = np.ones(box, dtype=bool)
+    before = medfuse.get_num_threads()
+    try:
+        y = rng.random(shape) < 0.02  # sparse: dilation has something to grow
+        for border in (0, 1):
+            want_e = ndimage.binary_erosion(x, structure, border_value=border)
+            want_d = ndimage.binary_dilation(y, structure, border_value=border)
+            for n in (1, 2, 3, 4) if shape_kind == "large" else (1,):
+                medfuse.set_num_threads(n)
+                assert_same(medfuse.binary_erode(x, structure, border_value=border), want_e)
+                assert_same(medfuse.binary_dilate(y, structure, border_value=border), want_d)
+    finally:
+        medfuse.set_num_threads(before)
