@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -100,8 +101,9 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
     parallel_for(d * bands, threads, [&](i64 t) {
         const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
         const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
-        std::vector<std::uint8_t> rows(static_cast<std::size_t>((yb - ya) * w));
-        for (i64 y = ya; y < yb; ++y) box_row<Dilate>(job.in + (z * h + y) * w, rows.data() + (y - ya) * w, w, r[2], kills);
+        const std::unique_ptr<std::uint8_t[]> rows_buf(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
+        std::uint8_t* const rows = rows_buf.get();  // every byte written below before it is read
+        for (i64 y = ya; y < yb; ++y) box_row<Dilate>(job.in + (z * h + y) * w, rows + (y - ya) * w, w, r[2], kills);
         for (i64 y = y0; y < y1; ++y) {
             // lines of `rows` are indexed from ya; the extended range is [0, h)
             const i64 lo = y - r[1], hi = y + r[1];
@@ -110,7 +112,7 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
                 std::memset(dst, Dilate ? 1 : 0, static_cast<std::size_t>(w));
                 continue;
             }
-            box_lines<Dilate>(rows.data(), w, yb - ya, y - ya, r[1], w, false, dst);
+            box_lines<Dilate>(rows, w, yb - ya, y - ya, r[1], w, false, dst);
         }
     });
     if (r[0] == 0) return;

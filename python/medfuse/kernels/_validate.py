@@ -365,14 +365,19 @@ def intensity_image(intensity: object, shape: tuple[int, ...], name: str = "inte
     return out
 
 
+def connectivity_structure(rank: int, ndim: int) -> npt.NDArray[np.bool_]:
+    """The 3x3(x3) structure of offsets with at most ``rank`` nonzero components
+    (scipy.ndimage.generate_binary_structure(ndim, rank))."""
+    return np.abs(np.indices((3,) * ndim) - 1).sum(axis=0) <= rank
+
+
 def structure_element(structure: object, connectivity: object, ndim: int) -> npt.NDArray[np.bool_]:
     """A boolean structuring element: ``structure`` or one built from
     ``connectivity`` (not both); neither gives scipy's default (faces only)."""
     if structure is not None and connectivity is not None:
         raise ValueError("give structure or connectivity, not both")
     if structure is None:
-        rank = connectivity_rank(connectivity, ndim)
-        return (np.abs(np.indices((3,) * ndim) - 1).sum(axis=0) <= rank)
+        return connectivity_structure(connectivity_rank(connectivity, ndim), ndim)
     arr = structure if isinstance(structure, np.ndarray) else np.asarray(structure)
     if arr.dtype.kind not in "biu":
         raise TypeError(f"structure must be a bool or integer array; got dtype {arr.dtype}")

@@ -7,6 +7,7 @@ is NumPy (``np.bincount`` / ``np.minimum.at`` over the foreground voxels).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -134,12 +135,23 @@ def _offsets(struct: npt.NDArray[np.bool_], dilate: bool) -> npt.NDArray[np.int6
     return v.contiguous(rel, dtype=np.int64)
 
 
+@lru_cache(maxsize=32)
+def _connectivity_offsets(rank: int, ndim: int, dilate: bool) -> npt.NDArray[np.int64]:
+    """The offsets of ``connectivity``'s structure, built once (internal: never handed out)."""
+    return _offsets(v.connectivity_structure(rank, ndim), dilate)
+
+
 def _morph(image, structure, connectivity, iterations, border_value, dilate: bool) -> npt.NDArray[np.bool_]:
     mask = v.binary_image(image, "image")
-    struct = v.structure_element(structure, connectivity, mask.ndim)
-    it = v.iteration_count(iterations, struct)
+    if structure is None:  # a connectivity structure: contains its centre, offsets cached
+        offsets = _connectivity_offsets(v.connectivity_rank(connectivity, mask.ndim), mask.ndim, dilate)
+        it = v.iteration_count(iterations)
+    else:
+        struct = v.structure_element(structure, connectivity, mask.ndim)
+        it = v.iteration_count(iterations, struct)
+        offsets = _offsets(struct, dilate)
     border = v.border_bit(border_value)
-    out = _core().binary_morph_u8(mask, _offsets(struct, dilate), dilate, border, it, get_num_threads())
+    out = _core().binary_morph_u8(mask, offsets, dilate, border, it, get_num_threads())
     return out.view(np.bool_)
 
 
