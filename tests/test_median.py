@@ -162,6 +162,9 @@ for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100), (6, 63), (7, 65), (
             x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
         for k in (3, 5, 7):
             bad += int((medfuse.median(x, k) != ndimage.median_filter(x, k, mode="mirror")).sum())
+        if dtype == np.uint8:  # the column-histogram path (2D uint8, width >= 9)
+            for size in ((9, 9), (3, 11), (15, 9)):
+                bad += int((medfuse.median(x, size) != ndimage.median_filter(x, size, mode="mirror")).sum())
 print(medfuse.build_info()["simd_active"], bad)
 """
 
@@ -233,3 +236,29 @@ def test_core_defends_itself():
         _core.median_u8(np.zeros((5, 5), np.uint8), [2, 3], 0, 1)
     with pytest.raises(ValueError, match="threads"):
         _core.median_u8(np.zeros((5, 5), np.uint8), [3, 3], 0, 0)
+
+
+@pytest.mark.parametrize("size", [(9, 9), (1, 9), (3, 11), (15, 15), (31, 9), (9, 41), (255, 9)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (40, 1), (7, 8), (33, 70), (300, 257)])
+@pytest.mark.parametrize("content", ["noise", "two-levels", "extremes"])
+def test_uint8_column_histogram_path(size, shape, content):
+    """2D uint8 windows at least 9 wide (column histograms): against the twin
+    and scipy, windows larger than the image, windows up to 255 rows (column
+    counts in one byte), few levels and the extremes 0 / 255, 1-3 threads."""
+    rng = np.random.default_rng(size[0] * 1000 + size[1] + shape[1])
+    if content == "noise":
+        x = rng.integers(0, 256, shape, endpoint=False).astype(np.uint8)
+    elif content == "two-levels":
+        x = np.where(rng.random(shape) < 0.5, 17, 18).astype(np.uint8)
+    else:
+        x = np.where(rng.random(shape) < 0.5, 0, 255).astype(np.uint8)
+    want = ndimage.median_filter(x, size=size, mode="mirror")
+    before = medfuse.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            medfuse.set_num_threads(n)
+            np.testing.assert_array_equal(medfuse.median(x, size), want)
+    finally:
+        medfuse.set_num_threads(before)
+    np.testing.assert_array_equal(medfuse.median(x, size, border="replicate"),
+                                  ndimage.median_filter(x, size=size, mode="nearest"))

@@ -35,8 +35,16 @@ inline std::int64_t median_row_scratch(std::int64_t w) { return 6 * (w + 4 + 128
 #define MEDFUSE_DECLARE_ROW(name, type)                                                          \
     void name(const type* const* rows, std::int64_t w, int k, const std::int64_t* lmap,        \
               const std::int64_t* rmap, type* out, type* scratch);
+// Rows [y0, y1) of a k1 x k2 median of a 2D uint8 image (k1 <= 255) from
+// its padded copy (rows of w + k2 - 1 values; padded row y + i is the
+// source of window row i of output row y). `colhist` is scratch of
+// (w + k2 - 1) * 256 bytes.
+#define MEDFUSE_DECLARE_COLHIST                                                                    \
+    void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2, \
+                           std::int64_t y0, std::int64_t y1, std::uint8_t* out, std::uint8_t* colhist);
 #define MEDFUSE_DECLARE_ISA(ns)                     \
     namespace ns {                                  \
+    MEDFUSE_DECLARE_COLHIST                         \
     MEDFUSE_DECLARE_ROW(median_row_u8, std::uint8_t)   \
     MEDFUSE_DECLARE_ROW(median_row_u16, std::uint16_t) \
     MEDFUSE_DECLARE_ROW(median_row_i16, std::int16_t)  \
@@ -47,5 +55,6 @@ MEDFUSE_DECLARE_ISA(avx2)
 MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
 #undef MEDFUSE_DECLARE_ROW
+#undef MEDFUSE_DECLARE_COLHIST
 
 }  // namespace medfuse

@@ -342,3 +342,60 @@ MEDFUSE_MEDIAN_ROW(median_row_u16, OpsU16, std::uint16_t)
 MEDFUSE_MEDIAN_ROW(median_row_i16, OpsI16, std::int16_t)
 MEDFUSE_MEDIAN_ROW(median_row_f32, OpsF32, float)
 #undef MEDFUSE_MEDIAN_ROW
+
+// Large 8-bit windows: a byte histogram per padded column over the window's
+// k1 rows (slid down one row at a time: two counts per column), and the
+// window histogram K (16-bit) slid right by adding one column histogram and
+// subtracting another -- 256-lane loops the compiler vectorises for this
+// ISA. The median m is tracked with `below` = #values < m (Huang), whose
+// change per step is the difference of the two columns' counts below m.
+// The same exact median as any other path.
+void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2, std::int64_t y0,
+                       std::int64_t y1, std::uint8_t* out, std::uint8_t* colhist) {
+    using i64 = std::int64_t;
+    const i64 pw = w + k2 - 1;
+    const std::int32_t rank = static_cast<std::int32_t>(k1 * k2 / 2);
+    std::uint8_t* const H = colhist;
+    std::memset(H, 0, static_cast<std::size_t>(pw) * 256);
+    for (i64 i = 0; i < k1; ++i) {
+        const std::uint8_t* row = pad + (y0 + i) * pw;
+        for (i64 c = 0; c < pw; ++c) ++H[c * 256 + row[c]];
+    }
+    alignas(64) std::int16_t K[256];
+    for (i64 y = y0; y < y1; ++y) {
+        if (y > y0) {
+            const std::uint8_t* old_row = pad + (y - 1) * pw;
+            const std::uint8_t* new_row = pad + (y - 1 + k1) * pw;
+            for (i64 c = 0; c < pw; ++c) {
+                --H[c * 256 + old_row[c]];
+                ++H[c * 256 + new_row[c]];
+            }
+        }
+        for (int i = 0; i < 256; ++i) K[i] = 0;
+        for (i64 c = 0; c < k2; ++c) {
+            const std::uint8_t* __restrict__ h = H + c * 256;
+            for (int i = 0; i < 256; ++i) K[i] = static_cast<std::int16_t>(K[i] + h[i]);
+        }
+        std::int32_t m = 0, below = 0;
+        while (below + K[m] <= rank) below += K[m++];
+        std::uint8_t* o = out + y * w;
+        o[0] = static_cast<std::uint8_t>(m);
+        for (i64 x = 1; x < w; ++x) {
+            const std::uint8_t* __restrict__ hin = H + (x + k2 - 1) * 256;
+            const std::uint8_t* __restrict__ hout = H + (x - 1) * 256;
+            // One constant-length pass (vectorised whole): K += hin - hout,
+            // and the part of that difference below m.
+            std::int16_t d = 0;
+            const std::int16_t mm = static_cast<std::int16_t>(m);
+            for (std::int16_t i = 0; i < 256; ++i) {
+                const std::int16_t diff = static_cast<std::int16_t>(static_cast<std::int16_t>(hin[i]) - static_cast<std::int16_t>(hout[i]));
+                K[i] = static_cast<std::int16_t>(K[i] + diff);
+                d = static_cast<std::int16_t>(d + (i < mm ? diff : 0));
+            }
+            below += d;
+            while (below > rank) below -= K[--m];
+            while (below + K[m] <= rank) below += K[m++];
+            o[x] = static_cast<std::uint8_t>(m);
+        }
+    }
+}
