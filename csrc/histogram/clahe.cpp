@@ -82,8 +82,8 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
     // The tiles' LUTs as float (exact: integers < 2^16), so the per-pixel
     // loop does no int->float conversions; each tile writes its own, in
     // parallel, into uninitialised huge-page memory (16-bit images: 64 tiles
-    // x 65536 levels = 16 MB, which a serial zero-fill and conversion pass
-    // used to spend about a third of the call on).
+    // x 65536 levels = 16 MB; a serial zero-fill and conversion pass over it
+    // did not scale with threads).
     const LargeBuffer<float> lutf(static_cast<std::size_t>(n_tiles * levels));
 
     // Tiles in a fixed number of groups, each reusing one histogram (16-bit:

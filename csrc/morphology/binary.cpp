@@ -151,7 +151,7 @@ void binary_morph(const MorphJob& job, int threads) {
     const std::int64_t Pd = d + 2 * pz, Ph = h + 2 * py, Pw = w + 2 * px;
     // The padded copy is filled row by row in parallel (border rows, the
     // border columns and the image rows), not value-initialised first: a
-    // serial fill of a CT volume's copy took about a fifth of an erosion.
+    // serial fill (page faults included) does not scale with threads.
     const LargeBuffer<std::uint8_t> pad_buf(static_cast<std::size_t>(Pd * Ph * Pw));
     std::uint8_t* const pad = pad_buf.get();
     auto interior = [&](std::int64_t z, std::int64_t y) { return pad + ((z + pz) * Ph + (y + py)) * Pw + px; };
