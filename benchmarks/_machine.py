@@ -1,9 +1,10 @@
-"""What the benchmark scripts print about the machine they ran on (imported by the scripts in this folder:
-``python benchmarks/<script>.py`` puts the folder on sys.path)."""
+"""What the benchmark scripts share: the machine they ran on, and where their Markdown goes (imported by the
+scripts in this folder: ``python benchmarks/<script>.py`` puts the folder on sys.path)."""
 
 from __future__ import annotations
 
 import platform
+import sys
 from pathlib import Path
 
 
@@ -16,3 +17,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write ``text`` to ``output`` (UTF-8), or to stdout when it is None."""
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import medfuse
-from _machine import cpu_name
+from _machine import cpu_name, emit
 from medfuse.data import phantoms
 
 
@@ -52,8 +52,7 @@ def copy_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
     """GB/s (read + write) of numpy.copyto over ``nbytes``, split over ``threads`` Python threads."""
     src = np.ones(nbytes // 8)
     dst = np.empty_like(src)
-    parts = np.array_split(np.arange(len(src)), threads)
-    bounds = [(int(p[0]), int(p[-1]) + 1) for p in parts]
+    bounds = [(len(src) * i // threads, len(src) * (i + 1) // threads) for i in range(threads)]
 
     def one(lo: int, hi: int) -> None:
         np.copyto(dst[lo:hi], src[lo:hi])
@@ -126,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         medfuse.set_num_threads(saved)
     text = "\n".join(lines) + "\n"
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
+    emit(text, args.output)
     return 0
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _machine import emit
+
 # Display order of implementation families within a group.
 FAMILY_ORDER = (
     "medfuse", "reference", "cv2", "numpy", "scipy", "skimage", "sitk", "torch",
@@ -249,6 +251,15 @@ def _worst_two_threads(groups: dict[str, list[Row]]) -> list[str]:
     return lines
 
 
+def _commands(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per run: when it started and the command that ran it."""
+    return [
+        f"- {run.get('datetime', '?')[:19].replace('T', ' ')} UTC: `{run['machine_info']['command']}`"
+        for run in runs
+        if run.get("machine_info", {}).get("command")
+    ]
+
+
 def render(data: dict[str, Any], *more: dict[str, Any]) -> str:
     """The whole Markdown document for one or several benchmark runs."""
     runs = (data, *more)
@@ -275,11 +286,7 @@ def render(data: dict[str, Any], *more: dict[str, Any]) -> str:
         title = "## Machine" if not several else f"## Machine {n + 1}: {kind}"
         out += [title, "", *_machine(kruns[0].get("machine_info", {})), ""]
         if several:
-            for run in kruns:
-                command = run.get("machine_info", {}).get("command")
-                if command:
-                    out += [f"- {run.get('datetime', '?')[:19].replace('T', ' ')} UTC: `{command}`"]
-            out += [""]
+            out += [*_commands(kruns), ""]
     out += [
         "## Reproduce",
         "",
@@ -289,12 +296,7 @@ def render(data: dict[str, Any], *more: dict[str, Any]) -> str:
         "",
     ]
     if not several:
-        for run in runs:
-            command = run.get("machine_info", {}).get("command")
-            if command:
-                when = run.get("datetime", "?")[:19].replace("T", " ")
-                out += [f"- {when} UTC: `{command}`"]
-        out += [""]
+        out += [*_commands(runs), ""]
     out += [
         "## How to read the tables",
         "",
@@ -350,10 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f"report.py: error: {err}", file=sys.stderr)
         return 1
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
+    emit(text, args.output)
     return 0
 
 

@@ -104,16 +104,10 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
         const std::unique_ptr<std::uint8_t[]> rows_buf(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
         std::uint8_t* const rows = rows_buf.get();  // every byte written below before it is read
         for (i64 y = ya; y < yb; ++y) box_row<Dilate>(job.in + (z * h + y) * w, rows + (y - ya) * w, w, r[2], kills);
-        for (i64 y = y0; y < y1; ++y) {
-            // lines of `rows` are indexed from ya; the extended range is [0, h)
-            const i64 lo = y - r[1], hi = y + r[1];
-            std::uint8_t* dst = xy + (z * h + y) * w;
-            if (kills && (lo < 0 || hi >= h)) {
-                std::memset(dst, Dilate ? 1 : 0, static_cast<std::size_t>(w));
-                continue;
-            }
-            box_lines<Dilate>(rows, w, yb - ya, y - ya, r[1], w, false, dst);
-        }
+        // The rows held start at ya = max(0, y0 - ry) and end at min(h, y1 + ry),
+        // so a window leaves them exactly where it leaves the image.
+        for (i64 y = y0; y < y1; ++y)
+            box_lines<Dilate>(rows, w, yb - ya, y - ya, r[1], w, kills, xy + (z * h + y) * w);
     });
     if (r[0] == 0) return;
     // z: slices of the scratch, band by band.

@@ -74,44 +74,52 @@ struct Run {
     I begin, end;  // [begin, end) along x
 };
 
-// Number of foreground runs in one row (run starts: a set bit whose left
-// neighbour is clear).
+// Number of runs starting in word m: set bits whose left neighbour is clear
+// (`carry`: bit 63 of the previous word, updated).
+inline i64 run_starts(std::uint64_t m, std::uint64_t& carry) {
+    const i64 c = __builtin_popcountll(m & ~((m << 1) | carry));
+    carry = m >> 63;
+    return c;
+}
+
+// Number of foreground runs in one row.
 inline i64 row_run_count(const std::uint8_t* p, i64 w) {
     i64 count = 0;
-    std::uint64_t carry = 0;  // bit 63 of the previous word
-    for (i64 x0 = 0; x0 < w; x0 += 64) {
-        const i64 n = std::min<i64>(64, w - x0);
-        const std::uint64_t m = nonzero_bits(p + x0, n);
-        count += __builtin_popcountll(m & ~((m << 1) | carry));
-        carry = m >> 63;
-    }
+    std::uint64_t carry = 0;
+    for (i64 x0 = 0; x0 < w; x0 += 64) count += run_starts(nonzero_bits(p + x0, std::min<i64>(64, w - x0)), carry);
     return count;
 }
+
+// Appends the runs of set bits of a row given word by word (columns x0 ..
+// x0 + 63 in order), then finish(w) closes a run that reaches the row's end.
+template <class I>
+struct RunAppender {
+    std::vector<Run<I>>& runs;
+    bool open = false;  // a run continues from the previous word
+    I start = 0;
+    void word(std::uint64_t m, i64 x0) {
+        std::uint64_t edges = m ^ ((m << 1) | static_cast<std::uint64_t>(open));  // a run starts or ends at bit k
+        while (edges) {
+            const int k = ctz64(edges);
+            edges &= edges - 1;
+            if (!open)
+                start = static_cast<I>(x0 + k);
+            else
+                runs.push_back(Run<I>{start, static_cast<I>(x0 + k)});
+            open = !open;
+        }
+    }
+    void finish(i64 w) {
+        if (open) runs.push_back(Run<I>{start, static_cast<I>(w)});
+    }
+};
 
 // Appends the foreground runs of one row.
 template <class I>
 void row_runs(const std::uint8_t* p, i64 w, std::vector<Run<I>>& runs) {
-    bool open = false;  // a run continues from the previous word
-    I start = 0;
-    for (i64 x0 = 0; x0 < w; x0 += 64) {
-        const i64 n = std::min<i64>(64, w - x0);
-        const std::uint64_t m = nonzero_bits(p + x0, n);
-        const std::uint64_t prev = (m << 1) | static_cast<std::uint64_t>(open);
-        std::uint64_t edges = m ^ prev;  // bit k: a run starts (m) or ends (!m) at k
-        while (edges) {
-            const int k = ctz64(edges);
-            edges &= edges - 1;
-            if (!open) {
-                start = static_cast<I>(x0 + k);
-            } else {
-                runs.push_back(Run<I>{start, static_cast<I>(x0 + k)});
-            }
-            open = !open;
-        }
-        // open now tells whether bit n-1 is set (edges toggled it per change)
-        if (n < 64) break;
-    }
-    if (open) runs.push_back(Run<I>{start, static_cast<I>(w)});
+    RunAppender<I> out{runs};
+    for (i64 x0 = 0; x0 < w; x0 += 64) out.word(nonzero_bits(p + x0, std::min<i64>(64, w - x0)), x0);
+    out.finish(w);
 }
 
 template <class I>
@@ -130,18 +138,27 @@ inline I find_root_readonly(const I* parent, I i) {
     return i;
 }
 
+// Always true: voxel runs that overlap (within the x reach) touch.
+struct Overlap {
+    template <class R>
+    bool operator()(const R&, const R&) const {
+        return true;
+    }
+};
+
 // Unions of the overlapping runs of two rows (runs a: ids a0.., runs b: ids
-// b0..; x reach 0 or 1). A run's root is looked up once per stretch of
-// overlaps; both lists advance without branches on the data.
-template <class I>
+// b0..; x reach 0 or 1) for which touch(A, B) holds. A run's root is looked
+// up once per stretch of overlaps; both lists advance without branches on
+// the data.
+template <class I, class Touch = Overlap>
 void union_runs(I* __restrict__ parent, const Run<I>* __restrict__ ra, I a0, I na, const Run<I>* __restrict__ rb,
-                I b0, I nb, I reach) {
+                I b0, I nb, I reach, Touch touch = Touch()) {
     I i = 0, j = 0;
     I root_a = -1;  // root of run i, once looked up
     while (i < na && j < nb) {
         const Run<I> A = ra[i];
         const Run<I> B = rb[j];
-        if (A.begin < B.end + reach && B.begin < A.end + reach) {
+        if (A.begin < B.end + reach && B.begin < A.end + reach && touch(A, B)) {
             if (root_a < 0) root_a = find_root<I>(parent, a0 + i);
             const I root_b = find_root<I>(parent, b0 + j);
             if (root_b < root_a) {
@@ -159,6 +176,31 @@ void union_runs(I* __restrict__ parent, const Run<I>* __restrict__ ra, I a0, I n
         j += step_j;
         root_a = step_i ? I(-1) : root_a;
     }
+}
+
+// Global run ids from the blocks' runs: on entry row_begin[r + 1] holds the
+// run count of row r, on return the first id of row r + 1 (a prefix sum);
+// rows[r] points at row r's runs inside its block's vector, block_first[b]
+// is block b's first id (block_first[n_blocks] the total, returned).
+template <class R, class F0, class F1>
+i64 index_runs(const std::vector<std::vector<R>>& block_runs, F0 block_r0, F1 block_r1, std::vector<i64>& row_begin,
+               std::vector<i64>& block_first, std::vector<const R*>& rows) {
+    const i64 n_blocks = static_cast<i64>(block_runs.size());
+    const i64 n_rows = static_cast<i64>(row_begin.size()) - 1;
+    block_first.assign(static_cast<std::size_t>(n_blocks + 1), 0);
+    rows.assign(static_cast<std::size_t>(n_rows), nullptr);
+    for (i64 b = 0; b < n_blocks; ++b) {
+        const R* base = block_runs[static_cast<std::size_t>(b)].data();
+        const i64 first = row_begin[static_cast<std::size_t>(block_r0(b))];
+        block_first[static_cast<std::size_t>(b)] = first;
+        for (i64 r = block_r0(b); r < block_r1(b); ++r) {
+            rows[static_cast<std::size_t>(r)] = base + (row_begin[static_cast<std::size_t>(r)] - first);
+            row_begin[static_cast<std::size_t>(r + 1)] += row_begin[static_cast<std::size_t>(r)];
+        }
+    }
+    const i64 total = row_begin[static_cast<std::size_t>(n_rows)];
+    block_first[static_cast<std::size_t>(n_blocks)] = total;
+    return total;
 }
 
 struct Nb {
@@ -215,21 +257,10 @@ i64 label_impl(const LabelJob& job, int threads) {
             row_begin[static_cast<std::size_t>(r + 1)] = static_cast<i64>(runs.size() - before);
         }
     });
-    // Global run ids: prefix sum of the row counts; each row's runs stay in
-    // its block's vector (rows[r] points at them).
-    std::vector<i64> block_first(static_cast<std::size_t>(n_blocks + 1), 0);
-    std::vector<const R*> rows(static_cast<std::size_t>(n_rows));
-    for (i64 b = 0; b < n_blocks; ++b) {
-        const R* base = block_runs[static_cast<std::size_t>(b)].data();
-        const i64 first = row_begin[static_cast<std::size_t>(block_r0(b))];
-        block_first[static_cast<std::size_t>(b)] = first;
-        for (i64 r = block_r0(b); r < block_r1(b); ++r) {
-            rows[static_cast<std::size_t>(r)] = base + (row_begin[static_cast<std::size_t>(r)] - first);
-            row_begin[static_cast<std::size_t>(r + 1)] += row_begin[static_cast<std::size_t>(r)];
-        }
-    }
-    const i64 total = row_begin[static_cast<std::size_t>(n_rows)];
-    block_first[static_cast<std::size_t>(n_blocks)] = total;
+    // Global run ids; each row's runs stay in its block's vector.
+    std::vector<i64> block_first;
+    std::vector<const R*> rows;
+    const i64 total = index_runs(block_runs, block_r0, block_r1, row_begin, block_first, rows);
 
     // (2) unions with the earlier neighbour rows (dz, dy); x reach 1 if the
     // diagonal step along x still fits in the rank.
@@ -368,23 +399,9 @@ inline bool runs_touch(const std::uint64_t* fa, Run<I> A, const std::uint64_t* f
 // Appends the runs of set bits of one row of `words` 64-bit words (w columns).
 template <class I>
 void bit_runs(const std::uint64_t* m, i64 words, i64 w, std::vector<Run<I>>& runs) {
-    bool open = false;
-    I start = 0;
-    for (i64 k = 0; k < words; ++k) {
-        const std::uint64_t prev = (m[k] << 1) | static_cast<std::uint64_t>(open);
-        std::uint64_t edges = m[k] ^ prev;
-        while (edges) {
-            const int b = ctz64(edges);
-            edges &= edges - 1;
-            if (!open) {
-                start = static_cast<I>(64 * k + b);
-            } else {
-                runs.push_back(Run<I>{start, static_cast<I>(64 * k + b)});
-            }
-            open = !open;
-        }
-    }
-    if (open) runs.push_back(Run<I>{start, static_cast<I>(w)});
+    RunAppender<I> out{runs};
+    for (i64 k = 0; k < words; ++k) out.word(m[k], 64 * k);
+    out.finish(w);
 }
 
 template <class I>
@@ -435,10 +452,7 @@ i64 label_pairs(const LabelJob& job, int threads) {
                 }
             }
             std::uint64_t carry = 0;
-            for (i64 k = 0; k < words; ++k) {
-                n_runs += __builtin_popcountll(col[k] & ~((col[k] << 1) | carry));
-                carry = col[k] >> 63;
-            }
+            for (i64 k = 0; k < words; ++k) n_runs += run_starts(col[k], carry);
         }
         runs.reserve(static_cast<std::size_t>(n_runs));
         for (i64 pr = block_r0(b); pr < block_r1(b); ++pr) {
@@ -447,22 +461,12 @@ i64 label_pairs(const LabelJob& job, int threads) {
             row_begin[static_cast<std::size_t>(pr + 1)] = static_cast<i64>(runs.size() - before);
         }
     });
-    std::vector<i64> block_first(static_cast<std::size_t>(n_blocks + 1), 0);
-    std::vector<const R*> rows(static_cast<std::size_t>(n_pr));
-    for (i64 b = 0; b < n_blocks; ++b) {
-        const R* base = block_runs[static_cast<std::size_t>(b)].data();
-        const i64 first = row_begin[static_cast<std::size_t>(block_r0(b))];
-        block_first[static_cast<std::size_t>(b)] = first;
-        for (i64 r = block_r0(b); r < block_r1(b); ++r) {
-            rows[static_cast<std::size_t>(r)] = base + (row_begin[static_cast<std::size_t>(r)] - first);
-            row_begin[static_cast<std::size_t>(r + 1)] += row_begin[static_cast<std::size_t>(r)];
-        }
-    }
-    const i64 total = row_begin[static_cast<std::size_t>(n_pr)];
-    block_first[static_cast<std::size_t>(n_blocks)] = total;
+    std::vector<i64> block_first;
+    std::vector<const R*> rows;
+    const i64 total = index_runs(block_runs, block_r0, block_r1, row_begin, block_first, rows);
 
-    // Face bit rows of pair row pr towards neighbour (dZ, dY) (side 0: the
-    // later pair row, side 1: the earlier one), OR-ed into `face`.
+    // The face bit rows of pair row pr towards its neighbour (dZ, dY) (or,
+    // with `earlier`, those of the neighbour towards pr), OR-ed into `out`.
     auto face = [&](i64 pr, i64 dZ, i64 dY, bool earlier, std::uint64_t* out) {
         std::fill(out, out + words, std::uint64_t(0));
         for (i64 lz = 0; lz < gz; ++lz) {
@@ -495,25 +499,9 @@ i64 label_pairs(const LabelJob& job, int threads) {
             const R* rb = rows[static_cast<std::size_t>(q)];
             face(r, nb[0], nb[1], false, fa);
             face(q, nb[0], nb[1], true, fb);
-            i64 i = 0, j = 0;
-            I root_a = -1;
-            while (i < na && j < nb_runs) {
-                const R A = ra[i], B = rb[j];
-                if (A.begin < B.end + 1 && B.begin < A.end + 1 && runs_touch<I>(fa, A, fb, B, words)) {
-                    if (root_a < 0) root_a = find_root<I>(parent, static_cast<I>(a0 + i));
-                    const I root_b = find_root<I>(parent, static_cast<I>(b0 + j));
-                    if (root_b < root_a) {
-                        parent[root_a] = root_b;
-                        root_a = root_b;
-                    } else if (root_a < root_b) {
-                        parent[root_b] = root_a;
-                    }
-                }
-                const bool step_i = A.end <= B.end, step_j = B.end <= A.end;
-                i += step_i;
-                j += step_j;
-                if (step_i) root_a = -1;
-            }
+            union_runs<I>(parent, ra, static_cast<I>(a0), static_cast<I>(na), rb, static_cast<I>(b0),
+                          static_cast<I>(nb_runs), I(1),
+                          [&](const R& A, const R& B) { return runs_touch<I>(fa, A, fb, B, words); });
         }
     };
     parallel_for(n_blocks, threads, [&](i64 b) {

@@ -607,9 +607,7 @@ def _inertia_bound(
     return sigma + err + 1e-12  # + float64 rounding in forming A
 
 
-def _mcc_lambda2_krylov(
-    p: npt.NDArray, totals: npt.NDArray[np.float64] | None = None, threads: int = 1
-) -> list[float | None]:
+def _mcc_lambda2_krylov(p: npt.NDArray, totals: npt.NDArray[np.float64] | None = None) -> list[float | None]:
     """Certified lambda2 of MCC's Q for each matrix of a stack (n, G, G), or None each.
 
     ``p``: normalised matrices, or (with ``totals``, each matrix's sum) counts.
@@ -626,10 +624,9 @@ def _mcc_lambda2_krylov(
     and with an upper bound on trace(S^2) (float32 product B B^T, entrywise
     relative error <= (G + 3) u32 because B >= 0) proves the value or returns None.
 
-    Each matrix stops at its own step count and is certified alone (serially:
-    ``threads`` is accepted for the callers' uniformity and unused), so its
-    result depends neither on the other matrices of the stack nor on the
-    thread count.
+    Each matrix stops at its own step count and is certified alone (serially),
+    so its result depends neither on the other matrices of the stack nor on
+    the thread count.
     """
     n, G, _ = p.shape
     px = p.sum(axis=2, dtype=np.float64)
@@ -675,7 +672,6 @@ def _mcc_lambda2_krylov(
     # NumPy and BLAS calls that mostly hold the GIL, and a thread pool made the
     # 2-thread call slower (all 34 features of a 256-level 4-direction GLCM,
     # same run: 6.1-6.3 ms pooled against 5.5 ms serial; 5.5-5.6 ms at 1 thread).
-    del threads
     return [certify(i) for i in range(n)]
 
 
@@ -693,7 +689,7 @@ def _mcc_fast(p: npt.NDArray, threads: int, totals: npt.NDArray[np.float64] | No
         return None
     lams: list[float | None] = [None] * n
     if int((p.sum(axis=2) > 0).sum(axis=1).min()) >= 3:
-        lams = _mcc_lambda2_krylov(p, totals, threads)
+        lams = _mcc_lambda2_krylov(p, totals)
     todo = [k for k in range(n) if lams[k] is None]
     if todo and totals is not None:
         p = _normalised(p, totals)
