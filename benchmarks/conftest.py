@@ -49,6 +49,14 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["command"] = " ".join(["python -m pytest", *sys.argv[1:]])
     if hasattr(os, "getloadavg"):  # how quiet the machine was (1, 5, 15 minute load averages)
         machine_info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    limits = {name: os.environ[name] for name in ISA_LIMIT_VARIABLES if name in os.environ}
+    if limits:  # the reference libraries limited to a SIMD level (benchmarks/as_avx2.sh)
+        machine_info["isa_limits"] = limits
+
+
+# Environment variables that limit the reference libraries' SIMD level (set by benchmarks/as_avx2.sh).
+ISA_LIMIT_VARIABLES = ("OPENCV_IPP", "OPENCV_CPU_DISABLE", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                       "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
 
 
 @pytest.fixture(autouse=True)

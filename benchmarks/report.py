@@ -199,6 +199,10 @@ def _machine(info: dict[str, Any]) -> list[str]:
             f"(compiled: {', '.join(build.get('simd_compiled', []))}; "
             f"supported here: {', '.join(build.get('simd_supported', []))})"
         )
+    limits = info.get("isa_limits")
+    if limits:
+        lines.append("- Reference libraries limited to a SIMD level (benchmarks/as_avx2.sh): "
+                     + ", ".join(f"{k}={v}" for k, v in limits.items()))
     load = info.get("load_average")
     if load:
         lines.append(f"- Load average when the run started (1, 5, 15 min): {', '.join(str(x) for x in load)}")
@@ -221,6 +225,8 @@ def kind_of(run: dict[str, Any]) -> str:
     supported = build.get("simd_supported", [])
     if supported and active != supported[-1]:
         text += f" (forced with MEDFUSE_SIMD; the CPU has {supported[-1]})"
+    if info.get("isa_limits"):
+        text += ", references limited likewise"
     return text
 
 

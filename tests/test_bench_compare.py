@@ -98,3 +98,27 @@ def test_report_one_summary_per_cpu_kind():
     assert "`run-avx2`" in text
     one = rep.render(_run("avx512", full, fast, "run-512"))
     assert "## Machine\n" in one and "Machine 2" not in one and "## Summary\n" in one
+
+
+def test_report_names_reference_isa_limits():
+    """A run under benchmarks/as_avx2.sh (references limited to AVX2 as well) is its own CPU kind and says so."""
+    rep = _load_report()
+    rows = [_bench("a", "medfuse", 1, 2.0), _bench("a", "cv2", 1, 1.0, "cv2.Canny")]
+    full = ["baseline", "avx2", "avx512"]
+    limited = _run("avx2", full, rows, "run-avx2-limited")
+    limited["machine_info"]["isa_limits"] = {"OPENCV_IPP": "avx2", "ATEN_CPU_CAPABILITY": "avx2"}
+    text = rep.render(_run("avx2", full, rows, "run-avx2"), limited)
+    assert "## Machine 2: Test CPU family 26 model 2, SIMD path avx2 (forced with MEDFUSE_SIMD; the CPU has " \
+           "avx512), references limited likewise" in text
+    assert "- Reference libraries limited to a SIMD level (benchmarks/as_avx2.sh): OPENCV_IPP=avx2, " \
+           "ATEN_CPU_CAPABILITY=avx2" in text
+
+
+def test_as_avx2_limits_what_conftest_records():
+    """Every variable as_avx2.sh sets (besides MEDFUSE_SIMD) is one conftest.py records."""
+    text = (BENCH / "as_avx2.sh").read_text()
+    exported = {line.split("=", 1)[0].split()[1] for line in text.splitlines() if line.startswith("export ")}
+    src = (BENCH / "conftest.py").read_text()
+    for name in exported - {"MEDFUSE_SIMD"}:
+        assert f'"{name}"' in src, name
+    assert {"OPENCV_IPP", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"} <= exported

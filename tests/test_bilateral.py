@@ -47,11 +47,6 @@ def test_float32_matches_twin_and_cv2(data, cv2):
     d, sc, ss = data.draw(params)
     rng = float(np.ptp(x)) if x.size else 0.0
     sc = sc * max(rng, 1e-3) / 100.0
-    if 0 < rng and 4096.0 / rng > float(np.finfo(np.float32).max):  # the table's scale would overflow
-        for fn in (medfuse.bilateral, ref.bilateral):
-            with pytest.raises(ValueError, match="too small"):
-                fn(x, d, sc, ss)
-        return
     got = medfuse.bilateral(x, d, sc, ss)
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_array_equal(got, ref.bilateral(x, d, sc, ss))
@@ -62,7 +57,7 @@ def test_float32_matches_twin_and_cv2(data, cv2):
     assert np.abs(got - want).max() <= 1e-4 * scale
 
 
-@pytest.mark.parametrize("tiny", [1.5326267e-23, 1e-30, 2e-35])
+@pytest.mark.parametrize("tiny", [1.5326267e-23, 1e-30, 2e-35, 1e-36])
 def test_tiny_float_range_is_filtered_not_copied(cv2, tiny):
     """A range below FLT_EPSILON is an image, not a constant: cv2 4.x copied it (and so did medfuse until a
     fresh hypothesis seed drew [[1.53e-23, 0]]); the weighted means are computed (here: colour weights ~1)."""
@@ -74,13 +69,52 @@ def test_tiny_float_range_is_filtered_not_copied(cv2, tiny):
         np.testing.assert_allclose(got, cv2.bilateralFilter(x, 3, 1.0, 1.0), rtol=1e-4)
 
 
-def test_float_range_too_small_for_the_table_is_refused():
-    x = np.array([[1e-36, 0.0]], np.float32)
-    for fn in (medfuse.bilateral, ref.bilateral):
-        with pytest.raises(ValueError, match="too small"):
-            fn(x, 3, 1.0, 1.0)
+def test_float_range_below_old_table_limit_is_filtered():
+    """Ranges below 1.2e-35 were refused while float32 weights came from a table scaled by 4096 / range; the
+    weights are now computed from the differences themselves, so such an image is filtered like any other."""
+    x = np.array([[1e-36, 0.0, 1e-36], [0.0, 1e-36, 0.0]], np.float32)
+    got = medfuse.bilateral(x, 3, 1.0, 1.0)
+    np.testing.assert_array_equal(got, ref.bilateral(x, 3, 1.0, 1.0))
+    assert 0 < got.min() and got.max() < 1e-36  # colour weights ~1: every pixel mixes both values
     np.testing.assert_array_equal(medfuse.bilateral(np.full((2, 3), 1e-36, np.float32), 3, 1.0, 1.0),
                                   np.full((2, 3), 1e-36, np.float32))  # constant: returned as it is
+
+
+def test_color_weight_polynomial_accuracy():
+    """The float32 colour weight 2^-y, y = (d * coeff)^2, against exp(-d^2 / (2 sigma^2)) in float64: relative
+    error below 3e-7 (the polynomial) + 2.2e-7 y (three float32 roundings in y, each scaled by ln 2 y: inherent
+    to a float32 argument) while the weight is above 2^-120, and tiny but positive beyond."""
+    from medfuse.reference.enhance import _color_weight_f32
+
+    sigma = 7.0
+    coeff = np.float32(np.float64(0.8493218002880191) / sigma)
+    d = np.linspace(0.0, 120.0, 200001).astype(np.float32)  # exponents 0 .. ~212 bits
+    got = _color_weight_f32(d, np.zeros_like(d), coeff).astype(np.float64)
+    want = np.exp(-d.astype(np.float64) ** 2 / (2 * sigma * sigma))
+    y = -np.log2(want)
+    big = want > 2.0 ** -120
+    assert (np.abs(got[big] / want[big] - 1) <= 3e-7 + 2.2e-7 * y[big]).all()
+    assert np.abs(got[y <= 1] / want[y <= 1] - 1).max() < 4e-7  # weights above 1/2
+    assert (got[~big] <= 1.5 * 2.0 ** -120).all() and (got > 0).all()
+    # symmetric in the difference, bit for bit (what the AVX-512 pair path relies on)
+    v0 = np.float32(3.25)
+    np.testing.assert_array_equal(_color_weight_f32(d + v0, np.full_like(d, v0), coeff),
+                                  _color_weight_f32(np.full_like(d, v0), d + v0, coeff))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("d", [3, 5, 9, 17, 33, 35])
+def test_pair_path_matches_twin(dtype, d):
+    """Widths around the AVX-512 pair path's limits (48 columns; four-vector blocks of 64 between 16-column
+    direct edges; radius up to 16) and a strided view, bit for bit against the twin on every path."""
+    rng = np.random.default_rng(d)
+    for w in (47, 48, 63, 64, 79, 96, 97, 113, 130):
+        x = rng.integers(0, 256, (23, w)).astype(dtype)
+        if dtype == np.float32:
+            x = x * np.float32(3.7) - np.float32(900.0)
+        np.testing.assert_array_equal(medfuse.bilateral(x, d, 40.0, 3.0), ref.bilateral(x, d, 40.0, 3.0))
+    big = rng.integers(0, 256, (60, 2 * 150)).astype(dtype)[::2, ::2]  # non-contiguous, 30 x 150
+    np.testing.assert_array_equal(medfuse.bilateral(big, d, 25.0, 2.0), ref.bilateral(big, d, 25.0, 2.0))
 
 
 def test_invariants(cv2):
@@ -121,16 +155,17 @@ _DISPATCH = r"""
 import numpy as np, medfuse, medfuse.reference as ref
 rng = np.random.default_rng(0)
 bad = 0
-for shape in [(1, 1), (5, 7), (9, 17), (33, 40)]:
-    x = rng.integers(0, 256, shape).astype(np.uint8)
-    bad += int((medfuse.bilateral(x, 5, 30.0, 2.0) != ref.bilateral(x, 5, 30.0, 2.0)).sum())
-    xf = (x * 3.7 - 100).astype(np.float32)
-    bad += int((medfuse.bilateral(xf, 5, 80.0, 2.0) != ref.bilateral(xf, 5, 80.0, 2.0)).sum())
+for shape in [(1, 1), (5, 7), (9, 17), (33, 40), (20, 48), (17, 131)]:
+    for d in (5, 9, 33):
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        bad += int((medfuse.bilateral(x, d, 30.0, 2.0) != ref.bilateral(x, d, 30.0, 2.0)).sum())
+        xf = (x * 3.7 - 100).astype(np.float32)
+        bad += int((medfuse.bilateral(xf, d, 80.0, 2.0) != ref.bilateral(xf, d, 80.0, 2.0)).sum())
 print(medfuse.build_info()["simd_active"], bad)
 """
 
 
-@pytest.mark.parametrize("simd", ["baseline", "avx2"])
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
 def test_dispatch_paths(simd):
     if simd not in medfuse.build_info()["simd_supported"]:
         pytest.skip(f"{simd} not available")

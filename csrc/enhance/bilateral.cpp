@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -60,9 +61,24 @@ void run_rows(i64 h, i64 w, int nk, int threads, Fn&& fn) {
     parallel_for((h + band - 1) / band, threads, [&](i64 t) { fn(t * band, std::min(h, (t + 1) * band)); });
 }
 
+// The colour weight is 2^-((d * coeff)^2) = exp(-d^2 / (2 sigma^2)); a
+// coefficient beyond float32 (sigma below ~5e-39) is clamped, never infinite.
+float color_coeff(double sigma_color) {
+    const double coeff = 0.8493218002880191 / sigma_color;  // sqrt(log2(e) / 2), the twin's literal
+    return coeff < double(FLT_MAX) ? static_cast<float>(coeff) : FLT_MAX;
+}
+
 bool use_avx2() {
 #if defined(MEDFUSE_HAVE_AVX2)
     return active_isa() != Isa::baseline;
+#else
+    return false;
+#endif
+}
+
+bool use_avx512() {
+#if defined(MEDFUSE_HAVE_AVX512)
+    return active_isa() == Isa::avx512;
 #else
     return false;
 #endif
@@ -78,9 +94,6 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
     std::vector<std::int32_t> ofs;
     std::vector<float> space;
     space_table(radius, sigma_space, pstride, ofs, space);
-    std::vector<float> lut(256);
-    const double cc = -0.5 / (sigma_color * sigma_color);
-    for (int i = 0; i < 256; ++i) lut[static_cast<std::size_t>(i)] = static_cast<float>(std::exp(double(i) * i * cc));
     BilateralRows job;
     job.pad = pad.data();
     job.pstride = pstride;
@@ -89,14 +102,17 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
     job.nk = static_cast<int>(ofs.size());
     job.ofs = ofs.data();
     job.space = space.data();
-    job.lut = lut.data();
+    job.coeff = color_coeff(sigma_color);
     job.out = out;
-    const bool avx = use_avx2();
+    const bool avx = use_avx2(), avx512 = use_avx512();
     run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {
+#if defined(MEDFUSE_HAVE_AVX512)
+        if (avx512) return avx512::bilateral_u8_rows(job, y0, y1);
+#endif
 #if defined(MEDFUSE_HAVE_AVX2)
         if (avx) return avx2::bilateral_u8_rows(job, y0, y1);
 #endif
-        (void)avx;
+        (void)avx, (void)avx512;
         baseline::bilateral_u8_rows(job, y0, y1);
     });
 }
@@ -104,9 +120,9 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
 void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius, double sigma_color,
                    double sigma_space, float* out, int threads) {
     if (h < 1 || w < 1 || radius < 1) throw std::invalid_argument("bilateral: bad shape or radius");
-    // One pass over the image refuses what the colour-weight table cannot
-    // index (the kernels also clamp the table position, so nothing reads
-    // outside it whatever reaches them).
+    // One pass over the image refuses non-finite values and a range that
+    // overflows float32 (the documented contract; the kernels themselves
+    // would give such differences the weight 2^-125 p).
     float lo = img[0], hi = img[0];
     for (i64 i = 0; i < h * w; ++i) {
         const float v = img[i];
@@ -121,31 +137,11 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
         std::memcpy(out, img, static_cast<std::size_t>(h * w) * sizeof(float));
         return;
     }
-    // A range so small that 4096 / range overflows float32 cannot index the
-    // table either (cv2 4.x copied any image whose range was below FLT_EPSILON,
-    // 1.2e-7; cv2 5 filters it, and so does medfuse, down to this limit).
-    if (4096.0 / double(len) > double(FLT_MAX))
-        throw std::invalid_argument("bilateral: the image's value range (max - min) is below 1.2e-35, too small for "
-                                    "the colour-weight table; rescale it first");
     const auto pad = pad_reflect101(img, h, w, radius);
     const i64 pstride = w + 2 * radius;
     std::vector<std::int32_t> ofs;
     std::vector<float> space;
     space_table(radius, sigma_space, pstride, ofs, space);
-    const int bins = 1 << 12;
-    const float scale = static_cast<float>(bins) / len;
-    std::vector<float> lut(static_cast<std::size_t>(bins + 2));
-    const double cc = -0.5 / (sigma_color * sigma_color);
-    float last = 1.f;
-    for (int i = 0; i < bins + 2; ++i) {
-        if (last > 0.f) {
-            const double val = i / double(scale);
-            lut[static_cast<std::size_t>(i)] = static_cast<float>(std::exp(val * val * cc));
-            last = lut[static_cast<std::size_t>(i)];
-        } else {
-            lut[static_cast<std::size_t>(i)] = 0.f;
-        }
-    }
     BilateralRows job;
     job.pad = pad.data();
     job.pstride = pstride;
@@ -154,16 +150,17 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
     job.nk = static_cast<int>(ofs.size());
     job.ofs = ofs.data();
     job.space = space.data();
-    job.lut = lut.data();
-    job.scale = scale;
-    job.alpha_max = static_cast<float>(bins) + 0.5f;  // the table has bins + 2 entries
+    job.coeff = color_coeff(sigma_color);
     job.out = out;
-    const bool avx = use_avx2();
+    const bool avx = use_avx2(), avx512 = use_avx512();
     run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {
+#if defined(MEDFUSE_HAVE_AVX512)
+        if (avx512) return avx512::bilateral_f32_rows(job, y0, y1);
+#endif
 #if defined(MEDFUSE_HAVE_AVX2)
         if (avx) return avx2::bilateral_f32_rows(job, y0, y1);
 #endif
-        (void)avx;
+        (void)avx, (void)avx512;
         baseline::bilateral_f32_rows(job, y0, y1);
     });
 }

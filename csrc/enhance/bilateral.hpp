@@ -2,9 +2,13 @@
 //
 // Pure C++17, no Python. Circular window of `radius` (pixels at distance
 // <= radius), reflect101 border (cv2's BORDER_DEFAULT), float32 weights:
-// space weight exp(-r^2 / (2 sigma_space^2)); colour weight from a lookup
-// table: uint8 indexed by |I(q) - I(p)|; float32 4096 bins over the image's
-// value range with linear interpolation. Per pixel, sums run over the window
+// space weight exp(-r^2 / (2 sigma_space^2)); colour weight
+// exp(-d^2 / (2 sigma_color^2)) of d = I(q) - I(p), computed per pair in
+// float32 as 2^-((d * coeff)^2) with a polynomial (bilateral_kernels.hpp).
+// cv2 looks the weights up in tables instead (256 entries for uint8, 4096
+// interpolated bins over the range for float32): a gather per lookup, several
+// times slower than the polynomial on current CPUs; the weights agree to a
+// few 1e-7. Per pixel, sums run over the window
 // offsets in row-major order in float32 (multiply then add, no FMA), so
 // every SIMD path gives identical results.
 #pragma once
@@ -26,9 +30,7 @@ struct BilateralRows {
     int nk = 0;                   // window offsets
     const std::int32_t* ofs = nullptr;  // offset of each (relative to the window centre)
     const float* space = nullptr;       // space weight of each
-    const float* lut = nullptr;         // colour weights (u8: 256; f32: bins + 2)
-    float scale = 0.f;                  // f32: LUT bins per unit of |difference|
-    float alpha_max = 0.f;              // f32: table positions are clamped to this (bins + 0.5)
+    float coeff = 0.f;                  // colour weight 2^-((difference * coeff)^2)
     void* out = nullptr;                // output rows of `w` elements
 };
 
@@ -39,6 +41,7 @@ struct BilateralRows {
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
+MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
 
 }  // namespace medfuse

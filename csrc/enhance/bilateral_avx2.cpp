@@ -1,6 +1,8 @@
 // Bilateral-filter inner loops for the avx2 path (built with its own -m flags).
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <vector>
 #include <immintrin.h>
 
 #include "common/checked_simd.hpp"

@@ -1,160 +1,324 @@
 // Bilateral-filter inner loops, compiled once per ISA (included inside the
-// namespace medfuse::<isa> by bilateral.cpp / bilateral_avx2.cpp; no headers
-// here: the .cpp includes <cmath>, <cstdint> and <immintrin.h> first).
+// namespace medfuse::<isa> by bilateral.cpp / bilateral_avx2.cpp /
+// bilateral_avx512.cpp; no headers here: the .cpp includes <cmath>,
+// <cstdint>, <immintrin.h> and the checked-SIMD / AVX-512 compat headers
+// first).
 //
 // Each output pixel sums over the window offsets in the job's order, in
-// float32, multiply then add; the AVX2 path runs 8 pixels per vector with the
-// same operations per lane, so both paths agree bit for bit.
+// float32, multiply then add, with colour weights from one float32 formula
+// (color_weight_f32; uint8 values converted to float, exactly); the AVX2
+// path runs 8 pixels per vector and the AVX-512 path 16 (both compute each
+// pair's weight once where they can: pair_rows), with the same operations
+// per lane, so every path agrees bit for bit.
 
 namespace {
 
-// The float32 colour weight at table position alpha = |I(q) - I(p)| * scale,
-// clamped to amax = bins + 0.5 (NaN -> amax) so the index stays inside the
-// table whatever the input: in range, alpha <= bins * (1 + a few ulp) and the
-// clamp changes nothing. Every loop (scalar and vector) goes through these.
-inline float lut_weight_f32(const float* lut, float diff, float scale, float amax) {
-    float alpha = diff * scale;
-    alpha = alpha < amax ? alpha : amax;
-    const int idx = static_cast<int>(__builtin_floorf(alpha));
-    alpha -= static_cast<float>(idx);
-    return lut[idx] + alpha * (lut[idx + 1] - lut[idx]);
+// The float32 colour weight exp(-d^2 / (2 sigma_color^2)) of a difference d,
+// as 2^-y with y = (d * coeff)^2, coeff = sqrt(log2(e) / 2) / sigma_color in
+// float32 (finite: the driver clamps it to FLT_MAX, so y is never NaN; an
+// overflow gives y = inf): y is clamped to 125 (weights below 2^-125 ~ 2e-38
+// are all that small, and 2^-n p stays a normal float), split as
+// y = n - g with n = rint(y) and g in [-0.5, 0.5], 2^g by a degree-5
+// polynomial evaluated as (c0 + c1 g) + g^2 ((c2 + c3 g) + g^2 (c4 + c5 g))
+// (a shorter dependency chain than Horner's; relative error below 2.6e-7
+// over the interval, float32 rounding included), then scaled by 2^-n
+// exactly (exponent bits; the AVX-512 form gets n by the 1.5 * 2^23
+// addition, the same integer as rint).
+// Multiply then add throughout (no FMA): the scalar, AVX2 and AVX-512 forms
+// and the NumPy twin do the same float32 operations in the same order, so
+// they agree bit for bit.
+constexpr float kExp2C1 = 0.693146944f, kExp2C2 = 0.240221202f, kExp2C3 = 0.0555071309f,
+                kExp2C4 = 0.00967554096f, kExp2C5 = 0.00132764713f;
+constexpr float kExp2Max = 125.f;
+
+inline float color_weight_f32(float v, float v0, float coeff) {
+    const float t = (v - v0) * coeff;
+    float y = t * t;
+    y = y < kExp2Max ? y : kExp2Max;
+    const float n = __builtin_rintf(y);
+    const float g = n - y;
+    const float g2 = g * g;
+    const float a = kExp2C1 * g + 1.f, b = kExp2C3 * g + kExp2C2, c = kExp2C5 * g + kExp2C4;
+    const float p = a + g2 * (b + g2 * c);
+    const std::uint32_t bits = static_cast<std::uint32_t>(127 - static_cast<int>(n)) << 23;
+    float scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
 
 #if defined(__AVX2__)
-// 8 lanes of lut_weight_f32, same operations per lane. _mm256_min_ps returns
-// its second operand when either is NaN, so NaN -> amax as in the scalar form.
-inline __m256 lut_weight_f32x8(const float* lut, __m256 v, __m256 v0, __m256 scale, __m256 amax) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 alpha = _mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(_mm256_sub_ps(v, v0), absmask), scale), amax);
-    const __m256 fl = _mm256_floor_ps(alpha);
-    const __m256i idx = _mm256_cvttps_epi32(fl);
-    alpha = _mm256_sub_ps(alpha, fl);
-    const __m256 l0 = checked::i32gather_ps<4>(lut, idx);
-    const __m256 l1 = checked::i32gather_ps<4>(lut + 1, idx);
-    return _mm256_add_ps(l0, _mm256_mul_ps(alpha, _mm256_sub_ps(l1, l0)));
+// 8 lanes of color_weight_f32 (y is never NaN, so min_ps and the scalar
+// clamp agree).
+inline __m256 color_weight_f32x8(__m256 v, __m256 v0, __m256 coeff) {
+    const __m256 t = _mm256_mul_ps(_mm256_sub_ps(v, v0), coeff);
+    const __m256 y = _mm256_min_ps(_mm256_mul_ps(t, t), _mm256_set1_ps(kExp2Max));
+    const __m256 n = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 g = _mm256_sub_ps(n, y);
+    const __m256 g2 = _mm256_mul_ps(g, g);
+    const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C1), g), _mm256_set1_ps(1.f));
+    const __m256 b = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C3), g), _mm256_set1_ps(kExp2C2));
+    const __m256 c = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C5), g), _mm256_set1_ps(kExp2C4));
+    const __m256 p = _mm256_add_ps(a, _mm256_mul_ps(g2, _mm256_add_ps(b, _mm256_mul_ps(g2, c))));
+    const __m256i e = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127), _mm256_cvttps_epi32(n)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 #endif
+
+#if defined(__AVX512F__)
+// 16 lanes of color_weight_f32 (same operations per lane).
+inline __m512 color_weight_f32x16(__m512 v, __m512 v0, __m512 coeff) {
+    const __m512 t = _mm512_mul_ps(_mm512_sub_ps(v, v0), coeff);
+    const __m512 y = compat512::min_ps(_mm512_mul_ps(t, t), _mm512_set1_ps(kExp2Max));
+    // rint(y) for 0 <= y <= 125: y + 1.5 * 2^23 rounds to an integer (half to
+    // even), whose low mantissa bits hold it; n = that sum - 1.5 * 2^23, exactly
+    const __m512 magic = _mm512_set1_ps(12582912.f);
+    const __m512 ym = _mm512_add_ps(y, magic);
+    const __m512 n = _mm512_sub_ps(ym, magic);
+    const __m512 g = _mm512_sub_ps(n, y);
+    const __m512 g2 = _mm512_mul_ps(g, g);
+    const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C1), g), _mm512_set1_ps(1.f));
+    const __m512 b = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C3), g), _mm512_set1_ps(kExp2C2));
+    const __m512 c = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C5), g), _mm512_set1_ps(kExp2C4));
+    const __m512 p = _mm512_add_ps(a, _mm512_mul_ps(g2, _mm512_add_ps(b, _mm512_mul_ps(g2, c))));
+    // 2^-n as exponent bits: (127 - n) << 23, with n = bits(ym) - bits(magic)
+    const __m512i e = _mm512_maskz_slli_epi32(
+        static_cast<__mmask16>(0xFFFF), _mm512_sub_epi32(_mm512_set1_epi32(127 + 0x4B400000), _mm512_castps_si512(ym)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// 16 uint8 pixels at p as int32 lanes.
+inline __m512i load_u8x16(const std::uint8_t* p) {
+    return _mm512_maskz_cvtepu8_epi32(static_cast<__mmask16>(0xFFFF), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#endif
+
+// ---- vector traits (8 lanes: AVX2, 16: AVX-512) ------------------------------
+
+inline void store1(float* o, float sum, float wsum) { *o = sum / wsum; }
+inline void store1(std::uint8_t* o, float sum, float wsum) {
+    const float r = __builtin_nearbyintf(sum / wsum);  // round half to even, then saturate
+    *o = static_cast<std::uint8_t>(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
+}
+
+#if defined(__AVX2__)
+struct V8 {
+    using V = __m256;
+    static constexpr int L = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(float a) { return _mm256_set1_ps(a); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static void storeu(float* p, V a) { _mm256_storeu_ps(p, a); }
+    static V vals(const float* p) { return _mm256_loadu_ps(p); }
+    static V vals(const std::uint8_t* p) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+    }
+    static V color(V v, V v0, V coeff) { return color_weight_f32x8(v, v0, coeff); }
+    static void store(float* o, V sum, V wsum) { _mm256_storeu_ps(o, _mm256_div_ps(sum, wsum)); }
+    static void store(std::uint8_t* o, V sum, V wsum) {
+        const __m256i r = _mm256_cvtps_epi32(_mm256_div_ps(sum, wsum));  // round half to even
+        const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(r16, r16));
+    }
+};
+#endif
+
+#if defined(__AVX512F__)
+struct V16 {
+    using V = __m512;
+    static constexpr int L = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V set1(float a) { return _mm512_set1_ps(a); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static void storeu(float* p, V a) { _mm512_storeu_ps(p, a); }
+    static V vals(const float* p) { return _mm512_loadu_ps(p); }
+    static V vals(const std::uint8_t* p) { return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xFFFF), load_u8x16(p)); }
+    static V color(V v, V v0, V coeff) { return color_weight_f32x16(v, v0, coeff); }
+    static void store(float* o, V sum, V wsum) { _mm512_storeu_ps(o, _mm512_div_ps(sum, wsum)); }
+    static void store(std::uint8_t* o, V sum, V wsum) {
+        // round half to even (the current rounding mode), then saturate to 0..255
+        const __m512i r = _mm512_maskz_cvtps_epi32(static_cast<__mmask16>(0xFFFF), _mm512_div_ps(sum, wsum));
+        const __m512i r0 = _mm512_maskz_max_epi32(static_cast<__mmask16>(0xFFFF), r, _mm512_setzero_si512());
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_maskz_cvtusepi32_epi8(static_cast<__mmask16>(0xFFFF), r0));
+    }
+};
+#endif
+
+// ---- the direct sum -----------------------------------------------------------
+
+template <class T>
+inline void direct1(const BilateralRows& job, const T* c, T* o) {
+    const float v0 = static_cast<float>(c[0]);
+    float sum = 0.f, wsum = 0.f;
+    for (int k = 0; k < job.nk; ++k) {
+        const float v = static_cast<float>(c[job.ofs[k]]);
+        const float wt = job.space[k] * color_weight_f32(v, v0, job.coeff);
+        sum = sum + v * wt;
+        wsum = wsum + wt;
+    }
+    store1(o, sum, wsum);
+}
+
+#if defined(__AVX2__)
+// The S::L pixels at c (centre pointer) into o.
+template <class S, class T>
+inline void direct(const BilateralRows& job, const T* c, T* o, typename S::V coeff) {
+    const typename S::V v0 = S::vals(c);
+    typename S::V sum = S::zero(), wsum = S::zero();
+    for (int k = 0; k < job.nk; ++k) {
+        const typename S::V v = S::vals(c + job.ofs[k]);
+        const typename S::V wt = S::mul(S::set1(job.space[k]), S::color(v, v0, coeff));
+        sum = S::add(sum, S::mul(v, wt));
+        wsum = S::add(wsum, wt);
+    }
+    S::store(o, sum, wsum);
+}
+
+// ---- each pair's weight computed once (AVX2, AVX-512) -------------------------
+//
+// The weight of a pair, w(p, p + o) = space(o) * colour(I(p + o) - I(p)), is
+// the same bits as w(p + o, p): space(-o) == space(o) (same r^2), and in
+// float32 fl(a - b) == -fl(b - a), whose product with the coefficient
+// squares to the same y. So a band's rows first get the weights of the
+// forward half of the window (the offsets after the centre in row-major
+// order) into a ring of radius + 1 rows, and each output pixel then sums over
+// the whole window in the usual row-major order, reading a backward offset's
+// weight where its mirror pair stored it. Every output is the same float32
+// sum, in the same order, as the direct loops compute (and the NumPy twin):
+// only the number of colour-weight evaluations halves. Pixels within 16
+// columns of the left/right edge (whose mirror pairs would lie in the
+// padding) run the direct sum.
+//
+// Rows y0..y1-1; false (nothing done) where the method does not apply:
+// radius above 16, or rows narrower than 48 pixels.
+template <class S, class T>
+bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
+    using i64 = std::int64_t;
+    using V = typename S::V;
+    constexpr int L = S::L;
+    const int r = job.radius, nk = job.nk;
+    const i64 w = job.w, ps = job.pstride;
+    if (r > 16 || w < 48) return false;
+    const int kc = nk / 2, nf = nk - 1 - kc;  // the window is point-symmetric: kc is its centre
+    const i64 ws = (w + 15) / 16 * 16;          // a weight plane's row
+    const int slots = r + 1;
+    const auto* pad = static_cast<const T*>(job.pad);
+    auto* out = static_cast<T*>(job.out);
+    const V coeff = S::set1(job.coeff);
+    std::vector<int> dy(static_cast<std::size_t>(nk)), dx(static_cast<std::size_t>(nk));
+    for (int k = 0; k < nk; ++k) {
+        const i64 o = job.ofs[k] + r;  // = dy * ps + (dx + r), with 0 <= dx + r <= 2r < ps
+        const i64 i = (o >= 0 ? o : o - (ps - 1)) / ps;
+        dy[static_cast<std::size_t>(k)] = static_cast<int>(i);
+        dx[static_cast<std::size_t>(k)] = static_cast<int>(job.ofs[k] - i * ps);
+    }
+    std::unique_ptr<float[]> ring(new float[static_cast<std::size_t>(slots) * nf * ws]);
+    auto slot = [&](i64 yy) { return ring.get() + ((yy - y0 + r) % slots) * nf * ws; };
+    std::vector<const float*> wp(static_cast<std::size_t>(nk));
+    const V wc = S::set1(job.space[kc]);  // the centre's weight: space * colour(0), colour(0) = 1 exactly
+    for (i64 yy = y0 - r; yy < y1; ++yy) {
+        // forward weights of row yy (rows above y0 only serve as backward weights of the band's rows;
+        // columns up to ws read at most 15 elements past the padded row, inside the padded image)
+        const T* c = pad + (yy + r) * ps + r;
+        float* ring_row = slot(yy);
+        for (int j = 0; j < nf; ++j) {
+            const int k = kc + 1 + j;
+            const V sw = S::set1(job.space[k]);
+            const T* q = c + job.ofs[k];
+            float* plane = ring_row + j * ws;
+            for (i64 x = 0; x < ws; x += L)
+                S::storeu(plane + x, S::mul(sw, S::color(S::vals(q + x), S::vals(c + x), coeff)));
+        }
+        if (yy < y0) continue;
+        T* o = out + yy * w;
+        for (int e = 0; e < 16; e += L) {
+            direct<S>(job, c + e, o + e, coeff);
+            direct<S>(job, c + (w - 16 + e), o + (w - 16 + e), coeff);
+        }
+        for (int k = 0; k < nk; ++k) {
+            const std::size_t sk = static_cast<std::size_t>(k);
+            if (k < kc)  // backward: the mirror offset's weight, stored at the partner pixel
+                wp[sk] = slot(yy + dy[sk]) + (nk - 2 - k - kc) * ws + dx[sk];
+            else if (k > kc)
+                wp[sk] = ring_row + (k - kc - 1) * ws;
+            else
+                wp[sk] = nullptr;
+        }
+        i64 x = 16;
+        for (; x + 4 * L <= w - 16; x += 4 * L) {  // four independent sums per pass
+            V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0, w0 = s0, w1 = s0, w2 = s0, w3 = s0;
+            for (int k = 0; k < nk; ++k) {
+                const float* pw = wp[static_cast<std::size_t>(k)];
+                const T* q = c + x + job.ofs[k];
+                const V a0 = pw ? S::loadu(pw + x) : wc, a1 = pw ? S::loadu(pw + x + L) : wc;
+                const V a2 = pw ? S::loadu(pw + x + 2 * L) : wc, a3 = pw ? S::loadu(pw + x + 3 * L) : wc;
+                s0 = S::add(s0, S::mul(S::vals(q), a0));
+                s1 = S::add(s1, S::mul(S::vals(q + L), a1));
+                s2 = S::add(s2, S::mul(S::vals(q + 2 * L), a2));
+                s3 = S::add(s3, S::mul(S::vals(q + 3 * L), a3));
+                w0 = S::add(w0, a0);
+                w1 = S::add(w1, a1);
+                w2 = S::add(w2, a2);
+                w3 = S::add(w3, a3);
+            }
+            S::store(o + x, s0, w0);
+            S::store(o + x + L, s1, w1);
+            S::store(o + x + 2 * L, s2, w2);
+            S::store(o + x + 3 * L, s3, w3);
+        }
+        for (; x < w - 16; x += L) {
+            const i64 xs = x < w - 16 - L ? x : w - 16 - L;  // the last vector may overlap its neighbour (same values)
+            V s0 = S::zero(), w0 = s0;
+            for (int k = 0; k < nk; ++k) {
+                const float* pw = wp[static_cast<std::size_t>(k)];
+                const V a0 = pw ? S::loadu(pw + xs) : wc;
+                s0 = S::add(s0, S::mul(S::vals(c + xs + job.ofs[k]), a0));
+                w0 = S::add(w0, a0);
+            }
+            S::store(o + xs, s0, w0);
+        }
+    }
+    return true;
+}
+#endif
+
+template <class T>
+void bilateral_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
+#if defined(__AVX512F__)
+    if (pair_rows<V16, T>(job, y0, y1)) return;
+    const __m512 coeff16 = _mm512_set1_ps(job.coeff);
+#elif defined(__AVX2__)
+    if (pair_rows<V8, T>(job, y0, y1)) return;
+#endif
+#if defined(__AVX2__)
+    const __m256 coeff8 = _mm256_set1_ps(job.coeff);
+#endif
+    const auto* pad = static_cast<const T*>(job.pad);
+    auto* out = static_cast<T*>(job.out);
+    const std::int64_t w = job.w;
+    for (std::int64_t y = y0; y < y1; ++y) {
+        const T* c = pad + (y + job.radius) * job.pstride + job.radius;
+        T* o = out + y * w;
+        std::int64_t x = 0;
+#if defined(__AVX512F__)
+        for (; x + 16 <= w; x += 16) direct<V16>(job, c + x, o + x, coeff16);
+#endif
+#if defined(__AVX2__)
+        for (; x + 8 <= w; x += 8) direct<V8>(job, c + x, o + x, coeff8);
+#endif
+        for (; x < w; ++x) direct1(job, c + x, o + x);
+    }
+}
 
 }  // namespace
 
 void bilateral_u8_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
-    const auto* pad = static_cast<const std::uint8_t*>(job.pad);
-    auto* out = static_cast<std::uint8_t*>(job.out);
-    const std::int64_t w = job.w;
-    for (std::int64_t y = y0; y < y1; ++y) {
-        const std::uint8_t* c = pad + (y + job.radius) * job.pstride + job.radius;
-        std::uint8_t* o = out + y * w;
-        std::int64_t x = 0;
-#if defined(__AVX2__)
-        // Two vectors of 8 pixels per pass: independent sums keep more
-        // gathers in flight (each lane's operations are unchanged).
-        for (; x + 16 <= w; x += 16) {
-            const __m256i va0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + x)));
-            const __m256i vb0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + x + 8)));
-            __m256 suma = _mm256_setzero_ps(), wsuma = _mm256_setzero_ps();
-            __m256 sumb = _mm256_setzero_ps(), wsumb = _mm256_setzero_ps();
-            for (int k = 0; k < job.nk; ++k) {
-                const std::uint8_t* q = c + x + job.ofs[k];
-                const __m256 sw = _mm256_set1_ps(job.space[k]);
-                const __m256i va = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
-                const __m256i vb = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 8)));
-                const __m256 wa = _mm256_mul_ps(sw, checked::i32gather_ps<4>(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(va, va0))));
-                const __m256 wb = _mm256_mul_ps(sw, checked::i32gather_ps<4>(job.lut, _mm256_abs_epi32(_mm256_sub_epi32(vb, vb0))));
-                suma = _mm256_add_ps(suma, _mm256_mul_ps(_mm256_cvtepi32_ps(va), wa));
-                wsuma = _mm256_add_ps(wsuma, wa);
-                sumb = _mm256_add_ps(sumb, _mm256_mul_ps(_mm256_cvtepi32_ps(vb), wb));
-                wsumb = _mm256_add_ps(wsumb, wb);
-            }
-            const __m256i ra = _mm256_cvtps_epi32(_mm256_div_ps(suma, wsuma));
-            const __m256i rb = _mm256_cvtps_epi32(_mm256_div_ps(sumb, wsumb));
-            const __m128i a16 = _mm_packs_epi32(_mm256_castsi256_si128(ra), _mm256_extracti128_si256(ra, 1));
-            const __m128i b16 = _mm_packs_epi32(_mm256_castsi256_si128(rb), _mm256_extracti128_si256(rb, 1));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x), _mm_packus_epi16(a16, b16));
-        }
-        for (; x + 8 <= w; x += 8) {
-            const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + x)));
-            __m256 sum = _mm256_setzero_ps(), wsum = _mm256_setzero_ps();
-            for (int k = 0; k < job.nk; ++k) {
-                const __m256i v = _mm256_cvtepu8_epi32(
-                    _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + x + job.ofs[k])));
-                const __m256i d = _mm256_abs_epi32(_mm256_sub_epi32(v, v0));
-                const __m256 wt = _mm256_mul_ps(_mm256_set1_ps(job.space[k]), checked::i32gather_ps<4>(job.lut, d));
-                sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(v), wt));
-                wsum = _mm256_add_ps(wsum, wt);
-            }
-            const __m256i r = _mm256_cvtps_epi32(_mm256_div_ps(sum, wsum));  // round half to even
-            const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-            _mm_storel_epi64(reinterpret_cast<__m128i*>(o + x), _mm_packus_epi16(r16, r16));
-        }
-#endif
-        for (; x < w; ++x) {
-            const int v0 = c[x];
-            float sum = 0.f, wsum = 0.f;
-            for (int k = 0; k < job.nk; ++k) {
-                const int v = c[x + job.ofs[k]];
-                const int d = v > v0 ? v - v0 : v0 - v;
-                const float wt = job.space[k] * job.lut[d];
-                sum = sum + static_cast<float>(v) * wt;
-                wsum = wsum + wt;
-            }
-            const float r = __builtin_nearbyintf(sum / wsum);
-            o[x] = static_cast<std::uint8_t>(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
-        }
-    }
+    bilateral_rows<std::uint8_t>(job, y0, y1);
 }
 
 void bilateral_f32_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
-    const auto* pad = static_cast<const float*>(job.pad);
-    auto* out = static_cast<float*>(job.out);
-    const std::int64_t w = job.w;
-    for (std::int64_t y = y0; y < y1; ++y) {
-        const float* c = pad + (y + job.radius) * job.pstride + job.radius;
-        float* o = out + y * w;
-        std::int64_t x = 0;
-#if defined(__AVX2__)
-        const __m256 scale = _mm256_set1_ps(job.scale), amax = _mm256_set1_ps(job.alpha_max);
-        auto weight = [&](__m256 v, __m256 v0, __m256 sw) {
-            return _mm256_mul_ps(sw, lut_weight_f32x8(job.lut, v, v0, scale, amax));
-        };
-        for (; x + 16 <= w; x += 16) {  // two independent vectors per pass
-            const __m256 va0 = _mm256_loadu_ps(c + x), vb0 = _mm256_loadu_ps(c + x + 8);
-            __m256 suma = _mm256_setzero_ps(), wsuma = _mm256_setzero_ps();
-            __m256 sumb = _mm256_setzero_ps(), wsumb = _mm256_setzero_ps();
-            for (int k = 0; k < job.nk; ++k) {
-                const float* q = c + x + job.ofs[k];
-                const __m256 sw = _mm256_set1_ps(job.space[k]);
-                const __m256 va = _mm256_loadu_ps(q), vb = _mm256_loadu_ps(q + 8);
-                const __m256 wa = weight(va, va0, sw), wb = weight(vb, vb0, sw);
-                suma = _mm256_add_ps(suma, _mm256_mul_ps(va, wa));
-                wsuma = _mm256_add_ps(wsuma, wa);
-                sumb = _mm256_add_ps(sumb, _mm256_mul_ps(vb, wb));
-                wsumb = _mm256_add_ps(wsumb, wb);
-            }
-            _mm256_storeu_ps(o + x, _mm256_div_ps(suma, wsuma));
-            _mm256_storeu_ps(o + x + 8, _mm256_div_ps(sumb, wsumb));
-        }
-        for (; x + 8 <= w; x += 8) {
-            const __m256 v0 = _mm256_loadu_ps(c + x);
-            __m256 sum = _mm256_setzero_ps(), wsum = _mm256_setzero_ps();
-            for (int k = 0; k < job.nk; ++k) {
-                const __m256 v = _mm256_loadu_ps(c + x + job.ofs[k]);
-                const __m256 wt = weight(v, v0, _mm256_set1_ps(job.space[k]));
-                sum = _mm256_add_ps(sum, _mm256_mul_ps(v, wt));
-                wsum = _mm256_add_ps(wsum, wt);
-            }
-            _mm256_storeu_ps(o + x, _mm256_div_ps(sum, wsum));
-        }
-#endif
-        for (; x < w; ++x) {
-            const float v0 = c[x];
-            float sum = 0.f, wsum = 0.f;
-            for (int k = 0; k < job.nk; ++k) {
-                const float v = c[x + job.ofs[k]];
-                const float wt = job.space[k] * lut_weight_f32(job.lut, __builtin_fabsf(v - v0), job.scale, job.alpha_max);
-                sum = sum + v * wt;
-                wsum = wsum + wt;
-            }
-            o[x] = sum / wsum;
-        }
-    }
+    bilateral_rows<float>(job, y0, y1);
 }

@@ -209,21 +209,12 @@ def finite_image(arr: npt.NDArray, name: str = "image") -> None:
 
 
 def bilateral_range(img: npt.NDArray) -> None:
-    """Refuse a float32 image whose value range max - min overflows float32, or is so small (below
-    4096 / FLT_MAX, about 1.2e-35, but not 0) that the table's scale 4096 / (max - min) overflows.
-
-    The colour weights are looked up at ``|I(p) - I(q)| * 4096 / (max - min)``
-    in float32: with an infinite range that is inf * 0 = NaN, an index that
-    read far outside the table (a segmentation fault before this check).
-    """
+    """Refuse a float32 image whose value range max - min overflows float32 (rescale it first)."""
     if img.dtype == np.float32 and img.size:
         with np.errstate(over="ignore"):
             span = np.float32(img.max()) - np.float32(img.min())
         if not np.isfinite(span) and np.isfinite(img).all():  # NaN / inf: refused as such elsewhere
             raise ValueError("image's value range (max - min) overflows float32; rescale it first")
-        if 0 < span and 4096.0 / float(span) > float(np.finfo(np.float32).max):
-            raise ValueError("image's value range (max - min) is below 1.2e-35, too small for the colour-weight "
-                             "table; rescale it first")
 
 
 def pair(value: object, name: str, *, minimum: int) -> tuple[int, int]:

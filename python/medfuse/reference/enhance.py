@@ -2,8 +2,10 @@
 
 Same signatures, same refusals. The median is exact (a partition of the
 gathered window values); the bilateral filter follows cv2.bilateralFilter's
-algorithm (circular window, float32 weights from lookup tables) in float64
-accumulation, so it agrees with the kernel to within rounding.
+algorithm (circular window, float32 weights and sums; colour weights from
+medfuse's float32 exp polynomial where cv2 has tables) with the
+kernel's float32 operations in the kernel's order, so it agrees with the
+kernel bit for bit.
 """
 
 from __future__ import annotations
@@ -42,6 +44,24 @@ def median(
     return np.partition(flat, count // 2, axis=-1)[..., count // 2].copy()
 
 
+# 2^g on [-0.5, 0.5], degree 5: the kernels' kExp2C1..5 (c0 = 1)
+_C1, _C2, _C3, _C4, _C5 = (np.float32(c) for c in ("0.693146944", "0.240221202", "0.0555071309", "0.00967554096",
+                                                    "0.00132764713"))
+
+
+def _color_weight_f32(v: npt.NDArray, v0: npt.NDArray, coeff: np.float32) -> npt.NDArray:
+    """exp(-d^2 / (2 sigma^2)) as the kernels compute it: 2^-y, y = ((v - v0) * coeff)^2 clamped to 125,
+    y = n - g with n = rint(y), 2^g = (1 + c1 g) + g^2 ((c2 + c3 g) + g^2 (c4 + c5 g)), times 2^-n (exact)."""
+    with np.errstate(over="ignore"):
+        t = (v - v0) * coeff
+        y = np.minimum(t * t, np.float32(125.0))
+    n = np.rint(y)
+    g = n - y
+    g2 = g * g
+    p = (_C1 * g + np.float32(1.0)) + g2 * ((_C3 * g + _C2) + g2 * (_C5 * g + _C4))
+    return p * np.ldexp(np.float32(1.0), -n.astype(np.int32)).astype(np.float32)
+
+
 def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: float) -> npt.NDArray:
     """Twin of :func:`medfuse.bilateral` (same float32 operations in the same order)."""
     img = v.as_image(image, dtypes=v.BILATERAL_DTYPES, ndims=(2,))
@@ -50,21 +70,14 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
     v.bilateral_range(img)
     f32 = np.float32
     if img.dtype == np.float32:
-        lo, hi = float(img.min()), float(img.max())
-        if lo == hi:
+        if float(img.min()) == float(img.max()):
             return img.copy()
-        bins = 1 << 12
-        scale = f32(bins) / f32(hi - lo)
-        vals = np.arange(bins + 2) / float(scale)
-        lut = np.exp(vals * vals * (-0.5 / (sc * sc))).astype(f32)
-        zero = np.nonzero(lut == 0)[0]
-        if zero.size:  # cv2 stops at the first zero weight
-            lut[zero[0]:] = 0
-    else:
-        lut = np.exp(np.arange(256.0) ** 2 * (-0.5 / (sc * sc))).astype(f32)
+    with np.errstate(divide="ignore", over="ignore"):
+        coeff = np.float64(0.8493218002880191) / np.float64(sc)  # sqrt(log2(e) / 2) / sigma_color, as the kernel
+    coeff = f32(min(float(coeff), float(np.finfo(f32).max)))
     h, w = img.shape
     pad = _pad(img, (radius, radius), "reflect101")
-    center = img.astype(f32) if img.dtype == np.float32 else img.astype(np.int32)
+    center = img.astype(f32)
     total = np.zeros((h, w), f32)
     wsum = np.zeros((h, w), f32)
     for i in range(-radius, radius + 1):
@@ -74,16 +87,8 @@ def bilateral(image: npt.ArrayLike, d: int, sigma_color: float, sigma_space: flo
                 continue
             sw = f32(np.exp(r * r * (-0.5 / (ss * ss))))
             nb = pad[radius + i: radius + i + h, radius + j: radius + j + w]
-            if img.dtype == np.float32:
-                alpha = np.abs(nb - center) * scale
-                idx = np.floor(alpha).astype(np.int64)
-                alpha = alpha - idx.astype(f32)
-                cw = lut[idx] + alpha * (lut[idx + 1] - lut[idx])
-                val = nb
-            else:
-                cw = lut[np.abs(nb.astype(np.int32) - center)]
-                val = nb.astype(f32)
-            wt = sw * cw
+            val = nb.astype(f32)
+            wt = sw * _color_weight_f32(val, center, coeff)
             total = total + val * wt
             wsum = wsum + wt
     res = total / wsum
