@@ -75,6 +75,25 @@ def test_networks_other_dtypes(dtype, k):
                 np.testing.assert_array_equal(medfuse.median(x, k, border=border), want)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+def test_3x3_register_path_widths_and_borders(dtype):
+    """The 3x3 path that keeps the column-sorted rows in registers: rows of whole vectors (the border columns enter
+    as broadcast vectors), rows with a tail (vectors at any column, the last pixel alone), rows under three vectors,
+    for every border, on 4/8/16/32/64-lane vectors; against scipy."""
+    rng = np.random.default_rng(7)
+    widths = sorted({w for n in (4, 8, 16, 32, 64) for m in (1, 2, 3, 4) for w in (m * n - 1, m * n, m * n + 1, m * n + 2)
+                     if w >= 3})
+    for w in widths:
+        if dtype == np.float32:
+            x = rng.standard_normal((4, w)).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, info.max, (4, w), endpoint=True).astype(dtype)
+        for border, mode in SCIPY_MODE.items():
+            np.testing.assert_array_equal(medfuse.median(x, 3, border=border),
+                                          ndimage.median_filter(x, size=3, mode=mode), err_msg=f"{w} {border}")
+
+
 def test_few_levels_exhaustive_5x5():
     """0/1 images (the 0-1 principle behind sorting networks): every 5x5 result."""
     rng = np.random.default_rng(0)
@@ -153,7 +172,8 @@ from scipy import ndimage
 import medfuse
 bad = 0
 rng = np.random.default_rng(0)
-for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100), (6, 63), (7, 65), (4, 128), (5, 129), (3, 191)]:
+for shape in [(1, 1), (5, 17), (9, 33), (20, 64), (31, 100), (6, 63), (7, 65), (4, 128), (5, 129), (3, 191),
+              (3, 66), (4, 96), (3, 130), (5, 192), (3, 194), (4, 256), (3, 258)]:
     for dtype in (np.uint8, np.uint16, np.int16, np.float32):
         if dtype == np.float32:
             x = rng.standard_normal(shape).astype(dtype)

@@ -32,6 +32,16 @@ struct OpsU8 {
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm512_max_epu8(a, b); }
+    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
+    static V prev1(V prev, V cur) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm512_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsU16 {
     using T = std::uint16_t; using V = __m512i; static constexpr int L = 32;
@@ -39,6 +49,16 @@ struct OpsU16 {
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu16(a, b); }
     static V mx(V a, V b) { return _mm512_max_epu16(a, b); }
+    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
+    static V prev1(V prev, V cur) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm512_set1_epi16(static_cast<short>(v)); }
 };
 struct OpsI16 {
     using T = std::int16_t; using V = __m512i; static constexpr int L = 32;
@@ -46,6 +66,16 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm512_max_epi16(a, b); }
+    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
+    static V prev1(V prev, V cur) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
+        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm512_set1_epi16(v); }
 };
 struct OpsF32 {
     using T = float; using V = __m512; static constexpr int L = 16;
@@ -53,6 +83,15 @@ struct OpsF32 {
     static void st(T* p, V v) { _mm512_storeu_ps(p, v); }
     static V mn(V a, V b) { return compat512::min_ps(a, b); }  // common/avx512_compat.hpp
     static V mx(V a, V b) { return compat512::max_ps(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), _mm512_castps_si512(cur),
+                                                             _mm512_castps_si512(prev), 15));
+    }
+    static V next1(V cur, V next) {
+        return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), _mm512_castps_si512(next),
+                                                             _mm512_castps_si512(cur), 1));
+    }
+    static V set1(T v) { return _mm512_set1_ps(v); }
 };
 #elif defined(__AVX2__)
 struct OpsU8 {
@@ -61,6 +100,13 @@ struct OpsU8 {
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm256_max_epu8(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm256_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsU16 {
     using T = std::uint16_t; using V = __m256i; static constexpr int L = 16;
@@ -68,6 +114,13 @@ struct OpsU16 {
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu16(a, b); }
     static V mx(V a, V b) { return _mm256_max_epu16(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm256_set1_epi16(static_cast<short>(v)); }
 };
 struct OpsI16 {
     using T = std::int16_t; using V = __m256i; static constexpr int L = 16;
@@ -75,6 +128,13 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm256_max_epi16(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
+    }
+    static V next1(V cur, V next) {
+        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
+    }
+    static V set1(T v) { return _mm256_set1_epi16(v); }
 };
 struct OpsF32 {
     using T = float; using V = __m256; static constexpr int L = 8;
@@ -82,6 +142,15 @@ struct OpsF32 {
     static void st(T* p, V v) { _mm256_storeu_ps(p, v); }
     static V mn(V a, V b) { return _mm256_min_ps(a, b); }
     static V mx(V a, V b) { return _mm256_max_ps(a, b); }
+    static V prev1(V prev, V cur) {
+        const __m256i c = _mm256_castps_si256(cur);
+        return _mm256_castsi256_ps(_mm256_alignr_epi8(c, _mm256_permute2x128_si256(_mm256_castps_si256(prev), c, 0x21), 12));
+    }
+    static V next1(V cur, V next) {
+        const __m256i c = _mm256_castps_si256(cur);
+        return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_permute2x128_si256(c, _mm256_castps_si256(next), 0x21), c, 4));
+    }
+    static V set1(T v) { return _mm256_set1_ps(v); }
 };
 #elif defined(__SSE2__)
 struct OpsU8 {
@@ -90,6 +159,13 @@ struct OpsU8 {
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
     static V mn(V a, V b) { return _mm_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm_max_epu8(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
+    }
+    static V next1(V cur, V next) {
+        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
+    }
+    static V set1(T v) { return _mm_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsI16 {
     using T = std::int16_t; using V = __m128i; static constexpr int L = 8;
@@ -97,6 +173,13 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
     static V mn(V a, V b) { return _mm_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm_max_epi16(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
+    }
+    static V next1(V cur, V next) {
+        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
+    }
+    static V set1(T v) { return _mm_set1_epi16(v); }
 };
 struct OpsU16 {  // SSE2 has no unsigned 16-bit min/max: flip the sign bit around signed ones
     using T = std::uint16_t; using V = __m128i; static constexpr int L = 8;
@@ -105,6 +188,13 @@ struct OpsU16 {  // SSE2 has no unsigned 16-bit min/max: flip the sign bit aroun
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), flip(v)); }
     static V mn(V a, V b) { return _mm_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm_max_epi16(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
+    }
+    static V next1(V cur, V next) {
+        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
+    }
+    static V set1(T v) { return flip(_mm_set1_epi16(static_cast<short>(v))); }
 };
 struct OpsF32 {
     using T = float; using V = __m128; static constexpr int L = 4;
@@ -112,6 +202,13 @@ struct OpsF32 {
     static void st(T* p, V v) { _mm_storeu_ps(p, v); }
     static V mn(V a, V b) { return _mm_min_ps(a, b); }
     static V mx(V a, V b) { return _mm_max_ps(a, b); }
+    static V prev1(V prev, V cur) {
+        return _mm_castsi128_ps(_mm_or_si128(_mm_slli_si128(_mm_castps_si128(cur), 4), _mm_srli_si128(_mm_castps_si128(prev), 12)));
+    }
+    static V next1(V cur, V next) {
+        return _mm_castsi128_ps(_mm_or_si128(_mm_srli_si128(_mm_castps_si128(cur), 4), _mm_slli_si128(_mm_castps_si128(next), 12)));
+    }
+    static V set1(T v) { return _mm_set1_ps(v); }
 };
 #else
 template <class E> struct OpsScalar {
@@ -120,6 +217,9 @@ template <class E> struct OpsScalar {
     static void st(T* p, V v) { *p = v; }
     static V mn(V a, V b) { return b < a ? b : a; }
     static V mx(V a, V b) { return a < b ? b : a; }
+    static V set1(T v) { return v; }
+    static V prev1(V prev, V) { return prev; }  // L == 1: the 3x3 register path is not used
+    static V next1(V, V next) { return next; }
 };
 using OpsU8 = OpsScalar<std::uint8_t>;
 using OpsU16 = OpsScalar<std::uint16_t>;
@@ -255,6 +355,92 @@ inline typename O::V med25(const typename O::V* s0, const typename O::V* s1, con
 
 inline std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
 
+// 3x3 rows of at least L + 2 pixels, in registers. The three source rows
+// are column-sorted once per vector of L columns; the sorted columns at
+// shifts -1 and +1 come from the neighbouring vectors by lane shifts (prev1 /
+// next1), so each vector of L outputs costs 3 loads, one column sort, six
+// shifts and the 12 min/max of the median (max of the column minima, median
+// of the middles, min of the maxima, then their median). The scratch path in
+// median_row stored and reloaded the sorted rows instead (12 loads per
+// vector, most of them misaligned). The border columns' sorted triples
+// enter as broadcast vectors before the first and after the last vector.
+// A row that is not a whole number of vectors ends with vectors at any
+// column (3 x 3 loads, three column sorts; overlapping vectors write the
+// same values) and its last pixel sorted alone.
+template <class O>
+void median3_row(const typename O::T* const* rows, std::int64_t w, const std::int64_t* lmap,
+                 const std::int64_t* rmap, typename O::T* out) {
+    using T = typename O::T;
+    using V = typename O::V;
+    constexpr int L = O::L;
+    const T *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    auto sorted = [&](std::int64_t x, V& a, V& b, V& c) {
+        a = O::ld(r0 + x);
+        b = O::ld(r1 + x);
+        c = O::ld(r2 + x);
+        cswap<O>(a, b);
+        cswap<O>(b, c);
+        cswap<O>(a, b);
+    };
+    auto median = [&](V l0, V l1, V l2, V m0, V m1, V m2, V h0, V h1, V h2) {
+        const V lo = O::mx(O::mx(l0, l1), l2);
+        const V mid = med3<O>(m0, m1, m2);
+        const V hi = O::mn(O::mn(h0, h1), h2);
+        return med3<O>(lo, mid, hi);
+    };
+    auto any_block = [&](std::int64_t xs) {  // outputs xs .. xs + L - 1, 1 <= xs, xs + L + 1 <= w
+        V a0, b0, c0, a1, b1, c1, a2, b2, c2;
+        sorted(xs - 1, a0, b0, c0);
+        sorted(xs, a1, b1, c1);
+        sorted(xs + 1, a2, b2, c2);
+        O::st(out + xs, median(a0, a1, a2, b0, b1, b2, c0, c1, c2));
+    };
+    // the sorted triple of a border column as a vector (only one lane is used)
+    auto border = [&](std::int64_t col, V& a, V& b, V& c) {
+        T t0 = r0[col], t1 = r1[col], t2 = r2[col], t;
+        if (t1 < t0) t = t0, t0 = t1, t1 = t;
+        if (t2 < t1) t = t1, t1 = t2, t2 = t;
+        if (t1 < t0) t = t0, t0 = t1, t1 = t;
+        a = O::set1(t0), b = O::set1(t1), c = O::set1(t2);
+    };
+    auto emit = [&](std::int64_t x, V pa, V pb, V pc, V ca, V cb, V cc, V na, V nb, V nc) {
+        O::st(out + x, median(O::prev1(pa, ca), ca, O::next1(ca, na), O::prev1(pb, cb), cb, O::next1(cb, nb),
+                              O::prev1(pc, cc), cc, O::next1(cc, nc)));
+    };
+    V pa, pb, pc, ca, cb, cc;
+    border(lmap[0], pa, pb, pc);
+    sorted(0, ca, cb, cc);
+    std::int64_t x = 0;
+    for (; x + 2 * L <= w; x += L) {
+        V na, nb, nc;
+        sorted(x + L, na, nb, nc);
+        emit(x, pa, pb, pc, ca, cb, cc, na, nb, nc);
+        pa = ca, pb = cb, pc = cc;
+        ca = na, cb = nb, cc = nc;
+    }
+    if (x + L == w) {  // the row ends with a whole vector: the right border column is its next
+        V na, nb, nc;
+        border(rmap[0], na, nb, nc);
+        emit(x, pa, pb, pc, ca, cb, cc, na, nb, nc);
+        return;
+    }
+    for (std::int64_t xa = x > 0 ? x : 1; xa < w - 1; xa += L) any_block(xa < w - 1 - L ? xa : w - 1 - L);
+    const std::int64_t ends[2] = {w - 1, 0};  // column 0 only when no vector covered it (x == 0)
+    for (const std::int64_t e : ends) {
+        if (e == 0 && x > 0) break;
+        T v[9];
+        int n = 0;
+        for (int i = 0; i < 3; ++i)
+            for (std::int64_t c = e - 1; c <= e + 1; ++c) {
+                const T t = rows[i][c < 0 ? lmap[0] : (c >= w ? rmap[0] : c)];
+                int j = n++;
+                for (; j > 0 && t < v[j - 1]; --j) v[j] = v[j - 1];
+                v[j] = t;
+            }
+        out[e] = v[4];
+    }
+}
+
 template <class O>
 void median_row(const typename O::T* const* rows, std::int64_t w, int k, const std::int64_t* lmap,
                 const std::int64_t* rmap, typename O::T* out, typename O::T* scratch) {
@@ -266,6 +452,10 @@ void median_row(const typename O::T* const* rows, std::int64_t w, int k, const s
     T* rank[5];
     for (int i = 0; i < 5; ++i) rank[i] = scratch + i * row;
     T* orow = scratch + 5 * row;
+    if (k == 3 && L > 1 && w >= L + 2) {
+        median3_row<O>(rows, w, lmap, rmap, out);
+        return;
+    }
     // 1. Column sorts of the image columns, straight from the k source rows,
     //    into rank[i][r + x]; the tail without over-reading the rows.
     std::int64_t x = 0;
