@@ -287,15 +287,18 @@ def test_fill_holes_large_and_degenerate(shape):
     "box",
     [(3, 3), (1, 3), (5, 1), (5, 5), (3, 7), (3, 3, 3), (1, 3, 3), (3, 1, 1), (1, 1, 5), (5, 3, 1), (1, 1), (1, 1, 1)],
 )
-@pytest.mark.parametrize("shape_kind", ["small", "thin", "large"])
+@pytest.mark.parametrize("shape_kind", ["small", "thin", "narrow", "large"])
 def test_box_structures_separable_path(box, shape_kind):
     """Centred boxes take the separable path (one iteration): against scipy for
-    both border values, images thinner than the box, and 1-4 threads on an
-    image above the threading threshold."""
+    both border values, images thinner than the box, rows barely wider than the
+    box over several 64-row bands (the pass along x runs a band as one line and
+    fixes each row's ends), and 1-4 threads on an image above the threading
+    threshold."""
     nd = len(box)
     shapes = {
         "small": {2: (9, 13), 3: (5, 7, 9)},
         "thin": {2: (2, 1), 3: (1, 2, 3)},
+        "narrow": {2: (131, 8), 3: (3, 129, 7)},
         "large": {2: (1100, 900), 3: (40, 160, 150)},
     }
     shape = shapes[shape_kind][nd]
