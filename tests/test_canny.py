@@ -143,6 +143,29 @@ def test_matches_reference_property(data, ndim, aperture, l2):
     assert_same_edges(medfuse.canny(x, low, high, **kw), ref_canny(x, low, high, **kw))
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16])
+@pytest.mark.parametrize("aperture,limit", [(3, 6786), (5, 565)])
+@pytest.mark.parametrize("l2", [False, True])
+def test_narrow_16bit_range_int16_path(dtype, aperture, limit, l2):
+    """2D 16-bit data whose range keeps the gradients within +-27145 runs on int16 gradients (as uint8): at the
+    range limit and one above it (the int32 path), at both ends of the dtype's range (uint16 sums wrap in 16 bits,
+    exactly), with steps, noise and plateaus; bit for bit against the twin."""
+    rng = np.random.default_rng(aperture + 10 * l2)
+    info = np.iinfo(dtype)
+    for rg in (limit, limit + 1, 37):
+        for base in (int(info.min), int(info.max) - rg, 0 if dtype == np.int16 else 30000):
+            x = np.full((37, 71), base, np.int64)
+            x[:, 30:] += rg  # a full-range step
+            x[10:20, 5:25] = base + rng.integers(0, rg + 1, (10, 20))  # noise
+            x[25:, :] = base + rg // 2  # a plateau
+            x = x.astype(dtype)
+            assert int(x.max()) - int(x.min()) == rg
+            top = 4.0 * rg if aperture == 3 else 48.0 * rg
+            for low, high in [(0.05 * top, 0.2 * top), (0.3 * top, 0.6 * top)]:
+                kw = dict(aperture_size=aperture, l2_gradient=l2)
+                assert_same_edges(medfuse.canny(x, low, high, **kw), ref_canny(x, low, high, **kw))
+
+
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("family", list(images.FAMILIES))

@@ -25,6 +25,10 @@ struct CannyJob {
     bool exact_int = false;  // 2D 8/16-bit: integer gradients and magnitudes
     bool round16 = false;    // uint8 aperture 7: round-half-even(S / 16), as cv2
     bool f32_in_f64 = false;  // 2D float32 with |values| > 2^100: float64 arithmetic
+    // 2D exact 16-bit data whose range (max - min) keeps every gradient within
+    // +-27145 (aperture 3: range <= 6786; 5: <= 565): int16 gradients and int
+    // magnitudes and direction test, as the uint8 path (canny.cpp sets it).
+    bool narrow16 = false;
     double low_cmp = 0.0;    // candidate if magnitude > low_cmp (squared for L2)
     double high_cmp = 0.0;   // strong if magnitude > high_cmp
     double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)

@@ -619,9 +619,14 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
             // 16-bit: int32 gradients; magnitudes and the direction test in
             // float64, exact here (|g| < 2^26, squares < 2^53) and much faster
             // than int64 on AVX2, which has no 64-bit multiply.
+            // A narrow range (job.narrow16): int16 gradients, exact although
+            // 16-bit sums of uint16 data may wrap (every step is a ring
+            // operation and the true gradients fit), as the uint8 path.
             case DType::u16:
+                if (job.narrow16) return band2d_any<unsigned short, short, int, int, false>(job, r0, r1, bufs);
                 return band2d_any<unsigned short, int, double, double, false>(job, r0, r1, bufs);
             case DType::i16:
+                if (job.narrow16) return band2d_any<short, short, int, int, false>(job, r0, r1, bufs);
                 return band2d_any<short, int, double, double, false>(job, r0, r1, bufs);
             default:
                 break;
