@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._attention_plan import AttentionPlan, check_backward, check_mha, plan_attention, unbroadcast
+from ._ext import core as _core
 from ._threads import get_num_threads
 from ._validate import core_suffix
 
@@ -13,10 +14,6 @@ __all__ = ["attention", "attention_backward", "multi_head_attention"]
 
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def _mask_args(plan: AttentionPlan) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _audio_plan as ap
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["mel_spectrogram", "mfcc", "spectrogram", "stft"]
@@ -48,10 +49,6 @@ __all__ = ["mel_spectrogram", "mfcc", "spectrogram", "stft"]
 _COMPLEX, _POWER, _MEL, _MFCC = 0, 1, 2, 3
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def _run(

@@ -7,16 +7,13 @@ import numpy.typing as npt
 
 from . import _validate as v
 from ._contrast_plan import check_clahe, check_clip_range
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["clahe", "equalize_hist"]
 
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def equalize_hist(image: npt.ArrayLike) -> npt.NDArray:

@@ -39,16 +39,13 @@ import numpy.typing as npt
 
 from . import _convolve_plan as plan
 from . import _validate as v
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["convolve", "filter_bank", "gaussian", "sep_filter", "unsharp_mask"]
 
 
 
-def _core() -> Any:  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def _out_code(img: npt.NDArray[Any], out: np.dtype) -> int:

@@ -6,15 +6,12 @@ import numpy.typing as npt
 
 from . import _validate as v
 from ._denoise_plan import NLM_DTYPES, nl_means_params
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["nl_means"]
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def nl_means(

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from . import _validate as v
 from ._edges_plan import plan_canny
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["canny", "sobel"]
@@ -16,10 +17,6 @@ __all__ = ["canny", "sobel"]
 _BORDERS = {"replicate": 0, "reflect101": 1}
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def canny(

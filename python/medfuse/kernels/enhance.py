@@ -7,16 +7,13 @@ from collections.abc import Sequence
 import numpy.typing as npt
 
 from . import _validate as v
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["bilateral", "median"]
 
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def median(

@@ -15,16 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _histogram_plan as hp
+from ._ext import core as _core
 from ._threads import get_num_threads
 from ._validate import contiguous
 
 __all__ = ["first_order", "histogram", "quantize", "window"]
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def _fold_exact(keys: npt.NDArray[np.int64], fold: npt.NDArray[np.int64], nbins: int) -> npt.NDArray[np.int64]:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
+from ._ext import core as _core
 from ._morphology_plan import AXIS_NAMES
 from ._threads import get_num_threads
 
@@ -20,10 +21,6 @@ __all__ = ["binary_close", "binary_dilate", "binary_erode", "binary_open", "fill
 
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def label(binary: npt.ArrayLike, *, connectivity: int | None = None) -> tuple[npt.NDArray[np.int32], int]:

@@ -10,16 +10,13 @@ import numpy.typing as npt
 
 from . import _texture_plan as tp
 from . import _validate as v
+from ._ext import core as _core
 from ._threads import get_num_threads
 
 __all__ = ["glcm", "glcm_features"]
 
 
 
-def _core():  # imported lazily so that the twins work without the extension
-    from .. import _core as core
-
-    return core
 
 
 def glcm(
