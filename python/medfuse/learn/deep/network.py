@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...nn import GRU as MedfuseGRU
 from ...nn import Conv2d as MedfuseConv2d
 from ...nn import attention as medfuse_attention
 
@@ -72,15 +73,27 @@ class ImageEncoder(nn.Module):
 
 
 class ReportEncoder(nn.Module):
-    def __init__(self, vocab: int, emb: int, hidden: int, d_model: int, rnn: str) -> None:
+    """Token embeddings, an RNN over each report (packed by length), its last state to ``d_model``.
+
+    With ``ops="medfuse"`` and ``rnn="gru"`` the GRU is :class:`medfuse.nn.GRU`
+    (the recurrence on medfuse's C++ kernels, run on the padded batch with the
+    lengths); the LSTM is always torch's. Parameter names are torch's either
+    way, so state dicts (and model files saved before medfuse.nn.GRU existed)
+    load into both.
+    """
+
+    def __init__(self, vocab: int, emb: int, hidden: int, d_model: int, rnn: str, ops: str = "torch") -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab, emb, padding_idx=0)
-        cls = nn.LSTM if rnn == "lstm" else nn.GRU
+        cls = nn.LSTM if rnn == "lstm" else MedfuseGRU if ops == "medfuse" else nn.GRU
         self.rnn = cls(emb, hidden, batch_first=True)
         self.proj = nn.Linear(hidden, d_model)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         e = self.embedding(ids)
+        if isinstance(self.rnn, MedfuseGRU):
+            _out, h = self.rnn(e, lengths=lengths.clamp(min=1))
+            return self.proj(h[-1])
         packed = nn.utils.rnn.pack_padded_sequence(e, lengths.clamp(min=1).cpu(), batch_first=True,
                                                    enforce_sorted=False)
         _out, h = self.rnn(packed)
@@ -165,7 +178,7 @@ class FusionNetwork(nn.Module):
         self.ct = ImageEncoder(3, widths, d, ops)
         self.xray = ImageEncoder(1, widths, d, ops)
         self.report = ReportEncoder(int(config["vocab_size"]), int(config["embedding_dim"]), int(config["rnn_hidden"]),
-                                    d, str(config["rnn"]))
+                                    d, str(config["rnn"]), ops)
         self.use_audio = bool(config.get("audio", False))
         self.use_bag = bool(config.get("bag", False))
         self.blocks = {str(k): [int(i) for i in v] for k, v in dict(config.get("blocks", {})).items()}
