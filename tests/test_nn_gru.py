@@ -254,7 +254,7 @@ def test_nan_in_nan_out_and_extremes():
     for dtype in (np.float32, np.float64):
         g = np.full((1, 2, 3), np.inf, dtype)
         g[0, 1] = -np.inf
-        o, hh, _ = _kernels(dtype)[0](g, np.zeros((3, 1), dtype), np.zeros(3, dtype), None, np.array([2]), 1)
+        o, _, _ = _kernels(dtype)[0](g, np.zeros((3, 1), dtype), np.zeros(3, dtype), None, np.array([2]), 1)
         # step 1: r = z = 1, n = 1 -> h = 0 * 1 + 1 * 0 = 0; step 2: r = z = 0, n = -1 -> h = -1
         assert o.tolist() == [[[0.0], [-1.0]]]
 

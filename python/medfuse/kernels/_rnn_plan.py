@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["check_lengths", "check_gru"]
+__all__ = ["check_gru", "check_lengths"]
 
 
 def check_lengths(lengths: npt.ArrayLike, batch: int, steps: int) -> npt.NDArray[np.int64]:

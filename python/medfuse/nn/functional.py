@@ -512,7 +512,7 @@ def _(w_hh, h0, lengths, out, saved, grad_out, grad_hn, need_dh0):
 
 
 def _gru_setup(ctx, inputs, output):
-    gi, w_hh, b_hh, h0, lengths = inputs
+    _gi, w_hh, _b_hh, h0, lengths = inputs
     out, _hn, saved = output
     ctx.save_for_backward(w_hh, h0, lengths, out, saved)
 
@@ -597,18 +597,19 @@ def gru(x: torch.Tensor, lengths: object, weight_ih: torch.Tensor, weight_hh: to
     ``torch.nn.GRU``, or :class:`medfuse.nn.GRU`, which falls back to it).
     """
     x = _tensor(x, "x")
-    named = (("weight_ih", weight_ih), ("weight_hh", weight_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh))
+    named: list[tuple[str, torch.Tensor]] = [("weight_ih", weight_ih), ("weight_hh", weight_hh),
+                                             ("bias_ih", bias_ih), ("bias_hh", bias_hh)]
     if h0 is not None:
-        named += (("h0", h0),)
-    for name, t in named:
-        _same(_tensor(t, name), x, name)
+        named.append(("h0", h0))
+    for name, arg in named:
+        _same(_tensor(arg, name), x, name)
     if x.device.type != "cpu" or x.dtype not in _KERNEL_DTYPES:
         raise TypeError(f"medfuse.nn.functional.gru runs on CPU float32/float64 tensors; got {x.dtype} on "
                         f"{x.device} (medfuse.nn.GRU falls back to torch.nn.GRU there)")
     if x.dim() != 3 or 0 in x.shape:
         raise ValueError(f"x must be a non-empty 3-dimensional (batch, steps, input_size) tensor; got "
                          f"{tuple(x.shape)}")
-    b, t, i = x.shape
+    b, steps, i = x.shape
     if weight_hh.dim() != 2 or weight_hh.shape[1] < 1 or weight_hh.shape[0] != 3 * weight_hh.shape[1]:
         raise ValueError(f"weight_hh must have shape (3 * hidden, hidden); got {tuple(weight_hh.shape)}")
     h = weight_hh.shape[1]
@@ -620,7 +621,7 @@ def gru(x: torch.Tensor, lengths: object, weight_ih: torch.Tensor, weight_hh: to
             raise ValueError(f"{name} must have shape ({3 * h},); got {tuple(bias.shape)}")
     if h0 is not None and tuple(h0.shape) != (b, h):
         raise ValueError(f"h0 must have shape ({b}, {h}) (batch, hidden); got {tuple(h0.shape)}")
-    lens = _gru_lengths(lengths, b, t)
+    lens = _gru_lengths(lengths, b, steps)
     gi = torch.nn.functional.linear(x, weight_ih, bias_ih)
     if h0 is not None:
         h0 = h0.contiguous()

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .functional import _KERNEL_DTYPES, _gru_lengths as functional_lengths, attention, conv2d, gru
+from .functional import _KERNEL_DTYPES, attention, conv2d, gru
+from .functional import _gru_lengths as functional_lengths
 
 __all__ = ["GRU", "Conv2d", "MultiheadAttention"]
 
@@ -150,9 +151,9 @@ class GRU(torch.nn.GRU):
     ``pack_padded_sequence``).
     """
 
-    def _medfuse_ok(self, x: torch.Tensor) -> bool:
+    def _medfuse_ok(self, x: torch.Tensor, packed: bool) -> bool:
         return (self.num_layers == 1 and not self.bidirectional and self.bias and self.batch_first
-                and x.dim() == 3 and x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES
+                and (packed or x.dim() == 3) and x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES
                 and self.weight_hh_l0.dtype == x.dtype)
 
     def forward(self, input: Any, hx: torch.Tensor | None = None,  # type: ignore[override]
@@ -161,35 +162,39 @@ class GRU(torch.nn.GRU):
         packed = isinstance(input, rnn.PackedSequence)
         if packed and lengths is not None:
             raise ValueError("lengths must be None when input is a PackedSequence (it carries its lengths)")
-        x = input.data if packed else input
-        if not isinstance(x, torch.Tensor):
+        data = input.data if packed else input
+        if not isinstance(data, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor or a PackedSequence; got {type(input).__name__}")
-        if not self._medfuse_ok(x if not packed else x.new_empty((1, 1, 1))):
-            if lengths is None:
-                return super().forward(input, hx)
-            if not isinstance(x, torch.Tensor) or x.dim() != 3:
-                raise ValueError(f"lengths needs a 3-dimensional padded input; got shape {tuple(x.shape)}")
-            b, t = (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
-            lens = functional_lengths(lengths, b, t)
-            p = rnn.pack_padded_sequence(x, lens, batch_first=self.batch_first, enforce_sorted=False)
-            out, h = super().forward(p, hx)
-            return rnn.pad_packed_sequence(out, batch_first=self.batch_first, total_length=t)[0], h
-        if packed:
-            x, lens = rnn.pad_packed_sequence(input, batch_first=True)
-        else:
-            lens = lengths
+        if not self._medfuse_ok(data, packed):
+            return self._torch_forward(input, hx, lengths)
         h0 = None
         if hx is not None:
             if not isinstance(hx, torch.Tensor) or hx.dim() != 3 or hx.shape[0] != 1:
                 raise ValueError(f"hx must be a (1, batch, hidden) tensor; got "
                                  f"{tuple(hx.shape) if isinstance(hx, torch.Tensor) else type(hx).__name__}")
             h0 = hx[0]
-        out, hn = gru(x, lens, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0, h0)
-        if packed:
-            idx = input.sorted_indices
-            srt = out if idx is None else out.index_select(0, idx)
-            slens = lens if idx is None else lens.index_select(0, idx.cpu())
-            data = rnn.pack_padded_sequence(srt, slens, batch_first=True, enforce_sorted=True).data
-            return rnn.PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), \
-                hn.unsqueeze(0)
-        return out, hn.unsqueeze(0)
+        wi, wh, bi, bh = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        if not packed:
+            out, hn = gru(data, lengths, wi, wh, bi, bh, h0)  # type: ignore[arg-type]
+            return out, hn.unsqueeze(0)
+        x, lens = rnn.pad_packed_sequence(input, batch_first=True)
+        out, hn = gru(x, lens, wi, wh, bi, bh, h0)  # type: ignore[arg-type]
+        idx = input.sorted_indices  # repack in the input's order, with its batch sizes
+        if idx is not None:
+            out, lens = out.index_select(0, idx), lens.index_select(0, idx.cpu())
+        data = rnn.pack_padded_sequence(out, lens, batch_first=True, enforce_sorted=True).data
+        return rnn.PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), \
+            hn.unsqueeze(0)
+
+    def _torch_forward(self, input: Any, hx: torch.Tensor | None, lengths: Any) -> tuple[Any, torch.Tensor]:
+        """torch's forward; with ``lengths``, on ``pack_padded_sequence(input, lengths)``, output padded back."""
+        if lengths is None:
+            return super().forward(input, hx)
+        rnn = torch.nn.utils.rnn
+        if input.dim() != 3:
+            raise ValueError(f"lengths needs a 3-dimensional padded input; got shape {tuple(input.shape)}")
+        b, t = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
+        lens = functional_lengths(lengths, b, t)
+        p = rnn.pack_padded_sequence(input, lens, batch_first=self.batch_first, enforce_sorted=False)
+        out, h = super().forward(p, hx)
+        return rnn.pad_packed_sequence(out, batch_first=self.batch_first, total_length=t)[0], h
