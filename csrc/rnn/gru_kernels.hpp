@@ -14,13 +14,16 @@ using i64 = std::int64_t;
 
 // exp for float: x = k ln2 + r (k = round(x log2 e), Cody-Waite split), a
 // degree-7 polynomial for e^r (Cephes' coefficients, about 1 ulp), 2^k built in
-// the exponent bits. Arguments are clamped to [-87, 88] (NaN -> -87): callers
-// below only need e^x to saturate and put NaN back themselves.
+// the exponent bits. Arguments are clamped to [-87, 88] (the callers only need
+// e^x to saturate); NaN stays NaN. Written without branches or selects on NaN
+// (k's bits come from the rounding sum, no float-to-int conversion) so that
+// every ISA path vectorises it.
 inline float exp_clamped(float x) {
-    float xc = x >= -87.0f ? x : -87.0f;
-    xc = xc <= 88.0f ? xc : 88.0f;
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 88.0f ? 88.0f : xc;
     const float t = xc * 1.44269504088896341f;
-    const float k = (t + 12582912.0f) - 12582912.0f;  // round to nearest (|t| < 2^22)
+    const float kk = t + 12582912.0f;  // 1.5 * 2^23 + round(t): round(t) in the low mantissa bits
+    const float k = kk - 12582912.0f;
     float r = xc - k * 0.693359375f;
     r = r - k * -2.12194440e-4f;
     float y = 1.9875691500E-4f;
@@ -30,22 +33,67 @@ inline float exp_clamped(float x) {
     y = y * r + 1.6666665459E-1f;
     y = y * r + 5.0000001201E-1f;
     y = y * (r * r) + (r + 1.0f);
-    const std::int32_t bits = (static_cast<std::int32_t>(k) + 127) * 8388608;  // << 23
+    std::uint32_t kb;
+    __builtin_memcpy(&kb, &kk, sizeof kb);
+    const std::uint32_t bits = (kb - 0x4B400000u + 127u) << 23;  // 2^k
     float scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);  // (a bit cast the vectoriser understands)
+    __builtin_memcpy(&scale, &bits, sizeof scale);
     return y * scale;
 }
 
-inline float sigmoid(float x) {
-    const float s = 1.0f / (1.0f + exp_clamped(-x));
-    return x != x ? x : s;
-}
-inline float tanh_(float x) {
-    const float t = 1.0f - 2.0f / (exp_clamped(2.0f * x) + 1.0f);
-    return x != x ? x : t;
-}
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
+inline float tanh_(float x) { return 1.0f - 2.0f / (exp_clamped(2.0f * x) + 1.0f); }
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double tanh_(double x) { return std::tanh(x); }
+
+// y[c] = base[c] + ((a0[c] + a1[c]) + (a2[c] + a3[c])) for c < n, where a_p[c] sums
+// x[k] * w[k * ldw + c] over k = p, p + 4, p + 8, ... < K in ascending order: four
+// independent accumulation chains per output (the adds are latency-bound
+// otherwise). N is the block width, n <= N the outputs computed: full blocks
+// (n == N) keep the accumulators in registers, the tail block runs the same
+// arithmetic with a run-time bound. Each output's operations and their order
+// depend on neither N nor the ISA. base may alias y.
+template <class T, int N, bool Full>
+inline void dot4(const T* __restrict x, i64 K, const T* __restrict w, i64 ldw, const T* base, T* y, i64 n) {
+    const i64 m = Full ? N : n;
+    T a0[N], a1[N], a2[N], a3[N];
+    for (i64 c = 0; c < m; ++c) a0[c] = a1[c] = a2[c] = a3[c] = T(0);
+    i64 k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const T x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+        const T* __restrict w0 = w + k * ldw;
+        const T* __restrict w1 = w0 + ldw;
+        const T* __restrict w2 = w1 + ldw;
+        const T* __restrict w3 = w2 + ldw;
+        for (i64 c = 0; c < m; ++c) {
+            a0[c] += x0 * w0[c];
+            a1[c] += x1 * w1[c];
+            a2[c] += x2 * w2[c];
+            a3[c] += x3 * w3[c];
+        }
+    }
+    if (k < K)
+        for (i64 c = 0; c < m; ++c) a0[c] += x[k] * w[k * ldw + c];
+    if (k + 1 < K)
+        for (i64 c = 0; c < m; ++c) a1[c] += x[k + 1] * w[(k + 1) * ldw + c];
+    if (k + 2 < K)
+        for (i64 c = 0; c < m; ++c) a2[c] += x[k + 2] * w[(k + 2) * ldw + c];
+    for (i64 c = 0; c < m; ++c) y[c] = base[c] + ((a0[c] + a1[c]) + (a2[c] + a3[c]));
+}
+
+// y = base + W x in blocks of N outputs (see dot4); w is (K, n_out) row-major.
+template <class T>
+void matvec(const T* x, i64 K, const T* w, i64 n_out, const T* base, T* y) {
+#if defined(__AVX512F__)
+    constexpr int bytes = 128;  // two registers per accumulator: 8 of the 32
+#else
+    constexpr int bytes = 64;  // AVX2: 8 of the 16 registers (4 of 16 xmm pairs on the baseline)
+#endif
+    constexpr int N = bytes / static_cast<int>(sizeof(T));
+    i64 c0 = 0;
+    for (; c0 + N <= n_out; c0 += N) dot4<T, N, true>(x, K, w + c0, n_out, base + c0, y + c0, N);
+    if (c0 < n_out) dot4<T, N, false>(x, K, w + c0, n_out, base + c0, y + c0, n_out - c0);
+}
 
 // One step's gates from gi (3H) and gh = W_hh h + b_hh (3H): the new hidden
 // state to o (H) and r, z, n, gh_n to s (4H).
@@ -77,12 +125,7 @@ void fwd_seq(const GruJob<T>& j, i64 b, T* __restrict scratch) {
     T* __restrict sv = j.saved + b * S * 4 * H;
     const T* __restrict gi = j.gi + b * S * G;
     for (i64 t = 0; t < len; ++t) {
-        for (i64 c = 0; c < G; ++c) gh[c] = bias[c];
-        for (i64 k = 0; k < H; ++k) {
-            const T hk = h[k];
-            const T* __restrict w = wt + k * G;
-            for (i64 c = 0; c < G; ++c) gh[c] += hk * w[c];
-        }
+        matvec(h, H, wt, G, bias, gh);
         gates(gi + t * G, gh, h, out + t * H, sv + t * 4 * H, H);
         for (i64 c = 0; c < H; ++c) h[c] = out[t * H + c];
     }
@@ -127,12 +170,7 @@ void bwd_seq(const GruJob<T>& j, i64 b, T* __restrict scratch) {
             dg[2 * H + c] = dnp * r;
             carry[c] = d * z;
         }
-        // carry += W_hh^T dg, rows of W_hh in ascending order
-        for (i64 g = 0; g < G; ++g) {
-            const T dgg = dg[g];
-            const T* __restrict wr = w + g * H;
-            for (i64 c = 0; c < H; ++c) carry[c] += dgg * wr[c];
-        }
+        matvec(dg, G, w, H, carry, carry);  // carry = d * z + W_hh^T dg
     }
     for (i64 c = 0; c < (S - len) * G; ++c) {
         dgi[len * G + c] = T(0);
