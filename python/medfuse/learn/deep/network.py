@@ -2,8 +2,9 @@
 
 Built from a JSON-able config (:func:`build_network`), so a fitted model is
 that config plus a plain ``state_dict``. ``ops="medfuse"`` runs the
-convolutions and the attention on medfuse's operators
-(:class:`medfuse.nn.Conv2d`, :func:`medfuse.nn.attention`); ``ops="torch"``
+convolutions, the attention and the report GRU on medfuse's operators
+(:class:`medfuse.nn.Conv2d`, :func:`medfuse.nn.attention`,
+:class:`medfuse.nn.GRU`; an LSTM stays torch's); ``ops="torch"``
 builds the same network on torch's own layers (same parameter names, so a
 state_dict moves between the two).
 
