@@ -1,4 +1,4 @@
-"""medfuse's conv2d and attention kernels as PyTorch custom operators.
+"""medfuse's conv2d, attention and GRU kernels as PyTorch custom operators.
 
 Operators (``torch.library.custom_op``, CPU kernels, fake kernels for meta
 tensors and torch.compile, autograd through C++ backward kernels):
@@ -6,7 +6,11 @@ tensors and torch.compile, autograd through C++ backward kernels):
 - ``medfuse::conv2d(x, weight, bias, stride, padding, dilation, groups, relu)``
   and ``medfuse::conv2d_backward`` (grad input, weight, bias);
 - ``medfuse::attention(q, k, v, mask, causal, scale) -> (out, lse)`` and
-  ``medfuse::attention_backward``.
+  ``medfuse::attention_backward``;
+- ``medfuse::gru(gi, w_hh, b_hh, h0, lengths) -> (out, h_n, saved)`` (the
+  recurrence of a single-layer GRU given the input projections) and
+  ``medfuse::gru_backward`` (per-step gate gradients; dW_hh and db_hh are
+  then one GEMM and one sum in the autograd formula).
 
 The functions :func:`conv2d` and :func:`attention` validate their arguments
 (TypeError / ValueError naming the argument, before any kernel runs) and
