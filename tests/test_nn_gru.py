@@ -180,7 +180,11 @@ def test_gradcheck_float64(with_h0):
         return F.gru(x, lengths, wi, wh, bi, bh, h0)
 
     assert torch.autograd.gradcheck(fn, args)
-    assert torch.autograd.gradgradcheck is not None  # (second derivatives are not supported: no double backward)
+    # no second derivatives: asking for them is an error, not a silent zero
+    out, _ = fn(*args)
+    (g,) = torch.autograd.grad(out.square().sum(), (x,), create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        torch.autograd.grad(g.sum(), (x,))
 
 
 def test_opcheck_and_eager_path_equals_the_operator():

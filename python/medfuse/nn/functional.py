@@ -547,6 +547,7 @@ class _GruEager(torch.autograd.Function):
         return out, hn, saved
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no double backward: the kernels' gradients are not differentiable
     def backward(ctx, grad_out, grad_hn, grad_saved):  # type: ignore[override]
         w_hh, h0, lengths, out, saved = ctx.saved_tensors
         nig = ctx.needs_input_grad
