@@ -184,7 +184,7 @@ def test_gradcheck_float64(with_h0):
     out, _ = fn(*args)
     (g,) = torch.autograd.grad(out.square().sum(), (x,), create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
-        torch.autograd.grad(g.sum(), (x,))
+        torch.autograd.grad(g.sum(), ws)
 
 
 def test_opcheck_and_eager_path_equals_the_operator():
