@@ -547,8 +547,10 @@ class _GruEager(torch.autograd.Function):
         return out, hn, saved
 
     @staticmethod
-    @torch.autograd.function.once_differentiable  # no double backward: the kernels' gradients are not differentiable
     def backward(ctx, grad_out, grad_hn, grad_saved):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients are not differentiable
+            raise RuntimeError("medfuse.nn.functional.gru has no double backward (create_graph=True); "
+                               "use torch.nn.GRU for higher derivatives")
         w_hh, h0, lengths, out, saved = ctx.saved_tensors
         nig = ctx.needs_input_grad
         need_dh0 = h0 is not None and bool(nig[3])
