@@ -6,6 +6,13 @@
   ``bench_conv2d.py`` shapes plus batch-1, grouped/strided and the deep
   model's first layer. Gradients are checked against torch's to 1e-4
   (relative to the largest) once, outside the timing.
+- ``gru-train-*``: forward and backward (grad input, h0 and all four
+  parameters) of a single-layer GRU over a padded batch with lengths:
+  :class:`medfuse.nn.GRU` (the recurrence on ``medfuse::gru``) vs
+  ``torch.nn.GRU`` on ``pack_padded_sequence`` (how the fusion network's
+  report encoder calls it). ``b32-h32`` is the report encoder's shape (32
+  reports of 10-48 tokens, embedding 32, hidden 32). Gradients are checked
+  against torch's to 1e-4 (relative to the largest) once, outside the timing.
 - ``fusion-train-step``: one AdamW step (forward, backward, update) of the
   :mod:`medfuse.learn.deep` fusion network on a batch of 32 patients,
   ``ops="medfuse"`` vs ``ops="torch"`` (same weights).
@@ -83,6 +90,49 @@ def test_conv2d_train(benchmark: BenchmarkFixture, group: str, impl: str) -> Non
             assert float((a - r).abs().max()) <= 1e-4 * max(float(r.abs().max()), 1.0)
         benchmark(step)
     benchmark.extra_info.update(implementation=f"{fam} conv2d forward+backward ({threads} thread(s))", family=fam,
+                                threads=int(threads), checked_against="torch autograd")
+
+
+GRU_CASES = {
+    # group: (batch, steps, input, hidden, min length)
+    "gru-train-b32-t48-i32-h32": (32, 48, 32, 32, 10),
+    "gru-train-b8-t200-i64-h128": (8, 200, 64, 128, 100),
+}
+
+
+@pytest.mark.parametrize("group,impl", _params(GRU_CASES))
+def test_gru_train(benchmark: BenchmarkFixture, group: str, impl: str) -> None:
+    import medfuse.nn as mnn
+
+    b, t, i, h, lo = GRU_CASES[group]
+    fam, threads = impl.split("-")
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    ours = mnn.GRU(i, h, batch_first=True)
+    theirs = torch.nn.GRU(i, h, batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(b, t, i, generator=gen, requires_grad=True)
+    h0 = torch.randn(1, b, h, generator=gen, requires_grad=True)
+    lengths = torch.randint(lo, t + 1, (b,), generator=gen)
+    go = torch.randn(b, t, h, generator=gen)
+    rnn = torch.nn.utils.rnn
+
+    def run(mod: Any) -> Any:
+        if mod is ours:
+            out, hn = ours(x, h0, lengths=lengths)
+        else:
+            packed = rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            po, hn = theirs(packed, h0)
+            out = rnn.pad_packed_sequence(po, batch_first=True, total_length=t)[0]
+        return torch.autograd.grad((out * go).sum() + hn.sum(), (x, h0, *mod.parameters()))
+
+    mod = ours if fam == "medfuse" else theirs
+    with _threads(int(threads)):
+        if fam == "medfuse":
+            for a, r in zip(run(ours), run(theirs)):
+                assert float((a - r).abs().max()) <= 1e-4 * max(float(r.abs().max()), 1.0)
+        benchmark(run, mod)
+    benchmark.extra_info.update(implementation=f"{fam} GRU forward+backward ({threads} thread(s))", family=fam,
                                 threads=int(threads), checked_against="torch autograd")
 
 

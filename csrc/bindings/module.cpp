@@ -127,4 +127,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     medfuse::bind::register_morphology(m);
     medfuse::bind::register_audio(m);
     medfuse::bind::register_denoise(m);
+    medfuse::bind::register_rnn(m);
 }

@@ -12,4 +12,5 @@ void register_attention(pybind11::module_& m);
 void register_morphology(pybind11::module_& m);
 void register_audio(pybind11::module_& m);
 void register_denoise(pybind11::module_& m);
+void register_rnn(pybind11::module_& m);
 }  // namespace medfuse::bind

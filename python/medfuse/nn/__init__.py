@@ -9,8 +9,10 @@ imports this package.
   (``torch.library.custom_op`` with fake kernels and autograd: the backward
   passes run medfuse's C++ gradient kernels ``conv2d_backward`` and
   ``attention_backward``).
-- :class:`Conv2d` and :class:`MultiheadAttention`: drop-in ``torch.nn``
-  modules with torch's parameter names and layouts.
+- :func:`gru`: a single-layer GRU over a padded batch with lengths, the
+  recurrence on ``torch.ops.medfuse.gru`` (C++ forward and backward).
+- :class:`Conv2d`, :class:`MultiheadAttention` and :class:`GRU`: drop-in
+  ``torch.nn`` modules with torch's parameter names and layouts.
 
 CPU float32 and float64 tensors run medfuse's kernels; any other device
 (CUDA, meta, ...) or floating dtype (float16, bfloat16) goes to torch's own
@@ -23,7 +25,7 @@ from ._torch import require_torch
 
 require_torch("medfuse.nn")
 
-from .functional import attention, conv2d
-from .modules import Conv2d, MultiheadAttention
+from .functional import attention, conv2d, gru
+from .modules import GRU, Conv2d, MultiheadAttention
 
-__all__ = ["Conv2d", "MultiheadAttention", "attention", "conv2d"]
+__all__ = ["GRU", "Conv2d", "MultiheadAttention", "attention", "conv2d", "gru"]

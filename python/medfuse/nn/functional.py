@@ -1,4 +1,4 @@
-"""medfuse's conv2d and attention kernels as PyTorch custom operators.
+"""medfuse's conv2d, attention and GRU kernels as PyTorch custom operators.
 
 Operators (``torch.library.custom_op``, CPU kernels, fake kernels for meta
 tensors and torch.compile, autograd through C++ backward kernels):
@@ -6,7 +6,11 @@ tensors and torch.compile, autograd through C++ backward kernels):
 - ``medfuse::conv2d(x, weight, bias, stride, padding, dilation, groups, relu)``
   and ``medfuse::conv2d_backward`` (grad input, weight, bias);
 - ``medfuse::attention(q, k, v, mask, causal, scale) -> (out, lse)`` and
-  ``medfuse::attention_backward``.
+  ``medfuse::attention_backward``;
+- ``medfuse::gru(gi, w_hh, b_hh, h0, lengths) -> (out, h_n, saved)`` (the
+  recurrence of a single-layer GRU given the input projections) and
+  ``medfuse::gru_backward`` (per-step gate gradients; dW_hh and db_hh are
+  then one GEMM and one sum in the autograd formula).
 
 The functions :func:`conv2d` and :func:`attention` validate their arguments
 (TypeError / ValueError naming the argument, before any kernel runs) and
@@ -43,7 +47,7 @@ from ..kernels import _validate
 from ..kernels._attention_plan import unbroadcast
 from ..kernels._threads import get_num_threads
 
-__all__ = ["attention", "conv2d"]
+__all__ = ["attention", "conv2d", "gru"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
@@ -449,3 +453,187 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return torch.ops.medfuse.attention(q, k, v, mask, causal, scale)[0]
 
 
+
+
+# ---- GRU --------------------------------------------------------------------
+
+def _gru_run(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, h0: torch.Tensor | None,
+             lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(out, h_n, saved) from the recurrence kernel on validated CPU tensors (both paths run this)."""
+    core = _core()
+    fn = core.gru_forward_f32 if gi.dtype == torch.float32 else core.gru_forward_f64
+    out, hn, saved = fn(_np(gi), _np(w_hh), _np(b_hh), None if h0 is None else _np(h0), _np(lengths),
+                        get_num_threads())
+    return torch.from_numpy(out), torch.from_numpy(hn), torch.from_numpy(saved)
+
+
+def _gru_backward_run(w_hh: torch.Tensor, h0: torch.Tensor | None, lengths: torch.Tensor, out: torch.Tensor,
+                      saved: torch.Tensor, grad_out: torch.Tensor | None, grad_hn: torch.Tensor | None,
+                      need_dh0: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    core = _core()
+    fn = core.gru_backward_f32 if out.dtype == torch.float32 else core.gru_backward_f64
+    go = np.zeros(out.shape, out.numpy().dtype) if grad_out is None else _np(grad_out)
+    gh = np.zeros(out.shape[::2], out.numpy().dtype) if grad_hn is None else _np(grad_hn)
+    dgi, dgh, dh0 = fn(_np(w_hh), None if h0 is None else _np(h0), _np(lengths), _np(out), _np(saved), go, gh,
+                       bool(need_dh0), get_num_threads())
+    return torch.from_numpy(dgi), torch.from_numpy(dgh), None if dh0 is None else torch.from_numpy(dh0)
+
+
+def _gru_weight_grads(dgh: torch.Tensor, out: torch.Tensor, h0: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """dW_hh (one GEMM over all steps: dgh_t h_{t-1}^T) and db_hh (one sum) from the per-step gradients."""
+    first = out.new_zeros((out.shape[0], 1, out.shape[2])) if h0 is None else h0.unsqueeze(1)
+    hprev = torch.cat((first, out[:, :-1]), 1)
+    g = dgh.reshape(-1, dgh.shape[-1])
+    return g.t().mm(hprev.reshape(-1, hprev.shape[-1])), g.sum(0)
+
+
+@torch.library.custom_op("medfuse::gru", mutates_args=(), device_types="cpu")
+def _gru_op(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor, h0: torch.Tensor | None,
+            lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _gru_run(gi, w_hh, b_hh, h0, lengths)
+
+
+@_gru_op.register_fake
+def _(gi, w_hh, b_hh, h0, lengths):
+    b, t, h = gi.shape[0], gi.shape[1], w_hh.shape[1]
+    return gi.new_empty((b, t, h)), gi.new_empty((b, h)), gi.new_empty((b, t, 4 * h))
+
+
+@torch.library.custom_op("medfuse::gru_backward", mutates_args=(), device_types="cpu")
+def _gru_backward_op(w_hh: torch.Tensor, h0: torch.Tensor | None, lengths: torch.Tensor, out: torch.Tensor,
+                     saved: torch.Tensor, grad_out: torch.Tensor, grad_hn: torch.Tensor,
+                     need_dh0: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dgi, dgh, dh0 = _gru_backward_run(w_hh, h0, lengths, out, saved, grad_out, grad_hn, need_dh0)
+    return dgi, dgh, dh0 if dh0 is not None else out.new_empty((0,))
+
+
+@_gru_backward_op.register_fake
+def _(w_hh, h0, lengths, out, saved, grad_out, grad_hn, need_dh0):
+    b, t, h = out.shape
+    return (out.new_empty((b, t, 3 * h)), out.new_empty((b, t, 3 * h)),
+            out.new_empty((b, h) if need_dh0 else (0,)))
+
+
+def _gru_setup(ctx, inputs, output):
+    _gi, w_hh, _b_hh, h0, lengths = inputs
+    out, _hn, saved = output
+    ctx.save_for_backward(w_hh, h0, lengths, out, saved)
+
+
+def _gru_grad(ctx, grad_out, grad_hn, grad_saved):
+    w_hh, h0, lengths, out, saved = ctx.saved_tensors
+    # saved is an auxiliary output for the backward pass; its gradient is not propagated.
+    need_dh0 = h0 is not None and bool(ctx.needs_input_grad[3])
+    go = out.new_zeros(out.shape) if grad_out is None else grad_out.contiguous()
+    gh = out.new_zeros((out.shape[0], out.shape[2])) if grad_hn is None else grad_hn.contiguous()
+    dgi, dgh, dh0 = torch.ops.medfuse.gru_backward(w_hh, h0, lengths, out, saved, go, gh, need_dh0)
+    dw, db = _gru_weight_grads(dgh, out, h0)
+    return dgi, dw, db, dh0 if need_dh0 else None, None
+
+
+_gru_op.register_autograd(_gru_grad, setup_context=_gru_setup)
+
+
+class _GruEager(torch.autograd.Function):
+    """Eager path of ``medfuse::gru``: the same kernels without the dispatcher."""
+
+    @staticmethod
+    def forward(ctx, gi, w_hh, b_hh, h0, lengths):  # type: ignore[override]
+        out, hn, saved = _gru_run(gi, w_hh, b_hh, h0, lengths)
+        ctx.save_for_backward(w_hh, h0, lengths, out, saved)
+        ctx.mark_non_differentiable(saved)
+        ctx.set_materialize_grads(False)
+        return out, hn, saved
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_hn, grad_saved):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients are not differentiable
+            raise RuntimeError("medfuse.nn.functional.gru has no double backward (create_graph=True); "
+                               "use torch.nn.GRU for higher derivatives")
+        w_hh, h0, lengths, out, saved = ctx.saved_tensors
+        nig = ctx.needs_input_grad
+        need_dh0 = h0 is not None and bool(nig[3])
+        dgi, dgh, dh0 = _gru_backward_run(w_hh, h0, lengths, out, saved, grad_out, grad_hn, need_dh0)
+        dw, db = _gru_weight_grads(dgh, out, h0) if (nig[1] or nig[2]) else (None, None)
+        return dgi, dw, db, dh0, None
+
+
+def _gru_lengths(lengths: object, batch: int, steps: int) -> torch.Tensor:
+    """lengths as a CPU int64 tensor (batch,) with entries in [1, steps], or a TypeError / ValueError."""
+    if lengths is None:
+        return torch.full((batch,), steps, dtype=torch.int64)
+    if isinstance(lengths, torch.Tensor):
+        if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+            raise TypeError(f"lengths must hold integers; got {lengths.dtype}")
+        t = lengths.detach().to("cpu", torch.int64)
+    else:
+        try:
+            arr = np.asarray(lengths)
+        except (TypeError, ValueError):
+            arr = np.asarray([object()])
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"lengths must be a tensor or sequence of integers; got {lengths!r}")
+        t = torch.from_numpy(arr.astype(np.int64))
+    if tuple(t.shape) != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (one per sequence); got {tuple(t.shape)}")
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 1 or hi > steps:
+        raise ValueError(f"lengths must lie in [1, {steps}] (no empty sequences, none longer than the input); "
+                         f"got min {lo}, max {hi}")
+    return t.contiguous()
+
+
+def gru(x: torch.Tensor, lengths: object, weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias_ih: torch.Tensor,
+        bias_hh: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A single-layer unidirectional GRU over a padded batch, as ``torch.nn.GRU(batch_first=True)``.
+
+    x (B, T, I); lengths (B,) integers in [1, T] (a tensor, a sequence, or
+    None for all T); weight_ih (3H, I), weight_hh (3H, H), bias_ih and
+    bias_hh (3H,) in torch's gate order (r, z, n); h0 (B, H) or None (zeros).
+    Returns ``(out, h_n)``: out (B, T, H) with zeros past each length (as
+    ``pad_packed_sequence(..., total_length=T)``), h_n (B, H) the state
+    after each sequence's last step. Inputs past a length are never read.
+
+    The input projection ``x W_ih^T + b_ih`` is one torch GEMM over all
+    tokens; the recurrence runs ``medfuse::gru`` (C++ kernels, one task per
+    sequence, forward and backward), whose backward returns per-step gate
+    gradients so that dW_hh, db_hh (and through torch's linear, dW_ih, db_ih,
+    dx) are single GEMMs / sums. Differentiable in x, the weights, biases and
+    h0. CPU float32 / float64 only (other devices or dtypes: use
+    ``torch.nn.GRU``, or :class:`medfuse.nn.GRU`, which falls back to it).
+    """
+    x = _tensor(x, "x")
+    named: list[tuple[str, torch.Tensor]] = [("weight_ih", weight_ih), ("weight_hh", weight_hh),
+                                             ("bias_ih", bias_ih), ("bias_hh", bias_hh)]
+    if h0 is not None:
+        named.append(("h0", h0))
+    for name, arg in named:
+        _same(_tensor(arg, name), x, name)
+    if x.device.type != "cpu" or x.dtype not in _KERNEL_DTYPES:
+        raise TypeError(f"medfuse.nn.functional.gru runs on CPU float32/float64 tensors; got {x.dtype} on "
+                        f"{x.device} (medfuse.nn.GRU falls back to torch.nn.GRU there)")
+    if x.dim() != 3 or 0 in x.shape:
+        raise ValueError(f"x must be a non-empty 3-dimensional (batch, steps, input_size) tensor; got "
+                         f"{tuple(x.shape)}")
+    b, steps, i = x.shape
+    if weight_hh.dim() != 2 or weight_hh.shape[1] < 1 or weight_hh.shape[0] != 3 * weight_hh.shape[1]:
+        raise ValueError(f"weight_hh must have shape (3 * hidden, hidden); got {tuple(weight_hh.shape)}")
+    h = weight_hh.shape[1]
+    if tuple(weight_ih.shape) != (3 * h, i):
+        raise ValueError(f"weight_ih must have shape ({3 * h}, {i}) (3 * hidden, input_size); got "
+                         f"{tuple(weight_ih.shape)}")
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if tuple(bias.shape) != (3 * h,):
+            raise ValueError(f"{name} must have shape ({3 * h},); got {tuple(bias.shape)}")
+    if h0 is not None and tuple(h0.shape) != (b, h):
+        raise ValueError(f"h0 must have shape ({b}, {h}) (batch, hidden); got {tuple(h0.shape)}")
+    lens = _gru_lengths(lengths, b, steps)
+    gi = torch.nn.functional.linear(x, weight_ih, bias_ih)
+    if h0 is not None:
+        h0 = h0.contiguous()
+    if _eager(gi, weight_hh, bias_hh, h0):
+        out, hn, _ = _GruEager.apply(gi, weight_hh, bias_hh, h0, lens)
+    else:
+        out, hn, _ = torch.ops.medfuse.gru(gi, weight_hh, bias_hh, h0, lens)
+    return out, hn

@@ -1,6 +1,6 @@
 """Drop-in ``torch.nn`` layers running medfuse's operators.
 
-:class:`Conv2d` and :class:`MultiheadAttention` subclass torch's modules, so
+:class:`Conv2d`, :class:`MultiheadAttention` and :class:`GRU` subclass torch's modules, so
 parameter names, shapes, initialisation and ``state_dict`` layout are
 torch's: ``load_state_dict`` works in both directions. Configurations the
 medfuse operators do not cover run torch's own ``forward`` (listed in each
@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from .functional import _KERNEL_DTYPES, attention, conv2d
+from .functional import _KERNEL_DTYPES, attention, conv2d, gru
+from .functional import _gru_lengths as functional_lengths
 
-__all__ = ["Conv2d", "MultiheadAttention"]
+__all__ = ["GRU", "Conv2d", "MultiheadAttention"]
 
 
 class Conv2d(torch.nn.Conv2d):
@@ -127,3 +128,73 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         if unbatched:
             out = out.squeeze(1)
         return out, None
+
+
+class GRU(torch.nn.GRU):
+    """``torch.nn.GRU`` whose recurrence runs ``medfuse::gru`` (see :func:`medfuse.nn.functional.gru`).
+
+    Same constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``,
+    ``bias_ih_l0``, ``bias_hh_l0``), initialisation and ``state_dict`` as
+    torch's module, so ``load_state_dict`` works in both directions.
+    ``forward(input, hx=None, lengths=None)``: ``input`` a padded batch
+    (B, T, I) with optional ``lengths`` (B,) in [1, T] -- then the output is
+    zero past each length and ``h_n`` holds each sequence's state at its
+    length, as running torch's GRU on ``pack_padded_sequence(input,
+    lengths)`` -- or a ``PackedSequence`` (output packed the same way).
+    ``hx`` and ``h_n`` are (1, B, H) as torch's.
+
+    The medfuse operator covers the single-layer unidirectional GRU with
+    biases and ``batch_first=True`` on CPU float32 / float64 tensors. Any
+    other configuration (``num_layers > 1``, ``bidirectional``,
+    ``bias=False``, ``batch_first=False``, unbatched 2-D input, other
+    devices or dtypes) runs torch's own forward (with ``lengths``, through
+    ``pack_padded_sequence``).
+    """
+
+    def _medfuse_ok(self, x: torch.Tensor, packed: bool) -> bool:
+        return (self.num_layers == 1 and not self.bidirectional and self.bias and self.batch_first
+                and (packed or x.dim() == 3) and x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES
+                and self.weight_hh_l0.dtype == x.dtype)
+
+    def forward(self, input: Any, hx: torch.Tensor | None = None,  # type: ignore[override]
+                lengths: Any = None) -> tuple[Any, torch.Tensor]:
+        rnn = torch.nn.utils.rnn
+        packed = isinstance(input, rnn.PackedSequence)
+        if packed and lengths is not None:
+            raise ValueError("lengths must be None when input is a PackedSequence (it carries its lengths)")
+        data = input.data if packed else input
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor or a PackedSequence; got {type(input).__name__}")
+        if not self._medfuse_ok(data, packed):
+            return self._torch_forward(input, hx, lengths)
+        h0 = None
+        if hx is not None:
+            if not isinstance(hx, torch.Tensor) or hx.dim() != 3 or hx.shape[0] != 1:
+                raise ValueError(f"hx must be a (1, batch, hidden) tensor; got "
+                                 f"{tuple(hx.shape) if isinstance(hx, torch.Tensor) else type(hx).__name__}")
+            h0 = hx[0]
+        wi, wh, bi, bh = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        if not packed:
+            out, hn = gru(data, lengths, wi, wh, bi, bh, h0)  # type: ignore[arg-type]
+            return out, hn.unsqueeze(0)
+        x, lens = rnn.pad_packed_sequence(input, batch_first=True)
+        out, hn = gru(x, lens, wi, wh, bi, bh, h0)  # type: ignore[arg-type]
+        idx = input.sorted_indices  # repack in the input's order, with its batch sizes
+        if idx is not None:
+            out, lens = out.index_select(0, idx), lens.index_select(0, idx.cpu())
+        data = rnn.pack_padded_sequence(out, lens, batch_first=True, enforce_sorted=True).data
+        return rnn.PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), \
+            hn.unsqueeze(0)
+
+    def _torch_forward(self, input: Any, hx: torch.Tensor | None, lengths: Any) -> tuple[Any, torch.Tensor]:
+        """torch's forward; with ``lengths``, on ``pack_padded_sequence(input, lengths)``, output padded back."""
+        if lengths is None:
+            return super().forward(input, hx)
+        rnn = torch.nn.utils.rnn
+        if input.dim() != 3:
+            raise ValueError(f"lengths needs a 3-dimensional padded input; got shape {tuple(input.shape)}")
+        b, t = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
+        lens = functional_lengths(lengths, b, t)
+        p = rnn.pack_padded_sequence(input, lens, batch_first=self.batch_first, enforce_sorted=False)
+        out, h = super().forward(p, hx)
+        return rnn.pad_packed_sequence(out, batch_first=self.batch_first, total_length=t)[0], h

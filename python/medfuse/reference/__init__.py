@@ -22,6 +22,7 @@ from .morphology import (
     label,
     regionprops_basic,
 )
+from .rnn import gru_backward, gru_forward
 from .texture import glcm, glcm_features
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "gaussian",
     "glcm",
     "glcm_features",
+    "gru_backward",
+    "gru_forward",
     "histogram",
     "label",
     "median",

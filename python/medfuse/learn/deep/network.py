@@ -2,8 +2,9 @@
 
 Built from a JSON-able config (:func:`build_network`), so a fitted model is
 that config plus a plain ``state_dict``. ``ops="medfuse"`` runs the
-convolutions and the attention on medfuse's operators
-(:class:`medfuse.nn.Conv2d`, :func:`medfuse.nn.attention`); ``ops="torch"``
+convolutions, the attention and the report GRU on medfuse's operators
+(:class:`medfuse.nn.Conv2d`, :func:`medfuse.nn.attention`,
+:class:`medfuse.nn.GRU`; an LSTM stays torch's); ``ops="torch"``
 builds the same network on torch's own layers (same parameter names, so a
 state_dict moves between the two).
 
@@ -41,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...nn import GRU as MedfuseGRU
 from ...nn import Conv2d as MedfuseConv2d
 from ...nn import attention as medfuse_attention
 
@@ -72,15 +74,27 @@ class ImageEncoder(nn.Module):
 
 
 class ReportEncoder(nn.Module):
-    def __init__(self, vocab: int, emb: int, hidden: int, d_model: int, rnn: str) -> None:
+    """Token embeddings, an RNN over each report (packed by length), its last state to ``d_model``.
+
+    With ``ops="medfuse"`` and ``rnn="gru"`` the GRU is :class:`medfuse.nn.GRU`
+    (the recurrence on medfuse's C++ kernels, run on the padded batch with the
+    lengths); the LSTM is always torch's. Parameter names are torch's either
+    way, so state dicts (and model files saved before medfuse.nn.GRU existed)
+    load into both.
+    """
+
+    def __init__(self, vocab: int, emb: int, hidden: int, d_model: int, rnn: str, ops: str = "torch") -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab, emb, padding_idx=0)
-        cls = nn.LSTM if rnn == "lstm" else nn.GRU
+        cls = nn.LSTM if rnn == "lstm" else MedfuseGRU if ops == "medfuse" else nn.GRU
         self.rnn = cls(emb, hidden, batch_first=True)
         self.proj = nn.Linear(hidden, d_model)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         e = self.embedding(ids)
+        if isinstance(self.rnn, MedfuseGRU):
+            _out, h = self.rnn(e, lengths=lengths.clamp(min=1))
+            return self.proj(h[-1])
         packed = nn.utils.rnn.pack_padded_sequence(e, lengths.clamp(min=1).cpu(), batch_first=True,
                                                    enforce_sorted=False)
         _out, h = self.rnn(packed)
@@ -165,7 +179,7 @@ class FusionNetwork(nn.Module):
         self.ct = ImageEncoder(3, widths, d, ops)
         self.xray = ImageEncoder(1, widths, d, ops)
         self.report = ReportEncoder(int(config["vocab_size"]), int(config["embedding_dim"]), int(config["rnn_hidden"]),
-                                    d, str(config["rnn"]))
+                                    d, str(config["rnn"]), ops)
         self.use_audio = bool(config.get("audio", False))
         self.use_bag = bool(config.get("bag", False))
         self.blocks = {str(k): [int(i) for i in v] for k, v in dict(config.get("blocks", {})).items()}
