@@ -20,9 +20,13 @@ by 1000; with ``factor > 1`` a slice whose sides are not multiples of
   :func:`medfuse.data.phantoms.disease_ct_phantom` volumes with random
   findings, degraded by :func:`medfuse.restore.low_dose_ct` at random doses,
   scored against the noise-free reconstruction of the same pipeline.
+  With ``data="nodules"`` it trains on faint ground-glass nodules instead,
+  the squared error weighted toward the nodule's neighbourhood.
 * :func:`load_denoiser` loads the weights shipped in
-  ``medfuse/resources/dncnn_ct.safetensors`` (or a file you trained) and
-  returns a callable for :func:`medfuse.restore.denoise`.
+  ``medfuse/resources/dncnn_ct.safetensors`` (``kind="general"``, trained
+  for PSNR), ``dncnn_ct_lesion.safetensors`` (``kind="lesion"``, fine-tuned
+  on faint nodules at low dose) or a file you trained, and returns a
+  callable for :func:`medfuse.restore.denoise`.
 """
 
 from __future__ import annotations
@@ -369,7 +373,7 @@ def train_denoiser(
     around it, and the squared error weighted ``1 + lesion_weight`` within
     the nodule's radius + 2 pixels (present or absent; ``lesion_weight`` >= 0,
     for ``"nodules"`` only). The shipped ``kind="lesion"`` weights are
-    ``train_denoiser(data="nodules", lesion_weight=50, n_volumes=100,
+    ``train_denoiser(data="nodules", lesion_weight=20, n_volumes=100,
     slices_per_volume=3, doses=(0.04, 0.15), shape=(48, 128, 128), patch=48,
     steps=2000, lr=5e-4, seed=700, init=load_denoiser())`` at
     ``medfuse.set_learner_threads(2)`` (phantom seeds 700000-700099, none of
