@@ -93,3 +93,20 @@ def test_restore_bench(tmp_path, capsys):
     assert float(rows["nlm"][2]) > low_psnr + 1  # restoration helps
     text = page.read_text()
     assert "data:image/png;base64," in text and "nlm" in text
+
+
+def test_enhance_dncnn_lesion_weights(ct_dicom, tmp_path):
+    """--method dncnn --param kind=lesion applies the shipped lesion weights; an unknown kind is a usage error."""
+    pytest.importorskip("torch")
+    from medfuse.nn.denoiser import load_denoiser
+
+    out = tmp_path / "out"
+    assert main(["enhance", str(ct_dicom / "s1.dcm"), "-o", str(out / "s1.dcm"), "--method", "dncnn",
+                 "--param", "kind=lesion"]) == 0
+    a, b = pydicom.dcmread(ct_dicom / "s1.dcm"), pydicom.dcmread(out / "s1.dcm")
+    hu_in = a.pixel_array * float(a.RescaleSlope) + float(a.RescaleIntercept)
+    hu_out = b.pixel_array * float(b.RescaleSlope) + float(b.RescaleIntercept)
+    np.testing.assert_allclose(hu_out, np.rint(R.denoise(hu_in.astype(np.float32), load_denoiser(kind="lesion"))),
+                               atol=1)
+    assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o2"), "--method", "dncnn",
+                 "--param", "kind=sharp"]) == 2

@@ -69,14 +69,15 @@ def _processor(method: str, params: dict[str, Any]) -> Callable[[npt.NDArray[Any
         raise EnhanceUsageError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
     if method == "dncnn":
         weights = params.pop("weights", None)
+        which = params.pop("kind", "general")
         if params:
-            raise EnhanceUsageError(f"dncnn takes only weights=PATH; got {', '.join(params)}")
+            raise EnhanceUsageError(f"dncnn takes only weights=PATH or kind=general|lesion; got {', '.join(params)}")
         try:
             from ..nn.denoiser import load_denoiser
         except ImportError as err:
             raise EnhanceUsageError(f"--method dncnn needs PyTorch: {err}") from err
         try:
-            den = load_denoiser(weights)
+            den = load_denoiser(weights, kind=which)
         except (OSError, ValueError) as err:
             raise EnhanceUsageError(str(err)) from err
         return lambda img: R.denoise(img, den)
