@@ -50,7 +50,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if hasattr(os, "getloadavg"):  # how quiet the machine was (1, 5, 15 minute load averages)
         machine_info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     limits = {name: os.environ[name] for name in ISA_LIMIT_VARIABLES if name in os.environ}
-    if limits:  # the reference libraries limited to a SIMD level (benchmarks/as_avx2.sh)
+    if limits:  # SIMD limits of the reference libraries (benchmarks/as_avx2.sh, or the machine's environment)
         machine_info["isa_limits"] = limits
 
 

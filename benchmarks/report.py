@@ -201,7 +201,7 @@ def _machine(info: dict[str, Any]) -> list[str]:
         )
     limits = info.get("isa_limits")
     if limits:
-        lines.append("- Reference libraries limited to a SIMD level (benchmarks/as_avx2.sh): "
+        lines.append("- SIMD limits of the reference libraries in the environment (benchmarks/as_avx2.sh sets them): "
                      + ", ".join(f"{k}={v}" for k, v in limits.items()))
     load = info.get("load_average")
     if load:
@@ -225,8 +225,8 @@ def kind_of(run: dict[str, Any]) -> str:
     supported = build.get("simd_supported", [])
     if supported and active != supported[-1]:
         text += f" (forced with MEDFUSE_SIMD; the CPU has {supported[-1]})"
-    if info.get("isa_limits"):
-        text += ", references limited likewise"
+        if {"OPENCV_IPP", "ATEN_CPU_CAPABILITY"} <= set(info.get("isa_limits", {})):  # benchmarks/as_avx2.sh
+            text += ", references limited likewise"
     return text
 
 

@@ -110,8 +110,12 @@ def test_report_names_reference_isa_limits():
     text = rep.render(_run("avx2", full, rows, "run-avx2"), limited)
     assert "## Machine 2: Test CPU family 26 model 2, SIMD path avx2 (forced with MEDFUSE_SIMD; the CPU has " \
            "avx512), references limited likewise" in text
-    assert "- Reference libraries limited to a SIMD level (benchmarks/as_avx2.sh): OPENCV_IPP=avx2, " \
-           "ATEN_CPU_CAPABILITY=avx2" in text
+    assert "- SIMD limits of the reference libraries in the environment (benchmarks/as_avx2.sh sets them): " \
+           "OPENCV_IPP=avx2, ATEN_CPU_CAPABILITY=avx2" in text
+    # a machine-wide setting alone (here OpenBLAS's core type) does not make a run "limited"
+    plain = _run("avx512", full, rows, "run-512")
+    plain["machine_info"]["isa_limits"] = {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "references limited" not in rep.render(plain)
 
 
 def test_as_avx2_limits_what_conftest_records():
