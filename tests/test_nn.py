@@ -38,7 +38,10 @@ def test_conv2d_opcheck_and_gradcheck(case):
         torch.library.opcheck(torch.ops.medfuse.conv2d.default, (x, w, None, pair(s), pair(p), pair(d), g))
     x, w, b = (t.detach().double().requires_grad_() for t in (x, w, b))
     assert torch.autograd.gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, g), (x, w, b))
-    assert torch.autograd.gradgradcheck is not None  # (double backward is not supported: documented)
+    # no second derivatives: asking for them is an error, not silently partial ones (the loss's other terms
+    # would still be differentiated, the convolution's part would be missing)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad((F.conv2d(x, w, b, s, p, d, g).square().sum() + x.pow(3).sum(),), (x,), create_graph=True)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -83,6 +86,9 @@ def test_attention_opcheck_gradcheck_and_torch():
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
         for a, r in zip(g1, g2):
             torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+    # no second derivatives: an error, not silently partial ones (q.pow(3) would still be differentiated)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad((F.attention(q, k, v).square().sum() + q.pow(3).sum(),), (q,), create_graph=True)
 
 
 def test_other_devices_and_dtypes_use_torch():

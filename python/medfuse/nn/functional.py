@@ -32,6 +32,11 @@ else (compiling, ``torch.jit.trace`` and the tracing ``torch.onnx.export``,
 ``make_fx``, ``opcheck``, fake tensors) goes through ``torch.ops.medfuse.*``,
 so a traced graph records the operators (a Python autograd.Function cannot
 be saved or exported).
+
+First derivatives only: the backward kernels' results are not themselves
+differentiable, so ``create_graph=True`` through conv2d, attention or the
+GRU raises a RuntimeError ("no double backward") instead of second
+derivatives that would silently miss these operators' part.
 """
 
 # No `from __future__ import annotations`: torch.library infers the operator
@@ -170,6 +175,9 @@ class _Conv2dEager(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients are not differentiable
+            raise RuntimeError("medfuse.nn.functional.conv2d has no double backward (create_graph=True); "
+                               "use torch.nn.functional.conv2d for higher derivatives")
         x, weight, y = ctx.saved_tensors
         stride, padding, dilation, groups, has_bias = ctx.conf
         if y is not None:
@@ -390,6 +398,9 @@ class _AttentionEager(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out, grad_lse):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: the kernels' gradients are not differentiable
+            raise RuntimeError("medfuse.nn.functional.attention has no double backward (create_graph=True); "
+                               "use torch.nn.functional.scaled_dot_product_attention for higher derivatives")
         q, k, v, out, lse, mask = ctx.saved_tensors
         causal, scale = ctx.conf
         dq, dk, dv = _attention_backward_run(q, k, v, out, grad_out, lse, mask, causal, scale)
