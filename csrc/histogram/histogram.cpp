@@ -25,7 +25,7 @@ MEDFUSE_HIST_UNIFORM_TYPES(MEDFUSE_HIST_UNIFORM_PART)
 
 namespace {
 
-constexpr i64 kMinPart = i64(1) << 18;  // elements per thread part, at least
+constexpr i64 kMinPart = i64(1) << 17;  // elements per thread part, at least (a 512^2 image: two parts)
 constexpr i64 kBlock = 65536;           // numpy.histogram's BLOCK (weighted sums)
 constexpr int kSlots = 8;               // weighted blocks summed in parallel per round
 
