@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "common/border.hpp"
@@ -68,27 +69,25 @@ float color_coeff(double sigma_color) {
     return coeff < double(FLT_MAX) ? static_cast<float>(coeff) : FLT_MAX;
 }
 
-bool use_avx2() {
-#if defined(MEDFUSE_HAVE_AVX2)
-    return active_isa() != Isa::baseline;
-#else
-    return false;
-#endif
-}
+using RowsFn = void (*)(const BilateralRows&, i64, i64);
 
-bool use_avx512() {
+// The active ISA's row loops for uint8 (u8) or float32.
+RowsFn rows_fn(bool u8) {
+    const Isa isa = active_isa();
 #if defined(MEDFUSE_HAVE_AVX512)
-    return active_isa() == Isa::avx512;
-#else
-    return false;
+    if (isa == Isa::avx512) return u8 ? avx512::bilateral_u8_rows : avx512::bilateral_f32_rows;
 #endif
+#if defined(MEDFUSE_HAVE_AVX2)
+    if (isa != Isa::baseline) return u8 ? avx2::bilateral_u8_rows : avx2::bilateral_f32_rows;
+#endif
+    (void)isa;
+    return u8 ? baseline::bilateral_u8_rows : baseline::bilateral_f32_rows;
 }
 
-}  // namespace
-
-void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int radius, double sigma_color,
-                  double sigma_space, std::uint8_t* out, int threads) {
-    if (h < 1 || w < 1 || radius < 1) throw std::invalid_argument("bilateral: bad shape or radius");
+// Pads the image, builds the window tables and runs the rows in bands.
+template <class T>
+void run_filter(const T* img, i64 h, i64 w, int radius, double sigma_color, double sigma_space, T* out,
+                int threads) {
     const auto pad = pad_reflect101(img, h, w, radius);
     const i64 pstride = w + 2 * radius;
     std::vector<std::int32_t> ofs;
@@ -104,17 +103,16 @@ void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int r
     job.space = space.data();
     job.coeff = color_coeff(sigma_color);
     job.out = out;
-    const bool avx = use_avx2(), avx512 = use_avx512();
-    run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {
-#if defined(MEDFUSE_HAVE_AVX512)
-        if (avx512) return avx512::bilateral_u8_rows(job, y0, y1);
-#endif
-#if defined(MEDFUSE_HAVE_AVX2)
-        if (avx) return avx2::bilateral_u8_rows(job, y0, y1);
-#endif
-        (void)avx, (void)avx512;
-        baseline::bilateral_u8_rows(job, y0, y1);
-    });
+    const RowsFn fn = rows_fn(std::is_same<T, std::uint8_t>::value);
+    run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) { fn(job, y0, y1); });
+}
+
+}  // namespace
+
+void bilateral_u8(const std::uint8_t* img, std::int64_t h, std::int64_t w, int radius, double sigma_color,
+                  double sigma_space, std::uint8_t* out, int threads) {
+    if (h < 1 || w < 1 || radius < 1) throw std::invalid_argument("bilateral: bad shape or radius");
+    run_filter(img, h, w, radius, sigma_color, sigma_space, out, threads);
 }
 
 void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius, double sigma_color,
@@ -137,32 +135,7 @@ void bilateral_f32(const float* img, std::int64_t h, std::int64_t w, int radius,
         std::memcpy(out, img, static_cast<std::size_t>(h * w) * sizeof(float));
         return;
     }
-    const auto pad = pad_reflect101(img, h, w, radius);
-    const i64 pstride = w + 2 * radius;
-    std::vector<std::int32_t> ofs;
-    std::vector<float> space;
-    space_table(radius, sigma_space, pstride, ofs, space);
-    BilateralRows job;
-    job.pad = pad.data();
-    job.pstride = pstride;
-    job.w = w;
-    job.radius = radius;
-    job.nk = static_cast<int>(ofs.size());
-    job.ofs = ofs.data();
-    job.space = space.data();
-    job.coeff = color_coeff(sigma_color);
-    job.out = out;
-    const bool avx = use_avx2(), avx512 = use_avx512();
-    run_rows(h, w, job.nk, threads, [&](i64 y0, i64 y1) {
-#if defined(MEDFUSE_HAVE_AVX512)
-        if (avx512) return avx512::bilateral_f32_rows(job, y0, y1);
-#endif
-#if defined(MEDFUSE_HAVE_AVX2)
-        if (avx) return avx2::bilateral_f32_rows(job, y0, y1);
-#endif
-        (void)avx, (void)avx512;
-        baseline::bilateral_f32_rows(job, y0, y1);
-    });
+    run_filter(img, h, w, radius, sigma_color, sigma_space, out, threads);
 }
 
 }  // namespace medfuse

@@ -6,99 +6,37 @@
 //
 // Each output pixel sums over the window offsets in the job's order, in
 // float32, multiply then add, with colour weights from one float32 formula
-// (color_weight_f32; uint8 values converted to float, exactly); the AVX2
+// (color_weight; uint8 values converted to float, exactly); the AVX2
 // path runs 8 pixels per vector and the AVX-512 path 16 (both compute each
 // pair's weight once where they can: pair_rows), with the same operations
 // per lane, so every path agrees bit for bit.
 
 namespace {
 
-// The float32 colour weight exp(-d^2 / (2 sigma_color^2)) of a difference d,
-// as 2^-y with y = (d * coeff)^2, coeff = sqrt(log2(e) / 2) / sigma_color in
-// float32 (finite: the driver clamps it to FLT_MAX, so y is never NaN; an
-// overflow gives y = inf): y is clamped to 125 (weights below 2^-125 ~ 2e-38
-// are all that small, and 2^-n p stays a normal float), split as
-// y = n - g with n = rint(y) and g in [-0.5, 0.5], 2^g by a degree-5
-// polynomial evaluated as (c0 + c1 g) + g^2 ((c2 + c3 g) + g^2 (c4 + c5 g))
-// (a shorter dependency chain than Horner's; relative error below 2.6e-7
-// over the interval, float32 rounding included), then scaled by 2^-n
-// exactly (exponent bits; the AVX-512 form gets n by the 1.5 * 2^23
-// addition, the same integer as rint).
-// Multiply then add throughout (no FMA): the scalar, AVX2 and AVX-512 forms
-// and the NumPy twin do the same float32 operations in the same order, so
-// they agree bit for bit.
-constexpr float kExp2C1 = 0.693146944f, kExp2C2 = 0.240221202f, kExp2C3 = 0.0555071309f,
-                kExp2C4 = 0.00967554096f, kExp2C5 = 0.00132764713f;
-constexpr float kExp2Max = 125.f;
+// ---- vector traits (1 lane: scalar; 8: AVX2; 16: AVX-512) -----------------
 
-inline float color_weight_f32(float v, float v0, float coeff) {
-    const float t = (v - v0) * coeff;
-    float y = t * t;
-    y = y < kExp2Max ? y : kExp2Max;
-    const float n = __builtin_rintf(y);
-    const float g = n - y;
-    const float g2 = g * g;
-    const float a = kExp2C1 * g + 1.f, b = kExp2C3 * g + kExp2C2, c = kExp2C5 * g + kExp2C4;
-    const float p = a + g2 * (b + g2 * c);
-    const std::uint32_t bits = static_cast<std::uint32_t>(127 - static_cast<int>(n)) << 23;
-    float scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+// 2^-n as float32 exponent bits, from ym = y + 1.5 * 2^23 whose low mantissa
+// bits hold n = rint(y) (0 <= n <= 125): (127 - n) << 23 = (127 + bits(1.5 * 2^23)
+// - bits(ym)) << 23 in 32-bit wrap-around arithmetic.
+constexpr std::uint32_t kPow2Bias = 127u + 0x4B400000u;
 
-#if defined(__AVX2__)
-// 8 lanes of color_weight_f32 (y is never NaN, so min_ps and the scalar
-// clamp agree).
-inline __m256 color_weight_f32x8(__m256 v, __m256 v0, __m256 coeff) {
-    const __m256 t = _mm256_mul_ps(_mm256_sub_ps(v, v0), coeff);
-    const __m256 y = _mm256_min_ps(_mm256_mul_ps(t, t), _mm256_set1_ps(kExp2Max));
-    const __m256 n = _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 g = _mm256_sub_ps(n, y);
-    const __m256 g2 = _mm256_mul_ps(g, g);
-    const __m256 a = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C1), g), _mm256_set1_ps(1.f));
-    const __m256 b = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C3), g), _mm256_set1_ps(kExp2C2));
-    const __m256 c = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kExp2C5), g), _mm256_set1_ps(kExp2C4));
-    const __m256 p = _mm256_add_ps(a, _mm256_mul_ps(g2, _mm256_add_ps(b, _mm256_mul_ps(g2, c))));
-    const __m256i e = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(127), _mm256_cvttps_epi32(n)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-#endif
-
-#if defined(__AVX512F__)
-// 16 lanes of color_weight_f32 (same operations per lane).
-inline __m512 color_weight_f32x16(__m512 v, __m512 v0, __m512 coeff) {
-    const __m512 t = _mm512_mul_ps(_mm512_sub_ps(v, v0), coeff);
-    const __m512 y = compat512::min_ps(_mm512_mul_ps(t, t), _mm512_set1_ps(kExp2Max));
-    // rint(y) for 0 <= y <= 125: y + 1.5 * 2^23 rounds to an integer (half to
-    // even), whose low mantissa bits hold it; n = that sum - 1.5 * 2^23, exactly
-    const __m512 magic = _mm512_set1_ps(12582912.f);
-    const __m512 ym = _mm512_add_ps(y, magic);
-    const __m512 n = _mm512_sub_ps(ym, magic);
-    const __m512 g = _mm512_sub_ps(n, y);
-    const __m512 g2 = _mm512_mul_ps(g, g);
-    const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C1), g), _mm512_set1_ps(1.f));
-    const __m512 b = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C3), g), _mm512_set1_ps(kExp2C2));
-    const __m512 c = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kExp2C5), g), _mm512_set1_ps(kExp2C4));
-    const __m512 p = _mm512_add_ps(a, _mm512_mul_ps(g2, _mm512_add_ps(b, _mm512_mul_ps(g2, c))));
-    // 2^-n as exponent bits: (127 - n) << 23, with n = bits(ym) - bits(magic)
-    const __m512i e = _mm512_maskz_slli_epi32(
-        static_cast<__mmask16>(0xFFFF), _mm512_sub_epi32(_mm512_set1_epi32(127 + 0x4B400000), _mm512_castps_si512(ym)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
-// 16 uint8 pixels at p as int32 lanes.
-inline __m512i load_u8x16(const std::uint8_t* p) {
-    return _mm512_maskz_cvtepu8_epi32(static_cast<__mmask16>(0xFFFF), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-#endif
-
-// ---- vector traits (8 lanes: AVX2, 16: AVX-512) ------------------------------
-
-inline void store1(float* o, float sum, float wsum) { *o = sum / wsum; }
-inline void store1(std::uint8_t* o, float sum, float wsum) {
-    const float r = __builtin_nearbyintf(sum / wsum);  // round half to even, then saturate
-    *o = static_cast<std::uint8_t>(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
-}
+struct V1 {
+    using V = float;
+    static constexpr int L = 1;
+    static V set1(float a) { return a; }
+    static V add(V a, V b) { return a + b; }
+    static V sub(V a, V b) { return a - b; }
+    static V mul(V a, V b) { return a * b; }
+    static V min(V a, V b) { return a < b ? a : b; }  // never NaN here
+    static V pow2neg(V ym) {
+        std::uint32_t bits;
+        __builtin_memcpy(&bits, &ym, sizeof bits);
+        bits = (kPow2Bias - bits) << 23;
+        float r;
+        __builtin_memcpy(&r, &bits, sizeof r);
+        return r;
+    }
+};
 
 #if defined(__AVX2__)
 struct V8 {
@@ -107,14 +45,19 @@ struct V8 {
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(float a) { return _mm256_set1_ps(a); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
     static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V min(V a, V b) { return _mm256_min_ps(a, b); }
+    static V pow2neg(V ym) {
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(kPow2Bias)), _mm256_castps_si256(ym)), 23));
+    }
     static V loadu(const float* p) { return _mm256_loadu_ps(p); }
     static void storeu(float* p, V a) { _mm256_storeu_ps(p, a); }
     static V vals(const float* p) { return _mm256_loadu_ps(p); }
     static V vals(const std::uint8_t* p) {
         return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
     }
-    static V color(V v, V v0, V coeff) { return color_weight_f32x8(v, v0, coeff); }
     static void store(float* o, V sum, V wsum) { _mm256_storeu_ps(o, _mm256_div_ps(sum, wsum)); }
     static void store(std::uint8_t* o, V sum, V wsum) {
         const __m256i r = _mm256_cvtps_epi32(_mm256_div_ps(sum, wsum));  // round half to even
@@ -128,24 +71,74 @@ struct V8 {
 struct V16 {
     using V = __m512;
     static constexpr int L = 16;
+    static constexpr __mmask16 kAll = 0xFFFF;  // masked forms: see common/avx512_compat.hpp
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(float a) { return _mm512_set1_ps(a); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
     static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V min(V a, V b) { return compat512::min_ps(a, b); }
+    static V pow2neg(V ym) {
+        return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+            kAll, _mm512_sub_epi32(_mm512_set1_epi32(static_cast<int>(kPow2Bias)), _mm512_castps_si512(ym)), 23));
+    }
     static V loadu(const float* p) { return _mm512_loadu_ps(p); }
     static void storeu(float* p, V a) { _mm512_storeu_ps(p, a); }
     static V vals(const float* p) { return _mm512_loadu_ps(p); }
-    static V vals(const std::uint8_t* p) { return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xFFFF), load_u8x16(p)); }
-    static V color(V v, V v0, V coeff) { return color_weight_f32x16(v, v0, coeff); }
+    static V vals(const std::uint8_t* p) {
+        return _mm512_maskz_cvtepi32_ps(
+            kAll, _mm512_maskz_cvtepu8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    }
     static void store(float* o, V sum, V wsum) { _mm512_storeu_ps(o, _mm512_div_ps(sum, wsum)); }
     static void store(std::uint8_t* o, V sum, V wsum) {
         // round half to even (the current rounding mode), then saturate to 0..255
-        const __m512i r = _mm512_maskz_cvtps_epi32(static_cast<__mmask16>(0xFFFF), _mm512_div_ps(sum, wsum));
-        const __m512i r0 = _mm512_maskz_max_epi32(static_cast<__mmask16>(0xFFFF), r, _mm512_setzero_si512());
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_maskz_cvtusepi32_epi8(static_cast<__mmask16>(0xFFFF), r0));
+        const __m512i r = _mm512_maskz_cvtps_epi32(kAll, _mm512_div_ps(sum, wsum));
+        const __m512i r0 = _mm512_maskz_max_epi32(kAll, r, _mm512_setzero_si512());
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_maskz_cvtusepi32_epi8(kAll, r0));
     }
 };
 #endif
+
+// ---- the colour weight ---------------------------------------------------------
+//
+// exp(-d^2 / (2 sigma_color^2)) of a difference d = v - v0, as 2^-y with
+// y = (d * coeff)^2, coeff = sqrt(log2(e) / 2) / sigma_color in float32
+// (finite: the driver clamps it to FLT_MAX, so y is never NaN; an overflow
+// gives y = inf): y is clamped to 125 (weights below 2^-125 ~ 2e-38 are all
+// that small, and 2^-n p stays a normal float), split as y = n - g with
+// n = rint(y) (by the 1.5 * 2^23 addition, exact for 0 <= y <= 125) and g in
+// [-0.5, 0.5], 2^g by a degree-5 polynomial evaluated as
+// (c0 + c1 g) + g^2 ((c2 + c3 g) + g^2 (c4 + c5 g)) (a shorter dependency
+// chain than Horner's; relative error below 2.6e-7 over the interval,
+// float32 rounding included), then scaled by 2^-n exactly (exponent bits).
+// One template for every lane width; multiply then add throughout (no FMA):
+// the scalar, AVX2 and AVX-512 forms and the NumPy twin do the same float32
+// operations in the same order, so they agree bit for bit.
+constexpr float kExp2C1 = 0.693146944f, kExp2C2 = 0.240221202f, kExp2C3 = 0.0555071309f,
+                kExp2C4 = 0.00967554096f, kExp2C5 = 0.00132764713f;
+constexpr float kExp2Max = 125.f;
+constexpr float kRoundMagic = 12582912.f;  // 1.5 * 2^23
+
+template <class S>
+inline typename S::V color_weight(typename S::V v, typename S::V v0, typename S::V coeff) {
+    using V = typename S::V;
+    const V t = S::mul(S::sub(v, v0), coeff);
+    const V y = S::min(S::mul(t, t), S::set1(kExp2Max));
+    const V ym = S::add(y, S::set1(kRoundMagic));
+    const V g = S::sub(S::sub(ym, S::set1(kRoundMagic)), y);  // rint(y) - y
+    const V g2 = S::mul(g, g);
+    const V a = S::add(S::mul(S::set1(kExp2C1), g), S::set1(1.f));
+    const V b = S::add(S::mul(S::set1(kExp2C3), g), S::set1(kExp2C2));
+    const V c = S::add(S::mul(S::set1(kExp2C5), g), S::set1(kExp2C4));
+    const V p = S::add(a, S::mul(g2, S::add(b, S::mul(g2, c))));
+    return S::mul(p, S::pow2neg(ym));
+}
+
+inline void store1(float* o, float sum, float wsum) { *o = sum / wsum; }
+inline void store1(std::uint8_t* o, float sum, float wsum) {
+    const float r = __builtin_nearbyintf(sum / wsum);  // round half to even, then saturate
+    *o = static_cast<std::uint8_t>(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
+}
 
 // ---- the direct sum -----------------------------------------------------------
 
@@ -155,7 +148,7 @@ inline void direct1(const BilateralRows& job, const T* c, T* o) {
     float sum = 0.f, wsum = 0.f;
     for (int k = 0; k < job.nk; ++k) {
         const float v = static_cast<float>(c[job.ofs[k]]);
-        const float wt = job.space[k] * color_weight_f32(v, v0, job.coeff);
+        const float wt = job.space[k] * color_weight<V1>(v, v0, job.coeff);
         sum = sum + v * wt;
         wsum = wsum + wt;
     }
@@ -170,7 +163,7 @@ inline void direct(const BilateralRows& job, const T* c, T* o, typename S::V coe
     typename S::V sum = S::zero(), wsum = S::zero();
     for (int k = 0; k < job.nk; ++k) {
         const typename S::V v = S::vals(c + job.ofs[k]);
-        const typename S::V wt = S::mul(S::set1(job.space[k]), S::color(v, v0, coeff));
+        const typename S::V wt = S::mul(S::set1(job.space[k]), color_weight<S>(v, v0, coeff));
         sum = S::add(sum, S::mul(v, wt));
         wsum = S::add(wsum, wt);
     }
@@ -230,7 +223,7 @@ bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
             const T* q = c + job.ofs[k];
             float* plane = ring_row + j * ws;
             for (i64 x = 0; x < ws; x += L)
-                S::storeu(plane + x, S::mul(sw, S::color(S::vals(q + x), S::vals(c + x), coeff)));
+                S::storeu(plane + x, S::mul(sw, color_weight<S>(S::vals(q + x), S::vals(c + x), coeff)));
         }
         if (yy < y0) continue;
         T* o = out + yy * w;

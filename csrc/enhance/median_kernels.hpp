@@ -26,21 +26,30 @@ namespace {
 // Per element type: the vector type V, lanes L, load/store and min/max.
 // (float32: NaN is refused before the kernel runs, so min/max order totally.)
 #if defined(__AVX512BW__)
+// Shifts by one element of E bytes: lane i of shift_prev is cur[i - 1] (lane 0:
+// prev's last element), of shift_next cur[i + 1] (the last lane: next[0]).
+// Whole 16-byte blocks move by valignd, then vpalignr takes the element across.
+template <int E>
+inline __m512i shift_prev(__m512i prev, __m512i cur) {
+    if constexpr (E == 4) return _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 15);
+    const __m512i t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
+    return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - E);
+}
+template <int E>
+inline __m512i shift_next(__m512i cur, __m512i next) {
+    if constexpr (E == 4) return _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 1);
+    const __m512i t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
+    return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, E);
+}
+
 struct OpsU8 {
     using T = std::uint8_t; using V = __m512i; static constexpr int L = 64;
     static V ld(const T* p) { return _mm512_loadu_si512(p); }
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm512_max_epu8(a, b); }
-    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
-    static V prev1(V prev, V cur) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm512_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsU16 {
@@ -49,15 +58,8 @@ struct OpsU16 {
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epu16(a, b); }
     static V mx(V a, V b) { return _mm512_max_epu16(a, b); }
-    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
-    static V prev1(V prev, V cur) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm512_set1_epi16(static_cast<short>(v)); }
 };
 struct OpsI16 {
@@ -66,15 +68,8 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm512_storeu_si512(p, v); }
     static V mn(V a, V b) { return _mm512_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm512_max_epi16(a, b); }
-    // lane i: cur[i - 1] (lane 0: prev[L - 1]) / cur[i + 1] (lane L - 1: next[0])
-    static V prev1(V prev, V cur) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), cur, prev, 12);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), cur, t, 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        const V t = _mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), next, cur, 4);
-        return _mm512_maskz_alignr_epi8(~__mmask64(0), t, cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm512_set1_epi16(v); }
 };
 struct OpsF32 {
@@ -84,28 +79,33 @@ struct OpsF32 {
     static V mn(V a, V b) { return compat512::min_ps(a, b); }  // common/avx512_compat.hpp
     static V mx(V a, V b) { return compat512::max_ps(a, b); }
     static V prev1(V prev, V cur) {
-        return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), _mm512_castps_si512(cur),
-                                                             _mm512_castps_si512(prev), 15));
+        return _mm512_castsi512_ps(shift_prev<4>(_mm512_castps_si512(prev), _mm512_castps_si512(cur)));
     }
     static V next1(V cur, V next) {
-        return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(static_cast<__mmask16>(0xFFFF), _mm512_castps_si512(next),
-                                                             _mm512_castps_si512(cur), 1));
+        return _mm512_castsi512_ps(shift_next<4>(_mm512_castps_si512(cur), _mm512_castps_si512(next)));
     }
     static V set1(T v) { return _mm512_set1_ps(v); }
 };
 #elif defined(__AVX2__)
+// Shifts by one element of E bytes (as the AVX-512 ones): the 16-byte halves
+// move by vperm2i128, then vpalignr takes the element across.
+template <int E>
+inline __m256i shift_prev(__m256i prev, __m256i cur) {
+    return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - E);
+}
+template <int E>
+inline __m256i shift_next(__m256i cur, __m256i next) {
+    return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, E);
+}
+
 struct OpsU8 {
     using T = std::uint8_t; using V = __m256i; static constexpr int L = 32;
     static V ld(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm256_max_epu8(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm256_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsU16 {
@@ -114,12 +114,8 @@ struct OpsU16 {
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epu16(a, b); }
     static V mx(V a, V b) { return _mm256_max_epu16(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm256_set1_epi16(static_cast<short>(v)); }
 };
 struct OpsI16 {
@@ -128,12 +124,8 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
     static V mn(V a, V b) { return _mm256_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm256_max_epi16(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm256_alignr_epi8(cur, _mm256_permute2x128_si256(prev, cur, 0x21), 16 - int(sizeof(T)));
-    }
-    static V next1(V cur, V next) {
-        return _mm256_alignr_epi8(_mm256_permute2x128_si256(cur, next, 0x21), cur, int(sizeof(T)));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm256_set1_epi16(v); }
 };
 struct OpsF32 {
@@ -143,28 +135,32 @@ struct OpsF32 {
     static V mn(V a, V b) { return _mm256_min_ps(a, b); }
     static V mx(V a, V b) { return _mm256_max_ps(a, b); }
     static V prev1(V prev, V cur) {
-        const __m256i c = _mm256_castps_si256(cur);
-        return _mm256_castsi256_ps(_mm256_alignr_epi8(c, _mm256_permute2x128_si256(_mm256_castps_si256(prev), c, 0x21), 12));
+        return _mm256_castsi256_ps(shift_prev<4>(_mm256_castps_si256(prev), _mm256_castps_si256(cur)));
     }
     static V next1(V cur, V next) {
-        const __m256i c = _mm256_castps_si256(cur);
-        return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_permute2x128_si256(c, _mm256_castps_si256(next), 0x21), c, 4));
+        return _mm256_castsi256_ps(shift_next<4>(_mm256_castps_si256(cur), _mm256_castps_si256(next)));
     }
     static V set1(T v) { return _mm256_set1_ps(v); }
 };
 #elif defined(__SSE2__)
+// Shifts by one element of E bytes (as the AVX-512 ones): byte shifts, or-ed.
+template <int E>
+inline __m128i shift_prev(__m128i prev, __m128i cur) {
+    return _mm_or_si128(_mm_slli_si128(cur, E), _mm_srli_si128(prev, 16 - E));
+}
+template <int E>
+inline __m128i shift_next(__m128i cur, __m128i next) {
+    return _mm_or_si128(_mm_srli_si128(cur, E), _mm_slli_si128(next, 16 - E));
+}
+
 struct OpsU8 {
     using T = std::uint8_t; using V = __m128i; static constexpr int L = 16;
     static V ld(const T* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
     static V mn(V a, V b) { return _mm_min_epu8(a, b); }
     static V mx(V a, V b) { return _mm_max_epu8(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
-    }
-    static V next1(V cur, V next) {
-        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm_set1_epi8(static_cast<char>(v)); }
 };
 struct OpsI16 {
@@ -173,12 +169,8 @@ struct OpsI16 {
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
     static V mn(V a, V b) { return _mm_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm_max_epi16(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
-    }
-    static V next1(V cur, V next) {
-        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return _mm_set1_epi16(v); }
 };
 struct OpsU16 {  // SSE2 has no unsigned 16-bit min/max: flip the sign bit around signed ones
@@ -188,12 +180,8 @@ struct OpsU16 {  // SSE2 has no unsigned 16-bit min/max: flip the sign bit aroun
     static void st(T* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), flip(v)); }
     static V mn(V a, V b) { return _mm_min_epi16(a, b); }
     static V mx(V a, V b) { return _mm_max_epi16(a, b); }
-    static V prev1(V prev, V cur) {
-        return _mm_or_si128(_mm_slli_si128(cur, int(sizeof(T))), _mm_srli_si128(prev, 16 - int(sizeof(T))));
-    }
-    static V next1(V cur, V next) {
-        return _mm_or_si128(_mm_srli_si128(cur, int(sizeof(T))), _mm_slli_si128(next, 16 - int(sizeof(T))));
-    }
+    static V prev1(V prev, V cur) { return shift_prev<sizeof(T)>(prev, cur); }
+    static V next1(V cur, V next) { return shift_next<sizeof(T)>(cur, next); }
     static V set1(T v) { return flip(_mm_set1_epi16(static_cast<short>(v))); }
 };
 struct OpsF32 {
@@ -203,10 +191,10 @@ struct OpsF32 {
     static V mn(V a, V b) { return _mm_min_ps(a, b); }
     static V mx(V a, V b) { return _mm_max_ps(a, b); }
     static V prev1(V prev, V cur) {
-        return _mm_castsi128_ps(_mm_or_si128(_mm_slli_si128(_mm_castps_si128(cur), 4), _mm_srli_si128(_mm_castps_si128(prev), 12)));
+        return _mm_castsi128_ps(shift_prev<4>(_mm_castps_si128(prev), _mm_castps_si128(cur)));
     }
     static V next1(V cur, V next) {
-        return _mm_castsi128_ps(_mm_or_si128(_mm_srli_si128(_mm_castps_si128(cur), 4), _mm_slli_si128(_mm_castps_si128(next), 12)));
+        return _mm_castsi128_ps(shift_next<4>(_mm_castps_si128(cur), _mm_castps_si128(next)));
     }
     static V set1(T v) { return _mm_set1_ps(v); }
 };

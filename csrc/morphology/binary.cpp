@@ -25,7 +25,6 @@ namespace {
 // The row loops of the active ISA (binary_kernels.hpp).
 struct RowOps {
     decltype(&baseline::op_row_u8) op_row = baseline::op_row_u8;
-    decltype(&baseline::box_row_u8) box_row = baseline::box_row_u8;
     decltype(&baseline::box_lines_u8) box_lines = baseline::box_lines_u8;
     decltype(&baseline::box_flat_u8) box_flat = baseline::box_flat_u8;
 };
@@ -34,14 +33,14 @@ RowOps row_ops() {
     RowOps ops;
 #if defined(MEDFUSE_HAVE_AVX512)
     if (active_isa() == Isa::avx512) {
-        ops.op_row = avx512::op_row_u8, ops.box_row = avx512::box_row_u8, ops.box_lines = avx512::box_lines_u8;
+        ops.op_row = avx512::op_row_u8, ops.box_lines = avx512::box_lines_u8;
         ops.box_flat = avx512::box_flat_u8;
         return ops;
     }
 #endif
 #if defined(MEDFUSE_HAVE_AVX2)
     if (active_isa() != Isa::baseline)
-        ops.op_row = avx2::op_row_u8, ops.box_row = avx2::box_row_u8, ops.box_lines = avx2::box_lines_u8,
+        ops.op_row = avx2::op_row_u8, ops.box_lines = avx2::box_lines_u8,
         ops.box_flat = avx2::box_flat_u8;
 #endif
     return ops;
@@ -57,7 +56,7 @@ std::uint8_t box_edge(const std::uint8_t* row, std::int64_t w, std::int64_t x, s
     if (kills && (x - r < 0 || x + r >= w)) return Dilate ? 1 : 0;
     std::uint8_t a = Dilate ? 0 : 1;
     for (std::int64_t q = std::max<std::int64_t>(0, x - r); q <= std::min(w - 1, x + r); ++q)
-        a = Dilate ? static_cast<std::uint8_t>(a | row[q]) : static_cast<std::uint8_t>(a & row[q]);
+        a = baseline::box_op<Dilate>(a, row[q]);
     return a;
 }
 
@@ -80,18 +79,15 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
         std::uint8_t* const rows = rows_buf.get();  // every byte written below before it is read
         const std::uint8_t* const src = job.in + (z * h + ya) * w;
         const i64 rx = r[2];
-        if (w > 2 * rx) {
-            // The band's rows as one line (one call instead of one per row; a
-            // 512-pixel row is only 8 vectors), then the rx pixels at each
-            // row's ends, whose windows crossed into the neighbouring rows.
-            ops.box_flat(Dilate, src + rx, rows + rx, (yb - ya) * w - 2 * rx, rx);
-            for (i64 y = 0; y < yb - ya; ++y)
-                for (i64 x = 0; x < rx; ++x) {
-                    rows[y * w + x] = box_edge<Dilate>(src + y * w, w, x, rx, kills);
-                    rows[y * w + w - 1 - x] = box_edge<Dilate>(src + y * w, w, w - 1 - x, rx, kills);
-                }
-        } else {
-            for (i64 y = ya; y < yb; ++y) ops.box_row(Dilate, src + (y - ya) * w, rows + (y - ya) * w, w, rx, kills);
+        // The band's rows as one line (one call instead of one per row; a
+        // 512-pixel row is only 8 vectors), then each row's end pixels
+        // (x < rx, x >= w - rx: every pixel of a row no wider than the box),
+        // whose windows crossed into the neighbouring rows or the border.
+        if (w > 2 * rx) ops.box_flat(Dilate, src + rx, rows + rx, (yb - ya) * w - 2 * rx, rx);
+        const i64 lo = std::min(rx, w), hi = std::max(lo, w - rx);
+        for (i64 y = 0; y < yb - ya; ++y) {
+            for (i64 x = 0; x < lo; ++x) rows[y * w + x] = box_edge<Dilate>(src + y * w, w, x, rx, kills);
+            for (i64 x = hi; x < w; ++x) rows[y * w + x] = box_edge<Dilate>(src + y * w, w, x, rx, kills);
         }
         // The rows held start at ya = max(0, y0 - ry) and end at min(h, y1 + ry),
         // so a window leaves them exactly where it leaves the image. Rows whose

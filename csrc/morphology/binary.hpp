@@ -25,14 +25,12 @@ struct MorphJob {
 // scratch does not fit.
 void binary_morph(const MorphJob& job, int threads);
 
-// Row loops per ISA (binary_kernels.hpp): acc op= src over n bytes; one row
-// of the separable box pass along x; output lines of the pass along y/z; the
-// pass along x over n bytes as one line (a band of rows; edges fixed apart).
+// Row loops per ISA (binary_kernels.hpp): acc op= src over n bytes; output
+// lines of the separable box pass along y/z; the pass along x over n bytes as
+// one line (a band of rows; the driver fixes each row's end pixels).
 #define MEDFUSE_DECLARE_ISA(ns)                                                                                  \
     namespace ns {                                                                                               \
     void op_row_u8(bool dilate, std::uint8_t* acc, const std::uint8_t* src, std::int64_t n);                     \
-    void box_row_u8(bool dilate, const std::uint8_t* in, std::uint8_t* out, std::int64_t w, std::int64_t r,      \
-                    bool kills);                                                                                 \
     void box_lines_u8(bool dilate, const std::uint8_t* base, std::int64_t stride, std::int64_t count,            \
                       std::int64_t i, std::int64_t r, std::int64_t n, bool kills, std::uint8_t* dst);            \
     void box_flat_u8(bool dilate, const std::uint8_t* in, std::uint8_t* out, std::int64_t n, std::int64_t r);     \

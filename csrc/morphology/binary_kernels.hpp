@@ -30,34 +30,6 @@ inline std::uint8_t box_op(std::uint8_t a, std::uint8_t b) {
     return Dilate ? static_cast<std::uint8_t>(a | b) : static_cast<std::uint8_t>(a & b);
 }
 
-// out[x] = op over in[x - r .. x + r] (extended), one row of w.
-template <bool Dilate>
-void box_row(const std::uint8_t* __restrict in, std::uint8_t* __restrict out, std::int64_t w, std::int64_t r,
-             bool kills) {
-    const std::uint8_t annih = Dilate ? 1 : 0, neutral = Dilate ? 0 : 1;
-    const std::int64_t lo = std::min(r, w), hi = std::max(lo, w - r);
-    if (hi > lo && r == 1) {  // 3 wide (the 3x3 / 3x3x3 boxes): one fused pass
-        for (std::int64_t x = lo; x < hi; ++x)
-            out[x] = box_op<Dilate>(box_op<Dilate>(in[x - 1], in[x]), in[x + 1]);
-    } else if (hi > lo) {
-        for (std::int64_t x = lo; x < hi; ++x) out[x] = in[x - r];
-        for (std::int64_t dx = -r + 1; dx <= r; ++dx)
-            for (std::int64_t x = lo; x < hi; ++x) out[x] = box_op<Dilate>(out[x], in[x + dx]);
-    }
-    auto edge = [&](std::int64_t x) {
-        if (kills) {
-            out[x] = annih;
-            return;
-        }
-        std::uint8_t a = neutral;
-        for (std::int64_t q = std::max<std::int64_t>(0, x - r); q <= std::min(w - 1, x + r); ++q)
-            a = box_op<Dilate>(a, in[q]);
-        out[x] = a;
-    };
-    for (std::int64_t x = 0; x < lo; ++x) edge(x);
-    for (std::int64_t x = hi; x < w; ++x) edge(x);
-}
-
 // dst[0..n) = op over the lines at i - r .. i + r of `lines` (line i at
 // base + i * stride, n bytes each, valid for 0 <= i < count), extended.
 template <bool Dilate>
@@ -110,13 +82,6 @@ void op_row_u8(bool dilate, std::uint8_t* acc, const std::uint8_t* src, std::int
         or_row(acc, src, n);
     else
         and_row(acc, src, n);
-}
-
-void box_row_u8(bool dilate, const std::uint8_t* in, std::uint8_t* out, std::int64_t w, std::int64_t r, bool kills) {
-    if (dilate)
-        box_row<true>(in, out, w, r, kills);
-    else
-        box_row<false>(in, out, w, r, kills);
 }
 
 void box_lines_u8(bool dilate, const std::uint8_t* base, std::int64_t stride, std::int64_t count, std::int64_t i,

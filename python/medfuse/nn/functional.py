@@ -50,6 +50,7 @@ import torch
 
 from ..kernels import _validate
 from ..kernels._attention_plan import unbroadcast
+from ..kernels._ext import core as _core
 from ..kernels._threads import get_num_threads
 
 __all__ = ["attention", "conv2d", "gru"]
@@ -61,12 +62,6 @@ IntPair = int | Sequence[int]
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
-
-
-def _core():  # the extension, imported on first use (as medfuse.kernels does)
-    from .. import _core as core
-
-    return core
 
 
 def _eager(*tensors: torch.Tensor | None) -> bool:
