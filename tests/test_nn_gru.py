@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -47,6 +47,10 @@ def gru_case(draw):
 
 @settings(max_examples=80)
 @given(gru_case())
+# float32, saturated gates: the float32 twin drifts 3.7e-4 from the float64
+# truth after 6 steps, the kernel 3.5e-5 (this once failed a fixed 2e-5)
+@example((3, 6, 5, np.array([6, 6, 6], np.int64), 30.0, np.float32, True, 8029274))
+@example((2, 4, 3, np.array([4, 2], np.int64), 30.0, np.float32, False, 1))
 def test_kernels_match_numpy_twin(case):
     b, t, h, lengths, scale, dtype, with_h0, seed = case
     rng = np.random.default_rng(seed)
@@ -57,20 +61,38 @@ def test_kernels_match_numpy_twin(case):
     fwd, bwd = _kernels(dtype)
     out, hn, saved = fwd(gi, w_hh, b_hh, h0, lengths, 1)
     r_out, r_hn, r_saved = ref.gru_forward(gi, w_hh, b_hh, h0, lengths)
-    tol = 2e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(out, r_out, rtol=tol, atol=tol)
-    np.testing.assert_allclose(hn, r_hn, rtol=tol, atol=tol)
-    # gh_n (the 4th block) grows with scale: relative to its size
-    np.testing.assert_allclose(saved, r_saved, rtol=tol * 10, atol=tol * 10 * max(1.0, scale * scale))
-    for i in range(b):  # zeros past each length, h_n = the output at the length
-        assert not out[i, lengths[i]:].any() and not saved[i, lengths[i]:].any()
-        assert np.array_equal(hn[i], out[i, lengths[i] - 1])
     go = rng.standard_normal(out.shape).astype(dtype)
     gh = rng.standard_normal(hn.shape).astype(dtype)
     got = bwd(w_hh, h0, lengths, out, saved, go, gh, True, 1)
-    want = ref.gru_backward(w_hh, h0, lengths, out, saved, go, gh)
-    for a, r in zip(got, want):
-        np.testing.assert_allclose(a, r, rtol=tol * 10, atol=tol * 10 * max(1.0, float(np.abs(r).max())))
+    if dtype == np.float64:
+        want = ref.gru_backward(w_hh, h0, lengths, out, saved, go, gh)
+        slack = [0.0] * 6
+        tol = 1e-12
+    else:
+        # float32: the truth is the twin in float64 on the same inputs. With
+        # saturated gates (scale 30) the recurrence amplifies rounding several
+        # times per step, so any float32 evaluation drifts from it; the kernel
+        # may be off by a few times what the float32 twin is off by (a bug is
+        # off by far more), plus the usual float32 tolerance.
+        f64 = [None if a is None else a.astype(np.float64) for a in (gi, w_hh, b_hh, h0, go, gh)]
+        r_out64, r_hn64, r_saved64 = ref.gru_forward(*f64[:4], lengths)
+        want = ref.gru_backward(f64[1], f64[3], lengths, r_out64, r_saved64, f64[4], f64[5])
+        r_bwd32 = ref.gru_backward(w_hh, h0, lengths, r_out, r_saved, go, gh)
+        drift = [float(np.abs(a - b).max()) for a, b in
+                 zip((r_out, r_hn, r_saved, *r_bwd32), (r_out64, r_hn64, r_saved64, *want))]
+        slack = [4 * d for d in drift]
+        r_out, r_hn, r_saved = r_out64, r_hn64, r_saved64
+        tol = 2e-5
+    np.testing.assert_allclose(out, r_out, rtol=tol, atol=tol + slack[0])
+    np.testing.assert_allclose(hn, r_hn, rtol=tol, atol=tol + slack[1])
+    # gh_n (the 4th block) grows with scale: relative to its size
+    np.testing.assert_allclose(saved, r_saved, rtol=tol * 10,
+                               atol=tol * 10 * max(1.0, scale * scale) + slack[2])
+    for i in range(b):  # zeros past each length, h_n = the output at the length
+        assert not out[i, lengths[i]:].any() and not saved[i, lengths[i]:].any()
+        assert np.array_equal(hn[i], out[i, lengths[i] - 1])
+    for a, r, s in zip(got, want, slack[3:]):
+        np.testing.assert_allclose(a, r, rtol=tol * 10, atol=tol * 10 * max(1.0, float(np.abs(r).max())) + s)
     assert bwd(w_hh, h0, lengths, out, saved, go, gh, False, 1)[2] is None
 
 
