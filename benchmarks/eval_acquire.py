@@ -24,8 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
 
 def features(n: int, cache: Path | None, task: str = "disease") -> pd.DataFrame:
     if cache is not None and cache.exists():

@@ -15,14 +15,11 @@ Issue 15's targets: deep >= best classical at n = 200, deep >= 0.92 at n = 1000.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 from _machine import cpu_name  # benchmarks/ (the script's folder) is on sys.path
 
