@@ -258,9 +258,12 @@ def test_core_defends_itself():
         _core.median_u8(np.zeros((5, 5), np.uint8), [3, 3], 0, 0)
 
 
-@pytest.mark.parametrize("size", [(9, 9), (1, 9), (3, 11), (15, 15), (31, 9), (9, 41), (255, 9)])
+# window counts up to 255 take byte counts on AVX2/AVX-512: (17, 15) and
+# (1, 255) are that path's limit (a bin can hold all 255), (19, 15) is past it
+@pytest.mark.parametrize("size", [(9, 9), (1, 9), (3, 11), (15, 15), (17, 15), (1, 255), (19, 15), (31, 9),
+                                  (9, 41), (255, 9)])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (40, 1), (7, 8), (33, 70), (300, 257)])
-@pytest.mark.parametrize("content", ["noise", "two-levels", "extremes"])
+@pytest.mark.parametrize("content", ["noise", "two-levels", "extremes", "constant"])
 def test_uint8_column_histogram_path(size, shape, content):
     """2D uint8 windows at least 9 wide (column histograms): against the twin
     and scipy, windows larger than the image, windows up to 255 rows (column
@@ -270,8 +273,10 @@ def test_uint8_column_histogram_path(size, shape, content):
         x = rng.integers(0, 256, shape, endpoint=False).astype(np.uint8)
     elif content == "two-levels":
         x = np.where(rng.random(shape) < 0.5, 17, 18).astype(np.uint8)
-    else:
+    elif content == "extremes":
         x = np.where(rng.random(shape) < 0.5, 0, 255).astype(np.uint8)
+    else:
+        x = np.full(shape, 255, np.uint8)
     want = ndimage.median_filter(x, size=size, mode="mirror")
     before = medfuse.get_num_threads()
     try:

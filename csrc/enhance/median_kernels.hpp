@@ -523,11 +523,120 @@ MEDFUSE_MEDIAN_ROW(median_row_f32, OpsF32, float)
 
 // Large 8-bit windows: a byte histogram per padded column over the window's
 // k1 rows (slid down one row at a time: two counts per column), and the
-// window histogram K (16-bit) slid right by adding one column histogram and
-// subtracting another -- 256-lane loops the compiler vectorises for this
-// ISA. The median m is tracked with `below` = #values < m (Huang), whose
-// change per step is the difference of the two columns' counts below m.
-// The same exact median as any other path.
+// window histogram K slid right by adding one column histogram and
+// subtracting another. The median m is tracked with `below` = #values < m
+// (Huang). The same exact median as any other path.
+//  * Windows of at most 255 pixels (up to 15x15) on AVX2/AVX-512: K holds
+//    byte counts (256 bytes: 4 zmm / 8 ymm, modular byte arithmetic is exact
+//    since every count stays in [0, 255]), and `below` is recounted after
+//    each step as the sum of K's bytes below m (masked SAD).
+//  * Otherwise: 16-bit counts in 256-lane loops the compiler vectorises, and
+//    `below` changes by the difference of the two columns' counts below m.
+namespace {
+
+inline void colhist_slide_down(std::uint8_t* H, const std::uint8_t* pad, std::int64_t pw, std::int64_t y,
+                               std::int64_t k1) {
+    const std::uint8_t* old_row = pad + (y - 1) * pw;
+    const std::uint8_t* new_row = pad + (y - 1 + k1) * pw;
+    for (std::int64_t c = 0; c < pw; ++c) {
+        --H[c * 256 + old_row[c]];
+        ++H[c * 256 + new_row[c]];
+    }
+}
+
+#if defined(__AVX512BW__) || defined(__AVX2__)
+// Bytes K[i] for i < m, summed: the masked-off bytes are zeroed, then SAD.
+#if defined(__AVX512BW__)
+struct ByteCounts {
+    __m512i k[4];
+    __m512i iota[4];
+    ByteCounts() {
+        alignas(64) std::uint8_t t[256];
+        for (int i = 0; i < 256; ++i) t[i] = static_cast<std::uint8_t>(i);
+        for (int j = 0; j < 4; ++j) iota[j] = _mm512_load_si512(t + 64 * j);
+    }
+    void load(const std::uint8_t* K) {
+        for (int j = 0; j < 4; ++j) k[j] = _mm512_load_si512(K + 64 * j);
+    }
+    // K += hin - hout, stored back to K; returns the sum of K[i], i < m.
+    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m) {
+        const __m512i mv = _mm512_set1_epi8(static_cast<char>(m));
+        const __m512i zero = _mm512_setzero_si512();
+        __m512i acc = zero;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            k[j] = _mm512_sub_epi8(_mm512_add_epi8(k[j], _mm512_loadu_si512(hin + 64 * j)),
+                                   _mm512_loadu_si512(hout + 64 * j));
+            _mm512_store_si512(K + 64 * j, k[j]);
+            const __mmask64 lt = _mm512_cmplt_epu8_mask(iota[j], mv);
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_mov_epi8(lt, k[j]), zero));
+        }
+        const __m256i h = _mm256_add_epi64(_mm512_maskz_extracti64x4_epi64(0xFF, acc, 0), _mm512_maskz_extracti64x4_epi64(0xFF, acc, 1));
+        const __m128i q = _mm_add_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        return static_cast<std::int32_t>(_mm_cvtsi128_si64(q) + _mm_extract_epi64(q, 1));
+    }
+};
+#else
+struct ByteCounts {
+    __m256i k[8];
+    alignas(64) std::uint8_t below_mask[512];  // 0xFF then 0: bytes [256 - m, 512 - m) mask i < m
+    ByteCounts() {
+        std::memset(below_mask, 0xFF, 256);
+        std::memset(below_mask + 256, 0, 256);
+    }
+    void load(const std::uint8_t* K) {
+        for (int j = 0; j < 8; ++j) k[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(K + 32 * j));
+    }
+    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m) {
+        const std::uint8_t* msk = below_mask + 256 - m;
+        const __m256i zero = _mm256_setzero_si256();
+        __m256i acc = zero;
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+            k[j] = _mm256_sub_epi8(
+                _mm256_add_epi8(k[j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hin + 32 * j))),
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hout + 32 * j)));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(K + 32 * j), k[j]);
+            const __m256i lt = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(msk + 32 * j));
+            acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_and_si256(k[j], lt), zero));
+        }
+        const __m128i q = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+        return static_cast<std::int32_t>(_mm_cvtsi128_si64(q) + _mm_extract_epi64(q, 1));
+    }
+};
+#endif
+
+void median_colhist_u8_bytes(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2,
+                             std::int64_t y0, std::int64_t y1, std::uint8_t* out, std::uint8_t* H) {
+    using i64 = std::int64_t;
+    const i64 pw = w + k2 - 1;
+    const std::int32_t rank = static_cast<std::int32_t>(k1 * k2 / 2);
+    alignas(64) std::uint8_t K[256];
+    ByteCounts bc;
+    for (i64 y = y0; y < y1; ++y) {
+        if (y > y0) colhist_slide_down(H, pad, pw, y, k1);
+        for (int i = 0; i < 256; ++i) K[i] = 0;
+        for (i64 c = 0; c < k2; ++c) {
+            const std::uint8_t* __restrict__ h = H + c * 256;
+            for (int i = 0; i < 256; ++i) K[i] = static_cast<std::uint8_t>(K[i] + h[i]);
+        }
+        std::int32_t m = 0, below = 0;
+        while (below + K[m] <= rank) below += K[m++];
+        std::uint8_t* o = out + y * w;
+        o[0] = static_cast<std::uint8_t>(m);
+        bc.load(K);
+        for (i64 x = 1; x < w; ++x) {
+            below = bc.step(K, H + (x + k2 - 1) * 256, H + (x - 1) * 256, m);
+            while (below > rank) below -= K[--m];
+            while (below + K[m] <= rank) below += K[m++];
+            o[x] = static_cast<std::uint8_t>(m);
+        }
+    }
+}
+#endif
+
+}  // namespace
+
 void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2, std::int64_t y0,
                        std::int64_t y1, std::uint8_t* out, std::uint8_t* colhist) {
     using i64 = std::int64_t;
@@ -539,16 +648,12 @@ void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1,
         const std::uint8_t* row = pad + (y0 + i) * pw;
         for (i64 c = 0; c < pw; ++c) ++H[c * 256 + row[c]];
     }
+#if defined(__AVX512BW__) || defined(__AVX2__)
+    if (k1 * k2 <= 255) return median_colhist_u8_bytes(pad, w, k1, k2, y0, y1, out, H);
+#endif
     alignas(64) std::int16_t K[256];
     for (i64 y = y0; y < y1; ++y) {
-        if (y > y0) {
-            const std::uint8_t* old_row = pad + (y - 1) * pw;
-            const std::uint8_t* new_row = pad + (y - 1 + k1) * pw;
-            for (i64 c = 0; c < pw; ++c) {
-                --H[c * 256 + old_row[c]];
-                ++H[c * 256 + new_row[c]];
-            }
-        }
+        if (y > y0) colhist_slide_down(H, pad, pw, y, k1);
         for (int i = 0; i < 256; ++i) K[i] = 0;
         for (i64 c = 0; c < k2; ++c) {
             const std::uint8_t* __restrict__ h = H + c * 256;
