@@ -289,14 +289,9 @@ struct PaddedMap {
             std::memset(base, 0, static_cast<std::size_t>(slice));
             std::memset(base + (Z + 1) * slice, 0, static_cast<std::size_t>(slice));
         }
-        for (i64 z = 0; z < Z; ++z) {
-            std::uint8_t* s = base + (z + zpad) * slice;
-            std::memset(s, 0, static_cast<std::size_t>(row));
-            std::memset(s + (H + 1) * row, 0, static_cast<std::size_t>(row));
-            for (i64 y = 1; y <= H; ++y) {
-                s[y * row] = 0;
-                s[y * row + W + 1] = 0;
-            }
+        if (!is3d) {  // 3D: zero_slices does each slice's padding
+            std::memset(base, 0, static_cast<std::size_t>(row));
+            std::memset(base + (H + 1) * row, 0, static_cast<std::size_t>(row));
         }
         origin = base + zpad * slice + row + 1;
         for (i64 dz = -zpad; dz <= zpad; ++dz)
@@ -304,12 +299,32 @@ struct PaddedMap {
                 for (i64 dx = -1; dx <= 1; ++dx)
                     if (dz || dy || dx) offsets[n_offsets++] = dz * slice + dy * row + dx;
     }
+    // Zero the left and right padding cells of rows [y0, y1) (2D), or all the
+    // padding of slices [z0, z1) (3D): run by the band / slab task that owns them.
+    void zero_rows(i64 y0, i64 y1) const {
+        for (i64 y = y0; y < y1; ++y) {
+            origin[y * row - 1] = 0;
+            origin[y * row + W] = 0;
+        }
+    }
+    void zero_slices(i64 z0, i64 z1) const {
+        for (i64 z = z0; z < z1; ++z) {
+            std::uint8_t* s = origin + z * slice - row - 1;
+            std::memset(s, 0, static_cast<std::size_t>(row));
+            std::memset(s + (H + 1) * row, 0, static_cast<std::size_t>(row));
+            for (i64 y = 1; y <= H; ++y) {
+                s[y * row] = 0;
+                s[y * row + W + 1] = 0;
+            }
+        }
+    }
     // Offset (from origin) of the first cell of unit u (a row in 2D, a slice in 3D).
     i64 unit_begin(i64 u, bool is3d) const { return is3d ? u * slice - row - 1 : u * row - 1; }
 };
 
-// Grow from `stack`, never leaving the offsets [lo, hi) from the origin.
-void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack) {
+// Grow from `stack`, never leaving the offsets [lo, hi) from the origin;
+// each cell that becomes an edge is also appended to `grown` if given.
+void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack, std::vector<i64>* grown = nullptr) {
     std::uint8_t* const o = pm.origin;
     const int no = pm.n_offsets;
     while (!stack.empty()) {
@@ -320,6 +335,7 @@ void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack) {
             if (q >= lo && q < hi && o[q] == 1) {  // never read outside [lo, hi)
                 o[q] = 255;
                 stack.push_back(q);
+                if (grown) grown->push_back(q);
             }
         }
     }
@@ -355,41 +371,43 @@ void finish_row(const std::uint8_t* __restrict__ src, std::uint8_t* __restrict__
     for (i64 x = 0; x < n; ++x) dst[x] = static_cast<std::uint8_t>(-static_cast<int>(src[x] == 255));
 }
 
-// 1. Hysteresis inside one band, run by the task that computed the band
-// (it reads and writes only the band's own cells).
-void grow_band(const PaddedMap& pm, bool is3d, i64 u0, i64 u1) {
+// 1. Hysteresis inside one band, then the band's output rows (edges 255,
+// everything else 0), run by the task that computed the band (it reads and
+// writes only the band's own cells and output rows).
+void grow_band(const PaddedMap& pm, bool is3d, i64 u0, i64 u1, std::uint8_t* out) {
     std::vector<i64> stack;
     stack.reserve(4096);
     const i64 lo = pm.unit_begin(u0, is3d), hi = pm.unit_begin(u1, is3d);
     push_strong(pm.origin, lo, hi, stack);
     grow(pm, lo, hi, stack);
+    const i64 z0 = is3d ? u0 : 0, z1 = is3d ? u1 : 1;
+    const i64 y0 = is3d ? 0 : u0, y1 = is3d ? pm.H : u1;
+    for (i64 z = z0; z < z1; ++z)
+        for (i64 y = y0; y < y1; ++y)
+            finish_row(pm.origin + z * pm.slice + y * pm.row, out + (z * pm.H + y) * pm.W, pm.W);
 }
 
-// 2. Across band borders, serially, growing without limits; then 3. the
-// output: edges are 255, everything else 0.
-void finish(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out,
-            int threads) {
+// 2. Across band borders, serially, growing without limits; every cell that
+// becomes an edge there is set in the output too. The result is the set of
+// candidates connected to a strong pixel, as with one band.
+void finish(const PaddedMap& pm, bool is3d, const std::vector<i64>& cuts, std::uint8_t* out) {
     const i64 nb = static_cast<i64>(cuts.size()) - 1;
-    if (nb > 1) {
-        const i64 all_lo = pm.unit_begin(0, is3d);
-        const i64 all_hi = pm.unit_begin(is3d ? pm.Z : pm.H, is3d);
-        std::vector<i64> stack;
-        for (i64 b = 1; b < nb; ++b) {
-            // edges in the last unit of band b-1 and the first unit of band b
-            const i64 lo = pm.unit_begin(cuts[static_cast<std::size_t>(b)] - 1, is3d);
-            const i64 hi = pm.unit_begin(cuts[static_cast<std::size_t>(b)] + 1, is3d);
-            push_strong(pm.origin, lo, hi, stack);
-            grow(pm, all_lo, all_hi, stack);
-        }
+    if (nb <= 1) return;
+    const i64 all_lo = pm.unit_begin(0, is3d);
+    const i64 all_hi = pm.unit_begin(is3d ? pm.Z : pm.H, is3d);
+    std::vector<i64> stack, grown;
+    for (i64 b = 1; b < nb; ++b) {
+        // edges in the last unit of band b-1 and the first unit of band b
+        const i64 lo = pm.unit_begin(cuts[static_cast<std::size_t>(b)] - 1, is3d);
+        const i64 hi = pm.unit_begin(cuts[static_cast<std::size_t>(b)] + 1, is3d);
+        push_strong(pm.origin, lo, hi, stack);
+        grow(pm, all_lo, all_hi, stack, &grown);
     }
-    parallel_for(nb, threads, [&](i64 b) {
-        const i64 u0 = cuts[static_cast<std::size_t>(b)], u1 = cuts[static_cast<std::size_t>(b + 1)];
-        const i64 z0 = is3d ? u0 : 0, z1 = is3d ? u1 : 1;
-        const i64 y0 = is3d ? 0 : u0, y1 = is3d ? pm.H : u1;
-        for (i64 z = z0; z < z1; ++z)
-            for (i64 y = y0; y < y1; ++y)
-                finish_row(pm.origin + z * pm.slice + y * pm.row, out + (z * pm.H + y) * pm.W, pm.W);
-    });
+    for (const i64 q : grown) {  // an interior cell: offset z * slice + y * row + x, 0 <= x < W
+        const i64 z = is3d ? q / pm.slice : 0, r = q - z * pm.slice;
+        const i64 y = r / pm.row, x = r - y * pm.row;
+        out[(z * pm.H + y) * pm.W + x] = 255;
+    }
 }
 
 std::vector<i64> make_cuts(i64 n, i64 parts) {
@@ -423,8 +441,10 @@ Status run_canny(const CannyJob& job_in, int threads) {
         const int count = static_cast<int>(14 + 2 * A + 2 * ky);
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, std::max<i64>(job.width + 2 * rx, 2 * ky) + 16);
-            fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
-            grow_band(pm, false, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)]);
+            const i64 y0 = cuts[static_cast<std::size_t>(b)], y1 = cuts[static_cast<std::size_t>(b + 1)];
+            pm.zero_rows(y0, y1);
+            fn(job, y0, y1, s.data());
+            grow_band(pm, false, y0, y1, job.out);
         });
     } else {
         const i64 nb = std::max<i64>(1, std::min<i64>({threads, job.depth / 4, pixels / kMinVoxelsPerSlab}));
@@ -437,11 +457,13 @@ Status run_canny(const CannyJob& job_in, int threads) {
                                          job.width + job.smooth_len[2], 2 * kz}) + 16;
         parallel_for(nb, threads, [&](i64 b) {
             Scratch s(count, plane);
-            fn(job, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)], s.data());
-            grow_band(pm, true, cuts[static_cast<std::size_t>(b)], cuts[static_cast<std::size_t>(b + 1)]);
+            const i64 z0 = cuts[static_cast<std::size_t>(b)], z1 = cuts[static_cast<std::size_t>(b + 1)];
+            pm.zero_slices(z0, z1);
+            fn(job, z0, z1, s.data());
+            grow_band(pm, true, z0, z1, job.out);
         });
     }
-    finish(pm, is3d, cuts, job.out, threads);
+    finish(pm, is3d, cuts, job.out);
     return Status{};
 }
 
