@@ -225,3 +225,84 @@ def test_multi_frame_without_functional_groups_refused(tmp_path):
     ds.save_as(p)
     with pytest.raises(mio.MedfuseIOError, match="no PerFrameFunctionalGroupsSequence"):
         mio.read_ct(p)
+
+
+# ---------------------------------------------------------------- pixel data read without pydicom's decoders
+
+
+def _native_files():
+    """pydicom's and pydicom-data's uncompressed files (every one that decodes),
+    found on disk (pydicom's get_testdata_files would try the network)."""
+    from pathlib import Path
+
+    from pydicom.data import data_manager
+
+    roots = [Path(data_manager.DATA_ROOT) / "test_files"]
+    roots += [Path(src.data_path) for src in data_manager.external_data_sources().values()]
+    out = []
+    for path in sorted({str(f) for root in roots for f in root.rglob("*.dcm")}):
+        try:
+            head = pydicom.dcmread(path, stop_before_pixels=True)
+            if str(getattr(head, "file_meta", Dataset()).get("TransferSyntaxUID", "")) not in mio._NATIVE_LE:
+                continue
+            ds = pydicom.dcmread(path)
+            want = ds.pixel_array
+        except Exception:
+            continue
+        out.append((path, ds, want))
+    return out
+
+
+def test_native_pixels_equal_pydicom_on_real_files():
+    """Every shipped uncompressed file: the direct read gives pydicom's array
+    (values and dtype), and files it does not take go through pydicom."""
+    files = _native_files()
+    assert len(files) >= 10
+    direct = 0
+    for path, ds, want in files:
+        got = mio._pixels(ds)
+        assert got.dtype == want.dtype, path
+        np.testing.assert_array_equal(got, want, err_msg=path)
+        direct += want.ndim == 2 and int(ds.get("SamplesPerPixel", 1) or 1) == 1
+    assert direct >= 5  # the direct path really ran on real files
+
+
+@pytest.mark.parametrize("allocated,stored,signed", [(16, 16, 0), (16, 16, 1), (16, 12, 0), (16, 12, 1),
+                                                     (16, 1, 1), (8, 8, 0), (8, 8, 1), (8, 5, 1), (8, 3, 0)])
+@pytest.mark.parametrize("explicit", [False, True])
+def test_native_pixels_unused_bits_as_pydicom(tmp_path, allocated, stored, signed, explicit):
+    """Garbage in the unused high bits, odd sizes, a padding byte: the direct
+    read equals pydicom's pixel_array (which shifts the unused bits out)."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    rng = np.random.default_rng(allocated * 100 + stored * 2 + signed)
+    rows, cols = 7, 5
+    dt = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    info = np.iinfo(dt)
+    px = rng.integers(info.min, info.max, (rows, cols), endpoint=True).astype(dt)
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if explicit else ImplicitVRLittleEndian
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, stored, stored - 1, signed
+    raw = px.tobytes()
+    ds.PixelData = raw + (b"\0" if len(raw) % 2 else b"")
+    ds["PixelData"].VR = "OW" if allocated == 16 else "OB"
+    p = tmp_path / "x.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    back = pydicom.dcmread(p)
+    want = back.pixel_array
+    got = mio._pixels(back)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_native_pixels_short_data_goes_to_pydicom(tmp_path):
+    """Pixel data shorter than Rows x Columns: not read directly; pydicom's own
+    error reaches the caller as a MedfuseIOError naming the file."""
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    p = tmp_path / "short.dcm"
+    ds.save_as(p)
+    with pytest.raises(mio.MedfuseIOError, match="pixel data") as info:
+        mio.read_ct(p)
+    assert str(info.value.path) == str(p)

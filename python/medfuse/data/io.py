@@ -375,6 +375,41 @@ def _dcmread(f: Path, *, header_only: bool = False) -> Any:
         raise MedfuseIOError(f"cannot read DICOM file: {err}", f) from err
 
 
+# Uncompressed little-endian transfer syntaxes: implicit and explicit VR.
+_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+_NATIVE_DTYPES: dict[tuple[int, int], np.dtype[Any]] = {
+    (8, 0): np.dtype(np.uint8), (8, 1): np.dtype(np.int8), (16, 0): np.dtype("<u2"), (16, 1): np.dtype("<i2")}
+
+
+def _pixels(ds: Any) -> npt.NDArray[Any]:
+    """``ds.pixel_array``, with uncompressed little-endian single-frame grayscale
+    (every CT and most X-ray files) read straight from PixelData: the same
+    values as pydicom (unused high bits shifted out, sign-extended when
+    signed), without its decoder pipeline (a third of read_ct's time)."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts in _NATIVE_LE and "PixelData" in ds:
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            allocated, stored = int(ds.BitsAllocated), int(ds.get("BitsStored", ds.BitsAllocated))
+            key = (allocated, int(ds.PixelRepresentation))
+            simple = (int(ds.get("SamplesPerPixel", 1) or 1) == 1 and int(ds.get("NumberOfFrames", 1) or 1) == 1
+                      and key in _NATIVE_DTYPES and 0 < stored <= allocated and rows > 0 and cols > 0)
+        except (AttributeError, TypeError, ValueError):
+            simple = False
+        if simple:
+            raw = ds.PixelData
+            dt = _NATIVE_DTYPES[key]
+            if isinstance(raw, bytes) and len(raw) >= rows * cols * dt.itemsize:
+                px = np.frombuffer(raw, dt, count=rows * cols).reshape(rows, cols).astype(dt.newbyteorder("="))
+                shift = allocated - stored
+                if shift:  # as pydicom: drop the unused high bits (arithmetic shift when signed)
+                    np.left_shift(px, shift, out=px)
+                    np.right_shift(px, shift, out=px)
+                return px
+    return ds.pixel_array
+
+
 @dataclass
 class _Plane:
     """One 2D image of a DICOM CT: a single-frame file or one frame of an enhanced (multi-frame) file."""
@@ -606,7 +641,7 @@ def _read_dicom_files(
         key = id(pl.ds)
         if key not in decoded:
             try:
-                decoded[key] = pl.ds.pixel_array
+                decoded[key] = _pixels(pl.ds)
             except Exception as err:
                 raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", pl.source) from err
         px = decoded[key]
@@ -728,7 +763,7 @@ def _oriented(px: npt.NDArray[Any], ds: Any) -> npt.NDArray[Any]:
 
 def _dicom_xray_pixels(ds: Any, p: Path, apply_voi: bool) -> npt.NDArray[Any]:
     try:
-        px = ds.pixel_array
+        px = _pixels(ds)
     except Exception as err:
         raise MedfuseIOError(f"cannot decode DICOM pixel data: {err}", p) from err
     if px.ndim != 2:
