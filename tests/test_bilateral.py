@@ -115,6 +115,14 @@ def test_pair_path_matches_twin(dtype, d):
         np.testing.assert_array_equal(medfuse.bilateral(x, d, 40.0, 3.0), ref.bilateral(x, d, 40.0, 3.0))
     big = rng.integers(0, 256, (60, 2 * 150)).astype(dtype)[::2, ::2]  # non-contiguous, 30 x 150
     np.testing.assert_array_equal(medfuse.bilateral(big, d, 25.0, 2.0), ref.bilateral(big, d, 25.0, 2.0))
+    # bands that start inside the image (the uint8 float-row ring starts at each band's first row)
+    tall = rng.integers(0, 256, (157, 70)).astype(dtype)
+    before = medfuse.get_num_threads()
+    try:
+        medfuse.set_num_threads(5)
+        np.testing.assert_array_equal(medfuse.bilateral(tall, d, 40.0, 3.0), ref.bilateral(tall, d, 40.0, 3.0))
+    finally:
+        medfuse.set_num_threads(before)
 
 
 def test_invariants(cv2):

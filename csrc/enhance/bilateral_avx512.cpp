@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <immintrin.h>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/avx512_compat.hpp"

@@ -185,6 +185,10 @@ inline void direct(const BilateralRows& job, const T* c, T* o, typename S::V coe
 // columns of the left/right edge (whose mirror pairs would lie in the
 // padding) run the direct sum.
 //
+// uint8 images are read as float rows converted once per row (a ring of
+// 2 radius + 1 padded rows; the same exact values the per-load conversion
+// gave), so the inner loops only load.
+//
 // Rows y0..y1-1; false (nothing done) where the method does not apply:
 // radius above 16, or rows narrower than 48 pixels.
 template <class S, class T>
@@ -210,20 +214,50 @@ bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
     }
     std::unique_ptr<float[]> ring(new float[static_cast<std::size_t>(slots) * nf * ws]);
     auto slot = [&](i64 yy) { return ring.get() + ((yy - y0 + r) % slots) * nf * ws; };
-    std::vector<const float*> wp(static_cast<std::size_t>(nk));
+    // Padded image row of image row yy (yy in [y0 - r, y1 + r)) as floats, at its column -r.
+    // Rows are read up to 15 floats past their padded width (weight columns up to ws): uint8 ring rows
+    // carry that many zeros; float rows run into the next padded row, inside the padded image.
+    constexpr bool kU8 = std::is_same<T, std::uint8_t>::value;
+    const int frows = 2 * r + 1;
+    const i64 fstride = (ps + 16 + 15) / 16 * 16;
+    std::unique_ptr<float[]> fring(kU8 ? new float[static_cast<std::size_t>(frows * fstride)]() : nullptr);
+    auto frow = [&](i64 yy) -> const float* {
+        if constexpr (kU8)
+            return fring.get() + ((yy - y0 + 2 * r) % frows) * fstride;
+        else
+            return pad + (yy + r) * ps;
+    };
+    i64 converted = y0 - r;  // uint8: rows below this are in the ring
+    auto convert_upto = [&](i64 last) {  // rows converted..last (at most y1 + r - 1)
+        if constexpr (kU8) {
+            for (; converted <= last; ++converted) {
+                const T* src = pad + (converted + r) * ps;
+                float* dst = fring.get() + ((converted - y0 + 2 * r) % frows) * fstride;
+                i64 x = 0;
+                for (; x + L <= ps; x += L) S::storeu(dst + x, S::vals(src + x));
+                for (; x < ps; ++x) dst[x] = static_cast<float>(src[x]);
+            }
+        } else {
+            (void)last;
+        }
+    };
+    std::vector<const float*> wp(static_cast<std::size_t>(nk)), fk(static_cast<std::size_t>(nk));
     const V wc = S::set1(job.space[kc]);  // the centre's weight: space * colour(0), colour(0) = 1 exactly
     for (i64 yy = y0 - r; yy < y1; ++yy) {
-        // forward weights of row yy (rows above y0 only serve as backward weights of the band's rows;
-        // columns up to ws read at most 15 elements past the padded row, inside the padded image)
+        convert_upto(yy + r);
+        // forward weights of row yy (rows above y0 only serve as backward weights of the band's rows)
         const T* c = pad + (yy + r) * ps + r;
+        const float* fc = frow(yy) + r;
+        for (int k = 0; k < nk; ++k)
+            fk[static_cast<std::size_t>(k)] = frow(yy + dy[static_cast<std::size_t>(k)]) + r + dx[static_cast<std::size_t>(k)];
         float* ring_row = slot(yy);
         for (int j = 0; j < nf; ++j) {
             const int k = kc + 1 + j;
             const V sw = S::set1(job.space[k]);
-            const T* q = c + job.ofs[k];
+            const float* q = fk[static_cast<std::size_t>(k)];
             float* plane = ring_row + j * ws;
             for (i64 x = 0; x < ws; x += L)
-                S::storeu(plane + x, S::mul(sw, color_weight<S>(S::vals(q + x), S::vals(c + x), coeff)));
+                S::storeu(plane + x, S::mul(sw, color_weight<S>(S::loadu(q + x), S::loadu(fc + x), coeff)));
         }
         if (yy < y0) continue;
         T* o = out + yy * w;
@@ -245,13 +279,13 @@ bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
             V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0, w0 = s0, w1 = s0, w2 = s0, w3 = s0;
             for (int k = 0; k < nk; ++k) {
                 const float* pw = wp[static_cast<std::size_t>(k)];
-                const T* q = c + x + job.ofs[k];
+                const float* q = fk[static_cast<std::size_t>(k)] + x;
                 const V a0 = pw ? S::loadu(pw + x) : wc, a1 = pw ? S::loadu(pw + x + L) : wc;
                 const V a2 = pw ? S::loadu(pw + x + 2 * L) : wc, a3 = pw ? S::loadu(pw + x + 3 * L) : wc;
-                s0 = S::add(s0, S::mul(S::vals(q), a0));
-                s1 = S::add(s1, S::mul(S::vals(q + L), a1));
-                s2 = S::add(s2, S::mul(S::vals(q + 2 * L), a2));
-                s3 = S::add(s3, S::mul(S::vals(q + 3 * L), a3));
+                s0 = S::add(s0, S::mul(S::loadu(q), a0));
+                s1 = S::add(s1, S::mul(S::loadu(q + L), a1));
+                s2 = S::add(s2, S::mul(S::loadu(q + 2 * L), a2));
+                s3 = S::add(s3, S::mul(S::loadu(q + 3 * L), a3));
                 w0 = S::add(w0, a0);
                 w1 = S::add(w1, a1);
                 w2 = S::add(w2, a2);
@@ -268,7 +302,7 @@ bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
             for (int k = 0; k < nk; ++k) {
                 const float* pw = wp[static_cast<std::size_t>(k)];
                 const V a0 = pw ? S::loadu(pw + xs) : wc;
-                s0 = S::add(s0, S::mul(S::vals(c + xs + job.ofs[k]), a0));
+                s0 = S::add(s0, S::mul(S::loadu(fk[static_cast<std::size_t>(k)] + xs), a0));
                 w0 = S::add(w0, a0);
             }
             S::store(o + xs, s0, w0);
