@@ -66,17 +66,10 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
     const RowOps ops = row_ops();
     const i64 d = job.depth, h = job.height, w = job.width;
     const bool kills = job.border == (Dilate ? 1 : 0);
-    const i64 band = 64;  // rows per task
-    const i64 bands = (h + band - 1) / band;
-    // x then y, per slice and band of rows (x rows of the band's halo are
-    // recomputed), into out (2D, or rz = 0) or a scratch volume.
-    LargeBuffer<std::uint8_t> xy_buf(r[0] > 0 ? static_cast<std::size_t>(d * h * w) : 1);
-    std::uint8_t* xy = r[0] > 0 ? xy_buf.get() : job.out;
-    parallel_for(d * bands, threads, [&](i64 t) {
-        const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
+    // x then y for rows [y0, y1) of slice z (the band's x rows and their halo
+    // of ry rows are computed into `rows`), row y written to dst + (y - y0) w.
+    auto xy_band = [&](i64 z, i64 y0, i64 y1, std::uint8_t* rows, std::uint8_t* dst) {
         const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
-        const std::unique_ptr<std::uint8_t[]> rows_buf(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
-        std::uint8_t* const rows = rows_buf.get();  // every byte written below before it is read
         const std::uint8_t* const src = job.in + (z * h + ya) * w;
         const i64 rx = r[2];
         // The band's rows as one line (one call instead of one per row; a
@@ -95,18 +88,58 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
         const i64 yi0 = std::max(y0, r[1]), yi1 = std::min(y1, h - r[1]);
         for (i64 y = y0; y < y1; ++y) {
             if (y == yi0 && yi1 > yi0) {
-                ops.box_lines(Dilate, rows, w, yb - ya, y - ya, r[1], (yi1 - yi0) * w, kills, xy + (z * h + y) * w);
+                ops.box_lines(Dilate, rows, w, yb - ya, y - ya, r[1], (yi1 - yi0) * w, kills, dst + (y - y0) * w);
                 y = yi1 - 1;
                 continue;
             }
-            ops.box_lines(Dilate, rows, w, yb - ya, y - ya, r[1], w, kills, xy + (z * h + y) * w);
+            ops.box_lines(Dilate, rows, w, yb - ya, y - ya, r[1], w, kills, dst + (y - y0) * w);
         }
-    });
-    if (r[0] == 0) return;
-    // z: slices of the scratch, band by band.
-    parallel_for(d * bands, threads, [&](i64 t) {
-        const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
-        ops.box_lines(Dilate, xy + y0 * w, h * w, d, z, r[0], (y1 - y0) * w, kills, job.out + (z * h + y0) * w);
+    };
+    if (r[0] == 0) {  // 2D, or no z extent: per slice and band of 64 rows, straight into out
+        const i64 band = 64;
+        const i64 bands = (h + band - 1) / band;
+        parallel_for(d * bands, threads, [&](i64 t) {
+            const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
+            const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
+            const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
+            xy_band(z, y0, y1, rows.get(), job.out + (z * h + y0) * w);
+        });
+        return;
+    }
+    // 3D: a task owns a band of rows through every slice, sweeping z: the x-y
+    // result of each slice's band goes to a ring of 2 rz + 1 band-slices, and
+    // out's slice z is the z pass over the ring. The ring is doubled (each
+    // band-slice also stored R slots on), so the window's slices always lie
+    // at consecutive slots, as box_lines reads them. (A whole-volume x-y
+    // scratch was as large as the volume, and its first touch alone, the
+    // kernel zeroing fresh pages, took more time than the three passes.)
+    const i64 band = std::clamp<i64>(h / (4 * static_cast<i64>(std::max(threads, 1))), 8, 64);
+    const i64 bands = (h + band - 1) / band;
+    const i64 rz = r[0], R = 2 * rz + 1;
+    parallel_for(bands, threads, [&](i64 t) {
+        const i64 y0 = t * band, y1 = std::min(h, y0 + band), n = (y1 - y0) * w;
+        const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
+        const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
+        const std::unique_ptr<std::uint8_t[]> ring(new std::uint8_t[static_cast<std::size_t>(2 * R * n)]);
+        auto slot = [&](i64 q) { return ring.get() + (q % R) * n; };
+        i64 done = 0;  // band-slices [0, done) computed
+        for (i64 z = 0; z < d; ++z) {
+            for (; done <= std::min(d - 1, z + rz); ++done) {
+                std::uint8_t* s0 = slot(done);
+                xy_band(done, y0, y1, rows.get(), s0);
+                std::memcpy(s0 + R * n, s0, static_cast<std::size_t>(n));
+            }
+            std::uint8_t* const dst = job.out + (z * h + y0) * w;
+            if (z >= rz && z + rz < d) {  // the window's slices z - rz .. z + rz, consecutive from slot(z - rz)
+                ops.box_lines(Dilate, slot(z - rz), n, R, rz, rz, n, kills, dst);
+            } else if (kills) {  // the window reaches the border, the operation's annihilator
+                std::memset(dst, Dilate ? 1 : 0, static_cast<std::size_t>(n));
+            } else {  // the slices inside the volume
+                const i64 q0 = std::max<i64>(0, z - rz), q1 = std::min(d - 1, z + rz);
+                std::memcpy(dst, slot(q0), static_cast<std::size_t>(n));
+                for (i64 q = q0 + 1; q <= q1; ++q) ops.op_row(Dilate, dst, slot(q), n);
+            }
+        }
     });
 }
 
