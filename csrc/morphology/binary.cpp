@@ -143,6 +143,71 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
     });
 }
 
+// One iteration of any structure, straight from the input: a task takes a
+// band of rows of one slice as one line and applies each offset to it with one
+// row-op call (offsets' source rows of the band are consecutive too). Where an
+// offset's rows leave the image the band part reads the border: nothing (the
+// neutral value) or the annihilator. An x shift makes the pixels within rx of
+// a row's ends read the neighbouring row: those are recomputed one by one
+// afterwards. (Per-row calls cost more than the 512-byte rows' work.)
+void single_pass(const MorphJob& job, std::int64_t rx, int threads) {
+    using i64 = std::int64_t;
+    const RowOps ops = row_ops();
+    const i64 d = job.depth, h = job.height, w = job.width;
+    const bool dilate = job.dilate;
+    const bool kills = dilate ? job.border == 1 : job.border == 0;
+    const std::uint8_t identity = dilate ? 0 : 1, killer = dilate ? 1 : 0;
+    const i64 band = std::max<i64>(1, std::min<i64>(h, (i64(1) << 15) / std::max<i64>(1, w)));
+    const i64 bands = (h + band - 1) / band;
+    parallel_for(d * bands, threads, [&](i64 t) {
+        const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
+        std::uint8_t* const acc = job.out + (z * h + y0) * w;
+        const i64 n = (y1 - y0) * w;
+        std::memset(acc, identity, static_cast<std::size_t>(n));
+        for (i64 k = 0; k < job.n_offsets; ++k) {
+            const i64* o = job.offsets + 3 * k;
+            const i64 zz = z + o[0];
+            if (zz < 0 || zz >= d) {  // the whole band reads the border
+                if (kills) std::memset(acc, killer, static_cast<std::size_t>(n));
+                continue;
+            }
+            // rows y with y + oy inside the image: [ya, yb)
+            const i64 ya = std::clamp<i64>(-o[1], y0, y1), yb = std::clamp<i64>(h - o[1], ya, y1);
+            if (kills) {
+                std::memset(acc, killer, static_cast<std::size_t>((ya - y0) * w));
+                std::memset(acc + (yb - y0) * w, killer, static_cast<std::size_t>((y1 - yb) * w));
+            }
+            if (ya >= yb) continue;
+            // element i of the rows [ya, yb) reads element i + ox of the shifted rows; the first and last
+            // |ox| elements would read outside them and are left for the end-pixel pass
+            const i64 ox = o[2], m = (yb - ya) * w;
+            const std::uint8_t* src = job.in + ((zz * h + ya + o[1]) * w);
+            const i64 i0 = std::max<i64>(0, -ox), i1 = std::min(m, m - ox);
+            if (i1 > i0) ops.op_row(dilate, acc + (ya - y0) * w + i0, src + i0 + ox, i1 - i0);
+        }
+        if (rx == 0) return;
+        // end pixels of each row: x < rx or x >= w - rx, every offset with the border rule
+        for (i64 y = y0; y < y1; ++y) {
+            std::uint8_t* row = acc + (y - y0) * w;
+            auto pixel = [&](i64 x) {
+                std::uint8_t a = identity;
+                for (i64 k = 0; k < job.n_offsets; ++k) {
+                    const i64* o = job.offsets + 3 * k;
+                    const i64 zz = z + o[0], yy = y + o[1], xx = x + o[2];
+                    const std::uint8_t v = (zz < 0 || zz >= d || yy < 0 || yy >= h || xx < 0 || xx >= w)
+                                               ? job.border
+                                               : job.in[(zz * h + yy) * w + xx];
+                    a = dilate ? static_cast<std::uint8_t>(a | v) : static_cast<std::uint8_t>(a & v);
+                }
+                row[x] = a;
+            };
+            const i64 lo = std::min(rx, w), hi = std::max(lo, w - rx);
+            for (i64 x = 0; x < lo; ++x) pixel(x);
+            for (i64 x = hi; x < w; ++x) pixel(x);
+        }
+    });
+}
+
 }  // namespace
 
 void binary_morph(const MorphJob& job, int threads) {
@@ -163,6 +228,10 @@ void binary_morph(const MorphJob& job, int threads) {
             box_morph<true>(job, r, threads);
         else
             box_morph<false>(job, r, threads);
+        return;
+    }
+    if (job.iterations == 1) {
+        single_pass(job, r[2], threads);
         return;
     }
     // Offsets reaching past the image only ever read the border: clamp the
