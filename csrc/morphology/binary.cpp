@@ -234,22 +234,18 @@ void binary_morph(const MorphJob& job, int threads) {
         single_pass(job, r[2], threads);
         return;
     }
-    // Offsets reaching past the image only ever read the border: clamp the
-    // padding, not the offsets, so that the scratch stays small. One
-    // iteration reads the input itself (no padded copy: the parts of a
-    // shifted row outside the image are the border, handled as below).
-    const bool single = job.iterations == 1;
-    const std::int64_t pz = single ? 0 : std::min(r[0], d), py = single ? 0 : std::min(r[1], h),
-                       px = single ? 0 : std::min(r[2], w);
+    // Several iterations: a padded copy that each iteration reads (and the
+    // next one rewrites). Offsets reaching past the image only ever read the
+    // border: clamp the padding, not the offsets, so that the scratch stays small.
+    const std::int64_t pz = std::min(r[0], d), py = std::min(r[1], h), px = std::min(r[2], w);
     const std::int64_t Pd = d + 2 * pz, Ph = h + 2 * py, Pw = w + 2 * px;
     // The padded copy is filled row by row in parallel (border rows, the
     // border columns and the image rows), not value-initialised first: a
     // serial fill (page faults included) does not scale with threads.
-    const LargeBuffer<std::uint8_t> pad_buf(single ? 1 : static_cast<std::size_t>(Pd * Ph * Pw));
+    const LargeBuffer<std::uint8_t> pad_buf(static_cast<std::size_t>(Pd * Ph * Pw));
     std::uint8_t* const pad = pad_buf.get();
-    const std::uint8_t* const base = single ? job.in : pad;  // what the shifted rows read
     auto interior = [&](std::int64_t z, std::int64_t y) { return pad + ((z + pz) * Ph + (y + py)) * Pw + px; };
-    const std::int64_t n_pad_rows = single ? 0 : Pd * Ph;
+    const std::int64_t n_pad_rows = Pd * Ph;
     parallel_for((n_pad_rows + kRowsPerBlock - 1) / kRowsPerBlock, threads, [&](std::int64_t b) {
         const std::int64_t r1 = std::min(n_pad_rows, (b + 1) * kRowsPerBlock);
         for (std::int64_t pr = b * kRowsPerBlock; pr < r1; ++pr) {
@@ -288,7 +284,7 @@ void binary_morph(const MorphJob& job, int threads) {
                         x1 = std::min<std::int64_t>(w, w + px - o[2]);
                         // src[x] is padded element x + px + o[2] of the row (valid on [x0, x1)).
                         src = x0 >= x1 ? nullptr
-                                       : base + (((zz + pz) * Ph + (yy + py)) * Pw + px + o[2] + x0);
+                                       : pad + (((zz + pz) * Ph + (yy + py)) * Pw + px + o[2] + x0);
                     }
                     const bool border_kills = job.dilate ? job.border == 1 : job.border == 0;
                     if (src == nullptr) {
