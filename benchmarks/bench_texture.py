@@ -182,7 +182,7 @@ def test_glcm3d_ct(benchmark: BenchmarkFixture, impl: str) -> None:
         return
     threads = int(impl.split("-")[1])
     medfuse.set_num_threads(threads)
-    benchmark.pedantic(_medfuse_3d, args=(q, levels, roi), rounds=3, iterations=1)
+    benchmark.pedantic(_medfuse_3d, args=(q, levels, roi), rounds=9, iterations=1, warmup_rounds=1)
     _info(benchmark, f"medfuse ({threads} thread{'s' if threads > 1 else ''})", "medfuse", threads, IN3, "pyradiomics")
 
 
