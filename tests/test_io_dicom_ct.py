@@ -306,3 +306,65 @@ def test_native_pixels_short_data_goes_to_pydicom(tmp_path):
     with pytest.raises(mio.MedfuseIOError, match="pixel data") as info:
         mio.read_ct(p)
     assert str(info.value.path) == str(p)
+
+
+_NUMBER_KEYWORDS = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                    "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept"]
+
+
+def _as_numbers(v):
+    if v is None or v == "":
+        return v
+    try:
+        return [float(x) for x in v]
+    except TypeError:
+        return [float(v)]
+
+
+def test_number_text_equals_pydicom_on_real_files():
+    """The DS/IS values read straight from the raw bytes equal pydicom's decoded values on every shipped file."""
+    from pathlib import Path
+
+    from pydicom.data import data_manager
+
+    roots = [Path(data_manager.DATA_ROOT) / "test_files"]
+    roots += [Path(src.data_path) for src in data_manager.external_data_sources().values()]
+    seen = 0
+    for path in sorted({str(f) for root in roots for f in root.rglob("*.dcm")}):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            want = {kw: _as_numbers(ds.get(kw)) for kw in _NUMBER_KEYWORDS}
+        except Exception:
+            continue
+        fresh = pydicom.dcmread(path, stop_before_pixels=True)  # undecoded: the raw-bytes path
+        for kw in _NUMBER_KEYWORDS:
+            assert _as_numbers(mio._number_text(fresh, kw)) == want[kw], (path, kw)
+            seen += want[kw] not in (None, "")
+    assert seen >= 50
+
+
+@pytest.mark.parametrize("raw,want", [(b"1.5", 1.5), (b" -2.25e1 ", -22.5), (b"1\\2\\3 ", [1.0, 2.0, 3.0]),
+                                      (b"", None), (b"  ", ""), (b"0", 0.0), (b"12 ", 12.0)])
+def test_number_text_parses_ds_strings(tmp_path, raw, want):
+    ds = pydicom.dcmread(CT_SMALL)
+    ds["SliceThickness"].value = raw.decode()
+    p = tmp_path / "x.dcm"
+    ds.save_as(p)
+    fresh = pydicom.dcmread(p, stop_before_pixels=True)
+    assert mio._number_text(fresh, "SliceThickness") == want
+    assert _as_numbers(mio._number_text(fresh, "SliceThickness")) == _as_numbers(pydicom.dcmread(p).get("SliceThickness"))
+
+
+def test_number_text_falls_back_to_pydicom_on_bad_text(tmp_path):
+    """Text that is not a number: pydicom's own value (and read_ct's existing rules) decide."""
+    ds = pydicom.dcmread(CT_SMALL)
+    p = tmp_path / "x.dcm"
+    ds.save_as(p)
+    raw = p.read_bytes()
+    fresh = pydicom.dcmread(p, stop_before_pixels=True)
+    elem = fresh.get_item("SliceThickness")
+    patched = raw[: elem.value_tell] + b"x" * elem.length + raw[elem.value_tell + elem.length:]
+    p.write_bytes(patched)
+    bad = pydicom.dcmread(p, stop_before_pixels=True)
+    got = mio._number_text(bad, "SliceThickness")
+    assert got == pydicom.dcmread(p, stop_before_pixels=True).get("SliceThickness") == "xxxxxxxx"
