@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--dose", type=float, default=0.1)
     ap.add_argument("--nodule-hu", type=float, default=-750.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--learned", action="store_true", help="also the shipped DnCNNs, general and lesion (torch)")
+    ap.add_argument("--learned", action="store_true", help="also the shipped DnCNNs, general, lesion and lowdose (torch)")
     args = ap.parse_args()
     methods: dict[str, object] = {"nlm (h=60)": ("nlm", {"h": 60.0}), "bilateral": ("bilateral", {"sigma_color": 90.0}),
                                   "gaussian": ("gaussian", {"sigma": 1.0})}
@@ -74,6 +74,8 @@ def main() -> None:
 
         methods["dncnn"] = load_denoiser()
         methods["dncnn (lesion)"] = load_denoiser(kind="lesion")
+        methods["dncnn (lowdose)"] = load_denoiser(kind="lowdose")
+        methods["dncnn (lowdose, smooth 1)"] = load_denoiser(kind="lowdose", smooth=1.0)
     rng = np.random.default_rng(args.seed)
     feats: dict[str, list[np.ndarray]] = {}
     labels = []

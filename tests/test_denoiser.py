@@ -200,6 +200,9 @@ def test_refusals(tmp_path):
             D.train_denoiser(data="nodules", lesion_weight=lw, steps=1)
     with pytest.raises(ValueError, match="lesion_weight needs data='nodules'"):
         D.train_denoiser(lesion_weight=5.0, steps=1)
+    for loss in ("l2", "L1", None):
+        with pytest.raises(ValueError, match="loss"):
+            D.train_denoiser(loss=loss, steps=1)
 
 
 def test_nodule_pairs_weight_the_nodule_neighbourhood():
@@ -241,6 +244,56 @@ def test_weighted_loss_is_a_weighted_mean():
     assert float((step(spot) - plain).abs().max()) > 1e-4
 
 
+def test_l1_loss_is_the_mean_absolute_error():
+    """loss='l1': one Adam step equals a hand-written step on the (weighted) mean absolute error of the same crops,
+    and differs from the squared-error step."""
+    rng = np.random.default_rng(1)
+    clean = rng.normal(0, 0.05, (3, 32, 32)).astype(np.float32)
+    noisy = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    weights = np.ones(clean.shape, np.float32)
+    weights[:, 12:20, 12:20] = 7.0
+
+    def step(loss, w=None):
+        torch.manual_seed(0)
+        model = D.DnCNN(depth=3, channels=4)
+        D._fit(model, noisy, clean, patch=32, steps=1, batch=1, lr=1e-2, seed=0, weights=w, loss=loss)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    def by_hand(w):
+        # the one crop is the whole slice; replay _fit's draws (slice, then flip code) to transform it alike
+        gen = torch.Generator().manual_seed(0)
+        i = int(torch.randint(0, 3, (1,), generator=gen))
+        torch.randint(0, 1, (1,), generator=gen), torch.randint(0, 1, (1,), generator=gen)
+        f = int(torch.randint(0, 8, (1,), generator=gen))
+
+        def tf(a):
+            t = torch.from_numpy(a[i])
+            t = t.flip(0) if f & 1 else t
+            t = t.flip(1) if f & 2 else t
+            return (t.T if f & 4 else t)[None, None]
+
+        torch.manual_seed(0)
+        model = D.DnCNN(depth=3, channels=4)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        wt = tf(w)
+        ((wt * (model(tf(noisy)) - tf(clean)).abs()).sum() / wt.sum()).backward()
+        opt.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    torch.testing.assert_close(step("l1", weights), by_hand(weights), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(step("l1"), by_hand(np.ones_like(weights)), rtol=1e-5, atol=1e-7)
+    assert float((step("l1") - step("mse")).abs().max()) > 1e-4
+
+
+def test_l1_training_learns_and_is_deterministic(held_out):
+    ref, low = held_out
+    kw = dict(depth=3, channels=8, data="nodules", lesion_weight=5.0, loss="l1", n_volumes=2, slices_per_volume=3,
+              doses=(0.05, 0.15), shape=(12, 128, 128), patch=40, steps=150, lr=5e-3, batch=4, seed=2)
+    a = D.train_denoiser(**kw)
+    assert R.psnr(ref, a(low), data_range=1500) > R.psnr(ref, low, data_range=1500) + 1.0
+    np.testing.assert_array_equal(a(low), D.train_denoiser(**kw)(low))
+
+
 def test_lesion_training_learns_and_is_deterministic(held_out):
     ref, low = held_out
     kw = dict(depth=3, channels=8, data="nodules", lesion_weight=5.0, n_volumes=2, slices_per_volume=3,
@@ -257,6 +310,51 @@ def test_shipped_lesion_weights_load_and_denoise(held_out):
     out = R.denoise(low, den)
     assert R.psnr(ref, out, data_range=1500) > R.psnr(ref, low, data_range=1500) + 2.0
     assert not np.array_equal(out, R.denoise(low, general))  # really another file
+
+
+def test_shipped_lowdose_weights_load_and_denoise(held_out):
+    """kind='lowdose': the same network with its own weights; smooth=1 adds the 1-pixel Gaussian after it."""
+    ref, low = held_out
+    den, lesion = D.load_denoiser(kind="lowdose"), D.load_denoiser(kind="lesion")
+    assert (den.model.depth, den.model.channels, den.model.factor, den.smooth) == (7, 16, 1, 0.0)
+    out = R.denoise(low, den)
+    assert R.psnr(ref, out, data_range=1500) > R.psnr(ref, low, data_range=1500) + 2.0
+    assert not np.array_equal(den.model.body[0].weight.detach(), lesion.model.body[0].weight.detach())
+    smoothed = D.load_denoiser(kind="lowdose", smooth=1.0)
+    assert smoothed.smooth == 1.0
+    np.testing.assert_array_equal(smoothed(low), R.denoise(out, "gaussian", sigma=1.0))
+    with pytest.raises(ValueError, match="smooth"):
+        D.load_denoiser(kind="lowdose", smooth=-1.0)
+
+
+def test_smooth_is_a_gaussian_after_the_network(tmp_path, held_out):
+    """Denoiser(model, smooth) = scipy.ndimage.gaussian_filter (mirror edges, truncate 4) of the network's output;
+    save/load keeps smooth, files without it load with 0; bad values are refused by name."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    _, low = held_out
+    torch.manual_seed(3)
+    model = D.DnCNN(depth=3, channels=4)
+    plain, smoothed = D.Denoiser(model), D.Denoiser(model, 1.5)
+    np.testing.assert_allclose(smoothed(low), ndimage.gaussian_filter(plain(low).astype(np.float64), 1.5,
+                                                                       mode="mirror", truncate=4.0), atol=2e-3)
+    assert float(np.abs(smoothed(low) - plain(low)).max()) > 10.0
+    D.save_denoiser(smoothed, tmp_path / "s.safetensors")
+    D.save_denoiser(plain, tmp_path / "p.safetensors")
+    assert D.load_denoiser(tmp_path / "s.safetensors").smooth == 1.5
+    assert D.load_denoiser(tmp_path / "p.safetensors").smooth == 0.0
+    np.testing.assert_array_equal(D.load_denoiser(tmp_path / "s.safetensors")(low), smoothed(low))
+    for bad in (-1.0, float("nan"), 11.0, True, "1"):
+        with pytest.raises(ValueError, match="smooth"):
+            D.Denoiser(model, bad)
+        with pytest.raises(ValueError, match="smooth"):
+            D.train_denoiser(smooth=bad, steps=1)
+    from safetensors.torch import save_file
+
+    w = {k: v.contiguous() for k, v in model.state_dict().items()}
+    for s in ("-1", "one", "inf"):
+        save_file(w, str(tmp_path / "b.safetensors"), metadata={"depth": "3", "channels": "4", "smooth": s})
+        with pytest.raises(ValueError, match="not a medfuse denoiser"):
+            D.load_denoiser(tmp_path / "b.safetensors")
 
 
 def test_lesion_weights_keep_more_of_a_faint_nodule():

@@ -95,18 +95,23 @@ def test_restore_bench(tmp_path, capsys):
     assert "data:image/png;base64," in text and "nlm" in text
 
 
-def test_enhance_dncnn_lesion_weights(ct_dicom, tmp_path):
-    """--method dncnn --param kind=lesion applies the shipped lesion weights; an unknown kind is a usage error."""
+@pytest.mark.parametrize(("kind", "smooth"), [("lesion", None), ("lowdose", 1.0)])
+def test_enhance_dncnn_lesion_weights(ct_dicom, tmp_path, kind, smooth):
+    """--method dncnn --param kind=lesion (or lowdose, with --param smooth=1) applies those shipped weights; an
+    unknown kind and a bad smooth are usage errors."""
     pytest.importorskip("torch")
     from medfuse.nn.denoiser import load_denoiser
 
     out = tmp_path / "out"
+    extra = [] if smooth is None else ["--param", f"smooth={smooth:g}"]
     assert main(["enhance", str(ct_dicom / "s1.dcm"), "-o", str(out / "s1.dcm"), "--method", "dncnn",
-                 "--param", "kind=lesion"]) == 0
+                 "--param", f"kind={kind}", *extra]) == 0
     a, b = pydicom.dcmread(ct_dicom / "s1.dcm"), pydicom.dcmread(out / "s1.dcm")
     hu_in = a.pixel_array * float(a.RescaleSlope) + float(a.RescaleIntercept)
     hu_out = b.pixel_array * float(b.RescaleSlope) + float(b.RescaleIntercept)
-    np.testing.assert_allclose(hu_out, np.rint(R.denoise(hu_in.astype(np.float32), load_denoiser(kind="lesion"))),
-                               atol=1)
+    want = R.denoise(hu_in.astype(np.float32), load_denoiser(kind=kind, smooth=smooth))
+    np.testing.assert_allclose(hu_out, np.rint(want), atol=1)
     assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o2"), "--method", "dncnn",
                  "--param", "kind=sharp"]) == 2
+    assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o3"), "--method", "dncnn",
+                 "--param", "smooth=-1"]) == 2

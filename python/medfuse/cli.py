@@ -1208,7 +1208,8 @@ def _add_restore_parsers(sub: Any) -> None:
     en.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="method parameter, repeatable: e.g. --param h=40 (nlm, in the image's units: HU for "
                     "DICOM), --param sigma=1.5, --param size=5, --param sigma_color=60, --param clip_limit=2, "
-                    "--param center=-600 --param width=1500, --param weights=FILE or kind=lesion (dncnn)")
+                    "--param center=-600 --param width=1500, --param weights=FILE or kind=lesion|lowdose, "
+                    "--param smooth=1 (dncnn)")
     en.set_defaults(handler=_cmd_enhance)
 
     rb = sub.add_parser(

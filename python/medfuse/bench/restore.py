@@ -70,14 +70,16 @@ def _processor(method: str, params: dict[str, Any]) -> Callable[[npt.NDArray[Any
     if method == "dncnn":
         weights = params.pop("weights", None)
         which = params.pop("kind", "general")
+        smooth = params.pop("smooth", None)
         if params:
-            raise EnhanceUsageError(f"dncnn takes only weights=PATH or kind=general|lesion; got {', '.join(params)}")
+            raise EnhanceUsageError("dncnn takes only weights=PATH or kind=general|lesion|lowdose, and smooth=PIXELS; "
+                                    f"got {', '.join(params)}")
         try:
             from ..nn.denoiser import load_denoiser
         except ImportError as err:
             raise EnhanceUsageError(f"--method dncnn needs PyTorch: {err}") from err
         try:
-            den = load_denoiser(weights, kind=which)
+            den = load_denoiser(weights, kind=which, smooth=smooth)
         except (OSError, ValueError) as err:
             raise EnhanceUsageError(str(err)) from err
         return lambda img: R.denoise(img, den)

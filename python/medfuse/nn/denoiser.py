@@ -25,8 +25,11 @@ by 1000; with ``factor > 1`` a slice whose sides are not multiples of
 * :func:`load_denoiser` loads the weights shipped in
   ``medfuse/resources/dncnn_ct.safetensors`` (``kind="general"``, trained
   for PSNR), ``dncnn_ct_lesion.safetensors`` (``kind="lesion"``, fine-tuned
-  on faint nodules at low dose) or a file you trained, and returns a
-  callable for :func:`medfuse.restore.denoise`.
+  on faint nodules at low dose), ``dncnn_ct_lowdose.safetensors``
+  (``kind="lowdose"``: those fine-tuned at lower doses with the absolute
+  error; with ``smooth=1.0``, a 1-pixel Gaussian after the network, the
+  method for radiomics of faint nodules at low dose) or a file you trained,
+  and returns a callable for :func:`medfuse.restore.denoise`.
 """
 
 from __future__ import annotations
@@ -44,15 +47,17 @@ import numpy.typing as npt
 import torch
 
 from ..kernels._threads import get_num_threads, learner_threads
+from ..kernels.convolve import gaussian
 from ._torch import torch_threads
 from .modules import Conv2d
 
-__all__ = ["LESION_WEIGHTS", "SHIPPED_WEIGHTS", "Denoiser", "DnCNN", "load_denoiser", "save_denoiser",
+__all__ = ["LESION_WEIGHTS", "LOWDOSE_WEIGHTS", "SHIPPED_WEIGHTS", "Denoiser", "DnCNN", "load_denoiser", "save_denoiser",
            "train_denoiser"]
 
 SHIPPED_WEIGHTS = "dncnn_ct.safetensors"
 LESION_WEIGHTS = "dncnn_ct_lesion.safetensors"
-_SHIPPED = {"general": SHIPPED_WEIGHTS, "lesion": LESION_WEIGHTS}
+LOWDOSE_WEIGHTS = "dncnn_ct_lowdose.safetensors"
+_SHIPPED = {"general": SHIPPED_WEIGHTS, "lesion": LESION_WEIGHTS, "lowdose": LOWDOSE_WEIGHTS}
 _LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 HU_SCALE = 1000.0
 
@@ -126,11 +131,27 @@ class DnCNN(torch.nn.Module):
         return x - noise[..., :h, :w]
 
 
+def _check_smooth(smooth: object) -> float:
+    if (isinstance(smooth, (bool, np.bool_)) or not isinstance(smooth, numbers.Real)
+            or not (math.isfinite(smooth) and 0 <= float(smooth) <= 10)):
+        raise ValueError(f"smooth must be a number in [0, 10] (pixels); got {smooth!r}")
+    return float(smooth)
+
+
 @dataclass
 class Denoiser:
-    """A trained :class:`DnCNN` as a function of a 2D HU slice (float32 out)."""
+    """A trained :class:`DnCNN` as a function of a 2D HU slice (float32 out).
+
+    ``smooth`` > 0: the network's output is then filtered by a Gaussian of that standard deviation in pixels
+    (:func:`medfuse.gaussian`, scipy.ndimage's taps and mirror edges), a fixed step after the network, not
+    trained through. It is saved with the weights (:func:`save_denoiser`).
+    """
 
     model: DnCNN
+    smooth: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.smooth = _check_smooth(self.smooth)
 
     def __call__(self, image: npt.ArrayLike) -> npt.NDArray[np.float32]:
         img = np.asarray(image)
@@ -142,36 +163,46 @@ class Denoiser:
         self.model.eval()
         with torch_threads(get_num_threads()), torch.inference_mode():  # inference: one big forward, all threads
             y = self.model.forward_strips(torch.from_numpy(x)[None, None])[0, 0].numpy()
-        return (y * np.float32(HU_SCALE)).astype(np.float32)
+        out = (y * np.float32(HU_SCALE)).astype(np.float32)
+        return gaussian(out, self.smooth, out_dtype=np.float32) if self.smooth > 0 else out
 
 
 def save_denoiser(denoiser: Denoiser | DnCNN, path: str | Path) -> None:
-    """Write the weights (and the architecture in the metadata) as safetensors."""
+    """Write the weights (and the architecture and ``smooth`` in the metadata) as safetensors."""
     from safetensors.torch import save_file
 
     model = denoiser.model if isinstance(denoiser, Denoiser) else denoiser
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta = {"depth": str(model.depth), "channels": str(model.channels), "factor": str(model.factor)}
+    if isinstance(denoiser, Denoiser) and denoiser.smooth > 0:
+        meta["smooth"] = repr(denoiser.smooth)
     save_file(tensors, str(path), metadata=meta)
 
 
-def load_denoiser(path: str | Path | None = None, *, kind: str = "general") -> Denoiser:
+def load_denoiser(path: str | Path | None = None, *, kind: str = "general", smooth: float | None = None) -> Denoiser:
     """A shipped denoiser (``path=None``) or one saved by :func:`save_denoiser`.
 
     ``kind`` picks the shipped weights: ``"general"`` (``dncnn_ct.safetensors``, trained for PSNR on
     nodule and disease phantoms at doses 0.05-0.5) or ``"lesion"`` (``dncnn_ct_lesion.safetensors``: the
     general weights fine-tuned on faint ground-glass nodules at doses 0.04-0.15 with the loss weighted
-    toward the nodule's neighbourhood, for low-dose lesion work; see :func:`train_denoiser`).
+    toward the nodule's neighbourhood, for low-dose lesion work; see :func:`train_denoiser`) or ``"lowdose"``
+    (``dncnn_ct_lowdose.safetensors``: the lesion weights fine-tuned at doses 0.03-0.12 with the absolute error,
+    see :func:`train_denoiser`). ``smooth``: the Gaussian after the network (:class:`Denoiser`), in pixels;
+    None keeps the file's (0 for the shipped files). ``load_denoiser(kind="lowdose", smooth=1.0)`` is the
+    shipped method for radiomics of faint nodules at low dose (``benchmarks/eval_restore.py``): its PSNR is
+    far below the network's alone, since the Gaussian also blurs the anatomy.
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     if kind not in _SHIPPED:
         raise ValueError(f"kind must be one of {', '.join(_SHIPPED)}; got {kind!r}")
+    if smooth is not None:
+        smooth = _check_smooth(smooth)
     if path is None:
         ref = resources.files("medfuse.resources").joinpath(_SHIPPED[kind])
         with resources.as_file(ref) as p:
-            return load_denoiser(p)
+            return load_denoiser(p, smooth=smooth)
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"denoiser weights not found: {p}")
@@ -180,13 +211,14 @@ def load_denoiser(path: str | Path | None = None, *, kind: str = "general") -> D
             meta = f.metadata() or {}
         depth, channels = int(meta["depth"]), int(meta["channels"])
         factor = int(meta.get("factor", "1"))  # files written before the factor existed: full resolution
+        file_smooth = _check_smooth(float(meta.get("smooth", "0")))  # no smoothing unless saved with it
         state = load_file(str(p))
         model = DnCNN(depth, channels, factor)
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except (SafetensorError, KeyError, ValueError, TypeError, OSError, RuntimeError) as err:
         # not safetensors / unreadable, metadata without depth or channels or not integers, weights that do not fit
         raise ValueError(f"{p} is not a medfuse denoiser weights file: {err}") from err
-    return Denoiser(model)
+    return Denoiser(model, file_smooth if smooth is None else smooth)
 
 
 def _phantom_volume(v: int, shape: tuple[int, int, int], seed: int, rng: np.random.Generator) -> tuple[
@@ -269,10 +301,11 @@ def _nodule_pairs(
 
 def _fit(model: DnCNN, noisy: npt.NDArray[np.float32], clean: npt.NDArray[np.float32], *, patch: int, steps: int,
          batch: int, lr: float, seed: int, weights: npt.NDArray[np.float32] | None = None,
-         centres: Sequence[tuple[int, int]] | None = None) -> None:
-    """Adam on random crops, flipped/transposed at random (MSE, cosine learning-rate decay).
+         centres: Sequence[tuple[int, int]] | None = None, loss: str = "mse") -> None:
+    """Adam on random crops, flipped/transposed at random (cosine learning-rate decay).
 
-    ``weights`` (one map per slice): the loss is the weighted mean of the squared errors. ``centres``: each
+    ``loss``: ``"mse"`` (squared errors) or ``"l1"`` (absolute errors). ``weights`` (one map per slice): the
+    loss is the weighted mean of the errors. ``centres``: each
     crop is placed around its slice's centre, shifted by up to ``patch // 2 - 4`` pixels (clipped to the
     slice), instead of anywhere."""
     x_all, y_all = torch.from_numpy(noisy), torch.from_numpy(clean)
@@ -305,13 +338,14 @@ def _fit(model: DnCNN, noisy: npt.NDArray[np.float32], clean: npt.NDArray[np.flo
                 t = t.flip(1) if f & 2 else t
                 dst.append(t.T if f & 4 else t)
         pred, target = model(torch.stack(xb)[:, None]), torch.stack(yb)[:, None]
+        err = (pred - target).abs() if loss == "l1" else (pred - target).square()
         if w_all is None:
-            loss = torch.nn.functional.mse_loss(pred, target)
+            value = err.mean()
         else:
             wt = torch.stack(wb)[:, None]
-            loss = (wt * (pred - target).square()).sum() / wt.sum()
+            value = (wt * err).sum() / wt.sum()
         opt.zero_grad()
-        loss.backward()
+        value.backward()
         opt.step()
     model.eval()
 
@@ -345,6 +379,8 @@ def train_denoiser(
     path: str | Path | None = None,
     data: str = "mixed",
     lesion_weight: float = 0.0,
+    loss: str = "mse",
+    smooth: float = 0.0,
 ) -> Denoiser:
     """Train a :class:`DnCNN` on synthetic low-dose / normal-dose CT pairs.
 
@@ -359,7 +395,7 @@ def train_denoiser(
     findings, alternately) x ``slices_per_volume`` slices, each degraded at a
     dose drawn log-uniformly from ``doses``; ``steps`` Adam steps on random
     ``patch``-sized crops (a multiple of ``factor``), flipped and transposed
-    at random (MSE). The learning rate decays from ``lr`` to 0 on a cosine;
+    at random (``loss``). The learning rate decays from ``lr`` to 0 on a cosine;
     sequences ``steps`` and ``lr`` (same length) run one such cycle per
     entry, each with a fresh optimizer and the same crop sequence (warm
     restarts). Deterministic for a seed and thread count. ``init``: start from these weights (a :class:`Denoiser` or
@@ -378,6 +414,16 @@ def train_denoiser(
     steps=2000, lr=5e-4, seed=700, init=load_denoiser())`` at
     ``medfuse.set_learner_threads(2)`` (phantom seeds 700000-700099, none of
     ``benchmarks/eval_restore.py``'s).
+
+    ``loss``: ``"mse"`` (squared errors) or ``"l1"`` (absolute errors), weighted
+    alike. ``smooth``: the returned :class:`Denoiser`'s Gaussian after the
+    network (pixels, saved with the weights; not used in training). The
+    shipped ``kind="lowdose"`` weights are ``train_denoiser(data="nodules",
+    lesion_weight=20, loss="l1", n_volumes=100, slices_per_volume=3,
+    doses=(0.03, 0.12), shape=(48, 128, 128), patch=48, steps=2000, lr=5e-4,
+    seed=702, init=load_denoiser(kind="lesion"))`` at
+    ``medfuse.set_num_threads(1)`` and one learner thread (phantom seeds
+    702000-702099).
     """
     DnCNN(depth, channels, factor)  # checks depth, channels and factor first
     st, rates = _as_tuple(steps, "steps"), _as_tuple(lr, "lr")
@@ -397,6 +443,9 @@ def train_denoiser(
     if (isinstance(lesion_weight, (bool, np.bool_)) or not isinstance(lesion_weight, numbers.Real)
             or not (math.isfinite(lesion_weight) and lesion_weight >= 0)):
         raise ValueError(f"lesion_weight must be a finite number >= 0; got {lesion_weight!r}")
+    smooth = _check_smooth(smooth)
+    if loss not in ("mse", "l1"):
+        raise ValueError(f"loss must be 'mse' or 'l1'; got {loss!r}")
     if lesion_weight and data != "nodules":
         raise ValueError("lesion_weight needs data='nodules' (the mixed set has no lesion masks)")
     torch.manual_seed(seed)
@@ -417,8 +466,8 @@ def train_denoiser(
     with torch_threads(learner_threads()):  # training, like every learner (issue 20: no oversubscription)
         for n, rate in cycles:
             _fit(model, noisy, clean, patch=patch, steps=int(n), batch=batch, lr=float(rate), seed=seed,
-                 weights=weights, centres=centres)
-    den = Denoiser(model)
+                 weights=weights, centres=centres, loss=loss)
+    den = Denoiser(model, smooth)
     if path is not None:
         save_denoiser(den, path)
     return den
