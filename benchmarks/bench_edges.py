@@ -70,6 +70,12 @@ def test_canny_u8_2048(benchmark: BenchmarkFixture, impl: str) -> None:
     _run(benchmark, "canny-u8-2048", impl)
 
 
+@pytest.mark.benchmark(group="canny-u8-xray-512")
+@pytest.mark.parametrize("impl", _impls("canny-u8-xray-512"))
+def test_canny_u8_xray_512(benchmark: BenchmarkFixture, impl: str) -> None:
+    _run(benchmark, "canny-u8-xray-512", impl)
+
+
 @pytest.mark.benchmark(group="canny-i16-ct-512")
 @pytest.mark.parametrize("impl", _impls("canny-i16-ct-512"))
 def test_canny_i16_ct_512(benchmark: BenchmarkFixture, impl: str) -> None:

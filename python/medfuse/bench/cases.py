@@ -66,7 +66,7 @@ class Case:
 
     group: str
     description: str
-    kind: str  # "u8", "i16" or "f32" CT slice, or "volume" (int16 HU with spacing)
+    kind: str  # "u8", "i16" or "f32" CT slice, "xray" (8-bit chest radiograph), or "volume" (int16 HU with spacing)
     shape: tuple[int, ...]
     low: float
     high: float
@@ -92,6 +92,14 @@ CASES: tuple[Case, ...] = (
         (2048, 2048),
         50.0,
         150.0,
+    ),
+    Case(
+        "canny-u8-xray-512",
+        "512x512 chest X-ray, 8-bit (projected from the CT phantom, grey-level noise SD 4); thresholds 35/110",
+        "xray",
+        (512, 512),
+        35.0,
+        110.0,
     ),
     Case(
         "canny-i16-ct-512",
@@ -146,6 +154,21 @@ def case(group: str) -> Case:
     raise KeyError(f"no benchmark case {group!r}; known: {', '.join(c.group for c in CASES)}")
 
 
+def _xray_u8(shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """A frontal chest radiograph of the phantom (12-bit detector values), linearly resampled to ``shape``,
+    stretched to 0-255, with Gaussian grey-level noise of SD 4 (seeded), rounded to uint8."""
+    ph = _phantoms.ct_phantom((64, 256, 256), seed=0)
+    raw = _phantoms.xray_from_ct(ph.volume, ph.spacing, bits=12).astype(np.float64)
+    rows, cols = raw.shape
+    yi = (np.arange(shape[0]) + 0.5) * rows / shape[0] - 0.5
+    xi = (np.arange(shape[1]) + 0.5) * cols / shape[1] - 0.5
+    across = np.stack([np.interp(xi, np.arange(cols), r) for r in raw])  # (rows, shape[1])
+    img = np.stack([np.interp(yi, np.arange(rows), col) for col in across.T], axis=1)  # (shape[0], shape[1])
+    img = (img - img.min()) * (255.0 / max(float(np.ptp(img)), 1.0))
+    img += np.random.default_rng(shape[0]).normal(0.0, 4.0, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
 @functools.cache
 def load_input(group: str) -> tuple[npt.NDArray[Any], tuple[float, float, float] | None]:
     """The case's input (built once, then cached) and its spacing for volumes."""
@@ -153,6 +176,8 @@ def load_input(group: str) -> tuple[npt.NDArray[Any], tuple[float, float, float]
     if c.kind == "volume":
         ph = _phantoms.ct_phantom(c.shape, seed=0)  # type: ignore[arg-type]
         return ph.volume, ph.spacing
+    if c.kind == "xray":
+        return _xray_u8(c.shape), None  # type: ignore[arg-type]
     hu = _phantoms.ct_phantom((1, *c.shape), seed=0).volume[0]  # type: ignore[arg-type]
     if c.kind == "u8":
         return _phantoms.window_u8(hu, *LUNG_WINDOW), None
@@ -208,7 +233,7 @@ def implementations(c: Case) -> list[Impl]:
     impls = [Impl("medfuse", n) for n in counts]
     if c.reference:
         impls.append(Impl("reference"))
-    if c.kind in ("u8", "i16"):
+    if c.kind in ("u8", "xray", "i16"):
         impls += [Impl("cv2", n) for n in counts]
     if c.kind == "volume":
         impls += [Impl("sitk", n) for n in counts]
@@ -285,7 +310,7 @@ def prepare(c: Case, impl: Impl) -> Prepared:
     if impl.family == "cv2":
         import cv2
 
-        if c.kind == "u8":
+        if c.kind in ("u8", "xray"):
             img8, low, high = image, c.low, c.high
             expected = functools.partial(_medfuse_one_thread_result, c.group)
             name = "medfuse, 1 thread"
