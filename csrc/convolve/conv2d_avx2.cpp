@@ -1,19 +1,19 @@
 // conv2d for the avx2 path (built with its own -m flags): the packed-GEMM
-// blocks of conv2d_kernels.hpp, and a direct convolution that reads the input
-// rows in place (no im2col packing) with 256-bit masked loads; see conv2d.hpp.
+// blocks of conv2d_kernels.hpp, and a direct convolution without im2col
+// packing; see conv2d.hpp.
 //
-// Direct path: a register tile of 6 output channels x 16 consecutive output
-// pixels of one output row (two 8-lane vectors), or 12 channels x 8 pixels
-// for a row's last few pixels: 12 accumulators, the input vectors and one
-// broadcast weight fit the 16 ymm registers. For k = 0..K-1 in im2col order
-// (input channel, ky, kx) it loads the 8-pixel input vectors (zeros where the
-// tap falls into the padding: _mm256_maskload_ps never touches a masked-off
-// lane, so a vector may start before the row or run past its end; a zero
-// vector for a row outside the image) and does acc = fma(w, x, acc). That is
-// the chain the GEMM micro-kernel computes (acc = 0, one FMA per k in the same
-// order, then + bias, ReLU), so both paths give the same bits, and the result
-// never depends on the thread count or the tiling. Stride 2: two loads
-// (16 input columns) deinterleaved by a shuffle and a 64-bit permute.
+// Direct path: for each output row, the cg * kh input rows it reads are copied
+// once into a zero-padded row buffer (stride 2: split into even and odd
+// columns), so every tap of every tile is a plain 8-lane load at a fixed
+// offset, with no masks and no shuffles in the inner loop (the copy is about
+// 1 / (kw * C_out) of the work). A register tile of 6 output channels x 16
+// consecutive output pixels (two vectors), or 12 channels x 8 pixels for a
+// row's last few pixels: 12 accumulators, the input vectors and one broadcast
+// weight fit the 16 ymm registers. For k = 0..K-1 in im2col order (input
+// channel, ky, kx) it does acc = fma(w, x, acc) per element, x = 0 in the
+// padding: the chain the GEMM micro-kernel computes (acc = 0, one FMA per k in
+// the same order, then + bias, ReLU), so both paths give the same bits, and
+// the result never depends on the thread count or the tiling.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -31,48 +31,13 @@ namespace {
 
 using i64 = std::int64_t;
 constexpr int DMR = conv2d_detail::kMR;  // output channels per weight panel (the GEMM's panels)
-constexpr int kMaxKw = conv2d_detail::kDirectMaxKw;
-
-// Input columns of a tile: for tap kx and vector v (output pixels
-// wo0 + 8 v + j, j < 8, the first nv valid), the first input column and one
-// lane mask per 8 input columns (stride 2: output pixel j is input lane 2j of
-// 16; odd lanes are loaded where they lie inside the row and dropped by the
-// deinterleave).
-struct ColTaps {
-    i64 off[kMaxKw][2];
-    alignas(32) std::int32_t mask[kMaxKw][2][16];
-};
-
-void col_taps(const Conv2dJob& job, i64 wo0, int nvec, int nv, ColTaps& c) {
-    const int sw = static_cast<int>(job.sw);
-    for (i64 kx = 0; kx < job.kw; ++kx)
-        for (int v = 0; v < nvec; ++v) {
-            const int npix = nv - 8 * v < 8 ? nv - 8 * v : 8;
-            const i64 base = (wo0 + 8 * v) * job.sw - job.pw + kx * job.dw;
-            for (int l = 0; l < 16; ++l)
-                c.mask[kx][v][l] = (l < sw * npix && base + l >= 0 && base + l < job.wd) ? -1 : 0;
-            c.off[kx][v] = base;
-        }
-}
-
-template <int SW>
-inline __m256 load_taps(const float* p, const std::int32_t* m) {
-    const __m256 lo = checked::maskload_ps(p, _mm256_load_si256(reinterpret_cast<const __m256i*>(m)));
-    if (SW == 1) return lo;
-    const __m256 hi = checked::maskload_ps(p + 8, _mm256_load_si256(reinterpret_cast<const __m256i*>(m + 8)));
-    // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6] -> [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6]
-    const __m256 t = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
-}
 
 // Register tile: NM panels of 6 output channels x NV vectors of 8 output
-// pixels of one output row. rows[r] / inside[r]: input row of
-// r = (input channel, ky) (inside 0: the row lies in the padding; its taps
-// still run, as FMAs with zero, as on the GEMM path: inf * 0 = NaN).
-template <int NV, int NM, int SW>
-void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* rows, const unsigned char* inside,
-                 const ColTaps& c, float* y, i64 P, int mr, int nv, const float* bias, bool relu) {
-    static_assert(SW == 1 || SW == 2, "direct path: stride 1 or 2");
+// pixels of one output row. buf: the row buffers at the tile's first pixel,
+// row r = (input channel, ky) at buf + r * lr; tap kx at + koff[kx].
+template <int NV, int NM, int KW>
+void direct_tile(const float* a, i64 K, i64 nrows, i64 kw_rt, const float* buf, i64 lr, const i64* koff, float* y,
+                 i64 P, int mr, int nv, const float* bias, bool relu) {
     constexpr int R = NM * DMR;
     __m256 acc[R][NV];
 #pragma GCC unroll 12
@@ -80,14 +45,14 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
     const i64 pstride = K * DMR;  // floats between the NM weight panels
-    for (i64 r = 0; r < nrows; ++r) {
-        const float* row = rows[r];
-        const bool in = inside[r] != 0;
+    const i64 kw = KW > 0 ? KW : kw_rt;  // KW > 0: the tap loop fully unrolled
+    for (i64 r = 0; r < nrows; ++r, buf += lr) {
+#pragma GCC unroll 3
         for (i64 kx = 0; kx < kw; ++kx, a += DMR) {
+            const float* p = buf + koff[kx];
             __m256 b[NV];
 #pragma GCC unroll 2
-            for (int v = 0; v < NV; ++v)
-                b[v] = in ? load_taps<SW>(row + c.off[kx][v], c.mask[kx][v]) : _mm256_setzero_ps();
+            for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(p + 8 * v);
 #pragma GCC unroll 2
             for (int pm = 0; pm < NM; ++pm)
 #pragma GCC unroll 6
@@ -120,69 +85,68 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
     }
 }
 
-struct TileArgs {
-    const Conv2dJob* job;
-    const float* apack;
-    i64 K, mblocks, cog, nrows, P;
-    const float* const* rows;
-    const unsigned char* inside;
-    const float* bias;
-};
-
-template <int SW>
-void direct_tiles(const TileArgs& t, const ColTaps& c, float* ybase, int nvec, int nv) {
-    const i64 K = t.K, kw = t.job->kw;
-    for (i64 mb = 0; mb < t.mblocks;) {
-        // One 8-pixel vector: up to two channel panels per tile (12 chains).
-        const i64 nm = nvec == 1 ? std::min<i64>(2, t.mblocks - mb) : 1;
-        const int mr = static_cast<int>(std::min<i64>(t.cog - mb * DMR, nm * DMR));
-        const float* a = t.apack + mb * K * DMR;
-        float* y = ybase + mb * DMR * t.P;
-        const float* bm = t.bias ? t.bias + mb * DMR : nullptr;
-        const bool relu = t.job->relu;
-        if (nvec == 2)
-            direct_tile<2, 1, SW>(a, K, t.nrows, kw, t.rows, t.inside, c, y, t.P, mr, nv, bm, relu);
-        else if (nm == 2)
-            direct_tile<1, 2, SW>(a, K, t.nrows, kw, t.rows, t.inside, c, y, t.P, mr, nv, bm, relu);
-        else
-            direct_tile<1, 1, SW>(a, K, t.nrows, kw, t.rows, t.inside, c, y, t.P, mr, nv, bm, relu);
-        mb += nm;
-    }
-}
-
 }  // namespace
 
 void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g, i64 ho0, i64 ho1) {
     const i64 cg = job.c / job.groups, cog = job.co / job.groups;
     const i64 K = cg * job.kh * job.kw;
     const i64 P = job.ho * job.wo;
-    const float* ximg = job.x + (img * job.c + g * cg) * job.h * job.wd;
+    const i64 W = job.wd, sw = job.sw, pw = job.pw;
+    const float* ximg = job.x + (img * job.c + g * cg) * job.h * W;
     float* ybase = job.y + (img * job.co + g * cog) * P;
     const i64 nrows = cg * job.kh;
-    std::vector<const float*> rows(static_cast<std::size_t>(nrows));
-    std::vector<unsigned char> inside(static_cast<std::size_t>(nrows));
-    const TileArgs t{&job, apack, K, (cog + DMR - 1) / DMR, cog, nrows, P, rows.data(), inside.data(),
-                     job.bias ? job.bias + g * cog : nullptr};
-    ColTaps c;
+    const i64 mblocks = (cog + DMR - 1) / DMR;
+    const float* bias = job.bias ? job.bias + g * cog : nullptr;
+    // Row buffer of one input row: padded column j (input column j - pw) of
+    // phase j % sw at (j % sw) * lp + j / sw; tiles read up to the output row
+    // rounded up to 8 pixels.
+    const i64 span = (job.kw - 1) * job.dw;
+    const i64 wov = (job.wo + 7) / 8 * 8;
+    const i64 lp = wov + span / sw + 1, lr = sw * lp;
+    std::vector<float> buf(static_cast<std::size_t>(nrows * lr));
+    i64 koff[conv2d_detail::kDirectMaxKw];
+    for (i64 kx = 0; kx < job.kw; ++kx) koff[kx] = (kx * job.dw) % sw * lp + (kx * job.dw) / sw;
     for (i64 ho = ho0; ho < ho1; ++ho) {
         for (i64 ci = 0; ci < cg; ++ci)
             for (i64 ky = 0; ky < job.kh; ++ky) {
+                float* d = buf.data() + (ci * job.kh + ky) * lr;
                 const i64 hi = ho * job.sh - job.ph + ky * job.dh;
-                const bool in = hi >= 0 && hi < job.h;
-                rows[ci * job.kh + ky] = ximg + (ci * job.h + (in ? hi : 0)) * job.wd;
-                inside[ci * job.kh + ky] = in ? 1 : 0;
+                if (hi < 0 || hi >= job.h) {
+                    std::fill(d, d + lr, 0.f);
+                    continue;
+                }
+                const float* src = ximg + (ci * job.h + hi) * W;
+                for (i64 ph = 0; ph < sw; ++ph) {
+                    float* dp = d + ph * lp;
+                    // padded column j = sw * t + ph holds input column sw * t + ph - pw
+                    for (i64 t = 0; t < lp; ++t) {
+                        const i64 col = sw * t + ph - pw;
+                        dp[t] = col >= 0 && col < W ? src[col] : 0.f;
+                    }
+                }
             }
+        float* yrow = ybase + ho * job.wo;
         for (i64 wo0 = 0; wo0 < job.wo;) {
             // Tiles of 16 pixels (6 channels); a last 1..8 in one vector (12 channels).
             const i64 rest = job.wo - wo0;
             const int nv = static_cast<int>(rest > 16 ? 16 : rest);
-            const int nvec = (nv + 7) / 8;
-            col_taps(job, wo0, nvec, nv, c);
-            float* y = ybase + ho * job.wo + wo0;
-            if (job.sw == 1)
-                direct_tiles<1>(t, c, y, nvec, nv);
-            else
-                direct_tiles<2>(t, c, y, nvec, nv);
+            const float* bt = buf.data() + wo0;
+            for (i64 mb = 0; mb < mblocks;) {
+                const i64 nm = nv <= 8 ? std::min<i64>(2, mblocks - mb) : 1;
+                const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
+                const float* a = apack + mb * K * DMR;
+                float* y = yrow + wo0 + mb * DMR * P;
+                const float* bm = bias ? bias + mb * DMR : nullptr;
+                if (nv > 8 && job.kw == 3)
+                    direct_tile<2, 1, 3>(a, K, nrows, 3, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                else if (nv > 8)
+                    direct_tile<2, 1, 0>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                else if (nm == 2)
+                    direct_tile<1, 2, 0>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                else
+                    direct_tile<1, 1, 0>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                mb += nm;
+            }
             wo0 += nv;
         }
     }
