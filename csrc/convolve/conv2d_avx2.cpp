@@ -118,11 +118,16 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
                 const float* src = ximg + (ci * job.h + hi) * W;
                 for (i64 ph = 0; ph < sw; ++ph) {
                     float* dp = d + ph * lp;
-                    // padded column j = sw * t + ph holds input column sw * t + ph - pw
-                    for (i64 t = 0; t < lp; ++t) {
-                        const i64 col = sw * t + ph - pw;
-                        dp[t] = col >= 0 && col < W ? src[col] : 0.f;
-                    }
+                    // t holds input column sw * t + ph - pw: inside the row for t in [t0, t1)
+                    const i64 t0 = std::min(lp, std::max<i64>(0, (pw - ph + sw - 1) / sw));
+                    const i64 t1 = std::max(t0, std::min(lp, (W + pw - ph + sw - 1) / sw));
+                    std::fill(dp, dp + t0, 0.f);
+                    const float* sp = src + sw * t0 + ph - pw;
+                    if (sw == 1)
+                        std::memcpy(dp + t0, sp, static_cast<std::size_t>(t1 - t0) * sizeof(float));
+                    else
+                        for (i64 t = 0; t < t1 - t0; ++t) dp[t0 + t] = sp[2 * t];
+                    std::fill(dp + t1, dp + lp, 0.f);
                 }
             }
         float* yrow = ybase + ho * job.wo;
