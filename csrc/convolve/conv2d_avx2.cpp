@@ -45,9 +45,9 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw_rt, const float* buf, 
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
     const i64 pstride = K * DMR;  // floats between the NM weight panels
-    const i64 kw = KW > 0 ? KW : kw_rt;  // KW > 0: the tap loop fully unrolled
+    const i64 kw = KW > 0 ? KW : kw_rt;  // KW > 0 (3 or 5): the tap loop fully unrolled
     for (i64 r = 0; r < nrows; ++r, buf += lr) {
-#pragma GCC unroll 3
+#pragma GCC unroll 5
         for (i64 kx = 0; kx < kw; ++kx, a += DMR) {
             const float* p = buf + koff[kx];
             __m256 b[NV];
@@ -144,6 +144,8 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
                 const float* bm = bias ? bias + mb * DMR : nullptr;
                 if (nv > 8 && job.kw == 3)
                     direct_tile<2, 1, 3>(a, K, nrows, 3, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                else if (nv > 8 && job.kw == 5)
+                    direct_tile<2, 1, 5>(a, K, nrows, 5, bt, lr, koff, y, P, mr, nv, bm, job.relu);
                 else if (nv > 8)
                     direct_tile<2, 1, 0>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
                 else if (nm == 2)
