@@ -18,8 +18,10 @@
 // rows in place with masked 512-bit loads (no im2col packing; stride 2 by a
 // permute of two loads). Same chain per output element (acc = 0, one FMA per
 // k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
-// avx2 (conv2d_avx2.cpp): the same direct convolution with 8-lane masked
-// loads, tiles of 6 channels x 16 pixels or 12 x 8, same shapes eligible.
+// avx2 (conv2d_avx2.cpp): a direct convolution for the same shapes that
+// copies the input rows of each output row into zero-padded row buffers
+// (stride 2: even and odd columns apart), then tiles of 6 channels x 16
+// pixels or 12 x 8 with plain 8-lane loads; same chain, same bits.
 // MEDFUSE_CONV2D_PATH=gemm (or =direct) forces the packed GEMM (or the direct
 // path where it applies) for the whole process: the tests compare the two.
 #pragma once
