@@ -144,9 +144,12 @@ def test_python_threads_concurrently():
         np.testing.assert_array_equal(a, b)
 
 
-# Shapes for every path: the packed GEMM (every shape on baseline/avx2; on
-# avx512 the stride-3 case) and the avx512 direct convolution (stride 1 or
-# 2): 1x1 and 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
+# Shapes for every path: the packed GEMM (every shape on baseline; on avx2 and
+# avx512 the stride-3 case, and every shape with MEDFUSE_CONV2D_PATH=gemm) and
+# the avx2 / avx512 direct convolutions (stride 1 or 2): output rows 1..40
+# wide around the 8- and 16-lane boundaries (stride 1, 2, 3, padding wider
+# than half the kernel, dilation 2, non-contiguous inputs), 1x1 and
+# 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
 # ends, 1..3 channel panels with partial ones, padding wider than the kernel,
 # dilation, groups, a 1x1 kernel, a kernel row of 16 taps, an inf weight
 # (inf * padding zero = NaN on every path).
@@ -174,34 +177,87 @@ for (n, c, h, w, co, kh, kw, s, p, d, g) in [
     want = ref.conv2d(x, wt, padding=p, stride=s, dilation=d, groups=g)
     assert np.array_equal(np.isnan(got), np.isnan(want)), (n, c, h, w)
     outs.append(got.ravel())
+for w in range(1, 41):
+    for (s, p, d) in [(1, 2, 1), (2, 2, 1), (3, 2, 1), (1, 3, 2), (2, 2, 2)]:
+        x = rng.standard_normal((1, 3, 6, w)).astype(np.float32)
+        if w % 2:  # a non-contiguous input (every other column of a wider array)
+            x = np.repeat(x, 2, axis=3)[..., ::2]
+        wt = rng.standard_normal((13, 3, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(13).astype(np.float32)
+        got = medfuse.conv2d(x, wt, b, stride=s, padding=p, dilation=d, activation="relu")
+        want = ref.conv2d(x, wt, b, stride=s, padding=p, dilation=d, activation="relu")
+        assert got.shape == want.shape, (w, s, p, d)
+        worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6)))
+        outs.append(got.ravel())
 np.save(sys.argv[1], np.concatenate(outs))
 print(medfuse.build_info()["simd_active"], int(worst <= 1e-5))
 """
 
 
-def _run_dispatch(simd, tmp_path):
+def _run_dispatch(simd, tmp_path, path="auto"):
     if simd not in medfuse.build_info()["simd_supported"]:
         pytest.skip(f"{simd} not available")
-    env = {**os.environ, "MEDFUSE_SIMD": simd}
-    path = tmp_path / f"{simd}.npy"
-    out = subprocess.run([sys.executable, "-c", _DISPATCH, str(path)], env=env, capture_output=True, text=True,
+    env = {**os.environ, "MEDFUSE_SIMD": simd, "MEDFUSE_CONV2D_PATH": path}
+    out_file = tmp_path / f"{simd}-{path}.npy"
+    out = subprocess.run([sys.executable, "-c", _DISPATCH, str(out_file)], env=env, capture_output=True, text=True,
                          check=True)
     active, ok = out.stdout.split()
     assert active == simd and ok == "1"
-    return np.load(path)
+    return np.load(out_file)
 
 
-@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
-def test_dispatch_paths(simd, tmp_path):
-    _run_dispatch(simd, tmp_path)
+@pytest.mark.parametrize("simd,path", [("baseline", "auto"), ("avx2", "auto"), ("avx2", "gemm"), ("avx512", "auto"),
+                                       ("avx512", "gemm")])
+def test_dispatch_paths(simd, path, tmp_path):
+    _run_dispatch(simd, tmp_path, path)
 
 
-def test_avx512_direct_path_same_bits_as_avx2(tmp_path):
-    # Both compute acc = 0; acc = fma(w, x, acc) for k = 0..K-1; + bias; ReLU,
-    # one packing the input, the other reading it in place: same bits.
-    a = _run_dispatch("avx512", tmp_path)
-    b = _run_dispatch("avx2", tmp_path)
-    np.testing.assert_array_equal(a, b)
+def test_direct_paths_same_bits_as_gemm(tmp_path):
+    # All compute acc = 0; acc = fma(w, x, acc) for k = 0..K-1; + bias; ReLU,
+    # the GEMM packing the input, the direct paths reading it in place (avx512)
+    # or from zero-padded row copies (avx2): same bits, NaN from inf * 0 included.
+    gemm = _run_dispatch("avx2", tmp_path, "gemm")
+    np.testing.assert_array_equal(_run_dispatch("avx2", tmp_path, "direct"), gemm)
+    if "avx512" in medfuse.build_info()["simd_supported"]:
+        np.testing.assert_array_equal(_run_dispatch("avx512", tmp_path, "direct"), gemm)
+
+
+_THREADS = r"""
+import numpy as np, medfuse
+rng = np.random.default_rng(7)
+for (n, c, h, w, co, k, s, p, g) in [(2, 12, 13, 37, 20, 3, 1, 1, 1), (3, 8, 21, 30, 10, 5, 2, 2, 2),
+                                     (1, 16, 9, 9, 14, 3, 2, 1, 1)]:
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
+    gy = rng.standard_normal(medfuse.conv2d(x, wt, stride=s, padding=p, groups=g).shape).astype(np.float32)
+    runs = []
+    for t in (1, 2, 3, 4):
+        medfuse.set_num_threads(t)
+        runs.append([medfuse.conv2d(x, wt, stride=s, padding=p, groups=g, activation="relu"),
+                     *medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, groups=g)])
+    for r in runs[1:]:
+        for a, b in zip(r, runs[0]):
+            assert a.tobytes() == b.tobytes(), (n, c, h, w)
+print(medfuse.build_info()["simd_active"])
+"""
+
+
+@pytest.mark.parametrize("simd", ["avx2", "avx512"])
+def test_forced_path_identical_for_any_thread_count(simd):
+    if simd not in medfuse.build_info()["simd_supported"]:
+        pytest.skip(f"{simd} not available")
+    out = subprocess.run([sys.executable, "-c", _THREADS], env={**os.environ, "MEDFUSE_SIMD": simd},
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [simd]
+
+
+def test_bad_path_variable():
+    code = ("import numpy as np, medfuse; "
+            "medfuse.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MEDFUSE_CONV2D_PATH": "fast"},
+                         capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "MEDFUSE_CONV2D_PATH must be auto, gemm or direct" in out.stderr
 
 
 # ---- refusals -------------------------------------------------------------

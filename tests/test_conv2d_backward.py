@@ -197,7 +197,10 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # and 3, dilation 2, groups
                                           (2, 16, 9, 13, 9, 3, 1, 1, 1, 1), (1, 40, 7, 11, 16, 3, 2, 1, 2, 2),
                                           (1, 18, 8, 9, 12, 5, 1, 2, 1, 1), (2, 32, 10, 10, 8, 2, 3, 0, 1, 2),
-                                          (1, 17, 6, 20, 3, 4, 1, 2, 1, 1)]:
+                                          (1, 17, 6, 20, 3, 4, 1, 2, 1, 1),
+                                          # 8..15 input channels per group (the avx2 channels-last grad
+                                          # weight: 8-channel blocks, a partial block of 4 output channels)
+                                          (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)

@@ -94,6 +94,22 @@ MEDFUSE_SIMD_INLINE __m256 i32gather_ps(const float* base, __m256i idx, const ch
 #endif
     return _mm256_i32gather_ps(base, idx, Scale);
 }
+
+// Lane l (sign bit of 32-bit element l of m set) writes p[l]; lanes off in
+// the mask are never touched.
+MEDFUSE_SIMD_INLINE std::uint64_t lanes_of(__m256i m) {
+    return static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
+}
+
+MEDFUSE_SIMD_INLINE void maskstore_ps(float* p, __m256i m, __m256 v, const char* file = __builtin_FILE(),
+                                      int line = __builtin_LINE()) {
+#if MEDFUSE_CHECKED_SIMD
+    check_contiguous(p, lanes_of(m), 4, true, "_mm256_maskstore_ps", file, line);
+#else
+    (void)file, (void)line;
+#endif
+    _mm256_maskstore_ps(p, m, v);
+}
 #endif  // __AVX2__
 
 #if defined(__AVX512F__)

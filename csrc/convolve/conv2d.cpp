@@ -40,7 +40,7 @@ Buffer aligned_floats(i64 n) {
     return Buffer(static_cast<float*>(p));
 }
 
-#if defined(MEDFUSE_HAVE_AVX512)
+#if defined(MEDFUSE_HAVE_AVX2)
 // The direct path (no packing) is the faster one on every stride-1/2 shape
 // measured, narrow outputs included (a 4x4 output row still beats the
 // packed GEMM's per-task packing and tiny panels).
@@ -51,8 +51,24 @@ bool direct_fits(const Conv2dJob& job) {
     return (job.sw == 1 || job.sw == 2) && job.kw <= conv2d_detail::kDirectMaxKw && K <= 8192;
 }
 
-void conv2d_direct(const Conv2dJob& job, int threads) {
-    constexpr i64 M = conv2d_detail::kDMR;
+// MEDFUSE_CONV2D_PATH: "" / "auto" (the choice above), "gemm" or "direct"
+// (where the shape allows it); read once per process.
+enum class PathChoice { automatic, gemm, direct, invalid };
+PathChoice path_choice() {
+    static const PathChoice c = [] {
+        const char* s = std::getenv("MEDFUSE_CONV2D_PATH");
+        if (s == nullptr || *s == '\0' || std::strcmp(s, "auto") == 0) return PathChoice::automatic;
+        if (std::strcmp(s, "gemm") == 0) return PathChoice::gemm;
+        if (std::strcmp(s, "direct") == 0) return PathChoice::direct;
+        return PathChoice::invalid;
+    }();
+    return c;
+}
+
+using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
+
+template <int M>
+void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn) {
     const i64 G = job.groups, cog = job.co / G;
     const i64 K = job.c / G * job.kh * job.kw;
     const i64 mblocks = (cog + M - 1) / M;
@@ -81,7 +97,7 @@ void conv2d_direct(const Conv2dJob& job, int threads) {
         const i64 b = t % bands, rest = t / bands;
         const i64 g = rest % G, img = rest / G;
         const i64 h0 = b * rows, h1 = std::min(job.ho, h0 + rows);
-        avx512::conv2d_direct_rows(job, apack.get() + g * mblocks * K * M, img, g, h0, h1);
+        rows_fn(job, apack.get() + g * mblocks * K * M, img, g, h0, h1);
     });
 }
 #endif
@@ -96,10 +112,21 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
     const i64 P = job.ho * job.wo;
     const i64 mblocks = (cog + kMR - 1) / kMR;
 
+#if defined(MEDFUSE_HAVE_AVX2)
+    const PathChoice pc = path_choice();
+    if (pc == PathChoice::invalid)
+        throw std::invalid_argument("conv2d: MEDFUSE_CONV2D_PATH must be auto, gemm or direct");
+    if (pc != PathChoice::gemm && direct_fits(job)) {
 #if defined(MEDFUSE_HAVE_AVX512)
-    if (active_isa() == Isa::avx512 && direct_fits(job)) {
-        conv2d_direct(job, threads);
-        return;
+        if (active_isa() == Isa::avx512) {
+            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_direct_rows);
+            return;
+        }
+#endif
+        if (active_isa() == Isa::avx2) {
+            conv2d_direct<kMR>(job, threads, &avx2::conv2d_direct_rows);
+            return;
+        }
     }
 #endif
     // A: per group, mblocks panels of K x MR (row-major weights -> k-major panels).

@@ -18,6 +18,12 @@
 // rows in place with masked 512-bit loads (no im2col packing; stride 2 by a
 // permute of two loads). Same chain per output element (acc = 0, one FMA per
 // k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
+// avx2 (conv2d_avx2.cpp): a direct convolution for the same shapes that
+// copies the input rows of each output row into zero-padded row buffers
+// (stride 2: even and odd columns apart), then tiles of 6 channels x 16
+// pixels or 12 x 8 with plain 8-lane loads; same chain, same bits.
+// MEDFUSE_CONV2D_PATH=gemm (or =direct) forces the packed GEMM (or the direct
+// path where it applies) for the whole process: the tests compare the two.
 #pragma once
 #include <cstdint>
 
@@ -47,7 +53,7 @@ inline std::int64_t block_k(std::int64_t K) {
     const std::int64_t nb = (K + kKC - 1) / kKC;
     return nb <= 1 ? K : (K + nb - 1) / nb;
 }
-// Direct path (avx512): output channels per register tile, widest kernel.
+// Direct paths: output channels per avx512 register tile, widest kernel.
 constexpr int kDMR = 8;
 constexpr int kDirectMaxKw = 16;
 }  // namespace conv2d_detail
@@ -66,9 +72,14 @@ MEDFUSE_DECLARE_ISA(avx2)
 MEDFUSE_DECLARE_ISA(avx512)
 #undef MEDFUSE_DECLARE_ISA
 
-// avx512 direct path: output rows [ho0, ho1) of image `img`, group `g`, all
-// channels; `apack`: the group's weights in panels of K x kDMR.
+// Direct path: output rows [ho0, ho1) of image `img`, group `g`, all
+// channels; `apack`: the group's weights in panels of K x kDMR (avx512) or
+// K x kMR (avx2).
 namespace avx512 {
+void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
+                        std::int64_t ho0, std::int64_t ho1);
+}
+namespace avx2 {
 void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
                         std::int64_t ho0, std::int64_t ho1);
 }

@@ -45,6 +45,7 @@ constexpr int kLanes = 16;    // independent partial sums per dot product
 constexpr int kOcBlock = 8;   // output channels per grad-weight task
 constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
 constexpr int kGwOc = 8;  // output channels per avx512 grad-weight task
+constexpr int kGwOc2 = 4;  // output channels per avx2 channels-last grad-weight task
 }  // namespace conv2d_bwd_detail
 
 // ---- per-ISA entry points (conv2d_backward_kernels.hpp compiled per ISA) ----
@@ -72,9 +73,17 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std
 // xcl, (H + 2 ph) x (W + 2 pw) x cpad floats per image, cpad = cg rounded up
 // to 16), tiles of kGwOc output channels x 3 taps x 16 input channels
 // (channel block cb) summed over the output pixels in order, no lane sums.
-void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, float* xcl);
 void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
                            std::int64_t o1, std::int64_t cb);
 }
+// avx2: the same with cpad = cg rounded up to 8 and tiles of kGwOc2 output
+// channels x 3 taps x 8 input channels (12 accumulators in 16 ymm registers).
+namespace avx2 {
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
+                           std::int64_t o1, std::int64_t cb);
+}
+// The channels-last copy (zeros in the padding and in channels cg..cpad-1).
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t cpad,
+                                float* xcl);
 
 }  // namespace medfuse

@@ -166,7 +166,8 @@ void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, i64 g, i64 o0, i64 
 // (kx) x 16 input channels accumulates over every output pixel in order
 // (n, ho, wo): per pixel 3 vector loads, kGwOc broadcasts of gy, 24 FMAs, and
 // no lane sums at the end. Each gw element is one accumulation chain in an
-// order fixed by the shapes, whoever runs the task.
+// order fixed by the shapes, whoever runs the task. (The channels-last copy:
+// conv2d_grad_weight_cl_pack in conv2d_backward.cpp, shared with avx2.)
 
 namespace {
 
@@ -207,21 +208,6 @@ void gw_cl_tile(const float* xcl, const float* gyg, i64 co_stride_n, i64 P, i64 
 }
 
 }  // namespace
-
-void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, float* xcl) {
-    const i64 cg = job.c / job.groups, cpad = (cg + 15) / 16 * 16;
-    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw;
-    float* dst = xcl + n * Hp * Wp * cpad;
-    std::fill(dst, dst + Hp * Wp * cpad, 0.f);
-    for (i64 c = 0; c < cg; ++c) {
-        const float* plane = job.x + (n * job.c + g * cg + c) * H * W;
-        for (i64 y = 0; y < H; ++y) {
-            float* d = dst + ((y + job.ph) * Wp + job.pw) * cpad + c;
-            const float* src = plane + y * W;
-            for (i64 x = 0; x < W; ++x) d[x * cpad] = src[x];
-        }
-    }
-}
 
 void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 o0, i64 o1, i64 cb) {
     const i64 cog = job.co / job.groups, cg = job.c / job.groups, cpad = (cg + 15) / 16 * 16;
