@@ -425,7 +425,8 @@ def test_wide_warm_start_is_the_logistic_regression(classes):
     data = planted_full(90, 13)
     if classes == 3:
         data.labels = np.where(np.arange(90) % 3 == 2, 2, data.labels)
-    params = {**SMALL, "max_epochs": 1, "patience": 1, "lr": 1e-9, "weight_decay": 0.0, "wide_C": 0.5}
+    params = {**SMALL, "max_epochs": 1, "patience": 1, "lr": 1e-9, "weight_decay": 0.0, "wide_init": "logreg",
+              "wide_C": 0.5}
     m = DeepFusionClassifier(**params).fit(data)
     _classes, yi = np.unique(data.labels, return_inverse=True)
     tr, _val = m._split(np.arange(90), yi, classes, int(m.random_state))
@@ -436,7 +437,7 @@ def test_wide_warm_start_is_the_logistic_regression(classes):
     w = m.state_dict_["head.weight"]
     assert not w.any()
     # trained for real, the deep branch moves away from it; "random" starts elsewhere
-    trained = DeepFusionClassifier(**{**SMALL, "max_epochs": 6}).fit(data)
+    trained = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "wide_init": "logreg"}).fit(data)
     assert np.abs(trained.predict_proba(data) - want).max() > 1e-3
     rnd = DeepFusionClassifier(**{**params, "wide_init": "random"}).fit(data)
     assert rnd.state_dict_["head.weight"].any()
@@ -475,3 +476,30 @@ def test_label_smoothing_loss_matches_numpy_and_still_learns():
     for bad in (1.0, -0.1, True, "0.1", float("nan")):
         with pytest.raises(ValueError, match="label_smoothing must be a number in"):
             DeepFusionClassifier(**SMALL, label_smoothing=bad).fit(data)
+
+
+# ---------------------------------------------------------------- snapshot averaging
+def test_snapshots_average_the_best_epochs_weights(monkeypatch):
+    """The fitted weights are the mean of the weights after the epochs of the k lowest validation losses."""
+    data = planted(60, 17)
+    script = iter([5.0, 1.0, 3.0, 2.0, 4.0, 6.0])
+    seen: list[dict[str, np.ndarray]] = []
+
+    def scripted(self, net, data, target, idx):
+        seen.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+        return next(script)
+
+    monkeypatch.setattr(DeepFusionClassifier, "_loss", scripted)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "patience": 10, "snapshots": 3, "wide_init": "random"}).fit(data)
+    assert len(seen) == 6
+    for name, got in m.state_dict_.items():
+        want = np.mean([seen[1][name], seen[3][name], seen[2][name]], axis=0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
+    one = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "patience": 10, "wide_init": "random"})
+    script = iter([5.0, 1.0, 3.0, 2.0, 4.0, 6.0])
+    seen.clear()
+    one.fit(data)
+    for name, got in one.state_dict_.items():  # snapshots=1: the best epoch's weights
+        np.testing.assert_array_equal(got, seen[1][name])
+    with pytest.raises(ValueError, match="snapshots must be an integer >= 1"):
+        DeepFusionClassifier(**SMALL, snapshots=0).fit(data)

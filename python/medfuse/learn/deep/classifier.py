@@ -67,19 +67,25 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         the training patients; used when the inputs hold a table.
     bag : the report as a bag of tokens, one more token.
     wide : a linear map of the standardised table added to the logits.
-    wide_init : "logreg" (a "wide & deep" start): each network's wide path
-        starts as a multinomial (two classes: binary) logistic regression
-        fitted on its training patients' standardised table (L2, inverse
-        strength ``wide_C``), and the deep branch's output layer starts at
-        zero, so training starts at the linear solution; the validation loss
-        of that start competes in early stopping, so the start is kept when no
-        epoch beats it. "random": torch's default initialisation of both.
+    wide_init : "random" (torch's default initialisation) or "logreg" (a
+        "wide & deep" start: each network's wide path starts as a
+        multinomial, or binary, logistic regression fitted on its training
+        split's standardised table with inverse L2 strength ``wide_C``, and
+        the deep branch's output layer at zero, so training starts at the
+        linear solution; the start's validation loss competes in early
+        stopping, so it is kept when no epoch beats it). "random" is the
+        default: on cohort seeds 1 and 2 (n = 200, 5-fold CV) the warm start
+        lowered the macro AUC (C = 1: -0.014; C = 0.1: -0.002 to -0.005).
     wide_C : the warm start's inverse L2 strength (sklearn's ``C``), > 0.
     dropout, modality_dropout : dropout on tokens, MLPs and the head; the
         probability of masking each present token in training (a patient
         keeps at least one).
     ensemble : networks averaged (their logits), each with its own seed,
-        inner validation split and batch order.
+        inner validation split and batch order (5: on cohort seeds 1 and 2 at
+        n = 200, 3 -> 5 networks raised the macro AUC by 0.003; 6 no more).
+    snapshots : each network keeps the mean of the weights of its
+        ``snapshots`` epochs of lowest validation loss (snapshot averaging;
+        1: the best epoch's weights). Needs a validation split.
     label_smoothing : the training target mixes the one-hot label with the
         uniform distribution by this weight (in [0, 1)); the validation loss
         of early stopping is the plain cross-entropy.
@@ -129,13 +135,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         feature_blocks: bool = True,
         bag: bool = True,
         wide: bool = True,
-        wide_init: str = "logreg",
+        wide_init: str = "random",
         wide_C: float = 1.0,
         block_hidden: int = 32,
         dropout: float = 0.25,
         modality_dropout: float = 0.1,
-        ensemble: int = 3,
-        label_smoothing: float = 0.0,
+        ensemble: int = 5,
+        label_smoothing: float = 0.1,
+        snapshots: int = 1,
         random_state: int = 0,
         verbose: int = 0,
         extraction: Any = None,
@@ -174,6 +181,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.modality_dropout = modality_dropout
         self.ensemble = ensemble
         self.label_smoothing = label_smoothing
+        self.snapshots = snapshots
         self.random_state = random_state
         self.verbose = verbose
         self.extraction = extraction
@@ -181,7 +189,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
         ints = dict(d_model=1, heads=1, layers=0, embedding_dim=1, rnn_hidden=1, min_count=1, max_epochs=1,
-                    batch_size=1, patience=1, block_hidden=1, ensemble=1)
+                    batch_size=1, patience=1, block_hidden=1, ensemble=1, snapshots=1)
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -481,9 +489,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
 
             epochs = tqdm(epochs, desc="DeepFusionClassifier", unit="epoch")
         tt = torch.from_numpy(target)
+        k = int(self.snapshots)
+        pool: list[tuple[float, int, dict[str, Any]]] = []  # the k lowest validation losses: (loss, epoch, weights)
         if len(val) and self.wide_init == "logreg" and getattr(net, "wide", None) is not None:
             best = self._loss(net, data, target, val)  # the warm start competes: kept if no epoch beats it
             best_state = copy.deepcopy(net.state_dict())
+            pool.append((best, -1, best_state))
         for ep in epochs:
             net.train()
             order = rng.permutation(idx)
@@ -499,6 +510,9 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             rec = {"epoch": float(ep), "train_loss": total / max(len(idx), 1)}
             if len(val):
                 rec["val_loss"] = self._loss(net, data, target, val)
+                if k > 1:
+                    pool = sorted([*pool, (rec["val_loss"], ep, copy.deepcopy(net.state_dict()))],
+                                  key=lambda t: (t[0], t[1]))[:k]
                 if rec["val_loss"] < best - 1e-4:
                     best, bad = rec["val_loss"], 0
                     best_state = copy.deepcopy(net.state_dict())
@@ -509,6 +523,9 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 epochs.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
             if len(val) and bad >= int(self.patience):
                 break
+        if len(pool) > 1:  # mean of the k best epochs' weights (snapshot averaging)
+            best_state = {name: torch.stack([st[name] for _l, _e, st in pool]).mean(dim=0)
+                          if pool[0][2][name].is_floating_point() else pool[0][2][name] for name in pool[0][2]}
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
