@@ -1,11 +1,13 @@
 """Deep fusion learning curve on the synthetic disease cohort: deep vs the best classical fusion vs the oracle.
 
-    python benchmarks/eval_deep.py --n 200,500,1000 [--cache-dir DIR] [--threads 2] [--learner-threads 2]
+    python benchmarks/eval_deep.py --n 200,500,1000 [--seed 0] [--cache-dir DIR] [--threads 2] [--learner-threads 2]
 
-For each n: ``synthetic_cohort(n, seed=0, task="disease")`` (4 classes),
-its feature table (``CohortFeatures``, cached as ``features<n>.parquet``
-under --cache-dir), then ``cross_validate(..., folds=5, seed=0,
-cohort=..., deep=DeepFusionClassifier(random_state=0))``: every model on
+For each n: ``synthetic_cohort(n, seed=S, task="disease")`` (4 classes; S =
+--seed, 0 for the reported curve, other seeds to make design choices on),
+its feature table (``CohortFeatures``, cached as ``features<n>.parquet``, or
+``features<n>_seed<S>.parquet`` for S != 0, under --cache-dir), then
+``cross_validate(..., folds=5, seed=S, cohort=...,
+deep=DeepFusionClassifier(random_state=S))``: every model on
 the same stratified folds; macro one-vs-rest AUC, mean ± std over folds.
 Prints a Markdown table (n, best classical fusion, deep fusion, oracle,
 deep minus best classical, deep fit time per fold) and the CPU model.
@@ -24,8 +26,9 @@ import pandas as pd
 from _machine import cpu_name  # benchmarks/ (the script's folder) is on sys.path
 
 
-def features(cohort: object, n: int, cache_dir: Path | None, workers: int) -> pd.DataFrame:
-    path = None if cache_dir is None else cache_dir / f"features{n}.parquet"
+def features(cohort: object, n: int, cache_dir: Path | None, workers: int, seed: int = 0) -> pd.DataFrame:
+    name = f"features{n}.parquet" if seed == 0 else f"features{n}_seed{seed}.parquet"
+    path = None if cache_dir is None else cache_dir / name
     if path is not None and path.exists():
         return pd.read_parquet(path)
     from medfuse.extract import CohortFeatures, extract_cohort
@@ -40,6 +43,8 @@ def features(cohort: object, n: int, cache_dir: Path | None, workers: int) -> pd
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="200,500,1000", help="cohort sizes, comma-separated")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="cohort, fold and model seed (0: the reported curve; make design choices on others)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep the feature tables here")
     ap.add_argument("--threads", type=int, default=None, help="medfuse.set_num_threads (default: all cores)")
     ap.add_argument("--learner-threads", type=int, default=None,
@@ -71,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             return out
 
     for n in (int(v) for v in args.n.split(",")):
-        cohort = synthetic_cohort(n, seed=0, task="disease")
-        frame = features(cohort, n, args.cache_dir, threads)
+        cohort = synthetic_cohort(n, seed=args.seed, task="disease")
+        frame = features(cohort, n, args.cache_dir, threads, args.seed)
         fit_times.clear()
         t0 = time.perf_counter()
-        ev = cross_validate(frame, folds=5, seed=0, cohort=cohort, deep=Timed(random_state=0))
+        ev = cross_validate(frame, folds=5, seed=args.seed, cohort=cohort, deep=Timed(random_state=args.seed))
         total = time.perf_counter() - t0
         t = ev.table.set_index("model")
         classical = t[(t["kind"] == "fusion") & (t.index != "deep fusion")]
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(ev.format_table(), flush=True)
         print(flush=True)
     out = pd.DataFrame(rows)
-    print(f"macro AUC, 5-fold CV (same folds for every model), synthetic disease cohort (4 classes), seed 0; "
+    print(f"macro AUC, 5-fold CV (same folds for every model), synthetic disease cohort (4 classes), seed {args.seed}; "
           f"{cpu_name()}, {threads} kernel thread(s), {learner_threads()} learner thread(s) "
           "(torch and BLAS/OpenMP)\n")
     cols = list(out.columns)

@@ -405,3 +405,101 @@ def test_prepare_inputs_audio_and_features():
     assert DeepFusionClassifier(**small).prepare(d) is d
     with pytest.raises(TypeError, match="DataFrame"):
         DeepFusionClassifier(**small, feature_blocks=False).prepare(cohort, features=np.zeros((5, 2)))
+
+
+# ---------------------------------------------------------------- wide & deep start
+def _standardised(table, rows):
+    """The network's standardisation, in NumPy: training rows' mean / sd (ddof 1), NaN -> mean, clipped at 10."""
+    t = table[rows].astype(np.float64)
+    mean, sd = np.nanmean(t, axis=0), np.nanstd(t, axis=0, ddof=1)
+    return lambda x: np.clip((np.where(np.isfinite(x), x, mean) - mean) / sd, -10.0, 10.0)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_wide_warm_start_is_the_logistic_regression(classes):
+    """Before any useful epoch the model is sklearn's logistic regression on its training split's table (standardised
+    on every patient it is fitted on; the deep head starts at zero); an epoch that does not beat the start's
+    validation loss is not kept."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = planted_full(90, 13)
+    if classes == 3:
+        data.labels = np.where(np.arange(90) % 3 == 2, 2, data.labels)
+    params = {**SMALL, "max_epochs": 1, "patience": 1, "lr": 1e-9, "weight_decay": 0.0, "wide_init": "logreg",
+              "wide_C": 0.5}
+    m = DeepFusionClassifier(**params).fit(data)
+    _classes, yi = np.unique(data.labels, return_inverse=True)
+    tr, _val = m._split(np.arange(90), yi, classes, int(m.random_state))
+    z = _standardised(data.table, np.arange(90))
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(z(data.table[tr].astype(np.float64)), yi[tr])
+    want = ref.predict_proba(z(data.table.astype(np.float64)))
+    np.testing.assert_allclose(m.predict_proba(data), want, rtol=2e-4, atol=2e-6)
+    w = m.state_dict_["head.weight"]
+    assert not w.any()
+    # trained for real, the deep branch moves away from it; "random" starts elsewhere
+    trained = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "wide_init": "logreg"}).fit(data)
+    assert np.abs(trained.predict_proba(data) - want).max() > 1e-3
+    rnd = DeepFusionClassifier(**{**params, "wide_init": "random"}).fit(data)
+    assert rnd.state_dict_["head.weight"].any()
+    assert np.abs(rnd.predict_proba(data) - want).max() > 1e-2
+
+
+def test_wide_warm_start_refusals():
+    data = planted_full(30, 14)
+    for bad in ("ridge", None, 1):
+        with pytest.raises(ValueError, match="wide_init must be 'logreg' or 'random'"):
+            DeepFusionClassifier(**SMALL, wide_init=bad).fit(data)
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="wide_C must be a positive number"):
+            DeepFusionClassifier(**SMALL, wide_C=bad).fit(data)
+
+
+# ---------------------------------------------------------------- label smoothing
+def test_label_smoothing_loss_matches_numpy_and_still_learns():
+    rng = np.random.default_rng(15)
+    z2, t2 = rng.normal(0, 2, 12), rng.integers(0, 2, 12).astype(np.float64)
+    zk, tk = rng.normal(0, 2, (12, 4)), rng.integers(0, 4, 12)
+    for eps in (0.0, 0.1, 0.3):
+        q = t2 * (1 - eps) + eps / 2
+        want = np.mean(np.logaddexp(0, z2) - q * z2)  # BCE with logits, soft target
+        got = DeepFusionClassifier._criterion(torch.from_numpy(z2), torch.from_numpy(t2), eps)
+        assert abs(float(got) - want) < 1e-12
+        logp = zk - np.logaddexp.reduce(zk, axis=1, keepdims=True)
+        qk = np.full((12, 4), eps / 4)
+        qk[np.arange(12), tk] += 1 - eps
+        got = DeepFusionClassifier._criterion(torch.from_numpy(zk), torch.from_numpy(tk), eps)
+        assert abs(float(got) + np.mean((qk * logp).sum(axis=1))) < 1e-12
+    data = planted(120, 16)
+    tr, te = np.arange(80), np.arange(80, 120)
+    m = DeepFusionClassifier(**{**SMALL, "label_smoothing": 0.2}).fit(data.subset(tr))
+    assert roc_auc_score(data.labels[te], m.predict_proba(data.subset(te))[:, 1]) > 0.8
+    for bad in (1.0, -0.1, True, "0.1", float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing must be a number in"):
+            DeepFusionClassifier(**SMALL, label_smoothing=bad).fit(data)
+
+
+# ---------------------------------------------------------------- snapshot averaging
+def test_snapshots_average_the_best_epochs_weights(monkeypatch):
+    """The fitted weights are the mean of the weights after the epochs of the k lowest validation losses."""
+    data = planted(60, 17)
+    script = iter([5.0, 1.0, 3.0, 2.0, 4.0, 6.0])
+    seen: list[dict[str, np.ndarray]] = []
+
+    def scripted(self, net, data, target, idx):
+        seen.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+        return next(script)
+
+    monkeypatch.setattr(DeepFusionClassifier, "_loss", scripted)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "patience": 10, "snapshots": 3, "wide_init": "random"}).fit(data)
+    assert len(seen) == 6
+    for name, got in m.state_dict_.items():
+        want = np.mean([seen[1][name], seen[3][name], seen[2][name]], axis=0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
+    one = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "patience": 10, "wide_init": "random"})
+    script = iter([5.0, 1.0, 3.0, 2.0, 4.0, 6.0])
+    seen.clear()
+    one.fit(data)
+    for name, got in one.state_dict_.items():  # snapshots=1: the best epoch's weights
+        np.testing.assert_array_equal(got, seen[1][name])
+    with pytest.raises(ValueError, match="snapshots must be an integer >= 1"):
+        DeepFusionClassifier(**SMALL, snapshots=0).fit(data)

@@ -67,11 +67,28 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         the training patients; used when the inputs hold a table.
     bag : the report as a bag of tokens, one more token.
     wide : a linear map of the standardised table added to the logits.
+    wide_init : "random" (torch's default initialisation) or "logreg" (a
+        "wide & deep" start: each network's wide path starts as a
+        multinomial, or binary, logistic regression fitted on its training
+        split's standardised table with inverse L2 strength ``wide_C``, and
+        the deep branch's output layer at zero, so training starts at the
+        linear solution; the start's validation loss competes in early
+        stopping, so it is kept when no epoch beats it). "random" is the
+        default: on cohort seeds 1 and 2 (n = 200, 5-fold CV) the warm start
+        lowered the macro AUC (C = 1: -0.014; C = 0.1: -0.002 to -0.005).
+    wide_C : the warm start's inverse L2 strength (sklearn's ``C``), > 0.
     dropout, modality_dropout : dropout on tokens, MLPs and the head; the
         probability of masking each present token in training (a patient
         keeps at least one).
     ensemble : networks averaged (their logits), each with its own seed,
-        inner validation split and batch order.
+        inner validation split and batch order (5: on cohort seeds 1 and 2 at
+        n = 200, 3 -> 5 networks raised the macro AUC by 0.003; 6 no more).
+    snapshots : each network keeps the mean of the weights of its
+        ``snapshots`` epochs of lowest validation loss (snapshot averaging;
+        1: the best epoch's weights). Needs a validation split.
+    label_smoothing : the training target mixes the one-hot label with the
+        uniform distribution by this weight (in [0, 1)); the validation loss
+        of early stopping is the plain cross-entropy.
     random_state : seed (torch, the split, Word2Vec). Results are identical
         for a seed and a thread count; torch uses the learners' thread count
         (``medfuse.kernels._threads.learner_threads()``: 1 unless
@@ -118,10 +135,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         feature_blocks: bool = True,
         bag: bool = True,
         wide: bool = True,
+        wide_init: str = "random",
+        wide_C: float = 1.0,
         block_hidden: int = 32,
         dropout: float = 0.25,
         modality_dropout: float = 0.1,
-        ensemble: int = 3,
+        ensemble: int = 5,
+        label_smoothing: float = 0.1,
+        snapshots: int = 1,
         random_state: int = 0,
         verbose: int = 0,
         extraction: Any = None,
@@ -153,10 +174,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.feature_blocks = feature_blocks
         self.bag = bag
         self.wide = wide
+        self.wide_init = wide_init
+        self.wide_C = wide_C
         self.block_hidden = block_hidden
         self.dropout = dropout
         self.modality_dropout = modality_dropout
         self.ensemble = ensemble
+        self.label_smoothing = label_smoothing
+        self.snapshots = snapshots
         self.random_state = random_state
         self.verbose = verbose
         self.extraction = extraction
@@ -164,7 +189,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
         ints = dict(d_model=1, heads=1, layers=0, embedding_dim=1, rnn_hidden=1, min_count=1, max_epochs=1,
-                    batch_size=1, patience=1, block_hidden=1, ensemble=1)
+                    batch_size=1, patience=1, block_hidden=1, ensemble=1, snapshots=1)
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -181,13 +206,18 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number; got {v!r}")
-        for name in ("dropout", "modality_dropout"):
+        for name in ("dropout", "modality_dropout", "label_smoothing"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
         for name in ("audio", "feature_blocks", "bag", "wide"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if self.wide_init not in ("logreg", "random"):
+            raise ValueError(f"wide_init must be 'logreg' or 'random'; got {self.wide_init!r}")
+        c = self.wide_C
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not np.isfinite(c) or c <= 0:
+            raise ValueError(f"wide_C must be a positive number; got {c!r}")
         vf = self.validation_fraction
         if not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {vf!r}")
@@ -329,6 +359,8 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 self._set_statistics(member, data, everyone)
                 if vectors is not None:
                     self._init_embeddings(member, vectors)
+                if member.wide is not None and self.wide_init == "logreg":
+                    self._warm_start(member, data, yi, idx)
                 torch.manual_seed(s)
                 history += [{**h, "member": float(j)} if len(members) > 1 else h
                             for h in self._train(member, data, target, idx, val, s)]
@@ -372,6 +404,28 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 a = data.audio[idx[data.audio_present[idx]]].astype(np.float64)
                 net.audio_stats.copy_(torch.tensor([a.mean(), max(float(a.std()), 1e-6)], dtype=torch.float32))
 
+    def _warm_start(self, net: Any, data: DeepInputs, yi: npt.NDArray[np.intp], idx: npt.NDArray[np.int64]) -> None:
+        """The wide path := a logistic regression on the standardised table of ``idx``; the deep head := 0."""
+        import torch
+        from sklearn.linear_model import LogisticRegression
+
+        from ...kernels._threads import learner_threads, library_threads
+
+        assert data.table is not None  # the network has a wide path
+        n_classes = max(2, int(net.wide.out_features))
+        if np.unique(yi[idx]).size < n_classes:  # a class absent from the training split: no linear solution to copy
+            return
+        with torch.no_grad():
+            z = net.standardise(torch.from_numpy(np.ascontiguousarray(data.table[idx])))[0].double().numpy()
+        with library_threads(learner_threads()):
+            lr = LogisticRegression(C=float(self.wide_C), tol=1e-8, max_iter=10000).fit(z, yi[idx])
+        coef, icpt = lr.coef_, lr.intercept_
+        with torch.no_grad():
+            net.wide.weight.copy_(torch.from_numpy(coef.astype(np.float32)))
+            net.wide.bias.copy_(torch.from_numpy(icpt.astype(np.float32)))
+            net.head.weight.zero_()
+            net.head.bias.zero_()
+
     def _build_vocabulary(self, docs: list[list[str]]) -> dict[str, int]:
         counts: dict[str, int] = {}
         for d in docs:
@@ -404,13 +458,14 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             net.report.embedding.weight.copy_(w)
 
     @staticmethod
-    def _criterion(logits: Any, target: Any) -> Any:
-        """Binary cross-entropy on one logit, or cross-entropy on K logits (class-index target)."""
+    def _criterion(logits: Any, target: Any, smoothing: float = 0.0) -> Any:
+        """Binary cross-entropy on one logit, or cross-entropy on K logits (class-index target); ``smoothing``
+        mixes the one-hot target with the uniform one (label smoothing)."""
         import torch
 
         if logits.ndim == 1:
-            return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-        return torch.nn.functional.cross_entropy(logits, target)
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, target * (1 - smoothing) + smoothing / 2)
+        return torch.nn.functional.cross_entropy(logits, target, label_smoothing=smoothing)
 
     def _loss(self, net: Any, data: DeepInputs, target: npt.NDArray[Any], idx: npt.NDArray[np.int64]) -> float:
         import torch
@@ -434,6 +489,12 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
 
             epochs = tqdm(epochs, desc="DeepFusionClassifier", unit="epoch")
         tt = torch.from_numpy(target)
+        k = int(self.snapshots)
+        pool: list[tuple[float, int, dict[str, Any]]] = []  # the k lowest validation losses: (loss, epoch, weights)
+        if len(val) and self.wide_init == "logreg" and getattr(net, "wide", None) is not None:
+            best = self._loss(net, data, target, val)  # the warm start competes: kept if no epoch beats it
+            best_state = copy.deepcopy(net.state_dict())
+            pool.append((best, -1, best_state))
         for ep in epochs:
             net.train()
             order = rng.permutation(idx)
@@ -441,7 +502,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             for s in range(0, len(order), int(self.batch_size)):
                 b = np.sort(order[s:s + int(self.batch_size)])
                 logits = net(*self._batch_tensors(data, b))
-                loss = self._criterion(logits, tt[b])
+                loss = self._criterion(logits, tt[b], float(self.label_smoothing))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -449,6 +510,9 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             rec = {"epoch": float(ep), "train_loss": total / max(len(idx), 1)}
             if len(val):
                 rec["val_loss"] = self._loss(net, data, target, val)
+                if k > 1:
+                    pool = sorted([*pool, (rec["val_loss"], ep, copy.deepcopy(net.state_dict()))],
+                                  key=lambda t: (t[0], t[1]))[:k]
                 if rec["val_loss"] < best - 1e-4:
                     best, bad = rec["val_loss"], 0
                     best_state = copy.deepcopy(net.state_dict())
@@ -459,6 +523,9 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 epochs.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
             if len(val) and bad >= int(self.patience):
                 break
+        if len(pool) > 1:  # mean of the k best epochs' weights (snapshot averaging)
+            best_state = {name: torch.stack([st[name] for _l, _e, st in pool]).mean(dim=0)
+                          if pool[0][2][name].is_floating_point() else pool[0][2][name] for name in pool[0][2]}
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
