@@ -295,16 +295,14 @@ struct PaddedMap {
         zpad = is3d ? 1 : 0;
         const i64 total = (Z + 2 * zpad) * slice;
         mem.reset(new std::uint8_t[static_cast<std::size_t>(total)]);
-        // Zero the padding only; the kernels write every interior cell.
+        // Zero the outer padding (the slices before and after in 3D, the rows
+        // above and below in 2D); each band / slab task zeroes the padding of
+        // its own rows or slices (zero_rows, zero_slices), and the kernels write
+        // every interior cell.
         std::uint8_t* base = mem.get();
-        if (is3d) {
-            std::memset(base, 0, static_cast<std::size_t>(slice));
-            std::memset(base + (Z + 1) * slice, 0, static_cast<std::size_t>(slice));
-        }
-        if (!is3d) {  // 3D: zero_slices does each slice's padding
-            std::memset(base, 0, static_cast<std::size_t>(row));
-            std::memset(base + (H + 1) * row, 0, static_cast<std::size_t>(row));
-        }
+        const i64 outer = is3d ? slice : row;
+        std::memset(base, 0, static_cast<std::size_t>(outer));
+        std::memset(base + total - outer, 0, static_cast<std::size_t>(outer));
         origin = base + zpad * slice + row + 1;
         for (i64 dz = -zpad; dz <= zpad; ++dz)
             for (i64 dy = -1; dy <= 1; ++dy)

@@ -241,7 +241,7 @@ bool pair_rows(const BilateralRows& job, std::int64_t y0, std::int64_t y1) {
             (void)last;
         }
     };
-    std::vector<const float*> wp(static_cast<std::size_t>(nk)), fk(static_cast<std::size_t>(nk));
+    std::vector<const float*> wp(static_cast<std::size_t>(nk)), fk(kU8 ? static_cast<std::size_t>(nk) : 0);  // fk: uint8 only
     const V wc = S::set1(job.space[kc]);  // the centre's weight: space * colour(0), colour(0) = 1 exactly
     for (i64 yy = y0 - r; yy < y1; ++yy) {
         convert_upto(yy + r);

@@ -555,11 +555,12 @@ struct ByteCounts {
         for (int i = 0; i < 256; ++i) t[i] = static_cast<std::uint8_t>(i);
         for (int j = 0; j < 4; ++j) iota[j] = _mm512_load_si512(t + 64 * j);
     }
-    void load(const std::uint8_t* K) {
+    void begin_row(const std::uint8_t* K) {
         for (int j = 0; j < 4; ++j) k[j] = _mm512_load_si512(K + 64 * j);
     }
     // K += hin - hout, stored back to K; returns the sum of K[i], i < m.
-    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m) {
+    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m,
+                      std::int32_t /*below*/) {
         const __m512i mv = _mm512_set1_epi8(static_cast<char>(m));
         const __m512i zero = _mm512_setzero_si512();
         __m512i acc = zero;
@@ -584,10 +585,11 @@ struct ByteCounts {
         std::memset(below_mask, 0xFF, 256);
         std::memset(below_mask + 256, 0, 256);
     }
-    void load(const std::uint8_t* K) {
+    void begin_row(const std::uint8_t* K) {
         for (int j = 0; j < 8; ++j) k[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(K + 32 * j));
     }
-    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m) {
+    std::int32_t step(std::uint8_t* K, const std::uint8_t* hin, const std::uint8_t* hout, std::int32_t m,
+                      std::int32_t /*below*/) {
         const std::uint8_t* msk = below_mask + 256 - m;
         const __m256i zero = _mm256_setzero_si256();
         __m256i acc = zero;
@@ -606,34 +608,54 @@ struct ByteCounts {
 };
 #endif
 
-void median_colhist_u8_bytes(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2,
-                             std::int64_t y0, std::int64_t y1, std::uint8_t* out, std::uint8_t* H) {
+#endif
+
+// 16-bit window counts: K += hin - hout in one constant-length pass (vectorised
+// whole), and `below` changes by the part of that difference below m.
+struct WideCounts {
+    void begin_row(const std::int16_t*) {}
+    std::int32_t step(std::int16_t* K, const std::uint8_t* __restrict__ hin, const std::uint8_t* __restrict__ hout,
+                      std::int32_t m, std::int32_t below) {
+        std::int16_t d = 0;
+        const std::int16_t mm = static_cast<std::int16_t>(m);
+        for (std::int16_t i = 0; i < 256; ++i) {
+            const std::int16_t diff = static_cast<std::int16_t>(static_cast<std::int16_t>(hin[i]) - static_cast<std::int16_t>(hout[i]));
+            K[i] = static_cast<std::int16_t>(K[i] + diff);
+            d = static_cast<std::int16_t>(d + (i < mm ? diff : 0));
+        }
+        return below + d;
+    }
+};
+
+// Rows [y0, y1) from the column histograms H (already over the rows of y0's
+// window): per row the window counts K over its first k2 columns, then slid
+// right by Counts::step, which returns the new number of values below m.
+template <class Counts, class C>
+void colhist_rows(const std::uint8_t* pad, std::int64_t w, std::int64_t k1, std::int64_t k2, std::int64_t y0,
+                  std::int64_t y1, std::uint8_t* out, std::uint8_t* H, C* K, Counts& counts) {
     using i64 = std::int64_t;
     const i64 pw = w + k2 - 1;
     const std::int32_t rank = static_cast<std::int32_t>(k1 * k2 / 2);
-    alignas(64) std::uint8_t K[256];
-    ByteCounts bc;
     for (i64 y = y0; y < y1; ++y) {
         if (y > y0) colhist_slide_down(H, pad, pw, y, k1);
         for (int i = 0; i < 256; ++i) K[i] = 0;
         for (i64 c = 0; c < k2; ++c) {
             const std::uint8_t* __restrict__ h = H + c * 256;
-            for (int i = 0; i < 256; ++i) K[i] = static_cast<std::uint8_t>(K[i] + h[i]);
+            for (int i = 0; i < 256; ++i) K[i] = static_cast<C>(K[i] + h[i]);
         }
         std::int32_t m = 0, below = 0;
         while (below + K[m] <= rank) below += K[m++];
         std::uint8_t* o = out + y * w;
         o[0] = static_cast<std::uint8_t>(m);
-        bc.load(K);
+        counts.begin_row(K);
         for (i64 x = 1; x < w; ++x) {
-            below = bc.step(K, H + (x + k2 - 1) * 256, H + (x - 1) * 256, m);
+            below = counts.step(K, H + (x + k2 - 1) * 256, H + (x - 1) * 256, m, below);
             while (below > rank) below -= K[--m];
             while (below + K[m] <= rank) below += K[m++];
             o[x] = static_cast<std::uint8_t>(m);
         }
     }
 }
-#endif
 
 }  // namespace
 
@@ -641,7 +663,6 @@ void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1,
                        std::int64_t y1, std::uint8_t* out, std::uint8_t* colhist) {
     using i64 = std::int64_t;
     const i64 pw = w + k2 - 1;
-    const std::int32_t rank = static_cast<std::int32_t>(k1 * k2 / 2);
     std::uint8_t* const H = colhist;
     std::memset(H, 0, static_cast<std::size_t>(pw) * 256);
     for (i64 i = 0; i < k1; ++i) {
@@ -649,36 +670,13 @@ void median_colhist_u8(const std::uint8_t* pad, std::int64_t w, std::int64_t k1,
         for (i64 c = 0; c < pw; ++c) ++H[c * 256 + row[c]];
     }
 #if defined(__AVX512BW__) || defined(__AVX2__)
-    if (k1 * k2 <= 255) return median_colhist_u8_bytes(pad, w, k1, k2, y0, y1, out, H);
+    if (k1 * k2 <= 255) {
+        alignas(64) std::uint8_t K[256];
+        ByteCounts counts;
+        return colhist_rows(pad, w, k1, k2, y0, y1, out, H, K, counts);
+    }
 #endif
     alignas(64) std::int16_t K[256];
-    for (i64 y = y0; y < y1; ++y) {
-        if (y > y0) colhist_slide_down(H, pad, pw, y, k1);
-        for (int i = 0; i < 256; ++i) K[i] = 0;
-        for (i64 c = 0; c < k2; ++c) {
-            const std::uint8_t* __restrict__ h = H + c * 256;
-            for (int i = 0; i < 256; ++i) K[i] = static_cast<std::int16_t>(K[i] + h[i]);
-        }
-        std::int32_t m = 0, below = 0;
-        while (below + K[m] <= rank) below += K[m++];
-        std::uint8_t* o = out + y * w;
-        o[0] = static_cast<std::uint8_t>(m);
-        for (i64 x = 1; x < w; ++x) {
-            const std::uint8_t* __restrict__ hin = H + (x + k2 - 1) * 256;
-            const std::uint8_t* __restrict__ hout = H + (x - 1) * 256;
-            // One constant-length pass (vectorised whole): K += hin - hout,
-            // and the part of that difference below m.
-            std::int16_t d = 0;
-            const std::int16_t mm = static_cast<std::int16_t>(m);
-            for (std::int16_t i = 0; i < 256; ++i) {
-                const std::int16_t diff = static_cast<std::int16_t>(static_cast<std::int16_t>(hin[i]) - static_cast<std::int16_t>(hout[i]));
-                K[i] = static_cast<std::int16_t>(K[i] + diff);
-                d = static_cast<std::int16_t>(d + (i < mm ? diff : 0));
-            }
-            below += d;
-            while (below > rank) below -= K[--m];
-            while (below + K[m] <= rank) below += K[m++];
-            o[x] = static_cast<std::uint8_t>(m);
-        }
-    }
+    WideCounts counts;
+    colhist_rows(pad, w, k1, k2, y0, y1, out, H, K, counts);
 }

@@ -95,13 +95,14 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
             ops.box_lines(Dilate, rows, w, yb - ya, y - ya, r[1], w, kills, dst + (y - y0) * w);
         }
     };
+    // xy_band's row scratch for bands of up to `band` rows (and their halo)
+    auto rows_size = [&](i64 band) { return static_cast<std::size_t>(std::min(h, band + 2 * r[1]) * w); };
     if (r[0] == 0) {  // 2D, or no z extent: per slice and band of 64 rows, straight into out
         const i64 band = 64;
         const i64 bands = (h + band - 1) / band;
         parallel_for(d * bands, threads, [&](i64 t) {
             const i64 z = t / bands, y0 = (t % bands) * band, y1 = std::min(h, y0 + band);
-            const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
-            const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
+            const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[rows_size(band)]);
             xy_band(z, y0, y1, rows.get(), job.out + (z * h + y0) * w);
         });
         return;
@@ -118,8 +119,7 @@ void box_morph(const MorphJob& job, const std::int64_t* r, int threads) {
     const i64 rz = r[0], R = 2 * rz + 1;
     parallel_for(bands, threads, [&](i64 t) {
         const i64 y0 = t * band, y1 = std::min(h, y0 + band), n = (y1 - y0) * w;
-        const i64 ya = std::max<i64>(0, y0 - r[1]), yb = std::min(h, y1 + r[1]);
-        const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[static_cast<std::size_t>((yb - ya) * w)]);
+        const std::unique_ptr<std::uint8_t[]> rows(new std::uint8_t[rows_size(band)]);
         const std::unique_ptr<std::uint8_t[]> ring(new std::uint8_t[static_cast<std::size_t>(2 * R * n)]);
         auto slot = [&](i64 q) { return ring.get() + (q % R) * n; };
         i64 done = 0;  // band-slices [0, done) computed
