@@ -247,6 +247,23 @@ for dt in (np.uint8, np.uint16, np.int16, np.int32):
                 cases += 1
                 want = np.histogram(x if mask is None else x[mask], bins, rng)[0]
                 bad += not np.array_equal(medfuse.histogram(x, bins, rng, mask=mask)[0], want)
+# 8/16-bit data count into 16-bit counters flushed every 126 tiles per sub-histogram: long runs of one value
+# (one counter far past 65535 increments in all, nearly 64519 in one window), 4 / 2 / 1 sub-histograms
+# (4096 / 10000 / 40000 keys), with a mask, at 1 and 2 threads.
+for dt, lo, hi in ((np.uint8, 0, 256), (np.uint16, 0, 40000), (np.int16, -1024, 30000)):
+    for n in (64519, 258077, 600011):
+        x = np.full(n, 7 if dt == np.uint8 else 1000, dt)
+        some = g.random(n) < 0.1
+        x[some] = g.integers(lo, hi, some.sum()).astype(dt)
+        m = g.random(n) < 0.97
+        for bins in ((256, 100, 17) if dt == np.uint8 else (4096, 10000, 40000, 1024)):
+            rng = (lo, lo + bins) if dt != np.uint8 else (0, 256)
+            for mask in (None, m):
+                for th in (1, 2):
+                    medfuse.set_num_threads(th)
+                    cases += 1
+                    want = np.histogram(x if mask is None else x[mask], bins, rng)[0]
+                    bad += not np.array_equal(medfuse.histogram(x, bins, rng, mask=mask)[0], want)
 print(json.dumps({"active": medfuse.build_info()["simd_active"], "cases": cases, "bad": bad}))
 """
 

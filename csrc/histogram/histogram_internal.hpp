@@ -1,6 +1,7 @@
 // Per-ISA entry points of the histogram loops (histogram_kernels.hpp).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "histogram/histogram.hpp"
 

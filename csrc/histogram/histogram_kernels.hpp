@@ -60,8 +60,8 @@ inline void keys32(const T* MEDFUSE_RESTRICT x, const std::uint8_t* MEDFUSE_REST
     }
 }
 
-template <int NSUB, class K>
-inline void scatter(const K* MEDFUSE_RESTRICT keys, i64 len, u32* MEDFUSE_RESTRICT h, i64 stride) {
+template <int NSUB, class K, class C>
+inline void scatter(const K* MEDFUSE_RESTRICT keys, i64 len, C* MEDFUSE_RESTRICT h, i64 stride) {
     i64 j = 0;
     if constexpr (NSUB == 8) {
         for (; j + 8 <= len; j += 8) {
@@ -77,10 +77,10 @@ inline void scatter(const K* MEDFUSE_RESTRICT keys, i64 len, u32* MEDFUSE_RESTRI
             ++h[7 * stride + k7];
         }
     } else if constexpr (NSUB == 4) {
-        u32* MEDFUSE_RESTRICT h0 = h;
-        u32* MEDFUSE_RESTRICT h1 = h + stride;
-        u32* MEDFUSE_RESTRICT h2 = h + 2 * stride;
-        u32* MEDFUSE_RESTRICT h3 = h + 3 * stride;
+        C* MEDFUSE_RESTRICT h0 = h;
+        C* MEDFUSE_RESTRICT h1 = h + stride;
+        C* MEDFUSE_RESTRICT h2 = h + 2 * stride;
+        C* MEDFUSE_RESTRICT h3 = h + 3 * stride;
         for (; j + 8 <= len; j += 8) {
             const K k0 = keys[j], k1 = keys[j + 1], k2 = keys[j + 2], k3 = keys[j + 3];
             const K k4 = keys[j + 4], k5 = keys[j + 5], k6 = keys[j + 6], k7 = keys[j + 7];
@@ -94,7 +94,7 @@ inline void scatter(const K* MEDFUSE_RESTRICT keys, i64 len, u32* MEDFUSE_RESTRI
             ++h3[k7];
         }
     } else if constexpr (NSUB == 2) {
-        u32* MEDFUSE_RESTRICT h1 = h + stride;
+        C* MEDFUSE_RESTRICT h1 = h + stride;
         for (; j + 2 <= len; j += 2) {
             const K k0 = keys[j], k1 = keys[j + 1];
             ++h[k0];
@@ -126,55 +126,74 @@ inline void scatter_u8(const std::uint8_t* MEDFUSE_RESTRICT x, i64 len, u32* MED
     for (; j < len; ++j) ++h0[x[j]];
 }
 
+template <class K, class C>
+inline void scatter_n(const K* keys, i64 len, C* h, i64 stride, int nsub) {
+    if (nsub == 8)
+        scatter<8>(keys, len, h, stride);
+    else if (nsub == 4)
+        scatter<4>(keys, len, h, stride);
+    else if (nsub == 2)
+        scatter<2>(keys, len, h, stride);
+    else
+        scatter<1>(keys, len, h, stride);
+}
+
+// Adds the nsub sub-histograms to out[0, n_keys) and zeroes them.
+template <class C>
+inline void flush(C* h, i64 stride, int nsub, i64 n_keys, i64* out) {
+    for (int sub = 0; sub < nsub; ++sub) {
+        C* hs = h + sub * stride;
+        for (i64 k = 0; k < n_keys; ++k) {
+            out[k] += hs[k];
+            hs[k] = 0;
+        }
+    }
+}
+
 // Counts keys of x[b, e) into out[0, n_keys) (added to what is there).
 // `h` is scratch of at least nsub * stride u32, stride >= n_keys + 1.
+// 8/16-bit data with fewer than 65535 keys count into 16-bit counters (half
+// the cache footprint: 4 x 4096 keys of a 12-bit image fit a 32 KB L1),
+// flushed before any can overflow: scatter<N> deals keys round robin (only
+// a tile's last len % 8 go to sub 0), so in a window of nsub * 126 tiles no
+// sub-histogram gets more than 126 * kTile + 7 = 64519 increments.
 template <class T>
 void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 hi, int shift, i64 n_keys,
                i64* out, u32* h, i64 stride, int nsub) {
     const i64 range = hi - lo;
     const bool direct_u8 = sizeof(T) == 1 && static_cast<T>(-1) > 0 && !mask && lo == 0 && range == 255 && shift == 0;
     const bool narrow = sizeof(T) <= 2 && n_keys < 65535;
+    if (narrow && !direct_u8) {
+        std::vector<u16> h16(static_cast<std::size_t>(nsub * stride), 0);
+        alignas(64) u16 k16[kTile];
+        const i64 window = nsub * 126 * kTile;
+        for (i64 start = b; start < e; start += window) {
+            const i64 stop = e - start < window ? e : start + window;
+            for (i64 t = start; t < stop; t += kTile) {
+                const i64 len = stop - t < kTile ? stop - t : kTile;
+                keys16(x + t, mask ? mask + t : nullptr, len, static_cast<u16>(lo), static_cast<u16>(range), shift,
+                       static_cast<u16>(n_keys), k16);
+                scatter_n(k16, len, h16.data(), stride, nsub);
+            }
+            flush(h16.data(), stride, nsub, n_keys, out);
+        }
+        return;
+    }
     for (i64 s = 0; s < nsub * stride; ++s) h[s] = 0;
-    alignas(64) u16 k16[kTile];
     alignas(64) u32 k32[kTile];
     constexpr i64 kFlush = i64(1) << 30;  // before any 32-bit counter can overflow
     for (i64 start = b; start < e; start += kFlush) {
         const i64 stop = e - start < kFlush ? e : start + kFlush;
         for (i64 t = start; t < stop; t += kTile) {
             const i64 len = stop - t < kTile ? stop - t : kTile;
-            const std::uint8_t* mt = mask ? mask + t : nullptr;
             if (direct_u8) {
                 scatter_u8(reinterpret_cast<const std::uint8_t*>(x + t), len, h, stride);
-            } else if (narrow) {
-                keys16(x + t, mt, len, static_cast<u16>(lo), static_cast<u16>(range), shift, static_cast<u16>(n_keys),
-                       k16);
-                if (nsub == 8)
-                    scatter<8>(k16, len, h, stride);
-                else if (nsub == 4)
-                    scatter<4>(k16, len, h, stride);
-                else if (nsub == 2)
-                    scatter<2>(k16, len, h, stride);
-                else
-                    scatter<1>(k16, len, h, stride);
             } else {
-                keys32(x + t, mt, len, lo, range, shift, static_cast<u32>(n_keys), k32);
-                if (nsub == 8)
-                    scatter<8>(k32, len, h, stride);
-                else if (nsub == 4)
-                    scatter<4>(k32, len, h, stride);
-                else if (nsub == 2)
-                    scatter<2>(k32, len, h, stride);
-                else
-                    scatter<1>(k32, len, h, stride);
+                keys32(x + t, mask ? mask + t : nullptr, len, lo, range, shift, static_cast<u32>(n_keys), k32);
+                scatter_n(k32, len, h, stride, nsub);
             }
         }
-        for (int sub = 0; sub < nsub; ++sub) {
-            u32* hs = h + sub * stride;
-            for (i64 k = 0; k < n_keys; ++k) {
-                out[k] += hs[k];
-                hs[k] = 0;
-            }
-        }
+        flush(h, stride, nsub, n_keys, out);
     }
 }
 
