@@ -178,24 +178,24 @@ void hist_keys(const T* x, const std::uint8_t* mask, i64 n, i64 lo, i64 hi, int 
     const i64 stride = (slots + 15) / 16 * 16;
     // Four sub-histograms break the store-to-load chains of runs of equal
     // keys (CT air, lung); with many keys they would leave L1/L2 instead.
-    // Up to 4096 keys (12-bit data) four still pay: 64 KB of counters, a
-    // 2048^2 12-bit X-ray counted 9 % faster than with two (Zen 5); eight
-    // (128 KB) were slower again.
+    // Up to 4096 keys (12-bit data) four still pay: with 32-bit counters
+    // (64 KB) a 2048^2 12-bit X-ray counted 9 % faster than with two (Zen 5);
+    // eight (128 KB) were slower again. 8/16-bit data now count into 16-bit
+    // counters (keys_part), 32 KB for four 4096-key sub-histograms.
     const int nsub = slots <= 4160 ? 4 : (slots <= 16384 ? 2 : 1);
     const bool use_avx2 = active_isa() != Isa::baseline;
     parallel_for(parts, threads, [&](i64 p) {
         auto& h = partial[static_cast<std::size_t>(p)];
         h.assign(static_cast<std::size_t>(n_keys), 0);
-        std::vector<std::uint32_t> scratch(static_cast<std::size_t>(stride * nsub));
         const i64 b = split_begin(n, parts, p), e = split_begin(n, parts, p + 1);
 #ifdef MEDFUSE_HAVE_AVX2
         if (use_avx2) {
-            avx2::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), scratch.data(), stride, nsub);
+            avx2::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), stride, nsub);
             return;
         }
 #endif
         (void)use_avx2;
-        baseline::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), scratch.data(), stride, nsub);
+        baseline::keys_part(x, mask, b, e, lo, hi, shift, n_keys, h.data(), stride, nsub);
     });
     for (auto& h : partial)
         for (i64 k = 0; k < n_keys; ++k) keys[k] += h[static_cast<std::size_t>(k)];

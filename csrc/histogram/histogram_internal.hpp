@@ -15,7 +15,7 @@
 namespace medfuse {
 #define MEDFUSE_KP_DECL(T)                                                                                     \
     void keys_part(const T* x, const std::uint8_t* m, i64 b, i64 e, i64 lo, i64 hi, int s, i64 nk, i64* out, \
-                   std::uint32_t* h, i64 stride, int nsub);
+                   i64 stride, int nsub);
 #define MEDFUSE_UP_DECL(T, B, D)                                                                             \
     void uniform_part(const T* x, const std::uint8_t* m, i64 b, i64 e, T lo_thr, T hi_thr, B lo_b, D denom, \
                       const B* edges, i64 nbins, i64* out, std::uint32_t* h, i64 stride, int nsub);

@@ -151,15 +151,15 @@ inline void flush(C* h, i64 stride, int nsub, i64 n_keys, i64* out) {
 }
 
 // Counts keys of x[b, e) into out[0, n_keys) (added to what is there).
-// `h` is scratch of at least nsub * stride u32, stride >= n_keys + 1.
-// 8/16-bit data with fewer than 65535 keys count into 16-bit counters (half
+// Counters: nsub sub-histograms of `stride` >= n_keys + 1 slots (slot n_keys
+// takes the values not counted). 8/16-bit data with fewer than 65535 keys count into 16-bit counters (half
 // the cache footprint: 4 x 4096 keys of a 12-bit image fit a 32 KB L1),
 // flushed before any can overflow: scatter<N> deals keys round robin (only
 // a tile's last len % 8 go to sub 0), so in a window of nsub * 126 tiles no
 // sub-histogram gets more than 126 * kTile + 7 = 64519 increments.
 template <class T>
 void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 hi, int shift, i64 n_keys,
-               i64* out, u32* h, i64 stride, int nsub) {
+               i64* out, i64 stride, int nsub) {
     const i64 range = hi - lo;
     const bool direct_u8 = sizeof(T) == 1 && static_cast<T>(-1) > 0 && !mask && lo == 0 && range == 255 && shift == 0;
     const bool narrow = sizeof(T) <= 2 && n_keys < 65535;
@@ -179,7 +179,8 @@ void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 h
         }
         return;
     }
-    for (i64 s = 0; s < nsub * stride; ++s) h[s] = 0;
+    std::vector<u32> counters(static_cast<std::size_t>(nsub * stride), 0);
+    u32* h = counters.data();
     alignas(64) u32 k32[kTile];
     constexpr i64 kFlush = i64(1) << 30;  // before any 32-bit counter can overflow
     for (i64 start = b; start < e; start += kFlush) {
@@ -265,8 +266,8 @@ void uniform_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, T lo_thr, 
 #ifndef MEDFUSE_HIST_KEYS_PART
 #define MEDFUSE_HIST_KEYS_PART(T)                                                                               \
     void keys_part(const T* x, const std::uint8_t* m, hk::i64 b, hk::i64 e, hk::i64 lo, hk::i64 hi, int s,    \
-                   hk::i64 nk, hk::i64* out, std::uint32_t* h, hk::i64 stride, int nsub) {                    \
-        hk::keys_part<T>(x, m, b, e, lo, hi, s, nk, out, h, stride, nsub);                                     \
+                   hk::i64 nk, hk::i64* out, hk::i64 stride, int nsub) {                                      \
+        hk::keys_part<T>(x, m, b, e, lo, hi, s, nk, out, stride, nsub);                                        \
     }
 #define MEDFUSE_HIST_UNIFORM_PART(T, B, D)                                                                      \
     void uniform_part(const T* x, const std::uint8_t* m, hk::i64 b, hk::i64 e, T lo_thr, T hi_thr, B lo_b,    \
