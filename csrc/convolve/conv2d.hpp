@@ -16,9 +16,9 @@
 // stride 1 or 2, kernel width <= 16 and K <= 8192: register tiles of
 // 8/16/24 output channels x 16/32/48 pixels of one output row read the input
 // rows in place with masked 512-bit loads (no im2col packing; stride 2 by a
-// permute of two loads); at stride 1, rows whose width is not a multiple of
-// 16 are tiled as one flat run of pixels over several rows (direct_flat
-// below). Same chain per output element (acc = 0, one FMA per
+// permute of two loads); rows whose width is not a multiple of 16 are tiled
+// as one flat run of pixels over several rows (direct_flat below; stride 2
+// from a copy of the band's rows split into even and odd columns). Same chain per output element (acc = 0, one FMA per
 // k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
 // avx2 (conv2d_avx2.cpp): a direct convolution for the same shapes that
 // copies the input rows of each output row into zero-padded row buffers
@@ -63,10 +63,10 @@ constexpr int kDirectMaxKw = 16;
 // rows, so a 16-lane vector may cover the end of one row and the start of
 // the next (at most 3 rows): a 56-pixel row no longer leaves 1/8 of the
 // lanes idle. Bands then hold at least kFlatMinPixels pixels when the work
-// split allows. (Stride 2 keeps the row tiles: a vector over two rows costs
-// four masked loads there, and the 14-pixel rows of the k5 s2 bench case
-// ran 1.2x slower flat.)
-inline bool direct_flat(std::int64_t wo, std::int64_t sw) { return sw == 1 && wo >= 8 && wo % 16 != 0; }
+// split allows. Stride 2 reads a copy of the band's input rows split into
+// even and odd columns (read in place, a vector over two rows cost four
+// masked loads and a permute: 1.2x slower than row tiles on 14-pixel rows).
+inline bool direct_flat(std::int64_t wo, std::int64_t sw) { return (sw == 1 || sw == 2) && wo >= 8 && wo % 16 != 0; }
 constexpr std::int64_t kFlatMinPixels = 192;
 }  // namespace conv2d_detail
 

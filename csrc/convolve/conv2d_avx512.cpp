@@ -257,9 +257,9 @@ void flat_tile(const float* a, i64 K, i64 cg, i64 plane_size, i64 kh, i64 kw, co
     }
 }
 
-void flat_tiles(const Conv2dJob& job, const float* apack, i64 K, i64 mblocks, i64 cog, const float* ximg,
+void flat_tiles(const Conv2dJob& job, const float* apack, i64 K, i64 mblocks, i64 cog, const float* ximg, i64 hw,
                 const FlatTable& t, float* y, i64 P, int nvec, int nv, const float* bias) {
-    const i64 cg = job.c / job.groups, hw = job.h * job.wd;
+    const i64 cg = job.c / job.groups;
     for (i64 mb = 0; mb < mblocks;) {
         const i64 nm = nvec == 1 ? std::min<i64>(3, mblocks - mb) : 1;
         const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
@@ -281,8 +281,84 @@ void flat_tiles(const Conv2dJob& job, const float* apack, i64 K, i64 mblocks, i6
     }
 }
 
+// Horizontal stride 2: the band's input rows [hs, hs + nb) of every channel
+// copied once into a zero-padded buffer (rows outside the image and columns
+// in the padding are zeros), each row split into its even and odd padded
+// columns (phase p of padded column j = input column j - pw at p * lp + j / 2,
+// p = j % 2), so tap kx of output pixel col lies at koff[kx] + col: flat
+// tiles then load contiguous lanes, one masked load per part (the parts'
+// lane ranges only), with no permutes.
+struct Stride2Buffer {
+    std::vector<float> data;
+    i64 hs = 0, nb = 0, lp = 0, lr = 0;
+    i64 koff[conv2d_detail::kDirectMaxKw] = {};
+};
+
+void fill_stride2(const Conv2dJob& job, const float* ximg, i64 cg, i64 ho0, i64 ho1, Stride2Buffer& b) {
+    const i64 span = (job.kw - 1) * job.dw;
+    b.hs = ho0 * job.sh - job.ph;
+    b.nb = (ho1 - 1 - ho0) * job.sh + (job.kh - 1) * job.dh + 1;
+    b.lp = job.wo + span / 2 + 1;
+    b.lr = 2 * b.lp;
+    for (i64 kx = 0; kx < job.kw; ++kx) b.koff[kx] = (kx * job.dw) % 2 * b.lp + (kx * job.dw) / 2;
+    b.data.assign(static_cast<std::size_t>(cg * b.nb * b.lr), 0.f);
+    const i64 W = job.wd, pw = job.pw;
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (i64 ci = 0; ci < cg; ++ci)
+        for (i64 r = 0; r < b.nb; ++r) {
+            const i64 hi = b.hs + r;
+            if (hi < 0 || hi >= job.h) continue;
+            const float* src = ximg + (ci * job.h + hi) * W;
+            float* d = b.data.data() + (ci * b.nb + r) * b.lr;
+            // Input column c goes to padded column j = c + pw, kept while
+            // j / 2 < lp; 32 columns at a time: the even ones (c0 + 2 i, phase
+            // pw % 2, j / 2 = c0 / 2 + pw / 2 + i) and the odd ones (c0 + 2 i + 1,
+            // phase (pw + 1) % 2, j / 2 = c0 / 2 + (pw + 1) / 2 + i).
+            const i64 c1 = std::min(W, 2 * b.lp - pw);
+            float* de = d + (pw & 1) * b.lp + pw / 2;
+            float* dodd = d + ((pw + 1) & 1) * b.lp + (pw + 1) / 2;
+            for (i64 c0 = 0; c0 < c1; c0 += 32) {
+                const i64 n = std::min<i64>(32, c1 - c0);
+                const std::uint32_t m = n == 32 ? ~std::uint32_t(0) : (std::uint32_t(1) << n) - 1u;
+                const __m512 lo = checked::maskz_loadu_ps(static_cast<__mmask16>(m & 0xffffu), src + c0);
+                const __m512 up = checked::maskz_loadu_ps(static_cast<__mmask16>(m >> 16), src + c0 + 16);
+                const int ne = static_cast<int>((n + 1) / 2), no = static_cast<int>(n / 2);
+                checked::mask_storeu_ps(de + c0 / 2, static_cast<__mmask16>((1u << ne) - 1u),
+                                        _mm512_permutex2var_ps(lo, even, up));
+                checked::mask_storeu_ps(dodd + c0 / 2, static_cast<__mmask16>((1u << no) - 1u),
+                                        _mm512_permutex2var_ps(lo, odd, up));
+            }
+        }
+}
+
+void flat_table_stride2(const Conv2dJob& job, const Stride2Buffer& b, i64 f, int nvec, int nv, FlatTable& t) {
+    const i64 wo = job.wo, kh = job.kh, kw = job.kw;
+    t.taps.assign(static_cast<std::size_t>(kh * kw * nvec * kFlatParts), FlatTap{0, 0});
+    for (int v = 0; v < nvec; ++v) {
+        const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
+        int q = 0;
+        for (int l = 0; l < npix; ++q) {
+            const i64 p = f + 16 * v + l;
+            const i64 ho = p / wo, col = p % wo;
+            const int n = static_cast<int>(std::min<i64>(npix - l, wo - col));
+            const std::uint32_t m = ((std::uint32_t(1) << (l + n)) - 1u) & ~((std::uint32_t(1) << l) - 1u);
+            for (i64 ky = 0; ky < kh; ++ky)
+                for (i64 kx = 0; kx < kw; ++kx) {
+                    FlatTap& tp = t.taps[static_cast<std::size_t>(((ky * kw + kx) * nvec + v) * kFlatParts + q)];
+                    tp.off = (ho * job.sh - job.ph + ky * job.dh - b.hs) * b.lr + b.koff[kx] + col - l;
+                    tp.mask = m;
+                }
+            l += n;
+        }
+        t.nparts[v] = q;
+    }
+}
+
 // Output rows [ho0, ho1) as one flat run of pixels: tiles of 48 pixels, the
-// last 1..48 in one tile of 1..3 vectors.
+// last 1..48 in one tile of 1..3 vectors. Rows narrower than 32 pixels: tiles
+// of one vector and up to 3 channel panels (most vectors then cover two rows,
+// and their two or three loads serve 24 channels instead of 8).
 void conv2d_direct_flat(const Conv2dJob& job, const float* apack, i64 img, i64 g, i64 ho0, i64 ho1) {
     const i64 cg = job.c / job.groups, cog = job.co / job.groups;
     const i64 K = cg * job.kh * job.kw;
@@ -292,12 +368,23 @@ void conv2d_direct_flat(const Conv2dJob& job, const float* apack, i64 img, i64 g
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
     const i64 mblocks = (cog + DMR - 1) / DMR;
     FlatTable t;
+    Stride2Buffer b;
+    const float* planes = ximg;
+    i64 plane_size = job.h * job.wd;
+    if (job.sw == 2) {
+        fill_stride2(job, ximg, cg, ho0, ho1, b);
+        planes = b.data.data();
+        plane_size = b.nb * b.lr;
+    }
     const i64 f1 = ho1 * job.wo;
     for (i64 f = ho0 * job.wo; f < f1;) {
-        const int nv = static_cast<int>(std::min<i64>(48, f1 - f));
+        const int nv = static_cast<int>(std::min<i64>(job.wo < 32 ? 16 : 48, f1 - f));
         const int nvec = (nv + 15) / 16;
-        flat_table(job, f, nvec, nv, t);
-        flat_tiles(job, apack, K, mblocks, cog, ximg, t, ybase + f, P, nvec, nv, bias);
+        if (job.sw == 2)
+            flat_table_stride2(job, b, f, nvec, nv, t);
+        else
+            flat_table(job, f, nvec, nv, t);
+        flat_tiles(job, apack, K, mblocks, cog, planes, plane_size, t, ybase + f, P, nvec, nv, bias);
         f += nv;
     }
 }
