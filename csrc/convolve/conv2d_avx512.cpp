@@ -11,6 +11,11 @@
 // chain the GEMM micro-kernel computes (acc = 0, then one FMA per k in the
 // same order, then + bias, ReLU), so both paths give the same bits and the
 // result never depends on the thread count or the tiling.
+// Rows whose width is not a multiple of 16 (conv2d_detail::direct_flat) are
+// tiled flat instead: a vector may hold the end of one output row and the
+// start of the next, loaded part by part (one masked load per row it
+// touches); at stride 2 from a copy of the band's input rows split into even
+// and odd columns. Same chain per element, same bits.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
