@@ -2,11 +2,12 @@
 // blocks of conv2d_kernels.hpp, and a direct convolution without im2col
 // packing; see conv2d.hpp.
 //
-// Direct path: for each output row, the cg * kh input rows it reads are copied
-// once into a zero-padded row buffer (stride 2: split into even and odd
-// columns), so every tap of every tile is a plain 8-lane load at a fixed
-// offset, with no masks and no shuffles in the inner loop (the copy is about
-// 1 / (kw * C_out) of the work). A register tile of 6 output channels x 16
+// Direct path: the input rows a band of output rows reads are copied once
+// into zero-padded row buffers (stride 2: split into even and odd columns),
+// so every tap of every tile is a plain 8-lane load at a fixed offset, with
+// no masks and no shuffles in the inner loop (the copy is at most
+// 1 / (kw * C_out) of the work; each input row copied once per band, not
+// once per output row and ky). A register tile of 6 output channels x 16
 // consecutive output pixels (two vectors), or 12 channels x 8 pixels for a
 // row's last few pixels: 12 accumulators, the input vectors and one broadcast
 // weight fit the 16 ymm registers. For k = 0..K-1 in im2col order (input
@@ -33,11 +34,12 @@ using i64 = std::int64_t;
 constexpr int DMR = conv2d_detail::kMR;  // output channels per weight panel (the GEMM's panels)
 
 // Register tile: NM panels of 6 output channels x NV vectors of 8 output
-// pixels of one output row. buf: the row buffers at the tile's first pixel,
-// row r = (input channel, ky) at buf + r * lr; tap kx at + koff[kx].
+// pixels of one output row. buf: the row buffer of input channel 0, ky = 0 at
+// the tile's first pixel; (input channel ci, ky) at buf + ci * lci + ky * lky;
+// tap kx at + koff[kx].
 template <int NV, int NM>
-void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* buf, i64 lr, const i64* koff, float* y,
-                 i64 P, int mr, int nv, const float* bias, bool relu) {
+void direct_tile(const float* a, i64 K, i64 cg, i64 kh, i64 kw, const float* buf, i64 lci, i64 lky,
+                 const i64* koff, float* y, i64 P, int mr, int nv, const float* bias, bool relu) {
     constexpr int R = NM * DMR;
     __m256 acc[R][NV];
 #pragma GCC unroll 12
@@ -45,9 +47,11 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* buf, i64
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
     const i64 pstride = K * DMR;  // floats between the NM weight panels
-    for (i64 r = 0; r < nrows; ++r, buf += lr) {
+    for (i64 r = 0, ci = 0, ky = 0; r < cg * kh; ++r) {
+        const float* row = buf + ci * lci + ky * lky;
+        if (++ky == kh) ky = 0, ++ci;
         for (i64 kx = 0; kx < kw; ++kx, a += DMR) {
-            const float* p = buf + koff[kx];
+            const float* p = row + koff[kx];
             __m256 b[NV];
 #pragma GCC unroll 2
             for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(p + 8 * v);
@@ -92,48 +96,53 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
     const i64 W = job.wd, sw = job.sw, pw = job.pw;
     const float* ximg = job.x + (img * job.c + g * cg) * job.h * W;
     float* ybase = job.y + (img * job.co + g * cog) * P;
-    const i64 nrows = cg * job.kh;
     const i64 mblocks = (cog + DMR - 1) / DMR;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
     // Row buffer of one input row: padded column j (input column j - pw) of
     // phase j % sw at (j % sw) * lp + j / sw; tiles read up to the output row
-    // rounded up to 8 pixels.
+    // rounded up to 8 pixels. The band's input rows hs .. hs + nb - 1 of every
+    // channel are copied once (rows outside the image: zeros), channel ci's
+    // row hs + r at (ci * nb + r) * lr.
     const i64 span = (job.kw - 1) * job.dw;
     const i64 wov = (job.wo + 7) / 8 * 8;
     const i64 lp = wov + span / sw + 1, lr = sw * lp;
-    std::vector<float> buf(static_cast<std::size_t>(nrows * lr));
+    const i64 hs = ho0 * job.sh - job.ph;
+    const i64 nb = (ho1 - 1 - ho0) * job.sh + (job.kh - 1) * job.dh + 1;
+    std::vector<float> buf(static_cast<std::size_t>(cg * nb * lr));
     i64 koff[conv2d_detail::kDirectMaxKw];
     for (i64 kx = 0; kx < job.kw; ++kx) koff[kx] = (kx * job.dw) % sw * lp + (kx * job.dw) / sw;
-    for (i64 ho = ho0; ho < ho1; ++ho) {
-        for (i64 ci = 0; ci < cg; ++ci)
-            for (i64 ky = 0; ky < job.kh; ++ky) {
-                float* d = buf.data() + (ci * job.kh + ky) * lr;
-                const i64 hi = ho * job.sh - job.ph + ky * job.dh;
-                if (hi < 0 || hi >= job.h) {
-                    std::fill(d, d + lr, 0.f);
-                    continue;
-                }
-                const float* src = ximg + (ci * job.h + hi) * W;
-                for (i64 ph = 0; ph < sw; ++ph) {
-                    float* dp = d + ph * lp;
-                    // t holds input column sw * t + ph - pw: inside the row for t in [t0, t1)
-                    const i64 t0 = std::min(lp, std::max<i64>(0, (pw - ph + sw - 1) / sw));
-                    const i64 t1 = std::max(t0, std::min(lp, (W + pw - ph + sw - 1) / sw));
-                    std::fill(dp, dp + t0, 0.f);
-                    const float* sp = src + sw * t0 + ph - pw;
-                    if (sw == 1)
-                        std::memcpy(dp + t0, sp, static_cast<std::size_t>(t1 - t0) * sizeof(float));
-                    else
-                        for (i64 t = 0; t < t1 - t0; ++t) dp[t0 + t] = sp[2 * t];
-                    std::fill(dp + t1, dp + lp, 0.f);
-                }
+    for (i64 ci = 0; ci < cg; ++ci)
+        for (i64 r = 0; r < nb; ++r) {
+            float* d = buf.data() + (ci * nb + r) * lr;
+            const i64 hi = hs + r;
+            if (hi < 0 || hi >= job.h) {
+                std::fill(d, d + lr, 0.f);
+                continue;
             }
+            const float* src = ximg + (ci * job.h + hi) * W;
+            for (i64 ph = 0; ph < sw; ++ph) {
+                float* dp = d + ph * lp;
+                // t holds input column sw * t + ph - pw: inside the row for t in [t0, t1)
+                const i64 t0 = std::min(lp, std::max<i64>(0, (pw - ph + sw - 1) / sw));
+                const i64 t1 = std::max(t0, std::min(lp, (W + pw - ph + sw - 1) / sw));
+                std::fill(dp, dp + t0, 0.f);
+                const float* sp = src + sw * t0 + ph - pw;
+                if (sw == 1)
+                    std::memcpy(dp + t0, sp, static_cast<std::size_t>(t1 - t0) * sizeof(float));
+                else
+                    for (i64 t = 0; t < t1 - t0; ++t) dp[t0 + t] = sp[2 * t];
+                std::fill(dp + t1, dp + lp, 0.f);
+            }
+        }
+    const i64 lci = nb * lr, lky = job.dh * lr;
+    for (i64 ho = ho0; ho < ho1; ++ho) {
+        const float* brow = buf.data() + (ho - ho0) * job.sh * lr;
         float* yrow = ybase + ho * job.wo;
         for (i64 wo0 = 0; wo0 < job.wo;) {
             // Tiles of 16 pixels (6 channels); a last 1..8 in one vector (12 channels).
             const i64 rest = job.wo - wo0;
             const int nv = static_cast<int>(rest > 16 ? 16 : rest);
-            const float* bt = buf.data() + wo0;
+            const float* bt = brow + wo0;
             for (i64 mb = 0; mb < mblocks;) {
                 const i64 nm = nv <= 8 ? std::min<i64>(2, mblocks - mb) : 1;
                 const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
@@ -142,11 +151,11 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
                 const float* bm = bias ? bias + mb * DMR : nullptr;
                 // (Unrolling the tap loop for 3 or 5 taps was 1.5x slower: measured.)
                 if (nv > 8)
-                    direct_tile<2, 1>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                    direct_tile<2, 1>(a, K, cg, job.kh, job.kw, bt, lci, lky, koff, y, P, mr, nv, bm, job.relu);
                 else if (nm == 2)
-                    direct_tile<1, 2>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                    direct_tile<1, 2>(a, K, cg, job.kh, job.kw, bt, lci, lky, koff, y, P, mr, nv, bm, job.relu);
                 else
-                    direct_tile<1, 1>(a, K, nrows, job.kw, bt, lr, koff, y, P, mr, nv, bm, job.relu);
+                    direct_tile<1, 1>(a, K, cg, job.kh, job.kw, bt, lci, lky, koff, y, P, mr, nv, bm, job.relu);
                 mb += nm;
             }
             wo0 += nv;
