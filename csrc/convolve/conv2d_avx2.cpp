@@ -36,15 +36,17 @@ constexpr int DMR = conv2d_detail::kMR;  // output channels per weight panel (th
 // Register tile: NM panels of 6 output channels x NV vectors of 8 output
 // pixels of one output row. buf: the row buffer of input channel 0, ky = 0 at
 // the tile's first pixel; (input channel ci, ky) at buf + ci * lci + ky * lky;
-// tap kx at + koff[kx].
-template <int NV, int NM>
+// tap kx at + koff[kx]. CH < 6 (NM = 1): only the first CH channels of the
+// panel (a group's last, partial panel), over more pixels.
+template <int NV, int NM, int CH = DMR>
 void direct_tile(const float* a, i64 K, i64 cg, i64 kh, i64 kw, const float* buf, i64 lci, i64 lky,
                  const i64* koff, float* y, i64 P, int mr, int nv, const float* bias, bool relu) {
-    constexpr int R = NM * DMR;
+    static_assert(CH == DMR || NM == 1, "partial panels one at a time");
+    constexpr int R = NM * CH;
     __m256 acc[R][NV];
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 6
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
     const i64 pstride = K * DMR;  // floats between the NM weight panels
     for (i64 r = 0, ci = 0, ky = 0; r < cg * kh; ++r) {
@@ -53,16 +55,16 @@ void direct_tile(const float* a, i64 K, i64 cg, i64 kh, i64 kw, const float* buf
         for (i64 kx = 0; kx < kw; ++kx, a += DMR) {
             const float* p = row + koff[kx];
             __m256 b[NV];
-#pragma GCC unroll 2
+#pragma GCC unroll 6
             for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(p + 8 * v);
 #pragma GCC unroll 2
             for (int pm = 0; pm < NM; ++pm)
 #pragma GCC unroll 6
-                for (int i = 0; i < DMR; ++i) {
+                for (int i = 0; i < CH; ++i) {
                     const __m256 av = checked::broadcast_ss(a + pm * pstride + i);
-#pragma GCC unroll 2
+#pragma GCC unroll 6
                     for (int v = 0; v < NV; ++v)
-                        acc[pm * DMR + i][v] = _mm256_fmadd_ps(av, b[v], acc[pm * DMR + i][v]);
+                        acc[pm * CH + i][v] = _mm256_fmadd_ps(av, b[v], acc[pm * CH + i][v]);
                 }
         }
     }
@@ -74,7 +76,7 @@ void direct_tile(const float* a, i64 K, i64 cg, i64 kh, i64 kw, const float* buf
         if (i >= mr) break;
         float* yr = y + i * P;
         const __m256 bv = _mm256_set1_ps(bias ? bias[i] : 0.f);
-#pragma GCC unroll 2
+#pragma GCC unroll 6
         for (int v = 0; v < NV; ++v) {
             __m256 o = _mm256_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
             if (relu) o = _mm256_and_ps(_mm256_cmp_ps(o, zero, _CMP_NLE_UQ), o);  // o <= 0 ? 0 : o, NaN kept
@@ -135,6 +137,11 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
             }
         }
     const i64 lci = nb * lr, lky = job.dh * lr;
+    // Panels 0 .. full-1 in the tiles below; a last panel of 2 or 4 channels
+    // (tail) in tiles of its own (with 6-channel tiles it would waste 2/3 or
+    // 1/3 of the multiply-adds: 32 channels are 5 panels + 2).
+    const int tail = static_cast<int>(cog % DMR);
+    const i64 full = tail == 2 || tail == 4 ? mblocks - 1 : mblocks;
     for (i64 ho = ho0; ho < ho1; ++ho) {
         const float* brow = buf.data() + (ho - ho0) * job.sh * lr;
         float* yrow = ybase + ho * job.wo;
@@ -143,8 +150,8 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
             const i64 rest = job.wo - wo0;
             const int nv = static_cast<int>(rest > 16 ? 16 : rest);
             const float* bt = brow + wo0;
-            for (i64 mb = 0; mb < mblocks;) {
-                const i64 nm = nv <= 8 ? std::min<i64>(2, mblocks - mb) : 1;
+            for (i64 mb = 0; mb < full;) {
+                const i64 nm = nv <= 8 ? std::min<i64>(2, full - mb) : 1;
                 const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
                 const float* a = apack + mb * K * DMR;
                 float* y = yrow + wo0 + mb * DMR * P;
@@ -159,6 +166,38 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
                 mb += nm;
             }
             wo0 += nv;
+        }
+        // A last panel of 2 (4) channels: tiles of 48 (24) pixels, 12 accumulators.
+        if (full < mblocks) {
+            const float* a = apack + full * K * DMR;
+            float* yt = yrow + full * DMR * P;
+            const float* bm = bias ? bias + full * DMR : nullptr;
+            const int step = tail == 2 ? 48 : 24;
+            for (i64 wo0 = 0; wo0 < job.wo; wo0 += step) {
+                const int nv = static_cast<int>(std::min<i64>(step, job.wo - wo0));
+                const int nvec = (nv + 7) / 8;
+                const float* bt = brow + wo0;
+                float* y = yt + wo0;
+#define MEDFUSE_TAIL_TILE(NVEC, CHN) \
+    direct_tile<NVEC, 1, CHN>(a, K, cg, job.kh, job.kw, bt, lci, lky, koff, y, P, tail, nv, bm, job.relu)
+                if (tail == 2) {
+                    switch (nvec) {
+                        case 1: MEDFUSE_TAIL_TILE(1, 2); break;
+                        case 2: MEDFUSE_TAIL_TILE(2, 2); break;
+                        case 3: MEDFUSE_TAIL_TILE(3, 2); break;
+                        case 4: MEDFUSE_TAIL_TILE(4, 2); break;
+                        case 5: MEDFUSE_TAIL_TILE(5, 2); break;
+                        default: MEDFUSE_TAIL_TILE(6, 2); break;
+                    }
+                } else {
+                    switch (nvec) {
+                        case 1: MEDFUSE_TAIL_TILE(1, 4); break;
+                        case 2: MEDFUSE_TAIL_TILE(2, 4); break;
+                        default: MEDFUSE_TAIL_TILE(3, 4); break;
+                    }
+                }
+#undef MEDFUSE_TAIL_TILE
+            }
         }
     }
 }
