@@ -139,9 +139,13 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
     const i64 lci = nb * lr, lky = job.dh * lr;
     // Panels 0 .. full-1 in the tiles below; a last panel of 2 or 4 channels
     // (tail) in tiles of its own (with 6-channel tiles it would waste 2/3 or
-    // 1/3 of the multiply-adds: 32 channels are 5 panels + 2).
+    // 1/3 of the multiply-adds: 32 channels are 5 panels + 2) when the rows a
+    // wide tile reads stay within 16 KB of L1 (else the second pass over the
+    // row buffers, from L2, cost more than the 6-channel tiles: 64 channels
+    // x 3 rows of 56 pixels, measured).
     const int tail = static_cast<int>(cog % DMR);
-    const i64 full = tail == 2 || tail == 4 ? mblocks - 1 : mblocks;
+    const i64 tail_reads = cg * job.kh * ((tail == 2 ? 48 : 24) + span / sw + 1);
+    const i64 full = (tail == 2 || tail == 4) && tail_reads <= 4096 ? mblocks - 1 : mblocks;
     for (i64 ho = ho0; ho < ho1; ++ho) {
         const float* brow = buf.data() + (ho - ho0) * job.sh * lr;
         float* yrow = ybase + ho * job.wo;
