@@ -150,7 +150,10 @@ def test_python_threads_concurrently():
 # wide around the 8- and 16-lane boundaries (stride 1, 2, 3, padding wider
 # than half the kernel, dilation 2, non-contiguous inputs), 1x1 and
 # 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
-# ends, 1..3 channel panels with partial ones, padding wider than the kernel,
+# ends, 1..3 channel panels with partial ones, avx512's flat tiles (stride 1
+# or 2, rows of 8..56 pixels not a multiple of 16: vectors over 2 or 3 output
+# rows, bands ending inside a vector, padding rows; stride 2 from the
+# even/odd column copy), padding wider than the kernel,
 # dilation, groups, a 1x1 kernel, a kernel row of 16 taps, an inf weight
 # (inf * padding zero = NaN on every path).
 _DISPATCH = r"""
@@ -162,7 +165,9 @@ for (n, c, h, w, co, kh, kw, s, p, d, g) in [
         (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1), (2, 6, 9, 23, 14, 3, 3, 1, 1, 1, 2), (1, 5, 20, 17, 7, 5, 5, 2, 2, 1, 1),
         (2, 4, 7, 12, 9, 3, 3, 1, 1, 1, 1), (1, 3, 6, 33, 17, 3, 3, 1, 1, 1, 1), (1, 3, 5, 49, 25, 1, 3, 1, 0, 1, 1),
         (2, 8, 11, 70, 24, 3, 3, 1, 4, 2, 2), (1, 4, 9, 101, 8, 5, 3, 2, 2, 1, 1), (1, 6, 6, 64, 30, 3, 3, 2, 1, 2, 3),
-        (1, 2, 4, 40, 3, 1, 16, 1, 7, 1, 1), (1, 2, 5, 30, 5, 2, 2, 3, 1, 1, 1), (3, 16, 12, 64, 32, 1, 1, 1, 0, 1, 1)]:
+        (1, 2, 4, 40, 3, 1, 16, 1, 7, 1, 1), (1, 2, 5, 30, 5, 2, 2, 3, 1, 1, 1), (3, 16, 12, 64, 32, 1, 1, 1, 0, 1, 1),
+        (2, 8, 30, 56, 20, 3, 3, 1, 1, 1, 1), (1, 3, 40, 21, 17, 3, 3, 1, 1, 1, 1), (1, 6, 25, 13, 9, 5, 5, 1, 3, 1, 3),
+        (1, 4, 23, 9, 26, 3, 3, 1, 0, 2, 1), (2, 12, 29, 29, 24, 5, 5, 2, 2, 1, 2), (1, 5, 31, 70, 9, 3, 3, 2, 3, 2, 1)]:
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, kh, kw)).astype(np.float32)
     b = rng.standard_normal(co).astype(np.float32)

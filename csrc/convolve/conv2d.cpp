@@ -68,7 +68,7 @@ PathChoice path_choice() {
 using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
 
 template <int M>
-void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn) {
+void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool flat) {
     const i64 G = job.groups, cog = job.co / G;
     const i64 K = job.c / G * job.kh * job.kw;
     const i64 mblocks = (cog + M - 1) / M;
@@ -87,6 +87,7 @@ void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn) {
     // threads busy. A band's result does not depend on who computes it.
     const i64 per_row = std::max<i64>(1, K * job.wo * mblocks * M);
     i64 rows = std::max<i64>(1, (i64(1) << 20) / per_row);
+    if (flat) rows = std::max(rows, (conv2d_detail::kFlatMinPixels + job.wo - 1) / job.wo);
     const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
     const i64 per_image = job.n * G;
     if (per_image * ((job.ho + rows - 1) / rows) < want_tasks)
@@ -119,12 +120,13 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
     if (pc != PathChoice::gemm && direct_fits(job)) {
 #if defined(MEDFUSE_HAVE_AVX512)
         if (active_isa() == Isa::avx512) {
-            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_direct_rows);
+            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_direct_rows,
+                                               conv2d_detail::direct_flat(job.wo, job.sw));
             return;
         }
 #endif
         if (active_isa() == Isa::avx2) {
-            conv2d_direct<kMR>(job, threads, &avx2::conv2d_direct_rows);
+            conv2d_direct<kMR>(job, threads, &avx2::conv2d_direct_rows, false);
             return;
         }
     }
