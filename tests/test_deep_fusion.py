@@ -426,7 +426,7 @@ def test_wide_warm_start_is_the_logistic_regression(classes):
     if classes == 3:
         data.labels = np.where(np.arange(90) % 3 == 2, 2, data.labels)
     params = {**SMALL, "max_epochs": 1, "patience": 1, "lr": 1e-9, "weight_decay": 0.0, "wide_init": "logreg",
-              "wide_C": 0.5}
+              "wide_C": 0.5, "wide_text": False}
     m = DeepFusionClassifier(**params).fit(data)
     _classes, yi = np.unique(data.labels, return_inverse=True)
     tr, _val = m._split(np.arange(90), yi, classes, int(m.random_state))
@@ -437,7 +437,7 @@ def test_wide_warm_start_is_the_logistic_regression(classes):
     w = m.state_dict_["head.weight"]
     assert not w.any()
     # trained for real, the deep branch moves away from it; "random" starts elsewhere
-    trained = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "wide_init": "logreg"}).fit(data)
+    trained = DeepFusionClassifier(**{**SMALL, "max_epochs": 6, "wide_init": "logreg", "wide_text": False}).fit(data)
     assert np.abs(trained.predict_proba(data) - want).max() > 1e-3
     rnd = DeepFusionClassifier(**{**params, "wide_init": "random"}).fit(data)
     assert rnd.state_dict_["head.weight"].any()
@@ -503,3 +503,100 @@ def test_snapshots_average_the_best_epochs_weights(monkeypatch):
         np.testing.assert_array_equal(got, seen[1][name])
     with pytest.raises(ValueError, match="snapshots must be an integer >= 1"):
         DeepFusionClassifier(**SMALL, snapshots=0).fit(data)
+
+
+# ---------------------------------------------------------------- wide text path
+def _tfidf_reference(train_docs, docs, vocabulary):
+    """sklearn's TF-IDF (sublinear tf, smooth idf, l2 rows) over the model's vocabulary without <pad> and <unk>
+    (column j = token id j + 2), fitted on the training reports, then each column standardised on them (ddof 1)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vocab = {t: i - 2 for t, i in vocabulary.items() if t not in ("<pad>", "<unk>")}
+    vec = TfidfVectorizer(analyzer=lambda d: d, sublinear_tf=True, vocabulary=vocab, norm="l2", smooth_idf=True)
+    vec.fit(train_docs)
+    x_tr = vec.transform(train_docs).toarray()
+    x = vec.transform(docs).toarray()
+    mean, sd = x_tr.mean(axis=0), x_tr.std(axis=0, ddof=1)
+    sd = np.where(sd > 1e-6, sd, 1.0)
+    return (x - mean) / sd, (x_tr - mean) / sd
+
+
+def test_wide_text_tfidf_matches_sklearn():
+    data = planted_full(50, 21)
+    rng = np.random.default_rng(21)
+    extra = ["left", "right", "upper", "lower"]
+    data.tokens = [t + [extra[j] for j in rng.integers(0, 4, rng.integers(0, 4))] * int(rng.integers(1, 3))
+                   for t in data.tokens]  # repeated tokens: sublinear tf
+    data.tokens[3] = []
+    tr = np.arange(40)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 1, "wide_text": True}).fit(data.subset(tr))
+    net = m._network()
+    new = [["nodule", "never_seen_word", "left", "left"], *data.tokens[41:]]  # an unseen token: <unk>
+    data.tokens[40:] = new
+    want, want_tr = _tfidf_reference([data.tokens[i] for i in tr], data.tokens, m.vocabulary_)
+    with torch.no_grad():
+        got = net.text_standardised(m._token_ids(data, np.arange(50))).double().numpy()
+    # <pad> and <unk> columns: idf 0, so they hold the (zero) training mean
+    np.testing.assert_allclose(got[:, 2:], want, rtol=1e-4, atol=1e-4)
+    assert not got[:, :2].any()
+    np.testing.assert_allclose(got[tr].mean(axis=0), 0.0, atol=1e-5)
+    assert np.isfinite(want_tr).all()
+
+
+def test_wide_text_warm_start_is_the_logistic_regression_on_table_and_text():
+    from sklearn.linear_model import LogisticRegression
+
+    data = planted_full(90, 22)
+    params = {**SMALL, "max_epochs": 1, "patience": 1, "lr": 1e-9, "weight_decay": 0.0, "wide_init": "logreg",
+              "wide_C": 0.5, "wide_text": True}
+    m = DeepFusionClassifier(**params).fit(data)
+    _classes, yi = np.unique(data.labels, return_inverse=True)
+    tr, _val = m._split(np.arange(90), yi, 2, int(m.random_state))
+    z = _standardised(data.table, np.arange(90))
+    t, _t = _tfidf_reference(data.tokens, data.tokens, m.vocabulary_)
+    design = np.column_stack([z(data.table.astype(np.float64)), t])  # (<pad>, <unk>: constant 0 columns, left out)
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(design[tr], yi[tr])
+    np.testing.assert_allclose(m.predict_proba(data), ref.predict_proba(design), rtol=2e-4, atol=2e-5)
+    assert not m.state_dict_["head.weight"].any()
+    # text only (no table, no feature blocks): the warm start is the text logistic regression
+    only = DeepFusionClassifier(**{**params, "feature_blocks": False}).fit(data)
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(t[tr], yi[tr])
+    np.testing.assert_allclose(only.predict_proba(data), ref.predict_proba(t), rtol=2e-4, atol=2e-5)
+
+
+def test_wide_text_learns_the_cue_words_and_is_deterministic():
+    data = planted(120, 23)
+    rng = np.random.default_rng(23)
+    data.tokens = [t + [("left", "right")[int(rng.integers(0, 2))]] for t in data.tokens]  # a word of no meaning
+    data.present[:, 2] = False  # the report tokens (RNN, bag) masked: only the wide text path reads the words
+    params = {**SMALL, "wide_text": True}
+    a = DeepFusionClassifier(**params, random_state=5).fit(data.subset(np.arange(90)))
+    w = a.state_dict_["wide_text.weight"][0]
+    voc = a.vocabulary_
+    # the label cue: "spiculated" for class 1, "smooth" for 0 (85 % right)
+    assert w[voc["spiculated"]] > 0 > w[voc["smooth"]]
+    te = data.subset(np.arange(90, 120))
+    net = a._network()
+    with torch.no_grad():
+        text_logit = net.wide_text(net.text_standardised(a._token_ids(te, np.arange(30))))[:, 0].numpy()
+    assert roc_auc_score(te.labels, text_logit) > 0.75  # the text term alone ranks held-out patients
+    assert roc_auc_score(te.labels, a.predict_proba(te)[:, 1]) > 0.8
+    b = DeepFusionClassifier(**params, random_state=5).fit(data.subset(np.arange(90)))
+    np.testing.assert_array_equal(a.predict_proba(te), b.predict_proba(te))
+    off = DeepFusionClassifier(**{**params, "wide_text": False}, random_state=5).fit(data.subset(np.arange(90)))
+    assert not any(k.startswith(("wide_text", "text_")) for k in off.state_dict_)
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="wide_text must be True or False"):
+            DeepFusionClassifier(**{**SMALL, "wide_text": bad}).fit(data)
+
+
+def test_wide_text_model_file_round_trip_and_multiclass(tmp_path):
+    """The TF-IDF statistics travel with the weights (buffers in the safetensors file); K classes get K text logits."""
+    from medfuse.learn.modelfile import load_model, save_model
+
+    data = planted3(60, 24)
+    m = DeepFusionClassifier(**{**SMALL, "max_epochs": 2, "wide_text": True}, random_state=2).fit(data)
+    assert m.state_dict_["wide_text.weight"].shape == (3, len(m.vocabulary_))
+    assert m.state_dict_["text_idf"][2:].min() >= 1.0 and not m.state_dict_["text_idf"][:2].any()
+    back = load_model(save_model(m, tmp_path / "deep.medfuse"))
+    np.testing.assert_array_equal(back.predict_proba(data), m.predict_proba(data))

@@ -67,10 +67,22 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         the training patients; used when the inputs hold a table.
     bag : the report as a bag of tokens, one more token.
     wide : a linear map of the standardised table added to the logits.
+    wide_text : a linear map of the report's TF-IDF added to the logits too
+        (sublinear term frequency and smooth idf over the model's vocabulary,
+        rows l2-normed, columns standardised, all on the training patients:
+        the text part of early fusion's linear model), trained end to end
+        from zero with the rest (with ``wide_init="logreg"`` the warm start
+        fits the table and the TF-IDF together). On by default: on cohort
+        seeds 1-5 (n = 200, 5-fold CV) it changed the macro AUC by -0.004,
+        -0.001, +0.003, -0.003, +0.019 (mean +0.003; deep minus early fusion
+        from -0.004 to -0.001 on average, worst seed -0.017 -> -0.005), at no
+        measurable cost; without the bag-of-tokens token -0.003 / -0.001 on
+        seeds 1 / 2; with the warm start (C = 1) -0.012 on seed 1.
     wide_init : "random" (torch's default initialisation) or "logreg" (a
         "wide & deep" start: each network's wide path starts as a
         multinomial, or binary, logistic regression fitted on its training
-        split's standardised table with inverse L2 strength ``wide_C``, and
+        split's standardised table (and report TF-IDF, with ``wide_text``)
+        with inverse L2 strength ``wide_C``, and
         the deep branch's output layer at zero, so training starts at the
         linear solution; the start's validation loss competes in early
         stopping, so it is kept when no epoch beats it). "random" is the
@@ -135,6 +147,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         feature_blocks: bool = True,
         bag: bool = True,
         wide: bool = True,
+        wide_text: bool = True,
         wide_init: str = "random",
         wide_C: float = 1.0,
         block_hidden: int = 32,
@@ -174,6 +187,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.feature_blocks = feature_blocks
         self.bag = bag
         self.wide = wide
+        self.wide_text = wide_text
         self.wide_init = wide_init
         self.wide_C = wide_C
         self.block_hidden = block_hidden
@@ -210,7 +224,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
-        for name in ("audio", "feature_blocks", "bag", "wide"):
+        for name in ("audio", "feature_blocks", "bag", "wide", "wide_text"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if self.wide_init not in ("logreg", "random"):
@@ -341,7 +355,8 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                       vocab_size=len(self.vocabulary_), inputs=dict(data.settings),
                       n_outputs=1 if len(classes) == 2 else len(classes), audio=use_audio, bag=bool(self.bag),
                       blocks=blocks, table_columns=table_cols, table_width=len(table_cols),
-                      wide=bool(self.wide) and bool(table_cols), block_hidden=int(self.block_hidden),
+                      wide=bool(self.wide) and bool(table_cols), wide_text=bool(self.wide_text),
+                      block_hidden=int(self.block_hidden),
                       dropout=float(self.dropout), modality_dropout=float(self.modality_dropout),
                       ensemble=int(self.ensemble))
         self.config_: dict[str, Any] = config
@@ -357,9 +372,11 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 s = seed + 7919 * j  # each member: its own inner split, batch order and dropout draws
                 idx, val = self._split(everyone, yi, len(classes), s)
                 self._set_statistics(member, data, everyone)
+                if member.wide_text is not None:
+                    self._set_text_statistics(member, data, everyone)
                 if vectors is not None:
                     self._init_embeddings(member, vectors)
-                if member.wide is not None and self.wide_init == "logreg":
+                if (member.wide is not None or member.wide_text is not None) and self.wide_init == "logreg":
                     self._warm_start(member, data, yi, idx)
                 torch.manual_seed(s)
                 history += [{**h, "member": float(j)} if len(members) > 1 else h
@@ -404,25 +421,58 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 a = data.audio[idx[data.audio_present[idx]]].astype(np.float64)
                 net.audio_stats.copy_(torch.tensor([a.mean(), max(float(a.std()), 1e-6)], dtype=torch.float32))
 
+    def _token_ids(self, data: DeepInputs, idx: npt.NDArray[np.int64]) -> Any:
+        """(len(idx), longest) token ids of the reports of ``idx`` (0-padded; unknown tokens: ``<unk>``)."""
+        return self._batch_tensors(data, idx)[2]
+
+    def _set_text_statistics(self, net: Any, data: DeepInputs, idx: npt.NDArray[np.int64]) -> None:
+        """The wide text path's smooth idf ``ln((1 + n) / (1 + df)) + 1`` over the reports of ``idx`` (0 for
+        ``<pad>`` and ``<unk>``), then the mean and standard deviation of each TF-IDF column on them."""
+        import torch
+
+        with torch.no_grad():
+            ids = self._token_ids(data, idx)
+            seen = torch.zeros(len(idx), net.text_idf.shape[0], dtype=torch.bool)
+            seen.scatter_(1, ids, True)
+            df = seen.double().sum(dim=0)
+            idf = torch.log((1.0 + len(idx)) / (1.0 + df)) + 1.0
+            idf[:2] = 0.0  # <pad>, <unk>
+            net.text_idf.copy_(idf.float())
+            x = net.tfidf(ids).double()
+            sd = x.std(dim=0) if len(idx) > 1 else torch.ones(x.shape[1], dtype=torch.float64)
+            net.text_mean.copy_(x.mean(dim=0).float())
+            net.text_scale.copy_(torch.where(sd > 1e-6, sd, torch.ones_like(sd)).float())
+
     def _warm_start(self, net: Any, data: DeepInputs, yi: npt.NDArray[np.intp], idx: npt.NDArray[np.int64]) -> None:
-        """The wide path := a logistic regression on the standardised table of ``idx``; the deep head := 0."""
+        """The wide paths := a logistic regression on the standardised table and / or the standardised report
+        TF-IDF of ``idx``; the deep head := 0."""
         import torch
         from sklearn.linear_model import LogisticRegression
 
         from ...kernels._threads import learner_threads, library_threads
 
-        assert data.table is not None  # the network has a wide path
-        n_classes = max(2, int(net.wide.out_features))
+        paths = [p for p in (net.wide, net.wide_text) if p is not None]
+        n_classes = max(2, int(paths[0].out_features))
         if np.unique(yi[idx]).size < n_classes:  # a class absent from the training split: no linear solution to copy
             return
+        parts = []
         with torch.no_grad():
-            z = net.standardise(torch.from_numpy(np.ascontiguousarray(data.table[idx])))[0].double().numpy()
+            if net.wide is not None:
+                assert data.table is not None  # the network has a table wide path
+                parts.append(net.standardise(torch.from_numpy(np.ascontiguousarray(data.table[idx])))[0])
+            if net.wide_text is not None:
+                parts.append(net.text_standardised(self._token_ids(data, idx)))
+        z = torch.cat(parts, dim=1).double().numpy()
         with library_threads(learner_threads()):
             lr = LogisticRegression(C=float(self.wide_C), tol=1e-8, max_iter=10000).fit(z, yi[idx])
         coef, icpt = lr.coef_, lr.intercept_
         with torch.no_grad():
-            net.wide.weight.copy_(torch.from_numpy(coef.astype(np.float32)))
-            net.wide.bias.copy_(torch.from_numpy(icpt.astype(np.float32)))
+            start = 0
+            for j, path in enumerate(paths):
+                width = int(path.in_features)
+                path.weight.copy_(torch.from_numpy(coef[:, start:start + width].astype(np.float32)))
+                path.bias.copy_(torch.from_numpy(icpt.astype(np.float32)) if j == 0 else torch.zeros_like(path.bias))
+                start += width
             net.head.weight.zero_()
             net.head.bias.zero_()
 
@@ -491,7 +541,7 @@ class DeepFusionClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         tt = torch.from_numpy(target)
         k = int(self.snapshots)
         pool: list[tuple[float, int, dict[str, Any]]] = []  # the k lowest validation losses: (loss, epoch, weights)
-        if len(val) and self.wide_init == "logreg" and getattr(net, "wide", None) is not None:
+        if len(val) and self.wide_init == "logreg" and (net.wide is not None or net.wide_text is not None):
             best = self._loss(net, data, target, val)  # the warm start competes: kept if no epoch beats it
             best_state = copy.deepcopy(net.state_dict())
             pool.append((best, -1, best_state))

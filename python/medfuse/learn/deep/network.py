@@ -162,10 +162,16 @@ class FusionNetwork(nn.Module):
     (``config["blocks"]``: name -> its columns in ``table``, standardised by
     the ``table_mean`` / ``table_scale`` buffers the estimator sets on its
     training patients). With ``config["wide"]`` a linear map of the whole
-    standardised table adds to the logits (a "wide" path beside the deep one).
+    standardised table adds to the logits (a "wide" path beside the deep one);
+    with ``config["wide_text"]`` a linear map of the report's TF-IDF
+    (sublinear term frequency, smooth idf of the training patients, rows
+    l2-normed, columns standardised on the training patients) adds too.
     """
 
     table_mean: torch.Tensor
+    text_idf: torch.Tensor
+    text_mean: torch.Tensor
+    text_scale: torch.Tensor
     table_scale: torch.Tensor
     audio_stats: torch.Tensor
 
@@ -193,6 +199,16 @@ class FusionNetwork(nn.Module):
         self.register_buffer("table_scale", torch.ones(width))
         n_out = int(config.get("n_outputs", 1))  # 1: binary logit; K: softmax logits
         self.wide = nn.Linear(width, n_out) if config.get("wide", False) and width else None
+        self.wide_text: nn.Linear | None = None
+        if config.get("wide_text", False):  # a linear map of the report's standardised TF-IDF (see tfidf)
+            vocab = int(config["vocab_size"])
+            self.register_buffer("text_idf", torch.zeros(vocab))
+            self.register_buffer("text_mean", torch.zeros(vocab))
+            self.register_buffer("text_scale", torch.ones(vocab))
+            self.wide_text = nn.Linear(vocab, n_out)
+            with torch.no_grad():  # starts silent: the text term grows from zero
+                self.wide_text.weight.zero_()
+                self.wide_text.bias.zero_()
         self.n_tokens = 3 + self.use_audio + self.use_bag + len(self.blocks)
         self.modality_dropout = float(config.get("modality_dropout", 0.0))
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
@@ -207,6 +223,20 @@ class FusionNetwork(nn.Module):
         finite = torch.isfinite(table)
         z = (torch.where(finite, table, self.table_mean) - self.table_mean) / self.table_scale
         return z.clamp(-10.0, 10.0), finite
+
+    def tfidf(self, ids: torch.Tensor) -> torch.Tensor:
+        """(b, vocab) TF-IDF of token ids (0 = padding): ``(1 + log count) * idf`` per token (``text_idf``, set
+        on the training patients; 0 for ``<pad>``, ``<unk>`` and unseen tokens), each row l2-normalised (an empty
+        report: zeros)."""
+        counts = torch.zeros(ids.shape[0], self.text_idf.shape[0], dtype=torch.float32)
+        counts.scatter_add_(1, ids, torch.ones(ids.shape, dtype=torch.float32))
+        tf = torch.where(counts > 0, 1.0 + torch.log(counts.clamp(min=1.0)), torch.zeros_like(counts))
+        x = tf * self.text_idf
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    def text_standardised(self, ids: torch.Tensor) -> torch.Tensor:
+        """The TF-IDF standardised by the training patients' column mean and scale (``text_mean``, ``text_scale``)."""
+        return (self.tfidf(ids) - self.text_mean) / self.text_scale
 
     def forward(self, ct: torch.Tensor, xray: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,
                 present: torch.Tensor, audio: torch.Tensor | None = None, table: torch.Tensor | None = None
@@ -245,6 +275,8 @@ class FusionNetwork(nn.Module):
         out = self.head(self.drop(self.norm(x[:, 0])))
         if self.wide is not None and z is not None:
             out = out + self.wide(self.drop(z))
+        if self.wide_text is not None:
+            out = out + self.wide_text(self.drop(self.text_standardised(ids)))
         return out[:, 0] if out.shape[1] == 1 else out
 
 
