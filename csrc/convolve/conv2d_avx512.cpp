@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <immintrin.h>
+#include <type_traits>
 #include <vector>
 
 #include "common/checked_simd.hpp"
@@ -59,6 +60,77 @@ void col_taps(const Conv2dJob& job, i64 wo0, int nvec, int nv, ColTaps& c) {
         }
 }
 
+// The pieces every register tile shares (direct_tile, flat_tile): NM panels
+// of kDMR output channels x NV vectors of 16 pixels, acc[NM * kDMR][NV].
+// Always inlined with constant indices, so acc stays in registers.
+template <int R, int NV>
+inline __attribute__((always_inline)) void tile_zero(__m512 (&acc)[R][NV]) {
+#pragma GCC unroll 24
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+}
+
+// One k step: acc[channel][v] += a[channel] * b[v] (a: NM panels pstride apart).
+template <int NM, int NV>
+inline __attribute__((always_inline)) void tile_fma(__m512 (&acc)[NM * DMR][NV], const float* a, i64 pstride,
+                                                    const __m512 (&b)[NV]) {
+#pragma GCC unroll 3
+    for (int pm = 0; pm < NM; ++pm)
+#pragma GCC unroll 8
+        for (int i = 0; i < DMR; ++i) {
+            const __m512 av = _mm512_set1_ps(a[pm * pstride + i]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; ++v) acc[pm * DMR + i][v] = _mm512_fmadd_ps(av, b[v], acc[pm * DMR + i][v]);
+        }
+}
+
+// + bias (+ 0 without one, as the GEMM path), ReLU, then the first mr
+// channels' first nv pixels stored (channel i at y + i * P).
+template <int R, int NV>
+inline __attribute__((always_inline)) void tile_store(const __m512 (&acc)[R][NV], float* y, i64 P, int mr, int nv,
+                                                      const float* bias, bool relu) {
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 24
+    for (int i = 0; i < R; ++i) {
+        if (i >= mr) break;
+        float* yr = y + i * P;
+        const __m512 bv = _mm512_set1_ps(bias ? bias[i] : 0.f);
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) {
+            __m512 o = _mm512_add_ps(acc[i][v], bv);
+            if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_NLE_UQ), o);  // o <= 0 ? 0 : o, NaN kept (as torch.relu)
+            const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
+            checked::mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
+        }
+    }
+}
+
+// The tiles over a group's mblocks channel panels: nvec (1-3) vectors per
+// tile, and with one vector up to three panels (24 chains). Calls
+// tile(NV, NM, mb, mr) with NV, NM as std::integral_constant.
+template <class Tile>
+inline void for_tiles(i64 mblocks, i64 cog, int nvec, Tile&& tile) {
+    using C1 = std::integral_constant<int, 1>;
+    using C2 = std::integral_constant<int, 2>;
+    using C3 = std::integral_constant<int, 3>;
+    for (i64 mb = 0; mb < mblocks;) {
+        const i64 nm = nvec == 1 ? std::min<i64>(3, mblocks - mb) : 1;
+        const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
+        if (nvec == 3)
+            tile(C3{}, C1{}, mb, mr);
+        else if (nvec == 2)
+            tile(C2{}, C1{}, mb, mr);
+        else if (nm == 3)
+            tile(C1{}, C3{}, mb, mr);
+        else if (nm == 2)
+            tile(C1{}, C2{}, mb, mr);
+        else
+            tile(C1{}, C1{}, mb, mr);
+        mb += nm;
+    }
+}
+
 // Register tile: NM panels of kDMR output channels x NV vectors of 16
 // output pixels of one output row. rows[r] / rmask[r]: input row of
 // r = (input channel, ky) (rmask 0: the row lies in the padding).
@@ -66,12 +138,8 @@ template <int NV, int NM, int SW>
 void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* rows, const std::uint32_t* rmask,
                  const ColTaps& c, float* y, i64 P, int mr, int nv, const float* bias, bool relu) {
     static_assert(SW == 1 || SW == 2, "direct path: stride 1 or 2");
-    constexpr int R = NM * DMR;
-    __m512 acc[R][NV];
-#pragma GCC unroll 24
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    __m512 acc[NM * DMR][NV];
+    tile_zero(acc);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const i64 pstride = K * DMR;  // floats between the NM weight panels
     for (i64 r = 0; r < nrows; ++r) {
@@ -91,32 +159,10 @@ void direct_tile(const float* a, i64 K, i64 nrows, i64 kw, const float* const* r
                     b[v] = _mm512_permutex2var_ps(lo, even, hi);
                 }
             }
-#pragma GCC unroll 3
-            for (int pm = 0; pm < NM; ++pm)
-#pragma GCC unroll 8
-                for (int i = 0; i < DMR; ++i) {
-                    const __m512 av = _mm512_set1_ps(a[pm * pstride + i]);
-#pragma GCC unroll 3
-                    for (int v = 0; v < NV; ++v)
-                        acc[pm * DMR + i][v] = _mm512_fmadd_ps(av, b[v], acc[pm * DMR + i][v]);
-                }
+            tile_fma<NM>(acc, a, pstride, b);
         }
     }
-    // Constant indices only (fully unrolled), so acc stays in registers.
-    const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 24
-    for (int i = 0; i < R; ++i) {
-        if (i >= mr) break;
-        float* yr = y + i * P;
-        const __m512 bv = _mm512_set1_ps(bias ? bias[i] : 0.f);
-#pragma GCC unroll 3
-        for (int v = 0; v < NV; ++v) {
-            __m512 o = _mm512_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
-            if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_NLE_UQ), o);  // o <= 0 ? 0 : o, NaN kept (as torch.relu)
-            const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
-            checked::mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
-        }
-    }
+    tile_store(acc, y, P, mr, nv, bias, relu);
 }
 
 struct TileArgs {
@@ -131,26 +177,11 @@ struct TileArgs {
 template <int SW>
 void direct_tiles(const TileArgs& t, const ColTaps& c, float* ybase, int nvec, int nv) {
     const i64 K = t.K, kw = t.job->kw;
-    for (i64 mb = 0; mb < t.mblocks;) {
-        // One 16-pixel vector: up to three channel panels per tile (24 chains).
-        const i64 nm = nvec == 1 ? std::min<i64>(3, t.mblocks - mb) : 1;
-        const int mr = static_cast<int>(std::min<i64>(t.cog - mb * DMR, nm * DMR));
-        const float* a = t.apack + mb * K * DMR;
-        float* y = ybase + mb * DMR * t.P;
-        const float* bm = t.bias ? t.bias + mb * DMR : nullptr;
-        const bool relu = t.job->relu;
-        if (nvec == 3)
-            direct_tile<3, 1, SW>(a, K, t.nrows, kw, t.rows, t.rmask, c, y, t.P, mr, nv, bm, relu);
-        else if (nvec == 2)
-            direct_tile<2, 1, SW>(a, K, t.nrows, kw, t.rows, t.rmask, c, y, t.P, mr, nv, bm, relu);
-        else if (nm == 3)
-            direct_tile<1, 3, SW>(a, K, t.nrows, kw, t.rows, t.rmask, c, y, t.P, mr, nv, bm, relu);
-        else if (nm == 2)
-            direct_tile<1, 2, SW>(a, K, t.nrows, kw, t.rows, t.rmask, c, y, t.P, mr, nv, bm, relu);
-        else
-            direct_tile<1, 1, SW>(a, K, t.nrows, kw, t.rows, t.rmask, c, y, t.P, mr, nv, bm, relu);
-        mb += nm;
-    }
+    for_tiles(t.mblocks, t.cog, nvec, [&](auto NV, auto NM, i64 mb, int mr) {
+        direct_tile<NV.value, NM.value, SW>(t.apack + mb * K * DMR, K, t.nrows, kw, t.rows, t.rmask, c,
+                                            ybase + mb * DMR * t.P, t.P, mr, nv, t.bias ? t.bias + mb * DMR : nullptr,
+                                            t.job->relu);
+    });
 }
 
 // ---- flat tiles (conv2d_detail::direct_flat) --------------------------------
@@ -220,12 +251,8 @@ inline __attribute__((always_inline)) __m512 flat_load(const float* plane, const
 template <int NV, int NM>
 void flat_tile(const float* a, i64 K, i64 cg, i64 plane_size, i64 kh, i64 kw, const float* ximg, const FlatTable& t,
                float* y, i64 P, int mr, int nv, const float* bias, bool relu) {
-    constexpr int R = NM * DMR;
-    __m512 acc[R][NV];
-#pragma GCC unroll 24
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    __m512 acc[NM * DMR][NV];
+    tile_zero(acc);
     const i64 pstride = K * DMR;
     const FlatTap* taps = t.taps.data();
     for (i64 ci = 0; ci < cg; ++ci) {
@@ -235,55 +262,19 @@ void flat_tile(const float* a, i64 K, i64 cg, i64 plane_size, i64 kh, i64 kw, co
             __m512 b[NV];
 #pragma GCC unroll 3
             for (int v = 0; v < NV; ++v) b[v] = flat_load(plane, tp + v * kFlatParts, t.nparts[v]);
-#pragma GCC unroll 3
-            for (int pm = 0; pm < NM; ++pm)
-#pragma GCC unroll 8
-                for (int i = 0; i < DMR; ++i) {
-                    const __m512 av = _mm512_set1_ps(a[pm * pstride + i]);
-#pragma GCC unroll 3
-                    for (int v = 0; v < NV; ++v)
-                        acc[pm * DMR + i][v] = _mm512_fmadd_ps(av, b[v], acc[pm * DMR + i][v]);
-                }
+            tile_fma<NM>(acc, a, pstride, b);
         }
     }
-    const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 24
-    for (int i = 0; i < R; ++i) {
-        if (i >= mr) break;
-        float* yr = y + i * P;
-        const __m512 bv = _mm512_set1_ps(bias ? bias[i] : 0.f);
-#pragma GCC unroll 3
-        for (int v = 0; v < NV; ++v) {
-            __m512 o = _mm512_add_ps(acc[i][v], bv);  // + 0 without a bias, as the GEMM path
-            if (relu) o = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, zero, _CMP_NLE_UQ), o);  // NaN kept
-            const int npix = nv - 16 * v < 16 ? nv - 16 * v : 16;
-            checked::mask_storeu_ps(yr + 16 * v, static_cast<__mmask16>((1u << npix) - 1u), o);
-        }
-    }
+    tile_store(acc, y, P, mr, nv, bias, relu);
 }
 
 void flat_tiles(const Conv2dJob& job, const float* apack, i64 K, i64 mblocks, i64 cog, const float* ximg, i64 hw,
                 const FlatTable& t, float* y, i64 P, int nvec, int nv, const float* bias) {
     const i64 cg = job.c / job.groups;
-    for (i64 mb = 0; mb < mblocks;) {
-        const i64 nm = nvec == 1 ? std::min<i64>(3, mblocks - mb) : 1;
-        const int mr = static_cast<int>(std::min<i64>(cog - mb * DMR, nm * DMR));
-        const float* a = apack + mb * K * DMR;
-        float* yt = y + mb * DMR * P;
-        const float* bm = bias ? bias + mb * DMR : nullptr;
-        const bool relu = job.relu;
-        if (nvec == 3)
-            flat_tile<3, 1>(a, K, cg, hw, job.kh, job.kw, ximg, t, yt, P, mr, nv, bm, relu);
-        else if (nvec == 2)
-            flat_tile<2, 1>(a, K, cg, hw, job.kh, job.kw, ximg, t, yt, P, mr, nv, bm, relu);
-        else if (nm == 3)
-            flat_tile<1, 3>(a, K, cg, hw, job.kh, job.kw, ximg, t, yt, P, mr, nv, bm, relu);
-        else if (nm == 2)
-            flat_tile<1, 2>(a, K, cg, hw, job.kh, job.kw, ximg, t, yt, P, mr, nv, bm, relu);
-        else
-            flat_tile<1, 1>(a, K, cg, hw, job.kh, job.kw, ximg, t, yt, P, mr, nv, bm, relu);
-        mb += nm;
-    }
+    for_tiles(mblocks, cog, nvec, [&](auto NV, auto NM, i64 mb, int mr) {
+        flat_tile<NV.value, NM.value>(apack + mb * K * DMR, K, cg, hw, job.kh, job.kw, ximg, t, y + mb * DMR * P, P, mr,
+                                      nv, bias ? bias + mb * DMR : nullptr, job.relu);
+    });
 }
 
 // Horizontal stride 2: the band's input rows [hs, hs + nb) of every channel
