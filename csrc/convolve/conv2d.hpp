@@ -68,6 +68,18 @@ constexpr int kDirectMaxKw = 16;
 // masked loads and a permute: 1.2x slower than row tiles on 14-pixel rows).
 inline bool direct_flat(std::int64_t wo, std::int64_t sw) { return (sw == 1 || sw == 2) && wo >= 8 && wo % 16 != 0; }
 constexpr std::int64_t kFlatMinPixels = 192;
+// Winograd path: weight panels of kWinoPanel output channels; tiles of a band
+// padded to a multiple of kWinoTileAlign (every ISA's vector width divides
+// it); row buffers kWinoSlack floats longer than needed (one vector).
+constexpr int kWinoPanel = 8;
+constexpr int kWinoTileAlign = 16;
+constexpr int kWinoSlack = 16;
+inline std::int64_t wino_tiles_padded(std::int64_t n) { return (n + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
+// Scratch floats of one band of `nrow` tile rows of `tw` tiles.
+inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t cog, std::int64_t nrow, std::int64_t tw) {
+    const std::int64_t cogp = (cog + kWinoPanel - 1) / kWinoPanel * kWinoPanel;
+    return 16 * (cg + cogp) * wino_tiles_padded(nrow * tw) + 12 * (tw + 1 + kWinoSlack);
+}
 }  // namespace conv2d_detail
 
 // ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
@@ -78,6 +90,8 @@ constexpr std::int64_t kFlatMinPixels = 192;
     namespace ns {                                                                             \
     void conv2d_block(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g, \
                       std::int64_t p0, std::int64_t p1, float* bpack);                         \
+    void conv2d_winograd_band(const Conv2dJob& job, const float* U, std::int64_t img, std::int64_t g, \
+                              std::int64_t r0, std::int64_t r1, float* scratch);               \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

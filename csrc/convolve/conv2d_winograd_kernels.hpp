@@ -1,0 +1,235 @@
+// Winograd F(2x2, 3x3) band kernel of conv2d (see conv2d.hpp), compiled once
+// per ISA: included inside namespace medfuse::<isa> by conv2d.cpp (baseline),
+// conv2d_avx2.cpp and conv2d_avx512.cpp, after <cstdint>, <cstring>,
+// <algorithm> (and <immintrin.h> for the SIMD builds).
+//
+// One call: image `img`, group `g`, tile rows [r0, r1) (a tile = 2x2 output
+// pixels, read from a 4x4 input patch). Per tile row and input channel, the 4
+// input rows are copied into zero-padded even/odd column buffers, so tile tx
+// reads d[i][j] = row_i[2 tx + j] as plain loads at index tx; then
+//   V = B^T d B  (adds only)                      -> V[xi][c][t], xi = 4 i + j
+//   M[xi] = U[xi] (cog x cg) * V[xi] (cg x tiles) -> acc = 0, one FMA per input
+//           channel c = 0..cg-1 in order (multiply then add on the portable path)
+//   Y = A^T M A  (adds only), + bias, ReLU          -> y, clipped at the border.
+// Every operation's order is fixed by the shapes alone (tiles are independent;
+// the band split changes nothing), so the results do not depend on the thread
+// count, and the avx2 and avx512 builds (both FMA) give the same bits.
+
+namespace {
+
+using wi64 = std::int64_t;
+
+#if defined(__AVX512F__)
+constexpr int WL = 16;  // lanes
+constexpr int WNV = 3;  // vectors of tiles per register tile
+constexpr int WR = 8;   // output channels per register tile (a whole panel)
+using wvec = __m512;
+inline wvec wload(const float* p) { return _mm512_loadu_ps(p); }
+inline void wstore(float* p, wvec v) { _mm512_storeu_ps(p, v); }
+inline wvec wzero() { return _mm512_setzero_ps(); }
+inline wvec wset1(float a) { return _mm512_set1_ps(a); }
+inline wvec wadd(wvec a, wvec b) { return _mm512_add_ps(a, b); }
+inline wvec wsub(wvec a, wvec b) { return _mm512_sub_ps(a, b); }
+inline wvec wfma(wvec a, wvec b, wvec c) { return _mm512_fmadd_ps(a, b, c); }
+// v <= 0 ? +0 : v (NaN kept, as torch.relu and the other paths)
+inline wvec wrelu(wvec v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v); }
+#elif defined(__AVX2__)
+constexpr int WL = 8;
+constexpr int WNV = 3;
+constexpr int WR = 4;  // half a panel: 12 accumulators in 16 ymm registers
+using wvec = __m256;
+inline wvec wload(const float* p) { return _mm256_loadu_ps(p); }
+inline void wstore(float* p, wvec v) { _mm256_storeu_ps(p, v); }
+inline wvec wzero() { return _mm256_setzero_ps(); }
+inline wvec wset1(float a) { return _mm256_set1_ps(a); }
+inline wvec wadd(wvec a, wvec b) { return _mm256_add_ps(a, b); }
+inline wvec wsub(wvec a, wvec b) { return _mm256_sub_ps(a, b); }
+inline wvec wfma(wvec a, wvec b, wvec c) { return _mm256_fmadd_ps(a, b, c); }
+inline wvec wrelu(wvec v) { return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NLE_UQ)); }
+#else
+constexpr int WL = 4;
+constexpr int WNV = 2;
+constexpr int WR = 8;
+struct wvec {
+    float v[4];
+};
+inline wvec wload(const float* p) { wvec r; for (int l = 0; l < 4; ++l) r.v[l] = p[l]; return r; }
+inline void wstore(float* p, wvec a) { for (int l = 0; l < 4; ++l) p[l] = a.v[l]; }
+inline wvec wzero() { wvec r; for (int l = 0; l < 4; ++l) r.v[l] = 0.f; return r; }
+inline wvec wset1(float a) { wvec r; for (int l = 0; l < 4; ++l) r.v[l] = a; return r; }
+inline wvec wadd(wvec a, wvec b) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] + b.v[l]; return a; }
+inline wvec wsub(wvec a, wvec b) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] - b.v[l]; return a; }
+inline wvec wfma(wvec a, wvec b, wvec c) { for (int l = 0; l < 4; ++l) c.v[l] = c.v[l] + a.v[l] * b.v[l]; return c; }
+inline wvec wrelu(wvec a) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] <= 0.f ? 0.f : a.v[l]; return a; }
+#endif
+constexpr int WP = conv2d_detail::kWinoPanel;
+static_assert(WP % WR == 0, "register tile rows must divide the weight panel");
+static_assert(conv2d_detail::kWinoSlack >= WL, "scratch slack must hold one vector");
+static_assert(conv2d_detail::kWinoTileAlign % WL == 0, "tile padding must hold whole vectors");
+
+// Register tile: rows r0..r0+WR-1 of one panel x WNV vectors of tiles.
+// u: panel (cg x WP, channel-major), v: V[xi] at the first tile, m: M[xi] row r0.
+template <int NV>
+inline void wino_tile(const float* u, int r0, const float* v, float* m, wi64 cg, wi64 ntp) {
+    wvec acc[WR][NV];
+    for (int i = 0; i < WR; ++i)
+        for (int j = 0; j < NV; ++j) acc[i][j] = wzero();
+    for (wi64 c = 0; c < cg; ++c) {
+        wvec b[NV];
+        for (int j = 0; j < NV; ++j) b[j] = wload(v + c * ntp + j * WL);
+        const float* uc = u + c * WP + r0;
+        for (int i = 0; i < WR; ++i) {
+            const wvec a = wset1(uc[i]);
+            for (int j = 0; j < NV; ++j) acc[i][j] = wfma(a, b[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < WR; ++i)
+        for (int j = 0; j < NV; ++j) wstore(m + i * ntp + j * WL, acc[i][j]);
+}
+
+// All register tiles of one product M[xi] = U[xi] V[xi] over ntp tiles
+// (a multiple of WL): WNV vectors at a time, then the 1..WNV-1 left.
+template <int NV>
+void wino_product(const float* Ux, const float* Vx, float* Mx, wi64 panels, wi64 cg, wi64 ntp, wi64 t0) {
+    for (wi64 p = 0; p < panels; ++p)
+        for (int rr = 0; rr < WP; rr += WR)
+            wino_tile<NV>(Ux + p * cg * WP, rr, Vx + t0, Mx + (p * WP + rr) * ntp + t0, cg, ntp);
+}
+
+}  // namespace
+
+// U: the group's transformed weights, [16][panels][cg][WP]. scratch: see
+// conv2d_detail::wino_scratch.
+void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g, wi64 r0, wi64 r1,
+                          float* scratch) {
+    const wi64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const wi64 panels = (cog + WP - 1) / WP, cogp = panels * WP;
+    const wi64 tw = (job.wo + 1) / 2, nrow = r1 - r0;
+    const wi64 ntp = (nrow * tw + WL - 1) / WL * WL;  // <= conv2d_detail::wino_tiles_padded(nrow * tw)
+    const wi64 H = job.h, W = job.wd;
+    const wi64 rowlen = tw + 1 + conv2d_detail::kWinoSlack;  // even/odd buffer length
+    float* V = scratch;                       // [16][cg][ntp]
+    float* M = V + 16 * cg * ntp;             // [16][cogp][ntp]
+    float* rb = M + 16 * cogp * ntp;          // 4 rows x (even, odd)
+    float* ob = rb + 8 * rowlen;              // 2 output rows x (even, odd)
+
+    // ---- input transform ----
+    for (wi64 c = 0; c < cg; ++c) {
+        const float* plane = job.x + (img * job.c + g * cg + c) * H * W;
+        float* Vc = V + c * ntp;
+        for (wi64 r = r0; r < r1; ++r) {
+            for (int i = 0; i < 4; ++i) {
+                float* ev = rb + (2 * i) * rowlen;
+                float* od = ev + rowlen;
+                const wi64 hi = 2 * r - job.ph + i;
+                if (hi < 0 || hi >= H) {
+                    std::fill(ev, ev + 2 * rowlen, 0.f);
+                    continue;
+                }
+                const float* src = plane + hi * W;
+                // ev[k] = src[2k - pw], od[k] = src[2k + 1 - pw], zero outside the row.
+                for (wi64 k = 0; k < rowlen; ++k) {
+                    const wi64 xe = 2 * k - job.pw, xo = xe + 1;
+                    ev[k] = xe >= 0 && xe < W ? src[xe] : 0.f;
+                    od[k] = xo >= 0 && xo < W ? src[xo] : 0.f;
+                }
+            }
+            float* vt = Vc + (r - r0) * tw;  // tile tx at vt[tx]; the last vector spills into the next row
+            for (wi64 tx = 0; tx < tw; tx += WL) {
+                wvec t[4][4];
+                for (int j = 0; j < 4; ++j) {
+                    const wi64 off = tx + (j >> 1);
+                    const int eo = j & 1;
+                    const wvec d0 = wload(rb + (0 + eo) * rowlen + off), d1 = wload(rb + (2 + eo) * rowlen + off);
+                    const wvec d2 = wload(rb + (4 + eo) * rowlen + off), d3 = wload(rb + (6 + eo) * rowlen + off);
+                    t[0][j] = wsub(d0, d2);
+                    t[1][j] = wadd(d1, d2);
+                    t[2][j] = wsub(d2, d1);
+                    t[3][j] = wsub(d1, d3);
+                }
+                // A row's last vector spills into the next row's first tiles, which
+                // that row overwrites; the band's last row stores only its own lanes.
+                const bool cut = r + 1 == r1 && tx + WL > tw;
+                for (int i = 0; i < 4; ++i) {
+                    wvec v[4];
+                    v[0] = wsub(t[i][0], t[i][2]);
+                    v[1] = wadd(t[i][1], t[i][2]);
+                    v[2] = wsub(t[i][2], t[i][1]);
+                    v[3] = wsub(t[i][1], t[i][3]);
+                    for (int j = 0; j < 4; ++j) {
+                        float* dst = vt + tx + (4 * i + j) * cg * ntp;
+                        if (!cut) {
+                            wstore(dst, v[j]);
+                        } else {
+                            float tmp[WL];
+                            wstore(tmp, v[j]);
+                            for (wi64 l = 0; l < tw - tx; ++l) dst[l] = tmp[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Tiles past the band's last one (up to ntp) are read by the register
+    // tiles but never stored to y: give them defined values.
+    for (int xi = 0; xi < 16; ++xi)
+        for (wi64 c = 0; c < cg; ++c) {
+            float* v = V + (xi * cg + c) * ntp;
+            std::fill(v + nrow * tw, v + ntp, 0.f);
+        }
+
+    // ---- 16 products M[xi] = U[xi] V[xi] ----
+    for (int xi = 0; xi < 16; ++xi) {
+        const float* Vx = V + xi * cg * ntp;
+        float* Mx = M + xi * cogp * ntp;
+        const float* Ux = U + xi * panels * cg * WP;
+        wi64 t0 = 0;
+        for (; t0 + WL * WNV <= ntp; t0 += WL * WNV) wino_product<WNV>(Ux, Vx, Mx, panels, cg, ntp, t0);
+        if (ntp - t0 == WL) wino_product<1>(Ux, Vx, Mx, panels, cg, ntp, t0);
+        if (ntp - t0 == 2 * WL) wino_product<2 <= WNV ? 2 : 1>(Ux, Vx, Mx, panels, cg, ntp, t0);
+    }
+
+    // ---- output transform, bias, ReLU ----
+    const float* bias = job.bias ? job.bias + g * cog : nullptr;
+    const wi64 HO = job.ho, WO = job.wo;
+    for (wi64 o = 0; o < cog; ++o) {
+        const wvec bv = wset1(bias ? bias[o] : 0.f);
+        float* yplane = job.y + (img * job.co + g * cog + o) * HO * WO;
+        const float* Mo = M + o * ntp;
+        for (wi64 r = r0; r < r1; ++r) {
+            const wi64 base = (r - r0) * tw;
+            for (wi64 tx = 0; tx < tw; tx += WL) {
+                wvec u[2][4];
+                for (int j = 0; j < 4; ++j) {
+                    const float* mj = Mo + base + tx + j * cogp * ntp;
+                    const wi64 s = 4 * cogp * ntp;
+                    const wvec m0 = wload(mj), m1 = wload(mj + s), m2 = wload(mj + 2 * s), m3 = wload(mj + 3 * s);
+                    u[0][j] = wadd(wadd(m0, m1), m2);
+                    u[1][j] = wsub(wsub(m1, m2), m3);
+                }
+                for (int i = 0; i < 2; ++i) {
+                    wvec y0 = wadd(wadd(wadd(u[i][0], u[i][1]), u[i][2]), bv);
+                    wvec y1 = wadd(wsub(wsub(u[i][1], u[i][2]), u[i][3]), bv);
+                    if (job.relu) {
+                        y0 = wrelu(y0);
+                        y1 = wrelu(y1);
+                    }
+                    wstore(ob + (2 * i) * rowlen + tx, y0);
+                    wstore(ob + (2 * i + 1) * rowlen + tx, y1);
+                }
+            }
+            for (int i = 0; i < 2; ++i) {
+                const wi64 ho = 2 * r + i;
+                if (ho >= HO) break;
+                float* yr = yplane + ho * WO;
+                const float* e = ob + (2 * i) * rowlen;
+                const float* od = e + rowlen;
+                for (wi64 tx = 0; tx < WO / 2; ++tx) {
+                    yr[2 * tx] = e[tx];
+                    yr[2 * tx + 1] = od[tx];
+                }
+                if (WO % 2) yr[WO - 1] = e[WO / 2];
+            }
+        }
+    }
+}
