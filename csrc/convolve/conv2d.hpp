@@ -74,11 +74,12 @@ constexpr std::int64_t kFlatMinPixels = 192;
 constexpr int kWinoPanel = 8;
 constexpr int kWinoTileAlign = 16;
 constexpr int kWinoSlack = 16;
+constexpr int kWinoSkew = 16;  // floats between transformed planes (see the kernel)
 inline std::int64_t wino_tiles_padded(std::int64_t n) { return (n + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
 // Scratch floats of one band of `nrow` tile rows of `tw` tiles.
 inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t cog, std::int64_t nrow, std::int64_t tw) {
     const std::int64_t cogp = (cog + kWinoPanel - 1) / kWinoPanel * kWinoPanel;
-    return 16 * (cg + cogp) * wino_tiles_padded(nrow * tw) + 12 * (tw + 1 + kWinoSlack);
+    return 16 * (cg + cogp) * wino_tiles_padded(nrow * tw) + 32 * kWinoSkew + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
 }
 }  // namespace conv2d_detail
 

@@ -33,6 +33,36 @@ inline wvec wsub(wvec a, wvec b) { return _mm512_sub_ps(a, b); }
 inline wvec wfma(wvec a, wvec b, wvec c) { return _mm512_fmadd_ps(a, b, c); }
 // v <= 0 ? +0 : v (NaN kept, as torch.relu and the other paths)
 inline wvec wrelu(wvec v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v); }
+// ev[k] = src[2k], od[k] = src[2k + 1] for k < n.
+inline void wsplit(const float* src, float* ev, float* od, wi64 n) {
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    wi64 k = 0;
+    for (; k + 16 <= n; k += 16) {
+        const __m512 a = _mm512_loadu_ps(src + 2 * k), b = _mm512_loadu_ps(src + 2 * k + 16);
+        _mm512_storeu_ps(ev + k, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_storeu_ps(od + k, _mm512_permutex2var_ps(a, io, b));
+    }
+    for (; k < n; ++k) {
+        ev[k] = src[2 * k];
+        od[k] = src[2 * k + 1];
+    }
+}
+// dst[2l] = a[l], dst[2l + 1] = b[l] for 2l, 2l + 1 < count.
+inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512 lo = _mm512_permutex2var_ps(a, il, b), hi = _mm512_permutex2var_ps(a, ih, b);
+    if (count >= 32) {
+        _mm512_storeu_ps(dst, lo);
+        _mm512_storeu_ps(dst + 16, hi);
+        return;
+    }
+    const __mmask16 m0 = static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << count) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(count <= 16 ? 0 : (1u << (count - 16)) - 1);
+    _mm512_mask_storeu_ps(dst, m0, lo);
+    _mm512_mask_storeu_ps(dst + 16, m1, hi);
+}
 #elif defined(__AVX2__)
 constexpr int WL = 8;
 constexpr int WNV = 3;
@@ -46,6 +76,34 @@ inline wvec wadd(wvec a, wvec b) { return _mm256_add_ps(a, b); }
 inline wvec wsub(wvec a, wvec b) { return _mm256_sub_ps(a, b); }
 inline wvec wfma(wvec a, wvec b, wvec c) { return _mm256_fmadd_ps(a, b, c); }
 inline wvec wrelu(wvec v) { return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NLE_UQ)); }
+inline void wsplit(const float* src, float* ev, float* od, wi64 n) {
+    wi64 k = 0;
+    for (; k + 8 <= n; k += 8) {
+        const __m256 a = _mm256_loadu_ps(src + 2 * k), b = _mm256_loadu_ps(src + 2 * k + 8);
+        // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 b2 b4 b6]
+        const __m256d e = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
+        const __m256d o = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
+        _mm256_storeu_ps(ev + k, _mm256_castpd_ps(_mm256_permute4x64_pd(e, 0xD8)));
+        _mm256_storeu_ps(od + k, _mm256_castpd_ps(_mm256_permute4x64_pd(o, 0xD8)));
+    }
+    for (; k < n; ++k) {
+        ev[k] = src[2 * k];
+        od[k] = src[2 * k + 1];
+    }
+}
+inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    const __m256 r0 = _mm256_permute2f128_ps(lo, hi, 0x20), r1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+    if (count >= 16) {
+        _mm256_storeu_ps(dst, r0);
+        _mm256_storeu_ps(dst + 8, r1);
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, r0);
+    _mm256_storeu_ps(t + 8, r1);
+    for (wi64 l = 0; l < count; ++l) dst[l] = t[l];
+}
 #else
 constexpr int WL = 4;
 constexpr int WNV = 2;
@@ -61,6 +119,18 @@ inline wvec wadd(wvec a, wvec b) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] +
 inline wvec wsub(wvec a, wvec b) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] - b.v[l]; return a; }
 inline wvec wfma(wvec a, wvec b, wvec c) { for (int l = 0; l < 4; ++l) c.v[l] = c.v[l] + a.v[l] * b.v[l]; return c; }
 inline wvec wrelu(wvec a) { for (int l = 0; l < 4; ++l) a.v[l] = a.v[l] <= 0.f ? 0.f : a.v[l]; return a; }
+inline void wsplit(const float* src, float* ev, float* od, wi64 n) {
+    for (wi64 k = 0; k < n; ++k) {
+        ev[k] = src[2 * k];
+        od[k] = src[2 * k + 1];
+    }
+}
+inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {
+    for (wi64 l = 0; 2 * l < count; ++l) {
+        dst[2 * l] = a.v[l];
+        if (2 * l + 1 < count) dst[2 * l + 1] = b.v[l];
+    }
+}
 #endif
 constexpr int WP = conv2d_detail::kWinoPanel;
 static_assert(WP % WR == 0, "register tile rows must divide the weight panel");
@@ -69,6 +139,11 @@ static_assert(conv2d_detail::kWinoTileAlign % WL == 0, "tile padding must hold w
 
 // Register tile: rows r0..r0+WR-1 of one panel x WNV vectors of tiles.
 // u: panel (cg x WP, channel-major), v: V[xi] at the first tile, m: M[xi] row r0.
+// Floats from one transformed plane xi to the next: rows x ntp, plus one
+// cache line so the 16 planes do not fall on the same L1 sets (their
+// size is often a multiple of 4 KiB).
+inline wi64 wino_vps(wi64 rows, wi64 ntp) { return rows * ntp + conv2d_detail::kWinoSkew; }
+
 template <int NV>
 inline void wino_tile(const float* u, int r0, const float* v, float* m, wi64 cg, wi64 ntp) {
     wvec acc[WR][NV];
@@ -96,52 +171,50 @@ void wino_product(const float* Ux, const float* Vx, float* Mx, wi64 panels, wi64
             wino_tile<NV>(Ux + p * cg * WP, rr, Vx + t0, Mx + (p * WP + rr) * ntp + t0, cg, ntp);
 }
 
-}  // namespace
-
-// U: the group's transformed weights, [16][panels][cg][WP]. scratch: see
-// conv2d_detail::wino_scratch.
-void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g, wi64 r0, wi64 r1,
-                          float* scratch) {
-    const wi64 G = job.groups, cg = job.c / G, cog = job.co / G;
-    const wi64 panels = (cog + WP - 1) / WP, cogp = panels * WP;
-    const wi64 tw = (job.wo + 1) / 2, nrow = r1 - r0;
-    const wi64 ntp = (nrow * tw + WL - 1) / WL * WL;  // <= conv2d_detail::wino_tiles_padded(nrow * tw)
-    const wi64 H = job.h, W = job.wd;
-    const wi64 rowlen = tw + 1 + conv2d_detail::kWinoSlack;  // even/odd buffer length
-    float* V = scratch;                       // [16][cg][ntp]
-    float* M = V + 16 * cg * ntp;             // [16][cogp][ntp]
-    float* rb = M + 16 * cogp * ntp;          // 4 rows x (even, odd)
-    float* ob = rb + 8 * rowlen;              // 2 output rows x (even, odd)
-
-    // ---- input transform ----
+// Input transform of tile rows [r0, r1) into V. rb: the band's 2 (r1 - r0) + 2
+// input rows of one channel, each as even and odd columns (rowlen floats each).
+void wino_in(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, float* V, float* rb, wi64 ntp, wi64 rowlen) {
+    const wi64 G = job.groups, cg = job.c / G, H = job.h, W = job.wd, tw = (job.wo + 1) / 2, nrow = r1 - r0;
+    const wi64 pw = job.pw, vps = wino_vps(cg, ntp);
+    // Columns 2k - pw (even buffer) and 2k + 1 - pw (odd) for k in [0, rowlen):
+    // k in [klo, khi) reads inside the row with both.
+    const wi64 klo = std::min(rowlen, (pw + 1) / 2);
+    const wi64 last = W - 2 + pw;  // 2k + 1 - pw <= W - 1
+    const wi64 khi = last < 0 ? klo : std::max(klo, std::min(rowlen, last / 2 + 1));
     for (wi64 c = 0; c < cg; ++c) {
         const float* plane = job.x + (img * job.c + g * cg + c) * H * W;
         float* Vc = V + c * ntp;
-        for (wi64 r = r0; r < r1; ++r) {
-            for (int i = 0; i < 4; ++i) {
-                float* ev = rb + (2 * i) * rowlen;
-                float* od = ev + rowlen;
-                const wi64 hi = 2 * r - job.ph + i;
-                if (hi < 0 || hi >= H) {
-                    std::fill(ev, ev + 2 * rowlen, 0.f);
-                    continue;
-                }
-                const float* src = plane + hi * W;
-                // ev[k] = src[2k - pw], od[k] = src[2k + 1 - pw], zero outside the row.
-                for (wi64 k = 0; k < rowlen; ++k) {
-                    const wi64 xe = 2 * k - job.pw, xo = xe + 1;
-                    ev[k] = xe >= 0 && xe < W ? src[xe] : 0.f;
-                    od[k] = xo >= 0 && xo < W ? src[xo] : 0.f;
-                }
+        for (wi64 i = 0; i < 2 * nrow + 2; ++i) {
+            float* ev = rb + (2 * i) * rowlen;
+            float* od = ev + rowlen;
+            const wi64 hi = 2 * r0 - job.ph + i;
+            if (hi < 0 || hi >= H) {
+                std::fill(ev, ev + 2 * rowlen, 0.f);
+                continue;
             }
+            const float* src = plane + hi * W;
+            for (wi64 k = 0; k < klo; ++k) {
+                const wi64 xe = 2 * k - pw, xo = xe + 1;
+                ev[k] = xe >= 0 && xe < W ? src[xe] : 0.f;
+                od[k] = xo >= 0 && xo < W ? src[xo] : 0.f;
+            }
+            wsplit(src + 2 * klo - pw, ev + klo, od + klo, khi - klo);
+            for (wi64 k = khi; k < rowlen; ++k) {
+                const wi64 xe = 2 * k - pw, xo = xe + 1;
+                ev[k] = xe >= 0 && xe < W ? src[xe] : 0.f;
+                od[k] = xo >= 0 && xo < W ? src[xo] : 0.f;
+            }
+        }
+        for (wi64 r = r0; r < r1; ++r) {
+            const float* rr = rb + 2 * (2 * (r - r0)) * rowlen;  // input row 2 r - ph, even columns
             float* vt = Vc + (r - r0) * tw;  // tile tx at vt[tx]; the last vector spills into the next row
             for (wi64 tx = 0; tx < tw; tx += WL) {
                 wvec t[4][4];
                 for (int j = 0; j < 4; ++j) {
                     const wi64 off = tx + (j >> 1);
                     const int eo = j & 1;
-                    const wvec d0 = wload(rb + (0 + eo) * rowlen + off), d1 = wload(rb + (2 + eo) * rowlen + off);
-                    const wvec d2 = wload(rb + (4 + eo) * rowlen + off), d3 = wload(rb + (6 + eo) * rowlen + off);
+                    const wvec d0 = wload(rr + (0 + eo) * rowlen + off), d1 = wload(rr + (2 + eo) * rowlen + off);
+                    const wvec d2 = wload(rr + (4 + eo) * rowlen + off), d3 = wload(rr + (6 + eo) * rowlen + off);
                     t[0][j] = wsub(d0, d2);
                     t[1][j] = wadd(d1, d2);
                     t[2][j] = wsub(d2, d1);
@@ -157,7 +230,7 @@ void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g
                     v[2] = wsub(t[i][2], t[i][1]);
                     v[3] = wsub(t[i][1], t[i][3]);
                     for (int j = 0; j < 4; ++j) {
-                        float* dst = vt + tx + (4 * i + j) * cg * ntp;
+                        float* dst = vt + tx + (4 * i + j) * vps;
                         if (!cut) {
                             wstore(dst, v[j]);
                         } else {
@@ -174,62 +247,72 @@ void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g
     // tiles but never stored to y: give them defined values.
     for (int xi = 0; xi < 16; ++xi)
         for (wi64 c = 0; c < cg; ++c) {
-            float* v = V + (xi * cg + c) * ntp;
+            float* v = V + xi * vps + c * ntp;
             std::fill(v + nrow * tw, v + ntp, 0.f);
         }
-
-    // ---- 16 products M[xi] = U[xi] V[xi] ----
+}
+void wino_mul(const float* U, const float* V, float* M, wi64 panels, wi64 cg, wi64 ntp) {
+    const wi64 cogp = panels * WP;
     for (int xi = 0; xi < 16; ++xi) {
-        const float* Vx = V + xi * cg * ntp;
-        float* Mx = M + xi * cogp * ntp;
+        const float* Vx = V + xi * wino_vps(cg, ntp);
+        float* Mx = M + xi * wino_vps(cogp, ntp);
         const float* Ux = U + xi * panels * cg * WP;
         wi64 t0 = 0;
         for (; t0 + WL * WNV <= ntp; t0 += WL * WNV) wino_product<WNV>(Ux, Vx, Mx, panels, cg, ntp, t0);
         if (ntp - t0 == WL) wino_product<1>(Ux, Vx, Mx, panels, cg, ntp, t0);
         if (ntp - t0 == 2 * WL) wino_product<2 <= WNV ? 2 : 1>(Ux, Vx, Mx, panels, cg, ntp, t0);
     }
-
-    // ---- output transform, bias, ReLU ----
+}
+// Output transform of tile rows [r0, r1) from M, + bias, ReLU, into y.
+void wino_out(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, const float* M, wi64 ntp, wi64 cogp) {
+    const wi64 G = job.groups, cog = job.co / G, tw = (job.wo + 1) / 2;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
     const wi64 HO = job.ho, WO = job.wo;
+    const wi64 mps = wino_vps(cogp, ntp), s = 4 * mps;  // M[xi + 1] - M[xi], M[xi + 4] - M[xi]
     for (wi64 o = 0; o < cog; ++o) {
         const wvec bv = wset1(bias ? bias[o] : 0.f);
         float* yplane = job.y + (img * job.co + g * cog + o) * HO * WO;
         const float* Mo = M + o * ntp;
         for (wi64 r = r0; r < r1; ++r) {
             const wi64 base = (r - r0) * tw;
+            const int nout = 2 * r + 1 < HO ? 2 : 1;
             for (wi64 tx = 0; tx < tw; tx += WL) {
                 wvec u[2][4];
                 for (int j = 0; j < 4; ++j) {
-                    const float* mj = Mo + base + tx + j * cogp * ntp;
-                    const wi64 s = 4 * cogp * ntp;
+                    const float* mj = Mo + base + tx + j * mps;
                     const wvec m0 = wload(mj), m1 = wload(mj + s), m2 = wload(mj + 2 * s), m3 = wload(mj + 3 * s);
                     u[0][j] = wadd(wadd(m0, m1), m2);
                     u[1][j] = wsub(wsub(m1, m2), m3);
                 }
-                for (int i = 0; i < 2; ++i) {
+                for (int i = 0; i < nout; ++i) {
                     wvec y0 = wadd(wadd(wadd(u[i][0], u[i][1]), u[i][2]), bv);
                     wvec y1 = wadd(wsub(wsub(u[i][1], u[i][2]), u[i][3]), bv);
                     if (job.relu) {
                         y0 = wrelu(y0);
                         y1 = wrelu(y1);
                     }
-                    wstore(ob + (2 * i) * rowlen + tx, y0);
-                    wstore(ob + (2 * i + 1) * rowlen + tx, y1);
+                    wmerge(yplane + (2 * r + i) * WO + 2 * tx, y0, y1, WO - 2 * tx);
                 }
-            }
-            for (int i = 0; i < 2; ++i) {
-                const wi64 ho = 2 * r + i;
-                if (ho >= HO) break;
-                float* yr = yplane + ho * WO;
-                const float* e = ob + (2 * i) * rowlen;
-                const float* od = e + rowlen;
-                for (wi64 tx = 0; tx < WO / 2; ++tx) {
-                    yr[2 * tx] = e[tx];
-                    yr[2 * tx + 1] = od[tx];
-                }
-                if (WO % 2) yr[WO - 1] = e[WO / 2];
             }
         }
     }
+}
+
+}  // namespace
+
+// U: the group's transformed weights, [16][panels][cg][WP]. scratch: see
+// conv2d_detail::wino_scratch.
+void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g, wi64 r0, wi64 r1,
+                          float* scratch) {
+    const wi64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const wi64 panels = (cog + WP - 1) / WP, cogp = panels * WP;
+    const wi64 tw = (job.wo + 1) / 2, nrow = r1 - r0;
+    const wi64 ntp = (nrow * tw + WL - 1) / WL * WL;  // <= conv2d_detail::wino_tiles_padded(nrow * tw)
+    const wi64 rowlen = tw + 1 + conv2d_detail::kWinoSlack;  // even/odd buffer length
+    float* V = scratch;                       // [16][cg][ntp]
+    float* M = V + 16 * wino_vps(cg, ntp);    // [16][cogp][ntp]
+    float* rb = M + 16 * wino_vps(cogp, ntp);  // 2 nrow + 2 input rows x (even, odd)
+    wino_in(job, img, g, r0, r1, V, rb, ntp, rowlen);
+    wino_mul(U, V, M, panels, cg, ntp);
+    wino_out(job, img, g, r0, r1, M, ntp, cogp);
 }
