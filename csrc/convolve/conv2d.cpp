@@ -67,7 +67,7 @@ bool winograd_fits(const Conv2dJob& job) {
 bool winograd_pays(const Conv2dJob& job) {
     if (active_isa() == Isa::baseline) return false;
     const i64 cg = job.c / job.groups, cog = job.co / job.groups;
-    return cg >= 16 && cog >= 16;
+    return cg >= 16 && cog >= 16 && job.ho >= 24 && job.wo >= 24;
 }
 
 // Transformed weights U = G g G^T (in float64, rounded once), per group
@@ -109,6 +109,8 @@ void conv2d_winograd(const Conv2dJob& job, int threads, Isa isa) {
     const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
     const i64 per_image = job.n * G;
     if (per_image * ((th + rows - 1) / rows) < want_tasks) rows = std::max<i64>(1, th * per_image / want_tasks);
+    // ... but at least kWinoMinTiles tiles per band (short products waste the register tiles).
+    rows = std::max(rows, (conv2d_detail::kWinoMinTiles + tw - 1) / tw);
     rows = std::min(rows, th);
     const i64 bands = (th + rows - 1) / rows;
     using Band = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64, float*);

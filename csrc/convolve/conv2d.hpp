@@ -74,7 +74,8 @@ constexpr std::int64_t kFlatMinPixels = 192;
 constexpr int kWinoPanel = 8;
 constexpr int kWinoTileAlign = 16;
 constexpr int kWinoSlack = 16;
-constexpr int kWinoSkew = 16;  // floats between transformed planes (see the kernel)
+constexpr int kWinoSkew = 16;
+constexpr std::int64_t kWinoMinTiles = 64;  // tiles per band at least, where the image has them  // floats between transformed planes (see the kernel)
 inline std::int64_t wino_tiles_padded(std::int64_t n) { return (n + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
 // Scratch floats of one band of `nrow` tile rows of `tw` tiles.
 inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t cog, std::int64_t nrow, std::int64_t tw) {
