@@ -24,8 +24,27 @@
 // copies the input rows of each output row into zero-padded row buffers
 // (stride 2: even and odd columns apart), then tiles of 6 channels x 16
 // pixels or 12 x 8 with plain 8-lane loads; same chain, same bits.
-// MEDFUSE_CONV2D_PATH=gemm (or =direct) forces the packed GEMM (or the direct
-// path where it applies) for the whole process: the tests compare the two.
+// winograd (conv2d_winograd_kernels.hpp, every ISA): Winograd F(2x2, 3x3)
+// for 3x3 kernels, stride 1, dilation 1 (any padding, groups). Per band of
+// tile rows of one (image, group): V = B^T d B of each 4x4 input patch (adds
+// only) into 16 planes [cg x tiles]; 16 products M = U V with the weights
+// U = G g G^T (transformed once per call in float64, rounded once), acc = 0,
+// one FMA per input channel in order, on 8 (avx2: 4) channels x 48 (24) tile
+// register tiles; Y = A^T M A (adds only), + bias, ReLU. 2.25x fewer
+// multiplies than the direct chain, different rounding: within
+// gamma_(cg+9) of the sum of absolute values of the transformed terms (see
+// tests/test_conv2d.py), about 3e-7 of the largest output on normal data;
+// avx2 and avx512 give the same bits, any thread count the same bits (tiles
+// are independent). +-inf inputs or weights can give NaN where the direct
+// chain gives +-inf (the transforms subtract); NaN inputs give NaN exactly
+// where the direct chain does. auto takes it on avx2 / avx512 for >= 16
+// input and output channels per group and outputs of at least 24 x 24
+// (Zen 4, 1 thread: 1.1-1.65x faster than direct there, slower on 7x7..16x16
+// outputs). The stride-1 grad input (conv2d_backward.cpp) is a forward
+// convolution of grad_out, so it takes this path on the same terms.
+// MEDFUSE_CONV2D_PATH=gemm (or =direct, =winograd) forces the packed GEMM (or
+// the direct or Winograd path where it applies; other shapes keep the auto
+// choice) for the whole process: the tests compare them.
 #pragma once
 #include <cstdint>
 
