@@ -126,7 +126,14 @@ void conv2d_winograd(const Conv2dJob& job, int threads, Isa isa) {
     parallel_for(job.n * G * bands, threads, [&](i64 t) {
         const i64 b = t % bands, rest = t / bands;
         const i64 g = rest % G, img = rest / G;
-        Buffer s = aligned_floats(scratch);
+        // Scratch kept per thread across tasks and calls (grown, never shrunk):
+        // a fresh 0.3-1 MB block per band cost page faults on every band.
+        thread_local Buffer s;
+        thread_local i64 have = 0;
+        if (have < scratch) {
+            s = aligned_floats(scratch);
+            have = scratch;
+        }
         band(job, U.get() + g * per_group, img, g, b * rows, std::min(th, (b + 1) * rows), s.get());
     });
 }
