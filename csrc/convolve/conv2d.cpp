@@ -100,16 +100,16 @@ void conv2d_winograd(const Conv2dJob& job, int threads, Isa isa) {
                                                    o % WP)] = static_cast<float>(u[j]);
                 }
             }
-    // Tasks: bands of tile rows of one (image, group), about 2**17 floats of
-    // transformed input and products per band, enough bands for the threads.
+    // Tasks: bands of tile rows of one (image, group), about 2**16 floats of
+    // transformed input per band (in L2), enough bands for the threads.
     // Tiles are independent, so the split never changes a result.
     const i64 th = (job.ho + 1) / 2, tw = (job.wo + 1) / 2;
-    const i64 cogp = panels * WP;
-    i64 rows = std::max<i64>(1, (i64(1) << 17) / (16 * (cg + cogp) * tw));
+    i64 rows = std::max<i64>(1, (i64(1) << 16) / (16 * cg * conv2d_detail::wino_row_tiles(tw)));
     const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
     const i64 per_image = job.n * G;
     if (per_image * ((th + rows - 1) / rows) < want_tasks) rows = std::max<i64>(1, th * per_image / want_tasks);
-    // ... but at least kWinoMinTiles tiles per band (short products waste the register tiles).
+    // ... but at least kWinoMinTiles tiles per band (each band splits its input rows
+    // into even and odd columns once: input row 2 r + 2 is read by tile rows r and r + 1).
     rows = std::max(rows, (conv2d_detail::kWinoMinTiles + tw - 1) / tw);
     rows = std::min(rows, th);
     const i64 bands = (th + rows - 1) / rows;
@@ -122,7 +122,7 @@ void conv2d_winograd(const Conv2dJob& job, int threads, Isa isa) {
     if (isa == Isa::avx2) band = &avx2::conv2d_winograd_band;
 #endif
     (void)isa;
-    const i64 scratch = conv2d_detail::wino_scratch(cg, cog, rows, tw);
+    const i64 scratch = conv2d_detail::wino_scratch(cg, rows, tw);
     parallel_for(job.n * G * bands, threads, [&](i64 t) {
         const i64 b = t % bands, rest = t / bands;
         const i64 g = rest % G, img = rest / G;

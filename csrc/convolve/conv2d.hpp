@@ -30,7 +30,8 @@
 // only) into 16 planes [cg x tiles]; 16 products M = U V with the weights
 // U = G g G^T (transformed once per call in float64, rounded once), acc = 0,
 // one FMA per input channel in order, on 8 (avx2: 4) channels x 48 (24) tile
-// register tiles; Y = A^T M A (adds only), + bias, ReLU. 2.25x fewer
+// register tiles, per block of a tile row and 8 output channels (the 16
+// products of a block stay in L1); Y = A^T M A (adds only), + bias, ReLU. 2.25x fewer
 // multiplies than the direct chain, different rounding: within
 // gamma_(cg+9) of the sum of absolute values of the transformed terms (see
 // tests/test_conv2d.py), about 3e-7 of the largest output on normal data;
@@ -95,11 +96,11 @@ constexpr int kWinoTileAlign = 16;
 constexpr int kWinoSlack = 16;
 constexpr int kWinoSkew = 16;
 constexpr std::int64_t kWinoMinTiles = 64;  // tiles per band at least, where the image has them  // floats between transformed planes (see the kernel)
-inline std::int64_t wino_tiles_padded(std::int64_t n) { return (n + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
+// Tiles per row in the transformed input, rounded up to whole vectors.
+inline std::int64_t wino_row_tiles(std::int64_t tw) { return (tw + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
 // Scratch floats of one band of `nrow` tile rows of `tw` tiles.
-inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t cog, std::int64_t nrow, std::int64_t tw) {
-    const std::int64_t cogp = (cog + kWinoPanel - 1) / kWinoPanel * kWinoPanel;
-    return 16 * (cg + cogp) * wino_tiles_padded(nrow * tw) + 32 * kWinoSkew + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
+inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t nrow, std::int64_t tw) {
+    return 16 * cg * nrow * wino_row_tiles(tw) + 16 * kWinoSkew + 16 * kWinoPanel * 48 + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
 }
 }  // namespace conv2d_detail
 

@@ -4,12 +4,15 @@
 // <algorithm> (and <immintrin.h> for the SIMD builds).
 //
 // One call: image `img`, group `g`, tile rows [r0, r1) (a tile = 2x2 output
-// pixels, read from a 4x4 input patch). Per tile row and input channel, the 4
-// input rows are copied into zero-padded even/odd column buffers, so tile tx
+// pixels, read from a 4x4 input patch). Per input channel, the band's input
+// rows are copied once into zero-padded even/odd column buffers, so tile tx
 // reads d[i][j] = row_i[2 tx + j] as plain loads at index tx; then
-//   V = B^T d B  (adds only)                      -> V[xi][c][t], xi = 4 i + j
-//   M[xi] = U[xi] (cog x cg) * V[xi] (cg x tiles) -> acc = 0, one FMA per input
-//           channel c = 0..cg-1 in order (multiply then add on the portable path)
+//   V = B^T d B  (adds only)                      -> V[xi][c][tile], xi = 4 i + j,
+//       each tile row padded to whole vectors (tiles past the row: zeros' transforms)
+// and per block of up to WNV vectors of one tile row and panel of WP output channels:
+//   M[xi] = U[xi] (WP x cg) * V[xi] (cg x block)  -> acc = 0, one FMA per input
+//           channel c = 0..cg-1 in order (multiply then add on the portable path),
+//           all 16 products of the block kept in L1 (Mloc)
 //   Y = A^T M A  (adds only), + bias, ReLU          -> y, clipped at the border.
 // Every operation's order is fixed by the shapes alone (tiles are independent;
 // the band split changes nothing), so the results do not depend on the thread
@@ -145,7 +148,7 @@ static_assert(conv2d_detail::kWinoTileAlign % WL == 0, "tile padding must hold w
 inline wi64 wino_vps(wi64 rows, wi64 ntp) { return rows * ntp + conv2d_detail::kWinoSkew; }
 
 template <int NV>
-inline void wino_tile(const float* u, int r0, const float* v, float* m, wi64 cg, wi64 ntp) {
+inline void wino_tile(const float* u, int r0, const float* v, float* m, wi64 cg, wi64 ntp, wi64 mld) {
     wvec acc[WR][NV];
     for (int i = 0; i < WR; ++i)
         for (int j = 0; j < NV; ++j) acc[i][j] = wzero();
@@ -159,22 +162,14 @@ inline void wino_tile(const float* u, int r0, const float* v, float* m, wi64 cg,
         }
     }
     for (int i = 0; i < WR; ++i)
-        for (int j = 0; j < NV; ++j) wstore(m + i * ntp + j * WL, acc[i][j]);
-}
-
-// All register tiles of one product M[xi] = U[xi] V[xi] over ntp tiles
-// (a multiple of WL): WNV vectors at a time, then the 1..WNV-1 left.
-template <int NV>
-void wino_product(const float* Ux, const float* Vx, float* Mx, wi64 panels, wi64 cg, wi64 ntp, wi64 t0) {
-    for (wi64 p = 0; p < panels; ++p)
-        for (int rr = 0; rr < WP; rr += WR)
-            wino_tile<NV>(Ux + p * cg * WP, rr, Vx + t0, Mx + (p * WP + rr) * ntp + t0, cg, ntp);
+        for (int j = 0; j < NV; ++j) wstore(m + i * mld + j * WL, acc[i][j]);
 }
 
 // Input transform of tile rows [r0, r1) into V. rb: the band's 2 (r1 - r0) + 2
 // input rows of one channel, each as even and odd columns (rowlen floats each).
-void wino_in(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, float* V, float* rb, wi64 ntp, wi64 rowlen) {
-    const wi64 G = job.groups, cg = job.c / G, H = job.h, W = job.wd, tw = (job.wo + 1) / 2, nrow = r1 - r0;
+void wino_in(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, float* V, float* rb, wi64 ntp, wi64 rowlen,
+             wi64 twp) {
+    const wi64 G = job.groups, cg = job.c / G, H = job.h, W = job.wd, nrow = r1 - r0;
     const wi64 pw = job.pw, vps = wino_vps(cg, ntp);
     // Columns 2k - pw (even buffer) and 2k + 1 - pw (odd) for k in [0, rowlen):
     // k in [klo, khi) reads inside the row with both.
@@ -207,8 +202,8 @@ void wino_in(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, float* V,
         }
         for (wi64 r = r0; r < r1; ++r) {
             const float* rr = rb + 2 * (2 * (r - r0)) * rowlen;  // input row 2 r - ph, even columns
-            float* vt = Vc + (r - r0) * tw;  // tile tx at vt[tx]; the last vector spills into the next row
-            for (wi64 tx = 0; tx < tw; tx += WL) {
+            float* vt = Vc + (r - r0) * twp;  // tile tx at vt[tx]; tiles tw..twp-1 from the zero padding
+            for (wi64 tx = 0; tx < twp; tx += WL) {
                 wvec t[4][4];
                 for (int j = 0; j < 4; ++j) {
                     const wi64 off = tx + (j >> 1);
@@ -220,79 +215,59 @@ void wino_in(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, float* V,
                     t[2][j] = wsub(d2, d1);
                     t[3][j] = wsub(d1, d3);
                 }
-                // A row's last vector spills into the next row's first tiles, which
-                // that row overwrites; the band's last row stores only its own lanes.
-                const bool cut = r + 1 == r1 && tx + WL > tw;
                 for (int i = 0; i < 4; ++i) {
                     wvec v[4];
                     v[0] = wsub(t[i][0], t[i][2]);
                     v[1] = wadd(t[i][1], t[i][2]);
                     v[2] = wsub(t[i][2], t[i][1]);
                     v[3] = wsub(t[i][1], t[i][3]);
-                    for (int j = 0; j < 4; ++j) {
-                        float* dst = vt + tx + (4 * i + j) * vps;
-                        if (!cut) {
-                            wstore(dst, v[j]);
-                        } else {
-                            float tmp[WL];
-                            wstore(tmp, v[j]);
-                            for (wi64 l = 0; l < tw - tx; ++l) dst[l] = tmp[l];
-                        }
-                    }
+                    for (int j = 0; j < 4; ++j) wstore(vt + tx + (4 * i + j) * vps, v[j]);
                 }
             }
         }
     }
-    // Tiles past the band's last one (up to ntp) are read by the register
-    // tiles but never stored to y: give them defined values.
-    for (int xi = 0; xi < 16; ++xi)
-        for (wi64 c = 0; c < cg; ++c) {
-            float* v = V + xi * vps + c * ntp;
-            std::fill(v + nrow * tw, v + ntp, 0.f);
-        }
 }
-void wino_mul(const float* U, const float* V, float* M, wi64 panels, wi64 cg, wi64 ntp) {
-    const wi64 cogp = panels * WP;
+
+// Register tiles of all 16 products for tiles [tx0, tx0 + NV WL) of tile row
+// r (band row rb) and output channels p WP .. p WP + WP - 1 into Mloc
+// [16][WP][NV WL], then their output transform, + bias, ReLU, into y (the
+// products stay in L1 instead of a band-sized M).
+template <int NV>
+void wino_block(const Conv2dJob& job, const float* U, const float* V, float* Mloc, wi64 img, wi64 g, wi64 r,
+                wi64 rb, wi64 tx0, wi64 p, wi64 ntp, wi64 twp) {
+    const wi64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const wi64 panels = (cog + WP - 1) / WP, vps = wino_vps(cg, ntp);
+    constexpr wi64 mld = NV * WL, mps = WP * mld;
     for (int xi = 0; xi < 16; ++xi) {
-        const float* Vx = V + xi * wino_vps(cg, ntp);
-        float* Mx = M + xi * wino_vps(cogp, ntp);
-        const float* Ux = U + xi * panels * cg * WP;
-        wi64 t0 = 0;
-        for (; t0 + WL * WNV <= ntp; t0 += WL * WNV) wino_product<WNV>(Ux, Vx, Mx, panels, cg, ntp, t0);
-        if (ntp - t0 == WL) wino_product<1>(Ux, Vx, Mx, panels, cg, ntp, t0);
-        if (ntp - t0 == 2 * WL) wino_product<2 <= WNV ? 2 : 1>(Ux, Vx, Mx, panels, cg, ntp, t0);
+        const float* u = U + (xi * panels + p) * cg * WP;
+        const float* v = V + xi * vps + rb * twp + tx0;
+        for (int rr = 0; rr < WP; rr += WR) wino_tile<NV>(u, rr, v, Mloc + xi * mps + rr * mld, cg, ntp, mld);
     }
-}
-// Output transform of tile rows [r0, r1) from M, + bias, ReLU, into y.
-void wino_out(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, const float* M, wi64 ntp, wi64 cogp) {
-    const wi64 G = job.groups, cog = job.co / G, tw = (job.wo + 1) / 2;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
     const wi64 HO = job.ho, WO = job.wo;
-    const wi64 mps = wino_vps(cogp, ntp), s = 4 * mps;  // M[xi + 1] - M[xi], M[xi + 4] - M[xi]
-    for (wi64 o = 0; o < cog; ++o) {
+    const int nout = 2 * r + 1 < HO ? 2 : 1;
+    for (wi64 i0 = 0; i0 < WP && p * WP + i0 < cog; ++i0) {
+        const wi64 o = p * WP + i0;
         const wvec bv = wset1(bias ? bias[o] : 0.f);
-        float* yplane = job.y + (img * job.co + g * cog + o) * HO * WO;
-        const float* Mo = M + o * ntp;
-        for (wi64 r = r0; r < r1; ++r) {
-            const wi64 base = (r - r0) * tw;
-            const int nout = 2 * r + 1 < HO ? 2 : 1;
-            for (wi64 tx = 0; tx < tw; tx += WL) {
-                wvec u[2][4];
-                for (int j = 0; j < 4; ++j) {
-                    const float* mj = Mo + base + tx + j * mps;
-                    const wvec m0 = wload(mj), m1 = wload(mj + s), m2 = wload(mj + 2 * s), m3 = wload(mj + 3 * s);
-                    u[0][j] = wadd(wadd(m0, m1), m2);
-                    u[1][j] = wsub(wsub(m1, m2), m3);
+        float* yrow = job.y + ((img * job.co + g * cog + o) * HO + 2 * r) * WO;
+        for (int jv = 0; jv < NV; ++jv) {
+            const wi64 tx = tx0 + jv * WL;
+            if (2 * tx >= WO) break;
+            wvec u[2][4];
+            for (int j = 0; j < 4; ++j) {
+                const float* mj = Mloc + j * mps + i0 * mld + jv * WL;
+                const wvec m0 = wload(mj), m1 = wload(mj + 4 * mps), m2 = wload(mj + 8 * mps), m3 = wload(mj + 12 * mps);
+                u[0][j] = wadd(wadd(m0, m1), m2);
+                u[1][j] = wsub(wsub(m1, m2), m3);
+            }
+            for (int i = 0; i < nout; ++i) {
+                wvec y0 = wadd(wadd(wadd(u[i][0], u[i][1]), u[i][2]), bv);
+                wvec y1 = wadd(wsub(wsub(u[i][1], u[i][2]), u[i][3]), bv);
+                if (job.relu) {
+                    y0 = wrelu(y0);
+                    y1 = wrelu(y1);
                 }
-                for (int i = 0; i < nout; ++i) {
-                    wvec y0 = wadd(wadd(wadd(u[i][0], u[i][1]), u[i][2]), bv);
-                    wvec y1 = wadd(wsub(wsub(u[i][1], u[i][2]), u[i][3]), bv);
-                    if (job.relu) {
-                        y0 = wrelu(y0);
-                        y1 = wrelu(y1);
-                    }
-                    wmerge(yplane + (2 * r + i) * WO + 2 * tx, y0, y1, WO - 2 * tx);
-                }
+                wmerge(yrow + i * WO + 2 * tx, y0, y1, WO - 2 * tx);
             }
         }
     }
@@ -305,14 +280,23 @@ void wino_out(const Conv2dJob& job, wi64 img, wi64 g, wi64 r0, wi64 r1, const fl
 void conv2d_winograd_band(const Conv2dJob& job, const float* U, wi64 img, wi64 g, wi64 r0, wi64 r1,
                           float* scratch) {
     const wi64 G = job.groups, cg = job.c / G, cog = job.co / G;
-    const wi64 panels = (cog + WP - 1) / WP, cogp = panels * WP;
+    const wi64 panels = (cog + WP - 1) / WP;
     const wi64 tw = (job.wo + 1) / 2, nrow = r1 - r0;
-    const wi64 ntp = (nrow * tw + WL - 1) / WL * WL;  // <= conv2d_detail::wino_tiles_padded(nrow * tw)
+    const wi64 twp = (tw + WL - 1) / WL * WL;  // tiles per row in V, <= conv2d_detail::wino_row_tiles(tw)
+    const wi64 ntp = nrow * twp;
     const wi64 rowlen = tw + 1 + conv2d_detail::kWinoSlack;  // even/odd buffer length
-    float* V = scratch;                       // [16][cg][ntp]
-    float* M = V + 16 * wino_vps(cg, ntp);    // [16][cogp][ntp]
-    float* rb = M + 16 * wino_vps(cogp, ntp);  // 2 nrow + 2 input rows x (even, odd)
-    wino_in(job, img, g, r0, r1, V, rb, ntp, rowlen);
-    wino_mul(U, V, M, panels, cg, ntp);
-    wino_out(job, img, g, r0, r1, M, ntp, cogp);
+    float* V = scratch;                          // [16][cg][ntp]
+    float* Mloc = V + 16 * wino_vps(cg, ntp);    // [16][WP][WNV WL]
+    float* rb = Mloc + 16 * WP * WNV * WL;       // 2 nrow + 2 input rows x (even, odd)
+    wino_in(job, img, g, r0, r1, V, rb, ntp, rowlen, twp);
+    for (wi64 r = r0; r < r1; ++r) {
+        wi64 tx0 = 0;
+        for (; tx0 + WNV * WL <= twp; tx0 += WNV * WL)
+            for (wi64 p = 0; p < panels; ++p) wino_block<WNV>(job, U, V, Mloc, img, g, r, r - r0, tx0, p, ntp, twp);
+        if (twp - tx0 == WL)
+            for (wi64 p = 0; p < panels; ++p) wino_block<1>(job, U, V, Mloc, img, g, r, r - r0, tx0, p, ntp, twp);
+        if (twp - tx0 == 2 * WL)
+            for (wi64 p = 0; p < panels; ++p)
+                wino_block<2 <= WNV ? 2 : 1>(job, U, V, Mloc, img, g, r, r - r0, tx0, p, ntp, twp);
+    }
 }
