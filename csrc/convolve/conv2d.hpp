@@ -88,19 +88,22 @@ constexpr int kDirectMaxKw = 16;
 // masked loads and a permute: 1.2x slower than row tiles on 14-pixel rows).
 inline bool direct_flat(std::int64_t wo, std::int64_t sw) { return (sw == 1 || sw == 2) && wo >= 8 && wo % 16 != 0; }
 constexpr std::int64_t kFlatMinPixels = 192;
-// Winograd path: weight panels of kWinoPanel output channels; tiles of a band
-// padded to a multiple of kWinoTileAlign (every ISA's vector width divides
-// it); row buffers kWinoSlack floats longer than needed (one vector).
+// Winograd path: weight panels of kWinoPanel output channels; tile rows of
+// the transformed input padded to a multiple of kWinoTileAlign (every ISA's
+// vector width divides it); row buffers kWinoSlack floats longer than needed
+// (one vector); kWinoSkew floats between transformed planes (see the kernel);
+// bands of at least kWinoMinTiles tiles where the image has them.
 constexpr int kWinoPanel = 8;
 constexpr int kWinoTileAlign = 16;
 constexpr int kWinoSlack = 16;
 constexpr int kWinoSkew = 16;
-constexpr std::int64_t kWinoMinTiles = 64;  // tiles per band at least, where the image has them  // floats between transformed planes (see the kernel)
+constexpr std::int64_t kWinoMinTiles = 64;
+constexpr int kWinoBlock = 48;  // tiles per register-tile block, widest ISA (avx512: 3 x 16)
 // Tiles per row in the transformed input, rounded up to whole vectors.
 inline std::int64_t wino_row_tiles(std::int64_t tw) { return (tw + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
 // Scratch floats of one band of `nrow` tile rows of `tw` tiles.
 inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t nrow, std::int64_t tw) {
-    return 16 * cg * nrow * wino_row_tiles(tw) + 16 * kWinoSkew + 16 * kWinoPanel * 48 + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
+    return 16 * cg * nrow * wino_row_tiles(tw) + 16 * kWinoSkew + 16 * kWinoPanel * kWinoBlock + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
 }
 }  // namespace conv2d_detail
 

@@ -139,6 +139,7 @@ constexpr int WP = conv2d_detail::kWinoPanel;
 static_assert(WP % WR == 0, "register tile rows must divide the weight panel");
 static_assert(conv2d_detail::kWinoSlack >= WL, "scratch slack must hold one vector");
 static_assert(conv2d_detail::kWinoTileAlign % WL == 0, "tile padding must hold whole vectors");
+static_assert(WL * WNV <= conv2d_detail::kWinoBlock, "the scratch holds one block of products");
 
 // Register tile: rows r0..r0+WR-1 of one panel x WNV vectors of tiles.
 // u: panel (cg x WP, channel-major), v: V[xi] at the first tile, m: M[xi] row r0.
