@@ -202,8 +202,8 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # weight: 8-channel blocks, a partial block of 4 output channels)
                                           (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
                                           # grad input through Winograd under auto too (>= 16 channels,
-                                          # 24 x 24 and wider), padding 0 and 1
-                                          (2, 24, 27, 30, 16, 3, 1, 1, 1, 1), (1, 16, 28, 29, 32, 3, 1, 0, 1, 1),
+                                          # 28 x 28 and wider), padding 0 and 1
+                                          (2, 24, 29, 30, 16, 3, 1, 1, 1, 1), (1, 16, 28, 29, 32, 3, 1, 0, 1, 1),
                                           # stride 2, 5x5, padding 4: a polyphase part is a 3x3 stride-1
                                           # correlation with negative padding (Winograd when forced)
                                           (1, 16, 30, 31, 16, 5, 2, 4, 1, 1)]:

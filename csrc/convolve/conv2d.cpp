@@ -63,11 +63,12 @@ bool winograd_fits(const Conv2dJob& job) {
 }
 
 // Where auto picks Winograd (measured, see conv2d.hpp): SIMD builds, enough
-// channels.
+// channels, outputs of at least 28 x 28 (smaller ones pad short tile rows to
+// whole vectors and lose to the direct path).
 bool winograd_pays(const Conv2dJob& job) {
     if (active_isa() == Isa::baseline) return false;
     const i64 cg = job.c / job.groups, cog = job.co / job.groups;
-    return cg >= 16 && cog >= 16 && job.ho >= 24 && job.wo >= 24;
+    return cg >= 16 && cog >= 16 && job.ho >= 28 && job.wo >= 28;
 }
 
 // Transformed weights U = G g G^T (in float64, rounded once), per group

@@ -39,9 +39,9 @@
 // are independent). +-inf inputs or weights can give NaN where the direct
 // chain gives +-inf (the transforms subtract); NaN inputs give NaN exactly
 // where the direct chain does. auto takes it on avx2 / avx512 for >= 16
-// input and output channels per group and outputs of at least 24 x 24
-// (Zen 4, 1 thread: 1.1-1.65x faster than direct there, slower on 7x7..16x16
-// outputs). The stride-1 grad input (conv2d_backward.cpp) is a forward
+// input and output channels per group and outputs of at least 28 x 28
+// (Zen 4, 1 thread, alternating processes: 1.3-1.9x faster than direct there
+// on avx512, 1.3-1.55x on avx2; 0.6-0.95x on 14x14..24x24 outputs). The stride-1 grad input (conv2d_backward.cpp) is a forward
 // convolution of grad_out, so it takes this path on the same terms.
 // MEDFUSE_CONV2D_PATH=gemm (or =direct, =winograd) forces the packed GEMM (or
 // the direct or Winograd path where it applies; other shapes keep the auto

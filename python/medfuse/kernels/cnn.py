@@ -62,7 +62,7 @@ def conv2d(
       order; both give the same bits.
     * Winograd F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1; auto takes it
       on AVX2 / AVX-512 for at least 16 input and output channels per group
-      and outputs of at least 24 x 24): 2.25x fewer multiplications, sums of
+      and outputs of at least 28 x 28): 2.25x fewer multiplications, sums of
       transformed values, so it differs from the direct sum in the last bits
       (about 3e-7 of the largest output on normal data); AVX2 and AVX-512 give
       the same bits.
