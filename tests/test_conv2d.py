@@ -231,7 +231,8 @@ _THREADS = r"""
 import numpy as np, medfuse
 rng = np.random.default_rng(7)
 for (n, c, h, w, co, k, s, p, g) in [(2, 12, 13, 37, 20, 3, 1, 1, 1), (3, 8, 21, 30, 10, 5, 2, 2, 2),
-                                     (1, 16, 9, 9, 14, 3, 2, 1, 1)]:
+                                     (1, 16, 9, 9, 14, 3, 2, 1, 1), (2, 16, 30, 41, 24, 3, 1, 1, 1),
+                                     (1, 32, 30, 29, 20, 3, 1, 1, 2)]:
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     gy = rng.standard_normal(medfuse.conv2d(x, wt, stride=s, padding=p, groups=g).shape).astype(np.float32)
@@ -247,14 +248,155 @@ print(medfuse.build_info()["simd_active"])
 """
 
 
-@pytest.mark.parametrize("simd", ["avx2", "avx512"])
-def test_forced_path_identical_for_any_thread_count(simd):
+@pytest.mark.parametrize("simd,path", [("avx2", "auto"), ("avx512", "auto"), ("baseline", "winograd"),
+                                       ("avx2", "winograd"), ("avx512", "winograd")])
+def test_forced_path_identical_for_any_thread_count(simd, path):
+    # The last two shapes take Winograd under auto (>= 16 channels per group,
+    # outputs >= 28 x 28), forward and grad input; "winograd" forces it on all.
     if simd not in medfuse.build_info()["simd_supported"]:
         pytest.skip(f"{simd} not available")
-    out = subprocess.run([sys.executable, "-c", _THREADS], env={**os.environ, "MEDFUSE_SIMD": simd},
+    out = subprocess.run([sys.executable, "-c", _THREADS],
+                         env={**os.environ, "MEDFUSE_SIMD": simd, "MEDFUSE_CONV2D_PATH": path},
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [simd]
+
+
+# Winograd F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1; forced by
+# MEDFUSE_CONV2D_PATH=winograd on every ISA, taken by auto on avx2 / avx512
+# for >= 16 channels per group and outputs of at least 28 x 28). Its sums
+# differ from the direct chain's, so it is held to a bound derived from the
+# transform: with exact U = G g G^T, V = B^T d B, each output is
+# y = sum over xi of alpha_xi sum_c U_xi V_xi (alpha = +-1 or 0 from A), and the
+# float32 evaluation (V: 2 roundings; U: 1; the chain over cg channels: cg;
+# the output transform and the bias: 5; +1 for the portable path's separate
+# multiply) is within gamma_(cg+9) of the same sum of absolute values:
+#   |got - exact| <= (cg + 9) 2**-24 (1 + 1e-3) (|A|^T [|G| |g| |G|^T o |B|^T |d| |B|] |A| + |b|)
+# plus the twin's own rounding to float32 and, for subnormal inputs, an
+# absolute 2**-149 per operation. The shapes: a 1x1 image and 1x1 outputs,
+# odd sizes (tiles cut by the border), padding 0..3, groups, one to three
+# weight panels of 8 channels with partial ones, 33 input channels, several
+# images, non-contiguous inputs, output rows 1..40 wide around the 8- and
+# 16-lane boundaries, values spanning 1e-15..1e15 with subnormals; then NaN
+# inputs (the NaN outputs must be the twin's: F(2x2, 3x3) sends each input
+# pixel only to the outputs that read it).
+_WINOGRAD = r"""
+import sys, numpy as np, medfuse, medfuse.reference as ref
+Bt = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+Gm = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+At = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+def bound(x, w, b, p, g):
+    n, c, h, wd = x.shape
+    co, cg = w.shape[:2]
+    cog = co // g
+    ho, wo = h + 2 * p - 2, wd + 2 * p - 2
+    th, tw = (ho + 1) // 2, (wo + 1) // 2
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
+    xp[:, :, p:p + h, p:p + wd] = np.abs(x.astype(np.float64))
+    d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    va = np.einsum("ia,ncyxab,jb->ncyxij", np.abs(Bt), d, np.abs(Bt))
+    ua = np.einsum("ia,ocab,jb->ocij", np.abs(Gm), np.abs(w.astype(np.float64)), np.abs(Gm))
+    out = np.zeros((n, co, th, tw, 2, 2))
+    for k in range(g):
+        m = np.einsum("ocij,ncyxij->noyxij", ua[k * cog:(k + 1) * cog], va[:, k * cg:(k + 1) * cg])
+        out[:, k * cog:(k + 1) * cog] = np.einsum("ai,noyxij,bj->noyxab", np.abs(At), m, np.abs(At))
+    y = out.transpose(0, 1, 2, 4, 3, 5).reshape(n, co, 2 * th, 2 * tw)[:, :, :ho, :wo]
+    if b is not None:
+        y = y + np.abs(b.astype(np.float64))[None, :, None, None]
+    return (cg + 9) * 2.0**-24 * (1 + 1e-3) * y + (cg * 16 + 16) * 2.0**-149
+
+rng = np.random.default_rng(11)
+worst_rel, worst_bound = 0.0, 0.0
+outs = []
+cases = [(1, 1, 1, 1, 1, 1, 1), (1, 1, 3, 3, 1, 0, 1), (2, 3, 5, 7, 4, 1, 1), (1, 4, 9, 13, 10, 0, 2),
+         (1, 16, 17, 33, 20, 1, 1), (2, 8, 30, 56, 20, 2, 2), (1, 5, 40, 3, 9, 1, 1), (1, 33, 21, 45, 17, 1, 1),
+         (3, 6, 11, 19, 12, 3, 3), (1, 2, 70, 70, 3, 1, 1), (2, 16, 30, 41, 24, 1, 1), (1, 24, 26, 26, 16, 1, 2)]
+cases += [(1, 3, 6, w, 13, p, 1) for w in range(1, 41) for p in (0, 1, 2) if w + 2 * p >= 3]
+for i, (n, c, h, w, co, p, g) in enumerate(cases):
+    for extreme in (False, True):
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((co, c // g, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(co).astype(np.float32) if i % 3 else None
+        if extreme:
+            x *= (10.0 ** rng.uniform(-15, 15, x.shape)).astype(np.float32)
+            x.ravel()[::7] = np.float32(3e-41)  # subnormal
+            wt *= (10.0 ** rng.uniform(-8, 8, wt.shape)).astype(np.float32)
+        if i % 2:  # a non-contiguous input (every other column of a wider array)
+            x = np.repeat(x, 2, axis=3)[..., ::2]
+        act = "relu" if i % 4 == 1 else None
+        got = medfuse.conv2d(x, wt, b, padding=p, groups=g, activation=act)
+        want = ref.conv2d(x, wt, b, padding=p, groups=g, activation=act)
+        assert got.shape == want.shape and got.dtype == np.float32
+        err = np.abs(got.astype(np.float64) - want)
+        allowed = bound(x, wt, b, p, g) + 2.0**-24 * np.abs(want.astype(np.float64))
+        worst_bound = max(worst_bound, float((err / allowed).max()))
+        if not extreme:
+            worst_rel = max(worst_rel, float(err.max() / max(np.abs(want).max(), 1e-6)))
+        outs.append(got.ravel())
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    x.ravel()[rng.integers(0, x.size, 1 + x.size // 50)] = np.nan
+    wt = rng.standard_normal((co, c // g, 3, 3)).astype(np.float32)
+    got = medfuse.conv2d(x, wt, padding=p, groups=g)
+    want = ref.conv2d(x, wt, padding=p, groups=g)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (n, c, h, w, co, p, g)
+    outs.append(got.ravel())
+np.save(sys.argv[1], np.concatenate(outs))
+print(medfuse.build_info()["simd_active"], worst_bound, worst_rel)
+"""
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
+def test_winograd_within_derived_bound(simd, tmp_path):
+    if simd not in medfuse.build_info()["simd_supported"]:
+        pytest.skip(f"{simd} not available")
+    env = {**os.environ, "MEDFUSE_SIMD": simd, "MEDFUSE_CONV2D_PATH": "winograd"}
+    out = subprocess.run([sys.executable, "-c", _WINOGRAD, str(tmp_path / "w.npy")], env=env, capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    active, worst_bound, worst_rel = out.stdout.split()
+    assert active == simd
+    assert float(worst_bound) <= 1.0
+    # Normal data: as close to the twin as the other paths (test_dispatch_paths).
+    assert float(worst_rel) <= 1e-5
+
+
+def test_winograd_same_bits_avx2_avx512(tmp_path):
+    # Same transforms (adds in a fixed order), the same FMA chain per product,
+    # so the two SIMD builds agree bit for bit (NaN included).
+    info = medfuse.build_info()
+    if not {"avx2", "avx512"} <= set(info["simd_supported"]):
+        pytest.skip("needs avx2 and avx512")
+    got = []
+    for simd in ("avx2", "avx512"):
+        env = {**os.environ, "MEDFUSE_SIMD": simd, "MEDFUSE_CONV2D_PATH": "winograd"}
+        f = tmp_path / f"{simd}.npy"
+        subprocess.run([sys.executable, "-c", _WINOGRAD, str(f)], env=env, capture_output=True, text=True,
+                       check=True)
+        got.append(np.load(f))
+    np.testing.assert_array_equal(got[0], got[1])
+
+
+def test_winograd_forced_only_where_it_applies(tmp_path):
+    # Forced Winograd leaves other shapes (5x5, stride 2, dilation 2) to the
+    # usual paths: those give the auto path's bits.
+    code = r"""
+import sys, numpy as np, medfuse
+rng = np.random.default_rng(4)
+outs = []
+for (k, s, d) in [(5, 1, 1), (3, 2, 1), (3, 1, 2), (1, 1, 1)]:
+    x = rng.standard_normal((2, 16, 30, 30)).astype(np.float32)
+    wt = rng.standard_normal((16, 16, k, k)).astype(np.float32)
+    outs.append(medfuse.conv2d(x, wt, stride=s, dilation=d, padding=1).ravel())
+np.save(sys.argv[1], np.concatenate(outs))
+"""
+    res = []
+    for path in ("auto", "winograd"):
+        f = tmp_path / f"{path}.npy"
+        subprocess.run([sys.executable, "-c", code, str(f)], env={**os.environ, "MEDFUSE_CONV2D_PATH": path},
+                       capture_output=True, text=True, check=True)
+        res.append(np.load(f))
+    np.testing.assert_array_equal(res[0], res[1])
 
 
 def test_bad_path_variable():
@@ -262,7 +404,7 @@ def test_bad_path_variable():
             "medfuse.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MEDFUSE_CONV2D_PATH": "fast"},
                          capture_output=True, text=True, check=False)
-    assert out.returncode != 0 and "MEDFUSE_CONV2D_PATH must be auto, gemm or direct" in out.stderr
+    assert out.returncode != 0 and "MEDFUSE_CONV2D_PATH must be auto, gemm, direct or winograd" in out.stderr
 
 
 # ---- refusals -------------------------------------------------------------

@@ -200,7 +200,13 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           (1, 17, 6, 20, 3, 4, 1, 2, 1, 1),
                                           # 8..15 input channels per group (the avx2 channels-last grad
                                           # weight: 8-channel blocks, a partial block of 4 output channels)
-                                          (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2)]:
+                                          (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
+                                          # grad input through Winograd under auto too (>= 16 channels,
+                                          # 28 x 28 and wider), padding 0 and 1
+                                          (2, 24, 29, 30, 16, 3, 1, 1, 1, 1), (1, 16, 28, 29, 32, 3, 1, 0, 1, 1),
+                                          # stride 2, 5x5, padding 4: a polyphase part is a 3x3 stride-1
+                                          # correlation with negative padding (Winograd when forced)
+                                          (1, 16, 30, 31, 16, 5, 2, 4, 1, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)
@@ -215,9 +221,12 @@ print(json.dumps(dict(active=medfuse.build_info()["simd_active"], worst=worst)))
 _INFO = medfuse.build_info()
 
 
+@pytest.mark.parametrize("conv_path", ["auto", "winograd"])
 @pytest.mark.parametrize("path", [p for p in _INFO["simd_compiled"] if p in _INFO["simd_supported"]])
-def test_each_simd_path_matches_twin(path):
-    env = dict(os.environ, MEDFUSE_SIMD=path)
+def test_each_simd_path_matches_twin(path, conv_path):
+    # conv_path "winograd": the stride-1 grad input of the 3x3 dilation-1 shapes runs as a forward Winograd
+    # convolution of grad_out with the flipped weights (the last shape: 24 channels, auto takes it too).
+    env = dict(os.environ, MEDFUSE_SIMD=path, MEDFUSE_CONV2D_PATH=conv_path)
     proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=False,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -20,6 +20,7 @@
 namespace medfuse {
 namespace baseline {
 #include "convolve/conv2d_kernels.hpp"
+#include "convolve/conv2d_winograd_kernels.hpp"
 }  // namespace baseline
 
 namespace {
@@ -40,6 +41,104 @@ Buffer aligned_floats(i64 n) {
     return Buffer(static_cast<float*>(p));
 }
 
+// MEDFUSE_CONV2D_PATH: "" / "auto" (the measured choice), "gemm", "direct" or
+// "winograd" (where the shape allows it); read once per process.
+enum class PathChoice { automatic, gemm, direct, winograd, invalid };
+PathChoice path_choice() {
+    static const PathChoice c = [] {
+        const char* s = std::getenv("MEDFUSE_CONV2D_PATH");
+        if (s == nullptr || *s == '\0' || std::strcmp(s, "auto") == 0) return PathChoice::automatic;
+        if (std::strcmp(s, "gemm") == 0) return PathChoice::gemm;
+        if (std::strcmp(s, "direct") == 0) return PathChoice::direct;
+        if (std::strcmp(s, "winograd") == 0) return PathChoice::winograd;
+        return PathChoice::invalid;
+    }();
+    return c;
+}
+
+// Winograd F(2x2, 3x3) applies to 3x3 kernels, stride 1, dilation 1.
+bool winograd_fits(const Conv2dJob& job) {
+    return job.kh == 3 && job.kw == 3 && job.sh == 1 && job.sw == 1 && job.dh == 1 && job.dw == 1 && job.ho > 0 &&
+           job.wo > 0;
+}
+
+// Where auto picks Winograd (measured, see conv2d.hpp): SIMD builds, enough
+// channels, outputs of at least 28 x 28 (smaller ones pad short tile rows to
+// whole vectors and lose to the direct path).
+bool winograd_pays(const Conv2dJob& job) {
+    if (active_isa() == Isa::baseline) return false;
+    const i64 cg = job.c / job.groups, cog = job.co / job.groups;
+    return cg >= 16 && cog >= 16 && job.ho >= 28 && job.wo >= 28;
+}
+
+// Transformed weights U = G g G^T (in float64, rounded once), per group
+// [16][panels][cg][kWinoPanel], zeros in a partial panel's missing channels.
+//   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+void conv2d_winograd(const Conv2dJob& job, int threads, Isa isa) {
+    constexpr int WP = conv2d_detail::kWinoPanel;
+    const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const i64 panels = (cog + WP - 1) / WP;
+    const i64 per_group = 16 * panels * cg * WP;
+    Buffer U = aligned_floats(G * per_group);
+    std::fill(U.get(), U.get() + G * per_group, 0.f);
+    for (i64 g = 0; g < G; ++g)
+        for (i64 o = 0; o < cog; ++o)
+            for (i64 c = 0; c < cg; ++c) {
+                const float* k = job.w + ((g * cog + o) * cg + c) * 9;
+                double t[4][3];  // G k
+                for (int x = 0; x < 3; ++x) {
+                    const double a = k[x], b = k[3 + x], d = k[6 + x];
+                    t[0][x] = a;
+                    t[1][x] = 0.5 * (a + b + d);
+                    t[2][x] = 0.5 * (a - b + d);
+                    t[3][x] = d;
+                }
+                for (int i = 0; i < 4; ++i) {
+                    const double a = t[i][0], b = t[i][1], d = t[i][2];
+                    const double u[4] = {a, 0.5 * (a + b + d), 0.5 * (a - b + d), d};
+                    for (int j = 0; j < 4; ++j)
+                        U[static_cast<std::size_t>(g * per_group + (((4 * i + j) * panels + o / WP) * cg + c) * WP +
+                                                   o % WP)] = static_cast<float>(u[j]);
+                }
+            }
+    // Tasks: bands of tile rows of one (image, group), about 2**16 floats of
+    // transformed input per band (in L2), enough bands for the threads.
+    // Tiles are independent, so the split never changes a result.
+    const i64 th = (job.ho + 1) / 2, tw = (job.wo + 1) / 2;
+    i64 rows = std::max<i64>(1, (i64(1) << 16) / (16 * cg * conv2d_detail::wino_row_tiles(tw)));
+    const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
+    const i64 per_image = job.n * G;
+    if (per_image * ((th + rows - 1) / rows) < want_tasks) rows = std::max<i64>(1, th * per_image / want_tasks);
+    // ... but at least kWinoMinTiles tiles per band (each band splits its input rows
+    // into even and odd columns once: input row 2 r + 2 is read by tile rows r and r + 1).
+    rows = std::max(rows, (conv2d_detail::kWinoMinTiles + tw - 1) / tw);
+    rows = std::min(rows, th);
+    const i64 bands = (th + rows - 1) / rows;
+    using Band = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64, float*);
+    Band band = &baseline::conv2d_winograd_band;
+#if defined(MEDFUSE_HAVE_AVX512)
+    if (isa == Isa::avx512) band = &avx512::conv2d_winograd_band;
+#endif
+#if defined(MEDFUSE_HAVE_AVX2)
+    if (isa == Isa::avx2) band = &avx2::conv2d_winograd_band;
+#endif
+    (void)isa;
+    const i64 scratch = conv2d_detail::wino_scratch(cg, rows, tw);
+    parallel_for(job.n * G * bands, threads, [&](i64 t) {
+        const i64 b = t % bands, rest = t / bands;
+        const i64 g = rest % G, img = rest / G;
+        // Scratch kept per thread across tasks and calls (grown, never shrunk):
+        // a fresh 0.3-1 MB block per band cost page faults on every band.
+        thread_local Buffer s;
+        thread_local i64 have = 0;
+        if (have < scratch) {
+            s = aligned_floats(scratch);
+            have = scratch;
+        }
+        band(job, U.get() + g * per_group, img, g, b * rows, std::min(th, (b + 1) * rows), s.get());
+    });
+}
+
 #if defined(MEDFUSE_HAVE_AVX2)
 // The direct path (no packing) is the faster one on every stride-1/2 shape
 // measured, narrow outputs included (a 4x4 output row still beats the
@@ -49,20 +148,6 @@ Buffer aligned_floats(i64 n) {
 bool direct_fits(const Conv2dJob& job) {
     const i64 K = job.c / job.groups * job.kh * job.kw;
     return (job.sw == 1 || job.sw == 2) && job.kw <= conv2d_detail::kDirectMaxKw && K <= 8192;
-}
-
-// MEDFUSE_CONV2D_PATH: "" / "auto" (the choice above), "gemm" or "direct"
-// (where the shape allows it); read once per process.
-enum class PathChoice { automatic, gemm, direct, invalid };
-PathChoice path_choice() {
-    static const PathChoice c = [] {
-        const char* s = std::getenv("MEDFUSE_CONV2D_PATH");
-        if (s == nullptr || *s == '\0' || std::strcmp(s, "auto") == 0) return PathChoice::automatic;
-        if (std::strcmp(s, "gemm") == 0) return PathChoice::gemm;
-        if (std::strcmp(s, "direct") == 0) return PathChoice::direct;
-        return PathChoice::invalid;
-    }();
-    return c;
 }
 
 using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
@@ -113,10 +198,14 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
     const i64 P = job.ho * job.wo;
     const i64 mblocks = (cog + kMR - 1) / kMR;
 
-#if defined(MEDFUSE_HAVE_AVX2)
     const PathChoice pc = path_choice();
     if (pc == PathChoice::invalid)
-        throw std::invalid_argument("conv2d: MEDFUSE_CONV2D_PATH must be auto, gemm or direct");
+        throw std::invalid_argument("conv2d: MEDFUSE_CONV2D_PATH must be auto, gemm, direct or winograd");
+    if (winograd_fits(job) && (pc == PathChoice::winograd || (pc == PathChoice::automatic && winograd_pays(job)))) {
+        conv2d_winograd(job, threads, active_isa());
+        return;
+    }
+#if defined(MEDFUSE_HAVE_AVX2)
     if (pc != PathChoice::gemm && direct_fits(job)) {
 #if defined(MEDFUSE_HAVE_AVX512)
         if (active_isa() == Isa::avx512) {

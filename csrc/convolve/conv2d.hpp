@@ -24,8 +24,28 @@
 // copies the input rows of each output row into zero-padded row buffers
 // (stride 2: even and odd columns apart), then tiles of 6 channels x 16
 // pixels or 12 x 8 with plain 8-lane loads; same chain, same bits.
-// MEDFUSE_CONV2D_PATH=gemm (or =direct) forces the packed GEMM (or the direct
-// path where it applies) for the whole process: the tests compare the two.
+// winograd (conv2d_winograd_kernels.hpp, every ISA): Winograd F(2x2, 3x3)
+// for 3x3 kernels, stride 1, dilation 1 (any padding, groups). Per band of
+// tile rows of one (image, group): V = B^T d B of each 4x4 input patch (adds
+// only) into 16 planes [cg x tiles]; 16 products M = U V with the weights
+// U = G g G^T (transformed once per call in float64, rounded once), acc = 0,
+// one FMA per input channel in order, on 8 (avx2: 4) channels x 48 (24) tile
+// register tiles, per block of a tile row and 8 output channels (the 16
+// products of a block stay in L1); Y = A^T M A (adds only), + bias, ReLU. 2.25x fewer
+// multiplies than the direct chain, different rounding: within
+// gamma_(cg+9) of the sum of absolute values of the transformed terms (see
+// tests/test_conv2d.py), about 3e-7 of the largest output on normal data;
+// avx2 and avx512 give the same bits, any thread count the same bits (tiles
+// are independent). +-inf inputs or weights can give NaN where the direct
+// chain gives +-inf (the transforms subtract); NaN inputs give NaN exactly
+// where the direct chain does. auto takes it on avx2 / avx512 for >= 16
+// input and output channels per group and outputs of at least 28 x 28
+// (Zen 4, 1 thread, alternating processes: 1.3-1.9x faster than direct there
+// on avx512, 1.3-1.55x on avx2; 0.6-0.95x on 14x14..24x24 outputs). The stride-1 grad input (conv2d_backward.cpp) is a forward
+// convolution of grad_out, so it takes this path on the same terms.
+// MEDFUSE_CONV2D_PATH=gemm (or =direct, =winograd) forces the packed GEMM (or
+// the direct or Winograd path where it applies; other shapes keep the auto
+// choice) for the whole process: the tests compare them.
 #pragma once
 #include <cstdint>
 
@@ -68,6 +88,23 @@ constexpr int kDirectMaxKw = 16;
 // masked loads and a permute: 1.2x slower than row tiles on 14-pixel rows).
 inline bool direct_flat(std::int64_t wo, std::int64_t sw) { return (sw == 1 || sw == 2) && wo >= 8 && wo % 16 != 0; }
 constexpr std::int64_t kFlatMinPixels = 192;
+// Winograd path: weight panels of kWinoPanel output channels; tile rows of
+// the transformed input padded to a multiple of kWinoTileAlign (every ISA's
+// vector width divides it); row buffers kWinoSlack floats longer than needed
+// (one vector); kWinoSkew floats between transformed planes (see the kernel);
+// bands of at least kWinoMinTiles tiles where the image has them.
+constexpr int kWinoPanel = 8;
+constexpr int kWinoTileAlign = 16;
+constexpr int kWinoSlack = 16;
+constexpr int kWinoSkew = 16;
+constexpr std::int64_t kWinoMinTiles = 64;
+constexpr int kWinoBlock = 48;  // tiles per register-tile block, widest ISA (avx512: 3 x 16)
+// Tiles per row in the transformed input, rounded up to whole vectors.
+inline std::int64_t wino_row_tiles(std::int64_t tw) { return (tw + kWinoTileAlign - 1) / kWinoTileAlign * kWinoTileAlign; }
+// Scratch floats of one band of `nrow` tile rows of `tw` tiles.
+inline std::int64_t wino_scratch(std::int64_t cg, std::int64_t nrow, std::int64_t tw) {
+    return 16 * cg * nrow * wino_row_tiles(tw) + 16 * kWinoSkew + 16 * kWinoPanel * kWinoBlock + (4 * nrow + 4) * (tw + 1 + kWinoSlack);
+}
 }  // namespace conv2d_detail
 
 // ---- per-ISA entry point (conv2d_kernels.hpp compiled once per ISA) --------
@@ -78,6 +115,8 @@ constexpr std::int64_t kFlatMinPixels = 192;
     namespace ns {                                                                             \
     void conv2d_block(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g, \
                       std::int64_t p0, std::int64_t p1, float* bpack);                         \
+    void conv2d_winograd_band(const Conv2dJob& job, const float* U, std::int64_t img, std::int64_t g, \
+                              std::int64_t r0, std::int64_t r1, float* scratch);               \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

@@ -27,6 +27,7 @@
 namespace medfuse {
 namespace avx2 {
 #include "convolve/conv2d_kernels.hpp"
+#include "convolve/conv2d_winograd_kernels.hpp"
 
 namespace {
 

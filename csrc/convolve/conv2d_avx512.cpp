@@ -29,6 +29,7 @@
 namespace medfuse {
 namespace avx512 {
 #include "convolve/conv2d_kernels.hpp"
+#include "convolve/conv2d_winograd_kernels.hpp"
 
 namespace {
 

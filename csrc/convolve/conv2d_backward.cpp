@@ -96,10 +96,12 @@ void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i
     }
 }
 
-// float32: both gradients as forward convolutions on the packed-GEMM kernel
-// (conv2d.hpp), which is far faster than the direct loops for wide layers.
+// float32: both gradients as forward convolutions on the forward kernels
+// (conv2d.hpp), far faster than the direct loops for wide layers.
 //   grad x (stride 1, padding <= dilation * (k - 1)): the "full" correlation of
-//     grad_out with the flipped, transposed weights (groups kept).
+//     grad_out with the flipped, transposed weights (groups kept), on whichever
+//     forward path conv2d_f32 picks: 3x3 dilation-1 layers of >= 16 channels
+//     (both ways) with inputs of at least 28 x 28 run Winograd F(2x2, 3x3).
 //   grad w: for each group, grad_out (C_out/g x pixels) times the transposed
 //     im2col matrix of x (pixels x C_in/g*kh*kw), run as a 1x1 convolution;
 //     images in chunks (at most 2**22 im2col values), partial sums added in order.

@@ -46,10 +46,26 @@ def conv2d(
     ---------
     Cross-correlation (the kernel is not flipped), as torch; equal to
     ``torch.nn.functional.conv2d`` (then ``relu``) to about 1e-5 relative
-    (float32 sums in a different order). Each output is one float32 sum over
-    (channel, ky, kx) in that order, so results are identical for every
-    thread count. NaN and infinities propagate as in IEEE arithmetic.
-    Kernels larger than the padded input are refused (empty output).
+    (float32 sums in a different order). Results are identical for every
+    thread count. NaN and infinities propagate as in IEEE arithmetic, except
+    on the Winograd path below, where an infinite input or weight can give
+    NaN instead of an infinity (NaN inputs still give NaN exactly where the
+    other paths do). Kernels larger than the padded input are refused
+    (empty output).
+
+    Paths (``MEDFUSE_CONV2D_PATH=auto|gemm|direct|winograd`` forces one for
+    the process, for tests and timing):
+
+    * direct (AVX2 / AVX-512, horizontal stride 1 or 2, kernels up to 16
+      wide) and packed GEMM (the rest, and every shape on the portable
+      build): each output is one float32 sum over (channel, ky, kx) in that
+      order; both give the same bits.
+    * Winograd F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1; auto takes it
+      on AVX2 / AVX-512 for at least 16 input and output channels per group
+      and outputs of at least 28 x 28): 2.25x fewer multiplications, sums of
+      transformed values, so it differs from the direct sum in the last bits
+      (about 3e-7 of the largest output on normal data); AVX2 and AVX-512 give
+      the same bits.
     """
     xa, wa, ba, s, p, d, g, act, _ = v.conv2d_args(x, weight, bias, stride, padding, dilation, groups, activation)
     from .. import _core

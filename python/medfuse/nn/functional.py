@@ -223,7 +223,11 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     NaN as ``torch.relu`` does (``y <= 0 ? 0 : y``); NaN propagates. CPU float32 /
     float64: ``medfuse::conv2d`` (differentiable in x, weight and bias);
     other devices or dtypes: torch's conv2d. Equal to torch's result to float
-    rounding (about 1e-5 relative).
+    rounding (about 1e-5 relative). float32 runs :func:`medfuse.conv2d`'s
+    paths (direct, packed GEMM, or Winograd F(2x2, 3x3) for 3x3 stride-1
+    layers of >= 16 channels; ``MEDFUSE_CONV2D_PATH`` forces one); the
+    stride-1 grad input is a forward convolution of grad_out with the flipped
+    weights on the same paths. float64 runs direct float64 loops.
     """
     x = _tensor(x, "x")
     weight = _tensor(weight, "weight")
