@@ -59,6 +59,20 @@ template <class In, class Out>
 Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, int border,
              Out* const* out, int threads);
 
+// Sobel job for the per-ISA loops (sobel_kernels.hpp): which input and output
+// types, the shape (a 2D image has depth 1), out[a] = d/d(axis a).
+enum class SobelOut { i32, i64, f32, f64 };
+struct SobelJob {
+    const void* img = nullptr;
+    DType dtype = DType::u8;
+    SobelOut out_kind = SobelOut::i32;
+    int ndim = 2;
+    std::int64_t depth = 1, height = 0, width = 0;
+    int aperture = 3;
+    int border = 1;  // 0 replicate, 1 reflect101
+    void* out[3] = {nullptr, nullptr, nullptr};
+};
+
 // ---- per-ISA entry points (canny_kernels.hpp compiled once per ISA) --------
 #define MEDFUSE_DECLARE_ISA(ns)                                                          \
     namespace ns {                                                                       \
@@ -66,6 +80,7 @@ Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, i
                       void* const* bufs);                                                \
     void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1,             \
                       void* const* bufs);                                                \
+    void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e);                \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
