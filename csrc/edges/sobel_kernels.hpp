@@ -62,6 +62,29 @@ inline void sobel_combine(const Acc* const* rows, std::int64_t w, Out* __restric
         out[x] = static_cast<Out>(sobel_sum<K, D, Acc>([&](int j) { return r[j][x]; }));
 }
 
+// Both x passes of a padded row in one loop: hs = smoothing, hd = derivative.
+template <int K, class Acc>
+inline void sobel_xpass2(const Acc* __restrict src, std::int64_t w, Acc* __restrict hs, Acc* __restrict hd) {
+    for (std::int64_t x = 0; x < w; ++x) {
+        hs[x] = sobel_sum<K, false, Acc>([&](int j) { return src[x + j]; });
+        hd[x] = sobel_sum<K, true, Acc>([&](int j) { return src[x + j]; });
+    }
+}
+
+// Both y passes of the 2D operator in one loop: gy = derivative of the hs
+// rows, gx = smoothing of the hd rows.
+template <int K, class Acc, class Out>
+inline void sobel_combine2(const Acc* const* hs, const Acc* const* hd, std::int64_t w, Out* __restrict gy,
+                           Out* __restrict gx) {
+    const Acc* a[K];
+    const Acc* b[K];
+    for (int j = 0; j < K; ++j) a[j] = hs[j], b[j] = hd[j];
+    for (std::int64_t x = 0; x < w; ++x) {
+        gy[x] = static_cast<Out>(sobel_sum<K, true, Acc>([&](int j) { return a[j][x]; }));
+        gx[x] = static_cast<Out>(sobel_sum<K, false, Acc>([&](int j) { return b[j][x]; }));
+    }
+}
+
 // Row `src` (w values) as Acc with r border columns each side, into pad (w + 2r).
 template <class In, class Acc>
 inline void sobel_pad_row(const In* src, std::int64_t w, int r, int border, Acc* pad) {
@@ -85,17 +108,18 @@ void sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
     Acc* hd = hs + k * W;
     Acc* pad = hd + k * W;
     const Acc* rows[7];
+    const Acc* rows2[7];
     for (i64 t = y0 - r; t < y1 + r; ++t) {
         const i64 slot = (t - (y0 - r)) % k;
         sobel_pad_row(img + sobel_border(t, H, job.border) * W, W, r, job.border, pad);
-        sobel_xpass<k, false>(pad, W, hs + slot * W);
-        sobel_xpass<k, true>(pad, W, hd + slot * W);
+        sobel_xpass2<k>(pad, W, hs + slot * W, hd + slot * W);
         const i64 y = t - r;  // the output row whose window ends at input row t
         if (y < y0) continue;
-        for (int j = 0; j < k; ++j) rows[j] = hs + ((y - y0 + j) % k) * W;
-        sobel_combine<k, true>(rows, W, gy + y * W);
-        for (int j = 0; j < k; ++j) rows[j] = hd + ((y - y0 + j) % k) * W;
-        sobel_combine<k, false>(rows, W, gx + y * W);
+        for (int j = 0; j < k; ++j) {
+            rows[j] = hs + ((y - y0 + j) % k) * W;
+            rows2[j] = hd + ((y - y0 + j) % k) * W;
+        }
+        sobel_combine2<k>(rows, rows2, W, gy + y * W, gx + y * W);
     }
 }
 
