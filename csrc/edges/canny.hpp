@@ -53,8 +53,10 @@ constexpr int kScratchBuffers = 24;
 Status canny(const CannyJob& job, const std::vector<std::vector<double>>& smooth, int threads);
 
 // Sobel derivative along every axis. `out[a]` receives d/d(axis a), same
-// shape as the input. Integer inputs accumulate in int64 and are stored as
-// OutInt; float inputs accumulate in float64. border: 0 replicate, 1 reflect101.
+// shape as the input. Integer inputs accumulate exactly in the output type
+// (int32, or int64 for 3D 16-bit aperture 7); float inputs accumulate in
+// float64 in the twin's order. border: 0 replicate, 1 reflect101. The loops
+// stream through per-thread ring buffers (sobel_kernels.hpp).
 template <class In, class Out>
 Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, int border,
              Out* const* out, int threads);
