@@ -480,13 +480,22 @@ Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border
     const i64 dims[3] = {ndim == 3 ? shape[0] : 1, shape[ndim - 2], shape[ndim - 1]};
     const i64 n = dims[0] * dims[1] * dims[2];
     Status st;
-    if (std::is_floating_point<In>::value) {
+    bool narrow = false;
+    if constexpr (std::is_same<In, float>::value) {
+        // float32 data sums in float32 unless |x| > 2^100 (its sums could
+        // overflow there; float64 then), as Canny's float32 gradients.
+        const FloatScan fs = scan_float(img, n, threads);
+        if (fs.nonfinite) st.nonfinite = count_nonfinite(img, n, threads);
+        if (!st.ok()) return st;
+        narrow = fs.max_abs <= 0x1p100;
+    } else if constexpr (std::is_floating_point<In>::value) {
         st.nonfinite = count_nonfinite(img, n, threads);
         if (!st.ok()) return st;
     }
     if (aperture != 3 && aperture != 5 && aperture != 7)
         throw std::invalid_argument("sobel: aperture_size must be 3, 5 or 7");
     SobelJob job;
+    job.narrow = narrow;
     job.img = img;
     job.dtype = dtype_of<In>();
     job.out_kind = std::is_same<Out, std::int32_t>::value   ? SobelOut::i32

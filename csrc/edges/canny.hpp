@@ -54,8 +54,9 @@ Status canny(const CannyJob& job, const std::vector<std::vector<double>>& smooth
 
 // Sobel derivative along every axis. `out[a]` receives d/d(axis a), same
 // shape as the input. Integer inputs accumulate exactly in the output type
-// (int32, or int64 for 3D 16-bit aperture 7); float inputs accumulate in
-// float64 in the twin's order. border: 0 replicate, 1 reflect101. The loops
+// (int32, or int64 for 3D 16-bit aperture 7); float32 inputs accumulate in
+// float32 (in float64 when some |x| > 2^100), float64 inputs in float64, in
+// the twin's order. border: 0 replicate, 1 reflect101. The loops
 // stream through per-thread ring buffers (sobel_kernels.hpp).
 template <class In, class Out>
 Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, int border,
@@ -72,6 +73,7 @@ struct SobelJob {
     std::int64_t depth = 1, height = 0, width = 0;
     int aperture = 3;
     int border = 1;  // 0 replicate, 1 reflect101
+    bool narrow = false;  // float32 input summed in float32 (|x| <= 2^100), else in float64
     void* out[3] = {nullptr, nullptr, nullptr};
 };
 

@@ -6,8 +6,9 @@
 // Separable passes in the twin's order, x first, then y, then z: each pass
 // sums taps[k] * v[i + k - r] from zero, k ascending, zero taps skipped
 // (python/medfuse/reference/edges.py), so float results are bit-identical to
-// the twin's float64 arithmetic (-ffp-contract=off: no fused multiply-add)
-// and integer results are exact. Integer inputs accumulate in the output type
+// the twin's (-ffp-contract=off: no fused multiply-add; float32 data in
+// float32 unless some |x| > 2^100, float64 data in float64) and integer
+// results are exact. Integer inputs accumulate in the output type
 // (int32, or int64 where int32 could overflow: every partial sum is bounded by
 // the final one's bound, max|x| * sum|s|^(ndim-1) * sum|d|). The work streams
 // through small buffers instead of whole-array temporaries: in 2D a ring of
@@ -198,6 +199,10 @@ void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i32, std::int16_t, std::int32_t, std::int32_t)
     MEDFUSE_SOBEL_CASE(u16, SobelOut::i64, std::uint16_t, std::int64_t, std::int64_t)
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i64, std::int16_t, std::int64_t, std::int64_t)
+    if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow) {
+        sobel_k<float, float, float>(job, b, e);
+        return;
+    }
     MEDFUSE_SOBEL_CASE(f32, SobelOut::f32, float, double, float)
     MEDFUSE_SOBEL_CASE(f64, SobelOut::f64, double, double, double)
 #undef MEDFUSE_SOBEL_CASE
