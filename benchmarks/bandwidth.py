@@ -9,9 +9,13 @@ ones to be named with the measured bandwidth. This script measures
 * the copy bandwidth of the machine (``numpy.copyto`` of 256 MiB, on 1 thread
   and split over 2 Python threads; NumPy releases the GIL while copying),
   counted as bytes read + bytes written, and
+* the first-touch bandwidth: writing a freshly allocated 256 MiB array
+  (``numpy.empty`` then a fill, on 1 thread and split over 2), where the
+  operating system must hand out and zero every page first -- what each
+  call's new output array costs before the kernel does any work, and
 * for each kernel, its time on 1 and 2 threads and the least traffic it must
   cause (its input read once, its output written once), as GB/s on the same
-  count.
+  count, and the time its fresh output alone takes at the first-touch rate.
 
 A kernel whose 1-thread rate is already near the 2-thread copy bandwidth
 cannot get much faster from a second thread. The least traffic understates
@@ -70,6 +74,27 @@ def copy_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
     return 2 * nbytes / _median_time(run, repeat) / 1e9
 
 
+def first_touch_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
+    """GB/s of filling a newly allocated ``nbytes`` array, split over ``threads`` Python threads."""
+    times = []
+    for _ in range(repeat + 1):
+        dst = np.empty(nbytes, dtype=np.uint8)
+        bounds = [(nbytes * i // threads, nbytes * (i + 1) // threads) for i in range(threads)]
+
+        def one(lo: int, hi: int, dst: np.ndarray = dst) -> None:
+            dst[lo:hi] = 1
+
+        workers = [threading.Thread(target=one, args=b) for b in bounds]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        times.append(time.perf_counter() - t0)
+        del dst
+    return nbytes / float(np.median(times[1:])) / 1e9
+
+
 def cases() -> list[tuple[str, Callable[[], object], int]]:
     """(description, call, least bytes moved) for the large inputs of BENCHMARKS.md."""
     ct, _ = phantoms.ct_volume((128, 512, 512), seed=0)  # int16 HU
@@ -100,16 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     saved = medfuse.get_num_threads()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     copy = {n: copy_bandwidth(n, args.repeat) for n in (1, 2)}
+    touch = {n: first_touch_bandwidth(n, args.repeat) for n in (1, 2)}
     lines = [
         "## Memory bandwidth and the two-thread speed-up (`benchmarks/bandwidth.py`)",
         "",
         f"{cpu_name()}, SIMD {medfuse.build_info()['simd_active']}; load average at the start: {load}. "
         f"Copy bandwidth (numpy.copyto of 256 MiB, read + write): {copy[1]:.1f} GB/s on 1 thread, "
-        f"{copy[2]:.1f} GB/s on 2. Kernel rates count the least traffic (input read once, output written "
-        f"once); medians of {args.repeat} calls. Reproduce: `python benchmarks/bandwidth.py`.",
+        f"{copy[2]:.1f} GB/s on 2. First touch (filling a new 256 MiB array: the pages are handed out and "
+        f"zeroed first): {touch[1]:.1f} GB/s on 1 thread, {touch[2]:.1f} GB/s on 2. Kernel rates count the least "
+        f"traffic (input read once, output written once); \"fresh output\" is the time a new output array of "
+        f"the kernel's size takes at the 2-thread first-touch rate; medians of {args.repeat} calls. "
+        f"Reproduce: `python benchmarks/bandwidth.py`.",
         "",
-        "| kernel | least traffic MB | 1 thread ms | GB/s | 2 threads ms | GB/s | speed-up | 1-thread rate / 2-thread copy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| kernel | least traffic MB | 1 thread ms | GB/s | 2 threads ms | GB/s | speed-up | "
+        "1-thread rate / 2-thread copy | fresh output ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     try:
         for desc, fn, nbytes in cases():
@@ -118,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                 medfuse.set_num_threads(n)
                 t[n] = _median_time(fn, args.repeat)
             rate = {n: nbytes / t[n] / 1e9 for n in t}
+            res = fn()
+            out_bytes = sum(int(np.asarray(a).nbytes) for a in (res if isinstance(res, tuple) else (res,))
+                            if isinstance(a, np.ndarray))
             lines.append(
                 f"| {desc} | {nbytes / 1e6:.0f} | {t[1] * 1e3:.2f} | {rate[1]:.1f} | {t[2] * 1e3:.2f} | "
-                f"{rate[2]:.1f} | {t[1] / t[2]:.2f}x | {100 * rate[1] / copy[2]:.0f}% |"
+                f"{rate[2]:.1f} | {t[1] / t[2]:.2f}x | {100 * rate[1] / copy[2]:.0f}% | "
+                f"{out_bytes / touch[2] / 1e6:.2f} |"
             )
     finally:
         medfuse.set_num_threads(saved)

@@ -185,6 +185,22 @@ def _log_bank(impl: str):
         [ndimage.gaussian_laplace(x, s, mode="mirror") for s in (1, 2, 4)]), "medfuse"
 
 
+def _unsharp2d(impl: str):
+    x = _slice_2048()
+    desc = "CT slice 2048x2048 float32, unsharp mask sigma 2 (17 taps), amount 1, threshold 0, reflect101"
+    if impl.startswith("medfuse"):
+        return desc, "medfuse.unsharp_mask", "medfuse", lambda: medfuse.unsharp_mask(x, 2.0, 1.0), None
+    if impl.startswith("cv2"):
+        import cv2
+
+        return desc, "cv2.GaussianBlur + cv2.addWeighted", "cv2", lambda: cv2.addWeighted(
+            x, 2.0, cv2.GaussianBlur(x, (17, 17), 2.0, borderType=cv2.BORDER_REFLECT_101), -1.0, 0.0), "medfuse"
+    from scipy import ndimage
+
+    return desc, "scipy.ndimage.gaussian_filter + NumPy", "scipy", lambda: x + 1.0 * (
+        x - ndimage.gaussian_filter(x, 2.0, mode="mirror")), "medfuse"
+
+
 def _threads_of(impl: str) -> int | None:
     if impl.endswith("-1t"):
         return 1
@@ -224,6 +240,12 @@ G2 = ["medfuse-1t", "medfuse-2t", "cv2-gaussianblur-1t", "cv2-gaussianblur-2t", 
 @pytest.mark.parametrize("impl", G2)
 def test_gaussian_f32_2048(benchmark: BenchmarkFixture, impl: str) -> None:
     _run(benchmark, "gaussian-f32-2048", impl, _gaussian2d, large=impl in ("scipy", "reference"))
+
+
+@pytest.mark.benchmark(group="unsharp-f32-2048")
+@pytest.mark.parametrize("impl", ["medfuse-1t", "medfuse-2t", "cv2-1t", "cv2-2t", "scipy"])
+def test_unsharp_f32_2048(benchmark: BenchmarkFixture, impl: str) -> None:
+    _run(benchmark, "unsharp-f32-2048", impl, _unsharp2d, large=impl == "scipy")
 
 
 C2 = ["medfuse-1t", "medfuse-2t", "cv2-1t", "cv2-2t", "scipy"]

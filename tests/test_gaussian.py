@@ -156,6 +156,38 @@ def test_unsharp_matches_twin(data):
         assert (d[~near_thr] <= tol + 1e-30).all()
 
 
+@given(data=st.data())
+def test_unsharp_combine_is_the_float64_formula(data):
+    """The C++ combine gives plan.unsharp_combine's bits (its float64 NumPy formula) on the same blur:
+    every dtype, views, extreme values, amounts that clip, thresholds, 1 and 3 threads."""
+    from medfuse.kernels import _convolve_plan as plan
+
+    x = data.draw(image_views(max_side=40))
+    sigma = data.draw(st.floats(0.3, 3.0))
+    amount = data.draw(st.sampled_from([0.0, 0.7, 1.0, 3.0, -2.5, 1e6]))
+    thr = data.draw(st.sampled_from([0.0, 0.5, 2.0, 1e4]))
+    want = plan.unsharp_combine(x, medfuse.gaussian(x, sigma), amount, thr)
+    before = medfuse.get_num_threads()
+    try:
+        for n in (1, 3):
+            medfuse.set_num_threads(n)
+            got = medfuse.unsharp_mask(x, sigma, amount, threshold=thr)
+            assert got.dtype == want.dtype.newbyteorder("=")
+            np.testing.assert_array_equal(got, want)
+    finally:
+        medfuse.set_num_threads(before)
+
+
+def test_unsharp_combine_large_image_every_dtype():
+    """Images of several 64k-element chunks (the kernel's work split), against the formula."""
+    from medfuse.kernels import _convolve_plan as plan
+
+    for dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        x = images.make("natural", (300, 517), dtype, seed=11)
+        want = plan.unsharp_combine(x, medfuse.gaussian(x, 1.5), 2.0, 1.0)
+        np.testing.assert_array_equal(medfuse.unsharp_mask(x, 1.5, 2.0, threshold=1.0), want)
+
+
 def test_unsharp_formula_and_clipping():
     x = np.array([[10, 10, 10, 200, 200, 200]] * 3, np.uint8)
     blurred = medfuse.gaussian(x, 1.0).astype(np.float64)

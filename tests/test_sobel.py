@@ -108,6 +108,22 @@ def test_wide_3d_aperture7_does_not_overflow(dtype):
             assert np.array_equal(g, w.astype(np.int64))
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_float32_beyond_2_100_sums_in_float64(ndim):
+    """float32 data sums in float32 (as cv2) unless some |x| > 2^100: 1e38 would overflow a float32 sum
+    (1e38 + 2e38 + 1e38 = inf, and inf - inf = NaN), so such data sums in float64 and stays finite."""
+    shape = (6, 7) if ndim == 2 else (5, 6, 7)
+    x = np.full(shape, 1e38, np.float32)
+    x[..., 3:] = np.float32(9e37)
+    got = medfuse.sobel(x)
+    want = scipy_sobel(x, 3, "reflect101")
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32 and np.isfinite(g).all()
+        np.testing.assert_array_equal(g, w.astype(np.float32))  # float64 sums of these, then rounded once
+    small = (x / np.float32(1e8)).astype(np.float32)  # |x| <= 2^100: float32 sums, still equal to the twin
+    assert_same_gradients(medfuse.sobel(small), ref_sobel(small))
+
+
 # ---------------------------------------------------------------------------
 # independent references: scipy.ndimage (2D and 3D) and cv2.Sobel (2D)
 

@@ -118,8 +118,35 @@ py::array sep_filter_impl(py::array_t<T, py::array::c_style> image,
     return out;
 }
 
+// Unsharp-mask combine: the image and its blur (float32, float64 for float64
+// images), same shape, C-contiguous; a new array of the image's dtype.
+template <class T>
+py::array unsharp_combine_impl(py::array_t<T, py::array::c_style> image,
+                               py::array_t<typename std::conditional<std::is_same<T, double>::value, double, float>::type,
+                                           py::array::c_style> blurred,
+                               double amount, double threshold, int threads) {
+    checked_threads(threads);
+    if (image.ndim() != blurred.ndim()) throw py::value_error("blurred must have the image's shape");
+    for (py::ssize_t i = 0; i < image.ndim(); ++i)
+        if (image.shape(i) != blurred.shape(i)) throw py::value_error("blurred must have the image's shape");
+    std::vector<py::ssize_t> shape(image.shape(), image.shape() + image.ndim());
+    py::array_t<T> out(shape);
+    const std::int64_t n = static_cast<std::int64_t>(image.size());
+    const T* src = image.data();
+    const auto* bl = blurred.data();
+    T* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        unsharp_combine(src, bl, n, amount, threshold, dst, threads);
+    }
+    return std::move(out);
+}
+
 template <class T>
 void def_all(py::module_& m, const std::string& sfx) {
+    m.def(("unsharp_combine_" + sfx).c_str(), &unsharp_combine_impl<T>, py::arg("image").noconvert(),
+          py::arg("blurred").noconvert(), py::arg("amount"), py::arg("threshold"), py::arg("threads"),
+          "x + amount * (x - blurred) where |x - blurred| >= threshold (use medfuse.unsharp_mask).");
     m.def(("correlate_" + sfx).c_str(), &correlate_impl<T>, py::arg("image").noconvert(),
           py::arg("kernel").noconvert(), py::arg("border"), py::arg("value"), py::arg("out_code"), py::arg("f64"),
           py::arg("threads"), "Dense correlation (use medfuse.convolve).");

@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "common/cpu.hpp"
@@ -476,5 +477,37 @@ void sep_filter(const FilterJob& job, const std::vector<double> taps[3]) {
     else
         sep_filter_t<float>(job, taps);
 }
+
+// ---- unsharp-mask combine -----------------------------------------------------
+template <class T, class B>
+void unsharp_combine(const T* x, const B* blurred, std::int64_t n, double amount, double threshold, T* out,
+                     int threads) {
+    constexpr std::int64_t kChunk = std::int64_t(1) << 16;
+    const std::int64_t parts = (n + kChunk - 1) / kChunk;
+    parallel_for(parts, threads, [&](std::int64_t p) {
+        const std::int64_t b = p * kChunk, e = std::min(n, b + kChunk);
+        for (std::int64_t i = b; i < e; ++i) {
+            const double xv = static_cast<double>(x[i]);
+            const double d = xv - static_cast<double>(blurred[i]);
+            double o = std::fabs(d) >= threshold ? xv + amount * d : xv;
+            if constexpr (std::is_integral<T>::value) {
+                o = std::nearbyint(o);  // half to even in the default rounding mode, as numpy.rint
+                if (std::isnan(o)) o = 0.0;
+                o = std::min(std::max(o, static_cast<double>(std::numeric_limits<T>::min())),
+                             static_cast<double>(std::numeric_limits<T>::max()));
+            }
+            out[i] = static_cast<T>(o);
+        }
+    });
+}
+
+#define MEDFUSE_UNSHARP(T, B) \
+    template void unsharp_combine<T, B>(const T*, const B*, std::int64_t, double, double, T*, int);
+MEDFUSE_UNSHARP(std::uint8_t, float)
+MEDFUSE_UNSHARP(std::uint16_t, float)
+MEDFUSE_UNSHARP(std::int16_t, float)
+MEDFUSE_UNSHARP(float, float)
+MEDFUSE_UNSHARP(double, double)
+#undef MEDFUSE_UNSHARP
 
 }  // namespace medfuse

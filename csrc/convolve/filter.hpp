@@ -38,6 +38,14 @@ void correlate(const FilterJob& job, const double* kernel, const std::int64_t ks
 // One 1D kernel per axis (z, y, x). A kernel equal to {1.0} skips its axis.
 void sep_filter(const FilterJob& job, const std::vector<double> taps[3]);
 
+// Unsharp-mask combine, elementwise in float64 (the twin's formula):
+// d = x - blurred; o = |d| >= threshold ? x + amount * d : x (NaN d keeps x);
+// integer T: o rounded half to even, NaN -> 0, clipped to T's range; float T:
+// o rounded to T. B is float (blurred float32) or double.
+template <class T, class B>
+void unsharp_combine(const T* x, const B* blurred, std::int64_t n, double amount, double threshold, T* out,
+                     int threads);
+
 // ---- per-ISA entry points (filter_kernels.hpp compiled once per ISA) -------
 // fir: out[i] = sum_j taps[j] * src[j][i] for i < n. With `symmetric` (K odd
 // and taps[j] == taps[K-1-j]) mirrored pairs are added first.

@@ -17,11 +17,13 @@
 
 #include "common/border.hpp"
 #include "common/cpu.hpp"
+#include "common/large_buffer.hpp"
 #include "common/parallel.hpp"
 
 namespace medfuse {
 namespace baseline {
 #include "edges/canny_kernels.hpp"
+#include "edges/sobel_kernels.hpp"
 }  // namespace baseline
 
 namespace {
@@ -210,69 +212,6 @@ Status check_finite(const CannyJob& job, int threads, FloatScan* scan = nullptr)
     }
     if (scan != nullptr) *scan = fs;
     return st;
-}
-
-// ---- separable correlation along one axis -----------------------------------
-// border: 0 = replicate, else reflect101 (the codes the bindings pass).
-i64 border_index(i64 i, i64 n, int border) {
-    return medfuse::border_index(i, n, border == 0 ? Border::replicate : Border::reflect101);
-}
-
-// out = correlate(in, taps) along `axis` of a C-contiguous (Z, H, W) array.
-// Accumulates from zero, taps ascending, zero taps skipped (see the twins).
-template <class T>
-void correlate_axis(const T* in, T* out, const i64 dims[3], int axis, const std::vector<double>& taps,
-                    int border, int threads) {
-    const i64 Z = dims[0], H = dims[1], W = dims[2];
-    const int K = static_cast<int>(taps.size());
-    const i64 r = K / 2;
-    std::vector<T> t(taps.size());
-    for (std::size_t k = 0; k < taps.size(); ++k) t[k] = static_cast<T>(taps[k]);
-    if (axis == 2) {
-        std::vector<i64> idx(static_cast<std::size_t>(W + 2 * r));
-        for (i64 i = 0; i < W + 2 * r; ++i) idx[static_cast<std::size_t>(i)] = border_index(i - r, W, border);
-        const i64 rows = Z * H;
-        const i64 parts = std::max<i64>(1, std::min<i64>(threads, rows / 8));
-        parallel_for(parts, threads, [&](i64 p) {
-            std::vector<T> pad(static_cast<std::size_t>(W + 2 * r));
-            T* pd = pad.data();
-            for (i64 row = split_begin(rows, parts, p); row < split_begin(rows, parts, p + 1); ++row) {
-                const T* src = in + row * W;
-                T* dst = out + row * W;
-                for (i64 i = 0; i < W + 2 * r; ++i) pd[i] = src[idx[static_cast<std::size_t>(i)]];
-                for (i64 x = 0; x < W; ++x) dst[x] = T(0);
-                // Per pixel the sum still runs over taps in ascending order.
-                for (int k = 0; k < K; ++k) {
-                    if (taps[static_cast<std::size_t>(k)] == 0.0) continue;
-                    const T tk = t[static_cast<std::size_t>(k)];
-                    const T* sk = pd + k;
-                    for (i64 x = 0; x < W; ++x) dst[x] = dst[x] + tk * sk[x];
-                }
-            }
-        });
-        return;
-    }
-    // Along y or z: whole rows at a time, vectorized across x.
-    const i64 n = axis == 1 ? H : Z;
-    const i64 outer = axis == 1 ? Z : 1;
-    const i64 inner = axis == 1 ? W : H * W;  // contiguous run per index along the axis
-    const i64 stride = inner;
-    const i64 lines = outer * n;
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, lines / 4));
-    parallel_for(parts, threads, [&](i64 p) {
-        for (i64 line = split_begin(lines, parts, p); line < split_begin(lines, parts, p + 1); ++line) {
-            const i64 o = line / n, i = line % n;
-            const T* base = in + o * n * stride;
-            T* dst = out + o * n * stride + i * stride;
-            for (i64 x = 0; x < inner; ++x) dst[x] = T(0);
-            for (int k = 0; k < K; ++k) {
-                if (taps[static_cast<std::size_t>(k)] == 0.0) continue;
-                const T tk = t[static_cast<std::size_t>(k)];
-                const T* src = base + border_index(i + k - r, n, border) * stride;
-                for (i64 x = 0; x < inner; ++x) dst[x] = dst[x] + tk * src[x];
-            }
-        }
-    });
 }
 
 // ---- hysteresis ---------------------------------------------------------------
@@ -525,40 +464,75 @@ Status canny_checked(const CannyJob& job_in, const std::vector<std::vector<doubl
 }
 
 // ---- Sobel ----------------------------------------------------------------------
+template <class In>
+constexpr DType dtype_of() {
+    return std::is_same<In, std::uint8_t>::value    ? DType::u8
+           : std::is_same<In, std::uint16_t>::value ? DType::u16
+           : std::is_same<In, std::int16_t>::value  ? DType::i16
+           : std::is_same<In, float>::value         ? DType::f32
+                                                    : DType::f64;
+}
+
 template <class In, class Out>
 Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border, Out* const* out,
              int threads) {
     threads = std::max(threads, 1);
-    using Acc = typename std::conditional<std::is_floating_point<In>::value, double, i64>::type;
     const i64 dims[3] = {ndim == 3 ? shape[0] : 1, shape[ndim - 2], shape[ndim - 1]};
     const i64 n = dims[0] * dims[1] * dims[2];
     Status st;
-    if (std::is_floating_point<In>::value) {
+    bool narrow = false;
+    if constexpr (std::is_same<In, float>::value) {
+        // float32 data sums in float32 unless |x| > 2^100 (its sums could
+        // overflow there; float64 then), as Canny's float32 gradients.
+        const FloatScan fs = scan_float(img, n, threads);
+        if (fs.nonfinite) st.nonfinite = count_nonfinite(img, n, threads);
+        if (!st.ok()) return st;
+        narrow = fs.max_abs <= 0x1p100;
+    } else if constexpr (std::is_floating_point<In>::value) {
         st.nonfinite = count_nonfinite(img, n, threads);
         if (!st.ok()) return st;
     }
-    std::vector<double> s, d;
-    switch (aperture) {
-        case 3: s = {1, 2, 1}; d = {-1, 0, 1}; break;
-        case 5: s = {1, 4, 6, 4, 1}; d = {-1, -2, 0, 2, 1}; break;
-        case 7: s = {1, 6, 15, 20, 15, 6, 1}; d = {-1, -4, -5, 0, 5, 4, 1}; break;
-        default: throw std::invalid_argument("sobel: aperture_size must be 3, 5 or 7");
+    if (aperture != 3 && aperture != 5 && aperture != 7)
+        throw std::invalid_argument("sobel: aperture_size must be 3, 5 or 7");
+    SobelJob job;
+    job.narrow = narrow;
+    job.img = img;
+    job.dtype = dtype_of<In>();
+    job.out_kind = std::is_same<Out, std::int32_t>::value   ? SobelOut::i32
+                   : std::is_same<Out, std::int64_t>::value ? SobelOut::i64
+                   : std::is_same<Out, float>::value        ? SobelOut::f32
+                                                            : SobelOut::f64;
+    job.ndim = ndim;
+    job.depth = dims[0];
+    job.height = dims[1];
+    job.width = dims[2];
+    job.aperture = aperture;
+    job.border = border;
+    for (int a = 0; a < ndim; ++a) job.out[a] = out[a];
+    if (n == 0) return st;
+    using PartFn = void (*)(const SobelJob&, i64, i64);
+    PartFn fn = &baseline::sobel_part;
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            fn = &avx512::sobel_part;
+            break;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            fn = &avx2::sobel_part;
+            break;
+#endif
+        default:
+            break;
     }
-    std::vector<Acc> src(static_cast<std::size_t>(n)), t1(static_cast<std::size_t>(n)), t2(static_cast<std::size_t>(n));
-    for (i64 i = 0; i < n; ++i) src[static_cast<std::size_t>(i)] = static_cast<Acc>(img[i]);
-    for (int g = 0; g < ndim; ++g) {
-        const Acc* cur = src.data();
-        Acc* bufs[2] = {t1.data(), t2.data()};
-        int which = 0;
-        for (int ax = ndim - 1; ax >= 0; --ax) {
-            const int axis = ax + (3 - ndim);
-            correlate_axis<Acc>(cur, bufs[which], dims, axis, ax == g ? d : s, border, threads);
-            cur = bufs[which];
-            which ^= 1;
-        }
-        Out* o = out[g];
-        for (i64 i = 0; i < n; ++i) o[i] = static_cast<Out>(cur[i]);
-    }
+    // 2D: bands of rows; 3D: slabs of slices (each recomputes its aperture - 1
+    // halo rows / slices). The split only decides who computes an element.
+    const i64 items = ndim == 2 ? dims[1] : dims[0];
+    const i64 per_item = ndim == 2 ? dims[2] : dims[1] * dims[2];
+    const i64 parts = std::max<i64>(1, std::min<i64>(threads, items * per_item / (1 << 15)));
+    const i64 p2 = std::min<i64>(parts, ndim == 2 ? std::max<i64>(1, items / 8) : std::max<i64>(1, items / 2));
+    parallel_for(p2, threads, [&](i64 p) { fn(job, split_begin(items, p2, p), split_begin(items, p2, p + 1)); });
     return st;
 }
 

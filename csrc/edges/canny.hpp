@@ -53,11 +53,29 @@ constexpr int kScratchBuffers = 24;
 Status canny(const CannyJob& job, const std::vector<std::vector<double>>& smooth, int threads);
 
 // Sobel derivative along every axis. `out[a]` receives d/d(axis a), same
-// shape as the input. Integer inputs accumulate in int64 and are stored as
-// OutInt; float inputs accumulate in float64. border: 0 replicate, 1 reflect101.
+// shape as the input. Integer inputs accumulate exactly in the output type
+// (int32, or int64 for 3D 16-bit aperture 7); float32 inputs accumulate in
+// float32 (in float64 when some |x| > 2^100), float64 inputs in float64, in
+// the twin's order. border: 0 replicate, 1 reflect101. The loops
+// stream through per-thread ring buffers (sobel_kernels.hpp).
 template <class In, class Out>
 Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, int border,
              Out* const* out, int threads);
+
+// Sobel job for the per-ISA loops (sobel_kernels.hpp): which input and output
+// types, the shape (a 2D image has depth 1), out[a] = d/d(axis a).
+enum class SobelOut { i32, i64, f32, f64 };
+struct SobelJob {
+    const void* img = nullptr;
+    DType dtype = DType::u8;
+    SobelOut out_kind = SobelOut::i32;
+    int ndim = 2;
+    std::int64_t depth = 1, height = 0, width = 0;
+    int aperture = 3;
+    int border = 1;  // 0 replicate, 1 reflect101
+    bool narrow = false;  // float32 input summed in float32 (|x| <= 2^100), else in float64
+    void* out[3] = {nullptr, nullptr, nullptr};
+};
 
 // ---- per-ISA entry points (canny_kernels.hpp compiled once per ISA) --------
 #define MEDFUSE_DECLARE_ISA(ns)                                                          \
@@ -66,6 +84,7 @@ Status sobel(const In* img, int ndim, const std::int64_t* shape, int aperture, i
                       void* const* bufs);                                                \
     void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1,             \
                       void* const* bufs);                                                \
+    void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e);                \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

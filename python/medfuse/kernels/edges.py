@@ -109,6 +109,9 @@ def sobel(
     one axis, smoothing along the other two). Output: float32 for float32,
     float64 for float64, int32 for integer input (int64 for 3D 16-bit input
     with aperture 7, whose sums can exceed int32) — never saturated.
+    Integer sums are exact; float32 data is summed in float32 (as cv2.Sobel;
+    in float64 when some ``|x| > 2**100``, whose sums could overflow), float64
+    data in float64; taps in ascending order, x first, as the NumPy twin.
     """
     img = v.as_image(image)
     a = v.aperture(aperture_size)

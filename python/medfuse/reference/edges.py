@@ -66,8 +66,12 @@ def sobel(
     if border not in _BORDERS:
         raise ValueError(f"border must be one of {', '.join(_BORDERS)}; got {border!r}")
     if img.dtype.kind == "f":
+        # float32 sums in float32 unless some |x| > 2^100 (they could overflow there), as Canny's; float64
+        # in float64.
+        narrow = img.dtype == np.float32 and img.size > 0 and float(np.abs(img).max()) <= 2.0**100
+        work = np.float32 if narrow else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
-            grads = _gradients(img.astype(np.float64), a, border)
+            grads = _gradients(img.astype(work), a, border)
             return tuple(g.astype(img.dtype) for g in grads)
     grads = _gradients(img.astype(np.int64), a, border)
     out_dtype = np.int64 if (img.ndim == 3 and a == 7 and img.dtype != np.uint8) else np.int32
