@@ -153,6 +153,31 @@ def test_nan_propagates():
     assert np.isnan(gx[0, 0, 1:4, 1:4]).all() and np.isnan(gb).all()
 
 
+@pytest.mark.parametrize("path", ["baseline", "avx2", "avx512"])
+def test_nan_in_grad_out_reaches_every_tap(path):
+    """A NaN in gy at a corner pixel meets the zero padding on most taps: 0 * NaN is NaN, so every weight of that
+    output channel is NaN (as in torch), on every SIMD path; the other channels stay finite."""
+    if path not in _INFO["simd_compiled"] or path not in _INFO["simd_supported"]:
+        pytest.skip(f"{path} not available")
+    script = (
+        "import numpy as np, medfuse\n"
+        "rng = np.random.default_rng(3)\n"
+        "for c, s in ((1, 2), (3, 1), (24, 2)):\n"
+        "    x = rng.standard_normal((2, c, 21, 19)).astype(np.float32)\n"
+        "    w = rng.standard_normal((6, c, 3, 3)).astype(np.float32)\n"
+        "    gy = rng.standard_normal((2, 6, 21 // s if s == 1 else 11, 19 if s == 1 else 10)).astype(np.float32)\n"
+        "    gy[1, 4, 0, 0] = np.nan\n"
+        "    _, gw, gb = medfuse.conv2d_backward(x, w, gy, stride=s, padding=1)\n"
+        "    assert np.isnan(gw[4]).all() and np.isfinite(np.delete(gw, 4, 0)).all(), (c, s)\n"
+        "    assert np.isnan(gb[4]) and np.isfinite(np.delete(gb, 4)).all()\n"
+        "print(medfuse.build_info()['simd_active'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, MEDFUSE_SIMD=path),
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == path
+
+
 @pytest.mark.parametrize("fn", [medfuse.conv2d_backward, ref.conv2d_backward])
 def test_refusals(fn):
     x = np.zeros((1, 2, 6, 6), np.float32)
@@ -200,12 +225,22 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           (1, 17, 6, 20, 3, 4, 1, 2, 1, 1),
                                           # 8..15 input channels per group (the avx2 channels-last grad
                                           # weight: 8-channel blocks, a partial block of 4 output channels)
-                                          (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2)]:
+                                          (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
+                                          # < 8 input channels per group (the avx2 8-lane grad weight without
+                                          # im2col): 1 input channel, partial blocks of 4 output channels, rows
+                                          # of 9 and 8 + 1 output pixels (a masked tail), stride 2 with padding,
+                                          # dilation 2 with taps in chunks of 3 + 2, stride 1 without padding
+                                          (3, 1, 18, 17, 7, 3, 2, 1, 1, 1), (2, 6, 9, 24, 6, 5, 2, 1, 2, 3),
+                                          (1, 5, 12, 33, 9, 3, 1, 0, 1, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)
     gy = rng.standard_normal(y.shape).astype(np.float32)
+    medfuse.set_num_threads(3)
+    got3 = medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    medfuse.set_num_threads(1)
     got = medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, got3)), (n, c, h, w_, co, k, s, p, d, g)
     want = ref.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
     for a, b in zip(got, want):
         worst = max(worst, float(np.abs(a - b).max() / max(1.0, np.abs(b).max())))

@@ -219,6 +219,15 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
             tile(job, xcl + g * N * per_img, g, b * ob, std::min(cog, (b + 1) * ob), cb);
         });
     }
+    if (job.gw && rest.gw && isa == Isa::avx2 && (job.sw == 1 || job.sw == 2) && job.wo >= 8) {
+        rest.gw = nullptr;
+        const i64 ob = conv2d_bwd_detail::kGwOc2, oblocks = (cog + ob - 1) / ob;
+        // Task (group, block of output channels): disjoint gw rows.
+        parallel_for(G * oblocks, threads, [&](i64 t) {
+            const i64 b = t % oblocks, g = t / oblocks;
+            avx2::conv2d_grad_weight_vec(job, g, b * ob, std::min(cog, (b + 1) * ob));
+        });
+    }
 #endif
 #if defined(MEDFUSE_HAVE_AVX512)
     if (job.gw && rest.gw && active_isa() == Isa::avx512 && (job.sw == 1 || job.sw == 2) && job.wo >= 12) {

@@ -79,6 +79,10 @@ void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, st
 // avx2: the same with cpad = cg rounded up to 8 and tiles of kGwOc2 output
 // channels x 3 taps x 8 input channels (12 accumulators in 16 ymm registers).
 namespace avx2 {
+// avx2, float32, horizontal stride 1 or 2: as avx512::conv2d_grad_weight_vec
+// with 8-lane partial sums over (image, output row, 8 output pixels) and
+// kGwOc2 output channels per task, each reduced pairwise 8 -> 1 at the end.
+void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
 void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
                            std::int64_t o1, std::int64_t cb);
 }
