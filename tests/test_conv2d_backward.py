@@ -226,6 +226,10 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # 8..15 input channels per group (the avx2 channels-last grad
                                           # weight: 8-channel blocks, a partial block of 4 output channels)
                                           (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
+                                          # avx512 with 16-channel blocks, the last one partial (28 channels),
+                                          # and with 8-channel ymm blocks (24 per group: 3 blocks instead of 2
+                                          # x 16 half empty) over 20 output channels (blocks 8 + 8 + 4)
+                                          (1, 28, 9, 11, 10, 3, 2, 1, 1, 1), (2, 48, 10, 9, 40, 3, 1, 1, 1, 2),
                                           # < 8 input channels per group (the avx2 8-lane grad weight without
                                           # im2col): 1 input channel, partial blocks of 4 output channels, rows
                                           # of 9 and 8 + 1 output pixels (a masked tail), stride 2 with padding,

@@ -81,22 +81,6 @@ void run_backward(const Conv2dGradJob<T>& job, int threads) {
 
 }  // namespace
 
-void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i64 lanes, float* xcl) {
-    const i64 cg = job.c / job.groups, cblocks = (cg + lanes - 1) / lanes;
-    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw, plane = Hp * Wp * lanes;
-    float* dst = xcl + n * cblocks * plane;
-    std::fill(dst, dst + cblocks * plane, 0.f);
-    for (i64 c = 0; c < cg; ++c) {
-        const float* src = job.x + (n * job.c + g * cg + c) * H * W;
-        float* blk = dst + (c / lanes) * plane + c % lanes;
-        for (i64 y = 0; y < H; ++y) {
-            float* d = blk + ((y + job.ph) * Wp + job.pw) * lanes;
-            const float* sr = src + y * W;
-            for (i64 x = 0; x < W; ++x) d[x * lanes] = sr[x];
-        }
-    }
-}
-
 // float32: both gradients as forward convolutions on the packed-GEMM kernel
 // (conv2d.hpp), which is far faster than the direct loops for wide layers.
 //   grad x (stride 1, padding <= dilation * (k - 1)): the "full" correlation of
@@ -217,13 +201,15 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
         float* xcl = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(G * N * per_img) * 4 + 64));
         if (!xcl) throw std::bad_alloc();
         std::unique_ptr<float, void (*)(void*)> own(xcl, &std::free);
-        parallel_for(G * N, threads, [&](i64 t) {
-            conv2d_grad_weight_cl_pack(job, t / N, t % N, L, xcl + (t / N) * N * per_img);
-        });
+        auto pack = &avx2::conv2d_grad_weight_cl_pack;
         auto tile = &avx2::conv2d_grad_weight_cl;
 #if defined(MEDFUSE_HAVE_AVX512)
-        if (isa == Isa::avx512) tile = &avx512::conv2d_grad_weight_cl;
+        if (isa == Isa::avx512) {
+            pack = &avx512::conv2d_grad_weight_cl_pack;
+            tile = &avx512::conv2d_grad_weight_cl;
+        }
 #endif
+        parallel_for(G * N, threads, [&](i64 t) { pack(job, t / N, t % N, L, xcl + (t / N) * N * per_img); });
         parallel_for(G * cblocks * otasks, threads, [&](i64 t) {
             const i64 u = t % otasks, cb = (t / otasks) % cblocks, g = t / (otasks * cblocks);
             tile(job, xcl + g * N * per_img, g, cb, u * per * ob, std::min(cog, (u + 1) * per * ob),

@@ -88,9 +88,15 @@ namespace avx512 {
 void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t cb,
                            std::int64_t o0, std::int64_t o1, int lanes);
 }
-// The blocked channels-last copy of image n of group g (zeros in the padding and in
-// channels cg..cblocks * lanes - 1).
+// conv2d_grad_weight_cl_pack (per ISA): the blocked channels-last copy of image n of
+// group g (zeros in the padding and in channels cg..cblocks * lanes - 1).
+namespace avx2 {
 void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t lanes,
                                 float* xcl);
+}
+namespace avx512 {
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t lanes,
+                                float* xcl);
+}
 
 }  // namespace medfuse

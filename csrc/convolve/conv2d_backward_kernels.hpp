@@ -352,7 +352,69 @@ void gw_cl_task(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 cb
     }
 }
 
+// 8 x 8 transpose: r[i] lane j -> r[j] lane i.
+inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 }  // namespace
+
+// Image n of group g into xcl[n][cb][hp][wp][lanes]: zero rows and columns of
+// padding, each 8 channels x 8 pixels of a row moved by one 8 x 8 transpose
+// (channels past cg and pixels past the row read as zeros).
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i64 lanes, float* xcl) {
+    const i64 cg = job.c / job.groups, cblocks = (cg + lanes - 1) / lanes;
+    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw, plane = Hp * Wp * lanes;
+    float* dst = xcl + n * cblocks * plane;
+    const float* src = job.x + (n * job.c + g * cg) * H * W;
+    const __m256 z = _mm256_setzero_ps();
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (i64 cb = 0; cb < cblocks; ++cb) {
+        float* blk = dst + cb * plane;
+        for (i64 i = 0; i < job.ph * Wp * lanes; ++i) blk[i] = 0.f;
+        for (i64 i = (job.ph + H) * Wp * lanes; i < plane; ++i) blk[i] = 0.f;
+        for (i64 y = 0; y < H; ++y) {
+            float* row = blk + (y + job.ph) * Wp * lanes;
+            for (i64 i = 0; i < job.pw * lanes; ++i) row[i] = 0.f;
+            for (i64 i = (job.pw + W) * lanes; i < Wp * lanes; ++i) row[i] = 0.f;
+            float* d = row + job.pw * lanes;
+            for (i64 h0 = 0; h0 < lanes; h0 += 8) {
+                const i64 c0 = cb * lanes + h0;
+                const i64 nch = cg - c0 < 8 ? (cg - c0 > 0 ? cg - c0 : 0) : 8;
+                for (i64 x0 = 0; x0 < W; x0 += 8) {
+                    const i64 npx = W - x0 < 8 ? W - x0 : 8;
+                    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(npx)), iota);
+                    __m256 r[8];
+                    for (int i = 0; i < 8; ++i) {
+                        const float* s = src + ((c0 + i) * H + y) * W + x0;
+                        r[i] = i >= nch ? z : npx == 8 ? _mm256_loadu_ps(s) : checked::maskload_ps(s, m);
+                    }
+                    transpose8(r);
+                    for (i64 j = 0; j < npx; ++j) _mm256_storeu_ps(d + (x0 + j) * lanes + h0, r[j]);
+                }
+            }
+        }
+    }
+}
 
 void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 cb, i64 o0, i64 o1,
                            int lanes) {
