@@ -230,6 +230,9 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # and with 8-channel ymm blocks (24 per group: 3 blocks instead of 2
                                           # x 16 half empty) over 20 output channels (blocks 8 + 8 + 4)
                                           (1, 28, 9, 11, 10, 3, 2, 1, 1, 1), (2, 48, 10, 9, 40, 3, 1, 1, 1, 2),
+                                          # one channel block, 4 blocks of 8 (8 x 4 of avx2) output channels
+                                          # split into tasks of 1 block (2 blocks on avx2)
+                                          (1, 16, 8, 8, 32, 3, 2, 1, 1, 1), (1, 8, 6, 9, 36, 3, 1, 1, 1, 1),
                                           # < 8 input channels per group (the avx2 8-lane grad weight without
                                           # im2col): 1 input channel, partial blocks of 4 output channels, rows
                                           # of 9 and 8 + 1 output pixels (a masked tail), stride 2 with padding,

@@ -193,10 +193,11 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
         // Output channels per task: up to 4 blocks of ob, evenly split, fewer when
         // that leaves fewer than 8 tasks (the split depends on the shapes only).
         const i64 oblocks = (cog + ob - 1) / ob;
-        i64 otasks = (oblocks + 3) / 4, per = (oblocks + otasks - 1) / otasks;
-        while (per > 1 && G * cblocks * otasks < 8) {
-            per = (oblocks + otasks) / (otasks + 1);
+        i64 per = 1, otasks = oblocks;
+        for (i64 want = (oblocks + 3) / 4;; ++want) {
+            per = (oblocks + want - 1) / want;
             otasks = (oblocks + per - 1) / per;
+            if (per == 1 || G * cblocks * otasks >= 8) break;
         }
         float* xcl = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(G * N * per_img) * 4 + 64));
         if (!xcl) throw std::bad_alloc();
