@@ -191,13 +191,13 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
         const i64 per_img = cblocks * (H + 2 * job.ph) * (W + 2 * job.pw) * L;
         const i64 ob = isa == Isa::avx512 ? conv2d_bwd_detail::kGwOc : conv2d_bwd_detail::kGwOc2;
         // Output channels per task: up to 4 blocks of ob, evenly split, fewer when
-        // that leaves fewer than 8 tasks (the split depends on the shapes only).
+        // that leaves fewer than 24 tasks (the split depends on the shapes only).
         const i64 oblocks = (cog + ob - 1) / ob;
         i64 per = 1, otasks = oblocks;
         for (i64 want = (oblocks + 3) / 4;; ++want) {
             per = (oblocks + want - 1) / want;
             otasks = (oblocks + per - 1) / per;
-            if (per == 1 || G * cblocks * otasks >= 8) break;
+            if (per == 1 || G * cblocks * otasks >= 24) break;
         }
         float* xcl = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(G * N * per_img) * 4 + 64));
         if (!xcl) throw std::bad_alloc();
