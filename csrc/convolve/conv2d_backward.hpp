@@ -15,6 +15,11 @@
 // summed over output channels, then scatter-adds them; grad weight packs
 // the im2col rows of one (image, input channel) and takes 16-lane dot
 // products over all output pixels, 4 output channels per pass.
+// float32 grad weight on avx2 / avx512 (conv2d_backward_f32): the
+// channels-last tiles below from 8 (avx512: 16) input channels per group on;
+// fewer, with horizontal stride 1 or 2: the direct lane-sum kernels
+// (conv2d_grad_weight_vec: avx512 16 lanes, avx2 8 lanes, wo >= 12 / 8);
+// otherwise the im2col GEMM (conv2d.hpp).
 #pragma once
 #include <cstdint>
 
@@ -44,8 +49,8 @@ namespace conv2d_bwd_detail {
 constexpr int kLanes = 16;    // independent partial sums per dot product
 constexpr int kOcBlock = 8;   // output channels per grad-weight task
 constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
-constexpr int kGwOc = 8;  // output channels per avx512 grad-weight task
-constexpr int kGwOc2 = 4;  // output channels per avx2 channels-last grad-weight task
+constexpr int kGwOc = 8;   // output channels per avx512 grad-weight register tile (zmm or ymm)
+constexpr int kGwOc2 = 4;  // output channels per avx2 grad-weight register tile
 }  // namespace conv2d_bwd_detail
 
 // ---- per-ISA entry points (conv2d_backward_kernels.hpp compiled per ISA) ----
