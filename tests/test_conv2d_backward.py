@@ -130,8 +130,8 @@ def test_identical_for_any_thread_count():
 
 
 def test_identical_for_any_thread_count_wide_channels():
-    """>= 16 input channels per group: on avx512 the channels-last grad weight (tasks per block of output and
-    input channels); equal to the twin too."""
+    """20 input channels per group: the channels-last grad weight (tasks per block of input channels and range
+    of output channels; avx512 in 8-channel ymm blocks); equal to the twin too."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 40, 15, 14)).astype(np.float32)
     w = rng.standard_normal((20, 20, 3, 3)).astype(np.float32)
@@ -216,15 +216,16 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # blocks of 8 output channels (the avx512 grad weight), stride 2
                                           (2, 3, 11, 70, 20, 5, 2, 2, 1, 1), (1, 4, 6, 50, 10, 1, 1, 0, 1, 2),
                                           (2, 2, 8, 45, 9, 4, 1, 3, 2, 1),
-                                          # >= 16 input channels per group (the avx512 channels-last grad
-                                          # weight): a partial block of 8 output channels, two 16-channel
-                                          # blocks with a tail, taps in chunks of 3 + 2 and 3 + 1, stride 2
-                                          # and 3, dilation 2, groups
+                                          # >= 8 input channels per group (the channels-last grad weight; avx512:
+                                          # 16-channel blocks, or 8-channel blocks where fewer lanes stay
+                                          # empty): a partial block of 8 output channels, channel blocks with
+                                          # a tail, taps in chunks of 3 + 2 and 3 + 1, stride 2 and 3,
+                                          # dilation 2, groups
                                           (2, 16, 9, 13, 9, 3, 1, 1, 1, 1), (1, 40, 7, 11, 16, 3, 2, 1, 2, 2),
                                           (1, 18, 8, 9, 12, 5, 1, 2, 1, 1), (2, 32, 10, 10, 8, 2, 3, 0, 1, 2),
                                           (1, 17, 6, 20, 3, 4, 1, 2, 1, 1),
-                                          # 8..15 input channels per group (the avx2 channels-last grad
-                                          # weight: 8-channel blocks, a partial block of 4 output channels)
+                                          # 8..15 input channels per group (channels-last, one or two blocks;
+                                          # on avx2 a partial block of 4 output channels)
                                           (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
                                           # avx512 with 16-channel blocks, the last one partial (28 channels),
                                           # and with 8-channel ymm blocks (24 per group: 3 blocks instead of 2

@@ -16,7 +16,7 @@
 // the im2col rows of one (image, input channel) and takes 16-lane dot
 // products over all output pixels, 4 output channels per pass.
 // float32 grad weight on avx2 / avx512 (conv2d_backward_f32): the
-// channels-last tiles below from 8 (avx512: 16) input channels per group on;
+// channels-last tiles below from 8 input channels per group on;
 // fewer, with horizontal stride 1 or 2: the direct lane-sum kernels
 // (conv2d_grad_weight_vec: avx512 16 lanes, avx2 8 lanes, wo >= 12 / 8);
 // otherwise the im2col GEMM (conv2d.hpp).
