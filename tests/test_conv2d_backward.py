@@ -234,12 +234,14 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # one channel block, 4 blocks of 8 (8 x 4 of avx2) output channels
                                           # split into tasks of 1 block (2 blocks on avx2)
                                           (1, 16, 8, 8, 32, 3, 2, 1, 1, 1), (1, 8, 6, 9, 36, 3, 1, 1, 1, 1),
-                                          # < 8 input channels per group (the avx2 8-lane grad weight without
+                                          # < 4 input channels per group (the avx2 8-lane grad weight without
                                           # im2col): 1 input channel, partial blocks of 4 output channels, rows
                                           # of 9 and 8 + 1 output pixels (a masked tail), stride 2 with padding,
                                           # dilation 2 with taps in chunks of 3 + 2, stride 1 without padding
                                           (3, 1, 18, 17, 7, 3, 2, 1, 1, 1), (2, 6, 9, 24, 6, 5, 2, 1, 2, 3),
-                                          (1, 5, 12, 33, 9, 3, 1, 0, 1, 1)]:
+                                          (1, 3, 12, 33, 9, 3, 1, 0, 1, 1),
+                                          # 5 input channels: one channels-last block, mostly empty
+                                          (2, 5, 9, 14, 11, 3, 2, 1, 1, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)

@@ -182,8 +182,11 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
     // from 8 input channels per group on: 4x8x32x32 -> 16, k3: 0.15 vs 0.46 ms;
     // on Zen 4's avx512 path it beats the 16-lane direct kernel from 8 on too:
     // 4x8x32x32 -> 16 k3 0.094 vs 0.123 ms, 8x8x64x64 -> 16 k3 s2 0.22 vs 0.36,
-    // 2x96x28x28 -> 96 k5 s2 g8 0.41 vs 0.84.)
-    if (job.gw && isa != Isa::baseline && cg >= 8) {
+    // 2x96x28x28 -> 96 k5 s2 g8 0.41 vs 0.84; one block partly empty, from 5
+    // (avx2: 4) channels on: 2x5x40x40 -> 12 k5 0.19 vs 0.21 (avx2 0.15 vs 0.23),
+    // 4x4x32x32 -> 16 k3 0.094 vs 0.082 (avx2 0.093 vs 0.106), 3 channels
+    // 4x3x64x64 -> 16 k3 0.36 vs 0.23 (avx2 0.36 vs 0.31).)
+    if (job.gw && isa != Isa::baseline && cg >= (isa == Isa::avx512 ? 5 : 4)) {
         // Channels-last grad weight (conv2d_backward.hpp): pack x per (group, image) in
         // blocks of L input channels, then tasks (group, block of input channels, range of
         // output channels). avx512 takes L = 16 (zmm) unless 8-channel blocks waste fewer

@@ -16,7 +16,7 @@
 // the im2col rows of one (image, input channel) and takes 16-lane dot
 // products over all output pixels, 4 output channels per pass.
 // float32 grad weight on avx2 / avx512 (conv2d_backward_f32): the
-// channels-last tiles below from 8 input channels per group on;
+// channels-last tiles below from 5 (avx2: 4) input channels per group on;
 // fewer, with horizontal stride 1 or 2: the direct lane-sum kernels
 // (conv2d_grad_weight_vec: avx512 16 lanes, avx2 8 lanes, wo >= 12 / 8);
 // otherwise the im2col GEMM (conv2d.hpp).
@@ -74,7 +74,7 @@ MEDFUSE_DECLARE_ISA(avx512)
 namespace avx512 {
 void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
 }
-// avx2 / avx512, float32, at least 8 input channels per group (conv2d_backward_kernels.hpp):
+// avx2 / avx512, float32, at least 5 (avx2: 4) input channels per group (conv2d_backward_kernels.hpp):
 // gw[o0..o1, block cb of `lanes` input channels, :, :] of group g from a padded, blocked
 // channels-last copy of the group's x (conv2d_grad_weight_cl_pack: image n at
 // xcl + n * cblocks * (H + 2 ph) * (W + 2 pw) * lanes, layout [cb][hp][wp][lane]),
