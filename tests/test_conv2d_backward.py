@@ -130,8 +130,8 @@ def test_identical_for_any_thread_count():
 
 
 def test_identical_for_any_thread_count_wide_channels():
-    """>= 16 input channels per group: on avx512 the channels-last grad weight (tasks per block of output and
-    input channels); equal to the twin too."""
+    """20 input channels per group: the channels-last grad weight (tasks per block of input channels and range
+    of output channels; avx512 in 8-channel ymm blocks); equal to the twin too."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 40, 15, 14)).astype(np.float32)
     w = rng.standard_normal((20, 20, 3, 3)).astype(np.float32)
@@ -151,6 +151,31 @@ def test_nan_propagates():
     gy[0, 0, 1, 1] = np.nan
     gx, _, gb = medfuse.conv2d_backward(x, w, gy)
     assert np.isnan(gx[0, 0, 1:4, 1:4]).all() and np.isnan(gb).all()
+
+
+@pytest.mark.parametrize("path", ["baseline", "avx2", "avx512"])
+def test_nan_in_grad_out_reaches_every_tap(path):
+    """A NaN in gy at a corner pixel meets the zero padding on most taps: 0 * NaN is NaN, so every weight of that
+    output channel is NaN (as in torch), on every SIMD path; the other channels stay finite."""
+    if path not in _INFO["simd_compiled"] or path not in _INFO["simd_supported"]:
+        pytest.skip(f"{path} not available")
+    script = (
+        "import numpy as np, medfuse\n"
+        "rng = np.random.default_rng(3)\n"
+        "for c, s in ((1, 2), (3, 1), (24, 2)):\n"
+        "    x = rng.standard_normal((2, c, 21, 19)).astype(np.float32)\n"
+        "    w = rng.standard_normal((6, c, 3, 3)).astype(np.float32)\n"
+        "    gy = rng.standard_normal((2, 6, 21 // s if s == 1 else 11, 19 if s == 1 else 10)).astype(np.float32)\n"
+        "    gy[1, 4, 0, 0] = np.nan\n"
+        "    _, gw, gb = medfuse.conv2d_backward(x, w, gy, stride=s, padding=1)\n"
+        "    assert np.isnan(gw[4]).all() and np.isfinite(np.delete(gw, 4, 0)).all(), (c, s)\n"
+        "    assert np.isnan(gb[4]) and np.isfinite(np.delete(gb, 4)).all()\n"
+        "print(medfuse.build_info()['simd_active'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, MEDFUSE_SIMD=path),
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == path
 
 
 @pytest.mark.parametrize("fn", [medfuse.conv2d_backward, ref.conv2d_backward])
@@ -191,16 +216,32 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # blocks of 8 output channels (the avx512 grad weight), stride 2
                                           (2, 3, 11, 70, 20, 5, 2, 2, 1, 1), (1, 4, 6, 50, 10, 1, 1, 0, 1, 2),
                                           (2, 2, 8, 45, 9, 4, 1, 3, 2, 1),
-                                          # >= 16 input channels per group (the avx512 channels-last grad
-                                          # weight): a partial block of 8 output channels, two 16-channel
-                                          # blocks with a tail, taps in chunks of 3 + 2 and 3 + 1, stride 2
-                                          # and 3, dilation 2, groups
+                                          # >= 8 input channels per group (the channels-last grad weight; avx512:
+                                          # 16-channel blocks, or 8-channel blocks where fewer lanes stay
+                                          # empty): a partial block of 8 output channels, channel blocks with
+                                          # a tail, taps in chunks of 3 + 2 and 3 + 1, stride 2 and 3,
+                                          # dilation 2, groups
                                           (2, 16, 9, 13, 9, 3, 1, 1, 1, 1), (1, 40, 7, 11, 16, 3, 2, 1, 2, 2),
                                           (1, 18, 8, 9, 12, 5, 1, 2, 1, 1), (2, 32, 10, 10, 8, 2, 3, 0, 1, 2),
                                           (1, 17, 6, 20, 3, 4, 1, 2, 1, 1),
-                                          # 8..15 input channels per group (the avx2 channels-last grad
-                                          # weight: 8-channel blocks, a partial block of 4 output channels)
+                                          # 8..15 input channels per group (channels-last, one or two blocks;
+                                          # on avx2 a partial block of 4 output channels)
                                           (2, 9, 7, 12, 7, 3, 1, 1, 1, 1), (1, 24, 8, 10, 6, 3, 2, 1, 2, 2),
+                                          # avx512 with 16-channel blocks, the last one partial (28 channels),
+                                          # and with 8-channel ymm blocks (24 per group: 3 blocks instead of 2
+                                          # x 16 half empty) over 20 output channels (blocks 8 + 8 + 4)
+                                          (1, 28, 9, 11, 10, 3, 2, 1, 1, 1), (2, 48, 10, 9, 40, 3, 1, 1, 1, 2),
+                                          # one channel block, 4 blocks of 8 (8 x 4 of avx2) output channels
+                                          # split into tasks of 1 block (2 blocks on avx2)
+                                          (1, 16, 8, 8, 32, 3, 2, 1, 1, 1), (1, 8, 6, 9, 36, 3, 1, 1, 1, 1),
+                                          # < 4 input channels per group (the avx2 8-lane grad weight without
+                                          # im2col): 1 input channel, partial blocks of 4 output channels, rows
+                                          # of 9 and 8 + 1 output pixels (a masked tail), stride 2 with padding,
+                                          # dilation 2 with taps in chunks of 3 + 2, stride 1 without padding
+                                          (3, 1, 18, 17, 7, 3, 2, 1, 1, 1), (2, 6, 9, 24, 6, 5, 2, 1, 2, 3),
+                                          (1, 3, 12, 33, 9, 3, 1, 0, 1, 1),
+                                          # 5 input channels: one channels-last block, mostly empty
+                                          (2, 5, 9, 14, 11, 3, 2, 1, 1, 1),
                                           # grad input through Winograd under auto too (>= 16 channels,
                                           # 28 x 28 and wider), padding 0 and 1
                                           (2, 24, 29, 30, 16, 3, 1, 1, 1, 1), (1, 16, 28, 29, 32, 3, 1, 0, 1, 1),
@@ -211,7 +252,11 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)
     gy = rng.standard_normal(y.shape).astype(np.float32)
+    medfuse.set_num_threads(3)
+    got3 = medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    medfuse.set_num_threads(1)
     got = medfuse.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, got3)), (n, c, h, w_, co, k, s, p, d, g)
     want = ref.conv2d_backward(x, wt, gy, stride=s, padding=p, dilation=d, groups=g)
     for a, b in zip(got, want):
         worst = max(worst, float(np.abs(a - b).max() / max(1.0, np.abs(b).max())))

@@ -101,6 +101,18 @@ MEDFUSE_SIMD_INLINE std::uint64_t lanes_of(__m256i m) {
     return static_cast<std::uint64_t>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
 }
 
+// Lane l (sign bit of 32-bit element l of m set) reads p[l]; the other lanes
+// are zero and their addresses are never touched.
+MEDFUSE_SIMD_INLINE __m256 maskload_ps(const float* p, __m256i m, const char* file = __builtin_FILE(),
+                                       int line = __builtin_LINE()) {
+#if MEDFUSE_CHECKED_SIMD
+    check_contiguous(p, lanes_of(m), 4, false, "_mm256_maskload_ps", file, line);
+#else
+    (void)file, (void)line;
+#endif
+    return _mm256_maskload_ps(p, m);
+}
+
 MEDFUSE_SIMD_INLINE void maskstore_ps(float* p, __m256i m, __m256 v, const char* file = __builtin_FILE(),
                                       int line = __builtin_LINE()) {
 #if MEDFUSE_CHECKED_SIMD

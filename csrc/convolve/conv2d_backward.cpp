@@ -81,21 +81,6 @@ void run_backward(const Conv2dGradJob<T>& job, int threads) {
 
 }  // namespace
 
-void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i64 cpad, float* xcl) {
-    const i64 cg = job.c / job.groups;
-    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw;
-    float* dst = xcl + n * Hp * Wp * cpad;
-    std::fill(dst, dst + Hp * Wp * cpad, 0.f);
-    for (i64 c = 0; c < cg; ++c) {
-        const float* plane = job.x + (n * job.c + g * cg + c) * H * W;
-        for (i64 y = 0; y < H; ++y) {
-            float* d = dst + ((y + job.ph) * Wp + job.pw) * cpad + c;
-            const float* src = plane + y * W;
-            for (i64 x = 0; x < W; ++x) d[x * cpad] = src[x];
-        }
-    }
-}
-
 // float32: both gradients as forward convolutions on the forward kernels
 // (conv2d.hpp), far faster than the direct loops for wide layers.
 //   grad x (stride 1, padding <= dilation * (k - 1)): the "full" correlation of
@@ -196,29 +181,57 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
             }
     }
     // (As an AVX2 CPU the channels-last grad weight beats the im2col GEMM 3x
-    // from 8 input channels per group on: 4x8x32x32 -> 16, k3: 0.15 vs 0.46 ms.)
-    const i64 cl_lanes = isa == Isa::avx512 ? 16 : 8;
-    if (job.gw && isa != Isa::baseline && cg >= cl_lanes) {
-        // Channels-last grad weight (conv2d_backward.hpp): pack x per (group, image),
-        // then tasks (group, block of output channels, block of 16 (avx2: 8) input channels).
+    // from 8 input channels per group on: 4x8x32x32 -> 16, k3: 0.15 vs 0.46 ms;
+    // on Zen 4's avx512 path it beats the 16-lane direct kernel from 8 on too:
+    // 4x8x32x32 -> 16 k3 0.094 vs 0.123 ms, 8x8x64x64 -> 16 k3 s2 0.22 vs 0.36,
+    // 2x96x28x28 -> 96 k5 s2 g8 0.41 vs 0.84; one block partly empty, from 5
+    // (avx2: 4) channels on: 2x5x40x40 -> 12 k5 0.19 vs 0.21 (avx2 0.15 vs 0.23),
+    // 4x4x32x32 -> 16 k3 0.094 vs 0.082 (avx2 0.093 vs 0.106), 3 channels
+    // 4x3x64x64 -> 16 k3 0.36 vs 0.23 (avx2 0.36 vs 0.31).)
+    if (job.gw && isa != Isa::baseline && cg >= (isa == Isa::avx512 ? 5 : 4)) {
+        // Channels-last grad weight (conv2d_backward.hpp): pack x per (group, image) in
+        // blocks of L input channels, then tasks (group, block of input channels, range of
+        // output channels). avx512 takes L = 16 (zmm) unless 8-channel blocks waste fewer
+        // lanes (cg = 24: 24 vs 32), then ymm tiles of the same 8 output channels.
         rest.gw = nullptr;
-        const i64 cpad = (cg + cl_lanes - 1) / cl_lanes * cl_lanes, cblocks = cpad / cl_lanes;
-        const i64 per_img = (H + 2 * job.ph) * (W + 2 * job.pw) * cpad;
+        const i64 L = isa == Isa::avx512 && (cg + 15) / 16 * 16 <= (cg + 7) / 8 * 8 ? 16 : 8;
+        const i64 cblocks = (cg + L - 1) / L;
+        const i64 per_img = cblocks * (H + 2 * job.ph) * (W + 2 * job.pw) * L;
         const i64 ob = isa == Isa::avx512 ? conv2d_bwd_detail::kGwOc : conv2d_bwd_detail::kGwOc2;
+        // Output channels per task: up to 4 blocks of ob, evenly split, fewer when
+        // that leaves fewer than 24 tasks (the split depends on the shapes only).
         const i64 oblocks = (cog + ob - 1) / ob;
+        i64 per = 1, otasks = oblocks;
+        for (i64 want = (oblocks + 3) / 4;; ++want) {
+            per = (oblocks + want - 1) / want;
+            otasks = (oblocks + per - 1) / per;
+            if (per == 1 || G * cblocks * otasks >= 24) break;
+        }
         float* xcl = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(G * N * per_img) * 4 + 64));
         if (!xcl) throw std::bad_alloc();
         std::unique_ptr<float, void (*)(void*)> own(xcl, &std::free);
-        parallel_for(G * N, threads, [&](i64 t) {
-            conv2d_grad_weight_cl_pack(job, t / N, t % N, cpad, xcl + (t / N) * N * per_img);
-        });
+        auto pack = &avx2::conv2d_grad_weight_cl_pack;
         auto tile = &avx2::conv2d_grad_weight_cl;
 #if defined(MEDFUSE_HAVE_AVX512)
-        if (isa == Isa::avx512) tile = &avx512::conv2d_grad_weight_cl;
+        if (isa == Isa::avx512) {
+            pack = &avx512::conv2d_grad_weight_cl_pack;
+            tile = &avx512::conv2d_grad_weight_cl;
+        }
 #endif
-        parallel_for(G * oblocks * cblocks, threads, [&](i64 t) {
-            const i64 cb = t % cblocks, b = (t / cblocks) % oblocks, g = t / (cblocks * oblocks);
-            tile(job, xcl + g * N * per_img, g, b * ob, std::min(cog, (b + 1) * ob), cb);
+        parallel_for(G * N, threads, [&](i64 t) { pack(job, t / N, t % N, L, xcl + (t / N) * N * per_img); });
+        parallel_for(G * cblocks * otasks, threads, [&](i64 t) {
+            const i64 u = t % otasks, cb = (t / otasks) % cblocks, g = t / (otasks * cblocks);
+            tile(job, xcl + g * N * per_img, g, cb, u * per * ob, std::min(cog, (u + 1) * per * ob),
+                 static_cast<int>(L));
+        });
+    }
+    if (job.gw && rest.gw && isa == Isa::avx2 && (job.sw == 1 || job.sw == 2) && job.wo >= 8) {
+        rest.gw = nullptr;
+        const i64 ob = conv2d_bwd_detail::kGwOc2, oblocks = (cog + ob - 1) / ob;
+        // Task (group, block of output channels): disjoint gw rows.
+        parallel_for(G * oblocks, threads, [&](i64 t) {
+            const i64 b = t % oblocks, g = t / oblocks;
+            avx2::conv2d_grad_weight_vec(job, g, b * ob, std::min(cog, (b + 1) * ob));
         });
     }
 #endif

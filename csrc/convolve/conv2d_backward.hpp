@@ -15,6 +15,11 @@
 // summed over output channels, then scatter-adds them; grad weight packs
 // the im2col rows of one (image, input channel) and takes 16-lane dot
 // products over all output pixels, 4 output channels per pass.
+// float32 grad weight on avx2 / avx512 (conv2d_backward_f32): the
+// channels-last tiles below from 5 (avx2: 4) input channels per group on;
+// fewer, with horizontal stride 1 or 2: the direct lane-sum kernels
+// (conv2d_grad_weight_vec: avx512 16 lanes, avx2 8 lanes, wo >= 12 / 8);
+// otherwise the im2col GEMM (conv2d.hpp).
 #pragma once
 #include <cstdint>
 
@@ -44,8 +49,8 @@ namespace conv2d_bwd_detail {
 constexpr int kLanes = 16;    // independent partial sums per dot product
 constexpr int kOcBlock = 8;   // output channels per grad-weight task
 constexpr std::int64_t kRowChunk = 1024;  // output pixels per grad-input chunk (whole rows)
-constexpr int kGwOc = 8;  // output channels per avx512 grad-weight task
-constexpr int kGwOc2 = 4;  // output channels per avx2 channels-last grad-weight task
+constexpr int kGwOc = 8;   // output channels per avx512 grad-weight register tile (zmm or ymm)
+constexpr int kGwOc2 = 4;  // output channels per avx2 grad-weight register tile
 }  // namespace conv2d_bwd_detail
 
 // ---- per-ISA entry points (conv2d_backward_kernels.hpp compiled per ISA) ----
@@ -68,22 +73,35 @@ MEDFUSE_DECLARE_ISA(avx512)
 // pixels) in that order, each reduced pairwise 16 -> 1 at the end.
 namespace avx512 {
 void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
-// avx512, float32, at least 16 input channels per group: gw from a padded
-// channels-last copy of x (conv2d_grad_weight_cl_pack: image n of group g into
-// xcl, (H + 2 ph) x (W + 2 pw) x cpad floats per image, cpad = cg rounded up
-// to 16), tiles of kGwOc output channels x 3 taps x 16 input channels
-// (channel block cb) summed over the output pixels in order, no lane sums.
-void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
-                           std::int64_t o1, std::int64_t cb);
 }
-// avx2: the same with cpad = cg rounded up to 8 and tiles of kGwOc2 output
-// channels x 3 taps x 8 input channels (12 accumulators in 16 ymm registers).
+// avx2 / avx512, float32, at least 5 (avx2: 4) input channels per group (conv2d_backward_kernels.hpp):
+// gw[o0..o1, block cb of `lanes` input channels, :, :] of group g from a padded, blocked
+// channels-last copy of the group's x (conv2d_grad_weight_cl_pack: image n at
+// xcl + n * cblocks * (H + 2 ph) * (W + 2 pw) * lanes, layout [cb][hp][wp][lane]),
+// tiles of OB output channels x 3 taps x `lanes` input channels summed over the output
+// pixels in order, no lane sums. lanes: 8 (avx2, OB = kGwOc2; avx512 in ymm, OB = kGwOc)
+// or 16 (avx512 only, OB = kGwOc).
 namespace avx2 {
-void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t o0,
-                           std::int64_t o1, std::int64_t cb);
+// avx2, float32, horizontal stride 1 or 2: as avx512::conv2d_grad_weight_vec
+// with 8-lane partial sums over (image, output row, 8 output pixels) and
+// kGwOc2 output channels per task, each reduced pairwise 8 -> 1 at the end.
+void conv2d_grad_weight_vec(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t o0, std::int64_t o1);
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t cb,
+                           std::int64_t o0, std::int64_t o1, int lanes);
 }
-// The channels-last copy (zeros in the padding and in channels cg..cpad-1).
-void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t cpad,
+namespace avx512 {
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, std::int64_t g, std::int64_t cb,
+                           std::int64_t o0, std::int64_t o1, int lanes);
+}
+// conv2d_grad_weight_cl_pack (per ISA): the blocked channels-last copy of image n of
+// group g (zeros in the padding and in channels cg..cblocks * lanes - 1).
+namespace avx2 {
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t lanes,
                                 float* xcl);
+}
+namespace avx512 {
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t lanes,
+                                float* xcl);
+}
 
 }  // namespace medfuse

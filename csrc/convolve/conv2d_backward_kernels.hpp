@@ -218,108 +218,213 @@ void conv2d_forward_direct(const Conv2dGradJob<double>& job, i64 img, i64 o) {
 // ---- grad weight, channels-last (AVX2 and AVX-512) -------------------------
 // gw[o, c, ky, kx] = sum over (n, ho, wo) of gy[n, o, ho, wo] xp[n, c, ho sh + ky dh, wo sw + kx dw]
 // with xp = x zero-padded. The group's input channels are copied once into a
-// padded channels-last buffer xcl[n][hp][wp][cpad] (conv2d_grad_weight_cl_pack
-// in conv2d_backward.cpp; cpad = cg rounded up to the lane count, zeros in the
+// padded, blocked channels-last buffer xcl[n][cb][hp][wp][L] (L input channels
+// per block, conv2d_grad_weight_cl_pack in conv2d_backward.cpp; zeros in the
 // padding and past cg), so an L-channel vector of one input pixel is one
-// aligned load. A register tile of OB output channels x 3 taps (kx) x L input
-// channels (AVX-512: 8 x 3 x 16; AVX2: 4 x 3 x 8, 12 accumulators in 16 ymm)
-// accumulates over every output pixel in order (n, ho, wo): per pixel 3 vector
-// loads, OB broadcasts of gy, 3 OB FMAs, and no lane sums at the end. Each gw
-// element is one accumulation chain in an order fixed by the shapes, whoever
-// runs the task.
+// aligned load and one block's rows are contiguous. A register tile of OB
+// output channels x 3 taps (kx) x L input channels (AVX-512: 8 x 3 x 16 in
+// zmm or 8 x 3 x 8 in ymm, both within 32 registers; AVX2: 4 x 3 x 8, 12
+// accumulators in 16 ymm) accumulates over the output pixels in order
+// (n, ho, wo): per pixel 3 vector loads, OB broadcasts of gy, 3 OB FMAs, and
+// no lane sums at the end. A task (input-channel block, range of output
+// channels) walks bands of output rows of each image and, per band, every
+// block of OB output channels and every tap, carrying the partial sums in a
+// buffer, so the band's input rows and gy rows are reused from cache. Each
+// gw element is one accumulation chain in an order fixed by the shapes,
+// whoever runs the task.
 namespace {
 
 #if defined(__AVX512F__)
-struct GwLanes {
+struct GwLanes16 {
     using V = __m512;
     static constexpr int L = 16, OB = conv2d_bwd_detail::kGwOc;
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const float* p) { return _mm512_load_ps(p); }
+    static V loadu(const float* p) { return _mm512_loadu_ps(p); }
     static V bcast(const float* p) { return _mm512_set1_ps(*p); }
     static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
-#else
-struct GwLanes {
+#endif
+struct GwLanes8 {
     using V = __m256;
+#if defined(__AVX512F__)
+    static constexpr int L = 8, OB = conv2d_bwd_detail::kGwOc;
+#else
     static constexpr int L = 8, OB = conv2d_bwd_detail::kGwOc2;
+#endif
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const float* p) { return _mm256_load_ps(p); }
+    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
     static V bcast(const float* p) { return checked::broadcast_ss(p); }
     static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
 };
-#endif
 
-template <int NX>
-void gw_cl_tile(const float* xcl, const float* gyg, i64 co_stride_n, i64 P, i64 N, i64 HO, i64 WO, i64 Hp, i64 Wp,
-                i64 cpad, i64 sh, i64 sw, i64 rowoff, const i64* coff, int mr, float* out) {
-    using S = GwLanes;
-    constexpr int OB = S::OB;
+// Output rows [ho0, ho1) of one image for OB output channels (gy rows gyr[i])
+// and taps coff[0..NX-1] (offsets in xb, the block's plane at row ky dh):
+// partial sums loaded from and stored to buf (OB x NX vectors).
+template <class S, int NX>
+void gw_cl_tile(const float* xb, const float* const* gyr, i64 ho0, i64 ho1, i64 WO, i64 rstride, i64 cstride,
+                const i64* coff, float* buf) {
+    constexpr int OB = S::OB, L = S::L;
     typename S::V acc[OB][NX];
 #pragma GCC unroll 8
     for (int i = 0; i < OB; ++i)
 #pragma GCC unroll 3
-        for (int j = 0; j < NX; ++j) acc[i][j] = S::zero();
-    const float* gyr[OB];
-    for (int i = 0; i < OB; ++i) gyr[i] = gyg + (i < mr ? i : 0) * P;
-    for (i64 n = 0; n < N; ++n) {
-        const float* xn = xcl + n * Hp * Wp * cpad + rowoff;
-        for (i64 ho = 0; ho < HO; ++ho) {
-            const float* xr = xn + ho * sh * Wp * cpad;
-            const i64 q0 = n * co_stride_n + ho * WO;
-            for (i64 wo = 0; wo < WO; ++wo) {
-                const float* xp = xr + wo * sw * cpad;
-                typename S::V xv[NX];
+        for (int j = 0; j < NX; ++j) acc[i][j] = S::loadu(buf + (i * NX + j) * L);
+    for (i64 ho = ho0; ho < ho1; ++ho) {
+        const float* xr = xb + ho * rstride;
+        const i64 q0 = ho * WO;
+        for (i64 wo = 0; wo < WO; ++wo) {
+            const float* xp = xr + wo * cstride;
+            typename S::V xv[NX];
 #pragma GCC unroll 3
-                for (int j = 0; j < NX; ++j) xv[j] = S::load(xp + coff[j]);
-                const i64 q = q0 + wo;
+            for (int j = 0; j < NX; ++j) xv[j] = S::load(xp + coff[j]);
+            const i64 q = q0 + wo;
 #pragma GCC unroll 8
-                for (int i = 0; i < OB; ++i) {
-                    const typename S::V gv = S::bcast(gyr[i] + q);
+            for (int i = 0; i < OB; ++i) {
+                const typename S::V gv = S::bcast(gyr[i] + q);
 #pragma GCC unroll 3
-                    for (int j = 0; j < NX; ++j) acc[i][j] = S::fma(gv, xv[j], acc[i][j]);
-                }
+                for (int j = 0; j < NX; ++j) acc[i][j] = S::fma(gv, xv[j], acc[i][j]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < OB; ++i)
 #pragma GCC unroll 3
-        for (int j = 0; j < NX; ++j) S::store(out + (i * NX + j) * S::L, acc[i][j]);
+        for (int j = 0; j < NX; ++j) S::store(buf + (i * NX + j) * L, acc[i][j]);
+}
+
+template <class S>
+void gw_cl_task(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 cb, i64 o0, i64 o1) {
+    constexpr int L = S::L, OB = S::OB;
+    const i64 cog = job.co / job.groups, cg = job.c / job.groups, cblocks = (cg + L - 1) / L;
+    const i64 kh = job.kh, kw = job.kw, taps = kh * kw, K = cg * taps, kxc = (kw + 2) / 3;
+    const i64 Hp = job.h + 2 * job.ph, Wp = job.wd + 2 * job.pw, HO = job.ho, WO = job.wo, P = HO * WO;
+    const i64 plane = Hp * Wp * L;
+    const i64 nblk = (o1 - o0 + OB - 1) / OB;
+    const i64 nc = cg - cb * L < L ? cg - cb * L : L;
+    const i64 blk_len = kh * kxc * OB * 3 * L;
+    std::vector<float> buf(static_cast<std::size_t>(nblk * blk_len), 0.f);
+    // Bands of about 256 output pixels: the band's input rows of one block and
+    // its gy rows stay in L1/L2 while every output block and tap uses them.
+    const i64 band = WO >= 256 ? 1 : 256 / WO;
+    for (i64 n = 0; n < job.n; ++n) {
+        const float* xn = xcl + (n * cblocks + cb) * plane;
+        for (i64 ho0 = 0; ho0 < HO; ho0 += band) {
+            const i64 ho1 = ho0 + band < HO ? ho0 + band : HO;
+            for (i64 b = 0; b < nblk; ++b) {
+                const i64 ob0 = o0 + b * OB, mr = o1 - ob0 < OB ? o1 - ob0 : OB;
+                const float* gyr[OB];
+                for (int i = 0; i < OB; ++i)
+                    gyr[i] = job.gy + (n * job.co + g * cog + ob0 + (i < mr ? i : 0)) * P;
+                for (i64 ky = 0; ky < kh; ++ky) {
+                    const float* xb = xn + ky * job.dh * Wp * L;
+                    for (i64 q = 0; q < kxc; ++q) {
+                        const int nx = static_cast<int>(kw - 3 * q < 3 ? kw - 3 * q : 3);
+                        i64 coff[3] = {0, 0, 0};
+                        for (int j = 0; j < nx; ++j) coff[j] = (3 * q + j) * job.dw * L;
+                        float* bb = buf.data() + b * blk_len + (ky * kxc + q) * OB * 3 * L;
+                        if (nx == 3)
+                            gw_cl_tile<S, 3>(xb, gyr, ho0, ho1, WO, job.sh * Wp * L, job.sw * L, coff, bb);
+                        else if (nx == 2)
+                            gw_cl_tile<S, 2>(xb, gyr, ho0, ho1, WO, job.sh * Wp * L, job.sw * L, coff, bb);
+                        else
+                            gw_cl_tile<S, 1>(xb, gyr, ho0, ho1, WO, job.sh * Wp * L, job.sw * L, coff, bb);
+                    }
+                }
+            }
+        }
+    }
+    for (i64 b = 0; b < nblk; ++b) {
+        const i64 ob0 = o0 + b * OB, mr = o1 - ob0 < OB ? o1 - ob0 : OB;
+        for (i64 ky = 0; ky < kh; ++ky)
+            for (i64 q = 0; q < kxc; ++q) {
+                const i64 nx = kw - 3 * q < 3 ? kw - 3 * q : 3;
+                const float* bb = buf.data() + b * blk_len + (ky * kxc + q) * OB * 3 * L;
+                for (i64 i = 0; i < mr; ++i)
+                    for (i64 j = 0; j < nx; ++j)
+                        for (i64 l = 0; l < nc; ++l)
+                            job.gw[(g * cog + ob0 + i) * K + (cb * L + l) * taps + ky * kw + 3 * q + j] =
+                                bb[(i * nx + j) * L + l];
+            }
+    }
+}
+
+// 8 x 8 transpose: r[i] lane j -> r[j] lane i.
+inline void transpose8(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
 }  // namespace
 
-void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 o0, i64 o1, i64 cb) {
-    constexpr int L = GwLanes::L, OB = GwLanes::OB;
-    const i64 cog = job.co / job.groups, cg = job.c / job.groups, cpad = (cg + L - 1) / L * L;
-    const i64 kh = job.kh, kw = job.kw, taps = kh * kw, K = cg * taps;
-    const i64 Hp = job.h + 2 * job.ph, Wp = job.wd + 2 * job.pw, P = job.ho * job.wo;
-    const int mr = static_cast<int>(o1 - o0);
-    const float* gyg = job.gy + (g * cog + o0) * P;
-    const i64 nc = cg - cb * L < L ? cg - cb * L : L;
-    alignas(64) float out[OB * 3 * L];
-    for (i64 ky = 0; ky < kh; ++ky)
-        for (i64 kx0 = 0; kx0 < kw; kx0 += 3) {
-            const int nx = static_cast<int>(kw - kx0 < 3 ? kw - kx0 : 3);
-            i64 coff[3] = {0, 0, 0};
-            for (int j = 0; j < nx; ++j) coff[j] = (kx0 + j) * job.dw * cpad;
-            const i64 rowoff = ky * job.dh * Wp * cpad + cb * L;
-            if (nx == 3)
-                gw_cl_tile<3>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
-                              coff, mr, out);
-            else if (nx == 2)
-                gw_cl_tile<2>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
-                              coff, mr, out);
-            else
-                gw_cl_tile<1>(xcl, gyg, job.co * P, P, job.n, job.ho, job.wo, Hp, Wp, cpad, job.sh, job.sw, rowoff,
-                              coff, mr, out);
-            for (int i = 0; i < mr; ++i)
-                for (int j = 0; j < nx; ++j)
-                    for (i64 l = 0; l < nc; ++l)
-                        job.gw[(g * cog + o0 + i) * K + (cb * L + l) * taps + ky * kw + kx0 + j] =
-                            out[(i * nx + j) * L + l];
+// Image n of group g into xcl[n][cb][hp][wp][lanes]: zero rows and columns of
+// padding, each 8 channels x 8 pixels of a row moved by one 8 x 8 transpose
+// (channels past cg and pixels past the row read as zeros).
+void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i64 lanes, float* xcl) {
+    const i64 cg = job.c / job.groups, cblocks = (cg + lanes - 1) / lanes;
+    const i64 H = job.h, W = job.wd, Hp = H + 2 * job.ph, Wp = W + 2 * job.pw, plane = Hp * Wp * lanes;
+    float* dst = xcl + n * cblocks * plane;
+    const float* src = job.x + (n * job.c + g * cg) * H * W;
+    const __m256 z = _mm256_setzero_ps();
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (i64 cb = 0; cb < cblocks; ++cb) {
+        float* blk = dst + cb * plane;
+        for (i64 i = 0; i < job.ph * Wp * lanes; ++i) blk[i] = 0.f;
+        for (i64 i = (job.ph + H) * Wp * lanes; i < plane; ++i) blk[i] = 0.f;
+        for (i64 y = 0; y < H; ++y) {
+            float* row = blk + (y + job.ph) * Wp * lanes;
+            for (i64 i = 0; i < job.pw * lanes; ++i) row[i] = 0.f;
+            for (i64 i = (job.pw + W) * lanes; i < Wp * lanes; ++i) row[i] = 0.f;
+            float* d = row + job.pw * lanes;
+            for (i64 h0 = 0; h0 < lanes; h0 += 8) {
+                const i64 c0 = cb * lanes + h0;
+                const i64 nch = cg - c0 < 8 ? (cg - c0 > 0 ? cg - c0 : 0) : 8;
+                for (i64 x0 = 0; x0 < W; x0 += 8) {
+                    const i64 npx = W - x0 < 8 ? W - x0 : 8;
+                    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(npx)), iota);
+                    __m256 r[8];
+                    for (int i = 0; i < 8; ++i) {
+                        const float* s = src + ((c0 + i) * H + y) * W + x0;
+                        r[i] = i >= nch ? z : npx == 8 ? _mm256_loadu_ps(s) : checked::maskload_ps(s, m);
+                    }
+                    transpose8(r);
+                    for (i64 j = 0; j < npx; ++j) _mm256_storeu_ps(d + (x0 + j) * lanes + h0, r[j]);
+                }
+            }
         }
+    }
+}
+
+void conv2d_grad_weight_cl(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 cb, i64 o0, i64 o1,
+                           int lanes) {
+#if defined(__AVX512F__)
+    if (lanes == 16) {
+        gw_cl_task<GwLanes16>(job, xcl, g, cb, o0, o1);
+        return;
+    }
+#endif
+    (void)lanes;
+    gw_cl_task<GwLanes8>(job, xcl, g, cb, o0, o1);
 }
 #endif  // __AVX2__
