@@ -63,8 +63,8 @@ inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {
     }
     const __mmask16 m0 = static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << count) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(count <= 16 ? 0 : (1u << (count - 16)) - 1);
-    _mm512_mask_storeu_ps(dst, m0, lo);
-    _mm512_mask_storeu_ps(dst + 16, m1, hi);
+    checked::mask_storeu_ps(dst, m0, lo);
+    checked::mask_storeu_ps(dst + 16, m1, hi);
 }
 #elif defined(__AVX2__)
 constexpr int WL = 8;
