@@ -484,3 +484,35 @@ def test_core_defends_itself():
         _core.conv2d_f32(X, W, None, 0, 1, 0, 0, 1, 1, 1, False, 1)
     with pytest.raises(ValueError, match="channels"):
         _core.conv2d_f32(X, np.ascontiguousarray(W[:, :3]), None, 1, 1, 0, 0, 1, 1, 1, False, 1)
+
+
+def test_core_conv2d_out_buffer():
+    """The kernel entry point writes into a caller's buffer when given one (the denoiser reuses two): the same
+    bits as a fresh result, the buffer returned; a wrong buffer is refused before any work."""
+    from medfuse.kernels._ext import core
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 9, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    fn = core().conv2d_f32
+    want = fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2)
+    out = np.full((2, 4, 9, 11), np.nan, np.float32)
+    got = fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=out)
+    assert got is out or np.shares_memory(got, out)
+    np.testing.assert_array_equal(out, want)
+    with pytest.raises(TypeError, match="out must be"):
+        fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=np.zeros((2, 4, 9, 11), np.float64))
+    with pytest.raises(TypeError, match="out must be"):
+        fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=np.zeros((2, 4, 9, 22), np.float32)[..., ::2])
+    with pytest.raises(ValueError, match="shape"):
+        fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=np.zeros((2, 4, 9, 10), np.float32))
+    ro = np.zeros((2, 4, 9, 11), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(TypeError, match="out must be"):
+        fn(x, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=ro)
+    big = np.zeros(2 * 5 * 9 * 11 + 2 * 4 * 9 * 11, np.float32)
+    xin = big[: x.size].reshape(x.shape)
+    xin[...] = x
+    with pytest.raises(ValueError, match="share memory"):
+        fn(xin, w, b, 1, 1, 1, 1, 1, 1, 1, True, 2, out=big[x.size - 4 : x.size - 4 + out.size].reshape(out.shape))

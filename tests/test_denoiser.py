@@ -124,6 +124,48 @@ def test_training_learns_and_is_deterministic(tmp_path, held_out):
         D.train_denoiser(init=a, **{**kw, "channels": 4})
 
 
+def test_numpy_inference_is_the_torch_forward_bit_for_bit(held_out):
+    """Denoiser calls run DnCNN.infer_numpy (medfuse's conv2d kernel into two reused buffers): the torch
+    forward_strips result bit for bit, for one strip and several, at 1 and 2 threads, from two Python threads at
+    once (each has its own buffers), and with buffers grown between calls of different sizes."""
+    import threading
+
+    import medfuse
+
+    den = D.load_denoiser()
+    tall = np.vstack([held_out[1]] * 3)
+    old = medfuse.get_num_threads()
+    try:
+        for shape in ((300, 128), (261, 97), (20, 33), (128, 128)):
+            img = np.ascontiguousarray(tall[: shape[0], : shape[1]])
+            x = torch.from_numpy(img / np.float32(1000.0))[None, None]
+            with torch.inference_mode():
+                want = (den.model.forward_strips(x)[0, 0].numpy() * np.float32(1000.0)).astype(np.float32)
+            for n in (1, 2):
+                medfuse.set_num_threads(n)
+                np.testing.assert_array_equal(den(img), want)
+    finally:
+        medfuse.set_num_threads(old)
+    imgs = [np.ascontiguousarray(tall[:200 + 20 * i, :90]) for i in range(4)]
+    serial = [den(im) for im in imgs]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def run(k: int) -> None:
+        results[k] = [den(im) for im in (imgs if k == 0 else imgs[::-1])]
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for a, b in zip(results[0], serial):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(results[1], serial[::-1]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="factor-1"):
+        D.DnCNN(depth=3, channels=4, factor=2).infer_numpy(np.zeros((1, 1, 8, 8), np.float32))
+
+
 def test_torch_threads_training_at_learner_threads_inference_at_num_threads(monkeypatch, held_out):
     """Training runs torch at learner_threads() (1 by default: issue 20), applying the denoiser at
     get_num_threads(); torch's own setting comes back after both."""
@@ -135,6 +177,9 @@ def test_torch_threads_training_at_learner_threads_inference_at_num_threads(monk
     monkeypatch.setattr(D, "_fit", lambda *a, **k: (seen.append(torch.get_num_threads()), fit(*a, **k))[1])
     forward = D.DnCNN.forward
     monkeypatch.setattr(D.DnCNN, "forward", lambda self, x: (seen.append(torch.get_num_threads()), forward(self, x))[1])
+    infer = D.DnCNN.infer_numpy  # inference: medfuse's kernels at get_num_threads(), torch not involved
+    monkeypatch.setattr(D.DnCNN, "infer_numpy",
+                        lambda self, x, **k: (seen.append(medfuse.get_num_threads()), infer(self, x, **k))[1])
     old, old_learner, old_torch = medfuse.get_num_threads(), medfuse.get_learner_threads(), torch.get_num_threads()
     try:
         medfuse.set_num_threads(3)

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -19,9 +20,15 @@ namespace {
 
 using F32 = py::array_t<float, py::array::c_style>;
 
+bool overlaps(const py::array& a, const py::array& b) {
+    const auto* a0 = static_cast<const char*>(a.data());
+    const auto* b0 = static_cast<const char*>(b.data());
+    return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
 py::array_t<float> conv2d_impl(F32 x, F32 weight, std::optional<F32> bias, std::int64_t sh, std::int64_t sw,
                                std::int64_t ph, std::int64_t pw, std::int64_t dh, std::int64_t dw,
-                               std::int64_t groups, bool relu, int threads) {
+                               std::int64_t groups, bool relu, int threads, std::optional<py::array> out_arg) {
     const auto xs = checked_shape(x, "x", {4});
     const auto ws = checked_shape(weight, "weight", {4});
     checked_threads(threads);
@@ -52,8 +59,23 @@ py::array_t<float> conv2d_impl(F32 x, F32 weight, std::optional<F32> bias, std::
     if (K > lim || job.ho * job.wo > lim || job.n * job.co > lim / 4 ||
         (job.n * job.co) > (std::int64_t(1) << 40) / (job.ho * job.wo))
         throw py::value_error("conv2d output or reduction is too large");
-    py::array_t<float> out({static_cast<py::ssize_t>(job.n), static_cast<py::ssize_t>(job.co),
-                            static_cast<py::ssize_t>(job.ho), static_cast<py::ssize_t>(job.wo)});
+    const std::vector<py::ssize_t> oshape = {static_cast<py::ssize_t>(job.n), static_cast<py::ssize_t>(job.co),
+                                             static_cast<py::ssize_t>(job.ho), static_cast<py::ssize_t>(job.wo)};
+    py::array_t<float> out;
+    if (out_arg) {
+        // A caller's buffer (reused between calls: no fresh pages to fault and zero): float32, C-contiguous,
+        // writeable, the output's shape, sharing no memory with the inputs.
+        const py::array& o = *out_arg;
+        if (!py::isinstance<py::array_t<float>>(o) || !(o.flags() & py::array::c_style) || !o.writeable())
+            throw py::type_error("out must be a writeable C-contiguous float32 array");
+        if (o.ndim() != 4 || !std::equal(oshape.begin(), oshape.end(), o.shape()))
+            throw py::value_error("out must have the output's shape (n, C_out, H_out, W_out)");
+        if (overlaps(o, x) || overlaps(o, weight) || (bias && overlaps(o, *bias)))
+            throw py::value_error("out must not share memory with x, weight or bias");
+        out = py::reinterpret_borrow<py::array_t<float>>(o);
+    } else {
+        out = py::array_t<float>(oshape);
+    }
     job.x = x.data();
     job.w = weight.data();
     job.bias = bias ? bias->data() : nullptr;
@@ -166,7 +188,9 @@ void register_cnn(py::module_& m) {
     m.def("conv2d_f32", &conv2d_impl, py::arg("x").noconvert(), py::arg("weight").noconvert(),
           py::arg("bias").noconvert().none(true), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
           py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("relu"), py::arg("threads"),
-          "conv2d on C-contiguous float32 arrays (use medfuse.conv2d).");
+          py::arg("out") = py::none(),
+          "conv2d on C-contiguous float32 arrays (use medfuse.conv2d); `out`: a float32 C-contiguous array of "
+          "the output's shape to write into (returned).");
     m.def("conv2d_f64", &conv2d_f64_impl, py::arg("x").noconvert(), py::arg("weight").noconvert(),
           py::arg("bias").noconvert().none(true), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
           py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("threads"),
