@@ -128,8 +128,8 @@ inline void wsplit(const float* src, float* ev, float* od, wi64 n) {
         od[k] = src[2 * k + 1];
     }
 }
-inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {
-    for (wi64 l = 0; 2 * l < count; ++l) {
+inline void wmerge(float* dst, wvec a, wvec b, wi64 count) {  // at most 2 * 4 outputs, as the SIMD versions
+    for (wi64 l = 0; l < 4 && 2 * l < count; ++l) {
         dst[2 * l] = a.v[l];
         if (2 * l + 1 < count) dst[2 * l + 1] = b.v[l];
     }
