@@ -8,7 +8,8 @@ volume as int16 HU) and are built outside the timed calls. Each
 implementation is checked once against medfuse's result outside the timing:
 exact for integer input (cv2 with a float32 result, which holds these integer
 sums exactly; scipy with an int32 result), within 1e-6 of the gradient range
-for float32 input (cv2 sums in float32, medfuse in float64 as its twin).
+for float32 input (cv2 and medfuse both sum in float32, in different orders;
+scipy sums in float64).
 """
 
 from __future__ import annotations
