@@ -566,3 +566,31 @@ def test_reference_is_silent_on_extreme_floats():
 def test_huge_sigma_refused(fn):
     with pytest.raises(ValueError, match="sigma"):
         fn(np.zeros((8, 8)), 1, 2, sigma=1e5)
+
+
+# The wrapper remembers the plan of plain calls (int/float thresholds, no sigma or
+# spacing): it must be the plan computed afresh, and bad arguments must still be refused.
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("low, high", [(0, 0), (40, 100), (40.5, 100), (1e300, 1e300), (7, 7.0)])
+@pytest.mark.parametrize("aperture", [3, 5, 7])
+@pytest.mark.parametrize("l2", [False, True])
+def test_cached_plan_equals_fresh_plan(dtype, ndim, low, high, aperture, l2):
+    from medfuse.kernels._edges_plan import plan_canny, plan_canny_cached
+
+    img = np.zeros((3,) * ndim, dtype)
+    for _ in range(2):  # the second call comes from the cache
+        got = plan_canny_cached(img, low, high, aperture, l2, None, None)
+        assert got == plan_canny(img, low, high, aperture, l2, None, None)
+
+
+@pytest.mark.parametrize(
+    "low, high, aperture, l2, err",
+    [(-1, 10, 3, False, ValueError), (10, 5, 3, False, ValueError), (float("nan"), 5, 3, False, ValueError),
+     (1, 5, 4, False, ValueError), (1, 5, 3, 1, TypeError), (1, float("inf"), 3, False, ValueError)],
+)
+def test_cached_plan_refusals(low, high, aperture, l2, err):
+    img = np.zeros((8, 8), np.uint8)
+    for _ in range(2):  # a refusal is never remembered as a plan
+        with pytest.raises(err):
+            medfuse.canny(img, low, high, aperture_size=aperture, l2_gradient=l2)

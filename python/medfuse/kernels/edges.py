@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
-from ._edges_plan import plan_canny
+from ._edges_plan import plan_canny_cached
 from ._ext import core as _core
 from ._threads import get_num_threads
 
@@ -80,7 +80,7 @@ def canny(
       in float32).
     """
     img = v.as_image(image)
-    plan = plan_canny(img, low, high, aperture_size, l2_gradient, sigma, spacing)
+    plan = plan_canny_cached(img, low, high, aperture_size, l2_gradient, sigma, spacing)
     core = _core()
     fn = getattr(core, "canny_" + v.core_suffix(img.dtype))
     smooth = [] if plan.smooth is None else [v.contiguous(t) for t in plan.smooth]
