@@ -594,3 +594,24 @@ def test_cached_plan_refusals(low, high, aperture, l2, err):
     for _ in range(2):  # a refusal is never remembered as a plan
         with pytest.raises(err):
             medfuse.canny(img, low, high, aperture_size=aperture, l2_gradient=l2)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16])
+@pytest.mark.parametrize("aperture", [3, 5])
+def test_narrow_16bit_range_decided_per_band(dtype, aperture):
+    """Each band of rows picks the int16 path from the range of the rows its gradients read: a small-range
+    image with a step far beyond the limit near a band border (two bands meet at row 150 of 300 at 2+ threads)
+    must give the twin's edges at any thread count, wherever the step row falls around the border."""
+    rng = np.random.default_rng(aperture)
+    info = np.iinfo(dtype)
+    base = int(info.min) + 100 if dtype == np.int16 else 1000
+    big = 20000 if aperture == 3 else 2000  # 4 * 20000 and 48 * 2000 overflow int16 gradients
+    top = 4.0 * big if aperture == 3 else 48.0 * big
+    for r0 in range(145, 156):
+        x = base + rng.integers(0, 30, (300, 512))
+        x[r0:, :] += big
+        x = x.astype(dtype)
+        want = ref_canny(x, 0.05 * top, 0.2 * top, aperture_size=aperture)
+        for threads in (1, 2, 3, 4):  # the autouse fixture restores the thread count
+            medfuse.set_num_threads(threads)
+            assert_same_edges(medfuse.canny(x, 0.05 * top, 0.2 * top, aperture_size=aperture), want)

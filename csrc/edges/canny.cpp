@@ -168,9 +168,9 @@ FloatScan scan_float(const T* x, i64 n, int threads) {
 }
 
 // max - min of 16-bit integer data (parallel over fixed parts; min/max do not
-// depend on the order).
-// Parts of at least 2^17 elements: a 512x512 slice splits in two (the scan runs
-// before the bands, so a serial scan costs the two-thread run ~10% here).
+// depend on the order). Each 2D Canny band calls it on the rows it reads,
+// with one thread: a separate pass over the whole image before the bands
+// cost a pool round trip and a second read of the image from memory.
 // 32 independent lanes per part (four SSE2 vectors): one min/max chain ran at
 // one vector per cycle.
 template <class T>
@@ -417,7 +417,18 @@ Status run_canny(const CannyJob& job_in, int threads) {
             Scratch s(count, std::max<i64>(job.width + 2 * rx, 2 * ky) + 16);
             const i64 y0 = cuts[static_cast<std::size_t>(b)], y1 = cuts[static_cast<std::size_t>(b + 1)];
             pm.zero_rows(y0, y1);
-            fn(job, y0, y1, s.data());
+            CannyJob bj = job;
+            if (job.narrow16_limit > 0) {
+                // The rows this band's gradients read: magnitudes of rows y0 - 1 .. y1, each from
+                // the aperture's rows around it (clamped: the border replicates).
+                const i64 a = std::max<i64>(0, y0 - 1 - A / 2), e = std::min(job.height, y1 + 1 + A / 2);
+                const i64 off = a * job.width, n = (e - a) * job.width;
+                const i64 range = job.dtype == DType::i16
+                                      ? int_range(static_cast<const std::int16_t*>(job.img) + off, n, 1)
+                                      : int_range(static_cast<const std::uint16_t*>(job.img) + off, n, 1);
+                bj.narrow16 = range <= job.narrow16_limit;
+            }
+            fn(bj, y0, y1, s.data());
             grow_band(pm, false, y0, y1, job.out);
         });
     } else {
@@ -459,12 +470,9 @@ Status canny(const CannyJob& job_in, const std::vector<std::vector<double>>& smo
     if (job_in.exact_int && job_in.ndim == 2 && (job_in.aperture == 3 || job_in.aperture == 5) &&
         (job_in.dtype == DType::i16 || job_in.dtype == DType::u16)) {
         // |g| <= (sum of the positive Sobel taps) * range: 4 range (aperture 3), 48 range (5); the int
-        // direction test multiplies |g| by 79109, so |g| <= 27145 keeps it below 2^31.
-        const i64 n = job_in.depth * job_in.height * job_in.width;
-        const i64 range = job_in.dtype == DType::i16
-                              ? int_range(static_cast<const std::int16_t*>(job_in.img), n, threads)
-                              : int_range(static_cast<const std::uint16_t*>(job_in.img), n, threads);
-        widened.narrow16 = range <= (job_in.aperture == 3 ? 6786 : 565);
+        // direction test multiplies |g| by 79109, so |g| <= 27145 keeps it below 2^31. Each band
+        // measures the range of its own rows (run_canny): no separate pass over the image.
+        widened.narrow16_limit = job_in.aperture == 3 ? 6786 : 565;
     }
     return canny_checked(widened, smooth, threads);
 }

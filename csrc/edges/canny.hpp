@@ -29,6 +29,9 @@ struct CannyJob {
     // +-27145 (aperture 3: range <= 6786; 5: <= 565): int16 gradients and int
     // magnitudes and direction test, as the uint8 path (canny.cpp sets it).
     bool narrow16 = false;
+    // canny.cpp: > 0 to decide narrow16 per band, from the range of the rows
+    // that band's gradients read (the largest range that allows it).
+    std::int64_t narrow16_limit = 0;
     double low_cmp = 0.0;    // candidate if magnitude > low_cmp (squared for L2)
     double high_cmp = 0.0;   // strong if magnitude > high_cmp
     double weights[3] = {1.0, 1.0, 1.0};  // per axis (z, y, x)
