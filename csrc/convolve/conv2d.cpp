@@ -170,7 +170,7 @@ bool cvec_pays(const Conv2dJob& job) {
 using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
 
 template <int M>
-void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool flat) {
+void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool flat, bool cvec = false) {
     const i64 G = job.groups, cog = job.co / G;
     const i64 K = job.c / G * job.kh * job.kw;
     const i64 mblocks = (cog + M - 1) / M;
@@ -190,6 +190,15 @@ void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool f
     const i64 per_row = std::max<i64>(1, K * job.wo * mblocks * M);
     i64 rows = std::max<i64>(1, (i64(1) << 20) / per_row);
     if (flat) rows = std::max(rows, (conv2d_detail::kFlatMinPixels + job.wo - 1) / job.wo);
+    if (cvec) {
+        // Channel-vector tiles copy the band's input rows (zero-padded): bands
+        // of up to 2**15 copied floats where the threads allow (fewer rows
+        // copied twice; 4x96x28x28 k5 s2 g4: 3 bands of 5 rows copied 13 input
+        // rows each, 1 band copies 31).
+        const i64 lp = (job.wo - 1) * job.sw + (job.kw - 1) * job.dw + 1;
+        const i64 nb_max = std::max<i64>(1, (i64(1) << 15) / std::max<i64>(1, job.c / G * lp));
+        rows = std::max(rows, std::max<i64>(1, (nb_max - (job.kh - 1) * job.dh - 1) / job.sh + 1));
+    }
     const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
     const i64 per_image = job.n * G;
     if (per_image * ((job.ho + rows - 1) / rows) < want_tasks)
@@ -228,11 +237,11 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
             (pc == PathChoice::cvec || (pc == PathChoice::automatic && cvec_pays(job)))) {
 #if defined(MEDFUSE_HAVE_AVX512)
             if (active_isa() == Isa::avx512) {
-                conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_cvec_rows, false);
+                conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_cvec_rows, false, true);
                 return;
             }
 #endif
-            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx2::conv2d_cvec_rows, false);
+            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx2::conv2d_cvec_rows, false, true);
             return;
         }
 #if defined(MEDFUSE_HAVE_AVX512)

@@ -89,39 +89,12 @@ inline __attribute__((always_inline)) void store_n(float* p, __m256 v, int n) {
     if (n & 1) _mm_store_ss(p, q);
 }
 
-// Tile: a -> the first weight panel at k = 0, in -> the input value of pixel
-// 0 at tap row 0 of input channel 0 (pixel i at + i * SW, tap kx at + koff[kx]); y -> output
-// channel 0, pixel 0 (channel c at + c * ystride); the first mr channels are
-// stored; bias: the tile's first channel's bias, or null.
-template <int NC, int NP, int SW>
-void tile(const Args& t, const float* a, const float* in, float* y, int mr, const float* bias) {
-    __m256 acc[NC][NP];
-#pragma GCC unroll 3
-    for (int j = 0; j < NC; ++j)
-#pragma GCC unroll 16
-        for (int i = 0; i < NP; ++i) acc[j][i] = _mm256_setzero_ps();
-    const i64 ps = t.pstride, kw = t.kw;
-    const i64* koff = t.koff;
-    for (i64 ci = 0; ci < t.cin; ++ci) {
-        const float* plane = in + ci * t.lci;
-        for (i64 ky = 0; ky < t.kh; ++ky) {
-            const float* row = plane + ky * t.lky;
-            for (i64 kx = 0; kx < kw; ++kx, a += CW) {
-                const float* p = row + koff[kx];
-                __m256 w[NC];
-#pragma GCC unroll 3
-                for (int j = 0; j < NC; ++j) w[j] = _mm256_loadu_ps(a + j * ps);
-#pragma GCC unroll 16
-                for (int i = 0; i < NP; ++i) {
-                    const __m256 b = _mm256_set1_ps(p[i * SW]);
-#pragma GCC unroll 3
-                    for (int j = 0; j < NC; ++j) acc[j][i] = _mm256_fmadd_ps(w[j], b, acc[j][i]);
-                }
-            }
-        }
-    }
-    // + bias (+ 0 without one, as the GEMM path), ReLU, then 8 x 8 transposes:
-    // r[c] = channel c's pixels.
+// + bias (+ 0 without one, as the GEMM path), ReLU, then 8 x 8 transposes
+// (r[c] = channel c's pixels) and the first mr channels stored: channel c of
+// the tile at y + c * ystride, pixels contiguous.
+template <int NC, int NP>
+inline __attribute__((always_inline)) void finish(__m256 (&acc)[NC][NP], const Args& t, float* y, int mr,
+                                                  const float* bias) {
     const __m256 zero = _mm256_setzero_ps();
 #pragma GCC unroll 3
     for (int j = 0; j < NC; ++j) {
@@ -153,6 +126,74 @@ void tile(const Args& t, const float* a, const float* in, float* y, int mr, cons
             }
         }
     }
+}
+
+// Tile: a -> the first weight panel at k = 0, in -> the input value of pixel
+// 0 at tap row 0 of input channel 0 (pixel i at + i * SW, tap kx at + koff[kx]); y -> output
+// channel 0, pixel 0 (channel c at + c * ystride); the first mr channels are
+// stored; bias: the tile's first channel's bias, or null.
+template <int NC, int NP, int SW>
+void tile(const Args& t, const float* a, const float* in, float* y, int mr, const float* bias) {
+    __m256 acc[NC][NP];
+#pragma GCC unroll 3
+    for (int j = 0; j < NC; ++j)
+#pragma GCC unroll 16
+        for (int i = 0; i < NP; ++i) acc[j][i] = _mm256_setzero_ps();
+    const i64 ps = t.pstride, kw = t.kw;
+    const i64* koff = t.koff;
+    for (i64 ci = 0; ci < t.cin; ++ci) {
+        const float* plane = in + ci * t.lci;
+        for (i64 ky = 0; ky < t.kh; ++ky) {
+            const float* row = plane + ky * t.lky;
+            for (i64 kx = 0; kx < kw; ++kx, a += CW) {
+                const float* p = row + koff[kx];
+                __m256 w[NC];
+#pragma GCC unroll 3
+                for (int j = 0; j < NC; ++j) w[j] = _mm256_loadu_ps(a + j * ps);
+#pragma GCC unroll 16
+                for (int i = 0; i < NP; ++i) {
+                    const __m256 b = _mm256_set1_ps(p[i * SW]);
+#pragma GCC unroll 3
+                    for (int j = 0; j < NC; ++j) acc[j][i] = _mm256_fmadd_ps(w[j], b, acc[j][i]);
+                }
+            }
+        }
+    }
+    finish(acc, t, y, mr, bias);
+}
+
+// The same tile over NP pixels anywhere in the band (a run of pixels across
+// output rows): pixel i's input at q[i] (tap row 0 of input channel 0); y ->
+// output channel 0, pixel 0 of the run (the output rows are contiguous).
+template <int NC, int NP>
+void tile_flat(const Args& t, const float* a, const float* const* pix, float* y, int mr, const float* bias) {
+    __m256 acc[NC][NP];
+#pragma GCC unroll 3
+    for (int j = 0; j < NC; ++j)
+#pragma GCC unroll 16
+        for (int i = 0; i < NP; ++i) acc[j][i] = _mm256_setzero_ps();
+    const float* q[NP];
+#pragma GCC unroll 16
+    for (int i = 0; i < NP; ++i) q[i] = pix[i];
+    const i64 ps = t.pstride, kw = t.kw;
+    const i64* koff = t.koff;
+    for (i64 ci = 0; ci < t.cin; ++ci)
+        for (i64 ky = 0; ky < t.kh; ++ky) {
+            const i64 roff = ci * t.lci + ky * t.lky;
+            for (i64 kx = 0; kx < kw; ++kx, a += CW) {
+                const i64 off = roff + koff[kx];
+                __m256 w[NC];
+#pragma GCC unroll 3
+                for (int j = 0; j < NC; ++j) w[j] = _mm256_loadu_ps(a + j * ps);
+#pragma GCC unroll 16
+                for (int i = 0; i < NP; ++i) {
+                    const __m256 b = _mm256_set1_ps(q[i][off]);
+#pragma GCC unroll 3
+                    for (int j = 0; j < NC; ++j) acc[j][i] = _mm256_fmadd_ps(w[j], b, acc[j][i]);
+                }
+            }
+        }
+    finish(acc, t, y, mr, bias);
 }
 
 using TileFn = void (*)(const Args&, const float*, const float*, float*, int, const float*);
@@ -188,11 +229,40 @@ inline float* scratch(int slot, i64 n) {
     return buf[slot].get();
 }
 
-// A padded row d[0, n): zeros, src[0, j1 - j0) at [j0, j1), zeros.
+// A padded row d[0, n): zeros, src[0, j1 - j0) at [j0, j1), zeros. Whole
+// vectors: the row zeroed (the last vector ending at n), then the copy (the
+// last vector ending at j1); scalar loops only for rows under 8 floats. (Plain
+// loops cost a tenth of a 5x5 stride-2 layer: rows of 31 floats.)
 inline void pad_row(float* d, i64 n, i64 j0, i64 j1, const float* src) {
-    for (i64 j = 0; j < j0; ++j) d[j] = 0.f;
-    for (i64 j = j0; j < j1; ++j) d[j] = src[j - j0];
-    for (i64 j = j1; j < n; ++j) d[j] = 0.f;
+    const i64 m = j1 - j0;
+    if (n < 8 || (m > 0 && m < 8)) {
+        for (i64 j = 0; j < j0; ++j) d[j] = 0.f;
+        for (i64 j = j0; j < j1; ++j) d[j] = src[j - j0];
+        for (i64 j = j1; j < n; ++j) d[j] = 0.f;
+        return;
+    }
+    const __m256 z = _mm256_setzero_ps();
+    for (i64 j = 0; j + 8 < n; j += 8) _mm256_storeu_ps(d + j, z);
+    _mm256_storeu_ps(d + n - 8, z);
+    if (m <= 0) return;
+    float* dm = d + j0;
+    for (i64 j = 0; j + 8 < m; j += 8) _mm256_storeu_ps(dm + j, _mm256_loadu_ps(src + j));
+    _mm256_storeu_ps(dm + m - 8, _mm256_loadu_ps(src + m - 8));
+}
+
+using FlatFn = void (*)(const Args&, const float*, const float* const*, float*, int, const float*);
+
+template <int NC, std::size_t... I>
+constexpr std::array<FlatFn, sizeof...(I)> flat_table(std::index_sequence<I...>) {
+    return {{&tile_flat<NC, static_cast<int>(I) + 1>...}};
+}
+
+inline FlatFn pick_flat(int nc, int np) {
+    static constexpr auto f3 = flat_table<3>(std::make_index_sequence<kMaxNP[3]>());
+    static constexpr auto f2 = flat_table<2>(std::make_index_sequence<kMaxNP[2]>());
+    static constexpr auto f1 = flat_table<1>(std::make_index_sequence<kMaxNP[1]>());
+    const std::size_t i = static_cast<std::size_t>(np - 1);
+    return nc == 3 ? f3[i] : nc == 2 ? f2[i] : f1[i];
 }
 
 // Vectors per channel tile when `left` panels remain: 3 where it can, but
@@ -218,6 +288,36 @@ inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const f
         for (i64 q = 0, p0 = 0; q < ntile; ++q) {
             const i64 p1 = npix * (q + 1) / ntile;
             pick(nc, static_cast<int>(p1 - p0), sw)(t, a, in + p0 * sw, yc + p0, mr, bc);
+            p0 = p1;
+        }
+        mb += nc;
+    }
+}
+
+// Output pixels [f0, f1) of a band (counted row after row, rows of wo
+// pixels, the band's first row ho0) as one flat run: tiles of near-equal width
+// up to the budget, a tile's pixels possibly on two or more rows. in: the band's
+// input at tap row 0 of input channel 0 for output row ho0 (output row ho0 + r
+// at + r * rstride, pixel col at + col * sw); y: the band's output channel 0 at
+// pixel f0.
+inline void run_flat(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, i64 rstride, i64 sw,
+                     i64 wo, i64 f0, i64 f1, float* y, const float* bias) {
+    const i64 npix = f1 - f0;
+    const float* pix[16];
+    for (i64 mb = 0; mb < mblocks;) {
+        const int nc = channel_tile(mblocks - mb);
+        const int mr = static_cast<int>(std::min<i64>(cog - mb * CW, nc * CW));
+        const i64 ntile = (npix + kMaxNP[nc] - 1) / kMaxNP[nc];
+        const float* a = apack + mb * t.pstride;
+        float* yc = y + mb * CW * t.ystride;
+        const float* bc = bias ? bias + mb * CW : nullptr;
+        for (i64 q = 0, p0 = 0; q < ntile; ++q) {
+            const i64 p1 = npix * (q + 1) / ntile;
+            for (i64 i = p0; i < p1; ++i) {
+                const i64 f = f0 + i;
+                pix[i - p0] = in + (f / wo) * rstride + (f % wo) * sw;
+            }
+            pick_flat(nc, static_cast<int>(p1 - p0))(t, a, pix, yc + p0, mr, bc);
             p0 = p1;
         }
         mb += nc;
@@ -259,6 +359,16 @@ void conv2d_cvec_rows(const Conv2dJob& job, const float* apack, std::int64_t img
     const cvec::Args t{K * cvec::CW, cg, job.kh, job.kw, nb * lp, job.dh * lp, koff, P, job.relu};
     const i64 mblocks = (cog + cvec::CW - 1) / cvec::CW;
     const float* bias = job.bias ? job.bias + g * cog : nullptr;
+    // Rows narrower than 32 pixels that the widest tile does not divide: one
+    // flat run per band (a 14-pixel row: tiles of 8 pixels over two rows
+    // instead of 7 + 7, avx2 4 instead of 4 + 4 + 3 + 3; Zen 4, 1 thread,
+    // 4x96x28x28 k5 s2 g4: 0.91 -> 0.89 ms avx512, 0.92 -> 0.90 avx2; on rows
+    // the tiles divide, or wider ones, the pixel pointers cost more than they save).
+    if (job.wo % cvec::kMaxNP[3] != 0 && job.wo < 32) {
+        cvec::run_flat(t, apack, mblocks, cog, buf, job.sh * lp, job.sw, job.wo, 0, (ho1 - ho0) * job.wo,
+                       ybase + ho0 * job.wo, bias);
+        return;
+    }
     for (i64 ho = ho0; ho < ho1; ++ho)
         cvec::row(t, apack, mblocks, cog, buf + (ho - ho0) * job.sh * lp, ybase + ho * job.wo, job.wo, bias,
                   job.sw);
