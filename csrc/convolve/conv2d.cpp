@@ -161,10 +161,11 @@ bool direct_fits(const Conv2dJob& job) {
 // 2x16x40x40 -> 32 k5 0.85 -> 0.75 / 0.92 -> 0.77. Kept on the pixel vectors:
 // 4 output channels 0.022 vs 0.032 on avx2; short stride-1 reductions on
 // rows that fill the vectors, 4x3x64x64 -> 16 k3 0.179 vs 0.183 / 0.157 vs
-// 0.205, and a 1x1 64 -> 128 layer on 14x14, 0.148 vs 0.16 on avx512.)
-bool cvec_pays(const Conv2dJob& job) {
+// 0.205, and a 1x1 64 -> 128 layer on 14x14, 0.148 vs 0.16 on avx512; on avx2
+// one input channel at stride 2, 32x1x64x64 -> 8 k3 0.128 vs 0.150.)
+bool cvec_pays(const Conv2dJob& job, Isa isa) {
     const i64 K = job.c / job.groups * job.kh * job.kw;
-    return job.co / job.groups >= 8 && (job.sw == 2 || K >= 96);
+    return job.co / job.groups >= 8 && ((job.sw == 2 && (isa == Isa::avx512 || K >= 16)) || K >= 96);
 }
 
 using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
@@ -234,7 +235,7 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
 #if defined(MEDFUSE_HAVE_AVX2)
     if (pc != PathChoice::gemm && direct_fits(job)) {
         if (active_isa() != Isa::baseline &&
-            (pc == PathChoice::cvec || (pc == PathChoice::automatic && cvec_pays(job)))) {
+            (pc == PathChoice::cvec || (pc == PathChoice::automatic && cvec_pays(job, active_isa())))) {
 #if defined(MEDFUSE_HAVE_AVX512)
             if (active_isa() == Isa::avx512) {
                 conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_cvec_rows, false, true);

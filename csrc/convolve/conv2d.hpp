@@ -22,10 +22,11 @@
 // k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
 // cvec (conv2d_cvec_kernels.hpp, avx2 and avx512): a direct convolution with
 // vectors over output channels instead of pixels: tiles of up to 3 x 8 output
-// channels x up to 8 (avx2: 4) pixels of one output row, input values
-// broadcast from a zero-padded copy of the band's rows; auto takes it for >= 8
-// output channels per group at stride 2 or with a reduction of >= 96
-// (cvec_pays in conv2d.cpp). Same chain, same bits as the GEMM.
+// channels x up to 8 (avx2: 4) pixels of one output row (or of a run across
+// rows under 32 pixels), input values broadcast from a zero-padded copy of
+// the band's rows; auto takes it for >= 8
+// output channels per group at stride 2 (avx2: K >= 16) or with a reduction
+// of >= 96 (cvec_pays in conv2d.cpp). Same chain, same bits as the GEMM.
 // avx2 (conv2d_avx2.cpp): a direct convolution for the same shapes that
 // copies the input rows of each output row into zero-padded row buffers
 // (stride 2: even and odd columns apart), then tiles of 6 channels x 16

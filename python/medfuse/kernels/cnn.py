@@ -59,7 +59,8 @@ def conv2d(
     * direct (AVX2 / AVX-512, horizontal stride 1 or 2, kernels up to 16
       wide; register tiles with vectors over output pixels, or over output
       channels, ``cvec``, for at least 8 output channels per group at stride
-      2 or with at least 96 weights per output channel) and packed GEMM (the
+      2 (AVX2: with at least 16 weights per output channel) or with at least
+      96 weights per output channel) and packed GEMM (the
       rest, and every shape on the portable build): each output is one
       float32 sum over (channel, ky, kx) in that order; all give the same
       bits.
