@@ -155,7 +155,7 @@ bool direct_fits(const Conv2dJob& job) {
 // Where auto takes the channel-vector tiles (conv2d_cvec_kernels.hpp) over the
 // pixel-vector ones: at least 8 output channels per group, and stride 2 or a
 // reduction of at least 96 (Zen 4, 1 thread, alternating processes, avx512 /
-// avx2 ms: 4x96x28x28 -> 96 k5 s2 g4 1.06 -> 0.94 / 1.24 -> 0.95; batch-32
+// avx2 ms: 4x96x28x28 -> 96 k5 s2 g4 1.05 -> 0.89 / 1.24 -> 0.91; batch-32
 // 16 -> 32 k3 s2 on 8x8 0.215 -> 0.072 / 0.204 -> 0.069, on 16x16 0.25 -> 0.21
 // / 0.40 -> 0.23; 32x1x64x64 -> 8 k3 s2 0.19 -> 0.10 / 0.127 -> 0.120;
 // 2x16x40x40 -> 32 k5 0.85 -> 0.75 / 0.92 -> 0.77. Kept on the pixel vectors:
