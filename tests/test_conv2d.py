@@ -146,7 +146,10 @@ def test_python_threads_concurrently():
 
 # Shapes for every path: the packed GEMM (every shape on baseline; on avx2 and
 # avx512 the stride-3 case, and every shape with MEDFUSE_CONV2D_PATH=gemm) and
-# the avx2 / avx512 direct convolutions (stride 1 or 2): output rows 1..40
+# the avx2 / avx512 direct convolutions (stride 1 or 2; vectors over output
+# pixels, or over output channels: forced with MEDFUSE_CONV2D_PATH=cvec on
+# every shape that fits, including 1..7 output channels, taken by auto from 8
+# channels per group at stride 2 or K >= 96): output rows 1..40
 # wide around the 8- and 16-lane boundaries (stride 1, 2, 3, padding wider
 # than half the kernel, dilation 2, non-contiguous inputs), 1x1 and
 # 4..12-pixel output rows, row tiles of 1..3 vectors with ragged
@@ -167,7 +170,11 @@ for (n, c, h, w, co, kh, kw, s, p, d, g) in [
         (2, 8, 11, 70, 24, 3, 3, 1, 4, 2, 2), (1, 4, 9, 101, 8, 5, 3, 2, 2, 1, 1), (1, 6, 6, 64, 30, 3, 3, 2, 1, 2, 3),
         (1, 2, 4, 40, 3, 1, 16, 1, 7, 1, 1), (1, 2, 5, 30, 5, 2, 2, 3, 1, 1, 1), (3, 16, 12, 64, 32, 1, 1, 1, 0, 1, 1),
         (2, 8, 30, 56, 20, 3, 3, 1, 1, 1, 1), (1, 3, 40, 21, 17, 3, 3, 1, 1, 1, 1), (1, 6, 25, 13, 9, 5, 5, 1, 3, 1, 3),
-        (1, 4, 23, 9, 26, 3, 3, 1, 0, 2, 1), (2, 12, 29, 29, 24, 5, 5, 2, 2, 1, 2), (1, 5, 31, 70, 9, 3, 3, 2, 3, 2, 1)]:
+        (1, 4, 23, 9, 26, 3, 3, 1, 0, 2, 1), (2, 12, 29, 29, 24, 5, 5, 2, 2, 1, 2), (1, 5, 31, 70, 9, 3, 3, 2, 3, 2, 1),
+        # channel-vector tiles: 56 channels (tiles of 3 + 2 + 2 vectors) on 40-pixel rows, one vector of 8
+        # channels over up to 16 (avx2: 12) pixels of a 25-pixel row at stride 2, 24 channels per group at
+        # stride 2 with 5x5 taps on 14-pixel rows (two 7-pixel tiles; avx2 4 + 4 + 3 + 3)
+        (1, 6, 7, 40, 56, 3, 3, 1, 1, 1, 1), (2, 4, 10, 50, 8, 3, 3, 2, 1, 1, 1), (1, 48, 28, 28, 48, 5, 5, 2, 2, 1, 2)]:
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, kh, kw)).astype(np.float32)
     b = rng.standard_normal(co).astype(np.float32)
@@ -211,8 +218,8 @@ def _run_dispatch(simd, tmp_path, path="auto"):
     return np.load(out_file)
 
 
-@pytest.mark.parametrize("simd,path", [("baseline", "auto"), ("avx2", "auto"), ("avx2", "gemm"), ("avx512", "auto"),
-                                       ("avx512", "gemm")])
+@pytest.mark.parametrize("simd,path", [("baseline", "auto"), ("avx2", "auto"), ("avx2", "gemm"), ("avx2", "cvec"),
+                                       ("avx512", "auto"), ("avx512", "gemm"), ("avx512", "cvec")])
 def test_dispatch_paths(simd, path, tmp_path):
     _run_dispatch(simd, tmp_path, path)
 
@@ -221,10 +228,14 @@ def test_direct_paths_same_bits_as_gemm(tmp_path):
     # All compute acc = 0; acc = fma(w, x, acc) for k = 0..K-1; + bias; ReLU,
     # the GEMM packing the input, the direct paths reading it in place (avx512)
     # or from zero-padded row copies (avx2): same bits, NaN from inf * 0 included.
+    # The channel-vector tiles (cvec) too: same chain, the input broadcast from
+    # zero-padded row copies, the results transposed into rows.
     gemm = _run_dispatch("avx2", tmp_path, "gemm")
     np.testing.assert_array_equal(_run_dispatch("avx2", tmp_path, "direct"), gemm)
+    np.testing.assert_array_equal(_run_dispatch("avx2", tmp_path, "cvec"), gemm)
     if "avx512" in medfuse.build_info()["simd_supported"]:
         np.testing.assert_array_equal(_run_dispatch("avx512", tmp_path, "direct"), gemm)
+        np.testing.assert_array_equal(_run_dispatch("avx512", tmp_path, "cvec"), gemm)
 
 
 _THREADS = r"""
@@ -248,8 +259,8 @@ print(medfuse.build_info()["simd_active"])
 """
 
 
-@pytest.mark.parametrize("simd,path", [("avx2", "auto"), ("avx512", "auto"), ("baseline", "winograd"),
-                                       ("avx2", "winograd"), ("avx512", "winograd")])
+@pytest.mark.parametrize("simd,path", [("avx2", "auto"), ("avx512", "auto"), ("avx2", "cvec"), ("avx512", "cvec"),
+                                       ("baseline", "winograd"), ("avx2", "winograd"), ("avx512", "winograd")])
 def test_forced_path_identical_for_any_thread_count(simd, path):
     # The last two shapes take Winograd under auto (>= 16 channels per group,
     # outputs >= 28 x 28), forward and grad input; "winograd" forces it on all.
@@ -404,7 +415,7 @@ def test_bad_path_variable():
             "medfuse.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MEDFUSE_CONV2D_PATH": "fast"},
                          capture_output=True, text=True, check=False)
-    assert out.returncode != 0 and "MEDFUSE_CONV2D_PATH must be auto, gemm, direct or winograd" in out.stderr
+    assert out.returncode != 0 and "MEDFUSE_CONV2D_PATH must be auto, gemm, direct, cvec or winograd" in out.stderr
 
 
 # ---- refusals -------------------------------------------------------------

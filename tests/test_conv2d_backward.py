@@ -245,9 +245,14 @@ for (n, c, h, w_, co, k, s, p, d, g) in [(2, 4, 19, 23, 6, 3, 1, 1, 1, 1), (1, 6
                                           # grad input through Winograd under auto too (>= 16 channels,
                                           # 28 x 28 and wider), padding 0 and 1
                                           (2, 24, 29, 30, 16, 3, 1, 1, 1, 1), (1, 16, 28, 29, 32, 3, 1, 0, 1, 1),
-                                          # stride 2, 5x5, padding 4: a polyphase part is a 3x3 stride-1
-                                          # correlation with negative padding (Winograd when forced)
-                                          (1, 16, 30, 31, 16, 5, 2, 4, 1, 1)]:
+                                          # stride 2, 5x5, padding 4: a phase of the strided grad input
+                                          # (channel-vector tiles) reads grad_out rows and columns before
+                                          # its start (zeros)
+                                          (1, 16, 30, 31, 16, 5, 2, 4, 1, 1),
+                                          # strided grad input on the channel-vector tiles: 24 channels per
+                                          # group (3 vectors), odd width (phases of 9 and 8 columns); 56
+                                          # channels (3 + 2 + 2 vectors) at stride 3, dilation 2
+                                          (2, 48, 13, 17, 32, 5, 2, 2, 1, 2), (1, 56, 14, 16, 8, 3, 3, 1, 2, 1)]:
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
     y = ref.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g)

@@ -41,9 +41,10 @@ Buffer aligned_floats(i64 n) {
     return Buffer(static_cast<float*>(p));
 }
 
-// MEDFUSE_CONV2D_PATH: "" / "auto" (the measured choice), "gemm", "direct" or
+// MEDFUSE_CONV2D_PATH: "" / "auto" (the measured choice), "gemm", "direct"
+// (the pixel-vector direct tiles), "cvec" (the channel-vector direct tiles) or
 // "winograd" (where the shape allows it); read once per process.
-enum class PathChoice { automatic, gemm, direct, winograd, invalid };
+enum class PathChoice { automatic, gemm, direct, winograd, cvec, invalid };
 PathChoice path_choice() {
     static const PathChoice c = [] {
         const char* s = std::getenv("MEDFUSE_CONV2D_PATH");
@@ -51,6 +52,7 @@ PathChoice path_choice() {
         if (std::strcmp(s, "gemm") == 0) return PathChoice::gemm;
         if (std::strcmp(s, "direct") == 0) return PathChoice::direct;
         if (std::strcmp(s, "winograd") == 0) return PathChoice::winograd;
+        if (std::strcmp(s, "cvec") == 0) return PathChoice::cvec;
         return PathChoice::invalid;
     }();
     return c;
@@ -150,10 +152,26 @@ bool direct_fits(const Conv2dJob& job) {
     return (job.sw == 1 || job.sw == 2) && job.kw <= conv2d_detail::kDirectMaxKw && K <= 8192;
 }
 
+// Where auto takes the channel-vector tiles (conv2d_cvec_kernels.hpp) over the
+// pixel-vector ones: at least 8 output channels per group, and stride 2 or a
+// reduction of at least 96 (Zen 4, 1 thread, alternating processes, avx512 /
+// avx2 ms: 4x96x28x28 -> 96 k5 s2 g4 1.05 -> 0.89 / 1.24 -> 0.91; batch-32
+// 16 -> 32 k3 s2 on 8x8 0.215 -> 0.072 / 0.204 -> 0.069, on 16x16 0.25 -> 0.21
+// / 0.40 -> 0.23; 32x1x64x64 -> 8 k3 s2 0.19 -> 0.10 / 0.127 -> 0.120;
+// 2x16x40x40 -> 32 k5 0.85 -> 0.75 / 0.92 -> 0.77. Kept on the pixel vectors:
+// 4 output channels 0.022 vs 0.032 on avx2; short stride-1 reductions on
+// rows that fill the vectors, 4x3x64x64 -> 16 k3 0.179 vs 0.183 / 0.157 vs
+// 0.205, and a 1x1 64 -> 128 layer on 14x14, 0.148 vs 0.16 on avx512; on avx2
+// one input channel at stride 2, 32x1x64x64 -> 8 k3 0.128 vs 0.150.)
+bool cvec_pays(const Conv2dJob& job, Isa isa) {
+    const i64 K = job.c / job.groups * job.kh * job.kw;
+    return job.co / job.groups >= 8 && ((job.sw == 2 && (isa == Isa::avx512 || K >= 16)) || K >= 96);
+}
+
 using DirectRows = void (*)(const Conv2dJob&, const float*, i64, i64, i64, i64);
 
 template <int M>
-void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool flat) {
+void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool flat, bool cvec = false) {
     const i64 G = job.groups, cog = job.co / G;
     const i64 K = job.c / G * job.kh * job.kw;
     const i64 mblocks = (cog + M - 1) / M;
@@ -173,6 +191,15 @@ void conv2d_direct(const Conv2dJob& job, int threads, DirectRows rows_fn, bool f
     const i64 per_row = std::max<i64>(1, K * job.wo * mblocks * M);
     i64 rows = std::max<i64>(1, (i64(1) << 20) / per_row);
     if (flat) rows = std::max(rows, (conv2d_detail::kFlatMinPixels + job.wo - 1) / job.wo);
+    if (cvec) {
+        // Channel-vector tiles copy the band's input rows (zero-padded): bands
+        // of up to 2**15 copied floats where the threads allow (fewer rows
+        // copied twice; 4x96x28x28 k5 s2 g4: 3 bands of 5 rows copied 13 input
+        // rows each, 1 band copies 31).
+        const i64 lp = (job.wo - 1) * job.sw + (job.kw - 1) * job.dw + 1;
+        const i64 nb_max = std::max<i64>(1, (i64(1) << 15) / std::max<i64>(1, job.c / G * lp));
+        rows = std::max(rows, std::max<i64>(1, (nb_max - (job.kh - 1) * job.dh - 1) / job.sh + 1));
+    }
     const i64 want_tasks = 4 * static_cast<i64>(std::max(threads, 1));
     const i64 per_image = job.n * G;
     if (per_image * ((job.ho + rows - 1) / rows) < want_tasks)
@@ -200,13 +227,24 @@ void conv2d_f32(const Conv2dJob& job, int threads) {
 
     const PathChoice pc = path_choice();
     if (pc == PathChoice::invalid)
-        throw std::invalid_argument("conv2d: MEDFUSE_CONV2D_PATH must be auto, gemm, direct or winograd");
+        throw std::invalid_argument("conv2d: MEDFUSE_CONV2D_PATH must be auto, gemm, direct, cvec or winograd");
     if (winograd_fits(job) && (pc == PathChoice::winograd || (pc == PathChoice::automatic && winograd_pays(job)))) {
         conv2d_winograd(job, threads, active_isa());
         return;
     }
 #if defined(MEDFUSE_HAVE_AVX2)
     if (pc != PathChoice::gemm && direct_fits(job)) {
+        if (active_isa() != Isa::baseline &&
+            (pc == PathChoice::cvec || (pc == PathChoice::automatic && cvec_pays(job, active_isa())))) {
+#if defined(MEDFUSE_HAVE_AVX512)
+            if (active_isa() == Isa::avx512) {
+                conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_cvec_rows, false, true);
+                return;
+            }
+#endif
+            conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx2::conv2d_cvec_rows, false, true);
+            return;
+        }
 #if defined(MEDFUSE_HAVE_AVX512)
         if (active_isa() == Isa::avx512) {
             conv2d_direct<conv2d_detail::kDMR>(job, threads, &avx512::conv2d_direct_rows,

@@ -20,6 +20,13 @@
 // as one flat run of pixels over several rows (direct_flat below; stride 2
 // from a copy of the band's rows split into even and odd columns). Same chain per output element (acc = 0, one FMA per
 // k in the same order, + bias, ReLU), so it gives the AVX2 path's bits.
+// cvec (conv2d_cvec_kernels.hpp, avx2 and avx512): a direct convolution with
+// vectors over output channels instead of pixels: tiles of up to 3 x 8 output
+// channels x up to 8 (avx2: 4) pixels of one output row (or of a run across
+// rows under 32 pixels), input values broadcast from a zero-padded copy of
+// the band's rows; auto takes it for >= 8
+// output channels per group at stride 2 (avx2: K >= 16) or with a reduction
+// of >= 96 (cvec_pays in conv2d.cpp). Same chain, same bits as the GEMM.
 // avx2 (conv2d_avx2.cpp): a direct convolution for the same shapes that
 // copies the input rows of each output row into zero-padded row buffers
 // (stride 2: even and odd columns apart), then tiles of 6 channels x 16
@@ -43,9 +50,10 @@
 // (Zen 4, 1 thread, alternating processes: 1.3-1.9x faster than direct there
 // on avx512, 1.3-1.55x on avx2; 0.6-0.95x on 14x14..24x24 outputs). The stride-1 grad input (conv2d_backward.cpp) is a forward
 // convolution of grad_out, so it takes this path on the same terms.
-// MEDFUSE_CONV2D_PATH=gemm (or =direct, =winograd) forces the packed GEMM (or
-// the direct or Winograd path where it applies; other shapes keep the auto
-// choice) for the whole process: the tests compare them.
+// MEDFUSE_CONV2D_PATH=gemm (or =direct, =cvec, =winograd) forces the packed
+// GEMM (or the pixel-vector direct, channel-vector direct or Winograd path
+// where it applies; other shapes keep the auto choice) for the whole process:
+// the tests compare them.
 #pragma once
 #include <cstdint>
 
@@ -129,10 +137,14 @@ MEDFUSE_DECLARE_ISA(avx512)
 namespace avx512 {
 void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
                         std::int64_t ho0, std::int64_t ho1);
+void conv2d_cvec_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
+                      std::int64_t ho0, std::int64_t ho1);
 }
 namespace avx2 {
 void conv2d_direct_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
                         std::int64_t ho0, std::int64_t ho1);
+void conv2d_cvec_rows(const Conv2dJob& job, const float* apack, std::int64_t img, std::int64_t g,
+                      std::int64_t ho0, std::int64_t ho1);
 }
 
 }  // namespace medfuse

@@ -16,13 +16,17 @@
 // the same order, then + bias, ReLU), so both paths give the same bits, and
 // the result never depends on the thread count or the tiling.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <immintrin.h>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "common/checked_simd.hpp"
 #include "convolve/conv2d.hpp"
+#include "convolve/conv2d_backward.hpp"
 
 namespace medfuse {
 namespace avx2 {
@@ -206,6 +210,8 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
         }
     }
 }
+
+#include "convolve/conv2d_cvec_kernels.hpp"
 
 }  // namespace avx2
 }  // namespace medfuse

@@ -17,14 +17,18 @@
 // touches); at stride 2 from a copy of the band's input rows split into even
 // and odd columns. Same chain per element, same bits.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <immintrin.h>
+#include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "common/checked_simd.hpp"
 #include "convolve/conv2d.hpp"
+#include "convolve/conv2d_backward.hpp"
 
 namespace medfuse {
 namespace avx512 {
@@ -427,6 +431,8 @@ void conv2d_direct_rows(const Conv2dJob& job, const float* apack, i64 img, i64 g
         }
     }
 }
+
+#include "convolve/conv2d_cvec_kernels.hpp"
 
 }  // namespace avx512
 }  // namespace medfuse

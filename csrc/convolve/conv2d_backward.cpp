@@ -79,6 +79,74 @@ void run_backward(const Conv2dGradJob<T>& job, int threads) {
     });
 }
 
+#if defined(MEDFUSE_HAVE_AVX2)
+// Strided grad input on the channel-vector tiles (CvecGradPlan in
+// conv2d_backward.hpp): weights packed per phase, then tasks (image, group,
+// band of input rows); each gx element is one chain fixed by the shapes.
+void cvec_grad_input(const Conv2dGradJob<float>& job, int threads, Isa isa) {
+    const i64 G = job.groups, cg = job.c / G, cog = job.co / G;
+    const i64 kh = job.kh, kw = job.kw, sh = job.sh, sw = job.sw, W = job.wd, H = job.h;
+    constexpr i64 CW = 8;
+    const i64 mblocks = (cg + CW - 1) / CW;
+    CvecGradPlan plan;
+    plan.phases.resize(static_cast<std::size_t>(sh * sw));
+    std::vector<std::vector<float>> packs(static_cast<std::size_t>(sh * sw));
+    bool first = true;
+    for (i64 rh = 0; rh < sh; ++rh)
+        for (i64 rw = 0; rw < sw; ++rw) {
+            CvecGradPhase& ph = plan.phases[static_cast<std::size_t>(rh * sw + rw)];
+            ph.ncols = W > rw ? (W - rw + sw - 1) / sw : 0;
+            std::vector<i64> kys, kxs;  // taps of this phase, descending (grad_out offsets ascending)
+            for (i64 y = kh - 1; y >= 0; --y)
+                if (((rh + job.ph - y * job.dh) % sh + sh) % sh == 0) kys.push_back(y);
+            for (i64 x = kw - 1; x >= 0; --x)
+                if (((rw + job.pw - x * job.dw) % sw + sw) % sw == 0) kxs.push_back(x);
+            ph.nkh = static_cast<i64>(kys.size());
+            ph.nkw = static_cast<i64>(kxs.size());
+            if (ph.nkh == 0 || ph.nkw == 0 || ph.ncols == 0) continue;
+            ph.eh = (rh + job.ph - kys[0] * job.dh) / sh;
+            ph.ew = (rw + job.pw - kxs[0] * job.dw) / sw;
+            ph.ddh = ph.nkh > 1 ? (kys[0] - kys[1]) * job.dh / sh : 1;
+            ph.ddw = ph.nkw > 1 ? (kxs[0] - kxs[1]) * job.dw / sw : 1;
+            const i64 K = cog * ph.nkh * ph.nkw;
+            ph.group_stride = mblocks * K * CW;
+            auto& pk = packs[static_cast<std::size_t>(rh * sw + rw)];
+            pk.assign(static_cast<std::size_t>(G * ph.group_stride), 0.f);
+            for (i64 g = 0; g < G; ++g)
+                for (i64 c = 0; c < cg; ++c) {
+                    float* dst = pk.data() + g * ph.group_stride + (c / CW) * K * CW + c % CW;
+                    for (i64 o = 0; o < cog; ++o)
+                        for (i64 t = 0; t < ph.nkh; ++t)
+                            for (i64 u = 0; u < ph.nkw; ++u)
+                                dst[((o * ph.nkh + t) * ph.nkw + u) * CW] =
+                                    job.w[(((g * cog + o) * cg + c) * kh + kys[static_cast<std::size_t>(t)]) * kw +
+                                          kxs[static_cast<std::size_t>(u)]];
+                }
+            ph.apack = pk.data();
+            const i64 lo = ph.ew, top = ph.ncols - 1 + ph.ew + (ph.nkw - 1) * ph.ddw;
+            plan.c_lo = first ? lo : std::min(plan.c_lo, lo);
+            plan.c_hi = first ? top : std::max(plan.c_hi, top);
+            first = false;
+        }
+    // Bands of input rows (whole row-phase pairs), enough for the threads.
+    const i64 per_image = job.n * G;
+    const i64 want = 4 * static_cast<i64>(std::max(threads, 1));
+    i64 rows = H;
+    if (per_image < want) rows = std::max<i64>(2 * sh, (H * per_image + want - 1) / want);
+    rows = std::min(rows, H);
+    const i64 bands = (H + rows - 1) / rows;
+    auto fn = &avx2::conv2d_cvec_grad_input;
+#if defined(MEDFUSE_HAVE_AVX512)
+    if (isa == Isa::avx512) fn = &avx512::conv2d_cvec_grad_input;
+#endif
+    (void)isa;
+    parallel_for(per_image * bands, threads, [&](i64 t) {
+        const i64 b = t % bands, rest = t / bands;
+        fn(job, plan, rest / G, rest % G, b * rows, std::min(H, (b + 1) * rows));
+    });
+}
+#endif
+
 }  // namespace
 
 // float32: both gradients as forward convolutions on the forward kernels
@@ -87,6 +155,8 @@ void run_backward(const Conv2dGradJob<T>& job, int threads) {
 //     grad_out with the flipped, transposed weights (groups kept), on whichever
 //     forward path conv2d_f32 picks: 3x3 dilation-1 layers of >= 16 channels
 //     (both ways) with inputs of at least 28 x 28 run Winograd F(2x2, 3x3).
+//   grad x (stride > 1, avx2 / avx512, >= 3 input channels per group): by
+//     phases on the forward's channel-vector tiles (cvec_grad_input).
 //   grad w: for each group, grad_out (C_out/g x pixels) times the transposed
 //     im2col matrix of x (pixels x C_in/g*kh*kw), run as a 1x1 convolution;
 //     images in chunks (at most 2**22 im2col values), partial sums added in order.
@@ -123,62 +193,17 @@ void conv2d_backward_f32(const Conv2dGradJob<float>& job, int threads) {
     // channels per group, the im2col grad weight for output rows under 12; as
     // an AVX2 CPU, for fewer than 8 input channels: 4 channels 0.061 vs 0.048 ms,
     // 8 even, 16 0.091 vs 0.133 ms.)
-    if (job.gx && !gemm_x && (job.sh > 1 || job.sw > 1) && cg >= (isa == Isa::avx512 ? 4 : 8) &&
-        isa != Isa::baseline) {
-        // Strided: polyphase. The input pixels (hi, wi) with hi % sh == rh and wi % sw == rw
-        // receive gradient only through the taps ky with (rh + ph - ky dh) % sh == 0 (and kx
-        // likewise), at output row (rh + ph - ky dh) / sh + a for input row rh + sh a: a
-        // stride-1 correlation of grad_out with those taps (flipped, transposed, groups
-        // kept), run on the forward kernel, then scattered into gx.
+    // Strided grad input by phases on the channel-vector tiles (CvecGradPlan), from
+    // 3 input channels per group (Zen 4, 1 thread, avx512 / avx2 ms, against the
+    // earlier phases on the forward kernel scattered into gx, or the scatter-add
+    // loops below 4 / 8 channels: 4x96x28x28 k5 s2 g4 1.25 -> 1.11 / 1.43 -> 1.08;
+    // 1x16x32x32 -> 32 k3 s2 0.049 -> 0.037 / 0.064 -> 0.043; batch-32 16 -> 32
+    // k3 s2 on 8x8 0.26 -> 0.12 / 0.35 -> 0.12; 8 -> 16 on 32x32 0.50 -> 0.33 /
+    // 0.71 -> 0.38; 3 channels 32x3x32x32 -> 8 0.23 -> 0.18 / 0.27 -> 0.22; one
+    // channel stays on the scatter-add loops, 32x1x64x64 -> 8 0.34 vs 0.58).
+    if (job.gx && !gemm_x && (job.sh > 1 || job.sw > 1) && isa != Isa::baseline && cg >= 3) {
         rest.gx = nullptr;
-        std::vector<float> subw, tmp;
-        for (i64 rh = 0; rh < job.sh; ++rh)
-            for (i64 rw = 0; rw < job.sw; ++rw) {
-                const i64 Hr = H > rh ? (H - rh + job.sh - 1) / job.sh : 0;
-                const i64 Wr = W > rw ? (W - rw + job.sw - 1) / job.sw : 0;
-                if (Hr == 0 || Wr == 0) continue;
-                std::vector<i64> kys, kxs;  // taps of this phase, ascending offset e = descending k
-                for (i64 y = kh - 1; y >= 0; --y)
-                    if (((rh + job.ph - y * job.dh) % job.sh + job.sh) % job.sh == 0) kys.push_back(y);
-                for (i64 x = kw - 1; x >= 0; --x)
-                    if (((rw + job.pw - x * job.dw) % job.sw + job.sw) % job.sw == 0) kxs.push_back(x);
-                const i64 nkh = static_cast<i64>(kys.size()), nkw = static_cast<i64>(kxs.size());
-                if (nkh == 0 || nkw == 0) {
-                    for (i64 n = 0; n < N; ++n)
-                        for (i64 c = 0; c < job.c; ++c)
-                            for (i64 a = 0; a < Hr; ++a)
-                                for (i64 b = 0; b < Wr; ++b)
-                                    job.gx[((n * job.c + c) * H + rh + a * job.sh) * W + rw + b * job.sw] = 0.f;
-                    continue;
-                }
-                subw.assign(static_cast<std::size_t>(job.c * cog * nkh * nkw), 0.f);
-                for (i64 g = 0; g < G; ++g)
-                    for (i64 c = 0; c < cg; ++c)
-                        for (i64 o = 0; o < cog; ++o)
-                            for (i64 t = 0; t < nkh; ++t)
-                                for (i64 u = 0; u < nkw; ++u)
-                                    subw[static_cast<std::size_t>((((g * cg + c) * cog + o) * nkh + t) * nkw + u)] =
-                                        job.w[(((g * cog + o) * cg + c) * kh + kys[t]) * kw + kxs[u]];
-                tmp.resize(static_cast<std::size_t>(N * job.c * Hr * Wr));
-                Conv2dJob f;
-                f.x = job.gy; f.w = subw.data(); f.bias = nullptr; f.y = tmp.data();
-                f.n = N; f.c = job.co; f.h = HO; f.wd = WO;
-                f.co = job.c; f.kh = nkh; f.kw = nkw;
-                f.sh = 1; f.sw = 1;
-                f.ph = -((rh + job.ph - kys[0] * job.dh) / job.sh);
-                f.pw = -((rw + job.pw - kxs[0] * job.dw) / job.sw);
-                f.dh = nkh > 1 ? ((kys[0] - kys[1]) * job.dh) / job.sh : 1;
-                f.dw = nkw > 1 ? ((kxs[0] - kxs[1]) * job.dw) / job.sw : 1;
-                f.groups = G; f.ho = Hr; f.wo = Wr; f.relu = false;
-                conv2d_f32(f, threads);
-                for (i64 n = 0; n < N; ++n)
-                    for (i64 c = 0; c < job.c; ++c) {
-                        const float* src = tmp.data() + (n * job.c + c) * Hr * Wr;
-                        float* dst = job.gx + (n * job.c + c) * H * W;
-                        for (i64 a = 0; a < Hr; ++a)
-                            for (i64 b = 0; b < Wr; ++b) dst[(rh + a * job.sh) * W + rw + b * job.sw] = src[a * Wr + b];
-                    }
-            }
+        cvec_grad_input(job, threads, isa);
     }
     // (As an AVX2 CPU the channels-last grad weight beats the im2col GEMM 3x
     // from 8 input channels per group on: 4x8x32x32 -> 16, k3: 0.15 vs 0.46 ms;

@@ -22,6 +22,7 @@
 // otherwise the im2col GEMM (conv2d.hpp).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace medfuse {
 
@@ -102,6 +103,34 @@ void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g,
 namespace avx512 {
 void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, std::int64_t g, std::int64_t n, std::int64_t lanes,
                                 float* xcl);
+}
+
+// avx2 / avx512, float32, stride > 1 (conv2d_cvec_kernels.hpp): the grad input
+// by phases on the forward's channel-vector tiles. Phase (rh, rw) holds the
+// input pixels (rh + sh a, rw + sw b); they receive gradient through the taps
+// ky with (rh + ph - ky dh) % sh == 0 (descending ky) and kx likewise: a
+// stride-1 correlation of grad_out, whose tap (t, u) for pixel (a, b) reads
+// grad_out row a + eh + t ddh, column b + ew + u ddw.
+struct CvecGradPhase {
+    const float* apack = nullptr;      // per group: panels of K x 8 gx channels, K = cog * nkh * nkw in order
+                                       // (grad_out channel, t, u); zeros past the group's channels
+    std::int64_t group_stride = 0;     // floats between the groups' panels
+    std::int64_t nkh = 0, nkw = 0;     // taps (either 0: the phase gets no gradient)
+    std::int64_t eh = 0, ew = 0, ddh = 1, ddw = 1;
+    std::int64_t ncols = 0;            // phase pixels per input row
+};
+struct CvecGradPlan {
+    std::vector<CvecGradPhase> phases;  // [rh * sw + rw]
+    std::int64_t c_lo = 0, c_hi = -1;   // grad_out columns read by any phase (may lie outside grad_out)
+};
+// Input rows [hi0, hi1) of image img, group g (all channels of the group).
+namespace avx2 {
+void conv2d_cvec_grad_input(const Conv2dGradJob<float>& job, const CvecGradPlan& plan, std::int64_t img,
+                            std::int64_t g, std::int64_t hi0, std::int64_t hi1);
+}
+namespace avx512 {
+void conv2d_cvec_grad_input(const Conv2dGradJob<float>& job, const CvecGradPlan& plan, std::int64_t img,
+                            std::int64_t g, std::int64_t hi0, std::int64_t hi1);
 }
 
 }  // namespace medfuse

@@ -53,13 +53,17 @@ def conv2d(
     other paths do). Kernels larger than the padded input are refused
     (empty output).
 
-    Paths (``MEDFUSE_CONV2D_PATH=auto|gemm|direct|winograd`` forces one for
-    the process, for tests and timing):
+    Paths (``MEDFUSE_CONV2D_PATH=auto|gemm|direct|cvec|winograd`` forces one
+    for the process, for tests and timing):
 
     * direct (AVX2 / AVX-512, horizontal stride 1 or 2, kernels up to 16
-      wide) and packed GEMM (the rest, and every shape on the portable
-      build): each output is one float32 sum over (channel, ky, kx) in that
-      order; both give the same bits.
+      wide; register tiles with vectors over output pixels, or over output
+      channels, ``cvec``, for at least 8 output channels per group at stride
+      2 (AVX2: with at least 16 weights per output channel) or with at least
+      96 weights per output channel) and packed GEMM (the
+      rest, and every shape on the portable build): each output is one
+      float32 sum over (channel, ky, kx) in that order; all give the same
+      bits.
     * Winograd F(2x2, 3x3) (3x3 kernels, stride 1, dilation 1; auto takes it
       on AVX2 / AVX-512 for at least 16 input and output channels per group
       and outputs of at least 28 x 28): 2.25x fewer multiplications, sums of
