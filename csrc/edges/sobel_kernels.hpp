@@ -63,35 +63,121 @@ inline void sobel_combine(const Acc* const* rows, std::int64_t w, Out* __restric
         out[x] = static_cast<Out>(sobel_sum<K, D, Acc>([&](int j) { return r[j][x]; }));
 }
 
-// Both x passes of a padded row in one loop: hs = smoothing, hd = derivative.
-template <int K, class Acc>
-inline void sobel_xpass2(const Acc* __restrict src, std::int64_t w, Acc* __restrict hs, Acc* __restrict hd) {
-    for (std::int64_t x = 0; x < w; ++x) {
-        hs[x] = sobel_sum<K, false, Acc>([&](int j) { return src[x + j]; });
-        hd[x] = sobel_sum<K, true, Acc>([&](int j) { return src[x + j]; });
-    }
-}
-
-// Both y passes of the 2D operator in one loop: gy = derivative of the hs
-// rows, gx = smoothing of the hd rows.
-template <int K, class Acc, class Out>
-inline void sobel_combine2(const Acc* const* hs, const Acc* const* hd, std::int64_t w, Out* __restrict gy,
-                           Out* __restrict gx) {
-    const Acc* a[K];
-    const Acc* b[K];
-    for (int j = 0; j < K; ++j) a[j] = hs[j], b[j] = hd[j];
-    for (std::int64_t x = 0; x < w; ++x) {
-        gy[x] = static_cast<Out>(sobel_sum<K, true, Acc>([&](int j) { return a[j][x]; }));
-        gx[x] = static_cast<Out>(sobel_sum<K, false, Acc>([&](int j) { return b[j][x]; }));
-    }
-}
-
 // Row `src` (w values) as Acc with r border columns each side, into pad (w + 2r).
 template <class In, class Acc>
 inline void sobel_pad_row(const In* src, std::int64_t w, int r, int border, Acc* pad) {
     for (int i = 0; i < r; ++i) pad[i] = static_cast<Acc>(src[sobel_border(i - r, w, border)]);
     for (std::int64_t x = 0; x < w; ++x) pad[r + x] = static_cast<Acc>(src[x]);
     for (int i = 0; i < r; ++i) pad[r + w + i] = static_cast<Acc>(src[sobel_border(w + i, w, border)]);
+}
+
+// ---- 2D: explicit vectors ------------------------------------------------------
+// GCC vector extensions of the ISA's width: every loop below is vectorised by
+// construction (the auto-vectoriser left the aperture-5 and -7 y passes scalar:
+// too many row pointers to check for aliasing). Operations per element are the
+// scalar ones above: taps ±1 as an add or subtract (x + (-v) == x - v exactly),
+// zero taps skipped, sums from zero in ascending tap order.
+#if defined(__AVX512F__)
+#define MEDFUSE_SOBEL_VB 64
+#elif defined(__AVX__)
+#define MEDFUSE_SOBEL_VB 32
+#else
+#define MEDFUSE_SOBEL_VB 16
+#endif
+
+template <class T>
+struct SobelVec {
+    static constexpr std::int64_t L = MEDFUSE_SOBEL_VB / static_cast<std::int64_t>(sizeof(T));
+    typedef T V __attribute__((vector_size(MEDFUSE_SOBEL_VB)));
+};
+// L lanes of Out (the output type can be wider than the accumulator: int16 -> int32).
+template <class Acc, class Out>
+struct SobelOutVec {
+    typedef Out V __attribute__((vector_size(SobelVec<Acc>::L * sizeof(Out))));
+};
+
+template <class V, class T>
+inline V sv_load(const T* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof(V));
+    return v;
+}
+template <class Acc, class Out, class V>
+inline void sv_store_out(Out* p, const V& v) {
+    if constexpr (std::is_same<Acc, Out>::value) {
+        __builtin_memcpy(p, &v, sizeof(V));
+    } else {
+        using W = typename SobelOutVec<Acc, Out>::V;
+        const W w = __builtin_convertvector(v, W);
+        __builtin_memcpy(p, &w, sizeof(W));
+    }
+}
+
+// sum_j tap_j * v(j) from zero, j ascending, zero taps skipped; A is Acc or a vector of Acc.
+template <int K, bool D, class Acc, class A, class F>
+inline A sobel_vsum(F&& v) {
+    A a = A{};
+#pragma GCC unroll 7
+    for (int j = 0; j < K; ++j) {
+        const int t = sobel_tap<K>(D, j);
+        if (t == 0) continue;
+        if (t == 1)
+            a = static_cast<A>(a + v(j));
+        else if (t == -1)
+            a = static_cast<A>(a - v(j));
+        else
+            a = static_cast<A>(a + v(j) * static_cast<Acc>(t));
+    }
+    return a;
+}
+
+// One padded input row (w + k - 1 values of Acc) -> its x-smoothed (hs_new) and
+// x-derivative (hd_new) values; with Emit also the output row whose window ends
+// at this input row: gy from the k - 1 previous x-smoothed rows hs[j] and the
+// new one, gx likewise from hd. One loop, so the new row's values are used
+// from registers.
+template <int K, class Acc, class Out, bool Emit>
+inline void sobel2d_row(const Acc* __restrict pad, std::int64_t w, Acc* __restrict hs_new, Acc* __restrict hd_new,
+                        const Acc* const* hs, const Acc* const* hd, Out* __restrict gy, Out* __restrict gx) {
+    using V = typename SobelVec<Acc>::V;
+    constexpr std::int64_t L = SobelVec<Acc>::L;
+    const Acc* ps[K];
+    const Acc* pd[K];
+    for (int j = 0; j < K - 1; ++j) {
+        ps[j] = Emit ? hs[j] : nullptr;
+        pd[j] = Emit ? hd[j] : nullptr;
+    }
+    std::int64_t x = 0;
+    for (; x + L <= w; x += L) {
+        const V s = sobel_vsum<K, false, Acc, V>([&](int j) { return sv_load<V>(pad + x + j); });
+        const V d = sobel_vsum<K, true, Acc, V>([&](int j) { return sv_load<V>(pad + x + j); });
+        __builtin_memcpy(hs_new + x, &s, sizeof(V));
+        __builtin_memcpy(hd_new + x, &d, sizeof(V));
+        if constexpr (Emit) {
+            const V oy = sobel_vsum<K, true, Acc, V>([&](int j) { return j == K - 1 ? s : sv_load<V>(ps[j] + x); });
+            const V ox = sobel_vsum<K, false, Acc, V>([&](int j) { return j == K - 1 ? d : sv_load<V>(pd[j] + x); });
+            sv_store_out<Acc, Out>(gy + x, oy);
+            sv_store_out<Acc, Out>(gx + x, ox);
+        }
+    }
+    for (; x < w; ++x) {
+        const Acc s = sobel_vsum<K, false, Acc, Acc>([&](int j) { return pad[x + j]; });
+        const Acc d = sobel_vsum<K, true, Acc, Acc>([&](int j) { return pad[x + j]; });
+        hs_new[x] = s;
+        hd_new[x] = d;
+        if constexpr (Emit) {
+            gy[x] = static_cast<Out>(sobel_vsum<K, true, Acc, Acc>([&](int j) { return j == K - 1 ? s : ps[j][x]; }));
+            gx[x] = static_cast<Out>(sobel_vsum<K, false, Acc, Acc>([&](int j) { return j == K - 1 ? d : pd[j][x]; }));
+        }
+    }
+}
+
+// Elements between ring rows: a multiple of 64 bytes plus one cache line, so
+// that the rows read together do not share L1 sets when w is a power of two.
+template <class T>
+inline std::int64_t sobel_row_stride(std::int64_t w) {
+    constexpr std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(T));
+    return (w + line - 1) / line * line + line;
 }
 
 // 2D: output rows [y0, y1) of d/dy (out[0]) and d/dx (out[1]).
@@ -104,23 +190,26 @@ void sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
     Out* gy = static_cast<Out*>(job.out[0]);
     Out* gx = static_cast<Out*>(job.out[1]);
     // ring slot j: the x-smoothed (hs) and x-derivative (hd) values of one input row
-    std::vector<Acc> buf(static_cast<std::size_t>((2 * k + 1) * W + 2 * r));
+    const i64 S = sobel_row_stride<Acc>(W);
+    std::vector<Acc> buf(static_cast<std::size_t>(2 * k * S + W + 2 * r));
     Acc* hs = buf.data();
-    Acc* hd = hs + k * W;
-    Acc* pad = hd + k * W;
+    Acc* hd = hs + k * S;
+    Acc* pad = hd + k * S;
     const Acc* rows[7];
     const Acc* rows2[7];
     for (i64 t = y0 - r; t < y1 + r; ++t) {
         const i64 slot = (t - (y0 - r)) % k;
         sobel_pad_row(img + sobel_border(t, H, job.border) * W, W, r, job.border, pad);
-        sobel_xpass2<k>(pad, W, hs + slot * W, hd + slot * W);
         const i64 y = t - r;  // the output row whose window ends at input row t
-        if (y < y0) continue;
-        for (int j = 0; j < k; ++j) {
-            rows[j] = hs + ((y - y0 + j) % k) * W;
-            rows2[j] = hd + ((y - y0 + j) % k) * W;
+        if (y < y0) {
+            sobel2d_row<k, Acc, Out, false>(pad, W, hs + slot * S, hd + slot * S, nullptr, nullptr, nullptr, nullptr);
+            continue;
         }
-        sobel_combine2<k>(rows, rows2, W, gy + y * W, gx + y * W);
+        for (int j = 0; j < k - 1; ++j) {
+            rows[j] = hs + ((y - y0 + j) % k) * S;
+            rows2[j] = hd + ((y - y0 + j) % k) * S;
+        }
+        sobel2d_row<k, Acc, Out, true>(pad, W, hs + slot * S, hd + slot * S, rows, rows2, gy + y * W, gx + y * W);
     }
 }
 
@@ -189,6 +278,13 @@ void sobel_k(const SobelJob& job, std::int64_t b, std::int64_t e) {
 
 // Type dispatch (the combinations canny.cpp's sobel<In, Out> instantiates).
 void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
+    // uint8 in 2D, apertures 3 and 5: every partial sum fits int16 (|x pass| <=
+    // 16 * 255, |y pass| <= 3 * 16 * 255 = 12240, each product <= 6 * 4080), so the
+    // sums run in int16 (twice the lanes of int32) and widen to int32 on store.
+    if (job.dtype == DType::u8 && job.out_kind == SobelOut::i32 && job.ndim == 2) {
+        if (job.aperture == 3) return sobel2d_rows_t<3, std::uint8_t, std::int16_t, std::int32_t>(job, b, e);
+        if (job.aperture == 5) return sobel2d_rows_t<5, std::uint8_t, std::int16_t, std::int32_t>(job, b, e);
+    }
 #define MEDFUSE_SOBEL_CASE(DT, OK, In, Acc, Out)                                 \
     if (job.dtype == DType::DT && job.out_kind == OK) {                          \
         sobel_k<In, Acc, Out>(job, b, e);                                        \
