@@ -63,20 +63,7 @@ inline void sobel_combine(const Acc* const* rows, std::int64_t w, Out* __restric
         out[x] = static_cast<Out>(sobel_sum<K, D, Acc>([&](int j) { return r[j][x]; }));
 }
 
-// Row `src` (w values) as Acc with r border columns each side, into pad (w + 2r).
-template <class In, class Acc>
-inline void sobel_pad_row(const In* src, std::int64_t w, int r, int border, Acc* pad) {
-    for (int i = 0; i < r; ++i) pad[i] = static_cast<Acc>(src[sobel_border(i - r, w, border)]);
-    for (std::int64_t x = 0; x < w; ++x) pad[r + x] = static_cast<Acc>(src[x]);
-    for (int i = 0; i < r; ++i) pad[r + w + i] = static_cast<Acc>(src[sobel_border(w + i, w, border)]);
-}
-
-// ---- 2D: explicit vectors ------------------------------------------------------
-// GCC vector extensions of the ISA's width: every loop below is vectorised by
-// construction (the auto-vectoriser left the aperture-5 and -7 y passes scalar:
-// too many row pointers to check for aliasing). Operations per element are the
-// scalar ones above: taps ±1 as an add or subtract (x + (-v) == x - v exactly),
-// zero taps skipped, sums from zero in ascending tap order.
+// Vector types of the ISA's width (GCC vector extensions).
 #if defined(__AVX512F__)
 #define MEDFUSE_SOBEL_VB 64
 #elif defined(__AVX__)
@@ -113,6 +100,50 @@ inline void sv_store_out(Out* p, const V& v) {
     }
 }
 
+// Row `src` (w values) as Acc with r border columns each side, into pad (w + 2r).
+// Returns, for float input, the largest |x| of the row as its bit pattern (sign
+// cleared: ordered as |x|, with inf above every finite value and NaN above inf),
+// so that the caller needs no separate pass over the image to check it; else 0.
+template <class In, class Acc>
+inline std::uint64_t sobel_pad_row(const In* src, std::int64_t w, int r, int border, Acc* pad) {
+    for (int i = 0; i < r; ++i) pad[i] = static_cast<Acc>(src[sobel_border(i - r, w, border)]);
+    for (int i = 0; i < r; ++i) pad[r + w + i] = static_cast<Acc>(src[sobel_border(w + i, w, border)]);
+    if constexpr (std::is_floating_point<In>::value) {
+        using U = typename std::conditional<sizeof(In) == 4, std::uint32_t, std::uint64_t>::type;
+        using VI = typename SobelVec<In>::V;
+        using VU = typename SobelVec<U>::V;
+        constexpr std::int64_t L = SobelVec<In>::L;
+        constexpr U kAbs = ~(U(1) << (8 * sizeof(U) - 1));
+        VU m = VU{};
+        std::int64_t x = 0;
+        for (; x + L <= w; x += L) {
+            const VI v = sv_load<VI>(src + x);
+            const VU b = __builtin_bit_cast(VU, v) & kAbs;
+            m = m > b ? m : b;
+            sv_store_out<In, Acc>(pad + r + x, v);
+        }
+        U mm = 0;
+        for (std::int64_t i = 0; i < L; ++i) mm = m[i] > mm ? m[i] : mm;
+        for (; x < w; ++x) {
+            U b;
+            __builtin_memcpy(&b, src + x, sizeof(U));
+            b &= kAbs;
+            mm = b > mm ? b : mm;
+            pad[r + x] = static_cast<Acc>(src[x]);
+        }
+        return mm;
+    } else {
+        for (std::int64_t x = 0; x < w; ++x) pad[r + x] = static_cast<Acc>(src[x]);
+        return 0;
+    }
+}
+
+// ---- 2D: explicit vectors ------------------------------------------------------
+// Every loop below is vectorised by
+// construction (the auto-vectoriser left the aperture-5 and -7 y passes scalar:
+// too many row pointers to check for aliasing). Operations per element are the
+// scalar ones above: taps ±1 as an add or subtract (x + (-v) == x - v exactly),
+// zero taps skipped, sums from zero in ascending tap order.
 // sum_j tap_j * v(j) from zero, j ascending, zero taps skipped; A is Acc or a vector of Acc.
 template <int K, bool D, class Acc, class A, class F>
 inline A sobel_vsum(F&& v) {
@@ -181,8 +212,9 @@ inline std::int64_t sobel_row_stride(std::int64_t w) {
 }
 
 // 2D: output rows [y0, y1) of d/dy (out[0]) and d/dx (out[1]).
+// Returns the largest |x| bit pattern read (float input; see sobel_pad_row).
 template <int k, class In, class Acc, class Out>
-void sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
+std::uint64_t sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
     using i64 = std::int64_t;
     constexpr int r = k / 2;
     const i64 H = job.height, W = job.width;
@@ -197,9 +229,10 @@ void sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
     Acc* pad = hd + k * S;
     const Acc* rows[7];
     const Acc* rows2[7];
+    std::uint64_t seen = 0;
     for (i64 t = y0 - r; t < y1 + r; ++t) {
         const i64 slot = (t - (y0 - r)) % k;
-        sobel_pad_row(img + sobel_border(t, H, job.border) * W, W, r, job.border, pad);
+        seen = std::max(seen, sobel_pad_row(img + sobel_border(t, H, job.border) * W, W, r, job.border, pad));
         const i64 y = t - r;  // the output row whose window ends at input row t
         if (y < y0) {
             sobel2d_row<k, Acc, Out, false>(pad, W, hs + slot * S, hd + slot * S, nullptr, nullptr, nullptr, nullptr);
@@ -211,11 +244,12 @@ void sobel2d_rows_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
         }
         sobel2d_row<k, Acc, Out, true>(pad, W, hs + slot * S, hd + slot * S, rows, rows2, gy + y * W, gx + y * W);
     }
+    return seen;
 }
 
 // 3D: output slices [z0, z1) of d/dz (out[0]), d/dy (out[1]), d/dx (out[2]).
 template <int k, class In, class Acc, class Out>
-void sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_t z1) {
+std::uint64_t sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_t z1) {
     using i64 = std::int64_t;
     constexpr int r = k / 2;
     const i64 Z = job.depth, H = job.height, W = job.width, P = H * W;
@@ -232,11 +266,12 @@ void sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_t z1) {
     Acc* ds = sd + k * P;
     Acc* pad = ds + k * P;
     const Acc* rows[7];
+    std::uint64_t seen = 0;
     for (i64 t = z0 - r; t < z1 + r; ++t) {
         const i64 slot = (t - (z0 - r)) % k;
         const In* slice = img + sobel_border(t, Z, job.border) * P;
         for (i64 y = 0; y < H; ++y) {
-            sobel_pad_row(slice + y * W, W, r, job.border, pad);
+            seen = std::max(seen, sobel_pad_row(slice + y * W, W, r, job.border, pad));
             sobel_xpass<k, false>(pad, W, xs + y * W);
             sobel_xpass<k, true>(pad, W, xd + y * W);
         }
@@ -259,25 +294,26 @@ void sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_t z1) {
                     sobel_combine<k, false>(rows, W, out[a] + z * P + y * W);
             }
     }
+    return seen;
 }
 
 template <class In, class Acc, class Out>
-void sobel_k(const SobelJob& job, std::int64_t b, std::int64_t e) {
+std::uint64_t sobel_k(const SobelJob& job, std::int64_t b, std::int64_t e) {
     if (job.ndim == 2) {
-        if (job.aperture == 3) sobel2d_rows_t<3, In, Acc, Out>(job, b, e);
-        else if (job.aperture == 5) sobel2d_rows_t<5, In, Acc, Out>(job, b, e);
-        else sobel2d_rows_t<7, In, Acc, Out>(job, b, e);
-    } else {
-        if (job.aperture == 3) sobel3d_slices_t<3, In, Acc, Out>(job, b, e);
-        else if (job.aperture == 5) sobel3d_slices_t<5, In, Acc, Out>(job, b, e);
-        else sobel3d_slices_t<7, In, Acc, Out>(job, b, e);
+        if (job.aperture == 3) return sobel2d_rows_t<3, In, Acc, Out>(job, b, e);
+        if (job.aperture == 5) return sobel2d_rows_t<5, In, Acc, Out>(job, b, e);
+        return sobel2d_rows_t<7, In, Acc, Out>(job, b, e);
     }
+    if (job.aperture == 3) return sobel3d_slices_t<3, In, Acc, Out>(job, b, e);
+    if (job.aperture == 5) return sobel3d_slices_t<5, In, Acc, Out>(job, b, e);
+    return sobel3d_slices_t<7, In, Acc, Out>(job, b, e);
 }
 
 }  // namespace
 
 // Type dispatch (the combinations canny.cpp's sobel<In, Out> instantiates).
-void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
+// Returns the largest |x| bit pattern of the rows read (float input), else 0.
+std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
     // uint8 in 2D, apertures 3 and 5: every partial sum fits int16 (|x pass| <=
     // 16 * 255, |y pass| <= 3 * 16 * 255 = 12240, each product <= 6 * 4080), so the
     // sums run in int16 (twice the lanes of int32) and widen to int32 on store.
@@ -285,21 +321,17 @@ void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
         if (job.aperture == 3) return sobel2d_rows_t<3, std::uint8_t, std::int16_t, std::int32_t>(job, b, e);
         if (job.aperture == 5) return sobel2d_rows_t<5, std::uint8_t, std::int16_t, std::int32_t>(job, b, e);
     }
-#define MEDFUSE_SOBEL_CASE(DT, OK, In, Acc, Out)                                 \
-    if (job.dtype == DType::DT && job.out_kind == OK) {                          \
-        sobel_k<In, Acc, Out>(job, b, e);                                        \
-        return;                                                                  \
-    }
+#define MEDFUSE_SOBEL_CASE(DT, OK, In, Acc, Out) \
+    if (job.dtype == DType::DT && job.out_kind == OK) return sobel_k<In, Acc, Out>(job, b, e);
     MEDFUSE_SOBEL_CASE(u8, SobelOut::i32, std::uint8_t, std::int32_t, std::int32_t)
     MEDFUSE_SOBEL_CASE(u16, SobelOut::i32, std::uint16_t, std::int32_t, std::int32_t)
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i32, std::int16_t, std::int32_t, std::int32_t)
     MEDFUSE_SOBEL_CASE(u16, SobelOut::i64, std::uint16_t, std::int64_t, std::int64_t)
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i64, std::int16_t, std::int64_t, std::int64_t)
-    if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow) {
-        sobel_k<float, float, float>(job, b, e);
-        return;
-    }
+    if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow)
+        return sobel_k<float, float, float>(job, b, e);
     MEDFUSE_SOBEL_CASE(f32, SobelOut::f32, float, double, float)
     MEDFUSE_SOBEL_CASE(f64, SobelOut::f64, double, double, double)
 #undef MEDFUSE_SOBEL_CASE
+    return 0;
 }
