@@ -237,3 +237,101 @@ def test_gaussian_3d_multi_chunk_volume(border, out_dtype):
         assert np.abs(got.astype(int) - np.rint(want)).max() <= 1
     else:
         _close(got, want, x)
+
+
+# ---- the fused 2D unsharp mask, on every SIMD path ----------------------------------------------
+_UNSHARP_PATHS = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import images
+import medfuse
+from medfuse.kernels import _convolve_plan as plan
+
+bad = []
+cases = 0
+rng = np.random.default_rng(7)
+def check(x, sigma, amount, thr, border, tag):
+    global cases
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = plan.unsharp_combine(x, medfuse.gaussian(x, sigma, border=border), amount, thr)
+    for n in (1, 3):
+        medfuse.set_num_threads(n)
+        cases += 1
+        got = medfuse.unsharp_mask(x, sigma, amount, threshold=thr, border=border)
+        if got.dtype != want.dtype or not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
+            bad.append((tag, x.dtype.name, x.shape, sigma, amount, thr, border, n))
+for dtype in images.DTYPES:
+    for w in list(range(1, 18)) + [31, 32, 33, 63, 64, 65, 129]:
+        h = 1 + (w % 5)
+        for fam in ("natural", "extremes", "noise"):
+            x = images.make(fam, (h, w), dtype, seed=w)
+            for sigma, amount, thr in ((1.0, 1.5, 0.0), ((0.0, 2.0), 3.0, 2.0), ((1.3, 0.0), -2.5, 0.0),
+                                       (0.7, 1e6, 30.0)):
+                for border in ("reflect101", "constant", "wrap"):
+                    check(x, sigma, amount, thr, border, fam)
+    x = images.make("natural", (40, 70), dtype, seed=1)
+    check(x[::2, 1::3], 1.5, 2.0, 1.0, "replicate", "view")
+    check(images.make("natural", (5, 9, 33), dtype, seed=2), 1.2, 2.0, 0.5, "reflect101", "3d")
+    if np.dtype(dtype).kind == "f":
+        y = rng.normal(0, 50, (9, 37)).astype(dtype)
+        y[3, 36] = np.nan
+        y[5, 0] = np.inf
+        check(y, 1.0, 2.0, 0.0, "reflect101", "nonfinite")
+        check(y, 1.0, 2.0, 5.0, "reflect101", "nonfinite-thr")
+print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases, "bad": bad[:10], "n_bad": len(bad)}}))
+"""
+
+
+def _simd_paths():
+    info = medfuse.build_info()
+    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
+
+
+@pytest.mark.parametrize("path", _simd_paths())
+def test_unsharp_every_simd_path_is_blur_then_formula(path):
+    """2D is fused (the blur row by row straight into the combine) and the combine runs in vectors: same bits
+    as medfuse.gaussian followed by plan.unsharp_combine's float64 NumPy formula, for every dtype, widths
+    around the vector widths, clipping amounts, thresholds, borders, views, 3D, NaN/inf and 1/3 threads."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, MEDFUSE_SIMD=path)
+    proc = subprocess.run([sys.executable, "-c", _UNSHARP_PATHS.format(tests=tests)], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["active"] == path
+    assert out["cases"] > 3000
+    assert out["n_bad"] == 0, out["bad"]
+
+
+def test_unsharp_rounds_half_to_even_and_clips():
+    """Integer results: x + amount * d exactly on a half -> the even neighbour (numpy.rint), and beyond the
+    dtype's range -> clipped, in the vector body and the scalar tail alike (rows of 131)."""
+    from medfuse.kernels import _convolve_plan as plan
+
+    # Columns of constants 500..630: along y the blur of a constant is c * sum(taps) in float32, off by a
+    # few ulp (2^-14 here); amount 2^13 turns those into halves.
+    y = np.repeat(np.arange(500, 631, dtype=np.int16)[None, :], 9, axis=0)
+    amount = 2.0**13
+    t = y + amount * (y - medfuse.gaussian(y, (1.3, 0.0)).astype(np.float64))
+    ties = np.abs(t - np.floor(t) - 0.5) == 0
+    assert ties.sum() > 10  # the case really has halves to round
+    for dtype in (np.int16, np.uint16):
+        x = y.astype(dtype)
+        got = medfuse.unsharp_mask(x, (1.3, 0.0), amount)
+        np.testing.assert_array_equal(got, plan.unsharp_combine(x, medfuse.gaussian(x, (1.3, 0.0)), amount, 0.0))
+        np.testing.assert_array_equal(got[ties], np.rint(t[ties]).astype(dtype))
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint8, np.uint16, np.int16):
+        info = np.iinfo(dtype)
+        x = rng.integers(info.min, info.max, (7, 131), dtype=dtype, endpoint=True)
+        for amount in (0.5, 1.5, 2.5, 40.0, -40.0):
+            want = plan.unsharp_combine(x, medfuse.gaussian(x, 0.8), amount, 0.0)
+            got = medfuse.unsharp_mask(x, 0.8, amount)
+            np.testing.assert_array_equal(got, want)
+        assert got.min() == info.min and got.max() == info.max  # clipped both ways at amount -40

@@ -250,3 +250,100 @@ def test_input_untouched(x, aperture):
     before = x.copy()
     medfuse.sobel(x, aperture_size=aperture)
     assert np.array_equal(x, before)
+
+
+# ---------------------------------------------------------------------------
+# every SIMD path: the int16 sums of uint8 data (apertures 3 and 5), the explicit-vector 2D loop at
+# widths around the vector widths, and the float scan that rides along the first pass
+
+_PATHS_SCRIPT = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import images
+import medfuse
+import medfuse.reference as ref
+
+bad = []
+cases = 0
+def same(got, want):
+    return all(g.dtype == w.dtype and np.array_equal(g, w, equal_nan=g.dtype.kind == "f") for g, w in zip(got, want))
+def check(x, aperture, border, tag):
+    global cases
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = ref.sobel(x, aperture_size=aperture, border=border)
+    for n in (1, 3):
+        medfuse.set_num_threads(n)
+        cases += 1
+        if not same(medfuse.sobel(x, aperture_size=aperture, border=border), want):
+            bad.append((tag, x.dtype.name, x.shape, aperture, border, n))
+rng = np.random.default_rng(5)
+for w in list(range(1, 20)) + [31, 32, 33, 47, 48, 63, 64, 65, 66, 97, 129]:
+    for h in (1, 2, 3, 6, 17):
+        for aperture in (3, 5, 7):
+            for border in ("reflect101", "replicate"):
+                # the largest uint8 gradients: 0/255 stripes and a checkerboard
+                stripes = np.where((np.arange(w) // 2) % 2 == 0, 0, 255).astype(np.uint8)[None, :].repeat(h, 0)
+                check(stripes, aperture, border, "stripes-x")
+                check(np.ascontiguousarray(stripes.T), aperture, border, "stripes-y")
+                check(((np.indices((h, w)).sum(0) % 2) * 255).astype(np.uint8), aperture, border, "checker")
+                check(rng.integers(0, 256, (h, w), dtype=np.uint8), aperture, border, "noise")
+                f = rng.normal(0, 100, (h, w)).astype(np.float32)
+                check(f, aperture, border, "f32")
+                check(f.astype(np.float64), aperture, border, "f64")
+    # float32 beyond 2^100 in one element anywhere (last lanes, border column): float64 sums
+    for pos in ((0, 0), (2, w - 1), (1, w // 2)):
+        f = rng.normal(0, 1, (3, w)).astype(np.float32)
+        f[pos] = np.float32(3e30)
+        check(f, 3, "reflect101", "f32-wide")
+x = images.make("extremes", (23, 70), np.uint8, seed=3)
+for aperture in (3, 5, 7):
+    check(x, aperture, "reflect101", "extremes")
+    check(x[::2, 1::3], aperture, "replicate", "view")
+print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases, "bad": bad[:10], "n_bad": len(bad)}}))
+"""
+
+
+def _simd_paths():
+    info = medfuse.build_info()
+    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
+
+
+@pytest.mark.parametrize("path", _simd_paths())
+def test_every_simd_path_matches_twin_at_vector_edges(path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, MEDFUSE_SIMD=path)
+    proc = subprocess.run([sys.executable, "-c", _PATHS_SCRIPT.format(tests=tests)], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["active"] == path
+    assert out["cases"] > 5000
+    assert out["n_bad"] == 0, out["bad"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["first", "last", "border-column", "middle"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_refused_wherever_it_is(dtype, where, value):
+    """The finiteness check rides along the first pass: a NaN/inf anywhere (the last lanes of a row, a
+    column only a border reads as a neighbour, another thread's band) is still refused, 1 and 2 threads."""
+    x = np.random.default_rng(0).normal(0, 1, (300, 257)).astype(dtype)
+    pos = {"first": (0, 0), "last": (299, 256), "border-column": (150, 256), "middle": (151, 128)}[where]
+    x[pos] = value
+    before = medfuse.get_num_threads()
+    try:
+        for n in (1, 2):
+            medfuse.set_num_threads(n)
+            for aperture in (3, 7):
+                with pytest.raises(ValueError, match="image"):
+                    medfuse.sobel(x, aperture_size=aperture)
+                with pytest.raises(ValueError, match="image"):
+                    medfuse.sobel(x.reshape(3, 100, 257), aperture_size=aperture)
+    finally:
+        medfuse.set_num_threads(before)

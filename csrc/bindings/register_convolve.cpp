@@ -1,4 +1,4 @@
-// Bindings for csrc/convolve: correlate_<dtype>, sep_filter_<dtype>.
+// Bindings for csrc/convolve: correlate_<dtype>, sep_filter_<dtype>, unsharp_mask_<dtype>.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -118,35 +118,59 @@ py::array sep_filter_impl(py::array_t<T, py::array::c_style> image,
     return out;
 }
 
-// Unsharp-mask combine: the image and its blur (float32, float64 for float64
-// images), same shape, C-contiguous; a new array of the image's dtype.
+// Unsharp mask: Gaussian blur (kernels: one 1D kernel per axis, float32 sums,
+// float64 for float64 images) and unsharp_combine's formula. 2D: fused, one
+// pass, no blurred image stored; 3D: the blur, then the combine.
 template <class T>
-py::array unsharp_combine_impl(py::array_t<T, py::array::c_style> image,
-                               py::array_t<typename std::conditional<std::is_same<T, double>::value, double, float>::type,
-                                           py::array::c_style> blurred,
-                               double amount, double threshold, int threads) {
-    checked_threads(threads);
-    if (image.ndim() != blurred.ndim()) throw py::value_error("blurred must have the image's shape");
-    for (py::ssize_t i = 0; i < image.ndim(); ++i)
-        if (image.shape(i) != blurred.shape(i)) throw py::value_error("blurred must have the image's shape");
-    std::vector<py::ssize_t> shape(image.shape(), image.shape() + image.ndim());
-    py::array_t<T> out(shape);
-    const std::int64_t n = static_cast<std::int64_t>(image.size());
-    const T* src = image.data();
-    const auto* bl = blurred.data();
+py::array unsharp_mask_impl(py::array_t<T, py::array::c_style> image,
+                            std::vector<py::array_t<double, py::array::c_style>> kernels, int border, double amount,
+                            double threshold, int threads) {
+    using B = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
+    const auto shape = checked_shape(image, "image", {2, 3});
+    const int nd = static_cast<int>(shape.size());
+    if (static_cast<int>(kernels.size()) != nd) throw py::value_error("kernels must have one 1D kernel per axis");
+    if (!std::isfinite(amount)) throw py::value_error("amount must be finite");
+    if (!(threshold >= 0.0) || !std::isfinite(threshold)) throw py::value_error("threshold must be finite and >= 0");
+    std::vector<double> taps[3] = {{1.0}, {1.0}, {1.0}};
+    for (int i = 0; i < nd; ++i) {
+        const auto& k = kernels[static_cast<std::size_t>(i)];
+        if (k.ndim() != 1) throw py::value_error("kernels must be 1-dimensional");
+        check_taps(k.data(), static_cast<std::int64_t>(k.shape(0)), "kernels");
+        taps[3 - nd + i].assign(k.data(), k.data() + k.shape(0));
+    }
+    constexpr bool f64 = std::is_same<T, double>::value;
+    std::vector<py::ssize_t> s(shape.begin(), shape.end());
+    py::array_t<T> out(s);
     T* dst = out.mutable_data();
-    {
+    const T* src = image.data();
+    const std::int64_t n = static_cast<std::int64_t>(image.size());
+    if (nd == 2) {
+        FilterJob job = make_job(image, shape, border, 0.0, 2, f64, threads);
+        job.unsharp = true;
+        job.amount = amount;
+        job.threshold = threshold;
+        job.out = dst;
+        // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        unsharp_combine(src, bl, n, amount, threshold, dst, threads);
+        sep_filter(job, taps);
+    } else {
+        FilterJob job = make_job(image, shape, border, 0.0, f64 ? 1 : 0, f64, threads);
+        py::array_t<B> blurred(s);
+        job.out = blurred.mutable_data();
+        const B* bl = blurred.data();
+        // Nothing below touches a Python object.
+        py::gil_scoped_release nogil;
+        sep_filter(job, taps);
+        unsharp_combine(src, bl, n, amount, threshold, dst, job.threads);
     }
     return std::move(out);
 }
 
 template <class T>
 void def_all(py::module_& m, const std::string& sfx) {
-    m.def(("unsharp_combine_" + sfx).c_str(), &unsharp_combine_impl<T>, py::arg("image").noconvert(),
-          py::arg("blurred").noconvert(), py::arg("amount"), py::arg("threshold"), py::arg("threads"),
-          "x + amount * (x - blurred) where |x - blurred| >= threshold (use medfuse.unsharp_mask).");
+    m.def(("unsharp_mask_" + sfx).c_str(), &unsharp_mask_impl<T>, py::arg("image").noconvert(), py::arg("kernels"),
+          py::arg("border"), py::arg("amount"), py::arg("threshold"), py::arg("threads"),
+          "Unsharp mask with the given Gaussian kernels (use medfuse.unsharp_mask).");
     m.def(("correlate_" + sfx).c_str(), &correlate_impl<T>, py::arg("image").noconvert(),
           py::arg("kernel").noconvert(), py::arg("border"), py::arg("value"), py::arg("out_code"), py::arg("f64"),
           py::arg("threads"), "Dense correlation (use medfuse.convolve).");

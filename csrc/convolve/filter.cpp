@@ -52,6 +52,59 @@ FirFn<double> fir_fn<double>() {
     return &baseline::fir_f64;
 }
 
+// ---- unsharp combine: per-ISA span functions ----------------------------------------
+template <class T, class B>
+using UnsharpFn = void (*)(const T*, const B*, i64, double, double, T*);
+
+#ifdef MEDFUSE_HAVE_AVX512
+#define MEDFUSE_UNSHARP_AVX512(name) \
+    if (active_isa() == Isa::avx512) return &avx512::name;
+#else
+#define MEDFUSE_UNSHARP_AVX512(name)
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+#define MEDFUSE_UNSHARP_AVX2(name) \
+    if (active_isa() != Isa::baseline) return &avx2::name;
+#else
+#define MEDFUSE_UNSHARP_AVX2(name)
+#endif
+#define MEDFUSE_UNSHARP_FN(T, B, name)              \
+    template <>                                     \
+    UnsharpFn<T, B> unsharp_fn<T, B>() {            \
+        MEDFUSE_UNSHARP_AVX512(name)                \
+        MEDFUSE_UNSHARP_AVX2(name)                  \
+        return &baseline::name;                     \
+    }
+template <class T, class B> UnsharpFn<T, B> unsharp_fn();
+MEDFUSE_UNSHARP_FN(std::uint8_t, float, unsharp_span_u8)
+MEDFUSE_UNSHARP_FN(std::uint16_t, float, unsharp_span_u16)
+MEDFUSE_UNSHARP_FN(std::int16_t, float, unsharp_span_i16)
+MEDFUSE_UNSHARP_FN(float, float, unsharp_span_f32)
+MEDFUSE_UNSHARP_FN(double, double, unsharp_span_f64)
+#undef MEDFUSE_UNSHARP_FN
+#undef MEDFUSE_UNSHARP_AVX2
+#undef MEDFUSE_UNSHARP_AVX512
+
+// One row of the fused unsharp mask: blurred values of compute type T against
+// the input row (the job's input type) into the output row (the same type).
+template <class T>
+void unsharp_row(const FilterJob& job, i64 offset, const T* blurred, i64 n) {
+    const auto go = [&](auto tag) {
+        using P = decltype(tag);
+        if constexpr (std::is_same<P, double>::value == std::is_same<T, double>::value) {
+            unsharp_fn<P, T>()(static_cast<const P*>(job.in) + offset, blurred, n, job.amount, job.threshold,
+                               static_cast<P*>(job.out) + offset);
+        }
+    };
+    switch (job.in_type) {
+        case PixelType::u8: go(std::uint8_t{}); break;
+        case PixelType::u16: go(std::uint16_t{}); break;
+        case PixelType::i16: go(std::int16_t{}); break;
+        case PixelType::f32: go(float{}); break;
+        case PixelType::f64: go(double{}); break;
+    }
+}
+
 // ---- dtype conversion ---------------------------------------------------------
 template <class In, class T>
 void convert_span(const In* src, T* dst, i64 n) {
@@ -356,14 +409,20 @@ void sep_xy(const FilterJob& job, const void* src, PixelType src_type, void* dst
             x_row(vn - a, ring.data() + (vn % KY) * Wr);
             const i64 off = lay.offset(z, y, W);
             if (idy) {
-                store_span(ring.data() + (y % KY) * Wr, dst, dst_type, off, W);
+                if (job.unsharp)
+                    unsharp_row<T>(job, off, ring.data() + (y % KY) * Wr, W);
+                else
+                    store_span(ring.data() + (y % KY) * Wr, dst, dst_type, off, W);
                 continue;
             }
             for (int j = 0; j < py_.size(); ++j)
                 ptrs[static_cast<std::size_t>(j)] = ring.data() + ((y + py_.off[static_cast<std::size_t>(j)]) % KY) * Wr;
-            T* out_row = direct ? static_cast<T*>(dst) + off : acc.data();
+            T* out_row = direct && !job.unsharp ? static_cast<T*>(dst) + off : acc.data();
             apply(fir, py_, ptrs.data(), out_row, W);
-            if (!direct) store_span(acc.data(), dst, dst_type, off, W);
+            if (job.unsharp)
+                unsharp_row<T>(job, off, acc.data(), W);
+            else if (!direct)
+                store_span(acc.data(), dst, dst_type, off, W);
         }
     });
 }
@@ -472,6 +531,9 @@ void correlate(const FilterJob& job, const double* kernel, const i64 kshape[3]) 
 void sep_filter(const FilterJob& job, const std::vector<double> taps[3]) {
     for (int a = 0; a < 3; ++a)
         if (taps[a].empty()) throw std::invalid_argument("kernels must not be empty");
+    if (job.unsharp && (job.shape[0] != 1 || !is_identity(taps[0]) || job.out_type != job.in_type ||
+                        job.f64 != (job.in_type == PixelType::f64)))
+        throw std::invalid_argument("the fused unsharp mask takes a 2D image, output of its type");
     if (job.f64)
         sep_filter_t<double>(job, taps);
     else
@@ -484,20 +546,10 @@ void unsharp_combine(const T* x, const B* blurred, std::int64_t n, double amount
                      int threads) {
     constexpr std::int64_t kChunk = std::int64_t(1) << 16;
     const std::int64_t parts = (n + kChunk - 1) / kChunk;
+    const UnsharpFn<T, B> fn = unsharp_fn<T, B>();
     parallel_for(parts, threads, [&](std::int64_t p) {
         const std::int64_t b = p * kChunk, e = std::min(n, b + kChunk);
-        for (std::int64_t i = b; i < e; ++i) {
-            const double xv = static_cast<double>(x[i]);
-            const double d = xv - static_cast<double>(blurred[i]);
-            double o = std::fabs(d) >= threshold ? xv + amount * d : xv;
-            if constexpr (std::is_integral<T>::value) {
-                o = std::nearbyint(o);  // half to even in the default rounding mode, as numpy.rint
-                if (std::isnan(o)) o = 0.0;
-                o = std::min(std::max(o, static_cast<double>(std::numeric_limits<T>::min())),
-                             static_cast<double>(std::numeric_limits<T>::max()));
-            }
-            out[i] = static_cast<T>(o);
-        }
+        fn(x + b, blurred + b, e - b, amount, threshold, out + b);
     });
 }
 

@@ -29,6 +29,12 @@ struct FilterJob {
     Border border = Border::reflect101;
     double value = 0.0;  // constant border value
     int threads = 1;
+    // Unsharp mask fused into a 2D separable blur: each blurred row (compute
+    // type, the bits sep_filter would store) goes straight into
+    // unsharp_combine's formula with the input row; `out` then has the input's
+    // type and no blurred image is stored.
+    bool unsharp = false;
+    double amount = 0.0, threshold = 0.0;
 };
 
 
@@ -49,12 +55,23 @@ void unsharp_combine(const T* x, const B* blurred, std::int64_t n, double amount
 // ---- per-ISA entry points (filter_kernels.hpp compiled once per ISA) -------
 // fir: out[i] = sum_j taps[j] * src[j][i] for i < n. With `symmetric` (K odd
 // and taps[j] == taps[K-1-j]) mirrored pairs are added first.
+// unsharp_span_<T>: unsharp_combine's formula over n elements (one span, no threads).
 #define MEDFUSE_DECLARE_FILTER_ISA(ns)                                                     \
     namespace ns {                                                                         \
     void fir_f32(const float* const* src, const float* taps, int K, bool symmetric,        \
                  float* out, std::int64_t n);                                              \
     void fir_f64(const double* const* src, const double* taps, int K, bool symmetric,      \
                  double* out, std::int64_t n);                                             \
+    void unsharp_span_u8(const std::uint8_t* x, const float* b, std::int64_t n, double a,  \
+                         double t, std::uint8_t* o);                                       \
+    void unsharp_span_u16(const std::uint16_t* x, const float* b, std::int64_t n,          \
+                          double a, double t, std::uint16_t* o);                           \
+    void unsharp_span_i16(const std::int16_t* x, const float* b, std::int64_t n, double a, \
+                          double t, std::int16_t* o);                                      \
+    void unsharp_span_f32(const float* x, const float* b, std::int64_t n, double a,        \
+                          double t, float* o);                                             \
+    void unsharp_span_f64(const double* x, const double* b, std::int64_t n, double a,      \
+                          double t, double* o);                                            \
     }
 MEDFUSE_DECLARE_FILTER_ISA(baseline)
 MEDFUSE_DECLARE_FILTER_ISA(avx2)

@@ -144,3 +144,72 @@ void fir_f64(const double* const* src, const double* taps, int K, bool symmetric
              std::int64_t n) {
     fir_impl<double>(src, taps, K, symmetric, out, n);
 }
+
+// ---- unsharp-mask combine over a span ---------------------------------------------
+// out[i] = |d| >= threshold ? x + amount * d : x with d = x - blurred[i], in float64
+// (the same operations as the scalar formula in filter.hpp; no FMA: the build
+// uses -ffp-contract=off); integer T: NaN -> 0, clipped to T's range, then rounded
+// half to even (clipping to integer bounds commutes with rounding; |o| <= 65535 <
+// 2^51, where (o + 1.5 * 2^52) - 1.5 * 2^52 is exactly round-half-even), float T:
+// rounded to T. Explicit vectors: the select and the clip are plain lane
+// operations, which GCC does not if-convert from scalar code under -ftrapping-math.
+typedef std::int64_t vi64 __attribute__((vector_size(MEDFUSE_FILTER_VEC_BYTES)));
+
+template <class T, class B>
+inline T unsharp_one(T x, B blurred, double amount, double threshold) {
+    const double xv = static_cast<double>(x);
+    const double d = xv - static_cast<double>(blurred);
+    double o = std::fabs(d) >= threshold ? xv + amount * d : xv;
+    if constexpr (std::is_integral<T>::value) {
+        o = std::nearbyint(o);  // half to even in the default rounding mode, as numpy.rint
+        if (o != o) o = 0.0;
+        const double lo = static_cast<double>(std::numeric_limits<T>::min());
+        const double hi = static_cast<double>(std::numeric_limits<T>::max());
+        o = o < lo ? lo : (o > hi ? hi : o);
+    }
+    return static_cast<T>(o);
+}
+
+template <class T, class B>
+void unsharp_span_t(const T* x, const B* blurred, std::int64_t n, double amount, double threshold, T* out) {
+    constexpr std::int64_t L = MEDFUSE_FILTER_VEC_BYTES / 8;
+    typedef T VT __attribute__((vector_size(L * sizeof(T))));
+    typedef B VB __attribute__((vector_size(L * sizeof(B))));
+    const vf64 am = vsplat<vf64>(amount), th = vsplat<vf64>(threshold);
+    const vi64 abs_mask = vi64{} + static_cast<std::int64_t>(0x7fffffffffffffffULL);
+    std::int64_t i = 0;
+    for (; i + L <= n; i += L) {
+        const vf64 xv = __builtin_convertvector(vload<VT>(x + i), vf64);
+        const vf64 d = xv - __builtin_convertvector(vload<VB>(blurred + i), vf64);
+        const vf64 s = xv + am * d;
+        const vf64 ad = __builtin_bit_cast(vf64, __builtin_bit_cast(vi64, d) & abs_mask);
+        vf64 o = ad >= th ? s : xv;
+        if constexpr (std::is_integral<T>::value) {
+            const vf64 lo = vsplat<vf64>(static_cast<double>(std::numeric_limits<T>::min()));
+            const vf64 hi = vsplat<vf64>(static_cast<double>(std::numeric_limits<T>::max()));
+            const vf64 magic = vsplat<vf64>(0x1.8p52);
+            o = o < lo ? lo : o;
+            o = o > hi ? hi : o;
+            o = o == o ? o : vf64{};  // NaN -> 0
+            o = (o + magic) - magic;
+        }
+        vstore(out + i, __builtin_convertvector(o, VT));
+    }
+    for (; i < n; ++i) out[i] = unsharp_one(x[i], blurred[i], amount, threshold);
+}
+
+void unsharp_span_u8(const std::uint8_t* x, const float* b, std::int64_t n, double a, double t, std::uint8_t* o) {
+    unsharp_span_t(x, b, n, a, t, o);
+}
+void unsharp_span_u16(const std::uint16_t* x, const float* b, std::int64_t n, double a, double t, std::uint16_t* o) {
+    unsharp_span_t(x, b, n, a, t, o);
+}
+void unsharp_span_i16(const std::int16_t* x, const float* b, std::int64_t n, double a, double t, std::int16_t* o) {
+    unsharp_span_t(x, b, n, a, t, o);
+}
+void unsharp_span_f32(const float* x, const float* b, std::int64_t n, double a, double t, float* o) {
+    unsharp_span_t(x, b, n, a, t, o);
+}
+void unsharp_span_f64(const double* x, const double* b, std::int64_t n, double a, double t, double* o) {
+    unsharp_span_t(x, b, n, a, t, o);
+}

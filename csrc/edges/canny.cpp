@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -513,22 +514,15 @@ Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border
     const i64 dims[3] = {ndim == 3 ? shape[0] : 1, shape[ndim - 2], shape[ndim - 1]};
     const i64 n = dims[0] * dims[1] * dims[2];
     Status st;
-    bool narrow = false;
-    if constexpr (std::is_same<In, float>::value) {
-        // float32 data sums in float32 unless |x| > 2^100 (its sums could
-        // overflow there; float64 then), as Canny's float32 gradients.
-        const FloatScan fs = scan_float(img, n, threads);
-        if (fs.nonfinite) st.nonfinite = count_nonfinite(img, n, threads);
-        if (!st.ok()) return st;
-        narrow = fs.max_abs <= 0x1p100;
-    } else if constexpr (std::is_floating_point<In>::value) {
-        st.nonfinite = count_nonfinite(img, n, threads);
-        if (!st.ok()) return st;
-    }
     if (aperture != 3 && aperture != 5 && aperture != 7)
         throw std::invalid_argument("sobel: aperture_size must be 3, 5 or 7");
     SobelJob job;
-    job.narrow = narrow;
+    // float32 data sums in float32 unless |x| > 2^100 (its sums could overflow
+    // there; float64 then), as Canny's float32 gradients. The kernels report
+    // the largest |x| they read, so the first run assumes float32 sums and the
+    // rare data beyond 2^100 (or non-finite data, refused) is found without a
+    // separate pass over the image.
+    job.narrow = std::is_same<In, float>::value;
     job.img = img;
     job.dtype = dtype_of<In>();
     job.out_kind = std::is_same<Out, std::int32_t>::value   ? SobelOut::i32
@@ -543,7 +537,7 @@ Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border
     job.border = border;
     for (int a = 0; a < ndim; ++a) job.out[a] = out[a];
     if (n == 0) return st;
-    using PartFn = void (*)(const SobelJob&, i64, i64);
+    using PartFn = std::uint64_t (*)(const SobelJob&, i64, i64);
     PartFn fn = &baseline::sobel_part;
     switch (active_isa()) {
 #ifdef MEDFUSE_HAVE_AVX512
@@ -565,7 +559,27 @@ Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border
     const i64 per_item = ndim == 2 ? dims[2] : dims[1] * dims[2];
     const i64 parts = std::max<i64>(1, std::min<i64>(threads, items * per_item / (1 << 15)));
     const i64 p2 = std::min<i64>(parts, ndim == 2 ? std::max<i64>(1, items / 8) : std::max<i64>(1, items / 2));
-    parallel_for(p2, threads, [&](i64 p) { fn(job, split_begin(items, p2, p), split_begin(items, p2, p + 1)); });
+    std::vector<std::uint64_t> seen(static_cast<std::size_t>(p2), 0);
+    auto run = [&] {
+        parallel_for(p2, threads, [&](i64 p) {
+            seen[static_cast<std::size_t>(p)] = fn(job, split_begin(items, p2, p), split_begin(items, p2, p + 1));
+        });
+    };
+    run();
+    if constexpr (std::is_floating_point<In>::value) {
+        // Every element is read by some part; the largest |x| as a bit pattern
+        // (NaN above inf above every finite value).
+        const std::uint64_t top = *std::max_element(seen.begin(), seen.end());
+        const std::uint64_t inf_bits = sizeof(In) == 4 ? 0x7f800000u : 0x7ff0000000000000u;
+        if (top >= inf_bits) {
+            st.nonfinite = count_nonfinite(img, n, threads);
+            if (!st.ok()) return st;
+        }
+        if (std::is_same<In, float>::value && top > 0x71800000u) {  // some |x| > 2^100 (0x1p100f's bits)
+            job.narrow = false;
+            run();
+        }
+    }
     return st;
 }
 

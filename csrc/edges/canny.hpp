@@ -87,7 +87,7 @@ struct SobelJob {
                       void* const* bufs);                                                \
     void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1,             \
                       void* const* bufs);                                                \
-    void sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e);                \
+    std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e);       \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)

@@ -1,6 +1,7 @@
 // Canny inner loops for the avx512 path (built with its own -m flags).
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common/border.hpp"

@@ -87,6 +87,26 @@ def sep_filter_f64(
     image: npt.NDArray[np.float64], kernels: list[npt.NDArray[np.float64]], border: int, value: float, out_code: int,
     f64: bool, threads: int,
 ) -> npt.NDArray[Any]: ...
+def unsharp_mask_u8(
+    image: npt.NDArray[np.uint8], kernels: list[npt.NDArray[np.float64]], border: int, amount: float, threshold: float,
+    threads: int,
+) -> npt.NDArray[np.uint8]: ...
+def unsharp_mask_u16(
+    image: npt.NDArray[np.uint16], kernels: list[npt.NDArray[np.float64]], border: int, amount: float, threshold: float,
+    threads: int,
+) -> npt.NDArray[np.uint16]: ...
+def unsharp_mask_i16(
+    image: npt.NDArray[np.int16], kernels: list[npt.NDArray[np.float64]], border: int, amount: float, threshold: float,
+    threads: int,
+) -> npt.NDArray[np.int16]: ...
+def unsharp_mask_f32(
+    image: npt.NDArray[np.float32], kernels: list[npt.NDArray[np.float64]], border: int, amount: float, threshold: float,
+    threads: int,
+) -> npt.NDArray[np.float32]: ...
+def unsharp_mask_f64(
+    image: npt.NDArray[np.float64], kernels: list[npt.NDArray[np.float64]], border: int, amount: float, threshold: float,
+    threads: int,
+) -> npt.NDArray[np.float64]: ...
 # ---- enhance (median, bilateral) and cnn (conv2d) ----------------------------
 def median_u8(image: npt.NDArray[np.uint8], size: list[int], border: int, threads: int) -> npt.NDArray[np.uint8]: ...
 def median_u16(image: npt.NDArray[np.uint16], size: list[int], border: int, threads: int) -> npt.NDArray[np.uint16]: ...
