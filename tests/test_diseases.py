@@ -326,7 +326,8 @@ def test_cavity_wall_is_counted_inside_the_lung_only():
 def test_detection_refusals():
     ph = _phantom(n_cavities=1)
     lung = ph.lung
-    for kw, word in (({"wall_mm": 0}, "wall_mm"), ({"min_wall_fraction": 1.5}, "min_wall_fraction"),
+    for kw, word in (({"wall_mm": 0}, "wall_mm"), ({"wall_mm": 1e308}, "wall_mm"),
+                     ({"min_wall_fraction": 1.5}, "min_wall_fraction"),
                      ({"min_radius_mm": 40.0}, "min_radius_mm"), ({"max_candidates": 0}, "max_candidates"),
                      ({"air_hu": float("nan")}, "air_hu"), ({"max_fibrotic_context": 2.0}, "max_fibrotic_context")):
         with pytest.raises(ValueError, match=word):

@@ -287,3 +287,18 @@ def test_uint8_column_histogram_path(size, shape, content):
         medfuse.set_num_threads(before)
     np.testing.assert_array_equal(medfuse.median(x, size, border="replicate"),
                                   ndimage.median_filter(x, size=size, mode="nearest"))
+
+
+def test_float32_window_too_large_is_refused():
+    """float32 medians gather every window value per output: a window of more than 2**21 values is refused
+    (it would run for hours), by the kernel and the twin alike; 8-bit data take the sliding histogram and
+    accept it."""
+    x = np.random.default_rng(0).random((4, 4, 13)).astype(np.float32)
+    for fn in (medfuse.median, ref.median):
+        with pytest.raises(ValueError, match="window of 16581375 values"):
+            fn(x, 255)
+        with pytest.raises(ValueError, match="at most 2097152"):
+            fn(x[0], (1449, 1449))
+    assert medfuse.median(x[:1, :2, :3], (127, 127, 127)).shape == (1, 2, 3)  # 2048383 values: allowed
+    u8 = (x * 255).astype(np.uint8)[:2, :2, :3]
+    assert medfuse.median(u8, 255).shape == u8.shape

@@ -186,6 +186,22 @@ def median_size(size: object, ndim: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+# float32 medians (and 16-bit windows of up to 49 values) select among every
+# window value of every output: a window of more values than this would take
+# hours on any real image (8- and 16-bit data use a sliding histogram instead,
+# whose cost grows with the window's height x depth, and have no such limit).
+MAX_SELECT_WINDOW = 1 << 21
+
+
+def median_window(size: tuple[int, ...], dtype: np.dtype) -> None:
+    n = math.prod(size)
+    if dtype == np.float32 and n > MAX_SELECT_WINDOW:
+        raise ValueError(
+            f"size {size} gives a window of {n} values; float32 medians gather every window value "
+            f"per output, so at most {MAX_SELECT_WINDOW} values are supported (8- and 16-bit images have no such limit)"
+        )
+
+
 def median_border(border: object) -> str:
     if not isinstance(border, str) or border not in MEDIAN_BORDERS:
         raise ValueError(f"border must be one of {', '.join(MEDIAN_BORDERS)}; got {border!r}")

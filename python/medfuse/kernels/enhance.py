@@ -56,6 +56,7 @@ def median(
     """
     img = v.as_image(image, dtypes=v.MEDIAN_DTYPES)
     k = v.median_size(size, img.ndim)
+    v.median_window(k, img.dtype)
     b = v.median_border(border)
     v.no_nan(img)
     fn = getattr(_core(), "median_" + v.core_suffix(img.dtype))

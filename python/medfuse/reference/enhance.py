@@ -35,6 +35,7 @@ def median(
     """Twin of :func:`medfuse.median`."""
     img = v.as_image(image, dtypes=v.MEDIAN_DTYPES)
     k = v.median_size(size, img.ndim)
+    v.median_window(k, img.dtype)
     b = v.median_border(border)
     v.no_nan(img)
     padded = _pad(img, [s // 2 for s in k], b)
