@@ -153,7 +153,7 @@ inline void nms_span(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
 // The same over a whole row, skipping blocks where no magnitude exceeds
 // `low` (most of a typical image) after one cheap vector comparison.
 // Block length, measured on Zen 4 (the canny-* benchmark images): 32 on AVX2
-// (64 took 1-14 % longer: CT slices most, the X-ray least), 64 on AVX-512
+// (64 took 1-16 % longer: CT slices most, the X-ray least), 64 on AVX-512
 // (32 took 6-12 % longer on the 512^2 CT slices); with 16 GCC no longer
 // vectorizes the span (4x slower on both).
 #if defined(__AVX2__) && !defined(__AVX512F__)
