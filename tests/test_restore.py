@@ -113,8 +113,41 @@ def test_low_dose_ct_refuses_bad_image():
     x[2, 2] = np.inf
     with pytest.raises(ValueError, match="NaN"):
         R.low_dose_ct(x, 0.5)
-    with pytest.raises(ValueError, match="2D"):
-        R.low_dose_ct(np.zeros((2, 8, 8)), 0.5)
+    with pytest.raises(ValueError, match="2D slice"):
+        R.low_dose_ct(np.zeros((2, 2, 8, 8)), 0.5)
+    with pytest.raises(ValueError, match="2D slice"):
+        R.low_dose_ct(np.zeros(8), 0.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        R.low_dose_ct(np.zeros((0, 8, 8)), 0.5)
+    with pytest.raises(TypeError, match="numeric"):
+        R.low_dose_ct(np.zeros((2, 8, 8), bool), 0.5)
+    x3 = np.zeros((3, 8, 8), np.float32)
+    x3[1, 4, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        R.low_dose_ct(x3, 0.5)
+
+
+def test_low_dose_ct_volume_slices_independent(ct_slice):
+    ph, _ = ct_slice
+    z = round(ph.nodule_center[0])
+    vol = ph.volume[z - 1 : z + 2].astype(np.float32)
+    ref = R.low_dose_ct(vol, None, pixel_mm=ph.spacing[1])
+    assert ref.shape == vol.shape and ref.dtype == np.float32
+    for k in range(3):  # noise-free: exactly the 2D reconstruction of each slice
+        np.testing.assert_array_equal(ref[k], R.low_dose_ct(vol[k], None, pixel_mm=ph.spacing[1]))
+    low = R.low_dose_ct(vol, 0.1, pixel_mm=ph.spacing[1], seed=5)
+    np.testing.assert_array_equal(low, R.low_dose_ct(vol, 0.1, pixel_mm=ph.spacing[1], seed=5))
+    # slice k draws from the same generator after slices 0..k-1
+    rng = np.random.default_rng(5)
+    first = [R.low_dose_ct(vol[k], 0.1, pixel_mm=ph.spacing[1], seed=rng) for k in range(3)]
+    np.testing.assert_array_equal(low, np.stack(first))
+    noise = (low - ref).reshape(3, -1)
+    sd2d = float(np.std(R.low_dose_ct(vol[1], 0.1, pixel_mm=ph.spacing[1], seed=9) - ref[1]))
+    for k in range(3):
+        assert 0.8 < float(noise[k].std()) / sd2d < 1.25
+    # independent between slices: correlation of neighbouring slices' noise near 0
+    for k in range(2):
+        assert abs(float(np.corrcoef(noise[k], noise[k + 1])[0, 1])) < 0.05
 
 
 def test_noisy_xray_poisson_gaussian():
@@ -177,6 +210,73 @@ def test_denoise_refusals():
         R.denoise(x, lambda a: a[:5])
     with pytest.raises(ValueError, match="NaN"):
         R.denoise(np.full((5, 5), np.nan, np.float32), "gaussian")
+
+
+@pytest.fixture(scope="module")
+def volume_case():
+    # anatomy constant along z (five copies of one slice), noise independent per slice
+    ph = phantoms.nodule_ct_phantom((12, 96, 96), seed=8, diameter_mm=12.0)
+    sl = ph.volume[round(ph.nodule_center[0])].astype(np.float32)
+    vol = np.stack([sl] * 5)
+    return (R.low_dose_ct(vol, None, pixel_mm=ph.spacing[1]),
+            R.low_dose_ct(vol, 0.05, pixel_mm=ph.spacing[1], seed=3))
+
+
+def test_denoise_volume_blend_matches_scipy(volume_case):
+    from scipy import ndimage
+
+    _, low = volume_case
+    per_slice = np.stack([R.denoise(s, "gaussian", sigma=1.0) for s in low])
+    np.testing.assert_array_equal(R.denoise_volume(low, "gaussian", z_weight=0.0, sigma=1.0), per_slice)
+    for w in (0.1, 0.25, 1 / 3):
+        out = R.denoise_volume(low, "gaussian", z_weight=w, sigma=1.0)
+        want = ndimage.correlate1d(per_slice.astype(np.float64), [w, 1 - 2 * w, w], axis=0, mode="nearest")
+        assert out.dtype == np.float32 and out.shape == low.shape
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-3)
+    one = low[:1]  # a single slice has no neighbours: the blend leaves it as denoised
+    np.testing.assert_array_equal(R.denoise_volume(one, "median", size=3), R.denoise(low[0], "median", size=3)[None])
+
+
+def test_denoise_volume_averages_independent_noise(volume_case):
+    ref, low = volume_case
+    inner = (slice(1, -1), slice(None), slice(None))  # the end slices have one neighbour
+    flat = R.denoise_volume(low, "bilateral", z_weight=0.0, sigma_color=90.0)
+    blended = R.denoise_volume(low, "bilateral", z_weight=0.25, sigma_color=90.0)
+    def score(x):
+        return R.psnr(ref[inner].reshape(-1, ref.shape[2]), x[inner].reshape(-1, ref.shape[2]), data_range=1500)
+
+    assert score(blended) > score(flat) + 0.5
+
+
+def test_denoise_volume_dtypes_and_callables():
+    vol = (images.make("natural", (24, 24), np.uint16, seed=3) // 16).astype(np.int16)
+    vol = np.stack([vol, vol[::-1], vol[:, ::-1]])
+    out = R.denoise_volume(vol, lambda a: a, z_weight=0.25)
+    assert out.dtype == np.int16
+    f = vol.astype(np.float64)
+    mid = 0.25 * f[0] + 0.5 * f[1] + 0.25 * f[2]
+    np.testing.assert_array_equal(out[1], np.rint(mid).astype(np.int16))
+    np.testing.assert_array_equal(R.denoise_volume(vol[..., ::2], lambda a: a, z_weight=0.0), vol[..., ::2])
+    u8 = np.full((2, 5, 5), 255, np.uint8)
+    np.testing.assert_array_equal(R.denoise_volume(u8, lambda a: a + 10, z_weight=0.2), 255)  # clipped
+
+
+@pytest.mark.parametrize("bad,kw,exc,match", [
+    (np.zeros((8, 8), np.float32), {}, ValueError, "3D"),
+    (np.zeros((0, 8, 8), np.float32), {}, ValueError, "3D"),
+    (np.zeros((2, 8, 8), bool), {}, TypeError, "numeric"),
+    (np.full((2, 8, 8), np.inf, np.float32), {}, ValueError, "NaN"),
+    (np.zeros((2, 8, 8), np.float32), {"z_weight": 0.4}, ValueError, "z_weight"),
+    (np.zeros((2, 8, 8), np.float32), {"z_weight": -0.1}, ValueError, "z_weight"),
+    (np.zeros((2, 8, 8), np.float32), {"z_weight": float("nan")}, ValueError, "z_weight"),
+    (np.zeros((2, 8, 8), np.float32), {"z_weight": True}, TypeError, "z_weight"),
+    (np.zeros((2, 8, 8), np.float32), {"z_weight": "0.2"}, TypeError, "z_weight"),
+    (np.zeros((2, 8, 8), np.float32), {"size": 3}, TypeError, "takes"),
+])
+def test_denoise_volume_refusals(bad, kw, exc, match):
+    method = "gaussian"
+    with pytest.raises(exc, match=match):
+        R.denoise_volume(bad, method, **kw)
 
 
 def test_enhance():

@@ -115,3 +115,81 @@ def test_enhance_dncnn_lesion_weights(ct_dicom, tmp_path, kind, smooth):
                  "--param", "kind=sharp"]) == 2
     assert main(["enhance", str(ct_dicom), "-o", str(tmp_path / "o3"), "--method", "dncnn",
                  "--param", "smooth=-1"]) == 2
+
+
+def _series_folder(tmp_path, positions, uid, seed, names=None):
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "vol"
+    folder.mkdir(exist_ok=True)
+    src = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    rng = np.random.default_rng(seed)
+    for k, z in enumerate(positions):
+        ds = src.copy()
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = f"{uid}.{k + 1}"
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, float(z)]
+        arr = src.pixel_array.astype(np.int32) + rng.integers(-40, 40, src.pixel_array.shape)
+        ds.PixelData = np.clip(arr, 0, 4000).astype(src.pixel_array.dtype).tobytes()
+        ds.save_as(folder / (names[k] if names else f"{uid[-1]}{k}.dcm"), enforce_file_format=True)
+    return folder
+
+
+def _hu(path):
+    ds = pydicom.dcmread(path)
+    return ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+def test_enhance_series_as_volume(tmp_path, capsys):
+    """--param z_weight: each series restored as a volume, slices ordered by position (not file name), series
+    kept apart; an unevenly spaced series fails as a whole, the rest is written."""
+    from scipy import ndimage
+
+    names = ["c.dcm", "a.dcm", "d.dcm", "b.dcm"]
+    folder = _series_folder(tmp_path, [0.0, -10.0, -5.0, -15.0], "1.2.3.1", 1, names)
+    _series_folder(tmp_path, [0.0, -5.0, -10.0], "1.2.3.2", 2)
+    out = tmp_path / "out"
+    assert main(["enhance", str(folder), "-o", str(out), "--method", "gaussian", "--param", "sigma=1",
+                 "--param", "z_weight=0.25"]) == 0
+    assert "7 written, 0 failed" in capsys.readouterr().out
+    for group in (["b.dcm", "a.dcm", "d.dcm", "c.dcm"], ["20.dcm", "21.dcm", "22.dcm"][::-1]):
+        hu = np.stack([_hu(folder / n).astype(np.float32) for n in group])  # ascending z
+        flat = np.stack([R.denoise(h, "gaussian", sigma=1.0) for h in hu]).astype(np.float64)
+        want = ndimage.correlate1d(flat, [0.25, 0.5, 0.25], axis=0, mode="nearest")
+        got = np.stack([_hu(out / n) for n in group])
+        np.testing.assert_allclose(got, np.rint(want), atol=1)
+        assert np.abs(got - np.rint(flat)).max() > 5  # the blend did something
+    # an unevenly spaced series fails as a whole (no output), another series in the folder is still written
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in folder.iterdir():
+        (bad / p.name).write_bytes(p.read_bytes())
+    ds = pydicom.dcmread(bad / "c.dcm")
+    ds.ImagePositionPatient = [0.0, 0.0, 3.0]
+    ds.save_as(bad / "c.dcm", enforce_file_format=True)
+    (bad / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
+    out2 = tmp_path / "out2"
+    assert main(["enhance", str(bad), "-o", str(out2), "--method", "gaussian", "--param", "z_weight=0.25"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("evenly spaced") == 4 and "broken.dcm" in err
+    assert sorted(p.name for p in out2.iterdir()) == ["20.dcm", "21.dcm", "22.dcm"]
+
+
+def test_enhance_series_refusals(ct_dicom, tmp_path, capsys):
+    o = str(tmp_path / "o")
+    assert main(["enhance", str(ct_dicom), "-o", o, "--method", "clahe", "--param", "z_weight=0.25"]) == 2
+    assert "denoisers" in capsys.readouterr().err
+    for bad in ("0.5", "-1", "x"):
+        assert main(["enhance", str(ct_dicom), "-o", o, "--method", "gaussian", "--param", f"z_weight={bad}"]) == 2
+        assert "z_weight" in capsys.readouterr().err
+    png = tmp_path / "x.png"
+    cv2.imwrite(str(png), np.zeros((8, 8), np.uint8))
+    assert main(["enhance", str(png), "-o", str(tmp_path / "y.png"), "--method", "gaussian",
+                 "--param", "z_weight=0.25"]) == 2
+    assert "DICOM series" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "y.png").exists()
+    # slices of one series at one position cannot be ordered: every file fails, nothing written
+    assert main(["enhance", str(ct_dicom), "-o", o, "--method", "gaussian", "--param", "z_weight=0.25"]) == 1
+    assert capsys.readouterr().err.count("share a position") == 2
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -1209,7 +1209,8 @@ def _add_restore_parsers(sub: Any) -> None:
                     help="method parameter, repeatable: e.g. --param h=40 (nlm, in the image's units: HU for "
                     "DICOM), --param sigma=1.5, --param size=5, --param sigma_color=60, --param clip_limit=2, "
                     "--param center=-600 --param width=1500, --param weights=FILE or kind=lesion|lowdose, "
-                    "--param smooth=1 (dncnn)")
+                    "--param smooth=1 (dncnn); --param z_weight=0.25 restores each DICOM series as a volume "
+                    "(slices ordered by position, each blended with its neighbours: for low-dose CT)")
     en.set_defaults(handler=_cmd_enhance)
 
     rb = sub.add_parser(

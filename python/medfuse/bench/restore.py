@@ -8,6 +8,13 @@ the pixels are converted to HU (Rescale Slope/Intercept), processed in HU,
 and stored back with the same slope, intercept and pixel type. A file that
 fails leaves no output and the rest of the folder is still processed.
 
+With ``z_weight`` (a denoiser only) the DICOM files are restored as volumes
+by :func:`medfuse.restore.denoise_volume`: grouped by SeriesInstanceUID,
+ordered by ImagePositionPatient along the slice normal, each slice denoised
+and blended with its neighbours. A series whose slices differ in size or
+orientation, lack a position, or are not evenly spaced (a gap would blend
+slices that are not neighbours) fails as a whole, with every file listed.
+
 ``restore_bench`` degrades held-out phantom slices at each dose with
 :func:`medfuse.restore.low_dose_ct`, tunes each classical method's strength
 on a separate tuning slice (a small grid, best PSNR), and reports PSNR, SSIM
@@ -62,6 +69,20 @@ def _kind(p: Path) -> str | None:
     if p.suffix.lower() in (".dcm", ".dicom", "") and _is_dicom(p):
         return "dicom"
     return None
+
+
+def _z_weight(method: str, params: dict[str, Any]) -> float | None:
+    """Pop and check ``z_weight`` (volume restoration of DICOM series); None when absent."""
+    if "z_weight" not in params:
+        return None
+    w = params.pop("z_weight")
+    if method not in DENOISERS:
+        raise EnhanceUsageError(f"z_weight applies to the denoisers ({', '.join(DENOISERS)}), not {method}")
+    try:
+        R.denoise_volume(np.zeros((2, 4, 4), np.float32), lambda a: a, z_weight=w)
+    except (TypeError, ValueError) as err:
+        raise EnhanceUsageError(f"--param z_weight: {err}") from err
+    return float(w)
 
 
 def _processor(method: str, params: dict[str, Any]) -> Callable[[npt.NDArray[Any]], npt.NDArray[Any]]:
@@ -121,8 +142,19 @@ def _process_image(src: Path, dst: Path, proc: Callable[[npt.NDArray[Any]], npt.
     _write_atomic(dst, enc.tobytes())
 
 
-def _process_dicom(src: Path, dst: Path, proc: Callable[[npt.NDArray[Any]], npt.NDArray[Any]],
-                   method: str) -> None:
+@dataclass
+class _DicomSlice:
+    ds: Any
+    arr: npt.NDArray[Any]
+    slope: float
+    intercept: float
+
+    @property
+    def hu(self) -> npt.NDArray[np.float32]:
+        return self.arr.astype(np.float32) * np.float32(self.slope) + np.float32(self.intercept)
+
+
+def _read_dicom(src: Path, method: str) -> _DicomSlice:
     import pydicom
 
     ds = pydicom.dcmread(src)
@@ -135,8 +167,17 @@ def _process_dicom(src: Path, dst: Path, proc: Callable[[npt.NDArray[Any]], npt.
         raise ValueError(f"only single-frame greyscale DICOM is supported; pixel array shape {arr.shape}")
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
     intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    hu = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    out = proc(hu)
+    return _DicomSlice(ds, arr, slope, intercept)
+
+
+def _process_dicom(src: Path, dst: Path, proc: Callable[[npt.NDArray[Any]], npt.NDArray[Any]],
+                   method: str) -> None:
+    sl = _read_dicom(src, method)
+    _write_dicom(dst, sl, proc(sl.hu))
+
+
+def _write_dicom(dst: Path, sl: _DicomSlice, out: npt.NDArray[Any]) -> None:
+    ds, arr, slope, intercept = sl.ds, sl.arr, sl.slope, sl.intercept
     stored = (np.asarray(out, np.float64) - intercept) / slope
     info = np.iinfo(arr.dtype)
     new = np.clip(np.rint(stored), info.min, info.max).astype(arr.dtype)
@@ -151,7 +192,9 @@ def _process_dicom(src: Path, dst: Path, proc: Callable[[npt.NDArray[Any]], npt.
 def enhance_path(inp: Path, out: Path, method: str, params: dict[str, Any],
                  log: Callable[[str], None] = print) -> EnhanceReport:
     """Process ``inp`` (file or folder) into ``out``; see the module doc."""
-    proc = _processor(method, dict(params))
+    params = dict(params)
+    z_weight = _z_weight(method, params) if method in METHODS else None
+    proc = _processor(method, params)
     inp, out = Path(inp), Path(out)
     if not inp.exists():
         raise EnhanceUsageError(f"input {inp} not found")
@@ -184,6 +227,12 @@ def enhance_path(inp: Path, out: Path, method: str, params: dict[str, Any],
             raise EnhanceUsageError(f"{inp} mixes DICOM files and PNG/JPEG images; process them separately")
         if not jobs:
             raise EnhanceUsageError(f"{inp} holds no DICOM files or PNG/JPEG/TIFF images")
+    if z_weight is not None:
+        if any(k != "dicom" for _, _, k in jobs):
+            raise EnhanceUsageError("z_weight restores DICOM series (volumes); the input holds PNG/JPEG images")
+        for series in _series(jobs, method, report):
+            _process_series(series, proc, z_weight, report, log)
+        return report
     for src, dst, kind in jobs:
         try:
             if kind == "dicom":
@@ -195,6 +244,73 @@ def enhance_path(inp: Path, out: Path, method: str, params: dict[str, Any],
         except Exception as err:  # one bad file must not stop the folder: listed, exit 1
             report.failed.append((src, f"{type(err).__name__}: {err}"))
     return report
+
+
+def _series(jobs: list[tuple[Path, Path, str]], method: str,
+            report: EnhanceReport) -> list[list[tuple[Path, Path, _DicomSlice]]]:
+    """DICOM jobs grouped by SeriesInstanceUID, each ordered along its slice normal (see the module doc)."""
+    groups: dict[str, list[tuple[Path, Path, _DicomSlice]]] = {}
+    for src, dst, _ in jobs:
+        try:
+            sl = _read_dicom(src, method)
+        except Exception as err:  # listed; the rest of the folder goes on
+            report.failed.append((src, f"{type(err).__name__}: {err}"))
+            continue
+        uid = str(sl.ds.get("SeriesInstanceUID", "") or "")
+        groups.setdefault(uid, []).append((src, dst, sl))
+    out = []
+    for uid, members in sorted(groups.items()):
+        try:
+            out.append(_ordered(members))
+        except ValueError as err:
+            for src, _, _ in members:
+                report.failed.append((src, f"series {uid or '(no SeriesInstanceUID)'}: {err}"))
+    return out
+
+
+def _ordered(members: list[tuple[Path, Path, _DicomSlice]]) -> list[tuple[Path, Path, _DicomSlice]]:
+    if len({m[2].arr.shape for m in members}) > 1:
+        raise ValueError(f"slices have different sizes {sorted({m[2].arr.shape for m in members})}")
+    if len(members) == 1:
+        return members
+    keyed = []
+    for m in members:
+        ds = m[2].ds
+        pos = np.asarray(ds.get("ImagePositionPatient") or [], np.float64)
+        ori = np.asarray(ds.get("ImageOrientationPatient") or [], np.float64)
+        if pos.shape != (3,) or ori.shape != (6,):
+            raise ValueError(f"{m[0].name} lacks ImagePositionPatient or ImageOrientationPatient; cannot order it")
+        keyed.append((pos, ori, m))
+    ori0 = keyed[0][1]
+    if any(not np.allclose(k[1], ori0, atol=1e-4) for k in keyed):
+        raise ValueError("slices have different ImageOrientationPatient")
+    normal = np.cross(ori0[:3], ori0[3:])
+    keyed.sort(key=lambda k: float(k[0] @ normal))
+    z = np.array([float(k[0] @ normal) for k in keyed])
+    steps = np.diff(z)
+    if steps.min() <= 1e-6 * max(1.0, abs(steps).max()):
+        raise ValueError("two slices share a position")
+    if steps.max() - steps.min() > 0.01 * steps.min():
+        raise ValueError(f"slices are not evenly spaced (steps {steps.min():g}-{steps.max():g} mm): "
+                         "a gap would blend slices that are not neighbours")
+    return [k[2] for k in keyed]
+
+
+def _process_series(series: list[tuple[Path, Path, _DicomSlice]], proc: Callable[[npt.NDArray[Any]], npt.NDArray[Any]],
+                    z_weight: float, report: EnhanceReport, log: Callable[[str], None]) -> None:
+    try:
+        vol = R.denoise_volume(np.stack([m[2].hu for m in series]), proc, z_weight=z_weight)
+    except Exception as err:  # the whole series fails, listed file by file
+        for src, _, _ in series:
+            report.failed.append((src, f"{type(err).__name__}: {err}"))
+        return
+    for k, (src, dst, sl) in enumerate(series):
+        try:
+            _write_dicom(dst, sl, vol[k])
+            report.written.append(dst)
+            log(f"{src} -> {dst}")
+        except Exception as err:
+            report.failed.append((src, f"{type(err).__name__}: {err}"))
 
 
 # ---- restore-bench -----------------------------------------------------------
