@@ -262,7 +262,7 @@ def _series(jobs: list[tuple[Path, Path, str]], method: str,
     for uid, members in sorted(groups.items()):
         try:
             out.append(_ordered(members))
-        except ValueError as err:
+        except Exception as err:  # a header that cannot be ordered fails its series, not the run
             for src, _, _ in members:
                 report.failed.append((src, f"series {uid or '(no SeriesInstanceUID)'}: {err}"))
     return out
@@ -273,12 +273,13 @@ def _ordered(members: list[tuple[Path, Path, _DicomSlice]]) -> list[tuple[Path, 
         raise ValueError(f"slices have different sizes {sorted({m[2].arr.shape for m in members})}")
     if len(members) == 1:
         return members
+    from ..data.io import _planes_of  # read_ct's parsing of the position elements
+
     keyed = []
     for m in members:
-        ds = m[2].ds
-        pos = np.asarray(ds.get("ImagePositionPatient") or [], np.float64)
-        ori = np.asarray(ds.get("ImageOrientationPatient") or [], np.float64)
-        if pos.shape != (3,) or ori.shape != (6,):
+        plane = _planes_of(m[0], m[2].ds)[0]  # single-frame: _read_dicom refused the others
+        pos, ori = plane.position, plane.orientation
+        if pos is None or ori is None:
             raise ValueError(f"{m[0].name} lacks ImagePositionPatient or ImageOrientationPatient; cannot order it")
         keyed.append((pos, ori, m))
     ori0 = keyed[0][1]
