@@ -1,7 +1,8 @@
 // conv2d register tiles with vectors over output channels ("cvec"), compiled
 // for avx2 and avx512 (included inside the namespace medfuse::<isa> by
 // conv2d_avx2.cpp / conv2d_avx512.cpp, after <immintrin.h>, <vector>,
-// "common/checked_simd.hpp" and "convolve/conv2d.hpp").
+// "common/checked_simd.hpp", "common/simd_transpose.hpp" and
+// "convolve/conv2d.hpp").
 //
 // A tile is NC vectors of 8 output channels (ymm, on both ISAs: Zen 4 runs
 // two 256-bit FMAs per cycle, the per-lane rate of one 512-bit FMA) x NP
@@ -47,30 +48,6 @@ struct Args {
     i64 ystride;  // floats between output channels in y
     bool relu;
 };
-
-// 8 x 8 transpose: r[i] lane j -> r[j] lane i.
-inline __attribute__((always_inline)) void transpose8(__m256 (&r)[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 // v's first n lanes (1..8) to p: plain 4-, 2- and 1-lane stores (a masked
 // store, VMASKMOVPS, is slow on AMD cores; n is a constant in the tiles).
@@ -122,7 +99,7 @@ inline __attribute__((always_inline)) void finish(__m256 (&acc)[NC][NP], const A
                     r[q] = zero;
                 }
             }
-            transpose8(r);
+            simd_transpose::transpose8(r);
 #pragma GCC unroll 8
             for (int c = 0; c < 8; ++c) {
                 if (c >= nch) break;
