@@ -253,12 +253,17 @@ inline int channel_tile(i64 left) {
     return left >= 2 ? 2 : 1;
 }
 
-// One row of `npix` output pixels (channel panels 0 .. mblocks - 1 of a
-// group's cog channels): pixel tiles of near-equal width up to the budget of
-// each channel tile. in: pixel 0 at tap row 0 of input channel 0 (pixel i at
-// in + i * sw, sw = 1 or 2); y: channel 0, pixel 0.
-inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, float* y, i64 npix,
-                const float* bias, i64 sw) {
+// The channel-tile loop shared by row and run_flat: npix output pixels of
+// channel panels 0 .. mblocks - 1 of a group's cog channels, in channel tiles
+// (channel_tile) and, per channel tile, pixel tiles of near-equal width up to
+// its budget. Per tile: tile_fn(nc, p0, p1, a, yc, mr, bc) for pixels
+// [p0, p1) with a -> the tile's first weight panel, yc -> its output channel
+// 0 at pixel p0 (y -> channel 0, pixel 0), mr channels stored, bc -> its
+// first channel's bias or null. Only the pixel addressing differs between
+// the callers.
+template <class TileFn_>
+inline __attribute__((always_inline)) void channel_tiles(const Args& t, const float* apack, i64 mblocks, i64 cog,
+                                                         i64 npix, float* y, const float* bias, TileFn_&& tile_fn) {
     for (i64 mb = 0; mb < mblocks;) {
         const int nc = channel_tile(mblocks - mb);
         const int mr = static_cast<int>(std::min<i64>(cog - mb * CW, nc * CW));
@@ -268,11 +273,23 @@ inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const f
         const float* bc = bias ? bias + mb * CW : nullptr;
         for (i64 q = 0, p0 = 0; q < ntile; ++q) {
             const i64 p1 = npix * (q + 1) / ntile;
-            pick(nc, static_cast<int>(p1 - p0), sw)(t, a, in + p0 * sw, yc + p0, mr, bc);
+            tile_fn(nc, p0, p1, a, yc + p0, mr, bc);
             p0 = p1;
         }
         mb += nc;
     }
+}
+
+// One row of `npix` output pixels (channel panels 0 .. mblocks - 1 of a
+// group's cog channels): pixel tiles of near-equal width up to the budget of
+// each channel tile. in: pixel 0 at tap row 0 of input channel 0 (pixel i at
+// in + i * sw, sw = 1 or 2); y: channel 0, pixel 0.
+inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, float* y, i64 npix,
+                const float* bias, i64 sw) {
+    channel_tiles(t, apack, mblocks, cog, npix, y, bias,
+                  [&](int nc, i64 p0, i64 p1, const float* a, float* yc, int mr, const float* bc) {
+                      pick(nc, static_cast<int>(p1 - p0), sw)(t, a, in + p0 * sw, yc, mr, bc);
+                  });
 }
 
 // Output pixels [f0, f1) of a band (counted row after row, rows of wo
@@ -283,26 +300,15 @@ inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const f
 // pixel f0.
 inline void run_flat(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, i64 rstride, i64 sw,
                      i64 wo, i64 f0, i64 f1, float* y, const float* bias) {
-    const i64 npix = f1 - f0;
     const float* pix[16];
-    for (i64 mb = 0; mb < mblocks;) {
-        const int nc = channel_tile(mblocks - mb);
-        const int mr = static_cast<int>(std::min<i64>(cog - mb * CW, nc * CW));
-        const i64 ntile = (npix + kMaxNP[nc] - 1) / kMaxNP[nc];
-        const float* a = apack + mb * t.pstride;
-        float* yc = y + mb * CW * t.ystride;
-        const float* bc = bias ? bias + mb * CW : nullptr;
-        for (i64 q = 0, p0 = 0; q < ntile; ++q) {
-            const i64 p1 = npix * (q + 1) / ntile;
-            for (i64 i = p0; i < p1; ++i) {
-                const i64 f = f0 + i;
-                pix[i - p0] = in + (f / wo) * rstride + (f % wo) * sw;
-            }
-            pick_flat(nc, static_cast<int>(p1 - p0))(t, a, pix, yc + p0, mr, bc);
-            p0 = p1;
-        }
-        mb += nc;
-    }
+    channel_tiles(t, apack, mblocks, cog, f1 - f0, y, bias,
+                  [&](int nc, i64 p0, i64 p1, const float* a, float* yc, int mr, const float* bc) {
+                      for (i64 i = p0; i < p1; ++i) {
+                          const i64 f = f0 + i;
+                          pix[i - p0] = in + (f / wo) * rstride + (f % wo) * sw;
+                      }
+                      pick_flat(nc, static_cast<int>(p1 - p0))(t, a, pix, yc, mr, bc);
+                  });
 }
 
 }  // namespace cvec
