@@ -97,14 +97,16 @@ i64 count_nonfinite(const T* x, i64 n, int threads) {
     return total;
 }
 
-// One pass over a float image: the largest |x| ignoring NaN (inf shows as
-// inf) and whether any NaN occurs. SSE2 (every x86-64) keeps running maxima
-// and sums of (x - x), which is NaN exactly for NaN and inf input, in kScanAcc
-// independent pairs of vectors (16 floats or 8 doubles a step; one pair was a
-// single dependency chain, ~50 us per MB on Zen 4); parts are merged in a
-// fixed order. Max and "any NaN" do not depend on the order.
+// One pass over a float image: whether any NaN or inf occurs and, when none
+// does, the largest |x|. The AVX2 / AVX-512 paths take the largest |x| bit
+// pattern (sobel_kernels.hpp: an integer max at the path's width, NaN and inf
+// above every finite value). Otherwise SSE2 (every x86-64) keeps running
+// maxima and sums of (x - x), which is NaN exactly for NaN and inf input, in
+// kScanAcc independent pairs of vectors (16 floats or 8 doubles a step; one
+// pair was a single dependency chain, ~50 us per MB on Zen 4). Parts are
+// merged in a fixed order; max and "any" do not depend on the order.
 struct FloatScan {
-    double max_abs = 0.0;
+    double max_abs = 0.0;    // the largest |x| (when nonfinite is false)
     bool nonfinite = false;  // a NaN or an inf was seen
 };
 
@@ -169,11 +171,37 @@ inline void scan_lanes(const double* x, i64& i, i64 e, double& mm, bool& bad) {
 
 template <class T>
 FloatScan scan_float(const T* x, i64 n, int threads) {
+    using Bits = std::uint64_t (*)(const T*, i64, i64);
+    Bits bits_fn = nullptr;
+    switch (active_isa()) {
+#ifdef MEDFUSE_HAVE_AVX512
+        case Isa::avx512:
+            bits_fn = &avx512::float_abs_bits_max;
+            break;
+#endif
+#ifdef MEDFUSE_HAVE_AVX2
+        case Isa::avx2:
+            bits_fn = &avx2::float_abs_bits_max;
+            break;
+#endif
+        default:
+            break;
+    }
     const i64 parts = std::max<i64>(1, std::min<i64>(threads, n / (1 << 20)));
     std::vector<FloatScan> res(static_cast<std::size_t>(parts));
     parallel_for(parts, threads, [&](i64 p) {
         i64 i = split_begin(n, parts, p);
         const i64 e = split_begin(n, parts, p + 1);
+        if (bits_fn != nullptr) {
+            using U = typename std::conditional<sizeof(T) == 8, std::uint64_t, std::uint32_t>::type;
+            const U top = static_cast<U>(bits_fn(x, i, e));
+            constexpr U inf_bits = static_cast<U>(sizeof(T) == 8 ? 0x7ff0000000000000u : 0x7f800000u);
+            T a;
+            std::memcpy(&a, &top, sizeof(T));
+            res[static_cast<std::size_t>(p)] =
+                top >= inf_bits ? FloatScan{HUGE_VAL, true} : FloatScan{static_cast<double>(a), false};
+            return;
+        }
         double mm = 0.0;
         bool bad = false;  // a NaN or an inf was seen
 #if defined(__SSE2__)
