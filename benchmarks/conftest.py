@@ -30,6 +30,9 @@ import scipy_safe
 
 scipy_safe.install_guard()
 
+# Inputs several suites share (_inputs.py): --import-mode=importlib leaves this folder off sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def _version(dist: str) -> str:
     try:

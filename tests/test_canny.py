@@ -556,6 +556,37 @@ def test_tiny_sigma(fn, sigma):
     assert_same_edges(fn(x, 10, 40, sigma=sigma), medfuse.canny(smoothed, 10, 40))
 
 
+# The float pre-scan (NaN/inf refusal, and the largest |x| that decides float32 vs float64 sums) runs
+# independent accumulators, then a tail: AVX-512 4 vectors x 16 floats (64 a step) or x 8 doubles, AVX2
+# 4 x 8 floats or 4 x 4 doubles, baseline SSE2 4 x 4 floats or 4 x 2 doubles (then single vectors). 7 x 29 =
+# 203 values: 3 AVX-512 float32 steps + an 11-value tail, ..., 25 SSE2 float64 steps + 1 vector + 1 value; a
+# bad value at every position lands in each lane of each accumulator and the tail on every path.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("shape", [(7, 29), (3, 7, 29)], ids=["2D", "3D"])
+def test_nonfinite_found_in_every_scan_lane(dtype, shape):
+    x = images.make("natural", shape, dtype, seed=5)
+    flat = x.reshape(-1)
+    for pos in range(flat.size):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = flat.copy()
+            y[pos] = bad
+            with pytest.raises(ValueError, match="image"):
+                medfuse.canny(y.reshape(shape), 10, 20)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["plus", "minus"])
+def test_huge_float32_found_in_every_scan_lane(sign):
+    """A single |x| > 2^100 anywhere makes 2D float32 sums float64, as in the twin. Here float32 sums would
+    overflow to inf (|x| = 2e38, gradients up to 4 |x|) and give other edges at every one of the 203 positions
+    (checked against the twin's float32 arithmetic when this test was written), so a missed lane fails."""
+    x = images.make("natural", (7, 29), np.float32, seed=6)
+    for pos in range(x.size):
+        y = x.copy().reshape(-1)
+        y[pos] = np.float32(sign * 2e38)
+        y = y.reshape(x.shape)
+        assert_same_edges(medfuse.canny(y, 1e39, 2e39), ref_canny(y, 1e39, 2e39))
+
+
 def test_reference_is_silent_on_extreme_floats():
     """Finite float64 data whose gradients overflow: no NumPy warnings, same result."""
     x = images.make("extremes", (12, 12), np.float64, seed=0)

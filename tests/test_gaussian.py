@@ -226,6 +226,37 @@ def test_unsharp_refusals(fn):
         fn(x, -2.0, 1.0)
 
 
+@pytest.mark.parametrize("shape", [(5, 6), (3, 5, 6)], ids=["2D", "3D"])
+def test_unsharp_core_rechecks_arguments(shape):
+    """The binding refuses what the wrapper would (its own checks, shared with sep_filter's), messages included."""
+    from medfuse import _core
+
+    x = np.zeros(shape, np.float32)
+    nd = len(shape)
+    ok = [np.ones(3) / 3] * nd
+    np.testing.assert_array_equal(_core.unsharp_mask_f32(x, ok, 0, 1.0, 0.0, 1), x)
+    bad_kernels = [
+        ([np.ones(3)] * (nd - 1), "one 1D kernel per axis"),
+        ([np.ones(3)] * (nd + 1), "one 1D kernel per axis"),
+        ([np.ones(3)] * (nd - 1) + [np.ones((3, 1))], "1-dimensional"),
+        ([np.ones(3)] * (nd - 1) + [np.ones(0)], "kernels is empty"),
+        ([np.ones(3)] * (nd - 1) + [np.array([1.0, np.nan])], "kernels contains NaN or infinity"),
+        ([np.array([np.inf])] + [np.ones(3)] * (nd - 1), "kernels contains NaN or infinity"),
+        ([np.ones(3)] * (nd - 1) + [np.ones(2**20 + 1)], r"kernels has more than 2\*\*20 taps"),
+    ]
+    for kernels, msg in bad_kernels:
+        with pytest.raises(ValueError, match=msg):
+            _core.unsharp_mask_f32(x, kernels, 0, 1.0, 0.0, 1)
+        with pytest.raises(ValueError, match=msg):  # the same checks and messages as sep_filter's
+            _core.sep_filter_f32(x, kernels, 0, 0.0, 0, False, 1)
+    with pytest.raises(ValueError, match="amount must be finite"):
+        _core.unsharp_mask_f32(x, ok, 0, np.nan, 0.0, 1)
+    with pytest.raises(ValueError, match="threshold must be finite and >= 0"):
+        _core.unsharp_mask_f32(x, ok, 0, 1.0, -1.0, 1)
+    with pytest.raises(ValueError, match="threshold must be finite and >= 0"):
+        _core.unsharp_mask_f32(x, ok, 0, 1.0, np.inf, 1)
+
+
 @pytest.mark.parametrize("border", BORDERS)
 @pytest.mark.parametrize("out_dtype", [None, np.float64, np.int16])
 def test_gaussian_3d_multi_chunk_volume(border, out_dtype):

@@ -65,6 +65,24 @@ void check_taps(const double* k, std::int64_t n, const char* name) {
         if (!std::isfinite(k[i])) throw py::value_error(std::string(name) + " contains NaN or infinity");
 }
 
+// One 1D kernel per axis of an nd-dimensional image, checked, as sep_filter's
+// taps (z, y, x; {1.0} on the axes a 2D image lacks).
+struct AxisTaps {
+    std::vector<double> v[3] = {{1.0}, {1.0}, {1.0}};
+};
+
+AxisTaps axis_taps(const std::vector<py::array_t<double, py::array::c_style>>& kernels, int nd) {
+    if (static_cast<int>(kernels.size()) != nd) throw py::value_error("kernels must have one 1D kernel per axis");
+    AxisTaps taps;
+    for (int i = 0; i < nd; ++i) {
+        const auto& k = kernels[static_cast<std::size_t>(i)];
+        if (k.ndim() != 1) throw py::value_error("kernels must be 1-dimensional");
+        check_taps(k.data(), static_cast<std::int64_t>(k.shape(0)), "kernels");
+        taps.v[3 - nd + i].assign(k.data(), k.data() + k.shape(0));
+    }
+    return taps;
+}
+
 template <class T>
 py::array correlate_impl(py::array_t<T, py::array::c_style> image, py::array_t<double, py::array::c_style> kernel,
                          int border, double value, int out_code, bool f64, int threads) {
@@ -99,21 +117,14 @@ py::array sep_filter_impl(py::array_t<T, py::array::c_style> image,
                           int out_code, bool f64, int threads) {
     const auto shape = checked_shape(image, "image", {2, 3});
     const int nd = static_cast<int>(shape.size());
-    if (static_cast<int>(kernels.size()) != nd) throw py::value_error("kernels must have one 1D kernel per axis");
-    std::vector<double> taps[3] = {{1.0}, {1.0}, {1.0}};
-    for (int i = 0; i < nd; ++i) {
-        const auto& k = kernels[static_cast<std::size_t>(i)];
-        if (k.ndim() != 1) throw py::value_error("kernels must be 1-dimensional");
-        check_taps(k.data(), static_cast<std::int64_t>(k.shape(0)), "kernels");
-        taps[3 - nd + i].assign(k.data(), k.data() + k.shape(0));
-    }
+    const AxisTaps taps = axis_taps(kernels, nd);
     FilterJob job = make_job(image, shape, border, value, out_code, f64, threads);
     py::array out = alloc_out(job.out_type, shape);
     job.out = out.mutable_data();
     {
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        sep_filter(job, taps);
+        sep_filter(job, taps.v);
     }
     return out;
 }
@@ -128,16 +139,9 @@ py::array unsharp_mask_impl(py::array_t<T, py::array::c_style> image,
     using B = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
     const auto shape = checked_shape(image, "image", {2, 3});
     const int nd = static_cast<int>(shape.size());
-    if (static_cast<int>(kernels.size()) != nd) throw py::value_error("kernels must have one 1D kernel per axis");
+    const AxisTaps taps = axis_taps(kernels, nd);
     if (!std::isfinite(amount)) throw py::value_error("amount must be finite");
     if (!(threshold >= 0.0) || !std::isfinite(threshold)) throw py::value_error("threshold must be finite and >= 0");
-    std::vector<double> taps[3] = {{1.0}, {1.0}, {1.0}};
-    for (int i = 0; i < nd; ++i) {
-        const auto& k = kernels[static_cast<std::size_t>(i)];
-        if (k.ndim() != 1) throw py::value_error("kernels must be 1-dimensional");
-        check_taps(k.data(), static_cast<std::int64_t>(k.shape(0)), "kernels");
-        taps[3 - nd + i].assign(k.data(), k.data() + k.shape(0));
-    }
     constexpr bool f64 = std::is_same<T, double>::value;
     std::vector<py::ssize_t> s(shape.begin(), shape.end());
     py::array_t<T> out(s);
@@ -152,7 +156,7 @@ py::array unsharp_mask_impl(py::array_t<T, py::array::c_style> image,
         job.out = dst;
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        sep_filter(job, taps);
+        sep_filter(job, taps.v);
     } else {
         FilterJob job = make_job(image, shape, border, 0.0, f64 ? 1 : 0, f64, threads);
         py::array_t<B> blurred(s);
@@ -160,7 +164,7 @@ py::array unsharp_mask_impl(py::array_t<T, py::array::c_style> image,
         const B* bl = blurred.data();
         // Nothing below touches a Python object.
         py::gil_scoped_release nogil;
-        sep_filter(job, taps);
+        sep_filter(job, taps.v);
         unsharp_combine(src, bl, n, amount, threshold, dst, job.threads);
     }
     return std::move(out);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/checked_simd.hpp"
+#include "common/simd_transpose.hpp"
 #include "convolve/conv2d.hpp"
 #include "convolve/conv2d_backward.hpp"
 

@@ -1,5 +1,6 @@
 // conv2d gradient loops, compiled once per ISA (included inside the namespace
-// medfuse::<isa> by conv2d_backward*.cpp after <cstdint>). Plain loops the
+// medfuse::<isa> by conv2d_backward*.cpp after <cstdint>; the AVX2 / AVX-512
+// files also after "common/simd_transpose.hpp"). Plain loops the
 // vectorizer turns into SIMD code; no FMA contraction (-ffp-contract=off), so
 // each path has one fixed rounding order.
 
@@ -352,30 +353,6 @@ void gw_cl_task(const Conv2dGradJob<float>& job, const float* xcl, i64 g, i64 cb
     }
 }
 
-// 8 x 8 transpose: r[i] lane j -> r[j] lane i.
-inline void transpose8(__m256 r[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 }  // namespace
 
 // Image n of group g into xcl[n][cb][hp][wp][lanes]: zero rows and columns of
@@ -408,7 +385,7 @@ void conv2d_grad_weight_cl_pack(const Conv2dGradJob<float>& job, i64 g, i64 n, i
                         const float* s = src + ((c0 + i) * H + y) * W + x0;
                         r[i] = i >= nch ? z : npx == 8 ? _mm256_loadu_ps(s) : checked::maskload_ps(s, m);
                     }
-                    transpose8(r);
+                    simd_transpose::transpose8(r);
                     for (i64 j = 0; j < npx; ++j) _mm256_storeu_ps(d + (x0 + j) * lanes + h0, r[j]);
                 }
             }

@@ -1,7 +1,8 @@
 // conv2d register tiles with vectors over output channels ("cvec"), compiled
 // for avx2 and avx512 (included inside the namespace medfuse::<isa> by
 // conv2d_avx2.cpp / conv2d_avx512.cpp, after <immintrin.h>, <vector>,
-// "common/checked_simd.hpp" and "convolve/conv2d.hpp").
+// "common/checked_simd.hpp", "common/simd_transpose.hpp" and
+// "convolve/conv2d.hpp").
 //
 // A tile is NC vectors of 8 output channels (ymm, on both ISAs: Zen 4 runs
 // two 256-bit FMAs per cycle, the per-lane rate of one 512-bit FMA) x NP
@@ -47,30 +48,6 @@ struct Args {
     i64 ystride;  // floats between output channels in y
     bool relu;
 };
-
-// 8 x 8 transpose: r[i] lane j -> r[j] lane i.
-inline __attribute__((always_inline)) void transpose8(__m256 (&r)[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 // v's first n lanes (1..8) to p: plain 4-, 2- and 1-lane stores (a masked
 // store, VMASKMOVPS, is slow on AMD cores; n is a constant in the tiles).
@@ -122,7 +99,7 @@ inline __attribute__((always_inline)) void finish(__m256 (&acc)[NC][NP], const A
                     r[q] = zero;
                 }
             }
-            transpose8(r);
+            simd_transpose::transpose8(r);
 #pragma GCC unroll 8
             for (int c = 0; c < 8; ++c) {
                 if (c >= nch) break;
@@ -276,12 +253,17 @@ inline int channel_tile(i64 left) {
     return left >= 2 ? 2 : 1;
 }
 
-// One row of `npix` output pixels (channel panels 0 .. mblocks - 1 of a
-// group's cog channels): pixel tiles of near-equal width up to the budget of
-// each channel tile. in: pixel 0 at tap row 0 of input channel 0 (pixel i at
-// in + i * sw, sw = 1 or 2); y: channel 0, pixel 0.
-inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, float* y, i64 npix,
-                const float* bias, i64 sw) {
+// The channel-tile loop shared by row and run_flat: npix output pixels of
+// channel panels 0 .. mblocks - 1 of a group's cog channels, in channel tiles
+// (channel_tile) and, per channel tile, pixel tiles of near-equal width up to
+// its budget. Per tile: tile_fn(nc, p0, p1, a, yc, mr, bc) for pixels
+// [p0, p1) with a -> the tile's first weight panel, yc -> its output channel
+// 0 at pixel p0 (y -> channel 0, pixel 0), mr channels stored, bc -> its
+// first channel's bias or null. Only the pixel addressing differs between
+// the callers.
+template <class TileFn_>
+inline __attribute__((always_inline)) void channel_tiles(const Args& t, const float* apack, i64 mblocks, i64 cog,
+                                                         i64 npix, float* y, const float* bias, TileFn_&& tile_fn) {
     for (i64 mb = 0; mb < mblocks;) {
         const int nc = channel_tile(mblocks - mb);
         const int mr = static_cast<int>(std::min<i64>(cog - mb * CW, nc * CW));
@@ -291,11 +273,23 @@ inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const f
         const float* bc = bias ? bias + mb * CW : nullptr;
         for (i64 q = 0, p0 = 0; q < ntile; ++q) {
             const i64 p1 = npix * (q + 1) / ntile;
-            pick(nc, static_cast<int>(p1 - p0), sw)(t, a, in + p0 * sw, yc + p0, mr, bc);
+            tile_fn(nc, p0, p1, a, yc + p0, mr, bc);
             p0 = p1;
         }
         mb += nc;
     }
+}
+
+// One row of `npix` output pixels (channel panels 0 .. mblocks - 1 of a
+// group's cog channels): pixel tiles of near-equal width up to the budget of
+// each channel tile. in: pixel 0 at tap row 0 of input channel 0 (pixel i at
+// in + i * sw, sw = 1 or 2); y: channel 0, pixel 0.
+inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, float* y, i64 npix,
+                const float* bias, i64 sw) {
+    channel_tiles(t, apack, mblocks, cog, npix, y, bias,
+                  [&](int nc, i64 p0, i64 p1, const float* a, float* yc, int mr, const float* bc) {
+                      pick(nc, static_cast<int>(p1 - p0), sw)(t, a, in + p0 * sw, yc, mr, bc);
+                  });
 }
 
 // Output pixels [f0, f1) of a band (counted row after row, rows of wo
@@ -306,26 +300,15 @@ inline void row(const Args& t, const float* apack, i64 mblocks, i64 cog, const f
 // pixel f0.
 inline void run_flat(const Args& t, const float* apack, i64 mblocks, i64 cog, const float* in, i64 rstride, i64 sw,
                      i64 wo, i64 f0, i64 f1, float* y, const float* bias) {
-    const i64 npix = f1 - f0;
     const float* pix[16];
-    for (i64 mb = 0; mb < mblocks;) {
-        const int nc = channel_tile(mblocks - mb);
-        const int mr = static_cast<int>(std::min<i64>(cog - mb * CW, nc * CW));
-        const i64 ntile = (npix + kMaxNP[nc] - 1) / kMaxNP[nc];
-        const float* a = apack + mb * t.pstride;
-        float* yc = y + mb * CW * t.ystride;
-        const float* bc = bias ? bias + mb * CW : nullptr;
-        for (i64 q = 0, p0 = 0; q < ntile; ++q) {
-            const i64 p1 = npix * (q + 1) / ntile;
-            for (i64 i = p0; i < p1; ++i) {
-                const i64 f = f0 + i;
-                pix[i - p0] = in + (f / wo) * rstride + (f % wo) * sw;
-            }
-            pick_flat(nc, static_cast<int>(p1 - p0))(t, a, pix, yc + p0, mr, bc);
-            p0 = p1;
-        }
-        mb += nc;
-    }
+    channel_tiles(t, apack, mblocks, cog, f1 - f0, y, bias,
+                  [&](int nc, i64 p0, i64 p1, const float* a, float* yc, int mr, const float* bc) {
+                      for (i64 i = p0; i < p1; ++i) {
+                          const i64 f = f0 + i;
+                          pix[i - p0] = in + (f / wo) * rstride + (f % wo) * sw;
+                      }
+                      pick_flat(nc, static_cast<int>(p1 - p0))(t, a, pix, yc, mr, bc);
+                  });
 }
 
 }  // namespace cvec

@@ -88,6 +88,9 @@ struct SobelJob {
     void canny3d_slab(const CannyJob& job, std::int64_t z0, std::int64_t z1,             \
                       void* const* bufs);                                                \
     std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e);       \
+    /* largest |x| bit pattern of x[b, e) (avx2 / avx512 only; sobel_kernels.hpp) */     \
+    std::uint64_t float_abs_bits_max(const float* x, std::int64_t b, std::int64_t e);    \
+    std::uint64_t float_abs_bits_max(const double* x, std::int64_t b, std::int64_t e);   \
     }
 MEDFUSE_DECLARE_ISA(baseline)
 MEDFUSE_DECLARE_ISA(avx2)
