@@ -376,8 +376,8 @@ def test_nonfinite_refused_wherever_it_is(dtype, where, value):
 @pytest.mark.parametrize("width", [512, 1024, 1000, 333, 7])
 @pytest.mark.parametrize("offset", [0, 1, 4, 16, 509])
 def test_float_outputs_placed_apart_from_input(dtype, width, offset):
-    """The outputs are fresh, writeable, C-contiguous arrays of their own, equal to the twin, wherever the
-    input sits; their rows keep away from the input's within 8 rows modulo 4 KiB (widths whose rows are a
+    """The outputs are writeable, C-contiguous and aligned, overlap neither each other nor the input (both are
+    views of one fresh array), and equal the twin, wherever the input sits; their rows keep away from the input's within 8 rows modulo 4 KiB (widths whose rows are a
     multiple of 2 KiB, where NumPy's same-size allocations otherwise land on the input's offset, by at least
     512 bytes), and the first column of the vector loops (column aperture // 2) is 64-byte aligned."""
     item = np.dtype(dtype).itemsize
