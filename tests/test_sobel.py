@@ -291,11 +291,30 @@ for w in list(range(1, 20)) + [31, 32, 33, 47, 48, 63, 64, 65, 66, 97, 129]:
                 f = rng.normal(0, 100, (h, w)).astype(np.float32)
                 check(f, aperture, border, "f32")
                 check(f.astype(np.float64), aperture, border, "f64")
-    # float32 beyond 2^100 in one element anywhere (last lanes, border column): float64 sums
-    for pos in ((0, 0), (2, w - 1), (1, w // 2)):
-        f = rng.normal(0, 1, (3, w)).astype(np.float32)
-        f[pos] = np.float32(3e30)
-        check(f, 3, "reflect101", "f32-wide")
+    # float32 beyond 2^100 anywhere (last lanes, border column; a row of a 4-row pass or of the single-row
+    # tail): float64 sums
+    for h in (3, 11):
+        for pos in ((0, 0), (h - 1, w - 1), (h // 2, w // 2), (h - 2, max(w - 2, 0)), (1, min(1, w - 1))):
+            # 2e38 between two -2e38: its x-smoothed sum overflows in float32, not in float64
+            f = rng.normal(0, 1, (h, w)).astype(np.float32)
+            f[pos] = np.float32(2e38)
+            for dc in (-1, 1):
+                if 0 <= pos[1] + dc < w:
+                    f[pos[0], pos[1] + dc] = np.float32(-2e38)
+            for aperture in (3, 5, 7):
+                check(f, aperture, "reflect101", "f32-wide")
+            # and NaN / inf there: refused
+            for value in (np.nan, -np.inf):
+                f[pos] = value
+                for aperture in (3, 7):
+                    for n in (1, 3):
+                        medfuse.set_num_threads(n)
+                        cases += 1
+                        try:
+                            medfuse.sobel(f, aperture_size=aperture)
+                            bad.append(("not refused", f.shape, pos, aperture, n))
+                        except ValueError:
+                            pass
 x = images.make("extremes", (23, 70), np.uint8, seed=3)
 for aperture in (3, 5, 7):
     check(x, aperture, "reflect101", "extremes")
@@ -347,3 +366,35 @@ def test_nonfinite_refused_wherever_it_is(dtype, where, value):
                     medfuse.sobel(x.reshape(3, 100, 257), aperture_size=aperture)
     finally:
         medfuse.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------
+# 2D float outputs are placed away from the input modulo 4 KiB (4 KiB aliasing; sobel_out_phase)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [512, 1024, 1000, 333, 7])
+@pytest.mark.parametrize("offset", [0, 1, 4, 16, 509])
+def test_float_outputs_placed_apart_from_input(dtype, width, offset):
+    """The outputs are writeable, C-contiguous and aligned, overlap neither each other nor the input (both are
+    views of one fresh array), and equal the twin, wherever the input sits; their rows keep away from the input's within 8 rows modulo 4 KiB (widths whose rows are a
+    multiple of 2 KiB, where NumPy's same-size allocations otherwise land on the input's offset, by at least
+    512 bytes), and the first column of the vector loops (column aperture // 2) is 64-byte aligned."""
+    item = np.dtype(dtype).itemsize
+    h = 40
+    buf = np.random.default_rng(offset).normal(0, 100, h * width + 600).astype(dtype)
+    x = buf[offset:offset + h * width].reshape(h, width)
+    rb = width * item
+    for aperture in (3, 5, 7):
+        got = medfuse.sobel(x, aperture_size=aperture)
+        assert_same_gradients(got, ref_sobel(x, aperture_size=aperture))
+        for g in got:
+            assert g.flags.c_contiguous and g.flags.writeable and g.flags.aligned
+            assert not np.shares_memory(g, x) and not np.shares_memory(g, buf)
+            step = (g.ctypes.data - x.ctypes.data) % 4096
+            near = min(min((step - d * rb) % 4096, (d * rb - step) % 4096) for d in range(-8, 9))
+            assert near >= (512 if rb % 2048 == 0 else 64), (g.ctypes.data % 4096, x.ctypes.data % 4096, near)
+            assert (g.ctypes.data + aperture // 2 * item) % 64 == 0
+        assert not np.shares_memory(got[0], got[1])
+        got[0][...] = 0  # each output its own memory
+        assert_same_gradients((got[1],), ref_sobel(x, aperture_size=aperture)[1:])

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/convert.hpp"
@@ -95,9 +96,32 @@ py::tuple sobel_impl(py::array_t<T, py::array::c_style> image, int aperture, int
     std::vector<py::ssize_t> out_shape(shape.begin(), shape.end());
     std::vector<py::array_t<Out>> outs;
     std::vector<Out*> ptrs;
-    for (int i = 0; i < nd; ++i) {
-        outs.emplace_back(out_shape);
-        ptrs.push_back(outs.back().mutable_data());
+    // 2D float: both outputs views of one array, each placed at a chosen distance
+    // from the input modulo 4 KiB (sobel_out_phase: 4 KiB aliasing).
+    // One allocation of twice the size also keeps glibc from giving the memory
+    // back to the system at every free (measured: a process where each call
+    // faulted its two 1 MiB outputs in afresh, 850 us against 80 us).
+    constexpr bool kPlaced = std::is_floating_point<T>::value && sizeof(T) == sizeof(Out);
+    if (kPlaced && nd == 2) {
+        const std::int64_t phase =
+            sobel_out_phase(reinterpret_cast<std::uintptr_t>(image.data()),
+                            static_cast<std::int64_t>(out_shape[1]) * static_cast<std::int64_t>(sizeof(T)),
+                            aperture / 2 * static_cast<std::int64_t>(sizeof(Out)));
+        constexpr py::ssize_t page = 4096 / static_cast<py::ssize_t>(sizeof(Out));  // elements
+        const py::ssize_t stride = (out_shape[0] * out_shape[1] + page - 1) / page * page;
+        py::array_t<Out> raw(2 * stride + page);
+        const auto addr = reinterpret_cast<std::uintptr_t>(raw.mutable_data());
+        const auto skip =
+            static_cast<py::ssize_t>((static_cast<std::uintptr_t>(phase) + 4096 - addr % 4096) % 4096 / sizeof(Out));
+        for (int i = 0; i < nd; ++i) {
+            outs.emplace_back(out_shape, raw.mutable_data() + skip + i * stride, raw);
+            ptrs.push_back(outs.back().mutable_data());
+        }
+    } else {
+        for (int i = 0; i < nd; ++i) {
+            outs.emplace_back(out_shape);
+            ptrs.push_back(outs.back().mutable_data());
+        }
     }
     const T* src = image.data();
     Status st;

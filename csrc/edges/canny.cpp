@@ -562,6 +562,24 @@ constexpr DType dtype_of() {
                                                     : DType::f64;
 }
 
+std::int64_t sobel_out_phase(std::uintptr_t in_addr, std::int64_t row_bytes, std::int64_t lead_bytes) {
+    constexpr i64 page = 4096;
+    // The input rows within 8 rows, modulo 4 KiB; the middle of the widest gap between them.
+    i64 pts[17];
+    for (i64 d = -8; d <= 8; ++d)
+        pts[d + 8] = ((static_cast<i64>(in_addr % page) + d * (row_bytes % page)) % page + page) % page;
+    std::sort(pts, pts + 17);
+    i64 gap = pts[0] + page - pts[16], start = pts[16];
+    for (int i = 1; i < 17; ++i)
+        if (pts[i] - pts[i - 1] > gap) {
+            gap = pts[i] - pts[i - 1];
+            start = pts[i - 1];
+        }
+    const i64 mid = start + gap / 2;
+    // the element at lead_bytes on a 64-byte boundary
+    return ((((mid + lead_bytes) & ~i64(63)) - lead_bytes) % page + page) % page;
+}
+
 template <class In, class Out>
 Status sobel(const In* img, int ndim, const i64* shape, int aperture, int border, Out* const* out,
              int threads) {

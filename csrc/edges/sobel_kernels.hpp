@@ -289,10 +289,12 @@ inline void sobel_seen_max(U& m, const U& b) {
 
 // 2D, the uint8 -> int16 sums: output rows [y0, y1) of d/dy (out[0]) and d/dx
 // (out[1]), R = 4 rows per pass (1 for the last few): 20-25% faster than the
-// ring of sobel2d_rows_t for these (fewer stores per pixel), but for float
-// data its speed depends on how the output and input addresses fall modulo
-// 4 KiB (loads of a row behind stores to the same low address bits), so the
-// float paths keep the ring. Columns: chunks of one vector loaded straight from
+// ring of sobel2d_rows_t for these (fewer stores per pixel). Also float32 data
+// in float32 sums (aperture 3; 5 and 7 with AVX-512's 32 registers), whose
+// speed depends on how the output and input addresses fall modulo 4 KiB (loads
+// of a row behind stores to the same low address bits): the binding places the
+// outputs (sobel_out_phase); 512^2 in 69-76 us against 90-105 us for the ring
+// (Zen 4, C++ harness). Columns: chunks of one vector loaded straight from
 // the image rows, starting at column r, the last chunk moved left to end at
 // w - r (a few columns recomputed by the same operations, same values); then
 // the r border columns each side one at a time with border-mapped loads (every
@@ -500,6 +502,16 @@ std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i32, std::int16_t, std::int32_t, std::int32_t)
     MEDFUSE_SOBEL_CASE(u16, SobelOut::i64, std::uint16_t, std::int64_t, std::int64_t)
     MEDFUSE_SOBEL_CASE(i16, SobelOut::i64, std::int16_t, std::int64_t, std::int64_t)
+    // float32 in 2D, float32 sums: 4 output rows per pass as well (its 4 KiB
+    // sensitivity is answered by the binding, which places the outputs at a
+    // distance from the input modulo 4 KiB: sobel_out_phase).
+    if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow && job.ndim == 2) {
+        if (job.aperture == 3) return sobel2d_rows4_t<3, float, float, float>(job, b, e);
+#if defined(__AVX512F__)  // 16 vector registers are too few for it at apertures 5 and 7 (slower than the ring)
+        if (job.aperture == 5) return sobel2d_rows4_t<5, float, float, float>(job, b, e);
+        if (job.aperture == 7) return sobel2d_rows4_t<7, float, float, float>(job, b, e);
+#endif
+    }
     if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow)
         return sobel_k<float, float, float>(job, b, e);
     MEDFUSE_SOBEL_CASE(f32, SobelOut::f32, float, double, float)

@@ -37,6 +37,10 @@ _CORE_SUFFIX = {
 
 def core_suffix(dtype: object) -> str:
     """The ``_core`` entry-point suffix of a (validated) native-order dtype."""
+    if isinstance(dtype, np.dtype) and dtype.isnative:  # the usual call: an array's dtype, no conversion
+        suffix = _CORE_SUFFIX.get(dtype)
+        if suffix is not None:
+            return suffix
     return _CORE_SUFFIX[np.dtype(cast(Any, dtype)).newbyteorder("=")]
 
 
@@ -105,6 +109,8 @@ def thresholds(low: object, high: object) -> tuple[float, float]:
 
 
 def aperture(aperture_size: object) -> int:
+    if type(aperture_size) is int and aperture_size in (3, 5, 7):  # the usual call, without the ABC checks
+        return aperture_size
     if isinstance(aperture_size, (bool, np.bool_)) or not isinstance(aperture_size, numbers.Integral):
         raise TypeError(f"aperture_size must be an integer (3, 5 or 7); got {aperture_size!r}")
     a = int(aperture_size)
