@@ -75,12 +75,14 @@ ENHANCE_METHODS = ("clahe", "unsharp", "window")
 # ---- argument checks ----------------------------------------------------------
 
 
-def _image2d(image: object, name: str = "image") -> npt.NDArray[Any]:
+def _image(image: object, name: str = "image", ndim: int = 2) -> npt.NDArray[Any]:
+    """A numeric, non-empty, finite array of ``ndim`` dimensions (2: (y, x); 3: (z, y, x))."""
     arr = np.asarray(image)
     if arr.dtype.kind not in "uif":
         raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 2D array (y, x); got shape {arr.shape}")
+    if arr.ndim != ndim or arr.size == 0:
+        axes = "(y, x)" if ndim == 2 else "(z, y, x)"
+        raise ValueError(f"{name} must be a non-empty {ndim}D array {axes}; got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
@@ -135,15 +137,12 @@ def low_dose_ct(
     if vol.ndim not in (2, 3):
         raise ValueError(f"hu must be a 2D slice (y, x) or a 3D volume (z, y, x); got shape {vol.shape}")
     if vol.ndim == 3:
-        if vol.dtype.kind not in "uif":
-            raise TypeError(f"hu must be a numeric array; got dtype {vol.dtype}")
-        if vol.shape[0] == 0:
-            raise ValueError(f"hu must be a non-empty 2D slice or 3D volume (z, y, x); got shape {vol.shape}")
+        vol = _image(vol, "hu", ndim=3)
         rng3 = _rng(seed) if dose is not None else None
         return np.stack([low_dose_ct(vol[k], dose, pixel_mm=pixel_mm, photons=photons,
                                      electronic_noise=electronic_noise, views=views, seed=rng3)
                          for k in range(vol.shape[0])])
-    img = _image2d(hu, "hu").astype(np.float64)
+    img = _image(hu, "hu").astype(np.float64)
     px = _positive(pixel_mm, "pixel_mm")
     n_photons = _positive(photons, "photons")
     e_noise = _positive(electronic_noise, "electronic_noise", allow_zero=True)
@@ -191,7 +190,7 @@ def noisy_xray(
     ``Poisson(photons * x) + Normal(0, read_noise)`` counts, divided back by
     ``photons``. Returns the input's dtype and shape, clipped to its range.
     """
-    img = _image2d(image)
+    img = _image(image)
     n = _positive(photons, "photons")
     rn = _positive(read_noise, "read_noise", allow_zero=True)
     bs = _positive(blur_sigma, "blur_sigma", allow_zero=True)
@@ -215,8 +214,8 @@ def noisy_xray(
 
 
 def _pair(reference: object, image: object) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    ref = _image2d(reference, "reference")
-    img = _image2d(image, "image")
+    ref = _image(reference, "reference")
+    img = _image(image, "image")
     if ref.shape != img.shape:
         raise ValueError(f"reference and image must have the same shape; got {ref.shape} and {img.shape}")
     return ref.astype(np.float64), img.astype(np.float64)
@@ -374,7 +373,7 @@ def denoise(
     Integer images other than uint8 (e.g. int16 HU, uint16 X-rays) are
     filtered in float32 and rounded back; float64 goes through float32.
     """
-    img = _image2d(image)
+    img = _image(image)
     if callable(method):
         out = np.asarray(method(img))
         if out.shape != img.shape:
@@ -437,13 +436,7 @@ def denoise_volume(
     The blend also averages anatomy one slice step away: for slices thicker
     than the smallest structures of interest use a smaller ``z_weight``.
     """
-    vol = np.asarray(volume)
-    if vol.dtype.kind not in "uif":
-        raise TypeError(f"volume must be a numeric array; got dtype {vol.dtype}")
-    if vol.ndim != 3 or vol.size == 0:
-        raise ValueError(f"volume must be a non-empty 3D array (z, y, x); got shape {vol.shape}")
-    if vol.dtype.kind == "f" and not np.isfinite(vol).all():
-        raise ValueError("volume contains NaN or infinity")
+    vol = _image(volume, "volume", ndim=3)
     if isinstance(z_weight, (bool, np.bool_)) or not isinstance(z_weight, numbers.Real):
         raise TypeError(f"z_weight must be a real number; got {z_weight!r}")
     w = float(z_weight)
@@ -454,9 +447,15 @@ def denoise_volume(
     for k in range(work.shape[0]):
         den[k] = denoise(work[k], method, **params)
     if w > 0 and den.shape[0] > 1:
-        prev = np.concatenate([den[:1], den[:-1]])
-        nxt = np.concatenate([den[1:], den[-1:]])
-        den = (np.float32(w) * prev + np.float32(1.0 - 2.0 * w) * den + np.float32(w) * nxt).astype(np.float32)
+        # (w * d[k-1] + c * d[k]) + w * d[k+1] in place, without shifted copies of the volume (float addition
+        # commutes exactly, so the sums are those of the formula)
+        wf = np.float32(w)
+        out = np.float32(1.0 - 2.0 * w) * den
+        out[1:] += wf * den[:-1]
+        out[0] += wf * den[0]
+        out[:-1] += wf * den[1:]
+        out[-1] += wf * den[-1]
+        den = out
     if vol.dtype == np.float32:
         return den
     if vol.dtype.kind in "ui":
@@ -475,7 +474,7 @@ def enhance(image: npt.ArrayLike, method: str = "clahe", **params: Any) -> npt.N
     * ``"window"`` — ``center`` and ``width`` (required, e.g. HU -600/1500),
       ``out_dtype`` (uint8); :func:`medfuse.window`.
     """
-    img = _image2d(image)
+    img = _image(image)
     allowed = {
         "clahe": {"clip_limit", "tile_grid"},
         "unsharp": {"sigma", "amount", "threshold"},
