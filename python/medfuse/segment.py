@@ -126,8 +126,6 @@ def _number(value: Any, name: str, *, positive: bool = False) -> float:
 
 def _ellipsoid_structure(radius_mm: float, spacing: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
     """A centred ellipsoidal structuring element of ``radius_mm`` (at least 3 voxels wide per axis)."""
-    if any(radius_mm / s > 10_000 for s in spacing):
-        raise ValueError(f"wall_mm of {radius_mm:g} mm is more than 10000 voxels at spacing {spacing}: too large")
     half = [max(1, int(radius_mm / s)) for s in spacing]
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     d2 = sum((g * s / max(radius_mm, h * s)) ** 2 for g, s, h in zip(grids, spacing, half))
@@ -718,6 +716,8 @@ def cavity_candidates(
     air_t = _number(air_hu, "air_hu")
     wall_t = _number(wall_hu, "wall_hu")
     wall = _number(wall_mm, "wall_mm", positive=True)
+    if any(wall / s > 10_000 for s in sp):
+        raise ValueError(f"wall_mm of {wall:g} mm is more than 10000 voxels at spacing {sp}: too large")
     r0 = _number(min_radius_mm, "min_radius_mm")
     r1 = _number(max_radius_mm, "max_radius_mm", positive=True)
     if not 0 <= r0 < r1:
