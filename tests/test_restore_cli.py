@@ -193,3 +193,12 @@ def test_enhance_series_refusals(ct_dicom, tmp_path, capsys):
     assert main(["enhance", str(ct_dicom), "-o", o, "--method", "gaussian", "--param", "z_weight=0.25"]) == 1
     assert capsys.readouterr().err.count("share a position") == 2
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_enhance_series_with_a_gap_fails_whole(tmp_path, capsys):
+    """A missing slice (a step twice the others) would blend slices that are not neighbours: the series fails."""
+    folder = _series_folder(tmp_path, [0.0, -5.0, -15.0, -20.0], "1.2.3.3", 3)
+    out = tmp_path / "out"
+    assert main(["enhance", str(folder), "-o", str(out), "--method", "gaussian", "--param", "z_weight=0.25"]) == 1
+    assert capsys.readouterr().err.count("a gap would blend") == 4
+    assert not out.exists() or not any(out.iterdir())

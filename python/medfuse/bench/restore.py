@@ -269,32 +269,24 @@ def _series(jobs: list[tuple[Path, Path, str]], method: str,
 
 
 def _ordered(members: list[tuple[Path, Path, _DicomSlice]]) -> list[tuple[Path, Path, _DicomSlice]]:
+    """One series in slice order, by read_ct's rules (positions along the normal, evenly spaced), and no gap."""
     if len({m[2].arr.shape for m in members}) > 1:
         raise ValueError(f"slices have different sizes {sorted({m[2].arr.shape for m in members})}")
     if len(members) == 1:
         return members
-    from ..data.io import _planes_of  # read_ct's parsing of the position elements
+    from ..data.io import _order_planes, _planes_of
 
-    keyed = []
-    for m in members:
-        plane = _planes_of(m[0], m[2].ds)[0]  # single-frame: _read_dicom refused the others
-        pos, ori = plane.position, plane.orientation
-        if pos is None or ori is None:
-            raise ValueError(f"{m[0].name} lacks ImagePositionPatient or ImageOrientationPatient; cannot order it")
-        keyed.append((pos, ori, m))
-    ori0 = keyed[0][1]
-    if any(not np.allclose(k[1], ori0, atol=1e-4) for k in keyed):
-        raise ValueError("slices have different ImageOrientationPatient")
-    normal = np.cross(ori0[:3], ori0[3:])
-    keyed.sort(key=lambda k: float(k[0] @ normal))
-    z = np.array([float(k[0] @ normal) for k in keyed])
-    steps = np.diff(z)
-    if steps.min() <= 1e-6 * max(1.0, abs(steps).max()):
-        raise ValueError("two slices share a position")
-    if steps.max() - steps.min() > 0.01 * steps.min():
-        raise ValueError(f"slices are not evenly spaced (steps {steps.min():g}-{steps.max():g} mm): "
+    planes = [_planes_of(m[0], m[2].ds)[0] for m in members]  # single-frame: _read_dicom refused the others
+    ori0 = planes[0].orientation
+    if ori0 is None or any(pl.orientation is None or not np.allclose(pl.orientation, ori0, atol=1e-4)
+                           for pl in planes):
+        raise ValueError("slices lack ImageOrientationPatient or have different ones; cannot order them")
+    keyed, _, steps, _ = _order_planes(planes, members[0][0].parent)
+    if np.any(np.rint(steps / steps.min()) > 1):
+        raise ValueError(f"missing slices (steps {np.unique(np.round(steps, 3)).tolist()} mm): "
                          "a gap would blend slices that are not neighbours")
-    return [k[2] for k in keyed]
+    by_plane = {id(m[2].ds): m for m in members}
+    return [by_plane[id(k[2].ds)] for k in keyed]
 
 
 def _process_series(series: list[tuple[Path, Path, _DicomSlice]], proc: Callable[[npt.NDArray[Any]], npt.NDArray[Any]],

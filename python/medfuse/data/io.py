@@ -536,6 +536,44 @@ def _planes_of(f: Path, ds: Any) -> list[_Plane]:
     return planes
 
 
+def _order_planes(
+    planes: list[_Plane], where: Path
+) -> tuple[list[tuple[float, npt.NDArray[np.float64], _Plane]], npt.NDArray[np.float64], npt.NDArray[np.float64],
+           npt.NDArray[np.float64]]:
+    """Planes sorted along the slice normal, superior first: (position on the normal, position, plane) each, the
+    projections, the steps between them and the normal. Refused: missing orientation or position (with more than one plane),
+    two planes at one position, steps that are not whole multiples of the smallest (gaps are the caller's)."""
+    iop = planes[0].orientation
+    if iop is not None:
+        normal = np.cross(iop[:3], iop[3:])
+    elif len(planes) > 1:
+        raise MedfuseIOError("DICOM slices lack ImageOrientationPatient; cannot order them", where)
+    else:
+        normal = np.array([0.0, 0.0, 1.0])
+    if len(planes) > 1 and any(pl.position is None for pl in planes):
+        bad = next(pl for pl in planes if pl.position is None)
+        raise MedfuseIOError("DICOM slice lacks ImagePositionPatient; cannot order it", bad.source)
+    keyed = []
+    for pl in planes:
+        pos = pl.position if pl.position is not None else np.zeros(3)
+        keyed.append((float(pos @ normal), pos, pl))
+    # Superior first: descending along the normal when it points up (+z in LPS).
+    descending = normal[2] >= 0
+    keyed.sort(key=lambda s: -s[0] if descending else s[0])
+    proj = np.array([s[0] for s in keyed])
+    steps = np.abs(np.diff(proj))
+    if steps.size:
+        if np.any(steps < 1e-3):
+            dup = [float(proj[i]) for i in np.nonzero(steps < 1e-3)[0]]
+            raise MedfuseIOError(f"several slices share a position along the slice normal: {dup} mm", where)
+        ratios = steps / float(np.min(steps))
+        if np.any(np.abs(ratios - np.rint(ratios)) > 0.05):
+            raise MedfuseIOError(
+                f"slice positions are not evenly spaced (steps {np.unique(np.round(steps, 3)).tolist()} mm)", where
+            )
+    return keyed, proj, steps, normal
+
+
 # Projection radiography modalities (DICOM PS3.3 C.7.3.1.1.1): 2D images, not volumes.
 _RADIOGRAPHY = frozenset({"CR", "DX", "MG", "RF", "XA", "PX", "IO", "RG"})
 
@@ -579,25 +617,9 @@ def _read_dicom_files(
     rows_cols = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
     if len(rows_cols) > 1:
         raise MedfuseIOError(f"slices have different sizes {sorted(rows_cols)}", where)
+    keyed, proj, steps, normal = _order_planes(planes, where)
     iop = planes[0].orientation
-    if iop is not None:
-        normal = np.cross(iop[:3], iop[3:])
-    elif len(planes) > 1:
-        raise MedfuseIOError("DICOM slices lack ImageOrientationPatient; cannot order them", where)
-    else:
-        normal = np.array([0.0, 0.0, 1.0])
-    if len(planes) > 1 and any(pl.position is None for pl in planes):
-        bad = next(pl for pl in planes if pl.position is None)
-        raise MedfuseIOError("DICOM slice lacks ImagePositionPatient; cannot order it", bad.source)
-    keyed = []
-    for pl in planes:
-        pos = pl.position if pl.position is not None else np.zeros(3)
-        keyed.append((float(pos @ normal), pos, pl))
-    # Superior first: descending along the normal when it points up (+z in LPS).
-    descending = normal[2] >= 0
-    keyed.sort(key=lambda s: -s[0] if descending else s[0])
-    proj = np.array([s[0] for s in keyed])
-    steps = np.abs(np.diff(proj))
+    descending = normal[2] >= 0  # superior first (as _order_planes sorts)
     meta: dict[str, Any] = {
         "source": os.fspath(where),
         "format": "dicom",
@@ -619,17 +641,8 @@ def _read_dicom_files(
             where,
         )
     if steps.size:
-        if np.any(steps < 1e-3):
-            dup = [float(proj[i]) for i in np.nonzero(steps < 1e-3)[0]]
-            raise MedfuseIOError(f"several slices share a position along the slice normal: {dup} mm", where)
         dz = float(np.min(steps))
-        ratios = steps / dz
-        uneven = np.abs(ratios - np.rint(ratios)) > 0.05
-        if np.any(uneven):
-            raise MedfuseIOError(
-                f"slice positions are not evenly spaced (steps {np.unique(np.round(steps, 3)).tolist()} mm)", where
-            )
-        gaps = [(float(proj[i]), float(proj[i + 1])) for i in np.nonzero(np.rint(ratios) > 1)[0]]
+        gaps = [(float(proj[i]), float(proj[i + 1])) for i in np.nonzero(np.rint(steps / dz) > 1)[0]]
         if gaps:
             if not allow_gaps:
                 listing = ", ".join(f"between {a:g} and {b:g} mm" for a, b in gaps)
