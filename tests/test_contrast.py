@@ -47,6 +47,28 @@ def test_clahe_twin_matches_cv2(cv2, dtype):
             np.testing.assert_array_equal(ref.clahe(img, clip, grid), cv2.createCLAHE(clip, grid).apply(img))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16], ids=["u8", "u16"])
+def test_clahe_image_maximum_bounds_the_luts(cv2, dtype):
+    # The kernel builds tile LUTs only up to the image's maximum value; the
+    # clipped excess and its residual are still spread over every level as
+    # cv2 does. Maxima from 0 up to the dtype's top, one bright pixel alone,
+    # and clip limits that leave a residual both below and above the maximum.
+    g = np.random.default_rng(11)
+    top = int(np.iinfo(dtype).max)
+    for vmax in sorted({0, 1, 2, 7, 255, 256, 4095, top}):
+        if vmax > top:
+            continue
+        for shape in [(1, 1), (13, 17), (64, 64), (97, 130)]:
+            img = g.integers(0, vmax + 1, shape).astype(dtype)
+            lone = np.zeros(shape, dtype)
+            lone[shape[0] // 2, shape[1] // 3] = vmax
+            for im in (img, lone, np.full(shape, vmax, dtype)):
+                for clip, grid in [(40.0, (8, 8)), (0.0, (3, 3)), (0.01, (2, 2)), (1.5, (5, 3)), (300.0, (1, 1))]:
+                    want = cv2.createCLAHE(clip, grid).apply(im)
+                    np.testing.assert_array_equal(medfuse.clahe(im, clip, grid), want,
+                                                  err_msg=f"max={vmax} shape={shape} clip={clip} grid={grid}")
+
+
 @given(st.data())
 def test_clahe_hypothesis(data):
     dtype = data.draw(st.sampled_from([np.uint8, np.uint16]))

@@ -79,18 +79,31 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
     std::vector<i64> xmap(static_cast<std::size_t>(WE));
     for (i64 i = 0; i < WE; ++i) xmap[static_cast<std::size_t>(i)] = reflect101(i, W);
     const i64 n_tiles = static_cast<i64>(tiles_x) * tiles_y;
+    // Pixels look up their tiles' LUTs only at values the image holds, and a
+    // LUT entry depends only on the histogram at and below it (the clipped
+    // excess comes from bins that hold pixels; the residual's positions are
+    // fixed by the count alone), so the LUTs stop at the image's maximum:
+    // a 12-bit X-ray in uint16 builds 4096 entries per tile, not 65536.
+    const i64 row_parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 16)));
+    std::vector<int> part_max(static_cast<std::size_t>(row_parts), 0);
+    parallel_for(row_parts, threads, [&](i64 p) {
+        const i64 b = split_begin(H * W, row_parts, p), e = split_begin(H * W, row_parts, p + 1);
+        T m = 0;
+        for (i64 k = b; k < e; ++k) m = std::max(m, x[k]);
+        part_max[static_cast<std::size_t>(p)] = m;
+    });
+    const int vmax = *std::max_element(part_max.begin(), part_max.end());
+    const i64 span = static_cast<i64>(vmax) + 1;  // LUT entries per tile
     // The tiles' LUTs as float (exact: integers < 2^16), so the per-pixel
     // loop does no int->float conversions; each tile writes its own, in
-    // parallel, into uninitialised huge-page memory (16-bit images: 64 tiles
-    // x 65536 levels = 16 MB; a serial zero-fill and conversion pass over it
-    // did not scale with threads).
-    const LargeBuffer<float> lutf(static_cast<std::size_t>(n_tiles * levels));
+    // parallel, into uninitialised memory.
+    const LargeBuffer<float> lutf(static_cast<std::size_t>(n_tiles * span));
 
     // Tiles in a fixed number of groups, each reusing one histogram (16-bit:
-    // 256 KB, which a fresh allocation per tile faulted in page by page).
+    // up to 256 KB, which a fresh allocation per tile faulted in page by page).
     const i64 n_groups = std::min<i64>(n_tiles, 8);
     parallel_for(n_groups, threads, [&](i64 g) {
-        std::vector<int> hist(levels);
+        std::vector<int> hist(static_cast<std::size_t>(span));
         int* hs = hist.data();
         for (i64 k = g; k < n_tiles; k += n_groups) {
             std::fill(hist.begin(), hist.end(), 0);
@@ -107,24 +120,26 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
                 }
             }
             if (clip > 0) {
+                // Bins above vmax are empty: nothing to clip there (clip >= 1).
                 int clipped = 0;
-                for (int i = 0; i < levels; ++i) {
+                for (i64 i = 0; i < span; ++i) {
                     if (hs[i] > clip) {
                         clipped += hs[i] - clip;
                         hs[i] = clip;
                     }
                 }
+                // Spread over all `levels` bins as cv2; only those <= vmax are kept.
                 const int batch = clipped / levels;
                 int residual = clipped - batch * levels;
-                for (int i = 0; i < levels; ++i) hs[i] += batch;
+                for (i64 i = 0; i < span; ++i) hs[i] += batch;
                 if (residual != 0) {
                     const int step = std::max(levels / residual, 1);
-                    for (int i = 0; i < levels && residual > 0; i += step, --residual) hs[i]++;
+                    for (i64 i = 0; i < span && residual > 0; i += step, --residual) hs[i]++;
                 }
             }
-            float* tl = lutf.get() + k * levels;
+            float* tl = lutf.get() + k * span;
             int sum = 0;
-            for (int i = 0; i < levels; ++i) {
+            for (i64 i = 0; i < span; ++i) {
                 sum += hs[i];
                 tl[i] = static_cast<float>(saturate_round<T>(static_cast<float>(sum) * lut_scale));
             }
@@ -143,8 +158,8 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
         xa1[static_cast<std::size_t>(c)] = 1.0f - xa[static_cast<std::size_t>(c)];
         t1 = std::max(t1, 0);
         t2 = std::min(t2, tiles_x - 1);
-        ind1[static_cast<std::size_t>(c)] = static_cast<i64>(t1) * levels;
-        ind2[static_cast<std::size_t>(c)] = static_cast<i64>(t2) * levels;
+        ind1[static_cast<std::size_t>(c)] = static_cast<i64>(t1) * span;
+        ind2[static_cast<std::size_t>(c)] = static_cast<i64>(t2) * span;
     }
     // The per-pixel arithmetic below is cv2's, operation by operation.
     // Columns split into runs sharing the same pair of tile columns.
@@ -164,8 +179,8 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
             const float ya = tyf - static_cast<float>(t1), ya1 = 1.0f - ya;
             t1 = std::max(t1, 0);
             t2 = std::min(t2, tiles_y - 1);
-            const float* lp1 = lutf.get() + static_cast<i64>(t1) * tiles_x * levels;
-            const float* lp2 = lutf.get() + static_cast<i64>(t2) * tiles_x * levels;
+            const float* lp1 = lutf.get() + static_cast<i64>(t1) * tiles_x * span;
+            const float* lp2 = lutf.get() + static_cast<i64>(t2) * tiles_x * span;
             const T* src = x + y * W;
             T* dst = out + y * W;
             for (std::size_t r = 0; r + 1 < run_start.size(); ++r) {
