@@ -346,6 +346,64 @@ def test_every_simd_path_matches_twin_at_vector_edges(path):
     assert out["n_bad"] == 0, out["bad"]
 
 
+_ZERO_SCRIPT = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import medfuse, medfuse.reference as ref
+g = np.random.default_rng(5)
+bad, cases, neg_zeros = [], 0, 0
+for dtype, bits in ((np.float32, np.uint32), (np.float64, np.uint64)):
+    for shape in [(1, 1), (3, 40), (21, 37), (9, 70), (4, 5, 33), (6, 18, 19)]:
+        x = g.choice(np.array([0.0, -0.0, -0.0, 1.0, -1.0, 0.5], dtype), shape)
+        for aperture in (3, 5, 7):
+            for border in ("reflect101", "replicate"):
+                for n in (1, 3):
+                    medfuse.set_num_threads(n)
+                    got = medfuse.sobel(x, aperture_size=aperture, border=border)
+                    want = ref.sobel(x, aperture_size=aperture, border=border)
+                    for a, (gg, w) in enumerate(zip(got, want)):
+                        cases += 1
+                        neg_zeros += int(np.count_nonzero((gg == 0) & np.signbit(gg)))
+                        if not np.array_equal(gg.view(bits), w.view(bits)):
+                            bad.append((str(np.dtype(dtype)), shape, aperture, border, n, a))
+print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases, "neg_zeros": neg_zeros,
+                  "bad": bad[:10], "n_bad": len(bad)}}))
+"""
+
+
+@pytest.mark.parametrize("path", _simd_paths())
+def test_signed_zero_sums_bit_identical_to_twin(path):
+    # The Sobel sums start from the first tap's product, not from zero (one
+    # addition fewer per sum); the twin does the same, so even the sign of a
+    # zero result agrees bit for bit on every SIMD path, 2D and 3D.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, MEDFUSE_SIMD=path)
+    proc = subprocess.run([sys.executable, "-c", _ZERO_SCRIPT.format(tests=tests)], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["active"] == path
+    assert out["neg_zeros"] > 20  # the inputs do produce negative zeros
+    assert out["n_bad"] == 0, out["bad"]
+
+
+def test_signed_zero_inputs_tell_the_two_summation_orders_apart():
+    # So the test above would fail if the kernel or the twin summed from zero.
+    from medfuse.reference.edges import _gradients
+
+    x = np.random.default_rng(5).choice(np.array([0.0, -0.0, -0.0, 1.0, -1.0, 0.5], np.float32), (21, 37))
+    first = _gradients(x, 3, "reflect101", from_first=True)
+    zero = _gradients(x, 3, "reflect101", from_first=False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, zero))  # equal as numbers
+    assert any(not np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(first, zero))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("where", ["first", "last", "border-column", "middle"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])

@@ -4,8 +4,9 @@
 // common/large_buffer.hpp; see canny.hpp for the job).
 //
 // Separable passes in the twin's order, x first, then y, then z: each pass
-// sums taps[k] * v[i + k - r] from zero, k ascending, zero taps skipped
-// (python/medfuse/reference/edges.py), so float results are bit-identical to
+// sums taps[k] * v[i + k - r] from the first tap's product (+-v: the first
+// tap is +-1), k ascending, zero taps skipped (python/medfuse/reference/
+// edges.py, from_first), so float results are bit-identical to
 // the twin's (-ffp-contract=off: no fused multiply-add; float32 data in
 // float32 unless some |x| > 2^100, float64 data in float64) and integer
 // results are exact. Integer inputs accumulate in the output type
@@ -34,13 +35,16 @@ constexpr int sobel_tap(bool deriv, int j) {
     return K == 3 ? (deriv ? d3[j] : s3[j]) : K == 5 ? (deriv ? d5[j] : s5[j]) : (deriv ? d7[j] : s7[j]);
 }
 
-// One output value: sum_j tap_j * v(j) from zero, j ascending, zero taps
-// skipped (D: derivative taps, else smoothing taps).
+// One output value: sum_j tap_j * v(j) from the first product, j ascending,
+// zero taps skipped (D: derivative taps, else smoothing taps). Summing from
+// zero instead cost one addition more per sum, which the float32 2D loops
+// are bound by (AVX2, 512^2: 80 -> 65 us), and differs only in the sign of
+// a zero result.
 template <int K, bool D, class Acc, class F>
 inline Acc sobel_sum(F&& v) {
-    Acc a = Acc(0);
+    Acc a = v(0) * static_cast<Acc>(sobel_tap<K>(D, 0));  // the first tap is never zero
 #pragma GCC unroll 7
-    for (int j = 0; j < K; ++j) {
+    for (int j = 1; j < K; ++j) {
         const int t = sobel_tap<K>(D, j);
         if (t == 0) continue;
         a = a + v(j) * static_cast<Acc>(t);
@@ -143,13 +147,14 @@ inline std::uint64_t sobel_pad_row(const In* src, std::int64_t w, int r, int bor
 // construction (the auto-vectoriser left the aperture-5 and -7 y passes scalar:
 // too many row pointers to check for aliasing). Operations per element are the
 // scalar ones above: taps ±1 as an add or subtract (x + (-v) == x - v exactly),
-// zero taps skipped, sums from zero in ascending tap order.
-// sum_j tap_j * v(j) from zero, j ascending, zero taps skipped; A is Acc or a vector of Acc.
+// zero taps skipped, sums from the first product in ascending tap order.
+// sum_j tap_j * v(j) from the first product, j ascending, zero taps skipped; A is Acc or a vector of Acc.
 template <int K, bool D, class Acc, class A, class F>
 inline A sobel_vsum(F&& v) {
-    A a = A{};
+    static_assert(sobel_tap<K>(D, 0) == 1 || sobel_tap<K>(D, 0) == -1, "first tap +-1");
+    A a = sobel_tap<K>(D, 0) == 1 ? static_cast<A>(v(0)) : static_cast<A>(-v(0));  // exact negation
 #pragma GCC unroll 7
-    for (int j = 0; j < K; ++j) {
+    for (int j = 1; j < K; ++j) {
         const int t = sobel_tap<K>(D, j);
         if (t == 0) continue;
         if (t == 1)
@@ -305,7 +310,7 @@ inline void sobel_seen_max(U& m, const U& b) {
 // Returns the largest |x| bit pattern read when Acc is the float input type
 // (the centre load of each row covers every element; the rerun with float64
 // sums of float32 data does not need it), else 0.
-template <int k, class In, class Acc, class Out>
+template <int k, class In, class Acc, class Out, bool kHalo = false>
 std::uint64_t sobel2d_rows4_t(const SobelJob& job, std::int64_t y0, std::int64_t y1) {
     using i64 = std::int64_t;
     using V = typename SobelVec<Acc>::V;
@@ -340,21 +345,22 @@ std::uint64_t sobel2d_rows4_t(const SobelJob& job, std::int64_t y0, std::int64_t
         constexpr int NR = decltype(nr_tag)::value;
         constexpr bool kWarm = NR == 0;
         constexpr int NP = kWarm ? k - 1 : NR;  // input rows read
-        const In* rp[8];  // k - 1 <= 6 warm-up rows, or R = 4
-        for (int i = 0; i < NP; ++i) rp[i] = img + sobel_border(first_row + i, H, job.border) * W;
+        constexpr int NH = (kHalo && !kWarm) ? k - 1 : 0;  // halo rows re-read instead of the ring
+        const In* rp[8 + 6];  // k - 1 <= 6 warm-up rows, or R = 4 (after k - 1 halo rows)
+        for (int i = -NH; i < NP; ++i) rp[NH + i] = img + sobel_border(first_row + i, H, job.border) * W;
         const i64 y = first_row - r;
         auto run = [&](auto lane_tag, i64 x0, const i64* src) {
             using C = decltype(lane_tag);
             constexpr bool kVec = !std::is_same<C, Acc>::value;
-            auto load_in = [&](int i, int j) -> C {
+            auto load_in = [&](int i, int j) -> C {  // i from -NH: the halo rows
                 if constexpr (kVec) {
-                    const VIn v = sv_load<VIn>(rp[i] + x0 - r + j);
+                    const VIn v = sv_load<VIn>(rp[NH + i] + x0 - r + j);
                     if constexpr (std::is_same<In, Acc>::value)
                         return v;
                     else
                         return __builtin_convertvector(v, V);
                 } else {
-                    return static_cast<Acc>(rp[i][src[j]]);
+                    return static_cast<Acc>(rp[NH + i][src[j]]);
                 }
             };
             auto seen_f = [&](const C& c) {
@@ -387,8 +393,20 @@ std::uint64_t sobel2d_rows4_t(const SobelJob& job, std::int64_t y0, std::int64_t
                 }
             } else {
                 sobel2d_pass<k, NR, Acc, C>(
-                    load_in, [&](int sd, int j) { return ld(slot(set, sd, j)); },
-                    [&](int sd, int j, const C& v) { st(slot(1 - set, sd, j), v); },
+                    load_in,
+                    [&](int sd, int j) -> C {
+                        if constexpr (kHalo) {  // the x pass of halo row j again, from the image
+                            C c[k];
+                            for (int t = 0; t < k; ++t) c[t] = load_in(j - NH, t);
+                            return sd == 0 ? sobel_vsum<k, false, Acc, C>([&](int t) { return c[t]; })
+                                           : sobel_vsum<k, true, Acc, C>([&](int t) { return c[t]; });
+                        } else {
+                            return ld(slot(set, sd, j));
+                        }
+                    },
+                    [&](int sd, int j, const C& v) {
+                        if constexpr (!kHalo) st(slot(1 - set, sd, j), v);
+                    },
                     [&](int i, const C& oy, const C& ox) {
                         const i64 o = (y + i) * W + x0;
                         if constexpr (kVec) {
@@ -471,6 +489,9 @@ std::uint64_t sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_
     return seen;
 }
 
+#ifndef MEDFUSE_SOBEL_HALO
+#define MEDFUSE_SOBEL_HALO true
+#endif
 template <class In, class Acc, class Out>
 std::uint64_t sobel_k(const SobelJob& job, std::int64_t b, std::int64_t e) {
     if (job.ndim == 2) {
@@ -506,7 +527,7 @@ std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
     // sensitivity is answered by the binding, which places the outputs at a
     // distance from the input modulo 4 KiB: sobel_out_phase).
     if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow && job.ndim == 2) {
-        if (job.aperture == 3) return sobel2d_rows4_t<3, float, float, float>(job, b, e);
+        if (job.aperture == 3) return sobel2d_rows4_t<3, float, float, float, MEDFUSE_SOBEL_HALO>(job, b, e);
 #if defined(__AVX512F__)  // 16 vector registers are too few for it at apertures 5 and 7 (slower than the ring)
         if (job.aperture == 5) return sobel2d_rows4_t<5, float, float, float>(job, b, e);
         if (job.aperture == 7) return sobel2d_rows4_t<7, float, float, float>(job, b, e);

@@ -24,34 +24,38 @@ _BORDERS = ("reflect101", "replicate")
 
 
 def _correlate1d(
-    x: npt.NDArray, taps: Sequence[float] | npt.NDArray, axis: int, border: str
+    x: npt.NDArray, taps: Sequence[float] | npt.NDArray, axis: int, border: str, *, from_first: bool = False
 ) -> npt.NDArray:
     """sum_k taps[k] * x[i + k - r] along ``axis``; taps in ascending k order.
 
-    Accumulates from zero, left to right, skipping zero taps — the order the
-    C++ kernels use, so float results agree bit for bit.
+    Accumulates left to right, skipping zero taps, from zero (Canny's kernels)
+    or, with ``from_first``, from the first tap's product (the Sobel kernels:
+    one addition fewer; the two differ only in the sign of a zero sum) — the
+    order the C++ kernels use, so float results agree bit for bit.
     """
     taps = list(taps)
     r = len(taps) // 2
     n = x.shape[axis]
     base = np.arange(n, dtype=np.int64)
-    acc = np.zeros(x.shape, dtype=x.dtype)
+    acc = None if from_first else np.zeros(x.shape, dtype=x.dtype)
     for k, t in enumerate(taps):
         if t == 0:
             continue
         src = np.take(x, _index(base + (k - r), n, border), axis=axis)
-        acc = acc + (src * x.dtype.type(t) if x.dtype.kind == "f" else src * t)
+        term = src * x.dtype.type(t) if x.dtype.kind == "f" else src * t
+        acc = term if acc is None else acc + term
+    assert acc is not None
     return acc
 
 
-def _gradients(x: npt.NDArray, aperture: int, border: str) -> list[npt.NDArray]:
+def _gradients(x: npt.NDArray, aperture: int, border: str, *, from_first: bool = False) -> list[npt.NDArray]:
     """Sobel derivative along every axis, axes filtered last (x) to first."""
     d, s = SOBEL_DERIV[aperture], SOBEL_SMOOTH[aperture]
     out = []
     for axis in range(x.ndim):
         g = x
         for ax in reversed(range(x.ndim)):  # x first, then y, then z
-            g = _correlate1d(g, d if ax == axis else s, ax, border)
+            g = _correlate1d(g, d if ax == axis else s, ax, border, from_first=from_first)
         out.append(g)
     return out
 
@@ -71,9 +75,9 @@ def sobel(
         narrow = img.dtype == np.float32 and img.size > 0 and float(np.abs(img).max()) <= 2.0**100
         work = np.float32 if narrow else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
-            grads = _gradients(img.astype(work), a, border)
+            grads = _gradients(img.astype(work), a, border, from_first=True)
             return tuple(g.astype(img.dtype) for g in grads)
-    grads = _gradients(img.astype(np.int64), a, border)
+    grads = _gradients(img.astype(np.int64), a, border, from_first=True)
     out_dtype = np.int64 if (img.ndim == 3 and a == 7 and img.dtype != np.uint8) else np.int32
     return tuple(g.astype(out_dtype) for g in grads)
 
