@@ -170,7 +170,10 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
             run_start.push_back(c);
     run_start.push_back(W);
     const float inv_th = 1.0f / static_cast<float>(th);
-    const i64 parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 15)));
+    // Rows in up to 8 chunks per thread, handed out as threads free up: a
+    // thread slowed for a while (a shared machine's vCPU) leaves its rest to
+    // the others instead of holding up the call. Rows are independent.
+    const i64 parts = std::max<i64>(1, std::min<i64>({threads > 1 ? 8 * static_cast<i64>(threads) : 1, H, (H * W) / (1 << 15)}));
     parallel_for(parts, threads, [&](i64 p) {
         for (i64 y = split_begin(H, parts, p); y < split_begin(H, parts, p + 1); ++y) {
             const float tyf = static_cast<float>(y) * inv_th - 0.5f;
