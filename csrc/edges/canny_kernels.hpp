@@ -48,6 +48,11 @@ inline i64 reflect101(i64 i, i64 n) {
 // A comparison threshold as magnitude type M, saturated (no UB on overflow).
 template <class M>
 inline M to_threshold(double v) {
+    if constexpr (M(0.5) == M(0) && sizeof(M) == 2) {  // biased 16-bit magnitudes (magnitude2)
+        if (!(v > 0.0)) return M(-32768);
+        if (v >= 65535.0) return M(32767);  // no magnitude exceeds it
+        return static_cast<M>(static_cast<int>(v) - 32768);  // m > v  <=>  m > floor(v) for integer m
+    }
     if constexpr (M(0.5) == M(0)) {  // integral M
         constexpr M kMax = M((1ull << (sizeof(M) * 8 - 1)) - 1);
         if (!(v > 0.0)) return M(0);
@@ -112,12 +117,29 @@ inline void scale_row(G* MEDFUSE_RESTRICT g, double w, i64 n) {
     for (i64 x = 0; x < n; ++x) g[x] = g[x] * wg;
 }
 
+// 16-bit magnitudes (M = short, L1 only) are stored biased: |gx| + |gy| - 32768,
+// which keeps the order of the true values up to 65535 (the narrow int16
+// paths: |gx| + |gy| <= 2 * 27144); comparisons and equality are unchanged.
+template <class M>
+constexpr bool kBiased = sizeof(M) == 2;
+template <class M>
+constexpr M mag_zero() { return kBiased<M> ? M(-32768) : M(0); }
+
 template <class G, class M, bool L2>
 inline void magnitude2(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
                        M* MEDFUSE_RESTRICT mag, i64 W) {
-    for (i64 x = 0; x < W; ++x) {
-        const M a = static_cast<M>(gx[x]), b = static_cast<M>(gy[x]);
-        mag[x] = L2 ? M(a * a + b * b) : M(vabs(a) + vabs(b));
+    if constexpr (kBiased<M>) {
+        static_assert(!L2, "16-bit magnitudes are L1 only");
+        for (i64 x = 0; x < W; ++x) {
+            const unsigned short a = static_cast<unsigned short>(vabs(gx[x]));
+            const unsigned short b = static_cast<unsigned short>(vabs(gy[x]));
+            mag[x] = static_cast<M>(static_cast<unsigned short>(static_cast<unsigned short>(a + b) ^ 0x8000u));
+        }
+    } else {
+        for (i64 x = 0; x < W; ++x) {
+            const M a = static_cast<M>(gx[x]), b = static_cast<M>(gy[x]);
+            mag[x] = L2 ? M(a * a + b * b) : M(vabs(a) + vabs(b));
+        }
     }
 }
 
@@ -141,12 +163,30 @@ inline void nms_span(const G* MEDFUSE_RESTRICT gx, const G* MEDFUSE_RESTRICT gy,
         const M pl = mp[x], pc = mp[x + 1], pr = mp[x + 2];
         const M cl = mc[x], cr = mc[x + 2];
         const M nl = mn[x], nc = mn[x + 1], nr = mn[x + 2];
-        const M dn1 = neg ? pr : pl;
-        const M dn2 = neg ? nl : nr;
-        const M n1 = !ysig ? cl : (!xsig ? pc : dn1);
-        const M n2 = !ysig ? cr : (!xsig ? nc : dn2);
-        const bool keep = (m > low) & (m > n1) & ((m > n2) | ((m == n2) & !diag));
-        out[x] = keep ? (m > high ? u8(255) : u8(1)) : u8(0);
+        if constexpr (M(0.5) == M(0)) {
+            // Integral M: the same selects as masks (GCC's if-conversion left
+            // this loop scalar for some instantiations with 16-bit M).
+            const M kn = static_cast<M>(-static_cast<M>(neg));
+            const M ky = static_cast<M>(-static_cast<M>(!ysig));
+            const M kx = static_cast<M>(-static_cast<M>(!xsig));
+            const M dn1 = static_cast<M>((pr & kn) | (pl & static_cast<M>(~kn)));
+            const M dn2 = static_cast<M>((nl & kn) | (nr & static_cast<M>(~kn)));
+            const M v1 = static_cast<M>((pc & kx) | (dn1 & static_cast<M>(~kx)));
+            const M v2 = static_cast<M>((nc & kx) | (dn2 & static_cast<M>(~kx)));
+            const M n1 = static_cast<M>((cl & ky) | (v1 & static_cast<M>(~ky)));
+            const M n2 = static_cast<M>((cr & ky) | (v2 & static_cast<M>(~ky)));
+            const int keep = static_cast<int>(m > low) & static_cast<int>(m > n1) &
+                             (static_cast<int>(m > n2) | (static_cast<int>(m == n2) & static_cast<int>(!diag)));
+            const int strong = keep & static_cast<int>(m > high);
+            out[x] = static_cast<u8>(static_cast<u8>(-strong) | static_cast<u8>(keep));  // 255, 1 or 0
+        } else {
+            const M dn1 = neg ? pr : pl;
+            const M dn2 = neg ? nl : nr;
+            const M n1 = !ysig ? cl : (!xsig ? pc : dn1);
+            const M n2 = !ysig ? cr : (!xsig ? nc : dn2);
+            const bool keep = (m > low) & (m > n1) & ((m > n2) | ((m == n2) & !diag));
+            out[x] = keep ? (m > high ? u8(255) : u8(1)) : u8(0);
+        }
     }
 }
 
@@ -328,7 +368,7 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
     for (i64 y = r0 - 1; y <= r1; ++y) {
         M* mag = magr[slot(y, 3)];
         if (y < 0 || y >= H) {
-            for (i64 x = 0; x < W + 2; ++x) mag[x] = M(0);
+            for (i64 x = 0; x < W + 2; ++x) mag[x] = mag_zero<M>();
         } else {
             for (; next_v <= y + R; ++next_v) {
                 if (smoothing) {
@@ -353,8 +393,8 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
                 if (wx != 1.0) scale_row(gx, wx, W);  // x * 1 == x: skipping is exact
                 if (wy != 1.0) scale_row(gy, wy, W);
             }
-            mag[0] = M(0);
-            mag[W + 1] = M(0);
+            mag[0] = mag_zero<M>();
+            mag[W + 1] = mag_zero<M>();
             magnitude2<G, M, L2>(gx, gy, mag + 1, W);
         }
         const i64 yc = y - 1;  // row whose suppression is now possible
@@ -367,16 +407,18 @@ void band2d(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
 }
 
 // Dispatch on aperture / norm for one pixel type.
-template <class In, class G, class M, class D, bool AllowR16>
+// M1: the magnitude type for the L1 norm at apertures 3 and 5 (16-bit where
+// |gx| + |gy| < 2^16: the int16-gradient paths).
+template <class In, class G, class M, class D, bool AllowR16, class M1 = M>
 void band2d_any(const medfuse::CannyJob& job, i64 r0, i64 r1, void* const* bufs) {
     const bool l2 = job.l2;
     switch (job.aperture) {
         case 3:
             return l2 ? band2d<In, G, M, D, 3, true, false>(job, r0, r1, bufs)
-                      : band2d<In, G, M, D, 3, false, false>(job, r0, r1, bufs);
+                      : band2d<In, G, M1, D, 3, false, false>(job, r0, r1, bufs);
         case 5:
             return l2 ? band2d<In, G, M, D, 5, true, false>(job, r0, r1, bufs)
-                      : band2d<In, G, M, D, 5, false, false>(job, r0, r1, bufs);
+                      : band2d<In, G, M1, D, 5, false, false>(job, r0, r1, bufs);
         default:
             if constexpr (AllowR16) {
                 if (job.round16)
@@ -624,7 +666,7 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
                 // int16 gradients fit apertures 3 and 5 (|g| <= 12240): twice the lanes.
                 if (job.aperture == 7)
                     return band2d_any<unsigned char, int, int, int, true>(job, r0, r1, bufs);
-                return band2d_any<unsigned char, short, int, int, false>(job, r0, r1, bufs);
+                return band2d_any<unsigned char, short, int, int, false, short>(job, r0, r1, bufs);
             // 16-bit: int32 gradients; magnitudes and the direction test in
             // float64, exact here (|g| < 2^26, squares < 2^53) and much faster
             // than int64 on AVX2, which has no 64-bit multiply.
@@ -632,10 +674,10 @@ void canny2d_band(const CannyJob& job, std::int64_t r0, std::int64_t r1, void* c
             // 16-bit sums of uint16 data may wrap (every step is a ring
             // operation and the true gradients fit), as the uint8 path.
             case DType::u16:
-                if (job.narrow16) return band2d_any<unsigned short, short, int, int, false>(job, r0, r1, bufs);
+                if (job.narrow16) return band2d_any<unsigned short, short, int, int, false, short>(job, r0, r1, bufs);
                 return band2d_any<unsigned short, int, double, double, false>(job, r0, r1, bufs);
             case DType::i16:
-                if (job.narrow16) return band2d_any<short, short, int, int, false>(job, r0, r1, bufs);
+                if (job.narrow16) return band2d_any<short, short, int, int, false, short>(job, r0, r1, bufs);
                 return band2d_any<short, int, double, double, false>(job, r0, r1, bufs);
             default:
                 break;
