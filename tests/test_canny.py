@@ -166,6 +166,30 @@ def test_narrow_16bit_range_int16_path(dtype, aperture, limit, l2):
                 assert_same_edges(medfuse.canny(x, low, high, **kw), ref_canny(x, low, high, **kw))
 
 
+@pytest.mark.parametrize("dtype,aperture,rg", [(np.int16, 3, 6786), (np.uint16, 3, 6786), (np.int16, 5, 565),
+                                                (np.uint16, 5, 565), (np.uint8, 3, 255), (np.uint8, 5, 255)])
+def test_16bit_magnitudes_at_every_threshold(dtype, aperture, rg):
+    """The int16-gradient paths keep L1 magnitudes in 16 bits, biased by -32768: thresholds at 0, around the
+    image's largest magnitude (above 32768 here, the bias's upper half), at 32767/32768 and 65535, and beyond;
+    bit for bit against the twin (and cv2 for uint8)."""
+    rng = np.random.default_rng(aperture)
+    base = {np.int16: -1000, np.uint16: 60000, np.uint8: 0}[dtype]
+    x = (base + rg * rng.integers(0, 2, (64, 67))).astype(dtype)
+    gy, gx = ref.sobel(x, aperture_size=aperture, border="replicate")
+    top = int((np.abs(gx.astype(np.int64)) + np.abs(gy.astype(np.int64))).max())
+    if dtype != np.uint8:
+        assert top > 32768
+    pairs = [(0, 0), (0.5, 1), (top - 1, top - 1), (top - 0.5, top), (top, top + 1), (32767, 32768),
+             (32768, 32769), (65534, 65535), (65535, 1e12), (0.25 * top, 0.75 * top)]
+    for low, high in pairs:
+        got = medfuse.canny(x, low, high, aperture_size=aperture)
+        assert_same_edges(got, ref_canny(x, low, high, aperture_size=aperture))
+        if dtype == np.uint8:
+            assert_same_edges(got, _canny_cv2(pytest.importorskip("cv2"), x, low, high, aperture, False))
+    assert medfuse.canny(x, top - 1, top - 1, aperture_size=aperture).any()  # the largest magnitude is an edge
+    assert not medfuse.canny(x, top, top, aperture_size=aperture).any()
+
+
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("dtype", images.DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("family", list(images.FAMILIES))
