@@ -670,3 +670,30 @@ def test_narrow_16bit_range_decided_per_band(dtype, aperture):
         for threads in (1, 2, 3, 4):  # the autouse fixture restores the thread count
             medfuse.set_num_threads(threads)
             assert_same_edges(medfuse.canny(x, 0.05 * top, 0.2 * top, aperture_size=aperture), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_hysteresis_seeds_stretch_by_stretch(cv2, threads):
+    """Hysteresis seeds 16384 map cells at a time and grows each stretch out before the next: a weak chain that
+    starts in the first stretch and meets its only strong pixel in the last one is still an edge, and dense noise
+    (a third of the pixels edges) matches cv2 at any thread count."""
+    # A serpentine of weak edge through a 260x300 image (about 5 stretches per band), strong only at its far end.
+    x = np.zeros((260, 300), np.uint8)
+    for k, r in enumerate(range(10, 250, 12)):
+        x[r : r + 6, 10:290] = 100  # a bar: its borders are weak edges (L1 magnitude <= 600)
+        c = 10 if k % 2 else 284
+        x[r + 6 : r + 12, c : c + 6] = 100  # joined to the next bar at alternating ends
+    x[244:250, 150:290] = 255  # the last bar brighter: strong edges only there
+    noise = np.clip(np.random.default_rng(3).normal(128, 40, (301, 257)), 0, 255).astype(np.uint8)
+    saved = medfuse.get_num_threads()
+    try:
+        medfuse.set_num_threads(threads)
+        got = medfuse.canny(x, 200.0, 700.0)
+        assert_same_edges(got, _canny_cv2(cv2, x, 200.0, 700.0, 3, False))
+        assert got[10:16].any()  # the first bar, far from the strong end, is an edge
+        assert not medfuse.canny(x, 700.0, 700.0)[:200].any()  # ... and has no strong pixel
+        got = medfuse.canny(noise, 100.0, 200.0)
+        assert got.mean() / 255 > 0.3
+        assert_same_edges(got, _canny_cv2(cv2, noise, 100.0, 200.0, 3, False))
+    finally:
+        medfuse.set_num_threads(saved)
