@@ -38,8 +38,8 @@ constexpr int sobel_tap(bool deriv, int j) {
 // One output value: sum_j tap_j * v(j) from the first product, j ascending,
 // zero taps skipped (D: derivative taps, else smoothing taps). Summing from
 // zero instead cost one addition more per sum, which the float32 2D loops
-// are bound by (AVX2, 512^2: 80 -> 65 us), and differs only in the sign of
-// a zero result.
+// are bound by (AVX2, 512^2, with kHalo below: 80 -> 65 us), and differs
+// only in the sign of a zero result.
 template <int K, bool D, class Acc, class F>
 inline Acc sobel_sum(F&& v) {
     Acc a = v(0) * static_cast<Acc>(sobel_tap<K>(D, 0));  // the first tap is never zero
@@ -306,7 +306,11 @@ inline void sobel_seen_max(U& m, const U& b) {
 // column when w < L + 2r). The x-pass values of the k - 1 rows before a pass
 // sit in a ring of two sets (read one, write the other: the overlapping last
 // chunk still reads the previous pass's values). The first pass of a band is
-// preceded by the x pass of its k - 1 halo rows.
+// preceded by the x pass of its k - 1 halo rows. With kHalo the passes take
+// the k - 1 rows before them from the image again and redo their x pass
+// instead of reading the ring (which only the warm-up then writes, for its
+// range scan): more loads and additions, but no ring loads and stores, and
+// 16 KB less in L1 at 512 columns (float32 aperture 3: faster on both paths).
 // Returns the largest |x| bit pattern read when Acc is the float input type
 // (the centre load of each row covers every element; the rerun with float64
 // sums of float32 data does not need it), else 0.
@@ -489,9 +493,6 @@ std::uint64_t sobel3d_slices_t(const SobelJob& job, std::int64_t z0, std::int64_
     return seen;
 }
 
-#ifndef MEDFUSE_SOBEL_HALO
-#define MEDFUSE_SOBEL_HALO true
-#endif
 template <class In, class Acc, class Out>
 std::uint64_t sobel_k(const SobelJob& job, std::int64_t b, std::int64_t e) {
     if (job.ndim == 2) {
@@ -527,7 +528,8 @@ std::uint64_t sobel_part(const SobelJob& job, std::int64_t b, std::int64_t e) {
     // sensitivity is answered by the binding, which places the outputs at a
     // distance from the input modulo 4 KiB: sobel_out_phase).
     if (job.dtype == DType::f32 && job.out_kind == SobelOut::f32 && job.narrow && job.ndim == 2) {
-        if (job.aperture == 3) return sobel2d_rows4_t<3, float, float, float, MEDFUSE_SOBEL_HALO>(job, b, e);
+        // Aperture 3 re-reads its two halo rows (kHalo): AVX2 512^2 65 us against 79-80 us with the ring.
+        if (job.aperture == 3) return sobel2d_rows4_t<3, float, float, float, true>(job, b, e);
 #if defined(__AVX512F__)  // 16 vector registers are too few for it at apertures 5 and 7 (slower than the ring)
         if (job.aperture == 5) return sobel2d_rows4_t<5, float, float, float>(job, b, e);
         if (job.aperture == 7) return sobel2d_rows4_t<7, float, float, float>(job, b, e);
