@@ -328,8 +328,8 @@ def _simd_paths():
     return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
 
 
-@pytest.mark.parametrize("path", _simd_paths())
-def test_every_simd_path_matches_twin_at_vector_edges(path):
+def _run_on_path(script: str, path: str) -> dict:
+    """Run a check script (with {tests} for this folder) under MEDFUSE_SIMD=path; its last line is JSON."""
     import json
     import os
     import subprocess
@@ -337,11 +337,17 @@ def test_every_simd_path_matches_twin_at_vector_edges(path):
 
     tests = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, MEDFUSE_SIMD=path)
-    proc = subprocess.run([sys.executable, "-c", _PATHS_SCRIPT.format(tests=tests)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script.format(tests=tests)], env=env, capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["active"] == path
+    return out
+
+
+@pytest.mark.parametrize("path", _simd_paths())
+def test_every_simd_path_matches_twin_at_vector_edges(path):
+    out = _run_on_path(_PATHS_SCRIPT, path)
     assert out["cases"] > 5000
     assert out["n_bad"] == 0, out["bad"]
 
@@ -377,18 +383,7 @@ def test_signed_zero_sums_bit_identical_to_twin(path):
     # The Sobel sums start from the first tap's product, not from zero (one
     # addition fewer per sum); the twin does the same, so even the sign of a
     # zero result agrees bit for bit on every SIMD path, 2D and 3D.
-    import json
-    import os
-    import subprocess
-    import sys
-
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, MEDFUSE_SIMD=path)
-    proc = subprocess.run([sys.executable, "-c", _ZERO_SCRIPT.format(tests=tests)], env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["active"] == path
+    out = _run_on_path(_ZERO_SCRIPT, path)
     assert out["neg_zeros"] > 20  # the inputs do produce negative zeros
     assert out["n_bad"] == 0, out["bad"]
 

@@ -84,15 +84,10 @@ void clahe(const T* x, i64 H, i64 W, double clip_limit, int tiles_y, int tiles_x
     // excess comes from bins that hold pixels; the residual's positions are
     // fixed by the count alone), so the LUTs stop at the image's maximum:
     // a 12-bit X-ray in uint16 builds 4096 entries per tile, not 65536.
-    const i64 row_parts = std::max<i64>(1, std::min<i64>(threads, (H * W) / (1 << 16)));
-    std::vector<int> part_max(static_cast<std::size_t>(row_parts), 0);
-    parallel_for(row_parts, threads, [&](i64 p) {
-        const i64 b = split_begin(H * W, row_parts, p), e = split_begin(H * W, row_parts, p + 1);
-        T m = 0;
-        for (i64 k = b; k < e; ++k) m = std::max(m, x[k]);
-        part_max[static_cast<std::size_t>(p)] = m;
-    });
-    const int vmax = *std::max_element(part_max.begin(), part_max.end());
+    T lowest = 0, highest = 0;
+    i64 selected = 0, nans = 0;
+    min_max<T>(x, nullptr, H * W, &lowest, &highest, &selected, &nans, threads);
+    const int vmax = highest;
     const i64 span = static_cast<i64>(vmax) + 1;  // LUT entries per tile
     // The tiles' LUTs as float (exact: integers < 2^16), so the per-pixel
     // loop does no int->float conversions; each tile writes its own, in
