@@ -697,3 +697,25 @@ def test_hysteresis_seeds_stretch_by_stretch(cv2, threads):
         assert_same_edges(got, _canny_cv2(cv2, noise, 100.0, 200.0, 3, False))
     finally:
         medfuse.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_hysteresis_seeds_need_a_weak_neighbour(cv2, threads):
+    """2D hysteresis seeds only the strong pixels that have a weak candidate among their 8 neighbours (tested 64
+    map cells at a time): on noise at widths around the 16- and 64-cell blocks, with thresholds from mostly-weak to
+    mostly-strong edges, the result is still cv2's at any thread count, in one band and in several (a neighbour
+    direction left out, or a block's lanes mixed up, changes it)."""
+    rng = np.random.default_rng(11)
+    saved = medfuse.get_num_threads()
+    try:
+        medfuse.set_num_threads(threads)
+        for width in (1, 2, 15, 16, 17, 62, 63, 64, 65, 66, 127, 130, 191, 200):
+            x = np.clip(rng.normal(128, 40, (97, width)), 0, 255).astype(np.uint8)
+            for low, high in ((20.0, 400.0), (100.0, 200.0), (150.0, 600.0), (300.0, 320.0)):
+                assert_same_edges(medfuse.canny(x, low, high), _canny_cv2(cv2, x, low, high, 3, False))
+        for width in (290, 301):  # 2 or 3 bands (at least 64K pixels each)
+            x = np.clip(rng.normal(128, 40, (700, width)), 0, 255).astype(np.uint8)
+            for low, high in ((20.0, 400.0), (150.0, 600.0)):
+                assert_same_edges(medfuse.canny(x, low, high), _canny_cv2(cv2, x, low, high, 3, False))
+    finally:
+        medfuse.set_num_threads(saved)

@@ -395,6 +395,55 @@ void push_strong(const std::uint8_t* origin, i64 begin, i64 end, std::vector<i64
         if (origin[i] == 255) stack.push_back(i);
 }
 
+// 2D seeds: the 255 cells in [begin, end) that have a candidate (1) among
+// their 8 neighbours. Growth from any other strong cell adds nothing, and on
+// an image whose edges are mostly strong (a long edge is strong along most of
+// its length; noise can be a third strong) this skips most pushes and pops.
+// Neighbours are read only inside [lo, hi), the band's own cells (the other
+// bands are being written meanwhile): blocks near those limits, and the tail,
+// push every 255 cell, as push_strong.
+void push_seeds2d(const std::uint8_t* origin, i64 begin, i64 end, i64 row, i64 lo, i64 hi,
+                  std::vector<i64>& stack) {
+    i64 i = begin;
+#if defined(__SSE2__)
+    const __m128i one = _mm_set1_epi8(1);
+    const auto ones16 = [&](const std::uint8_t* q) {
+        return _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), one);
+    };
+    for (; i + 64 <= end; i += 64) {
+        const std::uint8_t* p = origin + i;
+        const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+        const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+        const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3))) == 0) continue;
+        std::uint64_t m = static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v0))) |
+                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v1))) << 16 |
+                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v2))) << 32 |
+                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v3))) << 48;
+        if (i - row - 1 >= lo && i + 64 + row + 1 <= hi) {
+            std::uint64_t near = 0;
+            for (int c = 0; c < 4; ++c) {
+                const std::uint8_t* q = p + 16 * c;
+                __m128i a = _mm_or_si128(ones16(q - row - 1), ones16(q - row));
+                a = _mm_or_si128(a, _mm_or_si128(ones16(q - row + 1), ones16(q - 1)));
+                a = _mm_or_si128(a, _mm_or_si128(ones16(q + 1), ones16(q + row - 1)));
+                a = _mm_or_si128(a, _mm_or_si128(ones16(q + row), ones16(q + row + 1)));
+                near |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(a))) << (16 * c);
+            }
+            m &= near;
+        }
+        for (std::uint64_t r = m; r; r &= r - 1) stack.push_back(i + __builtin_ctzll(r));
+    }
+#else
+    (void)row;
+    (void)lo;
+    (void)hi;
+#endif
+    for (; i < end; ++i)
+        if (origin[i] == 255) stack.push_back(i);
+}
+
 // Output row from map row: edges 255, everything else 0.
 void finish_row(const std::uint8_t* __restrict__ src, std::uint8_t* __restrict__ dst, i64 n) {
     for (i64 x = 0; x < n; ++x) dst[x] = static_cast<std::uint8_t>(-static_cast<int>(src[x] == 255));
@@ -417,7 +466,10 @@ void grow_band(const PaddedMap& pm, bool is3d, i64 u0, i64 u1, std::uint8_t* out
     // edges are the candidates connected to a strong cell, in any order.
     constexpr i64 kStretch = i64(1) << 14;
     for (i64 b = lo; b < hi; b += kStretch) {
-        push_strong(pm.origin, b, std::min(hi, b + kStretch), stack);
+        if (is3d)
+            push_strong(pm.origin, b, std::min(hi, b + kStretch), stack);
+        else
+            push_seeds2d(pm.origin, b, std::min(hi, b + kStretch), pm.row, lo, hi, stack);
         grow(pm, lo, hi, stack);
     }
     const i64 z0 = is3d ? u0 : 0, z1 = is3d ? u1 : 1;
