@@ -74,7 +74,12 @@ def _stft_impls(c: dict[str, Any]) -> dict[str, Callable[[np.ndarray], Any]]:
 
 
 def _run(benchmark: BenchmarkFixture, impl: str, fn: Callable[[np.ndarray], Any], y: np.ndarray) -> Any:
-    medfuse.set_num_threads(2 if impl == "medfuse-2" else 1)
+    n = 2 if impl == "medfuse-2" else 1
+    medfuse.set_num_threads(n)
+    # report.py reads the implementation's family and thread count from here
+    # (single-threaded librosa / scipy / the twin: compared with medfuse on 1 thread)
+    family = impl.split("-")[0]
+    benchmark.extra_info.update(implementation=impl, family=family, threads=n if family == "medfuse" else None)
     with one_blas_thread():
         return benchmark(fn, y)
 

@@ -33,7 +33,7 @@ from _machine import emit
 # Display order of implementation families within a group.
 FAMILY_ORDER = (
     "medfuse", "reference", "cv2", "numpy", "scipy", "skimage", "sitk", "torch",
-    "fast_histogram", "boost_histogram", "mahotas", "pyradiomics",
+    "fast_histogram", "boost_histogram", "mahotas", "pyradiomics", "librosa",
 )
 FAMILY_TITLES = {
     "medfuse": "medfuse",
@@ -48,6 +48,7 @@ FAMILY_TITLES = {
     "boost_histogram": "boost-histogram",
     "mahotas": "mahotas",
     "pyradiomics": "PyRadiomics",
+    "librosa": "librosa",
 }
 
 REPRODUCE = """\

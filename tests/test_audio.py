@@ -404,3 +404,64 @@ def test_fft_plan_cache_budget():
     a = medfuse.stft(y, n_fft=131073, center=False)
     w = ap.window_values("hann", 131073, 131073)
     assert _rel(a[:, 0], np.fft.rfft(y * w)) < 1e-9
+
+
+_DIGEST_SCRIPT = r"""
+import hashlib, json
+import numpy as np
+import medfuse
+rng = np.random.default_rng(5)
+digests = {}
+def put(key, a):
+    a = np.ascontiguousarray(a)
+    digests[key] = hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()
+for dt in (np.float32, np.float64):
+    for n in (1, 7, 333, 3001, 20000):
+        y = (rng.standard_normal(n) * 0.3).astype(dt)
+        y[n // 2] = 40.0  # one loud sample: a wide dynamic range in the dB values
+        for n_fft, hop in ((16, 5), (100, 25), (256, 64), (2048, 512)):  # 100: Bluestein
+            for th in (1, 3):
+                medfuse.set_num_threads(th)
+                k = f"{np.dtype(dt).name}-{n}-{n_fft}-{th}"
+                put("stft-" + k, medfuse.stft(y, n_fft=n_fft, hop_length=hop))
+                put("power-" + k, medfuse.spectrogram(y, n_fft=n_fft, hop_length=hop))
+                put("magnitude-" + k, medfuse.spectrogram(y, n_fft=n_fft, hop_length=hop, power=1.0))
+                put("mel-" + k, medfuse.mel_spectrogram(y, sr=8000, n_fft=n_fft, hop_length=hop, n_mels=20))
+                put("mfcc-" + k, medfuse.mfcc(y, sr=8000, n_mfcc=13, n_fft=n_fft, hop_length=hop, n_mels=20))
+print(json.dumps({"active": medfuse.build_info()["simd_active"], "digests": digests}))
+"""
+
+
+def _simd_paths():
+    info = medfuse.build_info()
+    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
+
+
+def _run_on_path(script: str, path: str) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MEDFUSE_SIMD=path)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["active"] == path
+    return out
+
+
+def test_spectra_identical_on_every_simd_path():
+    """stft, power and magnitude spectrograms, mel and MFCC are the same bits on every SIMD path (each path runs
+    the 16 frames of a block through its own vector width: 16, 8 or 4 float lanes), at 1 and 3 threads, for frame
+    counts that leave a partial block, power-of-two and Bluestein sizes, float32 and float64."""
+    paths = _simd_paths()
+    if len(paths) < 2:
+        pytest.skip("one SIMD path on this machine")
+    runs = {p: _run_on_path(_DIGEST_SCRIPT, p)["digests"] for p in paths}
+    first = runs[paths[0]]
+    assert len(first) == 2 * 5 * 4 * 2 * 5
+    for p in paths[1:]:
+        differ = sorted(k for k in first if runs[p][k] != first[k])
+        assert not differ, f"{p} differs from {paths[0]}: {differ[:8]}"

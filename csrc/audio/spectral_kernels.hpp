@@ -305,6 +305,15 @@ inline void load_frames(const float* const* fr, const float* w, bool half, i64 m
 }
 #endif
 
+// Bytes of the path's own vectors (see Native below).
+#if defined(__AVX512F__)
+constexpr int kNativeBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kNativeBytes = 32;
+#else
+constexpr int kNativeBytes = 16;
+#endif
+
 // ---- dB ----------------------------------------------------------------------------
 
 // 10 log10(max(amin, v)) - ref_db for 16 lanes. float32: our own natural
@@ -313,37 +322,41 @@ inline void load_frames(const float* const* fr, const float* w, bool half, i64 m
 // by its odd series to u^11), so it vectorises and gives the same bits on
 // every path; a few ulp from log10f. float64: libm's log10.
 inline void db_lanes(const float* __restrict v, float* __restrict out, double amin, double ref_db) {
-    typedef float VF __attribute__((vector_size(16 * sizeof(float))));
-    typedef int VI __attribute__((vector_size(16 * sizeof(int))));
-    typedef unsigned int VU __attribute__((vector_size(16 * sizeof(int))));
-    const VF zero = {};
-    const VF a = zero + static_cast<float>(amin);
-    VF x;
-    __builtin_memcpy(&x, v, sizeof(x));
-    VF y = x > a ? x : a;
-    const VI sub = y < 1.17549435e-38f;  // subnormal (-1 / 0): scale into the normal range
-    y = sub ? y * 8388608.0f : y;
-    VI e = sub & -23;
-    VU u;
-    __builtin_memcpy(&u, &y, sizeof(u));
-    e += __builtin_convertvector((u >> 23) & 0xffu, VI) - 127;
-    u = (u & 0x7fffffu) | 0x3f800000u;
-    VF mm;  // mantissa in [1, 2)
-    __builtin_memcpy(&mm, &u, sizeof(mm));
-    const VI up = mm > 1.41421356f;
-    mm = up ? mm * 0.5f : mm;
-    e -= up;  // up is -1 where the mantissa was halved
-    const VF fe = __builtin_convertvector(e, VF);
-    const VF t = (mm - 1.0f) / (mm + 1.0f);
-    const VF t2 = t * t;
-    const VF p = 2.0f + t2 * (0.666666667f + t2 * (0.4f + t2 * (0.285714286f + t2 * (0.222222222f + t2 * 0.181818182f))));
-    // ln 2 = 0.693359375 (exact in 9 bits) - 2.12194440e-4
-    const VF ln = fe * 0.693359375f + (t * p + fe * -2.12194440e-4f);
-    VF res = ln * 4.34294482f - static_cast<float>(ref_db);  // 10 / ln 10
-    // +inf (an overflowed band) and NaN stay what they are, as in numpy
-    const VI odd = ~(x <= 3.40282347e38f) & ~(x < a);
-    res = odd ? x : res;
-    __builtin_memcpy(out, &res, sizeof(res));
+    // the path's own vector width, NF lanes at a time (see Native)
+    typedef float VF __attribute__((vector_size(kNativeBytes)));
+    typedef int VI __attribute__((vector_size(kNativeBytes)));
+    typedef unsigned int VU __attribute__((vector_size(kNativeBytes)));
+    constexpr int NF = kNativeBytes / static_cast<int>(sizeof(float));
+    for (int o = 0; o < L; o += NF) {
+        const VF zero = {};
+        const VF a = zero + static_cast<float>(amin);
+        VF x;
+        __builtin_memcpy(&x, v + o, sizeof(x));
+        VF y = x > a ? x : a;
+        const VI sub = y < 1.17549435e-38f;  // subnormal (-1 / 0): scale into the normal range
+        y = sub ? y * 8388608.0f : y;
+        VI e = sub & -23;
+        VU u;
+        __builtin_memcpy(&u, &y, sizeof(u));
+        e += __builtin_convertvector((u >> 23) & 0xffu, VI) - 127;
+        u = (u & 0x7fffffu) | 0x3f800000u;
+        VF mm;  // mantissa in [1, 2)
+        __builtin_memcpy(&mm, &u, sizeof(mm));
+        const VI up = mm > 1.41421356f;
+        mm = up ? mm * 0.5f : mm;
+        e -= up;  // up is -1 where the mantissa was halved
+        const VF fe = __builtin_convertvector(e, VF);
+        const VF t = (mm - 1.0f) / (mm + 1.0f);
+        const VF t2 = t * t;
+        const VF p = 2.0f + t2 * (0.666666667f + t2 * (0.4f + t2 * (0.285714286f + t2 * (0.222222222f + t2 * 0.181818182f))));
+        // ln 2 = 0.693359375 (exact in 9 bits) - 2.12194440e-4
+        const VF ln = fe * 0.693359375f + (t * p + fe * -2.12194440e-4f);
+        VF res = ln * 4.34294482f - static_cast<float>(ref_db);  // 10 / ln 10
+        // +inf (an overflowed band) and NaN stay what they are, as in numpy
+        const VI odd = ~(x <= 3.40282347e38f) & ~(x < a);
+        res = odd ? x : res;
+        __builtin_memcpy(out + o, &res, sizeof(res));
+    }
 }
 
 inline void db_lanes(const double* __restrict v, double* __restrict out, double amin, double ref_db) {
@@ -359,18 +372,17 @@ inline C power_of(C p, double power) {
 
 // ---- one block of 16 frames ------------------------------------------------------------
 
-// A row of 16 lanes as one GCC/Clang vector: one AVX-512 register, two AVX2
-// or four SSE2 ones, the same IEEE operation per lane. Rows move in and out
+// The 16 lanes of a row go through the path's own vector width, NL lanes at a
+// time (AVX-512: one vector of 16 floats; AVX2: two of 8; SSE2: four of 4),
+// each lane with the same IEEE operations in the same order on every path.
+// (A 16-lane GCC vector on AVX2 made GCC 12 build every scalar broadcast, as
+// in c * v, from 16 scalar stores and a reload: store-forwarding stalls made
+// the AVX2 spectrum 3-4x slower than AVX-512's.) Chunks move in and out
 // through memcpy (unaligned loads/stores); no vector crosses a function call.
 template <class C>
-struct Row;
-template <>
-struct Row<float> {
-    typedef float type __attribute__((vector_size(16 * sizeof(float))));
-};
-template <>
-struct Row<double> {
-    typedef double type __attribute__((vector_size(16 * sizeof(double))));
+struct Native {
+    typedef C type __attribute__((vector_size(kNativeBytes)));
+    static constexpr int lanes = kNativeBytes / static_cast<int>(sizeof(C));
 };
 #define MEDFUSE_SPEC_LD(v, p) __builtin_memcpy(&(v), (p), sizeof(v))
 #define MEDFUSE_SPEC_ST(p, v) __builtin_memcpy((p), &(v), sizeof(v))
@@ -388,13 +400,15 @@ inline void check_cast(const C* v, T& acc) {
 template <class V>
 inline bool all_zero(const V& v) {
     bool ok = true;
-    for (int l = 0; l < L; ++l) ok = ok && v[l] == 0;
+    for (std::size_t l = 0; l < sizeof(V) / sizeof(v[0]); ++l) ok = ok && v[l] == 0;
     return ok;
 }
 
 template <class T, class C>
 double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
-    typedef typename Row<C>::type V;
+    typedef typename Native<C>::type V;
+    constexpr int NL = Native<C>::lanes;
+    static_assert(L % NL == 0, "the lanes of a row split into whole vectors");
     const FftTab<C>& f = j.fft;
     const i64 big = f.big, m = f.m, nf = j.n_freq, T_ = j.n_frames;
     C* ar = s;
@@ -423,50 +437,54 @@ double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
     V chk = {};
     T tchk = T(0);
     const bool narrow = sizeof(T) < sizeof(C);
+    C ar_[L], ai_[L];
     for (i64 k = 0; k < nf; ++k) {
-        V xr, xi;
-        if (f.half) {
-            const i64 ka = k == m ? 0 : k;
-            const i64 kb = k == 0 ? 0 : m - k;
-            const C c = f.post_re[k], sn = f.post_im[k];
-            V pr, pi, qr, qi;
-            MEDFUSE_SPEC_LD(pr, zr + ka * L);
-            MEDFUSE_SPEC_LD(pi, zi + ka * L);
-            MEDFUSE_SPEC_LD(qr, zr + kb * L);
-            MEDFUSE_SPEC_LD(qi, zi + kb * L);
-            const V er = (pr + qr) * h, ei = (pi - qi) * h;
-            const V dr = pr - qr, di = pi + qi;
-            const V vr = di * h, vi = -dr * h;  // (Z_k - conj Z_{m-k}) / (2i)
-            xr = er + (c * vr - sn * vi);
-            xi = ei + (c * vi + sn * vr);
-        } else {
-            MEDFUSE_SPEC_LD(xr, zr + k * L);
-            MEDFUSE_SPEC_LD(xi, zi + k * L);
+        const i64 ka = f.half ? (k == m ? 0 : k) : k;
+        const i64 kb = k == 0 ? 0 : m - k;
+        const C c = f.half ? f.post_re[k] : C(0), sn = f.half ? f.post_im[k] : C(0);
+        for (int o = 0; o < L; o += NL) {
+            V xr, xi;
+            if (f.half) {
+                V pr, pi, qr, qi;
+                MEDFUSE_SPEC_LD(pr, zr + ka * L + o);
+                MEDFUSE_SPEC_LD(pi, zi + ka * L + o);
+                MEDFUSE_SPEC_LD(qr, zr + kb * L + o);
+                MEDFUSE_SPEC_LD(qi, zi + kb * L + o);
+                const V er = (pr + qr) * h, ei = (pi - qi) * h;
+                const V dr = pr - qr, di = pi + qi;
+                const V vr = di * h, vi = -dr * h;  // (Z_k - conj Z_{m-k}) / (2i)
+                xr = er + (c * vr - sn * vi);
+                xi = ei + (c * vi + sn * vr);
+            } else {
+                MEDFUSE_SPEC_LD(xr, zr + ka * L + o);
+                MEDFUSE_SPEC_LD(xi, zi + ka * L + o);
+            }
+            if (cplx) {
+                chk = chk + (xr - xr) + (xi - xi);
+                MEDFUSE_SPEC_ST(ar_ + o, xr);
+                MEDFUSE_SPEC_ST(ai_ + o, xi);
+            } else {
+                const V p = xr * xr + xi * xi;
+                MEDFUSE_SPEC_ST(pw + k * L + o, p);
+            }
         }
         if (cplx) {
-            chk = chk + (xr - xr) + (xi - xi);
-            C ar_[L], ai_[L];
-            MEDFUSE_SPEC_ST(ar_, xr);
-            MEDFUSE_SPEC_ST(ai_, xi);
             if (narrow) {
                 check_cast(ar_, tchk);
                 check_cast(ai_, tchk);
             }
-            T* o = j.out + ((b * nf + k) * T_ + t0) * 2;
+            T* out = j.out + ((b * nf + k) * T_ + t0) * 2;
             if (nl == L) {
                 for (int l = 0; l < L; ++l) {
-                    o[2 * l] = static_cast<T>(ar_[l]);
-                    o[2 * l + 1] = static_cast<T>(ai_[l]);
+                    out[2 * l] = static_cast<T>(ar_[l]);
+                    out[2 * l + 1] = static_cast<T>(ai_[l]);
                 }
             } else {
                 for (i64 l = 0; l < nl; ++l) {
-                    o[2 * l] = static_cast<T>(ar_[l]);
-                    o[2 * l + 1] = static_cast<T>(ai_[l]);
+                    out[2 * l] = static_cast<T>(ar_[l]);
+                    out[2 * l + 1] = static_cast<T>(ai_[l]);
                 }
             }
-        } else {
-            const V p = xr * xr + xi * xi;
-            MEDFUSE_SPEC_ST(pw + k * L, p);
         }
     }
     double best = -HUGE_VAL;
@@ -475,44 +493,51 @@ double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
         for (i64 i = 0; i < nf * L; ++i) pw[i] = power_of(pw[i], j.power);
     if (j.mode == SpecMode::power) {
         for (i64 k = 0; k < nf; ++k) {
-            T* o = j.out + (b * nf + k) * T_ + t0;
-            V p;
-            MEDFUSE_SPEC_LD(p, pw + k * L);
-            chk = chk + (p - p);
+            T* out = j.out + (b * nf + k) * T_ + t0;
+            for (int o = 0; o < L; o += NL) {
+                V p;
+                MEDFUSE_SPEC_LD(p, pw + k * L + o);
+                chk = chk + (p - p);
+            }
             if (narrow) check_cast(pw + k * L, tchk);
-            for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(pw[k * L + l]);
+            for (i64 l = 0; l < nl; ++l) out[l] = static_cast<T>(pw[k * L + l]);
         }
         return all_zero(chk) && tchk == T(0) ? best : NAN;
     }
     // Mel bands: filter mi is non-zero on bins [mel_lo, mel_hi) only.
-    C acc_[L], dbv[L];
-    V mx;
+    C acc_[L], dbv[L], mx[L];
     for (int l = 0; l < L; ++l) mx[l] = static_cast<C>(-HUGE_VAL);
     for (i64 mi = 0; mi < j.n_mels; ++mi) {
-        V acc = {};
         const C* fb = j.mel + j.mel_off[mi];  // weights of bins [lo, hi)
         const i64 lo = j.mel_lo[mi];
-        for (i64 k = lo; k < j.mel_hi[mi]; ++k) {
-            V p;
-            MEDFUSE_SPEC_LD(p, pw + k * L);
-            acc = acc + fb[k - lo] * p;
+        for (int o = 0; o < L; o += NL) {
+            V acc = {};
+            for (i64 k = lo; k < j.mel_hi[mi]; ++k) {
+                V p;
+                MEDFUSE_SPEC_LD(p, pw + k * L + o);
+                acc = acc + fb[k - lo] * p;
+            }
+            MEDFUSE_SPEC_ST(acc_ + o, acc);
+            chk = chk + (acc - acc);
         }
-        MEDFUSE_SPEC_ST(acc_, acc);
-        chk = chk + (acc - acc);
         if (j.mode == SpecMode::mel) {
             if (narrow) check_cast(acc_, tchk);
-            T* o = j.out + (b * j.n_mels + mi) * T_ + t0;
-            for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(acc_[l]);
+            T* out = j.out + (b * j.n_mels + mi) * T_ + t0;
+            for (i64 l = 0; l < nl; ++l) out[l] = static_cast<T>(acc_[l]);
         } else {
             db_lanes(acc_, dbv, j.amin, j.ref_db);
-            C* o = j.db + (b * j.n_mels + mi) * T_ + t0;
-            V d;
-            MEDFUSE_SPEC_LD(d, dbv);
+            C* out = j.db + (b * j.n_mels + mi) * T_ + t0;
             if (nl == L)
-                MEDFUSE_SPEC_ST(o, d);
+                __builtin_memcpy(out, dbv, sizeof(dbv));
             else
-                for (i64 l = 0; l < nl; ++l) o[l] = dbv[l];
-            mx = d > mx ? d : mx;
+                for (i64 l = 0; l < nl; ++l) out[l] = dbv[l];
+            for (int o = 0; o < L; o += NL) {
+                V d, x;
+                MEDFUSE_SPEC_LD(d, dbv + o);
+                MEDFUSE_SPEC_LD(x, mx + o);
+                x = d > x ? d : x;
+                MEDFUSE_SPEC_ST(mx + o, x);
+            }
         }
     }
     if (!all_zero(chk) || tchk != T(0)) return NAN;  // a band overflowed (mel; mfcc: its dB would be inf)
@@ -523,7 +548,8 @@ double spec_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, C* s) {
 
 template <class T, class C>
 bool dct_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, double floor, C* s) {
-    typedef typename Row<C>::type V;
+    typedef typename Native<C>::type V;
+    constexpr int NL = Native<C>::lanes;
     const i64 T_ = j.n_frames, nm = j.n_mels;
     const i64 nl = (T_ - t0) < L ? (T_ - t0) : L;
     const C fl = static_cast<C>(floor);
@@ -531,14 +557,17 @@ bool dct_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, double floor, C* s) {
     C* v = s;
     for (i64 mi = 0; mi < nm; ++mi) {
         const C* src = j.db + (b * nm + mi) * T_ + t0;
-        V d = {};
-        if (nl == L) {
-            MEDFUSE_SPEC_LD(d, src);
-        } else {
-            for (i64 l = 0; l < nl; ++l) d[l] = src[l];
+        C row[L] = {};
+        if (nl == L)
+            __builtin_memcpy(row, src, sizeof(row));
+        else
+            for (i64 l = 0; l < nl; ++l) row[l] = src[l];
+        for (int o = 0; o < L; o += NL) {
+            V d;
+            MEDFUSE_SPEC_LD(d, row + o);
+            d = d > fl ? d : fl;
+            MEDFUSE_SPEC_ST(v + mi * L + o, d);
         }
-        d = d > fl ? d : fl;
-        MEDFUSE_SPEC_ST(v + mi * L, d);
     }
     C out[L];
     V chk = {};
@@ -551,18 +580,24 @@ bool dct_block_impl(const SpecJob<T, C>& j, i64 b, i64 t0, double floor, C* s) {
         const C* d1 = nk > 1 ? d0 + nm : d0;
         const C* d2 = nk > 2 ? d0 + 2 * nm : d0;
         const C* d3 = nk > 3 ? d0 + 3 * nm : d0;
-        V acc[4] = {};
-        for (i64 mi = 0; mi < nm; ++mi) {
-            V x;
-            MEDFUSE_SPEC_LD(x, v + mi * L);
-            acc[0] = acc[0] + d0[mi] * x;
-            acc[1] = acc[1] + d1[mi] * x;
-            acc[2] = acc[2] + d2[mi] * x;
-            acc[3] = acc[3] + d3[mi] * x;
+        C res[4][L];
+        for (int o = 0; o < L; o += NL) {
+            V acc[4] = {};
+            for (i64 mi = 0; mi < nm; ++mi) {
+                V x;
+                MEDFUSE_SPEC_LD(x, v + mi * L + o);
+                acc[0] = acc[0] + d0[mi] * x;
+                acc[1] = acc[1] + d1[mi] * x;
+                acc[2] = acc[2] + d2[mi] * x;
+                acc[3] = acc[3] + d3[mi] * x;
+            }
+            for (i64 q = 0; q < nk; ++q) {
+                MEDFUSE_SPEC_ST(res[q] + o, acc[q]);
+                chk = chk + (acc[q] - acc[q]);
+            }
         }
         for (i64 q = 0; q < nk; ++q) {
-            MEDFUSE_SPEC_ST(out, acc[q]);
-            chk = chk + (acc[q] - acc[q]);
+            __builtin_memcpy(out, res[q], sizeof(out));
             if (sizeof(T) < sizeof(C)) check_cast(out, tchk);
             T* o = j.out + (b * j.n_mfcc + k0 + q) * T_ + t0;
             for (i64 l = 0; l < nl; ++l) o[l] = static_cast<T>(out[l]);
