@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import medfuse
 import medfuse.reference as ref
 from medfuse.kernels import _audio_plan as ap
+from simd_paths import run_on_path, simd_paths
 from strategies import audio_cases
 
 librosa = pytest.importorskip("librosa")
@@ -432,34 +433,14 @@ print(json.dumps({"active": medfuse.build_info()["simd_active"], "digests": dige
 """
 
 
-def _simd_paths():
-    info = medfuse.build_info()
-    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
-
-
-def _run_on_path(script: str, path: str) -> dict:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, MEDFUSE_SIMD=path)
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["active"] == path
-    return out
-
-
 def test_spectra_identical_on_every_simd_path():
     """stft, power and magnitude spectrograms, mel and MFCC are the same bits on every SIMD path (each path runs
     the 16 frames of a block through its own vector width: 16, 8 or 4 float lanes), at 1 and 3 threads, for frame
     counts that leave a partial block, power-of-two and Bluestein sizes, float32 and float64."""
-    paths = _simd_paths()
+    paths = simd_paths()
     if len(paths) < 2:
         pytest.skip("one SIMD path on this machine")
-    runs = {p: _run_on_path(_DIGEST_SCRIPT, p)["digests"] for p in paths}
+    runs = {p: run_on_path(_DIGEST_SCRIPT, p)["digests"] for p in paths}
     first = runs[paths[0]]
     assert len(first) == 2 * 5 * 4 * 2 * 5
     for p in paths[1:]:

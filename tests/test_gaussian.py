@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import images
 import medfuse
 import medfuse.reference as ref
+from simd_paths import simd_paths
 from strategies import image_views
 
 ndi = pytest.importorskip("scipy.ndimage")
@@ -314,12 +315,7 @@ print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases
 """
 
 
-def _simd_paths():
-    info = medfuse.build_info()
-    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
-
-
-@pytest.mark.parametrize("path", _simd_paths())
+@pytest.mark.parametrize("path", simd_paths())
 def test_unsharp_every_simd_path_is_blur_then_formula(path):
     """2D is fused (the blur row by row straight into the combine) and the combine runs in vectors: same bits
     as medfuse.gaussian followed by plan.unsharp_combine's float64 NumPy formula, for every dtype, widths

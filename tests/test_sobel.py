@@ -12,6 +12,7 @@ import medfuse
 import medfuse.reference as ref
 import strategies as S
 from medfuse.kernels._edges_plan import SOBEL_DERIV, SOBEL_SMOOTH
+from simd_paths import TESTS, run_on_path, simd_paths
 
 _CV2_BORDER = {"reflect101": "BORDER_REFLECT_101", "replicate": "BORDER_REPLICATE"}
 _SCIPY_MODE = {"reflect101": "mirror", "replicate": "nearest"}
@@ -323,31 +324,9 @@ print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases
 """
 
 
-def _simd_paths():
-    info = medfuse.build_info()
-    return [p for p in info["simd_compiled"] if p in info["simd_supported"]]
-
-
-def _run_on_path(script: str, path: str) -> dict:
-    """Run a check script (with {tests} for this folder) under MEDFUSE_SIMD=path; its last line is JSON."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, MEDFUSE_SIMD=path)
-    proc = subprocess.run([sys.executable, "-c", script.format(tests=tests)], env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["active"] == path
-    return out
-
-
-@pytest.mark.parametrize("path", _simd_paths())
+@pytest.mark.parametrize("path", simd_paths())
 def test_every_simd_path_matches_twin_at_vector_edges(path):
-    out = _run_on_path(_PATHS_SCRIPT, path)
+    out = run_on_path(_PATHS_SCRIPT.format(tests=TESTS), path)
     assert out["cases"] > 5000
     assert out["n_bad"] == 0, out["bad"]
 
@@ -378,12 +357,12 @@ print(json.dumps({{"active": medfuse.build_info()["simd_active"], "cases": cases
 """
 
 
-@pytest.mark.parametrize("path", _simd_paths())
+@pytest.mark.parametrize("path", simd_paths())
 def test_signed_zero_sums_bit_identical_to_twin(path):
     # The Sobel sums start from the first tap's product, not from zero (one
     # addition fewer per sum); the twin does the same, so even the sign of a
     # zero result agrees bit for bit on every SIMD path, 2D and 3D.
-    out = _run_on_path(_ZERO_SCRIPT, path)
+    out = run_on_path(_ZERO_SCRIPT.format(tests=TESTS), path)
     assert out["neg_zeros"] > 20  # the inputs do produce negative zeros
     assert out["n_bad"] == 0, out["bad"]
 

@@ -374,22 +374,26 @@ void grow(const PaddedMap& pm, i64 lo, i64 hi, std::vector<i64>& stack, std::vec
 
 // Offsets of the 255 cells in [begin, end) (cells are 0, 1 or 255: only 255
 // has bit 7), 64 cells per test in the common case of none.
+#if defined(__SSE2__)
+// Bit k set iff cell p[k] is 255 (k < 64); 0 after one test in the common case of none.
+inline std::uint64_t strong64(const std::uint8_t* p) {
+    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+    const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3))) == 0) return 0;
+    return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v0))) |
+           static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v1))) << 16 |
+           static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v2))) << 32 |
+           static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v3))) << 48;
+}
+#endif
+
 void push_strong(const std::uint8_t* origin, i64 begin, i64 end, std::vector<i64>& stack) {
     i64 i = begin;
 #if defined(__SSE2__)
-    for (; i + 64 <= end; i += 64) {
-        const std::uint8_t* p = origin + i;
-        const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-        const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
-        const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
-        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3))) == 0) continue;
-        const std::uint64_t m = static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v0))) |
-                                static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v1))) << 16 |
-                                static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v2))) << 32 |
-                                static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v3))) << 48;
-        for (std::uint64_t r = m; r; r &= r - 1) stack.push_back(i + __builtin_ctzll(r));
-    }
+    for (; i + 64 <= end; i += 64)
+        for (std::uint64_t r = strong64(origin + i); r; r &= r - 1) stack.push_back(i + __builtin_ctzll(r));
 #endif
     for (; i < end; ++i)
         if (origin[i] == 255) stack.push_back(i);
@@ -412,15 +416,8 @@ void push_seeds2d(const std::uint8_t* origin, i64 begin, i64 end, i64 row, i64 l
     };
     for (; i + 64 <= end; i += 64) {
         const std::uint8_t* p = origin + i;
-        const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-        const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
-        const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
-        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3))) == 0) continue;
-        std::uint64_t m = static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v0))) |
-                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v1))) << 16 |
-                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v2))) << 32 |
-                          static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(v3))) << 48;
+        std::uint64_t m = strong64(p);
+        if (m == 0) continue;
         if (i - row - 1 >= lo && i + 64 + row + 1 <= hi) {
             std::uint64_t near = 0;
             for (int c = 0; c < 4; ++c) {
