@@ -155,6 +155,36 @@ def test_threads_are_reused_and_fork_child_gets_a_new_pool() -> None:
     assert 2 <= res["child_threads"] <= 3, res  # 1: the child's pool never started a helper
 
 
+_IDLE_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from medfuse import _core
+    for i in range(2000):  # calls back to back, then short pauses: the helpers' spin grows to its longest
+        _core._parallel_probe(8, 3, 0, 1)
+        if i % 4 == 0:
+            time.sleep(0.0003)
+    time.sleep(0.05)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    time.sleep(0.5)
+    print(time.process_time() - cpu0, time.perf_counter() - wall0)
+    """
+)
+
+
+def test_idle_helpers_stop_spinning() -> None:
+    """Helpers spin for a next job (longer while calls come in quick
+    succession) and then block: a process idle for half a second uses almost
+    no CPU, however busy it was before (a helper spinning through it uses
+    half a second: mutation-checked)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _IDLE_SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    cpu, wall = map(float, proc.stdout.split())
+    assert wall >= 0.5
+    assert cpu < 0.1, f"{cpu:.3f} s of CPU in {wall:.3f} s idle: helpers kept spinning"
+
+
 # ---- kernels whose small images now split across threads ----------------------------------
 
 
