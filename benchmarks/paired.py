@@ -1,6 +1,6 @@
 """Issue 22's rows as paired ratios: medfuse and its anchor in alternating blocks of one process.
 
-    python benchmarks/paired.py [--pairs 11] [--repeat 7] [--rows conv2d,canny,...] [-o paired.md]
+    python benchmarks/paired.py [--pairs 11] [--repeat 5] [--rows conv2d,canny-ct,...] [-o paired.md]
 
 pytest-benchmark times each implementation in its own stretch of a run, and
 on a shared VM the host's state moves 30-60 % between two stretches minutes
@@ -8,8 +8,8 @@ apart (BENCHMARKS.md, "The groups below 1.0x"): a cell near 1.0x can land on
 either side. Here, for each row and thread count, a block of medfuse calls
 and a block of the anchor's calls run back to back, ``--pairs`` times, the
 order alternating (medfuse first in odd pairs, the anchor first in even
-ones); each block is the median of ``--repeat`` calls after one warm-up
-call, and the ratio (anchor time / medfuse time, above 1.0 = medfuse faster)
+ones); each block is the median of ``--repeat`` calls after ``--warmup``
+untimed ones, and the ratio (anchor time / medfuse time, above 1.0 = medfuse faster)
 is taken per pair, so both sides of a ratio see the same state of the host.
 The table gives the median ratio over the pairs, the lowest and highest, and
 how many pairs had medfuse ahead. The anchor runs at the same thread count
@@ -177,8 +177,11 @@ def _rows() -> list[Row]:
     return rows
 
 
-def _block(fn: Fn, repeat: int) -> float:
-    fn()
+def _block(fn: Fn, repeat: int, gap: float = 0.0, warmup: int = 2) -> float:
+    if gap > 0:
+        time.sleep(gap)
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -187,18 +190,18 @@ def _block(fn: Fn, repeat: int) -> float:
     return float(np.median(times))
 
 
-def measure(row: Row, threads: int, pairs: int, repeat: int) -> dict[str, float]:
+def measure(row: Row, threads: int, pairs: int, repeat: int, gap: float = 0.0, warmup: int = 2) -> dict[str, float]:
     with pinned(threads):
         mf, anchor = row.make(threads)
         row.check(mf(), anchor())
         t_mf, t_an, ratios = [], [], []
         for i in range(pairs):
             if i % 2 == 0:
-                a = _block(mf, repeat)
-                b = _block(anchor, repeat)
+                a = _block(mf, repeat, gap, warmup)
+                b = _block(anchor, repeat, gap, warmup)
             else:
-                b = _block(anchor, repeat)
-                a = _block(mf, repeat)
+                b = _block(anchor, repeat, gap, warmup)
+                a = _block(mf, repeat, gap, warmup)
             t_mf.append(a)
             t_an.append(b)
             ratios.append(b / a)
@@ -210,13 +213,19 @@ def measure(row: Row, threads: int, pairs: int, repeat: int) -> dict[str, float]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=11, help="pairs of blocks per row and thread count")
-    parser.add_argument("--repeat", type=int, default=7, help="calls per block")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per block")
     parser.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed calls at the start of each block (default 2): they absorb the previous "
+                             "library's threads still spinning for work, and a host slow to wake a vCPU")
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="seconds of sleep before each block (default 0; on a VM, idle vCPUs wake slowly "
+                             "and every library's 2-thread calls right after a pause are slower)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="Markdown file (default: stdout)")
     args = parser.parse_args(argv)
-    if args.pairs < 1 or args.repeat < 1:
-        parser.error("--pairs and --repeat must be >= 1")
+    if args.pairs < 1 or args.repeat < 1 or args.warmup < 0 or args.gap < 0:
+        parser.error("--pairs and --repeat must be >= 1, --warmup and --gap >= 0")
     rows = _rows()
     if args.rows:
         wanted = args.rows.split(",")
@@ -229,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"{cpu_name()}, SIMD {medfuse.build_info()['simd_active']}; "
         f"load average at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}. "
-        f"{args.pairs} pairs of blocks of {args.repeat} calls per cell; ratio = anchor / medfuse per pair "
+        f"{args.pairs} pairs of blocks of {args.repeat} timed calls per cell (after {args.warmup} untimed), "
+        f"{args.gap * 1e3:g} ms apart; ratio = anchor / medfuse per pair "
         f"(above 1.0: medfuse faster). Reproduce: `python benchmarks/paired.py`.",
         "",
         "| row | anchor | threads | medfuse ms | anchor ms | ratio (median) | lowest - highest | pairs medfuse ahead |",
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for row in rows:
         for t in threads:
-            m = measure(row, t, args.pairs, args.repeat)
+            m = measure(row, t, args.pairs, args.repeat, args.gap, args.warmup)
             lines.append(
                 f"| {row.name} | {row.anchor} | {t} | {m['mf'] * 1e3:.3f} | {m['anchor'] * 1e3:.3f} | "
                 f"**{m['ratio']:.2f}x** | {m['lo']:.2f} - {m['hi']:.2f} | {m['ahead']}/{m['pairs']} |"

@@ -39,7 +39,7 @@ def test_ratios_are_taken_per_pair_in_alternating_order(monkeypatch):
                    8.0, 2.0,   # pair 1: anchor 8.0, mf 2.0 -> 4.0x (a slow host moment on both sides)
                    2.0, 1.0])  # pair 2: mf 2.0, anchor 1.0 -> 0.5x
 
-    def fake_block(fn, repeat):
+    def fake_block(fn, repeat, gap=0.0, warmup=2):
         fn()
         return next(script)
 
