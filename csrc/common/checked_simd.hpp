@@ -95,6 +95,24 @@ MEDFUSE_SIMD_INLINE __m256 i32gather_ps(const float* base, __m256i idx, const ch
     return _mm256_i32gather_ps(base, idx, Scale);
 }
 
+template <int Scale>
+MEDFUSE_SIMD_INLINE __m256d i32gather_pd(const double* base, __m128i idx, const char* file = __builtin_FILE(),
+                                         int line = __builtin_LINE()) {
+#if MEDFUSE_CHECKED_SIMD
+    alignas(16) std::int32_t ix[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(ix), idx);
+    std::int64_t off[4];
+    for (int l = 0; l < 4; ++l) off[l] = std::int64_t(ix[l]) * Scale;
+    check_indexed(base, off, 4, 0xFu, 8, false, "_mm256_i32gather_pd", file, line);
+#else
+    (void)file, (void)line;
+#endif
+    // the masked form with every lane set: GCC 12's plain form reads an undefined
+    // source register, which -Werror=maybe-uninitialized rejects
+    return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base, idx, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)),
+                                    Scale);
+}
+
 // Lane l (sign bit of 32-bit element l of m set) writes p[l]; lanes off in
 // the mask are never touched.
 MEDFUSE_SIMD_INLINE std::uint64_t lanes_of(__m256i m) {
