@@ -57,19 +57,8 @@ inline void uniform_keys<double, double, double>(const double* MEDFUSE_RESTRICT 
         idx = _mm_blendv_epi8(dummy, idx, narrow(ok));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(keys + j), idx);
     }
-    for (; j < len; ++j) {
-        const double v = x[j];
-        const bool ok = (v >= lo_thr) & (v <= hi_thr) & (!m || m[j] != 0);
-        const double xb = ok ? v : lo_b;
-        const double f = ((xb - lo_b) / denom) * static_cast<double>(nbins);
-        double fc = f < 0.0 ? 0.0 : f;
-        fc = fc > static_cast<double>(nbins - 1) ? static_cast<double>(nbins - 1) : fc;
-        std::int32_t id = static_cast<std::int32_t>(fc);
-        const bool lt = xb < edges[id];
-        id = id - static_cast<std::int32_t>(lt & (id > 0)) +
-             static_cast<std::int32_t>(!lt & (id != nbins - 1) & (xb >= edges[id + 1]));
-        keys[j] = ok ? static_cast<u32>(id) : static_cast<u32>(nbins);
-    }
+    for (; j < len; ++j)
+        keys[j] = uniform_key<double, double, double>(x[j], !m || m[j] != 0, lo_thr, hi_thr, lo_b, denom, edges, nbins);
 }
 }  // namespace hk
 

@@ -203,27 +203,33 @@ void keys_part(const T* x, const std::uint8_t* mask, i64 b, i64 e, i64 lo, i64 h
 // clamped to [0, n - 1], then moved by one where the edges disagree (the
 // same comparisons as numpy). Values outside [lo_thr, hi_thr] (NaN too) or
 // outside the mask get the dummy key n. Requires n < 2^31.
+// One value's key (selected: inside the mask, or no mask). Also the scalar
+// tail of the per-ISA specialisations of uniform_keys.
+template <class T, class B, class D>
+inline u32 uniform_key(T v, bool selected, T lo_thr, T hi_thr, B lo_b, D denom, const B* MEDFUSE_RESTRICT edges,
+                       std::int32_t nbins) {
+    const D dn = static_cast<D>(nbins);
+    const D top = static_cast<D>(nbins - 1);
+    const bool ok = (v >= lo_thr) & (v <= hi_thr) & selected;
+    const B xb = ok ? static_cast<B>(v) : lo_b;
+    const D f = static_cast<D>(static_cast<D>(static_cast<B>(xb - lo_b)) / denom) * dn;
+    D fc = f < D(0) ? D(0) : f;
+    fc = fc > top ? top : fc;
+    std::int32_t idx = static_cast<std::int32_t>(fc);
+    const B e0 = edges[idx];
+    const B e1 = edges[idx + 1];
+    const bool below = xb < e0;
+    idx = idx - static_cast<std::int32_t>(below & (idx > 0)) +
+          static_cast<std::int32_t>(!below & (idx != nbins - 1) & (xb >= e1));
+    return ok ? static_cast<u32>(idx) : static_cast<u32>(nbins);
+}
+
 template <class T, class B, class D>
 inline void uniform_keys(const T* MEDFUSE_RESTRICT x, const std::uint8_t* MEDFUSE_RESTRICT m, i64 len, T lo_thr,
                          T hi_thr, B lo_b, D denom, const B* MEDFUSE_RESTRICT edges, std::int32_t nbins,
                          u32* MEDFUSE_RESTRICT keys) {
-    const D dn = static_cast<D>(nbins);
-    const D top = static_cast<D>(nbins - 1);
-    for (i64 j = 0; j < len; ++j) {
-        const T v = x[j];
-        const bool ok = (v >= lo_thr) & (v <= hi_thr) & (!m || m[j] != 0);
-        const B xb = ok ? static_cast<B>(v) : lo_b;
-        const D f = static_cast<D>(static_cast<D>(static_cast<B>(xb - lo_b)) / denom) * dn;
-        D fc = f < D(0) ? D(0) : f;
-        fc = fc > top ? top : fc;
-        std::int32_t idx = static_cast<std::int32_t>(fc);
-        const B e0 = edges[idx];
-        const B e1 = edges[idx + 1];
-        const bool below = xb < e0;
-        idx = idx - static_cast<std::int32_t>(below & (idx > 0)) +
-              static_cast<std::int32_t>(!below & (idx != nbins - 1) & (xb >= e1));
-        keys[j] = ok ? static_cast<u32>(idx) : static_cast<u32>(nbins);
-    }
+    for (i64 j = 0; j < len; ++j)
+        keys[j] = uniform_key<T, B, D>(x[j], !m || m[j] != 0, lo_thr, hi_thr, lo_b, denom, edges, nbins);
 }
 
 // Counts the uniform bins of x[b, e) into out[0, nbins) (added), like keys_part.
