@@ -42,18 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import medfuse
-from _machine import cpu_name, emit
+from _machine import cpu_name, emit, median_time
 from medfuse.data import phantoms
-
-
-def _median_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def copy_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
@@ -75,7 +65,7 @@ def copy_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
         for w in workers:
             w.join()
 
-    return 2 * nbytes / _median_time(run, repeat) / 1e9
+    return 2 * nbytes / median_time(run, repeat) / 1e9
 
 
 def first_touch_bandwidth(threads: int, repeat: int, nbytes: int = 256 << 20) -> float:
@@ -106,7 +96,7 @@ def paired_times(fn: Callable[[], object], repeat: int, blocks: int) -> tuple[fl
         med = {}
         for n in ((1, 2) if k % 2 == 0 else (2, 1)):
             medfuse.set_num_threads(n)
-            med[n] = _median_time(fn, repeat)
+            med[n] = median_time(fn, repeat)
         t1.append(med[1])
         t2.append(med[2])
         ratio.append(med[1] / med[2])

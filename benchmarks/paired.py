@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import medfuse
-from _machine import cpu_name, emit
+from _machine import cpu_name, emit, median_time
 from medfuse.bench import cases as bc
 
 Fn = Callable[[], Any]
@@ -180,14 +180,7 @@ def _rows() -> list[Row]:
 def _block(fn: Fn, repeat: int, gap: float = 0.0, warmup: int = 2) -> float:
     if gap > 0:
         time.sleep(gap)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return median_time(fn, repeat, warmup)
 
 
 def measure(row: Row, threads: int, pairs: int, repeat: int, gap: float = 0.0, warmup: int = 2) -> dict[str, float]:

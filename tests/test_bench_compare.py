@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_compare", BENCH / "compare.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["bench_compare"] = mod  # dataclasses look their module up
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+from bench_scripts import BENCH, load_script
 
 
 def _bench(group, family, threads, median, label=None):
@@ -30,7 +15,7 @@ def _bench(group, family, threads, median, label=None):
 
 
 def test_worst_ratio_per_group(tmp_path, capsys):
-    cmp = _load()
+    cmp = load_script("compare")
     data = {"benchmarks": [
         _bench("a", "medfuse", 1, 2.0), _bench("a", "medfuse", 2, 1.0),
         _bench("a", "cv2", 1, 3.0, "cv2.Canny"), _bench("a", "cv2", 2, 0.5, "cv2.Canny"),  # 1.5x and 0.5x
@@ -53,18 +38,6 @@ def test_worst_ratio_per_group(tmp_path, capsys):
     assert cmp.main([str(path), "--fail-below", "0.4"]) == 0
 
 
-def _load_report():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["bench_report"] = mod
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
-
-
 def _run(active, supported, benchmarks, command):
     return {
         "datetime": "2026-12-06T18:00:00",
@@ -80,7 +53,7 @@ def _run(active, supported, benchmarks, command):
 
 
 def test_report_one_summary_per_cpu_kind():
-    rep = _load_report()
+    rep = load_script("report")
     fast = [_bench("a", "medfuse", 1, 2.0), _bench("a", "medfuse", 2, 1.0), _bench("a", "cv2", 2, 0.5, "cv2.Canny")]
     slow = [_bench("a", "medfuse", 1, 4.0), _bench("a", "medfuse", 2, 3.0), _bench("a", "cv2", 2, 0.6, "cv2.Canny")]
     full = ["baseline", "avx2", "avx512"]
@@ -102,7 +75,7 @@ def test_report_one_summary_per_cpu_kind():
 
 def test_report_names_reference_isa_limits():
     """A run under benchmarks/as_avx2.sh (references limited to AVX2 as well) is its own CPU kind and says so."""
-    rep = _load_report()
+    rep = load_script("report")
     rows = [_bench("a", "medfuse", 1, 2.0), _bench("a", "cv2", 1, 1.0, "cv2.Canny")]
     full = ["baseline", "avx2", "avx512"]
     limited = _run("avx2", full, rows, "run-avx2-limited")

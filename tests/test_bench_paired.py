@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_paired", BENCH / "paired.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["bench_paired"] = mod  # dataclasses look their module up
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+from bench_scripts import load_script
 
 
 def test_ratios_are_taken_per_pair_in_alternating_order(monkeypatch):
     pytest.importorskip("cv2")
-    paired = _load()
+    paired = load_script("paired")
     calls = []
 
     def mf():
@@ -56,7 +40,7 @@ def test_ratios_are_taken_per_pair_in_alternating_order(monkeypatch):
 
 def test_a_row_whose_results_differ_is_refused(monkeypatch):
     pytest.importorskip("cv2")
-    paired = _load()
+    paired = load_script("paired")
 
     def check(a, b):
         assert a == b, "results differ"
@@ -68,7 +52,7 @@ def test_a_row_whose_results_differ_is_refused(monkeypatch):
 
 def test_unknown_row_is_refused(capsys):
     pytest.importorskip("cv2")
-    paired = _load()
+    paired = load_script("paired")
     with pytest.raises(SystemExit):
         paired.main(["--rows", "nonsense"])
     assert "unknown rows ['nonsense']" in capsys.readouterr().err
