@@ -51,21 +51,15 @@ class Row:
 
 @contextmanager
 def pinned(threads: int) -> Iterator[None]:
-    """medfuse, OpenCV and PyTorch at ``threads``; restored afterwards."""
-    import cv2
-
-    saved_mf, saved_cv = medfuse.get_num_threads(), cv2.getNumThreads()
+    """medfuse and OpenCV (``medfuse.bench.cases.pinned_threads``) and PyTorch, if imported, at ``threads``."""
     torch = sys.modules.get("torch")
     saved_torch = torch.get_num_threads() if torch is not None else None
-    medfuse.set_num_threads(threads)
-    cv2.setNumThreads(threads)
     if torch is not None:
         torch.set_num_threads(threads)
     try:
-        yield
+        with bc.pinned_threads(threads):
+            yield
     finally:
-        medfuse.set_num_threads(saved_mf)
-        cv2.setNumThreads(saved_cv)
         if torch is not None and saved_torch is not None:
             torch.set_num_threads(saved_torch)
 
@@ -148,7 +142,7 @@ def _rows() -> list[Row]:
         return (lambda: medfuse.histogram(x, 256, (-4.0, 4.0))), (lambda: np.histogram(x, 256, (-4.0, 4.0)))
 
     def hist_check(a: Any, b: Any) -> None:
-        assert np.array_equal(np.asarray(a[0] if isinstance(a, tuple) else a), b[0]), "counts differ"
+        assert np.array_equal(a[0], b[0]), "counts differ"
 
     rows.append(Row("histogram", "histogram 4M float64 (standard normal), 256 bins over [-4, 4)",
                     "numpy.histogram (1 thread)", hist_make, hist_check))
@@ -184,8 +178,10 @@ def _block(fn: Fn, repeat: int, gap: float = 0.0, warmup: int = 2) -> float:
 
 
 def measure(row: Row, threads: int, pairs: int, repeat: int, gap: float = 0.0, warmup: int = 2) -> dict[str, float]:
+    import cv2  # noqa: F401  (imported before pinning, so that its thread count is set too)
+
+    mf, anchor = row.make(threads)  # first: it may import torch, whose thread count pinned() sets
     with pinned(threads):
-        mf, anchor = row.make(threads)
         row.check(mf(), anchor())
         t_mf, t_an, ratios = [], [], []
         for i in range(pairs):
